@@ -1,0 +1,79 @@
+"""Connections to the platform's PostgreSQL: the configured URL, or an embedded server started on demand.
+
+Every process that uses the same ``BENCHMARK_PLATFORM_HOME`` shares one embedded server (pgserver counts
+the processes holding it and stops it when the last one exits); its data directory survives restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, make_url
+
+from benchmark_platform import settings
+
+_lock = threading.Lock()
+_embedded_servers: dict[Path, object] = {}
+
+
+def _embedded_url(pgdata: Path) -> str:
+    import pgserver
+
+    with _lock:
+        server = _embedded_servers.get(pgdata)
+        if server is None:
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            _embedded_servers[pgdata] = server
+    return server.get_uri()
+
+
+def database_url() -> str:
+    """The raw PostgreSQL URL of the platform's database (starting the embedded server if needed)."""
+    url = settings.configured_database_url()
+    if url:
+        return url
+    return _embedded_url(settings.platform_home() / "pgdata")
+
+
+def with_driver(url: str, driver: str) -> str:
+    """Return ``url`` with the given SQLAlchemy driver (``psycopg`` for us, ``psycopg2`` for Dagster's storage)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"benchmark-platform needs PostgreSQL, got a {parsed.get_backend_name()!r} URL")
+    return parsed.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+
+
+def redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+_engines: dict[tuple[str, int], Engine] = {}
+
+
+def _engine_for(url: str, pool_size: int) -> Engine:
+    with _lock:
+        engine = _engines.get((url, pool_size))
+        if engine is None:
+            engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            _engines[(url, pool_size)] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection this process opened (tests, and forked workers)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose()
+
+
+def get_engine(url: str | None = None, *, pool_size: int = 5, migrate: bool = True) -> Engine:
+    """A pooled engine on the platform database; on first use an empty database is upgraded to head."""
+    engine = _engine_for(with_driver(url or database_url(), "psycopg"), pool_size)
+    if migrate:
+        from benchmark_platform.migrations import ensure_schema
+
+        ensure_schema(engine)
+    return engine

@@ -1,0 +1,10 @@
+"""Alembic environment: migrations run on the connection handed over by ``benchmark_platform.migrations``."""
+
+from alembic import context
+
+from benchmark_platform.orm import Base
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,144 @@
+"""The one interface every runner implements: a claimed config in, a validated measurement out.
+
+A runner raises ``RunnerError`` (with a message a person can act on) instead of returning a partial result;
+the worker turns that into the config's failure message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+METRIC_COLUMNS = (
+    "ttft_p50_ms",
+    "ttft_p90_ms",
+    "ttft_p99_ms",
+    "tpot_p50_ms",
+    "tpot_p90_ms",
+    "tpot_p99_ms",
+    "throughput_tokens_sec",
+    "rps_sustained",
+    "accuracy_score",
+    "gpu_utilization_pct",
+    "memory_used_gb",
+)
+
+
+class RunnerError(RuntimeError):
+    """A benchmark could not produce a trustworthy measurement; the message says why."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelFacts(_Frozen):
+    """What a runner needs to know of a model version (from `models` and `model_versions.model_config`)."""
+
+    name: str
+    version_key: str = Field(description="readable key, e.g. llama-3.1-8b@int4-awq")
+    artifact_uri: str
+    parameters: int = Field(gt=0)
+    quantization: Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
+    quantization_bits: int = Field(gt=0)
+    format: Literal["gguf", "gptq", "awq", "safetensors"]
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    baseline_accuracy: float | None = Field(default=None, ge=0, le=1)
+
+
+class HardwareFacts(_Frozen):
+    """One hardware config of the catalog, with the spec-sheet figures the roofline model uses."""
+
+    name: str
+    gpu_type: str
+    gpu_count: int = Field(gt=0)
+    vendor: Literal["nvidia", "amd"]
+    vram_per_gpu_gb: float = Field(gt=0)
+    memory_bandwidth_gbps: float = Field(gt=0, description="per GPU, GB/s")
+    fp16_tflops: float = Field(gt=0, description="dense FP16/BF16 per GPU")
+    fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 per GPU, where the chip has it")
+    int8_tops: float | None = Field(default=None, gt=0, description="dense INT8 per GPU, where the chip has it")
+    interconnect_bandwidth_gbps: float | None = Field(default=None, gt=0, description="per GPU, GB/s")
+
+
+class FrameworkFacts(_Frozen):
+    name: str
+    version: str
+    launch_command: str = Field(description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag}")
+    completions_path: str = "/v1/completions"
+    chat_completions_path: str = "/v1/chat/completions"
+    supports_ignore_eos: bool = True
+    prefill_efficiency: float = Field(gt=0, le=1, description="fraction of peak FLOPs reached in prefill")
+    decode_efficiency: float = Field(gt=0, le=1, description="fraction of peak bandwidth reached in decode")
+
+
+class WorkloadFacts(_Frozen):
+    """A use case seen as a load: typical lengths, its SLA and whether accuracy is scored."""
+
+    name: str
+    typical_input_tokens: int = Field(gt=0)
+    typical_output_tokens: int = Field(gt=0)
+    chat: bool = False
+    measure_accuracy: bool = False
+    sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
+    sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
+
+
+class RunSpec(_Frozen):
+    """A claimed config, fully resolved: everything needed to run it without touching the database."""
+
+    config_id: uuid.UUID | None = None
+    model: ModelFacts
+    hardware: HardwareFacts
+    framework: FrameworkFacts
+    workload: WorkloadFacts
+    batch_size: int = Field(gt=0)
+    sequence_length: int = Field(gt=0, description="prompt length in tokens")
+    seed: int = 0
+
+
+class Measurement(BaseModel):
+    """Every metric column of `benchmark_results`, validated, plus raw detail and the runner label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_p50_ms: float = Field(ge=0)
+    ttft_p90_ms: float = Field(ge=0)
+    ttft_p99_ms: float = Field(ge=0)
+    tpot_p50_ms: float = Field(ge=0)
+    tpot_p90_ms: float = Field(ge=0)
+    tpot_p99_ms: float = Field(ge=0)
+    throughput_tokens_sec: float = Field(gt=0)
+    rps_sustained: float = Field(gt=0)
+    accuracy_score: float | None = Field(default=None, ge=0, le=1)
+    gpu_utilization_pct: float | None = Field(default=None, ge=0, le=100)
+    memory_used_gb: float | None = Field(default=None, ge=0)
+    detailed_metrics: dict[str, Any] = Field(default_factory=dict)
+    runner: Literal["measured", "simulated"]
+
+    @model_validator(mode="after")
+    def _percentiles_ordered(self) -> Measurement:
+        for metric in ("ttft", "tpot"):
+            p50, p90, p99 = (getattr(self, f"{metric}_p{p}_ms") for p in (50, 90, 99))
+            if not p50 <= p90 <= p99:
+                raise ValueError(f"{metric} percentiles out of order: p50={p50} p90={p90} p99={p99}")
+        return self
+
+    def result_columns(self) -> dict[str, Any]:
+        """The values to insert into `benchmark_results` (metric columns, detail and label)."""
+        return self.model_dump(include=set(METRIC_COLUMNS) | {"detailed_metrics", "runner"})
+
+
+class Runner(Protocol):
+    """Runs one config. ``close`` releases what the runner keeps between configs (an inference server)."""
+
+    name: str
+
+    def run(self, spec: RunSpec) -> Measurement: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""A real PostgreSQL for every test: ``BENCHMARK_PLATFORM_DATABASE_URL`` if set, else an embedded server started
+once per test session. Each test gets its own database, cloned from a template migrated to head."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from benchmark_platform import database, migrations, settings
+
+TEMPLATE_DB = "bp_test_template"
+
+
+def _admin_engine(server_url: str) -> Engine:
+    return create_engine(database.with_driver(server_url, "psycopg"), isolation_level="AUTOCOMMIT")
+
+
+def _with_database(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the PostgreSQL server the tests use (external, or embedded for this session)."""
+    external = settings.configured_database_url()
+    if external:
+        yield external
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_database(server_url: str) -> str:
+    admin = _admin_engine(server_url)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {TEMPLATE_DB}"))
+    engine = create_engine(database.with_driver(_with_database(server_url, TEMPLATE_DB), "psycopg"))
+    migrations.upgrade(engine)
+    engine.dispose()
+    admin.dispose()
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def database_url(server_url: str, template_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh database at the schema head; the platform (and any subprocess) is pointed at it."""
+    name = f"bp_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine(server_url)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template_database}"))
+    url = _with_database(server_url, name)
+    monkeypatch.setenv(settings.DATABASE_URL_ENV, url)
+    yield url
+    database.dispose_engines()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    return database.get_engine(database_url)
+
+
+@pytest.fixture
+def platform_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
