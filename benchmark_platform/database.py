@@ -7,6 +7,7 @@ the processes holding it and stops it when the last one exits); its data directo
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, make_url
@@ -17,9 +18,17 @@ _lock = threading.Lock()
 _embedded_servers: dict[Path, object] = {}
 
 
-def _embedded_url(pgdata: Path) -> str:
-    import pgserver
+def import_pgserver():
+    # pgserver asks platformdirs for a runtime folder at import; where XDG_RUNTIME_DIR is unset (containers, CI)
+    # that warns about the /tmp fallback, which is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        import pgserver
+    return pgserver
 
+
+def _embedded_url(pgdata: Path) -> str:
+    pgserver = import_pgserver()
     with _lock:
         server = _embedded_servers.get(pgdata)
         if server is None:

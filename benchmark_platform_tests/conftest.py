@@ -30,9 +30,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    import pgserver
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    server = database.import_pgserver().get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 
@@ -79,3 +77,22 @@ def platform_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def dagster_instance(database_url: str, platform_home, monkeypatch: pytest.MonkeyPatch):
+    """A real Dagster instance, its storage in PostgreSQL beside the test's platform database, as `dev` sets it up."""
+    import dagster as dg
+
+    from benchmark_platform.instance import prepare_dagster_home
+
+    for name in ("DAGSTER_HOME", settings.DAGSTER_PG_URL_ENV):  # restored after the test
+        monkeypatch.setenv(name, "")
+    prepare_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+    storage_db = make_url(os.environ[settings.DAGSTER_PG_URL_ENV]).database
+    admin = _admin_engine(database_url)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{storage_db}" WITH (FORCE)'))
+    admin.dispose()

@@ -13,6 +13,8 @@ from sqlalchemy import Connection, Engine, text
 
 MIGRATIONS_DIR = Path(__file__).parent
 _MIGRATION_LOCK_KEY = 0x62656E63  # "benc": an arbitrary advisory-lock id owned by the migrator
+# Our own version table, so the schema can share a database with Dagster's storage (which has `alembic_version`).
+VERSION_TABLE = "benchmark_platform_alembic_version"
 _migrated: set[str] = set()
 
 
@@ -31,7 +33,7 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
 def _run(engine: Engine, action: str, revision: str) -> None:

@@ -1,0 +1,448 @@
+"""Reference catalogs: the GPU instances, inference frameworks and use cases the platform benchmarks.
+
+The facts live in versioned YAML files beside this module so a change is a reviewed diff, not a database edit.
+Each file is validated by the pydantic models below (unknown keys are errors, so a typo cannot silently drop a
+figure) and written to PostgreSQL by upserts keyed on the natural name: seeding twice leaves the same rows with
+the same ids, so benchmark results stay attached to their hardware, framework and use case.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import string
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects.postgresql import insert
+
+from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
+
+CATALOG_DIR = Path(__file__).parent
+HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
+FRAMEWORKS_FILE = CATALOG_DIR / "frameworks.yaml"
+USE_CASES_FILE = CATALOG_DIR / "use_cases.yaml"
+
+# Mirrors orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
+Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
+WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
+Vendor = Literal["nvidia", "amd"]
+CloudProvider = Literal["aws", "gcp", "azure"]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
+
+QUANTIZED = frozenset({"fp8", "int8", "int4"})
+LAUNCH_PLACEHOLDERS = frozenset({"model", "port", "tp", "max_model_len", "quantization_flag"})
+CRITERIA = ("ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy")
+
+
+class CatalogError(ValueError):
+    """A catalog file is unreadable or invalid; the message names the file and the offending entry."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    return sorted(value for value, count in Counter(values).items() if count > 1)
+
+
+# --- hardware --------------------------------------------------------------------------------------------------
+
+
+class GpuChipSpecs(_Frozen):
+    """Spec-sheet figures of one GPU model (per GPU; dense tensor throughput; null where the chip lacks a unit)."""
+
+    vendor: Vendor
+    memory_bandwidth_gbps: float = Field(gt=0)
+    fp16_tflops: float = Field(gt=0)
+    fp8_tflops: float | None = Field(gt=0)
+    int8_tops: float | None = Field(gt=0)
+    interconnect: str = Field(min_length=1)
+    interconnect_bandwidth_gbps: float = Field(gt=0)
+    tdp_watts: int = Field(gt=0)
+    source: str = Field(min_length=1)
+    as_of: date
+
+
+class HardwareSpecs(GpuChipSpecs):
+    """What ``hardware_configs.specs`` holds: the chip's figures plus where the prices come from."""
+
+    region: str = Field(min_length=1)
+    price_source: str = Field(min_length=1)
+    price_as_of: date
+
+
+class _Priced(_Frozen):
+    cost_per_hour_usd: float = Field(gt=0)
+    spot_cost_per_hour_usd: float | None = Field(gt=0)
+    spot_available: bool
+
+    @model_validator(mode="after")
+    def _spot_consistent(self) -> _Priced:
+        if self.spot_available != (self.spot_cost_per_hour_usd is not None):
+            raise ValueError("give spot_cost_per_hour_usd exactly when spot_available is true")
+        if self.spot_cost_per_hour_usd is not None and self.spot_cost_per_hour_usd >= self.cost_per_hour_usd:
+            raise ValueError(
+                f"spot price {self.spot_cost_per_hour_usd} is not below the on-demand price {self.cost_per_hour_usd}"
+            )
+        return self
+
+
+class HardwareInstance(_Priced):
+    """One entry of the catalog file's ``instances`` list; its GPU facts come from the ``gpus`` section."""
+
+    name: Slug
+    cloud_provider: CloudProvider
+    instance_type: str = Field(min_length=1)
+    gpu_type: str = Field(min_length=1)
+    gpu_count: int = Field(gt=0)
+
+
+class HardwareSpec(HardwareInstance):
+    """A cloud instance with its GPUs' spec-sheet figures: one row of ``hardware_configs``."""
+
+    vram_per_gpu_gb: int = Field(gt=0)
+    specs: HardwareSpecs
+
+    @property
+    def total_vram_gb(self) -> int:
+        return self.gpu_count * self.vram_per_gpu_gb
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "gpu_type": self.gpu_type,
+            "gpu_count": self.gpu_count,
+            "vram_per_gpu_gb": self.vram_per_gpu_gb,
+            "total_vram_gb": self.total_vram_gb,
+            "cost_per_hour_usd": self.cost_per_hour_usd,
+            "spot_cost_per_hour_usd": self.spot_cost_per_hour_usd,
+            "cloud_provider": self.cloud_provider,
+            "instance_type": self.instance_type,
+            "spot_available": self.spot_available,
+            "specs": self.specs.model_dump(mode="json"),
+        }
+
+
+class GpuEntry(GpuChipSpecs):
+    vram_gb: int = Field(gt=0)
+
+
+class CloudPricing(_Frozen):
+    region: str = Field(min_length=1)
+    price_source: str = Field(min_length=1)
+    price_as_of: date
+
+
+class _CatalogFile(_Frozen):
+    catalog_version: int = Field(gt=0)
+    source: str = Field(min_length=1)
+    as_of: date
+
+
+class HardwareCatalogFile(_CatalogFile):
+    """hardware.yaml: GPU models once, then the instances that carry them (so a chip's figures live in one place)."""
+
+    clouds: dict[CloudProvider, CloudPricing]
+    gpus: dict[str, GpuEntry]
+    instances: list[HardwareInstance] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> HardwareCatalogFile:
+        for index, instance in enumerate(self.instances):
+            if instance.gpu_type not in self.gpus:
+                raise ValueError(
+                    f"instances[{index}] ({instance.name}): gpu_type {instance.gpu_type!r} is not under gpus"
+                    f" (known: {', '.join(sorted(self.gpus))})"
+                )
+            if instance.cloud_provider not in self.clouds:
+                raise ValueError(
+                    f"instances[{index}] ({instance.name}): cloud {instance.cloud_provider!r} is not under clouds"
+                )
+        if duplicated := _duplicates([instance.name for instance in self.instances]):
+            raise ValueError(f"duplicate instance names: {', '.join(duplicated)}")
+        return self
+
+    def hardware(self) -> list[HardwareSpec]:
+        specs = []
+        for instance in self.instances:
+            chip = self.gpus[instance.gpu_type]
+            pricing = self.clouds[instance.cloud_provider]
+            specs.append(
+                HardwareSpec(
+                    **instance.model_dump(),
+                    vram_per_gpu_gb=chip.vram_gb,
+                    specs=HardwareSpecs(**chip.model_dump(exclude={"vram_gb"}), **pricing.model_dump()),
+                )
+            )
+        return specs
+
+
+# --- frameworks ------------------------------------------------------------------------------------------------
+
+
+class Efficiency(_Frozen):
+    """Fractions of peak the framework reaches: FLOPs in prefill, memory bandwidth in decode."""
+
+    prefill: float = Field(gt=0, le=1)
+    decode: float = Field(gt=0, le=1)
+
+
+class FrameworkSpec(_Frozen):
+    """An inference server: what it loads, how to launch it, how to call it. One row of ``inference_frameworks``."""
+
+    name: Slug
+    version: str = Field(min_length=1, max_length=50)
+    benchmark_by_default: bool
+    vendors: list[Vendor] = Field(min_length=1)
+    supports_quantizations: list[Quantization] = Field(min_length=1)
+    supports_formats: list[WeightFormat] = Field(min_length=1)
+    supports_streaming: bool
+    supports_ignore_eos: bool
+    completions_path: str = Field(pattern=r"^/")
+    chat_completions_path: str = Field(pattern=r"^/")
+    launch_command: str = Field(min_length=1)
+    quantization_flags: dict[Quantization | WeightFormat, str] = Field(default_factory=dict)
+    efficiency: Efficiency
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FrameworkSpec:
+        for field in ("vendors", "supports_quantizations", "supports_formats"):
+            if duplicated := _duplicates(getattr(self, field)):
+                raise ValueError(f"{field} lists {', '.join(duplicated)} more than once")
+        placeholders = {name for _, name, _, _ in string.Formatter().parse(self.launch_command) if name is not None}
+        if unknown := placeholders - LAUNCH_PLACEHOLDERS:
+            raise ValueError(
+                f"launch_command uses unknown placeholders {sorted(unknown)}; allowed: {sorted(LAUNCH_PLACEHOLDERS)}"
+            )
+        if "port" not in placeholders:
+            raise ValueError("launch_command must contain {port}")
+        supported = set(self.supports_quantizations) | set(self.supports_formats)
+        if unsupported := set(self.quantization_flags) - supported:
+            raise ValueError(f"quantization_flags names {sorted(unsupported)}, which the framework does not support")
+        return self
+
+    @property
+    def supports_quantization(self) -> bool:
+        return bool(QUANTIZED & set(self.supports_quantizations))
+
+    @property
+    def config_template(self) -> dict[str, Any]:
+        return {"launch_command": self.launch_command, "quantization_flags": dict(self.quantization_flags)}
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "supports_quantization": self.supports_quantization,
+            "supports_streaming": self.supports_streaming,
+            "capabilities": self.model_dump(
+                mode="json",
+                include={
+                    "benchmark_by_default",
+                    "vendors",
+                    "supports_quantizations",
+                    "supports_formats",
+                    "supports_ignore_eos",
+                    "completions_path",
+                    "chat_completions_path",
+                    "efficiency",
+                },
+            ),
+            "config_template": self.config_template,
+        }
+
+
+class FrameworksCatalogFile(_CatalogFile):
+    frameworks: list[FrameworkSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> FrameworksCatalogFile:
+        if duplicated := _duplicates([framework.name for framework in self.frameworks]):
+            raise ValueError(f"duplicate framework names: {', '.join(duplicated)}")
+        return self
+
+
+# --- use cases -------------------------------------------------------------------------------------------------
+
+
+class Sla(_Frozen):
+    """Latency targets at p90 in milliseconds; null means the use case sets none on that metric."""
+
+    ttft_p90_ms: float | None = Field(gt=0)
+    tpot_p90_ms: float | None = Field(gt=0)
+
+
+class UseCaseCharacteristics(_Frozen):
+    typical_input_tokens: int = Field(gt=0)
+    typical_output_tokens: int = Field(gt=0)
+    chat: bool
+    measure_accuracy: bool
+    sla: Sla
+
+
+class CriteriaWeights(_Frozen):
+    """Default ranking weights over the five criteria; non-negative and summing to 1."""
+
+    ttft_p90: float = Field(ge=0, le=1)
+    tpot_p90: float = Field(ge=0, le=1)
+    throughput: float = Field(ge=0, le=1)
+    cost_per_million_tokens: float = Field(ge=0, le=1)
+    accuracy: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> CriteriaWeights:
+        total = math.fsum(getattr(self, criterion) for criterion in CRITERIA)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"weights sum to {total:.6g}, not 1")
+        return self
+
+
+class UseCaseSpec(_Frozen):
+    """A workload with its typical shape, SLA and ranking weights. One row of ``use_case_taxonomy``."""
+
+    subcategory: Slug
+    category: Slug
+    pipeline_tag: Slug
+    characteristics: UseCaseCharacteristics
+    default_weights: CriteriaWeights
+
+    def to_row(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class UseCasesCatalogFile(_CatalogFile):
+    use_cases: list[UseCaseSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> UseCasesCatalogFile:
+        if duplicated := _duplicates([use_case.subcategory for use_case in self.use_cases]):
+            raise ValueError(f"duplicate use case subcategories: {', '.join(duplicated)}")
+        return self
+
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+_File = TypeVar("_File", bound=_CatalogFile)
+
+
+def error_location(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a readable field path, e.g. ``versions[2].quantization_bits``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _read_catalog(path: Path, file_model: type[_File]) -> _File:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(path, f"cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogError(path, f"malformed YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CatalogError(path, "expected a mapping at the top level")
+    try:
+        return file_model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{error_location(error['loc'])}: {error['msg']}" for error in exc.errors())
+        raise CatalogError(path, problems) from exc
+
+
+@functools.cache
+def _bundled(path: Path, file_model: type[_File]) -> _File:
+    return _read_catalog(path, file_model)
+
+
+def _catalog(default_path: Path, file_model: type[_File], path: Path | None) -> _File:
+    return _bundled(default_path, file_model) if path is None else _read_catalog(Path(path), file_model)
+
+
+def load_hardware(path: Path | None = None) -> list[HardwareSpec]:
+    """Every hardware config of the catalog (the bundled hardware.yaml unless ``path`` names another file)."""
+    return _catalog(HARDWARE_FILE, HardwareCatalogFile, path).hardware()
+
+
+def load_frameworks(path: Path | None = None) -> list[FrameworkSpec]:
+    """Every inference framework of the catalog (the bundled frameworks.yaml unless ``path`` names another file)."""
+    return list(_catalog(FRAMEWORKS_FILE, FrameworksCatalogFile, path).frameworks)
+
+
+def load_use_cases(path: Path | None = None) -> list[UseCaseSpec]:
+    """Every use case of the taxonomy (the bundled use_cases.yaml unless ``path`` names another file)."""
+    return list(_catalog(USE_CASES_FILE, UseCasesCatalogFile, path).use_cases)
+
+
+def catalog_versions() -> dict[str, int]:
+    """The ``catalog_version`` of each bundled catalog file, to report what a seed wrote."""
+    return {
+        "hardware": _catalog(HARDWARE_FILE, HardwareCatalogFile, None).catalog_version,
+        "frameworks": _catalog(FRAMEWORKS_FILE, FrameworksCatalogFile, None).catalog_version,
+        "use_cases": _catalog(USE_CASES_FILE, UseCasesCatalogFile, None).catalog_version,
+    }
+
+
+# --- seeding ---------------------------------------------------------------------------------------------------
+
+
+def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``, updating every column of a row whose ``key`` exists; ids are never changed."""
+    if not rows:
+        return 0
+    statement = insert(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[key], set_={column: statement.excluded[column] for column in rows[0] if column != key}
+    )
+    connection.execute(statement)
+    return len(rows)
+
+
+def _seed_hardware(connection: Connection) -> int:
+    return _upsert(connection, HardwareConfig.__table__, "name", [spec.to_row() for spec in load_hardware()])
+
+
+def _seed_frameworks(connection: Connection) -> int:
+    return _upsert(connection, InferenceFramework.__table__, "name", [spec.to_row() for spec in load_frameworks()])
+
+
+def _seed_use_cases(connection: Connection) -> int:
+    return _upsert(connection, UseCase.__table__, "subcategory", [spec.to_row() for spec in load_use_cases()])
+
+
+def seed_hardware(engine: Engine) -> int:
+    """Upsert the hardware catalog into ``hardware_configs``; returns the number of catalog rows."""
+    with engine.begin() as connection:
+        return _seed_hardware(connection)
+
+
+def seed_frameworks(engine: Engine) -> int:
+    """Upsert the framework catalog into ``inference_frameworks``; returns the number of catalog rows."""
+    with engine.begin() as connection:
+        return _seed_frameworks(connection)
+
+
+def seed_use_cases(engine: Engine) -> int:
+    """Upsert the use-case taxonomy into ``use_case_taxonomy``; returns the number of catalog rows."""
+    with engine.begin() as connection:
+        return _seed_use_cases(connection)
+
+
+def seed(engine: Engine) -> dict[str, int]:
+    """Upsert all three catalogs in one transaction; returns the number of catalog rows per table."""
+    with engine.begin() as connection:
+        return {
+            HardwareConfig.__tablename__: _seed_hardware(connection),
+            InferenceFramework.__tablename__: _seed_frameworks(connection),
+            UseCase.__tablename__: _seed_use_cases(connection),
+        }

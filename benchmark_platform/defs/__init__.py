@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per concern; ``benchmark_platform.definitions`` assembles them."""

@@ -1,0 +1,272 @@
+"""Model manifests: one YAML file per model, listing its architecture facts and its quantized versions.
+
+A manifest is validated in full before anything touches the database, so a bad file changes nothing; errors name
+the file and the field. Registering upserts the model by name and each version by (model, version), inside one
+transaction, so registering the same manifest twice is harmless and keeps ids stable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
+from benchmark_platform.orm import Model, ModelVersion
+
+EXAMPLE_MANIFESTS_DIR = Path(__file__).parent / "examples" / "models"
+
+# Storage bits per weight each quantization implies.
+QUANTIZATION_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4}
+# Formats that only store some quantizations (safetensors and gguf hold any).
+FORMAT_QUANTIZATIONS = {"awq": ("int4",), "gptq": ("int4", "int8")}
+# Weights plus about 20% for activations, CUDA context and framework buffers (before any KV cache).
+VRAM_OVERHEAD = 1.2
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be registered; ``path`` is the file and ``field`` the offending field."""
+
+    def __init__(self, path: Path | str, field: str, message: str) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.message = message
+        super().__init__(f"{self.path}: {field}: {message}")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ArchitectureFacts(_Frozen):
+    """The shape of the network, from the model's config.json; the roofline and KV-cache estimates need it."""
+
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    num_attention_heads: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    max_position_embeddings: int = Field(gt=0)
+    intermediate_size: int | None = Field(default=None, gt=0)
+    vocab_size: int | None = Field(default=None, gt=0)
+    baseline_accuracy: float | None = Field(default=None, ge=0, le=1, description="published score, 0..1")
+
+    @field_validator("num_kv_heads")
+    @classmethod
+    def _kv_heads_divide_heads(cls, value: int, info: ValidationInfo) -> int:
+        heads = info.data.get("num_attention_heads")
+        if heads is not None and heads % value:
+            raise ValueError(f"num_attention_heads ({heads}) is not a multiple of num_kv_heads ({value})")
+        return value
+
+
+class ModelVersionSpec(_Frozen):
+    """One servable artifact of the model: a quantization stored in a weight format."""
+
+    version: Slug
+    quantization: Quantization
+    quantization_bits: int = Field(gt=0)
+    format: WeightFormat
+    artifact_uri: str = Field(min_length=1)
+
+    @field_validator("quantization_bits")
+    @classmethod
+    def _bits_match_quantization(cls, value: int, info: ValidationInfo) -> int:
+        quantization = info.data.get("quantization")
+        if quantization is not None and QUANTIZATION_BITS[quantization] != value:
+            raise ValueError(f"{quantization} stores {QUANTIZATION_BITS[quantization]} bits per weight, not {value}")
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format_holds_quantization(cls, value: str, info: ValidationInfo) -> str:
+        quantization = info.data.get("quantization")
+        allowed = FORMAT_QUANTIZATIONS.get(value)
+        if quantization is not None and allowed is not None and quantization not in allowed:
+            raise ValueError(f"{value} checkpoints hold {' or '.join(allowed)} weights, not {quantization}")
+        return value
+
+
+class ModelManifest(_Frozen):
+    """A model and its versions, as registered by ``benchmark-platform register-model``."""
+
+    name: Slug
+    architecture: str = Field(min_length=1, max_length=100)
+    parameters: int = Field(gt=0)
+    base_model: str | None = Field(default=None, max_length=200)
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    architecture_facts: ArchitectureFacts
+    versions: list[ModelVersionSpec] = Field(min_length=1)
+
+    @field_validator("versions")
+    @classmethod
+    def _versions_unique(cls, versions: list[ModelVersionSpec]) -> list[ModelVersionSpec]:
+        counts = Counter(version.version for version in versions)
+        if duplicated := sorted(name for name, count in counts.items() if count > 1):
+            raise ValueError(f"version {', '.join(map(repr, duplicated))} is listed more than once")
+        return versions
+
+    def version_keys(self) -> list[str]:
+        return [version_key(self.name, version.version) for version in self.versions]
+
+
+def version_key(model_name: str, version: str) -> str:
+    """The readable key of a model version, e.g. ``llama-3.1-8b@int4-awq``."""
+    return f"{model_name}@{version}"
+
+
+def vram_requirement_gb(parameters: int, bits: int) -> float:
+    """GPU memory (GB) to hold the weights and runtime overhead: parameters x bits / 8 x 1.2 / 1e9."""
+    if parameters <= 0 or bits <= 0:
+        raise ValueError(f"parameters and bits must be positive, got {parameters} and {bits}")
+    return parameters * bits / 8 * VRAM_OVERHEAD / 1e9
+
+
+def load_manifest(path: Path | str) -> ModelManifest:
+    """Read and fully validate one manifest; raises ManifestError naming the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(path, "(file)", f"cannot read the manifest: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError(path, "(yaml)", f"malformed YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(path, "(document)", "expected a mapping with name, architecture, parameters, versions, ...")
+    try:
+        return ModelManifest.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        message = first["msg"]
+        if len(errors) > 1:
+            others = "; ".join(f"{error_location(error['loc'])}: {error['msg']}" for error in errors[1:])
+            message += f" (also {others})"
+        raise ManifestError(path, error_location(first["loc"]), message) from exc
+
+
+def load_manifests(paths: Iterable[Path | str]) -> list[ModelManifest]:
+    """Validate several manifests; a model defined by two files is an error (the second would silently win)."""
+    manifests: list[ModelManifest] = []
+    defined_in: dict[str, Path] = {}
+    for path in map(Path, paths):
+        manifest = load_manifest(path)
+        if manifest.name in defined_in:
+            raise ManifestError(path, "name", f"model {manifest.name!r} is also defined in {defined_in[manifest.name]}")
+        defined_in[manifest.name] = path
+        manifests.append(manifest)
+    return manifests
+
+
+def _register(connection: Connection, manifest: ModelManifest) -> list[str]:
+    models = Model.__table__
+    model_values = {
+        "name": manifest.name,
+        "architecture": manifest.architecture,
+        "parameters": manifest.parameters,
+        "base_model": manifest.base_model,
+        "metadata": manifest.metadata,
+        "tags": manifest.tags,
+    }
+    upsert_model = insert(models).values(model_values)
+    upsert_model = upsert_model.on_conflict_do_update(
+        index_elements=["name"],
+        set_={**{column: upsert_model.excluded[column] for column in model_values}, "updated_at": func.now()},
+    ).returning(models.c.id)
+    model_id = connection.execute(upsert_model).scalar_one()
+
+    model_config = manifest.architecture_facts.model_dump(mode="json")
+    version_rows = [
+        {
+            "model_id": model_id,
+            "version": version.version,
+            "quantization": version.quantization,
+            "quantization_bits": version.quantization_bits,
+            "format": version.format,
+            "artifact_uri": version.artifact_uri,
+            "model_config": model_config,
+            "vram_requirement_gb": vram_requirement_gb(manifest.parameters, version.quantization_bits),
+        }
+        for version in manifest.versions
+    ]
+    key_columns = ("model_id", "version")
+    upsert_versions = insert(ModelVersion.__table__).values(version_rows)
+    upsert_versions = upsert_versions.on_conflict_do_update(
+        index_elements=list(key_columns),
+        set_={column: upsert_versions.excluded[column] for column in version_rows[0] if column not in key_columns},
+    )
+    connection.execute(upsert_versions)
+    return manifest.version_keys()
+
+
+def register_models(engine: Engine, manifests: Iterable[ModelManifest]) -> list[str]:
+    """Upsert several models and their versions in one transaction; returns the version keys.
+
+    Versions missing from a manifest are kept: benchmark results may still point at them.
+    """
+    with engine.begin() as connection:
+        return [key for manifest in manifests for key in _register(connection, manifest)]
+
+
+def register_model(engine: Engine, manifest: ModelManifest) -> list[str]:
+    """Upsert one model and its versions in one transaction; returns the version keys ("name@version")."""
+    return register_models(engine, [manifest])
+
+
+def list_version_keys(connection: Connection) -> dict[str, uuid.UUID]:
+    """Every registered model version, readable key -> id, sorted by key."""
+    rows = connection.execute(
+        select(Model.name, ModelVersion.version, ModelVersion.id)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .order_by(Model.name, ModelVersion.version)
+    )
+    return {version_key(name, version): version_id for name, version, version_id in rows}
+
+
+def _as_uuid(ref: str | uuid.UUID) -> uuid.UUID | None:
+    if isinstance(ref, uuid.UUID):
+        return ref
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return None
+
+
+def resolve_model_version(connection: Connection, ref: str | uuid.UUID) -> uuid.UUID:
+    """The id of a model version given its id or readable key; LookupError (with close matches) when unknown."""
+    version_id = _as_uuid(ref)
+    if version_id is not None:
+        if connection.scalar(select(ModelVersion.id).where(ModelVersion.id == version_id)) is None:
+            raise LookupError(f"no model version has id {version_id}")
+        return version_id
+    name, _, version = str(ref).rpartition("@")
+    found = connection.scalar(
+        select(ModelVersion.id)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .where(Model.name == name, ModelVersion.version == version)
+    )
+    if found is not None:
+        return found
+    known = list_version_keys(connection)
+    close = difflib.get_close_matches(str(ref), known, n=5, cutoff=0.5)
+    if close:
+        hint = f"did you mean {', '.join(close)}?"
+    elif known:
+        hint = f"registered versions include {', '.join(list(known)[:10])}"
+    else:
+        hint = "no model versions are registered yet (benchmark-platform register-model MANIFEST.yaml)"
+    raise LookupError(f"unknown model version {str(ref)!r} (expected NAME@VERSION or a version id); {hint}")

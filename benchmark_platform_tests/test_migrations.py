@@ -1,0 +1,108 @@
+"""Alembic owns the schema: up, down to base and up again, and no drift between the migrations and the ORM."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from benchmark_platform import database, migrations
+from benchmark_platform.cli import main
+from benchmark_platform.orm import Base
+
+DESIGN_INDEXES = {
+    "benchmark_configs": {
+        "idx_benchmark_config_status_priority",
+        "idx_benchmark_config_model_status",
+        "idx_benchmark_config_stale_running",
+    },
+    "benchmark_results": {
+        "idx_benchmark_results_model_hardware_framework",
+        "idx_benchmark_results_latency_sla",
+        "idx_benchmark_results_date_workload",
+    },
+    "daily_model_stats": {"idx_daily_stats_model_date"},
+    "hardware_configs": {"idx_hardware_configs_vram_cost"},
+    "model_versions": {"idx_model_versions_vram_quantization"},
+    "model_rankings": {"idx_model_rankings_use_case"},
+    "model_use_cases": {"idx_recommended_models", "idx_models_use_cases_suitability"},
+}
+
+
+def _tables(engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def test_head_schema_matches_orm_models(engine):
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name == migrations.VERSION_TABLE)]
+    assert diff == []
+
+
+def test_every_design_index_exists_with_its_partial_predicate(engine):
+    inspector = inspect(engine)
+    for table, expected in DESIGN_INDEXES.items():
+        assert expected <= {ix["name"] for ix in inspector.get_indexes(table)}, table
+    with engine.connect() as conn:
+        definition = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_benchmark_config_status_priority'")
+        ).scalar_one()
+    assert "WHERE" in definition and "pending" in definition and "running" in definition
+
+
+def test_status_check_constraint_rejects_unknown_status(engine):
+    with pytest.raises(IntegrityError, match="status_known"), engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (name, architecture, parameters) VALUES ('m', 'llama', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
+                " vram_requirement_gb) SELECT id, 'v', 'fp16', 16, 'safetensors', 'hf://m', 1 FROM models"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO hardware_configs (name, gpu_type, gpu_count, vram_per_gpu_gb, total_vram_gb,"
+                " cost_per_hour_usd, cloud_provider, instance_type) VALUES ('h', 'L4', 1, 24, 24, 1, 'gcp', 'g2')"
+            )
+        )
+        conn.execute(text("INSERT INTO inference_frameworks (name, version) VALUES ('vllm', '0')"))
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+                " batch_size, sequence_length, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024, 'exploded'"
+                " FROM model_versions v, hardware_configs h, inference_frameworks f"
+            )
+        )
+
+
+def test_downgrade_to_base_and_upgrade_again(engine):
+    migrations.downgrade(engine, "base")
+    assert _tables(engine) <= {migrations.VERSION_TABLE}
+    assert migrations.current_revision(engine) is None
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision()
+    assert {t.name for t in Base.metadata.sorted_tables} <= _tables(engine)
+
+
+def test_first_use_upgrades_an_empty_database(engine, database_url):
+    migrations.downgrade(engine, "base")
+    database.dispose_engines()
+    fresh = database.get_engine(database_url)
+    assert migrations.current_revision(fresh) == migrations.head_revision()
+
+
+def test_db_commands(database_url):
+    runner = CliRunner()
+    down = runner.invoke(main, ["db", "downgrade", "base"])
+    assert down.exit_code != 0 and "--yes" in down.output
+    assert runner.invoke(main, ["db", "downgrade", "base", "--yes"]).exit_code == 0
+    result = runner.invoke(main, ["db", "current"])
+    assert "current: base (empty)" in result.output
+    result = runner.invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"at revision {migrations.head_revision()}" in result.output
