@@ -30,6 +30,11 @@ class RunnerError(RuntimeError):
     """A benchmark could not produce a trustworthy measurement; the message says why."""
 
 
+class RunInterrupted(RunnerError):
+    """The run was asked to stop (``should_stop`` turned true, e.g. on SIGTERM) before it finished; nothing was
+    measured, so the worker may release the config without counting an attempt."""
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -70,6 +75,10 @@ class FrameworkFacts(_Frozen):
     name: str
     version: str
     launch_command: str = Field(description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag}")
+    quantization_flags: dict[str, str] = Field(
+        default_factory=dict,
+        description="format or quantization (awq, gptq, fp8...) -> launch flag, e.g. --quantization awq",
+    )
     completions_path: str = "/v1/completions"
     chat_completions_path: str = "/v1/chat/completions"
     supports_ignore_eos: bool = True

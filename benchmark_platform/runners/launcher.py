@@ -1,0 +1,180 @@
+"""Starts an inference server from its framework's catalog launch command, waits until it is healthy, streams its
+log to a logger and stops it cleanly (SIGTERM to its process group, SIGKILL after a grace period)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunnerError
+
+HEALTH_PATHS = ("/health", "/v1/models")
+LOG_TAIL_LINES = 40
+URI_PREFIXES_TO_STRIP = ("hf://", "file://")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on ``host`` (the server binds it moments later; a clash fails the start clearly)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def model_argument(artifact_uri: str) -> str:
+    """What the server's command line takes for a model: a Hugging Face id or a local path."""
+    for prefix in URI_PREFIXES_TO_STRIP:
+        if artifact_uri.startswith(prefix):
+            return artifact_uri[len(prefix) :]
+    return artifact_uri
+
+
+def build_launch_command(
+    framework: FrameworkFacts, model: ModelFacts, tensor_parallel: int, port: int, max_model_len: int
+) -> list[str]:
+    """The argv of the framework's launch template, filled in; the quantization flag is looked up by format
+    (awq, gptq, gguf) first, then by quantization (fp8, int8...), and is empty when neither is listed."""
+    flag = framework.quantization_flags.get(model.format) or framework.quantization_flags.get(model.quantization, "")
+    try:
+        line = framework.launch_command.format(
+            model=shlex.quote(model_argument(model.artifact_uri)),
+            port=port,
+            tp=tensor_parallel,
+            max_model_len=max_model_len,
+            quantization_flag=flag,
+        )
+    except (KeyError, IndexError) as error:
+        raise RunnerError(f"launch command of {framework.name} has an unknown placeholder: {error}") from error
+    argv = shlex.split(line)
+    if not argv:
+        raise RunnerError(f"launch command of {framework.name} is empty")
+    search_path = os.pathsep.join(filter(None, [os.environ.get("PATH"), os.path.dirname(sys.executable)]))
+    executable = shutil.which(argv[0], path=search_path)
+    if executable is None:
+        raise RunnerError(f"cannot start {framework.name}: `{argv[0]}` is not installed (not found on PATH)")
+    return [executable, *argv[1:]]
+
+
+class ServerProcess:
+    """One running inference server; ``start`` blocks until healthy, ``stop`` is idempotent."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        base_url: str,
+        log: logging.Logger | Any | None = None,
+        name: str = "server",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.argv = argv
+        self.base_url = base_url.rstrip("/")
+        self.log = log or logging.getLogger("benchmark_platform.inference_server")
+        self.name = name
+        self.env = env
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout_seconds: float) -> None:
+        self.log.info(f"starting {self.name}: {shlex.join(self.argv)}")
+        self._process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # its own process group: stop() reaches the workers it spawns too
+            env=None if self.env is None else os.environ | self.env,
+        )
+        self._reader = threading.Thread(target=self._stream_log, name=f"{self.name}-log", daemon=True)
+        self._reader.start()
+        try:
+            self._wait_healthy(timeout_seconds)
+        except BaseException:
+            self.stop()
+            raise
+        self.log.info(f"{self.name} is healthy at {self.base_url}")
+
+    def _stream_log(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            line = line.rstrip()
+            self.log_tail.append(line)
+            self.log.info(f"[{self.name}] {line}")
+
+    def _wait_healthy(self, timeout_seconds: float) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + timeout_seconds
+        pause = 0.05
+        with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
+            while True:
+                code = self._process.poll()
+                if code is not None:
+                    if self._reader is not None:
+                        self._reader.join(timeout=2)  # collect its last words for the message
+                    raise RunnerError(f"{self.name} exited with code {code} during startup; {self._tail_text()}")
+                for path in HEALTH_PATHS:
+                    try:
+                        if client.get(path).status_code == 200:
+                            return
+                    except httpx.HTTPError:
+                        break  # not listening yet
+                if time.monotonic() >= deadline:
+                    raise RunnerError(f"{self.name} not healthy after {timeout_seconds:g} s; {self._tail_text()}")
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def _tail_text(self) -> str:
+        tail = " | ".join(list(self.log_tail)[-5:])
+        return f"last log lines: {tail}" if tail else "no log output"
+
+    def stop(self, grace_seconds: float = 30.0) -> int | None:
+        """SIGTERM the server's process group, SIGKILL it after ``grace_seconds``; returns the exit code."""
+        process, self._process = self._process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            self._signal_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.log.warning(f"{self.name} ignored SIGTERM for {grace_seconds:g} s; killing it")
+                self._signal_group(process, signal.SIGKILL)
+                process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self.log.info(f"{self.name} stopped (exit code {process.returncode})")
+        return process.returncode
+
+    @staticmethod
+    def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def served_model_name(base_url: str, timeout_seconds: float = 10.0) -> str:
+    """The first model id the server lists at /v1/models (what requests must name)."""
+    try:
+        response = httpx.get(f"{base_url.rstrip('/')}/v1/models", timeout=timeout_seconds, trust_env=False)
+        response.raise_for_status()
+        return str(response.json()["data"][0]["id"])
+    except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
+        raise RunnerError(f"cannot read the served model from {base_url}/v1/models: {error}") from error

@@ -1,0 +1,573 @@
+"""Load generator for OpenAI-compatible streaming servers, measuring as vLLM's serving benchmark does.
+
+Per request, from the moment it goes on the wire (the client's own request building is excluded and reported
+apart): TTFT = first content chunk − send; ITL = gaps between content chunks; E2E = end of stream − send;
+TPOT = (E2E − TTFT) / (output tokens − 1). Output tokens come from the server's ``usage`` when it reports it
+(``stream_options.include_usage``), else one per content chunk. Per run: percentiles over successful requests
+(numpy linear interpolation), output throughput = output tokens / wall time of the measured window, goodput =
+requests meeting the SLA per second. Warm-up requests are excluded; they also calibrate the prompt length against
+the server's own token count. The client watches its own event-loop lag and warns when it may be the bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import platform
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+import benchmark_platform
+from benchmark_platform.runners import accuracy
+from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInterrupted, RunnerError
+from benchmark_platform.runners.gpu_monitor import GpuSampler
+from benchmark_platform.runners.stats import PERCENTILE_METHOD, summarize
+
+# Common English words that are one token in the Llama 3, Mistral and GPT tokenizers (with their leading space).
+PROMPT_WORDS = (
+    "the of and to in is was for on that with as by at from his her which are this be had not but have were an or "
+    "one all their there been has will more would when who so can said what about out up them into time only new "
+    "some could these two may first then do any like my now over such our man me even most made after also did many "
+    "before must through back years where much your way well down should because each just those people how too "
+    "little state good very make world still own see men work long get here between both life being under never day "
+    "same another know while last might us great old year off come since against go came right used take three"
+).split()
+PROMPT_POOL_SIZE = 64
+LAG_SAMPLE_INTERVAL_SECONDS = 0.01
+LAG_WARNING_MS = 5.0
+ACCURACY_MAX_TOKENS = 16
+_JSON_HEADERS = {"content-type": "application/json"}
+STOP_POLL_SECONDS = 0.05
+# httpcore scans its whole pool on every request event, so one client's cost per request grows with its connection
+# count (encode/httpx#3215); small pools keep the client's per-request work flat at high concurrency.
+CONNECTIONS_PER_CLIENT = 16
+
+
+class LoadSettings(BaseModel):
+    """How to load one endpoint. ``num_requests`` or ``duration_seconds`` bounds the run (the first reached wins).
+    With ``request_rate`` arrivals are open-loop Poisson at that rate, ``concurrency`` then caps requests in flight."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is dropped)")
+    model: str = Field(min_length=1)
+    input_tokens: int = Field(gt=0)
+    output_tokens: int = Field(ge=2, description="TPOT needs at least two output tokens")
+    concurrency: int = Field(default=1, gt=0)
+    num_requests: int | None = Field(default=100, gt=0)
+    duration_seconds: float | None = Field(default=None, gt=0)
+    request_rate: float | None = Field(default=None, gt=0, description="requests/s, open loop (Poisson)")
+    warmup_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="unmeasured requests sent together first; None = one per concurrent user, "
+        "which also opens every pooled connection so the measured window sees no connection set-up",
+    )
+    chat: bool = False
+    ignore_eos: bool = True
+    include_usage: bool = True
+    completions_path: str = "/v1/completions"
+    chat_completions_path: str = "/v1/chat/completions"
+    request_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_error_fraction: float = Field(default=0.05, ge=0, le=1)
+    sla_ttft_ms: float | None = Field(default=None, gt=0)
+    sla_tpot_ms: float | None = Field(default=None, gt=0)
+    accuracy_tasks: int = Field(default=0, ge=0, description="exact-match tasks to score after the load; 0 = none")
+    seed: int = 0
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_root(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        value = value.rstrip("/")
+        return value.removesuffix("/v1")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LoadSettings:
+        if self.num_requests is None and self.duration_seconds is None:
+            raise ValueError("give num_requests or duration_seconds, or the run never ends")
+        return self
+
+    @property
+    def path(self) -> str:
+        return self.chat_completions_path if self.chat else self.completions_path
+
+
+# httpcore trace events that mark the request's first byte leaving for the network (a new connection, or headers
+# on a kept-alive one): the clock starts there, so the client's own request building is not counted as latency.
+_ON_THE_WIRE_EVENTS = frozenset({"connection.connect_tcp.started", "http11.send_request_headers.started"})
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request's raw timings (perf_counter seconds): ``queued`` when the client began building it, ``sent`` when
+    it went on the wire."""
+
+    queued: float
+    sent: float = 0.0
+    token_times: list[float] = field(default_factory=list)
+    ended: float = 0.0
+    output_tokens: int = 0
+    prompt_tokens: int | None = None
+    usage_reported: bool = False
+    error: str | None = None
+    text: str = ""
+
+    @property
+    def ttft(self) -> float:
+        return self.token_times[0] - self.sent
+
+    @property
+    def e2e(self) -> float:
+        return self.ended - self.sent
+
+    @property
+    def tpot(self) -> float | None:
+        return (self.e2e - self.ttft) / (self.output_tokens - 1) if self.output_tokens > 1 else None
+
+
+@dataclass
+class LoadRun:
+    """What one run produced before summarizing: measured requests, the window, the client's own health."""
+
+    records: list[RequestRecord]
+    wall_seconds: float
+    prompt_words: int
+    warmup_prompt_tokens: int | None
+    loop_lag_seconds: list[float]
+    client_cpu_seconds: float
+    accuracy_correct: int | None = None
+    accuracy_total: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Prompts:
+    """Distinct prompts of a given length in words: a numbered prefix defeats prefix caching between requests."""
+
+    def __init__(self, words: int, seed: int) -> None:
+        rng = random.Random(seed)
+        body_words = max(words - 1, 1)
+        self._bodies = [" ".join(rng.choices(PROMPT_WORDS, k=body_words)) for _ in range(PROMPT_POOL_SIZE)]
+
+    def __getitem__(self, index: int) -> str:
+        return f"{index % 1000} {self._bodies[index % PROMPT_POOL_SIZE]}"
+
+
+def _payload(settings: LoadSettings, prompt: str, max_tokens: int, ignore_eos: bool, include_usage: bool) -> dict:
+    payload: dict[str, Any] = {"model": settings.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}
+    if settings.chat:
+        payload["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        payload["prompt"] = prompt
+    if ignore_eos:
+        payload["ignore_eos"] = True
+    if include_usage:
+        payload["stream_options"] = {"include_usage": True}
+    return payload
+
+
+async def send_streaming(
+    client: httpx.AsyncClient, path: str, payload: dict, timeout: float, keep_text: bool = False
+) -> RequestRecord:
+    """Send one streaming request and time it; failures are recorded in ``error``, never raised."""
+    clock = time.perf_counter
+    record = RequestRecord(queued=clock())
+    token_times = record.token_times
+    finished = False
+
+    async def on_the_wire(event: str, info: dict) -> None:
+        if not record.sent and event in _ON_THE_WIRE_EVENTS:
+            record.sent = clock()
+
+    content = json.dumps(payload).encode()
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            client.stream(
+                "POST", path, content=content, headers=_JSON_HEADERS, extensions={"trace": on_the_wire}
+            ) as response,
+        ):
+            if response.status_code != 200:
+                body = (await response.aread()).decode(errors="replace")[:300]
+                record.error = f"HTTP {response.status_code}: {body}"
+                return record
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators and SSE comments
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    finished = True  # read on to the end of the body so the connection goes back to the pool
+                    continue
+                now = clock()
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    record.error = f"server error in stream: {str(chunk['error'])[:300]}"
+                    return record
+                choices = chunk.get("choices")
+                if choices:
+                    choice = choices[0]
+                    text = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
+                    if text:
+                        token_times.append(now)
+                        if keep_text:
+                            record.text += text
+                usage = chunk.get("usage")
+                if usage:
+                    record.usage_reported = True
+                    record.output_tokens = int(usage.get("completion_tokens") or 0)
+                    record.prompt_tokens = usage.get("prompt_tokens")
+    except TimeoutError:
+        record.error = f"timed out after {timeout:g} s"
+    except json.JSONDecodeError as error:
+        record.error = f"malformed stream chunk: {error}"
+    except httpx.HTTPError as error:
+        record.error = f"{type(error).__name__}: {error}"
+    finally:
+        record.ended = clock()
+        record.sent = record.sent or record.queued
+    if record.error is None:
+        if not finished:
+            record.error = "stream ended without [DONE] (truncated)"
+        elif not token_times:
+            record.error = "stream carried no tokens"
+        elif not record.usage_reported:
+            record.output_tokens = len(token_times)
+    return record
+
+
+async def _sample_loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    """How late the event loop wakes up a sleeper: a busy client delays every timestamp it takes by as much."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(LAG_SAMPLE_INTERVAL_SECONDS)
+        samples.append(max(0.0, loop.time() - before - LAG_SAMPLE_INTERVAL_SECONDS))
+
+
+class _Load:
+    """The load of one run, spread over ``clients`` (request or user ``i`` uses client ``i mod len(clients)``)."""
+
+    def __init__(self, settings: LoadSettings, clients: list[httpx.AsyncClient]) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.include_usage = settings.include_usage
+        self.warnings: list[str] = []
+
+    def payload(self, prompt: str) -> dict:
+        settings = self.settings
+        return _payload(settings, prompt, settings.output_tokens, settings.ignore_eos, self.include_usage)
+
+    async def send(self, prompt: str, shard: int) -> RequestRecord:
+        client = self.clients[shard % len(self.clients)]
+        return await send_streaming(client, self.settings.path, self.payload(prompt), self._timeout)
+
+    @property
+    def _timeout(self) -> float:
+        return self.settings.request_timeout_seconds
+
+    async def warm_up(self) -> tuple[int, int | None]:
+        """Send the warm-up requests; return the prompt length in words that gives ``input_tokens`` on this server
+        and the prompt tokens the server reported for the warm-up prompt."""
+        settings = self.settings
+        words = settings.input_tokens
+        count = settings.concurrency if settings.warmup_requests is None else settings.warmup_requests
+        if count == 0:
+            return words, None
+        probe = _Prompts(words, settings.seed - 1)
+        records = await asyncio.gather(*(self.send(probe[i], i) for i in range(count)))
+        if records[0].error and records[0].error.startswith(("HTTP 400", "HTTP 422")) and self.include_usage:
+            self.include_usage = False  # some servers reject stream_options; count tokens from chunks instead
+            self.warnings.append("server rejected stream_options.include_usage; output tokens counted from chunks")
+            records = await asyncio.gather(*(self.send(probe[i], i) for i in range(count)))
+        failed = [record.error for record in records if record.error]
+        if failed:
+            raise RunnerError(f"warm-up request failed against {settings.base_url}{settings.path}: {failed[0]}")
+        reported = records[0].prompt_tokens
+        if reported:
+            words = max(1, words + settings.input_tokens - int(reported))
+        return words, reported
+
+    async def closed_loop(self, prompts: _Prompts) -> list[RequestRecord]:
+        """``concurrency`` users, each sending its next request as soon as the previous one ends."""
+        settings = self.settings
+        records: list[RequestRecord] = []
+        deadline = time.perf_counter() + settings.duration_seconds if settings.duration_seconds else None
+        issued = 0
+
+        async def user(number: int) -> None:
+            nonlocal issued
+            while settings.num_requests is None or issued < settings.num_requests:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return
+                index = issued
+                issued += 1
+                records.append(await self.send(prompts[index], number))
+
+        await asyncio.gather(*(user(number) for number in range(settings.concurrency)))
+        return records
+
+    async def open_loop(self, prompts: _Prompts) -> list[RequestRecord]:
+        """Poisson arrivals at ``request_rate``; ``concurrency`` caps how many are in flight."""
+        settings = self.settings
+        assert settings.request_rate is not None
+        rng = random.Random(settings.seed)
+        in_flight = asyncio.Semaphore(settings.concurrency)
+        started = time.perf_counter()
+        due = started
+        tasks: list[asyncio.Task[RequestRecord]] = []
+
+        async def limited(index: int) -> RequestRecord:
+            async with in_flight:
+                return await self.send(prompts[index], index)
+
+        index = 0
+        while settings.num_requests is None or index < settings.num_requests:
+            if settings.duration_seconds is not None and due - started >= settings.duration_seconds:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(limited(index)))
+            index += 1
+            due += rng.expovariate(settings.request_rate)
+        return list(await asyncio.gather(*tasks))
+
+    async def score_accuracy(self, count: int) -> tuple[int, int]:
+        """Ask the bundled exact-match tasks through the same endpoint, greedy, ending at end-of-sequence."""
+        tasks = accuracy.generate_tasks(count, self.settings.seed)
+        gate = asyncio.Semaphore(self.settings.concurrency)
+
+        async def ask(index: int, task: accuracy.AccuracyTask) -> RequestRecord:
+            payload = _payload(self.settings, task.prompt, ACCURACY_MAX_TOKENS, False, self.include_usage)
+            client = self.clients[index % len(self.clients)]
+            async with gate:
+                return await send_streaming(client, self.settings.path, payload, self._timeout, keep_text=True)
+
+        records = await asyncio.gather(*(ask(index, task) for index, task in enumerate(tasks)))
+        failed = [record.error for record in records if record.error]
+        if failed:
+            raise RunnerError(f"{len(failed)} of {count} accuracy requests failed: {failed[0]}")
+        return sum(accuracy.is_correct(r.text, t.answer) for r, t in zip(records, tasks, strict=True)), count
+
+
+async def run_load(settings: LoadSettings, gpu: GpuSampler | None = None) -> LoadRun:
+    """Warm up, apply the load (sampling ``gpu`` during it), then score accuracy if asked; raises RunnerError when
+    the endpoint cannot be measured."""
+    limits = httpx.Limits(max_connections=settings.concurrency + 1, max_keepalive_connections=settings.concurrency + 1)
+    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=min(10.0, settings.request_timeout_seconds))
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=settings.base_url, limits=limits, timeout=timeout, trust_env=False)
+            )
+            for _ in range(math.ceil(settings.concurrency / CONNECTIONS_PER_CLIENT))
+        ]
+        load = _Load(settings, clients)
+        words, warmup_prompt_tokens = await load.warm_up()
+        prompts = _Prompts(words, settings.seed)
+        lag: list[float] = []
+        stop_lag = asyncio.Event()
+        lag_task = asyncio.create_task(_sample_loop_lag(lag, stop_lag))
+        cpu_before, started = time.process_time(), time.perf_counter()
+        try:
+            with gpu or contextlib.nullcontext():
+                records = await (load.open_loop(prompts) if settings.request_rate else load.closed_loop(prompts))
+        finally:
+            stop_lag.set()
+            await lag_task
+        wall = max((record.ended for record in records), default=started) - started
+        cpu = time.process_time() - cpu_before
+        run = LoadRun(
+            records=records,
+            wall_seconds=wall,
+            prompt_words=words,
+            warmup_prompt_tokens=warmup_prompt_tokens,
+            loop_lag_seconds=lag,
+            client_cpu_seconds=cpu,
+            warnings=load.warnings,
+        )
+        _check_errors(run, settings)
+        if settings.accuracy_tasks:
+            run.accuracy_correct, run.accuracy_total = await load.score_accuracy(settings.accuracy_tasks)
+        return run
+
+
+def _check_errors(run: LoadRun, settings: LoadSettings) -> None:
+    errors = [record.error for record in run.records if record.error]
+    if not run.records:
+        raise RunnerError("no request was sent (the duration ended before the first one)")
+    if len(errors) == len(run.records) or len(errors) > settings.max_error_fraction * len(run.records):
+        raise RunnerError(
+            f"{len(errors)} of {len(run.records)} requests failed "
+            f"(threshold {settings.max_error_fraction:.0%}); first error: {errors[0]}"
+        )
+
+
+def _percentile_columns(prefix: str, summary: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_p{p}_ms": summary[f"p{p}"] for p in (50, 90, 99)}
+
+
+def build_measurement(
+    run: LoadRun,
+    settings: LoadSettings,
+    gpu_utilization_pct: float | None = None,
+    memory_used_gb: float | None = None,
+    extra_detail: dict[str, Any] | None = None,
+) -> Measurement:
+    """The validated measurement of a finished run (pure: no I/O)."""
+    completed = [record for record in run.records if record.error is None]
+    errors = [record.error for record in run.records if record.error]
+    if not completed:
+        raise RunnerError(f"no request completed; first error: {errors[0] if errors else 'none sent'}")
+    ttft = np.array([record.ttft for record in completed])
+    tpot = np.array([record.tpot for record in completed if record.tpot is not None])
+    itl = np.concatenate([np.diff(record.token_times) for record in completed])
+    e2e = np.array([record.e2e for record in completed])
+    if tpot.size == 0:
+        raise RunnerError("no request returned more than one token, so TPOT is undefined (is max_tokens honoured?)")
+    output_tokens = sum(record.output_tokens for record in completed)
+    wall = run.wall_seconds
+    meets_sla = np.ones(len(completed), dtype=bool)
+    tpot_or_zero = np.array([record.tpot or 0.0 for record in completed])
+    if settings.sla_ttft_ms is not None:
+        meets_sla &= ttft * 1e3 <= settings.sla_ttft_ms
+    if settings.sla_tpot_ms is not None:
+        meets_sla &= tpot_or_zero * 1e3 <= settings.sla_tpot_ms
+    lag = summarize(run.loop_lag_seconds, 1e3)
+    warnings = list(run.warnings)
+    if lag and lag["p99"] > LAG_WARNING_MS:
+        warnings.append(
+            f"client event loop lagged (p99 {lag['p99']:.1f} ms): client-side timings may be inflated; "
+            "lower the concurrency or spread the load over more client processes"
+        )
+    short = sum(record.output_tokens < settings.output_tokens for record in completed)
+    if short:
+        warnings.append(
+            f"{short} of {len(completed)} requests returned fewer than {settings.output_tokens} tokens "
+            "(ignore_eos not honoured?)"
+        )
+    prompt_tokens = [record.prompt_tokens for record in completed if record.prompt_tokens]
+    ttft_ms, tpot_ms = summarize(ttft, 1e3), summarize(tpot, 1e3)
+    assert ttft_ms is not None and tpot_ms is not None
+    detail: dict[str, Any] = {
+        "runner_name": "openai",
+        "endpoint": f"{settings.base_url}{settings.path}",
+        "served_model": settings.model,
+        "load": settings.model_dump(exclude={"base_url", "model"}),
+        "ttft_ms": ttft_ms,
+        "tpot_ms": tpot_ms,
+        "itl_ms": summarize(itl, 1e3),
+        "e2e_ms": summarize(e2e, 1e3),
+        "percentile_method": PERCENTILE_METHOD,
+        "completed_requests": len(completed),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "output_tokens_total": output_tokens,
+        "token_count_source": "usage" if all(record.usage_reported for record in completed) else "chunks",
+        "mean_prompt_tokens": float(np.mean(prompt_tokens)) if prompt_tokens else None,
+        "prompt_words": run.prompt_words,
+        "warmup_prompt_tokens": run.warmup_prompt_tokens,
+        "wall_seconds": wall,
+        "goodput_rps": float(meets_sla.sum()) / wall,
+        "sla": {"ttft_ms": settings.sla_ttft_ms, "tpot_ms": settings.sla_tpot_ms},
+        "client": {
+            "event_loop_lag_ms": lag,
+            "request_build_ms": summarize([record.sent - record.queued for record in completed], 1e3),
+            "cpu_seconds": run.client_cpu_seconds,
+            "cpu_fraction_of_one_core": run.client_cpu_seconds / wall if wall else None,
+        },
+        "accuracy": {"correct": run.accuracy_correct, "tasks": run.accuracy_total},
+        "tool_versions": {
+            "benchmark_platform": benchmark_platform.__version__,
+            "httpx": httpx.__version__,
+            "python": platform.python_version(),
+        },
+        "warnings": warnings,
+    }
+    detail.update(extra_detail or {})
+    return Measurement(
+        **_percentile_columns("ttft", ttft_ms),
+        **_percentile_columns("tpot", tpot_ms),
+        throughput_tokens_sec=output_tokens / wall,
+        rps_sustained=len(completed) / wall,
+        accuracy_score=run.accuracy_correct / run.accuracy_total if run.accuracy_total else None,
+        gpu_utilization_pct=gpu_utilization_pct,
+        memory_used_gb=memory_used_gb,
+        detailed_metrics=detail,
+        runner="measured",
+    )
+
+
+def _event_loop_runner() -> tuple[asyncio.Runner, str]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner(), "asyncio"
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop), f"uvloop {uvloop.__version__}"
+
+
+def measure_endpoint(
+    settings: LoadSettings,
+    should_stop: Callable[[], bool] | None = None,
+    extra_detail: dict[str, Any] | None = None,
+) -> Measurement:
+    """Run the load against ``settings.base_url`` with GPU sampling; blocks. ``should_stop`` (polled every 50 ms)
+    cancels the run and raises ``RunInterrupted``."""
+
+    gpu = GpuSampler()
+
+    async def supervised() -> LoadRun:
+        work = asyncio.create_task(run_load(settings, gpu))
+        while not work.done():
+            await asyncio.wait({work}, timeout=STOP_POLL_SECONDS)
+            if should_stop is not None and should_stop() and not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+                raise RunInterrupted("load run stopped before it finished")
+        return work.result()
+
+    runner, loop_name = _event_loop_runner()
+    with runner:
+        run = runner.run(supervised())
+    detail = {"gpu": gpu.samples.as_dict()} | (extra_detail or {})
+    measurement = build_measurement(
+        run, settings, gpu.samples.mean_utilization_pct, gpu.samples.peak_memory_used_gb, detail
+    )
+    measurement.detailed_metrics["tool_versions"]["event_loop"] = loop_name
+    return measurement
+
+
+def flat_figures(measurement: Measurement) -> dict[str, Any]:
+    """One flat object: the benchmark_results metric columns, then the extra figures (for ``--json``)."""
+    detail = measurement.detailed_metrics
+    figures: dict[str, Any] = {column: getattr(measurement, column) for column in METRIC_COLUMNS}
+    figures["runner"] = measurement.runner
+    for name in ("itl_ms", "e2e_ms"):
+        summary = detail.get(name) or {}
+        figures |= {f"{name[:-3]}_p{p}_ms": summary.get(f"p{p}") for p in (50, 90, 99)}
+        figures[f"{name[:-3]}_mean_ms"] = summary.get("mean")
+    for key in (
+        "goodput_rps",
+        "completed_requests",
+        "errors",
+        "output_tokens_total",
+        "mean_prompt_tokens",
+        "wall_seconds",
+        "token_count_source",
+        "warnings",
+    ):
+        figures[key] = detail.get(key)
+    lag = (detail.get("client") or {}).get("event_loop_lag_ms") or {}
+    figures["client_loop_lag_p99_ms"] = lag.get("p99")
+    return figures

@@ -1,0 +1,201 @@
+"""The roofline model and the simulated runner: physical sense, determinism, honest labels."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from benchmark_platform.runners import (
+    FrameworkFacts,
+    HardwareFacts,
+    ModelFacts,
+    RunInterrupted,
+    RunnerError,
+    RunSpec,
+    WorkloadFacts,
+    get_runner,
+    roofline,
+)
+from benchmark_platform.runners.simulated import QUANTIZATION_ACCURACY_PENALTY
+
+H100 = HardwareFacts(
+    name="aws-h100-sxm-x1",
+    gpu_type="H100-SXM",
+    gpu_count=1,
+    vendor="nvidia",
+    vram_per_gpu_gb=80,
+    memory_bandwidth_gbps=3350,
+    fp16_tflops=989,
+    fp8_tflops=1979,
+    int8_tops=1979,
+    interconnect_bandwidth_gbps=450,
+)
+VLLM = FrameworkFacts(
+    name="vllm",
+    version="0.6.3",
+    launch_command="vllm serve {model} --port {port} --tensor-parallel-size {tp}",
+    prefill_efficiency=0.6,
+    decode_efficiency=0.8,
+)
+CHATBOT = WorkloadFacts(
+    name="chatbot",
+    typical_input_tokens=512,
+    typical_output_tokens=256,
+    chat=True,
+    measure_accuracy=True,
+    sla_ttft_p90_ms=500,
+    sla_tpot_p90_ms=50,
+)
+
+
+def llama_8b(quantization: str = "bf16", bits: int = 16, fmt: str = "safetensors", **overrides) -> ModelFacts:
+    facts = dict(
+        name="llama-3.1-8b",
+        version_key=f"llama-3.1-8b@{quantization}",
+        artifact_uri="hf://meta-llama/Llama-3.1-8B-Instruct",
+        parameters=8_030_000_000,
+        quantization=quantization,
+        quantization_bits=bits,
+        format=fmt,
+        num_layers=32,
+        hidden_size=4096,
+        num_kv_heads=8,
+        head_dim=128,
+        baseline_accuracy=0.80,
+    )
+    return ModelFacts(**(facts | overrides))
+
+
+LLAMA_70B = ModelFacts(
+    name="llama-3.1-70b",
+    version_key="llama-3.1-70b@fp8",
+    artifact_uri="hf://meta-llama/Llama-3.1-70B-Instruct",
+    parameters=70_600_000_000,
+    quantization="fp8",
+    quantization_bits=8,
+    format="safetensors",
+    num_layers=80,
+    hidden_size=8192,
+    num_kv_heads=8,
+    head_dim=128,
+    baseline_accuracy=0.86,
+)
+
+
+def make_spec(**overrides) -> RunSpec:
+    fields = dict(
+        model=llama_8b(), hardware=H100, framework=VLLM, workload=CHATBOT, batch_size=8, sequence_length=512, seed=1
+    )
+    return RunSpec(**(fields | overrides))
+
+
+def estimate(spec: RunSpec) -> roofline.RooflineEstimate:
+    return roofline.estimate(spec.model, spec.hardware, spec.framework, spec.batch_size, spec.sequence_length, 256)
+
+
+def test_more_bandwidth_lowers_tpot():
+    slow = estimate(make_spec(hardware=H100.model_copy(update={"memory_bandwidth_gbps": 2000})))
+    fast = estimate(make_spec())
+    assert fast.tpot_seconds < slow.tpot_seconds
+    assert fast.decode_bound == "memory"
+
+
+def test_larger_batch_raises_throughput_and_tpot():
+    small, large = estimate(make_spec(batch_size=1)), estimate(make_spec(batch_size=64))
+    assert large.output_tokens_per_second > 5 * small.output_tokens_per_second
+    assert large.tpot_seconds > small.tpot_seconds
+    assert large.ttft_seconds[-1] > small.ttft_seconds[-1]
+
+
+def test_int4_beats_fp16_on_decode():
+    fp16 = estimate(make_spec(model=llama_8b("fp16", 16)))
+    int4 = estimate(make_spec(model=llama_8b("int4", 4, "awq")))
+    assert int4.tpot_seconds < 0.5 * fp16.tpot_seconds
+
+
+def test_bigger_model_is_slower_on_the_same_gpu():
+    h200 = H100.model_copy(update={"name": "h200", "vram_per_gpu_gb": 141, "memory_bandwidth_gbps": 4800})
+    small = estimate(make_spec(model=llama_8b("fp8", 8), hardware=h200))
+    big = estimate(make_spec(model=LLAMA_70B, hardware=h200))
+    assert big.tpot_seconds > 5 * small.tpot_seconds
+    assert big.ttft_seconds[0] > 5 * small.ttft_seconds[0]
+
+
+def test_tensor_parallel_speeds_up_but_pays_the_interconnect():
+    one = estimate(make_spec(model=LLAMA_70B, hardware=H100.model_copy(update={"gpu_count": 2})))
+    four = estimate(make_spec(model=LLAMA_70B, hardware=H100.model_copy(update={"gpu_count": 4})))
+    pcie = estimate(
+        make_spec(model=LLAMA_70B, hardware=H100.model_copy(update={"gpu_count": 4, "interconnect_bandwidth_gbps": 8}))
+    )
+    assert four.tpot_seconds < one.tpot_seconds
+    assert four.tpot_seconds > one.tpot_seconds / 2  # all-reduces keep scaling sub-linear
+    assert pcie.tpot_seconds > four.tpot_seconds
+
+
+def test_batch_8b_h100_is_in_the_published_range():
+    """Llama 3.1 8B BF16 on one H100 decodes a single stream at roughly 6-8 ms per token (vLLM, TensorRT-LLM)."""
+    single = estimate(make_spec(batch_size=1))
+    assert 0.005 < single.tpot_seconds < 0.009
+
+
+def test_prefill_grows_quadratically_with_long_prompts():
+    short = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 1024)[0]
+    long = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 32768)[0]
+    assert long > 1.5 * short
+
+
+def test_config_that_does_not_fit_fails_cleanly():
+    small_gpu = H100.model_copy(update={"vram_per_gpu_gb": 24, "name": "l4"})
+    with pytest.raises(roofline.DoesNotFitError):
+        estimate(make_spec(model=LLAMA_70B, hardware=small_gpu))
+    with pytest.raises(RunnerError, match="does not fit"):
+        get_runner("simulated").run(make_spec(model=LLAMA_70B, hardware=small_gpu))
+
+
+def test_simulated_measurement_is_deterministic_ordered_and_labelled():
+    runner = get_runner("simulated")
+    first, second = runner.run(make_spec()), runner.run(make_spec())
+    assert first == second
+    assert first.runner == "simulated"
+    assert first.ttft_p50_ms <= first.ttft_p90_ms <= first.ttft_p99_ms
+    assert first.tpot_p50_ms < first.tpot_p90_ms < first.tpot_p99_ms
+    assert first.throughput_tokens_sec == pytest.approx(first.rps_sustained * 256)
+    assert set(first.result_columns()) >= {"ttft_p50_ms", "throughput_tokens_sec", "runner", "detailed_metrics"}
+    assert first.detailed_metrics["roofline"]["decode_bound"] == "memory"
+    other_seed = runner.run(make_spec(seed=2))
+    assert other_seed.ttft_p50_ms != first.ttft_p50_ms
+    assert other_seed.ttft_p50_ms == pytest.approx(first.ttft_p50_ms, rel=0.1)  # small noise only
+    assert get_runner("simulated", seed=2).run(make_spec()) == other_seed
+
+
+def test_accuracy_is_baseline_minus_quantization_penalty_or_none():
+    int4 = get_runner("simulated").run(make_spec(model=llama_8b("int4", 4, "awq")))
+    assert int4.accuracy_score == pytest.approx(0.80 - QUANTIZATION_ACCURACY_PENALTY["int4"])
+    unknown = get_runner("simulated").run(make_spec(model=llama_8b(baseline_accuracy=None)))
+    assert unknown.accuracy_score is None
+    not_scored = get_runner("simulated").run(make_spec(workload=CHATBOT.model_copy(update={"measure_accuracy": False})))
+    assert not_scored.accuracy_score is None
+
+
+def test_simulate_seconds_spends_wall_time_and_stops_promptly():
+    started = time.monotonic()
+    get_runner("simulated", simulate_seconds=0.2).run(make_spec())
+    assert time.monotonic() - started >= 0.2
+
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(RunInterrupted):
+        get_runner("simulated", simulate_seconds=30, should_stop=stop.is_set).run(make_spec())
+    assert time.monotonic() - started < 1
+
+
+def test_bad_runner_name_or_option_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown runner"):
+        get_runner("magic")
+    with pytest.raises(ValueError, match="bad options"):
+        get_runner("simulated", warp_speed=True)
+    with pytest.raises(ValueError, match="simulate_seconds"):
+        get_runner("simulated", simulate_seconds=-1)
