@@ -1,29 +1,148 @@
-"""The main job end to end on the local instance: what `benchmark-platform demo` runs."""
+"""The main job end to end on the local instance: what `benchmark-platform demo` runs.
+
+Catalogs and the bundled model versions are materialized, the new-version sensor ticks (adding a partition per
+version), the benchmark job runs for the demo's versions on a multiprocess executor (replicas per GPU pool in
+parallel, simulated runner), then the day's stats and the rankings. Everything lands in the Dagster instance that
+`benchmark-platform dev` opens.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import BaseModel, Field
 
+from benchmark_platform import database, manifests, queue
 from benchmark_platform.definitions import defs
+from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
+from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import reference_assets
+from benchmark_platform.defs.sensors import new_model_version_sensor
 from benchmark_platform.instance import prepare_dagster_home
+from benchmark_platform.progress import ProgressReporter
+from benchmark_platform.ranking import store
+
+# One version of each bundled model, on one hardware config per GPU family: a matrix a laptop drains in minutes.
+DEMO_VERSIONS = ("llama-3.1-8b@int4-awq", "qwen2.5-7b@bf16", "llama-3.1-70b@fp8")
+DEMO_HARDWARE = (
+    "gcp-l4-x1",
+    "aws-l40s-x1",
+    "gcp-a100-80gb-x1",
+    "gcp-h100-sxm-x1",
+    "gcp-h100-sxm-x8",
+    "azure-mi300x-x8",
+)
 
 
-def _materialize(instance: dg.DagsterInstance, assets, echo: Callable[[str], None], **kwargs) -> dg.ExecuteInJobResult:
-    result = dg.materialize(assets, instance=instance, resources=defs.resources, raise_on_error=True, **kwargs)
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        counts = {k: v.value for k, v in materialization.metadata.items() if isinstance(v, dg.IntMetadataValue)}
-        echo(f"  materialized {materialization.asset_key.to_user_string()}: {counts}")
-    return result
+class DemoOptions(BaseModel):
+    versions: Sequence[str] = DEMO_VERSIONS
+    hardware: Sequence[str] = DEMO_HARDWARE
+    replicas_per_pool: int = Field(2, ge=1, le=16)
+    max_concurrent_steps: int = Field(4, ge=1, le=64)
+    simulate_seconds: float = Field(0.0, ge=0)
 
 
-def run_demo(echo: Callable[[str], None] = print) -> None:
-    """Seed the catalogs and register the bundled model versions through Dagster, on the persistent instance."""
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI keeps the full event log
+
+
+def tick_new_version_sensor(instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """One evaluation of the sensor, applied as the daemon would: partitions added, run requests returned."""
+    with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
+        result = new_model_version_sensor(context)
+    if isinstance(result, dg.SkipReason):
+        return []
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return list(result.run_requests or [])
+
+
+def _run_benchmarks(instance, key: str, options: DemoOptions, echo: Callable[[str], None]) -> None:
+    engine = database.get_engine()
+    with engine.connect() as conn:
+        version_id = manifests.resolve_model_version(conn, key)
+    done = threading.Event()
+
+    def watch() -> None:
+        with ProgressReporter(f"benchmarking {key}", echo=echo) as reporter:
+            while not done.wait(0.5):
+                progress = queue.progress(engine, version_id)
+                reporter.update(completed=progress.by_status.get("completed", 0), total=progress.total)
+            progress = queue.progress(engine, version_id)
+            reporter.update(completed=progress.by_status.get("completed", 0), total=progress.total)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = execute_benchmark_run(
+            instance,
+            key,
+            local_benchmark_run_config(
+                hardware=options.hardware,
+                replicas_per_pool=options.replicas_per_pool,
+                max_concurrent_steps=options.max_concurrent_steps,
+                simulate_seconds=options.simulate_seconds,
+            )
+            | QUIET,
+        )
+    finally:
+        done.set()
+        watcher.join()
+    if not result.success:
+        raise RuntimeError(f"benchmark run {result.run_id} for {key} failed; see `benchmark-platform dev` for its logs")
+
+
+def _print_top(echo: Callable[[str], None], top: int = 3) -> None:
+    engine = database.get_engine()
+    use_cases = store.load_use_cases(engine)
+    results = store.load_results_frame(engine, workload_types=[u.subcategory for u in use_cases])
+    from benchmark_platform.ranking import rank_use_cases
+
+    echo("\nTop configurations per use case (SIMULATED numbers: roofline model, no GPU measured):")
+    for name, ranking in sorted(rank_use_cases(results, use_cases).items()):
+        echo(f"  {name}")
+        for row in ranking.configurations.head(top).itertuples():
+            echo(
+                f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name} bs{row.batch_size}: "
+                f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, {row.throughput_tokens_sec:.0f} tok/s, "
+                f"${row.cost_per_million_tokens:.2f}/Mtok ({row.price_basis})"
+            )
+        if ranking.configurations.empty:
+            echo("    no configuration meets the SLA")
+
+
+def run_demo(echo: Callable[[str], None] = print, options: DemoOptions | None = None) -> None:
+    options = options or DemoOptions()
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # the UI keeps every event; the terminal gets a summary
     home = prepare_dagster_home()
-    echo(f"Dagster instance: {home}")
+    echo(f"Dagster instance: {home} (open it with `benchmark-platform dev`)")
     with dg.DagsterInstance.get() as instance:
-        echo("1/1 reference catalogs and example models")
-        _materialize(instance, reference_assets, echo)
+        echo("1/4 reference catalogs and the bundled model versions")
+        result = dg.materialize(reference_assets, instance=instance, resources=defs.resources, run_config=QUIET)
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            counts = {k: v.value for k, v in materialization.metadata.items() if isinstance(v, dg.IntMetadataValue)}
+            echo(f"    {materialization.asset_key.to_user_string()}: {counts}")
+
+        requests = tick_new_version_sensor(instance)
+        known = model_versions_partitions.get_partition_keys(dynamic_partitions_store=instance)
+        echo(f"2/4 sensor tick: {len(requests)} new model versions requested; {len(known)} partitions in all")
+        unknown = sorted(set(options.versions) - set(known))
+        if unknown:
+            raise ValueError(f"unknown model versions {unknown}; registered: {', '.join(sorted(known))}")
+
+        echo(f"3/4 benchmarks of {len(options.versions)} versions on {len(options.hardware)} GPU pools")
+        for key in options.versions:
+            _run_benchmarks(instance, key, options, echo)
+
+        today = datetime.now(UTC).date().isoformat()
+        echo(f"4/4 daily stats ({today}) and rankings")
+        refreshed = defs.resolve_job_def(ranking_refresh_job.name).execute_in_process(
+            instance=instance, partition_key=today, raise_on_error=True, run_config=QUIET
+        )
+        for event in refreshed.get_asset_check_evaluations():
+            echo(f"    check {event.check_name}: {'passed' if event.passed else 'FAILED'}")
+    _print_top(echo)

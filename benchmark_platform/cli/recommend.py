@@ -1,0 +1,212 @@
+"""`benchmark-platform recommend`: the best configurations for a use case under the user's constraints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import pandas as pd
+
+from benchmark_platform import database
+from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
+from benchmark_platform.ranking import CRITERIA, Constraints, Recommendation, rank_use_case, recommend
+from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
+from benchmark_platform.ranking.store import load_results_frame, load_use_cases
+
+_CONSTRAINT_OPTIONS = {
+    "max_ttft_p90_ms": "--max-ttft-p90-ms",
+    "max_tpot_p90_ms": "--max-tpot-p90-ms",
+    "max_cost_per_mtok": "--max-cost-per-mtok",
+    "hardware": "--hardware",
+    "model_version": "--model-version",
+}
+_TABLE_COLUMNS = {
+    "rank": "rank",
+    "score": "score",
+    "version_key": "version",
+    "hardware_name": "hardware",
+    "framework_name": "framework",
+    "batch_size": "batch",
+    "ttft_p90_ms": "TTFT p90 ms",
+    "tpot_p90_ms": "TPOT p90 ms",
+    "throughput_tokens_sec": "tok/s",
+    "cost_per_million_tokens": "$/Mtok",
+    "price_basis": "price",
+    "accuracy_score": "accuracy",
+    "pareto": "pareto",
+    "simulated": "simulated",
+}
+
+
+def _payload(recommendation: Recommendation) -> dict[str, Any]:
+    ranking = recommendation.ranking
+    results = []
+    for _, row in recommendation.configurations.iterrows():
+        results.append(
+            {
+                "rank": int(row["rank"]),
+                "score": float(row["score"]),
+                "pareto": bool(row["pareto"]),
+                "simulated": bool(row["simulated"]),
+                "model_name": row["model_name"],
+                **configuration_summary(row),
+                "criteria": configuration_breakdown(row, ranking.weights),
+                "accuracy_imputed": bool(row["accuracy_imputed"]),
+                "why": row["why"],
+            }
+        )
+    return {
+        "use_case": ranking.use_case.subcategory,
+        "sla": {"ttft_p90_ms": ranking.use_case.sla_ttft_p90_ms, "tpot_p90_ms": ranking.use_case.sla_tpot_p90_ms},
+        "weights": ranking.weights,
+        "considered": ranking.considered,
+        "excluded": ranking.excluded,
+        "ranked": len(ranking.configurations),
+        "constraints": recommendation.constraints.model_dump(mode="json", exclude_defaults=True),
+        "matching": recommendation.matching,
+        "removed_by_constraint": recommendation.removed_by,
+        "most_restrictive_constraint": recommendation.most_restrictive,
+        "simulated": bool(recommendation.configurations["simulated"].any()),
+        "notes": list(ranking.notes),
+        "results": results,
+    }
+
+
+def _table(configurations: pd.DataFrame) -> str:
+    table = configurations[list(_TABLE_COLUMNS)].rename(columns=_TABLE_COLUMNS)
+    formats = {
+        "score": "{:.3f}".format,
+        "TTFT p90 ms": "{:.1f}".format,
+        "TPOT p90 ms": "{:.2f}".format,
+        "tok/s": "{:.0f}".format,
+        "$/Mtok": "{:.3f}".format,
+        "accuracy": "{:.3f}".format,
+        "pareto": lambda flag: "yes" if flag else "no",
+        "simulated": lambda flag: "SIMULATED" if flag else "measured",
+    }
+    return table.to_string(index=False, formatters=formats, na_rep="-")
+
+
+def _print_text(recommendation: Recommendation) -> None:
+    ranking = recommendation.ranking
+    use_case = ranking.use_case
+    excluded = ranking.excluded
+    sla = ", ".join(
+        f"{label} <= {value:g} ms"
+        for label, value in (("TTFT p90", use_case.sla_ttft_p90_ms), ("TPOT p90", use_case.sla_tpot_p90_ms))
+        if value is not None
+    )
+    click.echo(
+        f"use case {use_case.subcategory}: {len(ranking.configurations)} of {ranking.considered} configurations "
+        f"ranked (SLA {sla or 'none'}: {excluded['sla_total']} excluded; {excluded['incomplete']} incomplete)"
+    )
+    click.echo(
+        "weights: " + ", ".join(f"{CRITERIA[key].label} {weight:.2f}" for key, weight in ranking.weights.items())
+    )
+    for note in ranking.notes:
+        click.echo(f"note: {note}")
+    constraints = recommendation.constraints.model_dump(exclude_defaults=True)
+    if constraints:
+        shown = ", ".join(f"{key}={value}" for key, value in constraints.items())
+        click.echo(f"constraints: {shown} -> {recommendation.matching} of {len(ranking.configurations)} match")
+    if recommendation.configurations.empty:
+        return
+    click.echo("")
+    click.echo(_table(recommendation.configurations))
+    click.echo("")
+    for position, (_, row) in enumerate(recommendation.configurations.iterrows(), start=1):
+        click.echo(
+            f"{position}. {row['version_key']} on {row['hardware_name']} / {row['framework_name']}: {row['why']}"
+        )
+    simulated = int(recommendation.configurations["simulated"].sum())
+    if simulated:
+        click.echo(
+            f"\nWARNING: {simulated} of these {len(recommendation.configurations)} results are simulated "
+            "(runner=simulated: roofline estimates, not measurements)."
+        )
+
+
+def _nothing_found(recommendation: Recommendation) -> str:
+    ranking = recommendation.ranking
+    if ranking.considered == 0:
+        return f"no benchmark results for use case {ranking.use_case.subcategory} yet"
+    if ranking.configurations.empty:
+        return (
+            f"none of the {ranking.considered} configurations of {ranking.use_case.subcategory} meets its SLA "
+            f"or has complete metrics (excluded: {json.dumps(ranking.excluded)})"
+        )
+    culprit = recommendation.most_restrictive
+    removed = ", ".join(
+        f"{_CONSTRAINT_OPTIONS[name]} removes {count}" for name, count in recommendation.removed_by.items()
+    )
+    return (
+        f"no configuration meets all the constraints ({removed} of {len(ranking.configurations)}); "
+        f"the most restrictive is {_CONSTRAINT_OPTIONS[culprit] if culprit else 'their combination'}"
+    )
+
+
+@main.command("recommend")
+@click.option("--use-case", "use_case", required=True, help="Use case key (use_case_taxonomy.subcategory).")
+@click.option("--max-ttft-p90-ms", type=click.FloatRange(min=0, min_open=True), help="Highest acceptable TTFT p90.")
+@click.option("--max-tpot-p90-ms", type=click.FloatRange(min=0, min_open=True), help="Highest acceptable TPOT p90.")
+@click.option(
+    "--max-cost-per-mtok",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Highest acceptable USD per million output tokens.",
+)
+@click.option(
+    "--hardware",
+    "hardware",
+    multiple=True,
+    help="Only hardware whose name or GPU type contains this (case-insensitive; repeatable, any may match).",
+)
+@click.option("--model-version", "model_versions", multiple=True, help="Only this version key (repeatable).")
+@click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="How many to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
+def recommend_command(
+    use_case: str,
+    max_ttft_p90_ms: float | None,
+    max_tpot_p90_ms: float | None,
+    max_cost_per_mtok: float | None,
+    hardware: tuple[str, ...],
+    model_versions: tuple[str, ...],
+    top: int,
+    as_json: bool,
+) -> None:
+    """Print the best configurations for a use case that meet the given constraints, and why each ranks where it does.
+
+    Configurations are ranked by TOPSIS over the use case's weighted criteria (TTFT p90, TPOT p90, throughput,
+    cost per million output tokens, accuracy) after dropping those that break its SLA; the constraints then
+    filter that ranking. Exits 1 when nothing meets them (saying which constraint removed the most), 2 for an
+    unknown use case.
+
+    Example: benchmark-platform recommend --use-case chatbot --max-ttft-p90-ms 300 --hardware H100 --top 5
+    """
+    engine = database.get_engine()
+    use_cases = {criteria.subcategory: criteria for criteria in load_use_cases(engine)}
+    if use_case not in use_cases:
+        known = ", ".join(sorted(use_cases)) or "none (run `benchmark-platform seed` first)"
+        fail(f"unknown use case {use_case!r}; known use cases: {known}")
+    constraints = Constraints(
+        max_ttft_p90_ms=max_ttft_p90_ms,
+        max_tpot_p90_ms=max_tpot_p90_ms,
+        max_cost_per_mtok=max_cost_per_mtok,
+        hardware=hardware,
+        model_versions=model_versions,
+    )
+    ranking = rank_use_case(load_results_frame(engine, workload_types=[use_case]), use_cases[use_case])
+    recommendation = recommend(ranking, constraints, top)
+    found = not recommendation.configurations.empty
+    if as_json:
+        payload = _payload(recommendation)
+        if not found:
+            payload["message"] = _nothing_found(recommendation)
+        click.echo(json.dumps(payload, indent=2, default=json_value))
+    else:
+        _print_text(recommendation)
+        if not found:
+            click.echo(_nothing_found(recommendation))
+    if not found:
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,117 @@
+"""Daily stats and TOPSIS rankings: the answers users come for, refreshed from the latest results."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+
+from benchmark_platform.defs.partitions import daily_partitions
+from benchmark_platform.defs.resources import PlatformDatabase
+from benchmark_platform.ranking import store
+
+GROUP = "analytics"
+TOP_SHOWN = 5
+TOP_COLUMNS = [
+    "rank",
+    "score",
+    "version_key",
+    "hardware_name",
+    "framework_name",
+    "batch_size",
+    "ttft_p90_ms",
+    "tpot_p90_ms",
+    "throughput_tokens_sec",
+    "cost_per_million_tokens",
+    "pareto",
+    "simulated",
+]
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name=GROUP,
+    kinds={"postgres", "pandas"},
+    deps=[dg.AssetDep("benchmark_results", partition_mapping=dg.AllPartitionMapping())],
+    description="Per model and UTC day: averages, p95 latency, benchmark counts, per-hardware/framework breakdowns.",
+)
+def daily_model_stats(context: dg.AssetExecutionContext, database: PlatformDatabase) -> dg.MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    frame = store.refresh_daily_stats(database.get_engine(), day)
+    shown = frame.drop(columns=["aggregated_metrics", "model_id"], errors="ignore")
+    return dg.MaterializeResult(
+        metadata={
+            "models": dg.MetadataValue.int(len(frame)),
+            "benchmarks": dg.MetadataValue.int(int(frame["total_benchmarks"].sum()) if len(frame) else 0),
+            "stats": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "no results that day"),
+        }
+    )
+
+
+class RankingConfig(dg.Config):
+    """Which results to rank and how long the rankings stay valid (a day's partition ranks results up to now)."""
+
+    lookback_days: int | None = None
+    ttl_hours: float = 48.0
+
+
+def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
+    shown = configurations.head(top)[TOP_COLUMNS].copy()
+    for column in ("score", "ttft_p90_ms", "tpot_p90_ms", "throughput_tokens_sec", "cost_per_million_tokens"):
+        shown[column] = shown[column].astype(float).round(3 if column == "score" else 1)
+    return shown.to_markdown(index=False)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "model_rankings",
+            group_name=GROUP,
+            kinds={"postgres"},
+            deps=["daily_model_stats"],
+            description="TOPSIS rank of every model per use case (its best deployable configuration).",
+        ),
+        dg.AssetSpec(
+            "model_use_cases",
+            group_name=GROUP,
+            kinds={"postgres"},
+            deps=["daily_model_stats"],
+            description="Suitability of each model for each use case, with the recommended models flagged.",
+        ),
+    ],
+    partitions_def=daily_partitions,
+)
+def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database: PlatformDatabase):
+    since = date.today() - timedelta(days=config.lookback_days) if config.lookback_days else None
+    ranked = store.refresh_rankings(database.get_engine(), since=since, ttl=timedelta(hours=config.ttl_hours))
+    sections, pareto_sizes = [], {}
+    for name, ranking in sorted(ranked.items()):
+        pareto_sizes[name] = int(ranking.configurations["pareto"].sum()) if len(ranking.configurations) else 0
+        body = top_table(ranking.configurations) if len(ranking.configurations) else "_no configuration meets the SLA_"
+        excluded = ", ".join(f"{reason}: {n}" for reason, n in ranking.excluded.items() if n) or "none"
+        sections.append(f"### {name}\nconsidered {ranking.considered}, excluded {excluded}\n\n{body}")
+    simulated = sum(int(r.configurations["simulated"].sum()) for r in ranked.values() if len(r.configurations))
+    yield dg.MaterializeResult(
+        asset_key="model_rankings",
+        metadata={
+            "use_cases": dg.MetadataValue.int(len(ranked)),
+            "models_ranked": dg.MetadataValue.int(sum(len(r.model_rankings) for r in ranked.values())),
+            "pareto_front_sizes": dg.MetadataValue.json(pareto_sizes),
+            "simulated_configurations": dg.MetadataValue.int(simulated),
+            "top_configurations": dg.MetadataValue.md("\n\n".join(sections)),
+        },
+    )
+    recommended = [
+        {"use_case": name, "model": record.performance_summary.get("version_key", str(record.model_id))}
+        for name, ranking in sorted(ranked.items())
+        for record in ranking.model_use_cases
+        if record.recommended
+    ]
+    yield dg.MaterializeResult(
+        asset_key="model_use_cases",
+        metadata={
+            "rows": dg.MetadataValue.int(sum(len(r.model_use_cases) for r in ranked.values())),
+            "recommended": dg.MetadataValue.md(
+                pd.DataFrame(recommended, columns=["use_case", "model"]).to_markdown(index=False)
+            ),
+        },
+    )

@@ -1,0 +1,89 @@
+"""Jobs: benchmarking one model version, refreshing stats and rankings, reaping expired leases."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from benchmark_platform import queue
+from benchmark_platform.defs.executors import benchmark_executor
+from benchmark_platform.defs.resources import PlatformDatabase
+
+BENCHMARK_RUN_TAGS = {"benchmark-platform/kind": "benchmark"}
+
+benchmark_job = dg.define_asset_job(
+    "benchmark_model_version",
+    selection=["benchmark_config_matrix", "benchmark_results"],
+    executor_def=benchmark_executor(),
+    tags=BENCHMARK_RUN_TAGS,
+    description="Populate a model version's matrix and drain it with replicas per GPU pool.",
+)
+
+ranking_refresh_job = dg.define_asset_job(
+    "refresh_stats_and_rankings",
+    selection=["daily_model_stats", "model_rankings", "model_use_cases"],
+    description="A day's stats, then TOPSIS rankings over the latest results.",
+)
+
+
+class ReapConfig(dg.Config):
+    stale_minutes: float = queue.DEFAULT_STALE_MINUTES
+    max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
+
+
+@dg.op(description="Return expired or stale claims to pending (or fail them past the attempt limit).")
+def reap_stale_configs(context: dg.OpExecutionContext, config: ReapConfig, database: PlatformDatabase) -> None:
+    report = queue.reap(database.get_engine(), timeout_minutes=config.stale_minutes, max_attempts=config.max_attempts)
+    context.log.info(f"{report.returned_to_pending} claims returned to pending, {report.failed} failed for good")
+
+
+@dg.job(description="Spot recovery: claims of vanished workers go back to the queue.")
+def reap_stale_configs_job():
+    reap_stale_configs()
+
+
+def benchmark_job_definition() -> dg.JobDefinition:
+    """The resolved benchmark job, rebuilt by each step process of an out-of-process executor."""
+    from benchmark_platform.definitions import defs
+
+    return defs.resolve_job_def(benchmark_job.name)
+
+
+def local_benchmark_run_config(
+    *,
+    hardware: Sequence[str] = (),
+    replicas_per_pool: int | None = None,
+    max_concurrent_steps: int = 4,
+    simulate_seconds: float = 0.0,
+    preload: bool = True,
+) -> dict:
+    """Run config for benchmarking on this machine: the matrix optionally limited to some hardware, replicas as
+    separate processes. ``preload`` forks them from a server that imported the code once (seconds saved per step);
+    that server lives as long as this process and keeps its environment, so a process that switches databases
+    between runs (the tests) passes ``preload=False`` to spawn fresh step processes."""
+    runner = {"simulate_seconds": simulate_seconds}
+    if replicas_per_pool is not None:
+        runner["replicas_per_pool"] = replicas_per_pool
+    return {
+        "ops": {"benchmark_config_matrix": {"config": {"hardware": list(hardware)}}},
+        "resources": {"benchmark_runner": {"config": runner}},
+        "execution": {
+            "config": {
+                "max_concurrent": max_concurrent_steps,
+                "start_method": (
+                    {"forkserver": {"preload_modules": ["benchmark_platform.definitions"]}}
+                    if preload
+                    else {"spawn": {}}
+                ),
+            }
+        },
+    }
+
+
+def execute_benchmark_run(instance: dg.DagsterInstance, version_key: str, run_config: dict) -> dg.JobExecutionResult:
+    """Run the benchmark job for one model-version partition out of process (the way the daemon would launch it)."""
+    return dg.execute_job(
+        dg.reconstructable(benchmark_job_definition),
+        instance,
+        run_config=run_config,
+        tags={"dagster/partition": version_key, **BENCHMARK_RUN_TAGS},
+    )

@@ -1,0 +1,75 @@
+"""Sensors: new model versions start their benchmarks; unfinished matrices are re-requested until they converge."""
+
+import json
+import uuid
+from datetime import datetime
+
+import dagster as dg
+from sqlalchemy import select, tuple_
+
+from benchmark_platform import queue
+from benchmark_platform.defs.jobs import benchmark_job
+from benchmark_platform.defs.partitions import model_versions_partitions
+from benchmark_platform.defs.resources import PlatformDatabase
+from benchmark_platform.orm import Model, ModelVersion
+
+MAX_VERSIONS_PER_TICK = 100  # keeps a tick far inside the 60 s sensor evaluation timeout
+
+
+@dg.sensor(
+    job=benchmark_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds a partition for each newly registered model version and requests its matrix and results.",
+)
+def new_model_version_sensor(context: dg.SensorEvaluationContext, database: PlatformDatabase):
+    """Cursor: (created_at, id) of the last version seen. Run keys are the version keys, so a repeated tick or a
+    daemon restart with an old cursor requests nothing twice."""
+    last = json.loads(context.cursor) if context.cursor else None
+    query = (
+        select(ModelVersion.id, ModelVersion.created_at, (Model.name + "@" + ModelVersion.version).label("key"))
+        .join(Model, Model.id == ModelVersion.model_id)
+        .order_by(ModelVersion.created_at, ModelVersion.id)
+        .limit(MAX_VERSIONS_PER_TICK)
+    )
+    if last:
+        after = (datetime.fromisoformat(last["created_at"]), uuid.UUID(last["id"]))
+        query = query.where(tuple_(ModelVersion.created_at, ModelVersion.id) > after)
+    with database.get_engine().connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return dg.SkipReason("no new model versions")
+    keys = [row.key for row in rows]
+    cursor = json.dumps({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=f"new-version:{key}") for key in keys],
+        dynamic_partitions_requests=[model_versions_partitions.build_add_request(keys)],
+        cursor=cursor,
+    )
+
+
+FINISHED_RUN_STATUSES = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+@dg.sensor(
+    job=benchmark_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-requests benchmark_results for a model version whose last run ended with configs still pending.",
+)
+def unfinished_matrix_sensor(context: dg.SensorEvaluationContext, database: PlatformDatabase):
+    """After a lost spot node the reaper returns its claims to pending; this closes the loop so that every matrix
+    converges without a human. One request per ended run (the run key names it), none while a run is queued or live."""
+    pending = queue.progress(database.get_engine()).by_model_version
+    requests = []
+    for key, counts in sorted(pending.items()):
+        if not counts.get("pending") or not context.instance.has_dynamic_partition(model_versions_partitions.name, key):
+            continue
+        runs = context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=benchmark_job.name, tags={"dagster/partition": key}), limit=1
+        )
+        if runs and runs[0].status in FINISHED_RUN_STATUSES:
+            requests.append(dg.RunRequest(partition_key=key, run_key=f"resume:{key}:{runs[0].run_id}"))
+    if not requests:
+        return dg.SkipReason("no unfinished matrix without a live run")
+    return requests

@@ -1,0 +1,63 @@
+"""Progress of long CLI work: a rich progress bar (counts and rate) on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+PLAIN_LINE_EVERY_SECONDS = 5.0
+
+
+class ProgressReporter:
+    """``update(completed, total)`` as often as you like; on a terminal a bar redraws, elsewhere a line is written
+    at most every few seconds (and once at the end), so CI logs stay readable."""
+
+    def __init__(self, description: str, *, echo: Callable[[str], None] = print, interactive: bool | None = None):
+        self.description = description
+        self.echo = echo
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.completed = 0
+        self.total = 0
+        self._started = time.monotonic()
+        self._last_line = 0.0
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> ProgressReporter:
+        if self.interactive:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]:.0f}/s"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=None, rate=0.0)
+        return self
+
+    def rate(self) -> float:
+        return self.completed / max(time.monotonic() - self._started, 1e-9)
+
+    def update(self, completed: int, total: int) -> None:
+        self.completed, self.total = completed, total
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed, total=total or None, rate=self.rate())
+        elif time.monotonic() - self._last_line >= PLAIN_LINE_EVERY_SECONDS:
+            self._plain_line()
+
+    def _plain_line(self) -> None:
+        self._last_line = time.monotonic()
+        share = f" ({100 * self.completed / self.total:.0f}%)" if self.total else ""
+        self.echo(f"    {self.description}: {self.completed}/{self.total}{share}, {self.rate():.0f}/s")
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        else:
+            self._plain_line()

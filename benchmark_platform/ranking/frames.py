@@ -1,0 +1,53 @@
+"""The shape of the results frame the ranking functions read: one row per benchmark result, joined with its
+model, hardware and framework (``store.load_results_frame`` builds it from the database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+METRIC_COLUMNS = (
+    "ttft_p50_ms",
+    "ttft_p90_ms",
+    "ttft_p99_ms",
+    "tpot_p50_ms",
+    "tpot_p90_ms",
+    "tpot_p99_ms",
+    "throughput_tokens_sec",
+    "rps_sustained",
+    "accuracy_score",
+    "gpu_utilization_pct",
+    "memory_used_gb",
+)
+
+RESULT_FRAME_COLUMNS = (
+    "result_id",
+    "benchmark_date",
+    "created_at",
+    "workload_type",
+    "batch_size",
+    "sequence_length",
+    "runner",
+    "model_id",
+    "model_name",
+    "model_version_id",
+    "version_key",
+    "hardware_config_id",
+    "hardware_name",
+    "gpu_type",
+    "gpu_count",
+    "cost_per_hour_usd",
+    "spot_cost_per_hour_usd",
+    "spot_available",
+    "framework_id",
+    "framework_name",
+    *METRIC_COLUMNS,
+)
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], purpose: str) -> None:
+    """Fail early, naming what is missing, instead of a KeyError deep inside a groupby."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{purpose} needs result columns that are missing: {', '.join(missing)}")

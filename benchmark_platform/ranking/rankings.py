@@ -1,0 +1,481 @@
+"""Per use case: which deployable configurations are best, by TOPSIS over latency, throughput, cost and accuracy.
+
+The rules, in the order they are applied:
+
+1. Rows: results whose ``workload_type`` is the use case's subcategory. Per configuration and sequence length the
+   latest result is used, a measured one before any simulated one (a measurement outranks an estimate).
+2. A deployable configuration is model version x hardware x framework x batch size. Its sequence lengths are
+   folded worst-case, because the SLA must hold at every prompt length measured: TTFT p90 and TPOT p90 = the
+   maximum, throughput = the minimum; accuracy = the mean of the measured lengths. It is simulated if any of its
+   rows is.
+3. Cost per million output tokens = hourly price / (throughput x 3600) x 1e6, at the spot price where the hardware
+   is spot-available and has one, else on demand (``price_basis`` says which).
+4. Excluded and counted: configurations missing TTFT p90, TPOT p90, throughput or a price ("incomplete"), then
+   those breaking the use case's SLA on TTFT p90 or TPOT p90.
+5. Criteria: those with a positive default weight. Accuracy when no surviving configuration measured it: the
+   criterion is dropped for this use case (the others are re-weighted). When only some did: the missing ones
+   count as the worst measured accuracy and are flagged ``accuracy_imputed``.
+6. Score = TOPSIS closeness over the survivors; rank = competition rank (ties share the better rank); Pareto
+   flag over the same criteria. A model's score for the use case is its best configuration's; the top model
+   (ties included) is the recommended one.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from benchmark_platform.ranking.frames import require_columns
+from benchmark_platform.ranking.pareto import pareto_front
+from benchmark_platform.ranking.topsis import criterion_closeness, topsis
+
+CriterionKey = Literal["ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy"]
+
+
+class Criterion(NamedTuple):
+    key: str
+    column: str
+    benefit: bool
+    label: str
+
+
+CRITERIA: dict[str, Criterion] = {
+    criterion.key: criterion
+    for criterion in (
+        Criterion("ttft_p90", "ttft_p90_ms", False, "TTFT p90"),
+        Criterion("tpot_p90", "tpot_p90_ms", False, "TPOT p90"),
+        Criterion("throughput", "throughput_tokens_sec", True, "throughput"),
+        Criterion("cost_per_million_tokens", "cost_per_million_tokens", False, "cost per Mtok"),
+        Criterion("accuracy", "accuracy_score", True, "accuracy"),
+    )
+}
+
+DEFAULT_RANKING_TTL = timedelta(hours=24)
+
+CONFIGURATION_KEY = ("version_key", "hardware_name", "framework_name", "batch_size")
+RANKING_INPUT_COLUMNS = (
+    *CONFIGURATION_KEY,
+    "workload_type",
+    "sequence_length",
+    "benchmark_date",
+    "runner",
+    "model_id",
+    "model_name",
+    "model_version_id",
+    "hardware_config_id",
+    "gpu_type",
+    "gpu_count",
+    "framework_id",
+    "cost_per_hour_usd",
+    "spot_cost_per_hour_usd",
+    "spot_available",
+    "ttft_p90_ms",
+    "tpot_p90_ms",
+    "throughput_tokens_sec",
+    "accuracy_score",
+)
+CLOSENESS_COLUMNS = tuple(f"closeness_{key}" for key in CRITERIA)
+CONFIGURATION_COLUMNS = (
+    "use_case",
+    "rank",
+    "score",
+    "pareto",
+    "model_id",
+    "model_name",
+    "model_version_id",
+    "version_key",
+    "hardware_config_id",
+    "hardware_name",
+    "gpu_type",
+    "gpu_count",
+    "framework_id",
+    "framework_name",
+    "batch_size",
+    "n_sequence_lengths",
+    "min_sequence_length",
+    "max_sequence_length",
+    "ttft_p90_ms",
+    "tpot_p90_ms",
+    "throughput_tokens_sec",
+    "cost_per_million_tokens",
+    "accuracy_score",
+    "accuracy_imputed",
+    "hourly_price_usd",
+    "price_basis",
+    "simulated",
+    "latest_benchmark_date",
+    *CLOSENESS_COLUMNS,
+)
+
+_IDENTITY_COLUMNS = (
+    "model_id",
+    "model_name",
+    "model_version_id",
+    "hardware_config_id",
+    "gpu_type",
+    "gpu_count",
+    "framework_id",
+    "cost_per_hour_usd",
+    "spot_cost_per_hour_usd",
+    "spot_available",
+)
+
+
+class UseCaseCriteria(BaseModel):
+    """What ranking needs of a use case (a ``use_case_taxonomy`` row): its key, SLA and criteria weights."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: uuid.UUID | None = None
+    subcategory: str = Field(min_length=1, description="the use case key, equal to the results' workload_type")
+    category: str | None = None
+    sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
+    sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
+    weights: dict[CriterionKey, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _usable_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        if any(not math.isfinite(weight) or weight < 0 for weight in weights.values()):
+            raise ValueError(f"weights must be finite and non-negative, got {weights}")
+        # Accuracy may be dropped for lack of measurements, so something else must carry weight.
+        if not any(weight > 0 for key, weight in weights.items() if key != "accuracy"):
+            raise ValueError("at least one of ttft_p90, tpot_p90, throughput, cost_per_million_tokens needs weight")
+        return weights
+
+    @classmethod
+    def from_taxonomy(
+        cls,
+        *,
+        subcategory: str,
+        characteristics: Mapping[str, Any] | None,
+        default_weights: Mapping[str, float],
+        id: uuid.UUID | None = None,
+        category: str | None = None,
+    ) -> UseCaseCriteria:
+        sla = (characteristics or {}).get("sla") or {}
+        return cls(
+            id=id,
+            subcategory=subcategory,
+            category=category,
+            sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
+            sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
+            weights=dict(default_weights),
+        )
+
+
+class ModelRankingRecord(BaseModel):
+    """One ``model_rankings`` row; ``use_case_category`` holds the use case key (subcategory)."""
+
+    model_id: uuid.UUID
+    use_case_category: str
+    composite_score: float = Field(ge=0, le=1)
+    rank_position: int = Field(ge=1)
+    score_breakdown: dict[str, Any]
+    calculated_at: datetime
+    expires_at: datetime
+
+
+class ModelUseCaseRecord(BaseModel):
+    """One ``model_use_cases`` row; ``priority`` is the model's rank in the use case."""
+
+    model_id: uuid.UUID
+    use_case_id: uuid.UUID | None
+    suitability_score: float = Field(ge=0, le=1)
+    recommended: bool
+    priority: int = Field(ge=1)
+    performance_summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UseCaseRanking:
+    """Everything one use case's ranking produced: the ranked configurations (CONFIGURATION_COLUMNS, best
+    first), the weights actually used, what was excluded and why, and the per-model rows to store."""
+
+    use_case: UseCaseCriteria
+    configurations: pd.DataFrame
+    weights: dict[str, float]
+    considered: int
+    excluded: dict[str, int]
+    notes: tuple[str, ...]
+    model_rankings: tuple[ModelRankingRecord, ...]
+    model_use_cases: tuple[ModelUseCaseRecord, ...]
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON can hold it: numpy scalars unwrapped, NaN/NaT as null, ids and dates as strings."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _columns_used(results: pd.DataFrame) -> list[str]:
+    """Only what ranking reads: every later filter and sort then copies fewer columns."""
+    return [*RANKING_INPUT_COLUMNS, *(["created_at"] if "created_at" in results.columns else [])]
+
+
+def _latest_results(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration and sequence length, tagged with an integer ``_config`` id.
+
+    The string key is factorised once here; every later step groups on the integer. Dates become datetime64:
+    sorting and max() on date objects fall back to slow Python paths.
+    """
+    tagged = rows.assign(
+        _config=rows.groupby(list(CONFIGURATION_KEY), sort=False, dropna=False).ngroup(),
+        _measured=rows["runner"].eq("measured"),
+        benchmark_date=pd.to_datetime(rows["benchmark_date"]),
+    )
+    sort_by = ["_measured", "benchmark_date", *(["created_at"] if "created_at" in rows.columns else [])]
+    ordered = tagged.sort_values(sort_by, kind="stable", na_position="first")
+    return ordered.drop_duplicates(["_config", "sequence_length"], keep="last")
+
+
+def _deployable_configurations(rows: pd.DataFrame) -> pd.DataFrame:
+    latest = _latest_results(rows)
+    latest = latest.assign(
+        _incomplete=latest["ttft_p90_ms"].isna()
+        | latest["tpot_p90_ms"].isna()
+        | ~(latest["throughput_tokens_sec"] > 0)
+        | latest["cost_per_hour_usd"].isna(),
+        _simulated=latest["runner"].eq("simulated"),
+    )
+    metrics = latest.groupby("_config", sort=False).agg(
+        ttft_p90_ms=("ttft_p90_ms", "max"),
+        tpot_p90_ms=("tpot_p90_ms", "max"),
+        throughput_tokens_sec=("throughput_tokens_sec", "min"),
+        accuracy_score=("accuracy_score", "mean"),
+        n_sequence_lengths=("sequence_length", "size"),
+        min_sequence_length=("sequence_length", "min"),
+        max_sequence_length=("sequence_length", "max"),
+        simulated=("_simulated", "any"),
+        incomplete=("_incomplete", "any"),
+        latest_benchmark_date=("benchmark_date", "max"),
+    )
+    identity = latest.drop_duplicates("_config").set_index("_config")[[*CONFIGURATION_KEY, *_IDENTITY_COLUMNS]]
+    configs = identity.join(metrics).reset_index(drop=True)
+    configs["latest_benchmark_date"] = configs["latest_benchmark_date"].dt.date
+    on_spot = configs["spot_available"].eq(True).to_numpy() & configs["spot_cost_per_hour_usd"].notna().to_numpy()
+    hourly = np.where(
+        on_spot, configs["spot_cost_per_hour_usd"].to_numpy(float), configs["cost_per_hour_usd"].to_numpy(float)
+    )
+    configs["hourly_price_usd"] = hourly
+    configs["price_basis"] = np.where(on_spot, "spot", "on_demand")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        configs["cost_per_million_tokens"] = hourly / (configs["throughput_tokens_sec"].to_numpy(float) * 3600) * 1e6
+    return configs
+
+
+def _chosen_criteria(use_case: UseCaseCriteria, survivors: pd.DataFrame) -> tuple[dict[str, float], list[str]]:
+    weights = {key: use_case.weights[key] for key in CRITERIA if use_case.weights.get(key, 0) > 0}
+    notes: list[str] = []
+    if "accuracy" in weights:
+        measured = survivors["accuracy_score"].notna()
+        if len(survivors) and not measured.any():
+            del weights["accuracy"]
+            notes.append("accuracy dropped: no ranked configuration has a measured accuracy")
+        elif not measured.all():
+            notes.append(
+                f"accuracy missing for {int((~measured).sum())} configuration(s): counted as the worst measured"
+            )
+    total = sum(weights.values())
+    return {key: weight / total for key, weight in weights.items()}, notes
+
+
+def _criteria_matrix(survivors: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    matrix = survivors[[CRITERIA[key].column for key in keys]].to_numpy(dtype=float, copy=True)
+    if "accuracy" in keys:
+        column = keys.index("accuracy")
+        missing = np.isnan(matrix[:, column])
+        if missing.any() and not missing.all():
+            matrix[missing, column] = np.nanmin(matrix[:, column])
+    return matrix, np.array([CRITERIA[key].benefit for key in keys], dtype=bool)
+
+
+def configuration_breakdown(row: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
+    """Per criterion: the value, its weight and its closeness (0 = worst of the use case, 1 = best)."""
+    return {
+        key: {
+            "value": json_value(row[CRITERIA[key].column]),
+            "weight": weight,
+            "closeness": json_value(row[f"closeness_{key}"]),
+            "better": "higher" if CRITERIA[key].benefit else "lower",
+        }
+        for key, weight in weights.items()
+    }
+
+
+def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What to deploy: the configuration's identity, price basis and whether its numbers are simulated."""
+    return {
+        "version_key": row["version_key"],
+        "hardware_name": row["hardware_name"],
+        "gpu_type": row["gpu_type"],
+        "gpu_count": json_value(row["gpu_count"]),
+        "framework_name": row["framework_name"],
+        "batch_size": json_value(row["batch_size"]),
+        "sequence_lengths": [json_value(row["min_sequence_length"]), json_value(row["max_sequence_length"])],
+        "price_basis": row["price_basis"],
+        "hourly_price_usd": json_value(row["hourly_price_usd"]),
+        "simulated": bool(row["simulated"]),
+    }
+
+
+def _model_records(
+    use_case: UseCaseCriteria,
+    configurations: pd.DataFrame,
+    weights: dict[str, float],
+    excluded: dict[str, int],
+    notes: tuple[str, ...],
+    calculated_at: datetime,
+    ttl: timedelta,
+) -> tuple[tuple[ModelRankingRecord, ...], tuple[ModelUseCaseRecord, ...]]:
+    if configurations.empty:
+        return (), ()
+    best = configurations.drop_duplicates("model_id", keep="first")
+    model_ranks = best["score"].rank(method="min", ascending=False).astype(int)
+    per_model = configurations.groupby("model_id", sort=False).agg(
+        configurations=("score", "size"), on_pareto_front=("pareto", "sum"), simulated=("simulated", "sum")
+    )
+    rankings, use_cases = [], []
+    for (_, row), model_rank in zip(best.iterrows(), model_ranks, strict=True):
+        configuration = configuration_summary(row)
+        score = float(row["score"])
+        rankings.append(
+            ModelRankingRecord(
+                model_id=row["model_id"],
+                use_case_category=use_case.subcategory,
+                composite_score=score,
+                rank_position=model_rank,
+                score_breakdown={
+                    "method": "topsis",
+                    "criteria": configuration_breakdown(row, weights),
+                    "best_configuration": configuration,
+                    "configuration_rank": int(row["rank"]),
+                    "configurations_ranked": len(configurations),
+                    "pareto": bool(row["pareto"]),
+                    "accuracy_imputed": bool(row["accuracy_imputed"]),
+                    "excluded": excluded,
+                    "notes": list(notes),
+                },
+                calculated_at=calculated_at,
+                expires_at=calculated_at + ttl,
+            )
+        )
+        model_stats = per_model.loc[row["model_id"]]
+        use_cases.append(
+            ModelUseCaseRecord(
+                model_id=row["model_id"],
+                use_case_id=use_case.id,
+                suitability_score=score,
+                recommended=model_rank == 1,
+                priority=model_rank,
+                performance_summary={
+                    "best_configuration": configuration,
+                    **{CRITERIA[key].column: json_value(row[CRITERIA[key].column]) for key in CRITERIA},
+                    "configurations_ranked": int(model_stats["configurations"]),
+                    "configurations_on_pareto_front": int(model_stats["on_pareto_front"]),
+                    "configurations_simulated": int(model_stats["simulated"]),
+                },
+            )
+        )
+    return tuple(rankings), tuple(use_cases)
+
+
+def rank_use_case(
+    results: pd.DataFrame,
+    use_case: UseCaseCriteria,
+    *,
+    calculated_at: datetime | None = None,
+    ttl: timedelta = DEFAULT_RANKING_TTL,
+) -> UseCaseRanking:
+    """Rank the deployable configurations of ``use_case`` found in ``results`` (a results frame)."""
+    require_columns(results, RANKING_INPUT_COLUMNS, "ranking")
+    if ttl <= timedelta(0):
+        raise ValueError(f"ranking TTL must be positive, got {ttl}")
+    calculated_at = calculated_at or datetime.now(UTC)
+    rows = results.loc[results["workload_type"] == use_case.subcategory, _columns_used(results)]
+    configs = _deployable_configurations(rows)
+    complete = configs[~configs["incomplete"]]
+    breaks_ttft = (
+        complete["ttft_p90_ms"] > use_case.sla_ttft_p90_ms
+        if use_case.sla_ttft_p90_ms is not None
+        else pd.Series(False, index=complete.index)
+    )
+    breaks_tpot = (
+        complete["tpot_p90_ms"] > use_case.sla_tpot_p90_ms
+        if use_case.sla_tpot_p90_ms is not None
+        else pd.Series(False, index=complete.index)
+    )
+    survivors = complete[~(breaks_ttft | breaks_tpot)].reset_index(drop=True)
+    excluded = {
+        "incomplete": int(configs["incomplete"].sum()),
+        "sla_ttft_p90": int(breaks_ttft.sum()),
+        "sla_tpot_p90": int(breaks_tpot.sum()),
+        "sla_total": int((breaks_ttft | breaks_tpot).sum()),
+    }
+    weights, notes = _chosen_criteria(use_case, survivors)
+    keys = list(weights)
+    matrix, benefit = _criteria_matrix(survivors, keys)
+    survivors["score"] = topsis(matrix, [weights[key] for key in keys], benefit)
+    survivors["pareto"] = pareto_front(matrix, benefit)
+    closeness = criterion_closeness(matrix, benefit)
+    for key in CRITERIA:
+        survivors[f"closeness_{key}"] = closeness[:, keys.index(key)] if key in keys else np.nan
+    survivors["accuracy_imputed"] = survivors["accuracy_score"].isna() & ("accuracy" in keys)
+    survivors["use_case"] = use_case.subcategory
+    survivors = survivors.sort_values(
+        ["score", "cost_per_million_tokens", *CONFIGURATION_KEY],
+        ascending=[False, True, True, True, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
+    survivors["rank"] = survivors["score"].rank(method="min", ascending=False).astype(int)
+    configurations = survivors[list(CONFIGURATION_COLUMNS)]
+    notes_tuple = tuple(notes)
+    model_rankings, model_use_cases = _model_records(
+        use_case, configurations, weights, excluded, notes_tuple, calculated_at, ttl
+    )
+    return UseCaseRanking(
+        use_case=use_case,
+        configurations=configurations,
+        weights=weights,
+        considered=len(configs),
+        excluded=excluded,
+        notes=notes_tuple,
+        model_rankings=model_rankings,
+        model_use_cases=model_use_cases,
+    )
+
+
+def rank_use_cases(
+    results: pd.DataFrame,
+    use_cases: Iterable[UseCaseCriteria],
+    *,
+    calculated_at: datetime | None = None,
+    ttl: timedelta = DEFAULT_RANKING_TTL,
+) -> dict[str, UseCaseRanking]:
+    """Rank every use case, all stamped with the same ``calculated_at``; keyed by subcategory."""
+    require_columns(results, RANKING_INPUT_COLUMNS, "ranking")
+    calculated_at = calculated_at or datetime.now(UTC)
+    by_workload = dict(iter(results[_columns_used(results)].groupby("workload_type", sort=False)))
+    return {
+        use_case.subcategory: rank_use_case(
+            by_workload.get(use_case.subcategory, results.iloc[0:0]), use_case, calculated_at=calculated_at, ttl=ttl
+        )
+        for use_case in use_cases
+    }

@@ -1,0 +1,221 @@
+"""End to end with the real Dagster machinery on a real PostgreSQL: register a model version, the sensor adds its
+partition, the benchmark job drains the matrix with parallel replicas, stats and rankings follow, checks pass; a
+worker killed mid-run is recovered by the reaper and a re-materialization that finishes only what is left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+
+from benchmark_platform import catalogs, manifests, queue
+from benchmark_platform.definitions import defs
+from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
+from benchmark_platform.defs.partitions import model_versions_partitions
+from benchmark_platform.defs.sensors import new_model_version_sensor, unfinished_matrix_sensor
+
+VERSION = "llama-3.1-8b@int4-awq"
+HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x8")  # the x8 meets even code completion's 200 ms TTFT SLA
+
+
+def _register(engine) -> None:
+    catalogs.seed(engine)
+    manifests.register_model(engine, manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "llama-3.1-8b.yaml"))
+
+
+def _sensor(sensor, instance, cursor=None):
+    with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources, cursor=cursor) as ctx:
+        result = sensor(ctx)
+        return result, ctx.cursor
+
+
+def _tick(instance, cursor=None) -> tuple[dg.SensorResult | dg.SkipReason, str | None]:
+    """Evaluate the new-version sensor and apply its partition requests, as the daemon does."""
+    result, _ = _sensor(new_model_version_sensor, instance, cursor)
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return result, result.cursor
+    return result, cursor
+
+
+def _statuses(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT status, count(*) FROM benchmark_configs GROUP BY status")).all())
+
+
+def _one_result_per_completed_config(engine) -> None:
+    with engine.connect() as conn:
+        configs = conn.execute(text("SELECT count(*) FROM benchmark_configs")).scalar_one()
+        results = conn.execute(text("SELECT count(*), count(DISTINCT config_id) FROM benchmark_results")).one()
+    assert results[0] == results[1] == configs
+
+
+def test_register_to_rankings_end_to_end(engine, dagster_instance):
+    _register(engine)
+    result, cursor = _tick(dagster_instance)
+    keys = model_versions_partitions.get_partition_keys(dynamic_partitions_store=dagster_instance)
+    assert VERSION in keys
+    assert {request.partition_key for request in result.run_requests} == set(keys)
+    assert all(request.job_name in (None, "benchmark_model_version") for request in result.run_requests)
+    again, _ = _tick(dagster_instance, cursor)
+    assert isinstance(again, dg.SkipReason), "a repeated tick must request nothing twice"
+
+    run = execute_benchmark_run(
+        dagster_instance, VERSION, local_benchmark_run_config(hardware=HARDWARE, replicas_per_pool=2, preload=False)
+    )
+    assert run.success
+    statuses = _statuses(engine)
+    assert set(statuses) == {"completed"} and statuses["completed"] > 500
+    _one_result_per_completed_config(engine)
+
+    drains = [
+        step
+        for step in dagster_instance.get_run_step_stats(run.run_id)
+        if step.step_key.startswith("benchmark_results.drain_")
+    ]
+    assert len(drains) == 2 * len(HARDWARE), "two replicas for each GPU pool"
+    assert all(step.status.value == "SUCCESS" for step in drains)
+
+    results_event = dagster_instance.get_latest_materialization_event(dg.AssetKey("benchmark_results"))
+    metadata = results_event.asset_materialization.metadata
+    assert metadata["completed"].value == statuses["completed"] and metadata["pending"].value == 0
+    assert metadata["simulated_results"].value == statuses["completed"]
+    assert "gcp-h100-sxm-x8" in metadata["per_hardware_progress"].value
+    matrix_event = dagster_instance.get_latest_materialization_event(dg.AssetKey("benchmark_config_matrix"))
+    assert matrix_event.asset_materialization.metadata["configs_created"].value == statuses["completed"]
+
+    today = datetime.now(UTC).date().isoformat()
+    refreshed = defs.resolve_job_def(ranking_refresh_job.name).execute_in_process(
+        instance=dagster_instance, partition_key=today
+    )
+    assert refreshed.success
+    checks = {evaluation.check_name: evaluation.passed for evaluation in refreshed.get_asset_check_evaluations()}
+    assert checks == {"rankings_cover_every_use_case": True, "rankings_not_expired": True}
+    run_checks = {
+        record.event_log_entry.dagster_event.event_specific_data.check_name: (
+            record.event_log_entry.dagster_event.event_specific_data.passed
+        )
+        for record in dagster_instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    }
+    assert run_checks == {
+        "no_duplicate_configs": True,
+        "one_result_per_completed_config": True,
+        "result_sanity": True,
+    }
+    rankings = dagster_instance.get_latest_materialization_event(dg.AssetKey("model_rankings"))
+    assert "chatbot" in rankings.asset_materialization.metadata["top_configurations"].value
+    with engine.connect() as conn:
+        ranked_use_cases = conn.execute(text("SELECT count(DISTINCT use_case_category) FROM model_rankings")).scalar()
+        stats = conn.execute(text("SELECT total_benchmarks FROM daily_model_stats")).scalars().all()
+    assert ranked_use_cases == len(catalogs.load_use_cases())
+    assert stats == [statuses["completed"]]
+
+
+def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dagster_instance, database_url):
+    _register(engine)
+    _tick(dagster_instance)
+    with engine.connect() as conn:
+        version_id = manifests.resolve_model_version(conn, VERSION)
+    queue.populate_matrix(engine, version_id, hardware=["gcp-l4-x1"])
+
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmark_platform.cli",
+            "worker",
+            "--model-version",
+            VERSION,
+            "--hardware",
+            "gcp-l4-x1",
+            "--simulate-seconds",
+            "0.02",
+            "--lease-seconds",
+            "3",
+            "--batch-size",
+            "20",
+        ],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while _statuses(engine).get("completed", 0) < 40:
+        assert time.monotonic() < deadline and worker.poll() is None, "worker made no progress"
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = _statuses(engine)
+    assert before.get("running", 0) > 0, "the killed worker held claims"
+    with engine.connect() as conn:
+        first_results = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
+
+    time.sleep(3.5)  # the killed worker's leases expire
+    reaped = queue.reap(engine)
+    assert reaped.returned_to_pending == before["running"]
+
+    # Its last run ended (here: none yet ran through Dagster, so run one that the sensor then sees as finished).
+    resumed = execute_benchmark_run(
+        dagster_instance,
+        VERSION,
+        local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=2, preload=False),
+    )
+    assert resumed.success
+    after = _statuses(engine)
+    assert set(after) == {"completed"}
+    _one_result_per_completed_config(engine)
+    with engine.connect() as conn:
+        kept = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
+        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE retry_count = 1")).scalar_one()
+    assert first_results <= kept, "completed configs are never re-run"
+    assert retried == before["running"]
+
+
+def test_unfinished_matrix_sensor_rerequests_after_the_run_ended(engine, dagster_instance):
+    _register(engine)
+    _tick(dagster_instance)
+    run = execute_benchmark_run(
+        dagster_instance,
+        VERSION,
+        local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=1, preload=False),
+    )
+    assert run.success
+    idle, _ = _sensor(unfinished_matrix_sensor, dagster_instance)
+    assert isinstance(idle, dg.SkipReason), "a converged matrix is not re-requested"
+
+    with engine.begin() as conn:  # a spot node vanished: the reaper has handed some configs back
+        conn.execute(
+            text(
+                "UPDATE benchmark_configs SET status = 'pending' WHERE id IN "
+                "(SELECT id FROM benchmark_configs ORDER BY priority LIMIT 5)"
+            )
+        )
+        conn.execute(
+            text(
+                "DELETE FROM benchmark_results WHERE config_id IN "
+                "(SELECT id FROM benchmark_configs WHERE status = 'pending')"
+            )
+        )
+    requests, _ = _sensor(unfinished_matrix_sensor, dagster_instance)
+    assert [(r.partition_key, r.run_key) for r in requests] == [(VERSION, f"resume:{VERSION}:{run.run_id}")]
+
+
+@pytest.mark.parametrize("executor", ["k8s", "multiprocess"])
+def test_executor_is_chosen_by_configuration(executor, monkeypatch):
+    from benchmark_platform.defs.executors import EXECUTOR_ENV, benchmark_executor
+
+    monkeypatch.setenv(EXECUTOR_ENV, executor)
+    assert benchmark_executor().name == {"k8s": "k8s", "multiprocess": "multiprocess"}[executor]
+    monkeypatch.setenv(EXECUTOR_ENV, "threads")
+    with pytest.raises(ValueError, match="choose one of"):
+        benchmark_executor()

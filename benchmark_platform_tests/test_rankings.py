@@ -1,0 +1,474 @@
+"""Use-case rankings: the documented rules on small frames, then the store round trip on a real database.
+
+``result_row``, ``results_frame``, ``insert_results`` and ``insert_use_case`` are shared with the daily-stats and
+recommend tests.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from benchmark_platform.orm import (
+    BenchmarkResult,
+    HardwareConfig,
+    InferenceFramework,
+    Model,
+    ModelRanking,
+    ModelUseCase,
+    ModelVersion,
+    UseCase,
+)
+from benchmark_platform.ranking import (
+    CONFIGURATION_COLUMNS,
+    RESULT_FRAME_COLUMNS,
+    UseCaseCriteria,
+    pareto_front,
+    rank_use_case,
+    rank_use_cases,
+    topsis,
+)
+from benchmark_platform.ranking.frames import METRIC_COLUMNS
+from benchmark_platform.ranking.store import load_results_frame, load_use_cases, refresh_rankings, write_rankings
+
+DAY = date(2026, 1, 5)
+CHATBOT_WEIGHTS = {
+    "ttft_p90": 0.3,
+    "tpot_p90": 0.25,
+    "throughput": 0.1,
+    "cost_per_million_tokens": 0.2,
+    "accuracy": 0.15,
+}
+
+
+def _id(kind: str, name: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{name}")
+
+
+def result_row(
+    model: str = "llama",
+    version: str = "fp16",
+    hardware: str = "aws-h100",
+    framework: str = "vllm",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One results-frame row; ids derive from the names, so rows of the same model share its id."""
+    row: dict[str, Any] = {
+        "result_id": uuid.uuid4(),
+        "benchmark_date": DAY,
+        "created_at": datetime(2026, 1, 5, 12, tzinfo=UTC),
+        "workload_type": "chatbot",
+        "batch_size": 8,
+        "sequence_length": 512,
+        "runner": "measured",
+        "model_id": _id("model", model),
+        "model_name": model,
+        "model_version_id": _id("version", f"{model}@{version}"),
+        "version_key": f"{model}@{version}",
+        "hardware_config_id": _id("hardware", hardware),
+        "hardware_name": hardware,
+        "gpu_type": "H100-SXM",
+        "gpu_count": 1,
+        "cost_per_hour_usd": 4.0,
+        "spot_cost_per_hour_usd": None,
+        "spot_available": False,
+        "framework_id": _id("framework", framework),
+        "framework_name": framework,
+        **{column: np.nan for column in METRIC_COLUMNS},
+        "ttft_p90_ms": 100.0,
+        "tpot_p90_ms": 20.0,
+        "throughput_tokens_sec": 1000.0,
+    }
+    row.update(overrides)
+    return row
+
+
+def results_frame(*rows: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(RESULT_FRAME_COLUMNS))
+    return frame.astype({column: float for column in METRIC_COLUMNS})
+
+
+def chatbot(**overrides: Any) -> UseCaseCriteria:
+    fields: dict[str, Any] = {
+        "subcategory": "chatbot",
+        "sla_ttft_p90_ms": 500,
+        "sla_tpot_p90_ms": 50,
+        "weights": CHATBOT_WEIGHTS,
+    }
+    return UseCaseCriteria(**(fields | overrides))
+
+
+def insert_use_case(
+    engine: Engine, subcategory: str = "chatbot", sla: dict | None = None, weights: dict | None = None
+) -> uuid.UUID:
+    with engine.begin() as connection:
+        return connection.execute(
+            insert(UseCase)
+            .values(
+                category="conversational",
+                subcategory=subcategory,
+                pipeline_tag="text-generation",
+                characteristics={"typical_input_tokens": 512, "typical_output_tokens": 256, "sla": sla or {}},
+                default_weights=weights or CHATBOT_WEIGHTS,
+            )
+            .returning(UseCase.id)
+        ).scalar_one()
+
+
+def insert_results(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Insert the models, versions, hardware and frameworks the rows name (once each), then the results."""
+    with engine.begin() as connection:
+        for row in rows:
+            connection.execute(
+                pg_insert(Model)
+                .values(id=row["model_id"], name=row["model_name"], architecture="llama", parameters=8_000_000_000)
+                .on_conflict_do_nothing()
+            )
+            connection.execute(
+                pg_insert(ModelVersion)
+                .values(
+                    id=row["model_version_id"],
+                    model_id=row["model_id"],
+                    version=row["version_key"].split("@", 1)[1],
+                    quantization="fp16",
+                    quantization_bits=16,
+                    format="safetensors",
+                    artifact_uri=f"hf://{row['model_name']}",
+                    vram_requirement_gb=19.2,
+                )
+                .on_conflict_do_nothing()
+            )
+            connection.execute(
+                pg_insert(HardwareConfig)
+                .values(
+                    id=row["hardware_config_id"],
+                    name=row["hardware_name"],
+                    gpu_type=row["gpu_type"],
+                    gpu_count=row["gpu_count"],
+                    vram_per_gpu_gb=80,
+                    total_vram_gb=80 * row["gpu_count"],
+                    cost_per_hour_usd=row["cost_per_hour_usd"],
+                    spot_cost_per_hour_usd=row["spot_cost_per_hour_usd"],
+                    spot_available=row["spot_available"],
+                    cloud_provider="aws",
+                    instance_type="p5.48xlarge",
+                )
+                .on_conflict_do_nothing()
+            )
+            connection.execute(
+                pg_insert(InferenceFramework)
+                .values(id=row["framework_id"], name=row["framework_name"], version="0.6")
+                .on_conflict_do_nothing()
+            )
+        connection.execute(
+            insert(BenchmarkResult),
+            [
+                {
+                    "id": row["result_id"],
+                    "model_version_id": row["model_version_id"],
+                    "hardware_config_id": row["hardware_config_id"],
+                    "framework_id": row["framework_id"],
+                    "benchmark_date": row["benchmark_date"],
+                    "workload_type": row["workload_type"],
+                    "batch_size": row["batch_size"],
+                    "sequence_length": row["sequence_length"],
+                    "runner": row["runner"],
+                    **{column: None if pd.isna(row[column]) else row[column] for column in METRIC_COLUMNS},
+                }
+                for row in rows
+            ],
+        )
+
+
+# --- pure rules -------------------------------------------------------------------------------------------------
+
+
+def test_sequence_lengths_fold_worst_case() -> None:
+    frame = results_frame(
+        result_row(sequence_length=512, ttft_p90_ms=80.0, tpot_p90_ms=15.0, throughput_tokens_sec=1200.0),
+        result_row(sequence_length=4096, ttft_p90_ms=300.0, tpot_p90_ms=25.0, throughput_tokens_sec=800.0),
+        result_row(sequence_length=2048, ttft_p90_ms=150.0, tpot_p90_ms=18.0, throughput_tokens_sec=900.0),
+    )
+    frame["accuracy_score"] = [0.6, 0.8, np.nan]
+
+    row = rank_use_case(frame, chatbot()).configurations.iloc[0]
+
+    assert (row["ttft_p90_ms"], row["tpot_p90_ms"], row["throughput_tokens_sec"]) == (300.0, 25.0, 800.0)
+    assert row["accuracy_score"] == pytest.approx(0.7)
+    assert (row["n_sequence_lengths"], row["min_sequence_length"], row["max_sequence_length"]) == (3, 512, 4096)
+
+
+def test_measured_result_outranks_a_newer_simulated_one_and_newer_outranks_older() -> None:
+    old_measured = result_row(benchmark_date=date(2026, 1, 1), ttft_p90_ms=111.0)
+    new_simulated = result_row(benchmark_date=date(2026, 1, 4), runner="simulated", ttft_p90_ms=222.0)
+    row = rank_use_case(results_frame(old_measured, new_simulated), chatbot()).configurations.iloc[0]
+    assert row["ttft_p90_ms"] == 111.0 and not row["simulated"]
+
+    newer_measured = result_row(benchmark_date=date(2026, 1, 3), ttft_p90_ms=133.0)
+    frame = results_frame(old_measured, new_simulated, newer_measured)
+    assert rank_use_case(frame, chatbot()).configurations.iloc[0]["ttft_p90_ms"] == 133.0
+
+    only_simulated = rank_use_case(results_frame(new_simulated), chatbot()).configurations.iloc[0]
+    assert only_simulated["simulated"]
+
+
+def test_sla_breakers_and_incomplete_configurations_are_excluded_and_counted() -> None:
+    frame = results_frame(
+        result_row(batch_size=1),
+        result_row(batch_size=2, ttft_p90_ms=501.0),
+        result_row(batch_size=4, tpot_p90_ms=60.0),
+        result_row(batch_size=8, ttft_p90_ms=900.0, tpot_p90_ms=90.0),
+        result_row(batch_size=16, throughput_tokens_sec=np.nan),
+        result_row(batch_size=32, sequence_length=512),
+        result_row(batch_size=32, sequence_length=4096, ttft_p90_ms=700.0),  # breaks the SLA at one length only
+        result_row(batch_size=64, workload_type="summarization", ttft_p90_ms=5000.0),
+    )
+
+    ranking = rank_use_case(frame, chatbot())
+
+    assert ranking.configurations["batch_size"].tolist() == [1]
+    assert ranking.considered == 6
+    assert ranking.excluded == {"incomplete": 1, "sla_ttft_p90": 3, "sla_tpot_p90": 2, "sla_total": 4}
+
+    no_sla = rank_use_case(frame, chatbot(sla_ttft_p90_ms=None, sla_tpot_p90_ms=None))
+    assert sorted(no_sla.configurations["batch_size"]) == [1, 2, 4, 8, 32]
+
+
+def test_cost_per_million_tokens_uses_the_spot_price_where_available() -> None:
+    frame = results_frame(
+        result_row(hardware="spot-box", spot_available=True, spot_cost_per_hour_usd=1.8, throughput_tokens_sec=500.0),
+        result_row(hardware="no-spot-price", spot_available=True, spot_cost_per_hour_usd=None),
+        result_row(hardware="on-demand", spot_available=False, spot_cost_per_hour_usd=1.0),
+    )
+    configurations = rank_use_case(frame, chatbot()).configurations.set_index("hardware_name")
+
+    assert configurations.loc["spot-box", "price_basis"] == "spot"
+    assert configurations.loc["spot-box", "cost_per_million_tokens"] == pytest.approx(1.8 / (500 * 3600) * 1e6)
+    assert configurations.loc["no-spot-price", "price_basis"] == "on_demand"
+    assert configurations.loc["on-demand", "price_basis"] == "on_demand"
+    assert configurations.loc["on-demand", "hourly_price_usd"] == 4.0
+    assert configurations.loc["on-demand", "cost_per_million_tokens"] == pytest.approx(4.0 / (1000 * 3600) * 1e6)
+
+
+def test_accuracy_is_dropped_when_nobody_measured_it() -> None:
+    frame = results_frame(result_row(batch_size=1), result_row(batch_size=8, ttft_p90_ms=50.0))
+    ranking = rank_use_case(frame, chatbot())
+
+    assert "accuracy" not in ranking.weights
+    assert sum(ranking.weights.values()) == pytest.approx(1.0)
+    assert ranking.weights["ttft_p90"] == pytest.approx(0.3 / 0.85)
+    assert any("accuracy dropped" in note for note in ranking.notes)
+    assert ranking.configurations["closeness_accuracy"].isna().all()
+    assert not ranking.configurations["accuracy_imputed"].any()
+
+
+def test_missing_accuracy_counts_as_the_worst_measured_and_is_flagged() -> None:
+    frame = results_frame(
+        result_row(batch_size=1, accuracy_score=0.9),
+        result_row(batch_size=2, accuracy_score=0.5),
+        result_row(batch_size=4),
+    )
+    configurations = rank_use_case(frame, chatbot()).configurations.set_index("batch_size")
+
+    assert configurations.loc[4, "accuracy_imputed"] and not configurations.loc[2, "accuracy_imputed"]
+    assert np.isnan(configurations.loc[4, "accuracy_score"])
+    # Otherwise identical, the unmeasured one ties with the worst measured: same score.
+    assert configurations.loc[4, "score"] == pytest.approx(configurations.loc[2, "score"])
+    assert configurations.loc[1, "score"] > configurations.loc[2, "score"]
+
+
+def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
+    rng = np.random.default_rng(7)
+    rows = [
+        result_row(
+            model=f"model-{index % 4}",
+            batch_size=index + 1,
+            ttft_p90_ms=float(rng.uniform(50, 400)),
+            tpot_p90_ms=float(rng.uniform(5, 45)),
+            throughput_tokens_sec=float(rng.uniform(100, 5000)),
+            accuracy_score=float(rng.uniform(0.5, 0.9)),
+        )
+        for index in range(40)
+    ]
+    rows.append(dict(rows[0], result_id=uuid.uuid4(), batch_size=999))  # an exact duplicate of a configuration
+
+    ranking = rank_use_case(results_frame(*rows), chatbot())
+    configurations = ranking.configurations
+
+    assert list(configurations.columns) == list(CONFIGURATION_COLUMNS)
+    keys = list(ranking.weights)
+    columns = ["ttft_p90_ms", "tpot_p90_ms", "throughput_tokens_sec", "cost_per_million_tokens", "accuracy_score"]
+    benefit = np.array([False, False, True, False, True])
+    matrix = configurations[columns].to_numpy()
+    np.testing.assert_allclose(configurations["score"], topsis(matrix, [ranking.weights[k] for k in keys], benefit))
+    np.testing.assert_array_equal(configurations["pareto"], pareto_front(matrix, benefit))
+    assert configurations["score"].is_monotonic_decreasing
+    assert configurations["rank"].is_monotonic_increasing and configurations["rank"].iloc[0] == 1
+    twins = configurations[configurations["batch_size"].isin([1, 999])]
+    assert twins["rank"].nunique() == 1 and twins["score"].nunique() == 1
+    assert configurations["pareto"].iloc[0]  # the TOPSIS winner is never dominated
+
+
+def test_model_summary_takes_each_models_best_configuration() -> None:
+    calculated_at = datetime(2026, 1, 6, 3, tzinfo=UTC)
+    frame = results_frame(
+        result_row(model="fast", batch_size=1, ttft_p90_ms=40.0, tpot_p90_ms=8.0, throughput_tokens_sec=3000.0),
+        result_row(model="fast", batch_size=32, ttft_p90_ms=400.0, tpot_p90_ms=40.0, throughput_tokens_sec=900.0),
+        result_row(model="slow", batch_size=8, ttft_p90_ms=300.0, tpot_p90_ms=30.0, throughput_tokens_sec=600.0),
+        result_row(model="twin-a", batch_size=4, ttft_p90_ms=100.0, tpot_p90_ms=20.0),
+        result_row(model="twin-b", batch_size=4, ttft_p90_ms=100.0, tpot_p90_ms=20.0),
+    )
+    use_case = chatbot(id=uuid.uuid4())
+
+    ranking = rank_use_case(frame, use_case, calculated_at=calculated_at, ttl=timedelta(hours=6))
+
+    by_model = {record.model_id: record for record in ranking.model_rankings}
+    fast = by_model[_id("model", "fast")]
+    assert fast.rank_position == 1 and fast.score_breakdown["best_configuration"]["batch_size"] == 1
+    assert fast.composite_score == pytest.approx(ranking.configurations["score"].max())
+    assert fast.expires_at - fast.calculated_at == timedelta(hours=6) and fast.calculated_at == calculated_at
+    assert fast.use_case_category == "chatbot"
+    assert by_model[_id("model", "twin-a")].rank_position == by_model[_id("model", "twin-b")].rank_position == 2
+    assert by_model[_id("model", "slow")].rank_position == 4
+    assert set(fast.score_breakdown["criteria"]) == set(ranking.weights)
+    json.dumps([record.model_dump(mode="json") for record in ranking.model_rankings + ranking.model_use_cases])
+
+    suitability = {record.model_id: record for record in ranking.model_use_cases}
+    assert [record.recommended for record in ranking.model_use_cases] == [True, False, False, False]
+    assert suitability[_id("model", "fast")].use_case_id == use_case.id
+    assert suitability[_id("model", "fast")].performance_summary["configurations_ranked"] == 2
+    assert suitability[_id("model", "slow")].suitability_score == by_model[_id("model", "slow")].composite_score
+
+
+def test_rank_use_cases_ranks_each_workload_separately_and_empty_ones_empty() -> None:
+    frame = results_frame(
+        result_row(workload_type="chatbot", model="a"),
+        result_row(workload_type="summarization", model="b", ttft_p90_ms=2000.0),
+    )
+    summarization = UseCaseCriteria(subcategory="summarization", weights={"throughput": 1.0})
+    code = UseCaseCriteria(subcategory="code", weights={"ttft_p90": 1.0})
+
+    rankings = rank_use_cases(frame, [chatbot(), summarization, code])
+
+    assert rankings["chatbot"].configurations["model_name"].tolist() == ["a"]
+    assert rankings["summarization"].configurations["model_name"].tolist() == ["b"]
+    assert rankings["code"].configurations.empty and rankings["code"].model_rankings == ()
+    assert len({record.calculated_at for ranking in rankings.values() for record in ranking.model_rankings}) == 1
+
+
+def test_bad_use_cases_and_frames_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="non-negative"):
+        chatbot(weights={"ttft_p90": -1.0, "throughput": 1.0})
+    with pytest.raises(ValidationError, match="needs weight"):
+        chatbot(weights={"accuracy": 1.0})
+    with pytest.raises(ValidationError):
+        chatbot(weights={"latency": 1.0})
+    with pytest.raises(ValueError, match="missing: runner"):
+        rank_use_case(results_frame(result_row()).drop(columns=["runner"]), chatbot())
+    with pytest.raises(ValueError, match="TTL must be positive"):
+        rank_use_case(results_frame(result_row()), chatbot(), ttl=timedelta(0))
+
+
+def test_use_case_criteria_from_a_taxonomy_row() -> None:
+    criteria = UseCaseCriteria.from_taxonomy(
+        subcategory="qa",
+        category="knowledge",
+        characteristics={"typical_input_tokens": 512, "sla": {"ttft_p90_ms": 500, "tpot_p90_ms": None}},
+        default_weights={"ttft_p90": 0.5, "accuracy": 0.5},
+    )
+    assert (criteria.sla_ttft_p90_ms, criteria.sla_tpot_p90_ms) == (500, None)
+
+
+# --- store ------------------------------------------------------------------------------------------------------
+
+
+def test_load_results_frame_joins_every_dimension(engine: Engine) -> None:
+    rows = [
+        result_row(spot_available=True, spot_cost_per_hour_usd=1.5, accuracy_score=0.8),
+        result_row(model="qwen", version="int4-awq", workload_type="qa", benchmark_date=date(2026, 1, 6)),
+    ]
+    insert_results(engine, rows)
+
+    frame = load_results_frame(engine)
+
+    assert list(frame.columns) == list(RESULT_FRAME_COLUMNS)
+    assert sorted(frame["version_key"]) == ["llama@fp16", "qwen@int4-awq"]
+    llama = frame.set_index("version_key").loc["llama@fp16"]
+    assert llama["model_id"] == _id("model", "llama") and llama["spot_available"]
+    assert (llama["spot_cost_per_hour_usd"], llama["accuracy_score"]) == (1.5, 0.8)
+    assert np.isnan(frame.set_index("version_key").loc["qwen@int4-awq", "accuracy_score"])
+    assert load_results_frame(engine, workload_types=["qa"])["version_key"].tolist() == ["qwen@int4-awq"]
+    assert load_results_frame(engine, day=DAY)["version_key"].tolist() == ["llama@fp16"]
+    assert load_results_frame(engine, since=date(2026, 1, 6))["version_key"].tolist() == ["qwen@int4-awq"]
+    assert load_results_frame(engine, workload_types=["nothing"]).empty
+
+
+def test_refresh_rankings_stores_and_then_replaces_a_use_cases_rows(engine: Engine) -> None:
+    use_case_id = insert_use_case(engine, sla={"ttft_p90_ms": 500, "tpot_p90_ms": 50})
+    insert_use_case(engine, "summarization", weights={"throughput": 0.5, "cost_per_million_tokens": 0.5})
+    insert_results(
+        engine,
+        [
+            result_row(model="fast", ttft_p90_ms=50.0),
+            result_row(model="slow", ttft_p90_ms=400.0),
+            result_row(model="too-slow", ttft_p90_ms=900.0),
+        ],
+    )
+    assert [use_case.subcategory for use_case in load_use_cases(engine)] == ["chatbot", "summarization"]
+
+    rankings = refresh_rankings(engine, ttl=timedelta(hours=2))
+
+    assert rankings["chatbot"].excluded["sla_ttft_p90"] == 1 and rankings["summarization"].configurations.empty
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(Model.name, ModelRanking.rank_position, ModelRanking.use_case_category, ModelRanking.expires_at)
+            .join(Model, Model.id == ModelRanking.model_id)
+            .order_by(ModelRanking.rank_position)
+        ).all()
+        recommended = connection.execute(
+            select(Model.name).join(ModelUseCase, ModelUseCase.model_id == Model.id).where(ModelUseCase.recommended)
+        ).scalars()
+        assert [(name, rank, use_case) for name, rank, use_case, _ in stored] == [
+            ("fast", 1, "chatbot"),
+            ("slow", 2, "chatbot"),
+        ]
+        assert list(recommended) == ["fast"]
+
+    insert_results(engine, [result_row(model="fast", ttft_p90_ms=450.0, benchmark_date=date(2026, 1, 7))])
+    refresh_rankings(engine)
+
+    with engine.connect() as connection:
+        names = connection.execute(
+            select(Model.name)
+            .join(ModelUseCase, ModelUseCase.model_id == Model.id)
+            .where(ModelUseCase.use_case_id == use_case_id, ModelUseCase.recommended)
+        ).scalars()
+        assert list(names) == ["slow"]
+        assert connection.execute(select(func.count()).select_from(ModelRanking)).scalar_one() == 2
+
+
+def test_write_rankings_is_all_or_nothing(engine: Engine) -> None:
+    chatbot_id = insert_use_case(engine, sla={"ttft_p90_ms": 500})
+    qa_id = insert_use_case(engine, "qa")
+    insert_results(engine, [result_row(model="kept"), result_row(model="kept", workload_type="qa")])
+    refresh_rankings(engine)
+
+    frame = results_frame(result_row(model="replacement"), result_row(model="not-in-db", workload_type="qa"))
+    rankings = rank_use_cases(frame, [chatbot(id=chatbot_id), chatbot(id=qa_id, subcategory="qa")])
+    with pytest.raises(Exception, match="foreign key"):
+        write_rankings(engine, rankings.values())  # "not-in-db" has no models row: the whole write rolls back
+    with pytest.raises(ValueError, match="without a use_case_taxonomy id"):
+        write_rankings(engine, [rank_use_case(frame, chatbot())])
+
+    with engine.connect() as connection:
+        names = connection.execute(select(Model.name).join(ModelRanking, ModelRanking.model_id == Model.id)).scalars()
+        assert sorted(names) == ["kept", "kept"]

@@ -1,0 +1,162 @@
+"""Recommendations: constraints over a use case's ranking, pure and through the CLI on a real database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from benchmark_platform.cli import main
+from benchmark_platform.ranking import Constraints, rank_use_case, recommend
+from benchmark_platform_tests.test_rankings import chatbot, insert_results, insert_use_case, result_row, results_frame
+
+ROWS = [
+    result_row(
+        model="llama",
+        hardware="aws-h100-sxm-x1",
+        gpu_type="H100-SXM",
+        cost_per_hour_usd=6.0,
+        ttft_p90_ms=60.0,
+        tpot_p90_ms=10.0,
+        throughput_tokens_sec=3000.0,
+    ),
+    result_row(
+        model="llama",
+        hardware="gcp-l4-x1",
+        gpu_type="L4",
+        cost_per_hour_usd=0.3,
+        ttft_p90_ms=350.0,
+        tpot_p90_ms=40.0,
+        throughput_tokens_sec=400.0,
+    ),
+    result_row(
+        model="qwen",
+        hardware="azure-a100-x1",
+        gpu_type="A100-80GB",
+        cost_per_hour_usd=3.5,
+        spot_available=True,
+        spot_cost_per_hour_usd=1.2,
+        ttft_p90_ms=120.0,
+        tpot_p90_ms=18.0,
+        throughput_tokens_sec=1500.0,
+        runner="simulated",
+    ),
+    result_row(model="mistral", hardware="gcp-l4-x1", gpu_type="L4", ttft_p90_ms=800.0),  # breaks the SLA
+]
+
+
+@pytest.fixture
+def ranking():
+    return rank_use_case(results_frame(*ROWS), chatbot())
+
+
+def test_constraints_filter_but_keep_use_case_wide_ranks(ranking) -> None:
+    recommendation = recommend(ranking, Constraints(max_ttft_p90_ms=200, hardware=("h100", "l4")), top=5)
+
+    assert recommendation.configurations["hardware_name"].tolist() == ["aws-h100-sxm-x1"]
+    assert recommendation.matching == 1
+    assert recommendation.configurations["rank"].tolist() == [2]
+    assert recommendation.removed_by == {"max_ttft_p90_ms": 1, "hardware": 1}
+
+
+def test_top_limits_and_orders_by_score(ranking) -> None:
+    everything = recommend(ranking, Constraints(), top=5)
+    assert everything.configurations["rank"].tolist() == [1, 2, 3]
+    assert recommend(ranking, Constraints(), top=2).configurations["rank"].tolist() == [1, 2]
+    assert everything.removed_by == {} and everything.most_restrictive is None
+
+
+def test_hardware_matches_name_or_gpu_type_case_insensitively(ranking) -> None:
+    by_gpu_type = recommend(ranking, Constraints(hardware=("h100-sxm",)))
+    by_name = recommend(ranking, Constraints(hardware=("AWS",)))
+    assert by_gpu_type.configurations["hardware_name"].tolist() == ["aws-h100-sxm-x1"]
+    assert by_name.configurations["hardware_name"].tolist() == ["aws-h100-sxm-x1"]
+
+
+def test_nothing_matching_names_the_most_restrictive_constraint(ranking) -> None:
+    constraints = Constraints(max_cost_per_mtok=0.01, max_ttft_p90_ms=100, model_versions=("qwen@fp16",))
+    recommendation = recommend(ranking, constraints)
+
+    assert recommendation.configurations.empty and recommendation.matching == 0
+    assert recommendation.removed_by == {"max_ttft_p90_ms": 2, "max_cost_per_mtok": 3, "model_version": 2}
+    assert recommendation.most_restrictive == "max_cost_per_mtok"
+
+
+def test_why_explains_strengths_weaknesses_and_labels(ranking) -> None:
+    why = recommend(ranking, Constraints()).configurations.set_index("hardware_name")["why"]
+
+    assert why["azure-a100-x1"].startswith("rank 1 of 3")
+    assert why["aws-h100-sxm-x1"].startswith("rank 2 of 3")
+    assert "best in use case on TTFT p90, TPOT p90, throughput" in why["aws-h100-sxm-x1"]
+    assert "gives up most on cost per Mtok" in why["aws-h100-sxm-x1"]
+    assert "Pareto-optimal" in why["gcp-l4-x1"]
+    assert "SIMULATED" in why["azure-a100-x1"] and "SIMULATED" not in why["gcp-l4-x1"]
+
+
+def test_bad_constraints_are_rejected(ranking) -> None:
+    with pytest.raises(ValidationError):
+        Constraints(max_ttft_p90_ms=-5)
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        recommend(ranking, Constraints(), top=0)
+
+
+# --- CLI --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> Engine:
+    insert_use_case(engine, "chatbot", sla={"ttft_p90_ms": 500, "tpot_p90_ms": 50})
+    insert_use_case(engine, "summarization", weights={"throughput": 0.6, "cost_per_million_tokens": 0.4})
+    insert_results(engine, ROWS)
+    return engine
+
+
+def test_cli_prints_the_best_configurations_and_why(seeded: Engine) -> None:
+    result = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--top", "2"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "use case chatbot: 3 of 4 configurations ranked" in lines[0] and "1 excluded" in lines[0]
+    assert "note: accuracy dropped" in result.output
+    assert "1. qwen@fp16 on azure-a100-x1 / vllm: rank 1 of 3" in result.output
+    assert "2. llama@fp16 on aws-h100-sxm-x1 / vllm: rank 2 of 3" in result.output
+    assert "SIMULATED" in result.output and "WARNING: 1 of these 2 results are simulated" in result.output
+
+
+def test_cli_json_carries_criteria_and_the_simulated_flag(seeded: Engine) -> None:
+    result = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--hardware", "A100", "--json"])
+
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["simulated"] is True and payload["matching"] == 1
+    assert payload["constraints"] == {"hardware": ["A100"]}
+    [qwen] = payload["results"]
+    assert qwen["version_key"] == "qwen@fp16" and qwen["simulated"] is True and qwen["price_basis"] == "spot"
+    assert qwen["criteria"]["cost_per_million_tokens"]["value"] == pytest.approx(1.2 / (1500 * 3600) * 1e6)
+    assert set(qwen["criteria"]) == {"ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens"}
+
+
+def test_cli_says_when_nothing_meets_the_constraints(seeded: Engine) -> None:
+    result = CliRunner().invoke(
+        main, ["recommend", "--use-case", "chatbot", "--max-cost-per-mtok", "0.01", "--max-ttft-p90-ms", "100"]
+    )
+
+    assert result.exit_code == 1
+    assert "no configuration meets all the constraints" in result.output
+    assert "the most restrictive is --max-cost-per-mtok" in result.output
+
+    empty = CliRunner().invoke(main, ["recommend", "--use-case", "summarization", "--json"])
+    assert empty.exit_code == 1
+    assert json.loads(empty.output)["message"] == "no benchmark results for use case summarization yet"
+
+
+def test_cli_rejects_unknown_use_cases_and_bad_options(seeded: Engine) -> None:
+    unknown = CliRunner().invoke(main, ["recommend", "--use-case", "poetry"])
+    assert unknown.exit_code == 2
+    assert "unknown use case 'poetry'; known use cases: chatbot, summarization" in unknown.output
+
+    assert CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--top", "0"]).exit_code == 2
+    assert CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--max-ttft-p90-ms", "-1"]).exit_code == 2
