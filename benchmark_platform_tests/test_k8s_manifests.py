@@ -240,15 +240,27 @@ def test_the_code_location_gets_the_env_the_platform_reads(
     assert values["postgresql"]["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
 
 
-def test_the_run_queue_limits_each_gpu_pool_by_the_pool_tag(values: dict[str, Any]) -> None:
+def test_the_run_queue_limits_benchmark_runs_by_the_tag_the_benchmark_job_carries(values: dict[str, Any]) -> None:
+    from benchmark_platform.defs.jobs import BENCHMARK_RUN_TAGS, benchmark_job
+
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
     limits = coordinator["config"]["queuedRunCoordinator"]["tagConcurrencyLimits"]
-    assert {limit["key"] for limit in limits} == {GPU_POOL_TAG_KEY}
-    assert any(limit["value"] == {"applyLimitPerUniqueValue": True} for limit in limits)
-    for limit in limits:
-        if isinstance(limit["value"], str):
-            assert limit["value"] == pool_name(limit["value"].removeprefix("gpu-")), limit
+    assert [(limit["key"], limit["value"]) for limit in limits] == list(BENCHMARK_RUN_TAGS.items())
+    assert benchmark_job.tags.items() >= BENCHMARK_RUN_TAGS.items()
+
+
+def test_each_drain_op_declares_the_pool_of_its_gpu_hardware() -> None:
+    from benchmark_platform import catalogs
+    from benchmark_platform.defs.benchmarks import benchmark_results
+
+    pools = {
+        node.definition.tags[GPU_POOL_TAG_KEY]: node.definition.pool
+        for node in benchmark_results.node_def.nodes_in_topological_order
+        if node.definition.name.startswith("drain_")
+    }
+    assert set(pools) == {pool_name(hardware.name) for hardware in catalogs.load_hardware()}
+    assert all(tag == pool for tag, pool in pools.items())
 
 
 # ---- the step and run pods over the chart's settings ----------------------------------------------------------------

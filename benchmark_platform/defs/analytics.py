@@ -5,9 +5,11 @@ from datetime import date, timedelta
 import dagster as dg
 import pandas as pd
 
+from benchmark_platform import settings
 from benchmark_platform.defs.partitions import daily_partitions
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.ranking import store
+from benchmark_platform.report import write_report
 
 GROUP = "analytics"
 TOP_SHOWN = 5
@@ -82,7 +84,9 @@ def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
 )
 def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database: PlatformDatabase):
     since = date.today() - timedelta(days=config.lookback_days) if config.lookback_days else None
-    ranked = store.refresh_rankings(database.get_engine(), since=since, ttl=timedelta(hours=config.ttl_hours))
+    engine = database.get_engine()
+    ranked = store.refresh_rankings(engine, since=since, ttl=timedelta(hours=config.ttl_hours))
+    report = write_report(engine, settings.platform_home() / "reports" / f"rankings-{context.partition_key}.html")
     sections, pareto_sizes = [], {}
     for name, ranking in sorted(ranked.items()):
         pareto_sizes[name] = int(ranking.configurations["pareto"].sum()) if len(ranking.configurations) else 0
@@ -98,6 +102,8 @@ def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database:
             "pareto_front_sizes": dg.MetadataValue.json(pareto_sizes),
             "simulated_configurations": dg.MetadataValue.int(simulated),
             "top_configurations": dg.MetadataValue.md("\n\n".join(sections)),
+            "report": dg.MetadataValue.path(str(report.path)),
+            "report_url": dg.MetadataValue.url(report.path.as_uri()),
         },
     )
     recommended = [

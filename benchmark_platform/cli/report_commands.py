@@ -1,0 +1,68 @@
+"""`benchmark-platform report`: one self-contained HTML file with the rankings' charts and tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from benchmark_platform import database
+from benchmark_platform.cli.app import fail, main
+from benchmark_platform.progress import ProgressReporter
+from benchmark_platform.report import DEFAULT_TOP, ReportScopeError, resolve_scope, write_report
+
+
+def _echo_stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command("report")
+@click.option(
+    "--model-version",
+    metavar="KEY",
+    help="Limit the report to one model version (e.g. llama-3.1-8b@int4-awq); default: all of them.",
+)
+@click.option(
+    "--use-case",
+    "use_cases",
+    multiple=True,
+    metavar="NAME",
+    help="A use case to report (repeatable); default: every use case with results.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (replaced if it exists).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, help="Rows per top table.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
+def report(model_version: str | None, use_cases: tuple[str, ...], out: Path, top: int, as_json: bool) -> None:
+    """Write a self-contained HTML report (opens without a network): per use case, throughput- and
+    cost-versus-latency scatter plots with the Pareto front, the top configurations, and one model version
+    compared across hardware and frameworks. Simulated numbers are bannered and tagged.
+
+    Exit 2 naming the known values when the model version or a use case is unknown.
+
+    \b
+    Example:
+      benchmark-platform report --use-case chatbot --model-version llama-3.1-8b@int4-awq --out report.html
+    """
+    engine = database.get_engine()
+    chosen = list(use_cases) or None
+    try:
+        resolve_scope(engine, model_version=model_version, use_cases=chosen)
+    except ReportScopeError as error:
+        fail(str(error))
+    progress = ProgressReporter("report use cases", echo=_echo_stderr, interactive=False if as_json else None)
+    summary = write_report(engine, out, model_version=model_version, use_cases=chosen, top=top, progress=progress)
+    if as_json:
+        click.echo(json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True))
+        return
+    click.echo(
+        f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB): {len(summary.use_cases)} use cases, "
+        f"{summary.configurations} ranked configurations"
+    )
+    if summary.simulated:
+        click.echo(f"note: {summary.simulated} of them are SIMULATED estimates, marked as such in the report")

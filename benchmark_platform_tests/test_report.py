@@ -1,0 +1,314 @@
+"""The HTML report: pure rendering rules on small frames, then a report written from a real database and opened in
+headless Chromium, which must draw every chart (a screenshot lands in test-artifacts/report.png)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, insert, select
+
+from benchmark_platform import catalogs, manifests
+from benchmark_platform.cli import main
+from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework
+from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria
+from benchmark_platform.ranking.frames import METRIC_COLUMNS
+from benchmark_platform.report import render_report, trade_off_front, write_report
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+HARDWARE_SPEED = {"aws-l4-x1": 1.0, "gcp-a100-80gb-x1": 3.5, "gcp-h100-sxm-x1": 6.0, "aws-h100-sxm-x8": 30.0}
+VERSION_SPEED = {"llama-3.1-8b@int4-awq": 1.6, "llama-3.1-8b@fp16": 1.0, "qwen2.5-7b@bf16": 1.05}
+# sglang's numbers play the simulated ones: the report must tell them apart from vllm's measured ones.
+FRAMEWORK_SPEED = {"vllm": (1.0, "measured"), "sglang": (1.08, "simulated")}
+PROMPT_TOKENS = {"chatbot": 512, "summarization": 2048}
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=10000",
+)
+
+
+def measurement(
+    version_key: str, hardware: str, framework: str, workload: str, batch_size: int, **metrics: float
+) -> dict[str, Any]:
+    """One benchmark result by names. Numbers follow a simple serving shape (throughput grows sub-linearly with
+    batch size, time to first token with batch and prompt) unless given."""
+    fw_speed, runner = FRAMEWORK_SPEED[framework]
+    speed = HARDWARE_SPEED[hardware] * VERSION_SPEED[version_key] * fw_speed
+    throughput = 60 * speed * batch_size**0.85
+    ttft_p90 = 30 + 25 * batch_size * PROMPT_TOKENS[workload] / 512 / speed
+    tpot_p90 = 1000 * batch_size / throughput
+    values = {
+        "ttft_p50_ms": 0.8 * ttft_p90,
+        "ttft_p90_ms": ttft_p90,
+        "ttft_p99_ms": 1.3 * ttft_p90,
+        "tpot_p50_ms": 0.8 * tpot_p90,
+        "tpot_p90_ms": tpot_p90,
+        "tpot_p99_ms": 1.3 * tpot_p90,
+        "throughput_tokens_sec": throughput,
+        "rps_sustained": throughput / 256,
+        **metrics,
+    }
+    return {
+        "version_key": version_key,
+        "hardware_name": hardware,
+        "framework_name": framework,
+        "workload_type": workload,
+        "batch_size": batch_size,
+        "sequence_length": PROMPT_TOKENS[workload],
+        "runner": runner,
+        **{column: values.get(column, np.nan) for column in METRIC_COLUMNS},
+    }
+
+
+def measurement_grid(workloads: tuple[str, ...] = ("chatbot", "summarization")) -> list[dict[str, Any]]:
+    return [
+        measurement(version, hardware, framework, workload, batch)
+        for workload in workloads
+        for version in VERSION_SPEED
+        for hardware in HARDWARE_SPEED
+        for framework in FRAMEWORK_SPEED
+        for batch in (1, 8, 32)
+    ]
+
+
+def _id(kind: str, name: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"report-test/{kind}/{name}")
+
+
+def results_frame(measurements: list[dict[str, Any]]) -> pd.DataFrame:
+    """The frame load_results_frame would build for these measurements, with prices from the hardware catalog."""
+    hardware = {spec.name: spec for spec in catalogs.load_hardware()}
+    rows = []
+    for row in measurements:
+        spec = hardware[row["hardware_name"]]
+        model_name = row["version_key"].partition("@")[0]
+        rows.append(
+            {
+                **row,
+                "result_id": uuid.uuid4(),
+                "benchmark_date": pd.Timestamp("2026-11-20").date(),
+                "created_at": pd.Timestamp("2026-11-20T12:00Z"),
+                "model_id": _id("model", model_name),
+                "model_name": model_name,
+                "model_version_id": _id("version", row["version_key"]),
+                "hardware_config_id": _id("hardware", spec.name),
+                "gpu_type": spec.gpu_type,
+                "gpu_count": spec.gpu_count,
+                "cost_per_hour_usd": spec.cost_per_hour_usd,
+                "spot_cost_per_hour_usd": spec.spot_cost_per_hour_usd,
+                "spot_available": spec.spot_available,
+                "framework_id": _id("framework", row["framework_name"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(RESULT_FRAME_COLUMNS)).astype({column: float for column in METRIC_COLUMNS})
+
+
+def catalog_use_cases(*names: str) -> list[UseCaseCriteria]:
+    specs = {spec.subcategory: spec for spec in catalogs.load_use_cases()}
+    return [
+        UseCaseCriteria.from_taxonomy(
+            subcategory=name,
+            category=specs[name].category,
+            characteristics=specs[name].characteristics.model_dump(),
+            default_weights=specs[name].default_weights.model_dump(),
+        )
+        for name in names
+    ]
+
+
+def meets_sla(row: dict[str, Any]) -> bool:
+    sla = {spec.subcategory: spec.characteristics.sla for spec in catalogs.load_use_cases()}[row["workload_type"]]
+    return row["ttft_p90_ms"] <= sla.ttft_p90_ms and row["tpot_p90_ms"] <= sla.tpot_p90_ms
+
+
+def insert_results(engine: Engine, measurements: list[dict[str, Any]]) -> None:
+    """Seed the catalogs, register the example manifests the measurements name, and insert them as results."""
+    catalogs.seed(engine)
+    for model_name in sorted({row["version_key"].partition("@")[0] for row in measurements}):
+        manifests.register_model(
+            engine, manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{model_name}.yaml")
+        )
+    with engine.begin() as connection:
+        versions = manifests.list_version_keys(connection)
+        hardware = dict(connection.execute(select(HardwareConfig.name, HardwareConfig.id)).all())
+        frameworks = dict(connection.execute(select(InferenceFramework.name, InferenceFramework.id)).all())
+        connection.execute(
+            insert(BenchmarkResult),
+            [
+                {
+                    "model_version_id": versions[row["version_key"]],
+                    "hardware_config_id": hardware[row["hardware_name"]],
+                    "framework_id": frameworks[row["framework_name"]],
+                    "workload_type": row["workload_type"],
+                    "batch_size": row["batch_size"],
+                    "sequence_length": row["sequence_length"],
+                    "runner": row["runner"],
+                    **{column: None if np.isnan(row[column]) else row[column] for column in METRIC_COLUMNS},
+                }
+                for row in measurements
+            ],
+        )
+
+
+# --- pure rendering -----------------------------------------------------------------------------------------------
+
+
+def test_trade_off_front_keeps_the_non_dominated_points_in_latency_order() -> None:
+    latency = np.array([30.0, 10.0, 20.0, 25.0, 10.0])
+    throughput = np.array([900.0, 100.0, 500.0, 400.0, 50.0])
+    xs, ys = trade_off_front(latency, throughput, higher_y_better=True)
+    assert xs.tolist() == [10.0, 20.0, 30.0]
+    assert ys.tolist() == [100.0, 500.0, 900.0]
+    cost = np.array([5.0, 9.0, 6.0, 8.0, 10.0])
+    xs, ys = trade_off_front(latency, cost, higher_y_better=False)
+    assert xs.tolist() == [10.0, 20.0, 30.0] and ys.tolist() == [9.0, 6.0, 5.0]
+
+
+def test_simulated_numbers_get_banners_and_tags_and_measured_ones_do_not() -> None:
+    measured_only = [row for row in measurement_grid(("chatbot",)) if row["runner"] == "measured"]
+    page = render_report(results_frame(measured_only), catalog_use_cases("chatbot"))
+    assert 'class="banner-simulated"' not in page and 'class="tag-simulated"' not in page
+
+    mixed = measurement_grid(("chatbot",))
+    page = render_report(results_frame(mixed), catalog_use_cases("chatbot"), top=100)
+    simulated = sum(1 for row in mixed if row["runner"] == "simulated" and meets_sla(row))
+    ranked = sum(1 for row in mixed if meets_sla(row))
+    assert f"{simulated} of {ranked} configurations in this report are roofline estimates" in page
+    assert f"{simulated} of {ranked} configurations ranked for this use case" in page
+    assert page.count('<tr class="simulated">') == simulated
+    assert page.count('<span class="tag-simulated">SIMULATED</span>') == simulated
+
+
+def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_sla() -> None:
+    version = "llama-3.1-8b@fp16"
+    # On the L4 every batch size breaks the chatbot's 500 ms TTFT p90.
+    rows = [
+        measurement(version, hardware, "vllm", "chatbot", batch, **({"ttft_p90_ms": 900.0} if slow else {}))
+        for hardware, slow in (("aws-l4-x1", True), ("gcp-h100-sxm-x1", False), ("gcp-a100-80gb-x1", False))
+        for batch in (1, 8)
+    ] + [measurement("qwen2.5-7b@bf16", "aws-h100-sxm-x8", "vllm", "chatbot", 8)]
+    for row in rows:
+        row["ttft_p99_ms"] = max(row["ttft_p99_ms"], row["ttft_p90_ms"])
+    page = render_report(results_frame(rows), catalog_use_cases("chatbot", "summarization"), model_version=version)
+    assert f"Scope: model version {version}; 6 benchmark results (6 measured, 0 simulated)" in page
+    assert "qwen2.5-7b" not in page
+    assert f"{version} across hardware and frameworks" in page
+    assert "Benchmarked hardware with no configuration meeting the SLA or complete: aws-l4-x1." in page
+    assert "4 of 6 configurations ranked; excluded: 2 breaking the SLA, 0 incomplete." in page
+    assert "Nothing to rank: no benchmark results." in page  # summarization was asked for but has none
+
+
+def test_render_refuses_a_top_below_one() -> None:
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        render_report(results_frame(measurement_grid(("chatbot",))), catalog_use_cases("chatbot"), top=0)
+
+
+# --- the written report in a browser --------------------------------------------------------------------------------
+
+
+def chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "Debian's chromium is not installed, so the report's charts cannot be checked in a browser: "
+            "run `apt-get install -y chromium` (.ci/run does this)"
+        )
+    command = [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+def figure_fragments(dom: str) -> dict[str, str]:
+    """Each plotly figure's id -> its part of the rendered DOM (figures follow each other, never nest)."""
+    starts = [
+        (match.start(), match.group(1)) for match in re.finditer(r'<div id="([^"]+)" class="plotly-graph-div', dom)
+    ]
+    ends = [start for start, _ in starts[1:]] + [len(dom)]
+    return {div_id: dom[start:end] for (start, div_id), end in zip(starts, ends, strict=True)}
+
+
+def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, tmp_path: Path) -> None:
+    grid = measurement_grid()
+    expected = {
+        workload: sum(1 for row in grid if row["workload_type"] == workload and meets_sla(row))
+        for workload in PROMPT_TOKENS
+    }
+    expected_simulated = sum(1 for row in grid if row["runner"] == "simulated" and meets_sla(row))
+    insert_results(engine, grid)
+
+    summary = write_report(engine, tmp_path / "out" / "report.html")
+
+    assert summary.use_cases == ["chatbot", "summarization"]
+    assert summary.configurations == sum(expected.values()) and 0 < summary.simulated == expected_simulated
+    page = summary.path.read_text()
+    assert summary.bytes == len(page.encode())
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="?(https?:)?//', page), "the report must not fetch"
+
+    dom = chromium("--dump-dom", summary.path.as_uri(), profile=tmp_path / "profile").stdout
+    figures = figure_fragments(dom)
+    for index, workload in enumerate(PROMPT_TOKENS):
+        for name in ("throughput", "cost"):
+            figure = figures[f"uc{index}-{workload}-{name}-vs-latency"]
+            # measured points, simulated points, and the Pareto front line
+            assert figure.count('<g class="trace scatter') == 3
+            assert len(re.findall(r'<path class="point[ "]', figure)) == expected[workload]
+        for comparison in ("hardware", "framework"):
+            bars = figures[f"uc{index}-{workload}-per-{comparison}"]
+            assert bars.count('<g class="trace bars') == 3 and '<g class="point"' in bars
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "report.png"
+    screenshot.unlink(missing_ok=True)
+    chromium(f"--screenshot={screenshot}", "--window-size=1400,2200", summary.path.as_uri(), profile=tmp_path / "p2")
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 50_000
+
+
+# --- the command ----------------------------------------------------------------------------------------------------
+
+
+def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: Engine, tmp_path: Path) -> None:
+    insert_results(engine, measurement_grid(("chatbot",)))
+    out = tmp_path / "report.html"
+    runner = CliRunner()
+
+    result = runner.invoke(
+        main,
+        ["report", "--use-case", "chatbot", "--model-version", "llama-3.1-8b@int4-awq", "--out", str(out), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["path"] == str(out.resolve()) and summary["use_cases"] == ["chatbot"]
+    assert summary["model_version"] == "llama-3.1-8b@int4-awq" and summary["bytes"] == out.stat().st_size
+    assert summary["configurations"] > 0 and 0 < summary["simulated"] < summary["configurations"]
+
+    result = runner.invoke(main, ["report", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out.resolve()}" in result.stdout and "SIMULATED estimates" in result.stdout
+    assert "report use cases: 1/1 (100%)" in result.stderr
+
+    result = runner.invoke(main, ["report", "--model-version", "llama-3.1-8b@int3", "--out", str(tmp_path / "x.html")])
+    assert result.exit_code == 2
+    assert "unknown model version 'llama-3.1-8b@int3'; known: llama-3.1-8b@fp16, llama-3.1-8b@fp8" in result.stderr
+    result = runner.invoke(main, ["report", "--use-case", "chatbot", "--use-case", "poetry", "--out", "x.html"])
+    assert result.exit_code == 2
+    assert "unknown use case 'poetry'; known: agentic-tool-use, batch-offline-generation" in result.stderr
+    assert not (tmp_path / "x.html").exists()
+
+    help_text = runner.invoke(main, ["report", "--help"]).output
+    assert "Example:" in help_text and "benchmark-platform report --use-case chatbot" in help_text
