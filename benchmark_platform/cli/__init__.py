@@ -1,6 +1,14 @@
 """Command-line interface. Importing the topic modules registers their commands on ``main``."""
 
-from benchmark_platform.cli import database_commands  # noqa: F401
+from benchmark_platform.cli import (  # noqa: F401
+    catalog_commands,
+    database_commands,
+    platform_commands,
+    queue_commands,
+    recommend,
+    report_commands,
+    runner_commands,
+)
 from benchmark_platform.cli.app import main
 
 __all__ = ["main"]

@@ -6,8 +6,6 @@ from benchmark_platform.migrations import VERSION_TABLE
 from benchmark_platform.orm import Base
 
 connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection, target_metadata=Base.metadata, compare_type=True, version_table=VERSION_TABLE
-)
+context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True, version_table=VERSION_TABLE)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,466 @@
+"""The benchmark worker: claim a batch of configs, run each, record the result or the failure, until the queue is dry.
+
+``run_worker`` is what both ``benchmark-platform worker`` and Dagster ops call. It stops on its ``stop_event`` (the CLI
+sets it on SIGTERM/SIGINT): it starts nothing new, the runner aborts the config in flight (``RunInterrupted``), and
+every unfinished claim goes back to pending without counting an attempt. A background thread heartbeats the leases
+while it works. Database errors (a server restart, a dropped connection) are retried with exponential backoff on
+fresh pooled connections (the engine pre-pings); a result is never dropped silently: if it cannot be recorded the
+summary counts it and the claim's lease expiry hands the config to another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from benchmark_platform import queue
+from benchmark_platform.manifests import version_key
+from benchmark_platform.runners import (
+    FrameworkFacts,
+    HardwareFacts,
+    ModelFacts,
+    RunInterrupted,
+    RunnerError,
+    RunSpec,
+    WorkloadFacts,
+    get_runner,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_RESULTS_LOST = 3
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database stayed unreachable for longer than the worker's retry budget."""
+
+
+class WorkerOptions(BaseModel):
+    """What a worker takes from the queue and how. Validated so that a bad flag fails before anything is claimed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    model_version_id: uuid.UUID | None = None
+    hardware: str | None = Field(default=None, description="hardware config name: only that pool's configs")
+    batch_size: int = Field(default=10, ge=1, le=1000, description="configs claimed per round trip")
+    lease_seconds: float = Field(default=queue.DEFAULT_LEASE_SECONDS, ge=1)
+    heartbeat_seconds: float | None = Field(default=None, gt=0, description="default: a third of the lease")
+    max_attempts: int = Field(default=queue.DEFAULT_MAX_ATTEMPTS, ge=1)
+    runner: str = "simulated"
+    runner_options: dict[str, Any] = Field(default_factory=dict)
+    max_configs: int | None = Field(default=None, ge=1)
+    worker_id: str | None = Field(default=None, min_length=1, max_length=200)
+    db_retry_seconds: float = Field(default=120.0, ge=0, description="give up after the database is gone this long")
+    stop_event: threading.Event | None = None
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> WorkerOptions:
+        if self.heartbeat_seconds is not None and self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds, or every lease expires")
+        return self
+
+
+@dataclass
+class WorkerSummary:
+    worker_id: str
+    completed: int = 0
+    failed_attempts: int = 0
+    failed_for_good: int = 0
+    released: int = 0
+    lost_claims: int = 0  # claims taken back (lease expired) before this worker could record them
+    unrecorded_results: int = 0  # results the database never accepted (it stayed unreachable)
+    database_retries: int = 0
+    stopped: bool = False
+    reached_max: bool = False
+    error: str | None = None
+    elapsed_seconds: float = 0.0
+    framework_switches: int = 0  # a real runner restarts its inference server on each switch
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return EXIT_FAILURE
+        if self.unrecorded_results or self.lost_claims:
+            return EXIT_RESULTS_LOST
+        return EXIT_OK
+
+    def line(self) -> str:
+        if self.error is not None:
+            ending = f"error: {self.error}"
+        else:
+            ending = "stopped" if self.stopped else "max configs reached" if self.reached_max else "queue drained"
+        return (
+            f"worker {self.worker_id}: {self.completed} completed, {self.failed_attempts} failed attempts "
+            f"({self.failed_for_good} failed for good), {self.released} released, {self.lost_claims} lost claims, "
+            f"{self.unrecorded_results} unrecorded, {self.database_retries} database retries, "
+            f"{self.framework_switches} framework switches in {self.elapsed_seconds:.1f} s ({ending})"
+        )
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+_TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, _TRANSIENT_ERRORS) or (isinstance(error, DBAPIError) and error.connection_invalidated)
+
+
+class _Database:
+    """Runs one queue call at a time, retrying transient errors with capped exponential backoff and jitter. Once the
+    worker is told to stop, a call gets at most ``STOP_RETRY_SECONDS`` more, so that a stop is quick even while the
+    database is away (unreleased claims then come back through their lease)."""
+
+    STOP_RETRY_SECONDS = 5.0
+
+    def __init__(self, summary: WorkerSummary, retry_seconds: float, stop: threading.Event) -> None:
+        self.summary = summary
+        self.retry_seconds = retry_seconds
+        self.stop = stop
+
+    def call(self, action: Callable[[], T], *, retry_seconds: float | None = None) -> T:
+        budget = self.retry_seconds if retry_seconds is None else retry_seconds
+        deadline = time.monotonic() + budget
+        stop_deadline = None
+        delay = 0.05
+        while True:
+            try:
+                return action()
+            except DBAPIError as error:
+                if not _is_transient(error):
+                    raise
+                if self.stop.is_set() and stop_deadline is None:
+                    stop_deadline = time.monotonic() + self.STOP_RETRY_SECONDS
+                    deadline = min(deadline, stop_deadline)
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(f"database unreachable, gave up retrying: {error.orig}") from error
+                self.summary.database_retries += 1
+                log.warning("database error, retrying in %.2f s: %s", delay, error.orig)
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+
+
+class _Heartbeat(threading.Thread):
+    """Extends this worker's leases every ``interval`` seconds until stopped; after an error the next beat retries."""
+
+    def __init__(self, engine: Engine, worker_id: str, lease_seconds: float, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
+        self.engine, self.worker_id, self.lease_seconds, self.interval = engine, worker_id, lease_seconds, interval
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            try:
+                queue.heartbeat(self.engine, self.worker_id, lease_seconds=self.lease_seconds)
+            except DBAPIError as error:
+                log.warning("heartbeat failed (will retry): %s", error.orig)
+
+
+# ---------------------------------------------------------------------------------------------------- run specs
+
+_FACTS_SQL = text(
+    """
+    SELECT m.name AS model_name, m.parameters, v.version, v.artifact_uri, v.quantization, v.quantization_bits,
+           v.format, v.model_config,
+           h.name AS hardware_name, h.gpu_type, h.gpu_count, h.vram_per_gpu_gb, h.specs,
+           f.name AS framework_name, f.version AS framework_version, f.capabilities, f.config_template,
+           u.subcategory, u.characteristics
+    FROM model_versions v
+    JOIN models m ON m.id = v.model_id
+    JOIN hardware_configs h ON h.id = :hardware_config_id
+    JOIN inference_frameworks f ON f.id = :framework_id
+    JOIN use_case_taxonomy u ON u.subcategory = :workload_type
+    WHERE v.id = :model_version_id
+    """
+)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    model: ModelFacts
+    hardware: HardwareFacts
+    framework: FrameworkFacts
+    workload: WorkloadFacts
+
+
+def _load_facts(
+    connection: Connection,
+    model_version_id: uuid.UUID,
+    hardware_config_id: uuid.UUID,
+    framework_id: uuid.UUID,
+    workload_type: str,
+) -> _Facts:
+    row = connection.execute(
+        _FACTS_SQL,
+        {
+            "model_version_id": model_version_id,
+            "hardware_config_id": hardware_config_id,
+            "framework_id": framework_id,
+            "workload_type": workload_type,
+        },
+    ).first()
+    if row is None:
+        raise LookupError(
+            f"config refers to a missing catalog entry (model version {model_version_id}, hardware "
+            f"{hardware_config_id}, framework {framework_id}, workload {workload_type!r})"
+        )
+    architecture = row.model_config
+    specs = row.specs
+    capabilities = row.capabilities
+    efficiency = capabilities.get("efficiency", {})
+    characteristics = row.characteristics
+    sla = characteristics.get("sla") or {}
+    return _Facts(
+        model=ModelFacts(
+            name=row.model_name,
+            version_key=version_key(row.model_name, row.version),
+            artifact_uri=row.artifact_uri,
+            parameters=row.parameters,
+            quantization=row.quantization,
+            quantization_bits=row.quantization_bits,
+            format=row.format,
+            num_layers=architecture["num_layers"],
+            hidden_size=architecture["hidden_size"],
+            num_kv_heads=architecture["num_kv_heads"],
+            head_dim=architecture["head_dim"],
+            baseline_accuracy=architecture.get("baseline_accuracy"),
+        ),
+        hardware=HardwareFacts(
+            name=row.hardware_name,
+            gpu_type=row.gpu_type,
+            gpu_count=row.gpu_count,
+            vendor=specs["vendor"],
+            vram_per_gpu_gb=row.vram_per_gpu_gb,
+            memory_bandwidth_gbps=specs["memory_bandwidth_gbps"],
+            fp16_tflops=specs["fp16_tflops"],
+            fp8_tflops=specs.get("fp8_tflops"),
+            int8_tops=specs.get("int8_tops"),
+            interconnect_bandwidth_gbps=specs.get("interconnect_bandwidth_gbps"),
+        ),
+        framework=FrameworkFacts(
+            name=row.framework_name,
+            version=row.framework_version,
+            launch_command=row.config_template.get("launch_command", ""),
+            quantization_flags=row.config_template.get("quantization_flags", {}),
+            completions_path=capabilities.get("completions_path", "/v1/completions"),
+            chat_completions_path=capabilities.get("chat_completions_path", "/v1/chat/completions"),
+            supports_ignore_eos=capabilities.get("supports_ignore_eos", True),
+            prefill_efficiency=efficiency["prefill"],
+            decode_efficiency=efficiency["decode"],
+        ),
+        workload=WorkloadFacts(
+            name=row.subcategory,
+            typical_input_tokens=characteristics["typical_input_tokens"],
+            typical_output_tokens=characteristics["typical_output_tokens"],
+            chat=characteristics.get("chat", False),
+            measure_accuracy=characteristics.get("measure_accuracy", False),
+            sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
+            sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
+        ),
+    )
+
+
+def _config_value(config_row: Any, name: str) -> Any:
+    return config_row[name] if isinstance(config_row, Mapping) else getattr(config_row, name)
+
+
+def _spec_from_facts(facts: _Facts, config_row: Any) -> RunSpec:
+    return RunSpec(
+        config_id=_config_value(config_row, "id"),
+        model=facts.model,
+        hardware=facts.hardware,
+        framework=facts.framework,
+        workload=facts.workload,
+        batch_size=_config_value(config_row, "batch_size"),
+        sequence_length=_config_value(config_row, "sequence_length"),
+    )
+
+
+def _facts_key(config_row: Any) -> tuple[Any, ...]:
+    return tuple(
+        _config_value(config_row, name)
+        for name in ("model_version_id", "hardware_config_id", "framework_id", "workload_type")
+    )
+
+
+def build_run_spec(connection: Connection, config_row: Any) -> RunSpec:
+    """Resolve a ``benchmark_configs`` row (a ``queue.Claim``, a Row or a mapping with its columns) into the
+    ``RunSpec`` a runner needs, joining the model version, hardware, framework and use case catalogs."""
+    return _spec_from_facts(_load_facts(connection, *_facts_key(config_row)), config_row)
+
+
+def resolve_hardware(connection: Connection, name: str) -> uuid.UUID:
+    """The id of the hardware config called ``name``; LookupError listing the known names otherwise."""
+    found = connection.execute(text("SELECT id FROM hardware_configs WHERE name = :name"), {"name": name}).scalar()
+    if found is None:
+        known = connection.execute(text("SELECT name FROM hardware_configs ORDER BY name")).scalars().all()
+        raise LookupError(f"unknown hardware {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+
+
+class _Worker:
+    def __init__(self, engine: Engine, options: WorkerOptions, summary: WorkerSummary, stop: threading.Event) -> None:
+        self.engine = engine
+        self.options = options
+        self.summary = summary
+        self.stop = stop
+        self.db = _Database(summary, options.db_retry_seconds, stop)
+        self.facts: dict[tuple[Any, ...], _Facts] = {}
+        self.loaded_framework_id: uuid.UUID | None = None
+        self.hardware_config_id: uuid.UUID | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self.summary.worker_id
+
+    def run(self, runner: Any) -> None:
+        processed = 0
+        while not self.stop.is_set():
+            wanted = self.options.batch_size
+            if self.options.max_configs is not None:
+                wanted = min(wanted, self.options.max_configs - processed)
+                if wanted <= 0:
+                    self.summary.reached_max = True
+                    return
+            batch = self.db.call(self._claim(wanted))
+            if not batch:
+                if self.db.call(self._count_claimable) == 0:
+                    return
+                # Pending rows exist but were locked by a concurrent claim: they are about to be running; look again.
+                self.stop.wait(random.uniform(0.02, 0.1))
+                continue
+            for position, held in enumerate(batch):
+                if self.stop.is_set() or not self._run_one(runner, held):
+                    self._release(batch[position:])
+                    return
+                processed += 1
+
+    def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
+        return lambda: queue.claim(
+            self.engine,
+            self.worker_id,
+            limit=limit,
+            lease_seconds=self.options.lease_seconds,
+            hardware_config_id=self.hardware_config_id,
+            model_version_id=self.options.model_version_id,
+            preferred_framework_id=self.loaded_framework_id,
+        )
+
+    def _count_claimable(self) -> int:
+        return queue.count_claimable(
+            self.engine, hardware_config_id=self.hardware_config_id, model_version_id=self.options.model_version_id
+        )
+
+    def _spec(self, held: queue.Claim) -> RunSpec:
+        key = _facts_key(held)
+        facts = self.facts.get(key)
+        if facts is None:
+            with self.engine.connect() as connection:
+                facts = self.facts[key] = _load_facts(connection, *key)
+        return _spec_from_facts(facts, held)
+
+    def _run_one(self, runner: Any, held: queue.Claim) -> bool:
+        """Run one claimed config and record the outcome; False when interrupted (the claim is still held)."""
+        try:
+            spec = self.db.call(lambda: self._spec(held))
+            if self.loaded_framework_id not in (None, held.framework_id):
+                self.summary.framework_switches += 1
+            self.loaded_framework_id = held.framework_id
+            measurement = runner.run(spec)
+        except RunInterrupted:
+            return False
+        except (RunnerError, LookupError, ValueError) as error:
+            self._record_failure(held, f"{type(error).__name__}: {error}")
+            return True
+        except Exception as error:  # a runner bug must not kill the worker: the config fails with the reason
+            log.exception("runner crashed on config %s", held.id)
+            self._record_failure(held, f"runner crashed: {type(error).__name__}: {error}")
+            return True
+        try:
+            recorded = self.db.call(lambda: queue.complete(self.engine, held, self.worker_id, measurement))
+        except DatabaseUnavailable:
+            self.summary.unrecorded_results += 1
+            raise
+        if recorded:
+            self.summary.completed += 1
+        else:
+            self.summary.lost_claims += 1
+            log.warning("claim on config %s was lost (lease expired); its result was discarded", held.id)
+        return True
+
+    def _record_failure(self, held: queue.Claim, message: str) -> None:
+        outcome = self.db.call(
+            lambda: queue.fail(self.engine, held, self.worker_id, message, max_attempts=self.options.max_attempts)
+        )
+        if outcome is None:
+            self.summary.lost_claims += 1
+            return
+        self.summary.failed_attempts += 1
+        if outcome.status == "failed":
+            self.summary.failed_for_good += 1
+
+    def _release(self, unfinished: list[queue.Claim]) -> None:
+        if unfinished:
+            self.summary.released += self.db.call(
+                lambda: queue.release(self.engine, self.worker_id, [held.id for held in unfinished])
+            )
+
+
+def run_worker(engine: Engine, options: WorkerOptions) -> WorkerSummary:
+    """Work the queue until it is drained for this worker, ``max_configs`` are done, or ``stop_event`` is set.
+
+    Never raises for database trouble or runner failures: the summary says what happened (``exit_code``, ``error``).
+    Bad options (unknown hardware or runner) raise LookupError/ValueError before anything is claimed.
+    """
+    started = time.monotonic()
+    stop = options.stop_event or threading.Event()
+    summary = WorkerSummary(worker_id=options.worker_id or default_worker_id())
+    worker = _Worker(engine, options, summary, stop)
+    if options.hardware is not None:
+        worker.hardware_config_id = worker.db.call(lambda: _resolve_hardware_id(engine, options.hardware))
+    runner = get_runner(options.runner, should_stop=stop.is_set, **options.runner_options)
+    heartbeat = _Heartbeat(
+        engine, summary.worker_id, options.lease_seconds, options.heartbeat_seconds or options.lease_seconds / 3
+    )
+    heartbeat.start()
+    try:
+        worker.run(runner)
+    except DatabaseUnavailable as error:
+        summary.error = str(error)
+    finally:
+        heartbeat.done.set()
+        heartbeat.join()
+        try:
+            # Anything still held (a stop, or an error mid-batch) goes back now rather than after its lease.
+            summary.released += worker.db.call(lambda: queue.release(engine, summary.worker_id), retry_seconds=10)
+        except (DatabaseUnavailable, DBAPIError) as error:
+            log.warning("could not release claims (their leases will expire): %s", error)
+        runner.close()
+        summary.stopped = stop.is_set()
+        summary.elapsed_seconds = time.monotonic() - started
+    return summary
+
+
+def _resolve_hardware_id(engine: Engine, name: str) -> uuid.UUID:
+    with engine.connect() as connection:
+        return resolve_hardware(connection, name)

@@ -1,0 +1,181 @@
+"""The config matrix is pure: these tests need no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark_platform import catalogs, matrix
+from benchmark_platform.matrix import FrameworkOption, HardwareOption, VersionSpec, WorkloadOption
+
+LLAMA_8B = dict(parameters=8_030_261_248, num_layers=32, num_kv_heads=8, head_dim=128, max_position_embeddings=131072)
+FP16 = VersionSpec(quantization="fp16", quantization_bits=16, format="safetensors", **LLAMA_8B)
+FP8 = VersionSpec(quantization="fp8", quantization_bits=8, format="safetensors", **LLAMA_8B)
+AWQ = VersionSpec(quantization="int4", quantization_bits=4, format="awq", **LLAMA_8B)
+
+L4 = HardwareOption(name="l4-x1", vendor="nvidia", gpu_count=1, vram_per_gpu_gb=24, cost_per_hour_usd=0.8)
+H100 = HardwareOption(name="h100-x8", vendor="nvidia", gpu_count=8, vram_per_gpu_gb=80, cost_per_hour_usd=55.0)
+MI300X = HardwareOption(name="mi300x-x8", vendor="amd", gpu_count=8, vram_per_gpu_gb=192, cost_per_hour_usd=50.0)
+
+ALL = frozenset({"fp32", "fp16", "bf16", "fp8", "int8", "int4"})
+FORMATS = frozenset({"safetensors", "awq", "gptq", "gguf"})
+VLLM = FrameworkOption("vllm", ALL, FORMATS, frozenset({"nvidia", "amd"}))
+LMDEPLOY = FrameworkOption("lmdeploy", ALL - {"fp32"}, FORMATS - {"gguf"}, frozenset({"nvidia"}))
+FP16_ONLY = FrameworkOption("fp16-only", frozenset({"fp16"}), frozenset({"safetensors"}), frozenset({"nvidia", "amd"}))
+EMULATOR = FrameworkOption("emulator", ALL, FORMATS, frozenset({"nvidia", "amd"}), benchmark_by_default=False)
+
+CHATBOT = WorkloadOption("chatbot", typical_input_tokens=512, typical_output_tokens=256)
+SUMMARIZATION = WorkloadOption("summarization", typical_input_tokens=4096, typical_output_tokens=256)
+CLASSIFICATION = WorkloadOption("classification", typical_input_tokens=256, typical_output_tokens=8)
+WORKLOADS = [SUMMARIZATION, CLASSIFICATION, CHATBOT]
+
+PER_PAIR = len(WORKLOADS) * len(matrix.BATCH_SIZES) * len(matrix.SEQUENCE_LENGTHS)
+
+
+def _keys(built: matrix.ConfigMatrix) -> set[tuple]:
+    return {(c.hardware, c.framework, c.workload_type, c.batch_size, c.sequence_length) for c in built.configs}
+
+
+def test_every_dimension_is_crossed_when_everything_fits():
+    built = matrix.build_matrix(AWQ, [H100, MI300X], [VLLM], WORKLOADS)
+    assert len(built.configs) == 2 * PER_PAIR == 144
+    assert len(_keys(built)) == len(built.configs)  # no duplicates
+    assert {c.batch_size for c in built.configs} == {1, 2, 4, 8, 16, 32}
+    assert {c.sequence_length for c in built.configs} == {1024, 2048, 4096, 8192}
+    assert built.excluded == {}
+
+
+def test_every_candidate_is_either_kept_or_counted_under_one_reason():
+    built = matrix.build_matrix(FP16, [L4, H100, MI300X], [VLLM, LMDEPLOY, FP16_ONLY, EMULATOR], WORKLOADS)
+    assert len(built.configs) + built.excluded_total == 3 * 4 * PER_PAIR
+    assert set(built.excluded) <= set(matrix.EXCLUSION_REASONS)
+    per_pair_total = sum(sum(counts.values()) for counts in built.excluded_by_pair.values())
+    assert per_pair_total == built.excluded_total
+
+
+def test_emulator_is_left_out_unless_asked():
+    default = matrix.build_matrix(AWQ, [H100], [VLLM, EMULATOR], WORKLOADS)
+    assert {c.framework for c in default.configs} == {"vllm"}
+    assert default.excluded == {matrix.NOT_BENCHMARKED_BY_DEFAULT: PER_PAIR}
+    asked = matrix.build_matrix(AWQ, [H100], [VLLM, EMULATOR], WORKLOADS, include_frameworks={"emulator"})
+    assert {c.framework for c in asked.configs} == {"vllm", "emulator"}
+
+
+def test_framework_without_the_vendor_is_left_out_on_that_vendor_only():
+    built = matrix.build_matrix(AWQ, [H100, MI300X], [LMDEPLOY], WORKLOADS)
+    assert {c.hardware for c in built.configs} == {"h100-x8"}
+    assert built.excluded == {matrix.VENDOR_UNSUPPORTED: PER_PAIR}
+    assert built.excluded_by_pair == {("mi300x-x8", "lmdeploy"): {matrix.VENDOR_UNSUPPORTED: PER_PAIR}}
+
+
+def test_unsupported_quantization_and_format_are_counted_separately():
+    int4_safetensors = VersionSpec(quantization="int4", quantization_bits=4, format="safetensors", **LLAMA_8B)
+    assert matrix.build_matrix(AWQ, [H100], [FP16_ONLY], WORKLOADS).excluded == {
+        matrix.QUANTIZATION_UNSUPPORTED: PER_PAIR
+    }
+    fp16_gguf = VersionSpec(quantization="fp16", quantization_bits=16, format="gguf", **LLAMA_8B)
+    assert matrix.build_matrix(fp16_gguf, [H100], [FP16_ONLY], WORKLOADS).excluded == {
+        matrix.FORMAT_UNSUPPORTED: PER_PAIR
+    }
+    assert matrix.build_matrix(int4_safetensors, [H100], [VLLM], WORKLOADS).excluded == {}
+
+
+def test_memory_fit_follows_weights_plus_kv_cache_of_batch_times_context():
+    """llama-3.1-8b fp16 on one 24 GB L4: 21.6 GB usable - 1.5 reserve - 16.06 GB weights leaves 4.04 GB of KV cache
+    at 131,072 B per token (2 × 32 layers × 8 KV heads × 128 × 2 B): about 30,800 tokens of batch × context."""
+    assert matrix.kv_cache_bytes_per_token(FP16, 1) == 131_072
+    keys = _keys(matrix.build_matrix(FP16, [L4], [VLLM], [CHATBOT]))
+    assert ("l4-x1", "vllm", "chatbot", 4, 4096) in keys  # 4 × (4096 + 256) = 17,408 tokens
+    assert ("l4-x1", "vllm", "chatbot", 16, 1024) in keys  # 16 × 1,280 = 20,480
+    assert ("l4-x1", "vllm", "chatbot", 8, 4096) not in keys  # 8 × 4,352 = 34,816
+    assert ("l4-x1", "vllm", "chatbot", 32, 1024) not in keys  # 32 × 1,280 = 40,960
+
+
+def test_fp8_halves_the_kv_cache_and_weights():
+    assert matrix.kv_cache_bytes_per_token(FP8, 1) == 65_536
+    keys = _keys(matrix.build_matrix(FP8, [L4], [VLLM], [CHATBOT]))
+    assert ("l4-x1", "vllm", "chatbot", 16, 8192) in keys  # 16 × 8,448 × 64 KiB = 8.9 GB next to 8 GB of weights
+    assert ("l4-x1", "vllm", "chatbot", 32, 8192) not in keys
+
+
+def test_a_model_too_big_for_the_hardware_is_dropped_with_its_reason():
+    llama_70b = VersionSpec(
+        parameters=70_553_706_496, quantization="fp16", quantization_bits=16, format="safetensors",
+        num_layers=80, num_kv_heads=8, head_dim=128,
+    )  # fmt: skip
+    built = matrix.build_matrix(llama_70b, [L4, H100], [VLLM], WORKLOADS)
+    assert {c.hardware for c in built.configs} == {"h100-x8"}
+    assert built.excluded_by_pair[("l4-x1", "vllm")] == {matrix.DOES_NOT_FIT: PER_PAIR}
+
+
+def test_prompts_longer_than_the_context_window_are_dropped():
+    short_context = VersionSpec(
+        parameters=7_000_000_000, quantization="fp16", quantization_bits=16, format="safetensors",
+        num_layers=32, num_kv_heads=32, head_dim=128, max_position_embeddings=4096,
+    )  # fmt: skip
+    built = matrix.build_matrix(short_context, [H100], [VLLM], [CHATBOT])
+    assert max(c.sequence_length for c in built.configs) == 4096
+    assert built.excluded[matrix.EXCEEDS_CONTEXT] == len(matrix.BATCH_SIZES)
+
+
+def test_priorities_put_the_chatbot_baseline_first_then_cheap_small_configs():
+    built = matrix.build_matrix(AWQ, [H100, L4, MI300X], [VLLM], WORKLOADS)
+    by_key = {(c.hardware, c.workload_type, c.batch_size, c.sequence_length): c.priority for c in built.configs}
+    baseline = [p for (_, workload, batch, _), p in by_key.items() if workload == "chatbot" and batch == 1]
+    others = [p for (_, workload, batch, _), p in by_key.items() if not (workload == "chatbot" and batch == 1)]
+    assert set(baseline) == {100}
+    assert all(200 <= p <= 1000 for p in others)
+    assert by_key[("l4-x1", "summarization", 2, 1024)] < by_key[("h100-x8", "summarization", 2, 1024)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024)] < by_key[("h100-x8", "chatbot", 4, 1024)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024)] < by_key[("h100-x8", "chatbot", 2, 2048)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024)] < by_key[("h100-x8", "summarization", 2, 1024)]
+    assert by_key[("l4-x1", "chatbot", 2, 1024)] == min(others)  # cheapest, smallest, commonest after the baseline
+    assert by_key[("h100-x8", "summarization", 32, 8192)] == 1000  # the dearest, biggest, rarest
+    # deterministic: the same inputs in another order give the same matrix
+    again = matrix.build_matrix(AWQ, [MI300X, L4, H100], [VLLM], list(reversed(WORKLOADS)))
+    assert sorted(again.configs, key=repr) == sorted(built.configs, key=repr)
+
+
+def test_workloads_rank_chatbot_first_then_lighter_loads():
+    assert matrix.workload_order(WORKLOADS) == ["chatbot", "classification", "summarization"]
+
+
+def test_no_hardware_gives_an_empty_matrix():
+    built = matrix.build_matrix(AWQ, [], [VLLM], WORKLOADS)
+    assert built.configs == () and built.excluded == {}
+
+
+@pytest.mark.parametrize("dimension", ["batch_sizes", "sequence_lengths"])
+def test_non_positive_dimensions_are_rejected(dimension):
+    with pytest.raises(ValueError, match=dimension):
+        matrix.build_matrix(AWQ, [H100], [VLLM], WORKLOADS, **{dimension: [0, 8]})
+
+
+def test_the_bundled_catalogs_give_a_full_matrix_with_reasons():
+    """The real catalogs: 8B AWQ fits nearly everywhere; the emulator and LMDeploy on AMD are the main exclusions."""
+    hardware = [
+        HardwareOption(h.name, h.specs.vendor, h.gpu_count, h.vram_per_gpu_gb, h.cost_per_hour_usd)
+        for h in catalogs.load_hardware()
+    ]
+    frameworks = [
+        FrameworkOption(
+            f.name,
+            frozenset(f.supports_quantizations),
+            frozenset(f.supports_formats),
+            frozenset(f.vendors),
+            f.benchmark_by_default,
+        )
+        for f in catalogs.load_frameworks()
+    ]
+    workloads = [
+        WorkloadOption(u.subcategory, u.characteristics.typical_input_tokens, u.characteristics.typical_output_tokens)
+        for u in catalogs.load_use_cases()
+    ]
+    built = matrix.build_matrix(AWQ, hardware, frameworks, workloads)
+    candidates = len(hardware) * len(frameworks) * len(workloads) * 24
+    assert len(built.configs) + built.excluded_total == candidates
+    assert built.excluded[matrix.NOT_BENCHMARKED_BY_DEFAULT] == len(hardware) * len(workloads) * 24
+    amd = [h.name for h in hardware if h.vendor == "amd"]
+    assert amd and all(
+        built.excluded_by_pair[(name, "lmdeploy")] == {matrix.VENDOR_UNSUPPORTED: len(workloads) * 24} for name in amd
+    )
+    assert len(built.configs) > 20_000

@@ -1,0 +1,347 @@
+"""Workers as real processes on real PostgreSQL: concurrency, kill -9, SIGTERM, a database restart, retries.
+
+Every claim and every end of a claim is written to a ``claim_log`` table by a trigger (test-only, created in the test's
+own database), so the tests can prove that no config was ever held by two workers at once: per config, the log must
+read claim, end, claim, end, ... with each end naming the worker of the claim before it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pgserver
+import pytest
+from sqlalchemy import Engine, make_url, text
+
+from benchmark_platform import database, migrations, queue, settings
+from benchmark_platform.worker import WorkerOptions, run_worker
+from benchmark_platform_tests.helpers_catalog import hardware_id, seed_with_model, status_counts
+
+VERSION_KEY = "llama-3.1-8b@int4-awq"
+WORKER_COMMAND = [sys.executable, "-c", "from benchmark_platform.cli import main; main()", "worker"]
+
+CLAIM_LOG = """
+CREATE TABLE claim_log (
+    seq bigserial PRIMARY KEY, config_id uuid NOT NULL, event text NOT NULL, worker text,
+    hardware_config_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE FUNCTION log_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'running' AND OLD.status <> 'running' THEN
+        INSERT INTO claim_log (config_id, event, worker, hardware_config_id)
+        VALUES (NEW.id, 'claim', NEW.claimed_by, NEW.hardware_config_id);
+    ELSIF OLD.status = 'running' AND NEW.status <> 'running' THEN
+        INSERT INTO claim_log (config_id, event, worker, hardware_config_id)
+        VALUES (NEW.id, 'end:' || NEW.status, OLD.claimed_by, NEW.hardware_config_id);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER benchmark_configs_claim_log AFTER UPDATE OF status ON benchmark_configs
+FOR EACH ROW EXECUTE FUNCTION log_claims();
+"""
+
+
+def _install_claim_log(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(CLAIM_LOG)
+
+
+def _assert_every_config_completed_once_by_one_holder_at_a_time(engine: Engine) -> dict[uuid.UUID, list]:
+    with engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT count(*) FROM benchmark_configs WHERE status <> 'completed'")).scalar() == 0
+        )
+        duplicates = connection.execute(
+            text("SELECT count(*) FROM (SELECT config_id FROM benchmark_results GROUP BY 1 HAVING count(*) > 1) d")
+        ).scalar()
+        assert duplicates == 0
+        unresulted = connection.execute(
+            text(
+                "SELECT count(*) FROM benchmark_configs c "
+                "WHERE NOT EXISTS (SELECT 1 FROM benchmark_results r WHERE r.config_id = c.id)"
+            )
+        ).scalar()
+        assert unresulted == 0
+        events = connection.execute(text("SELECT config_id, event, worker FROM claim_log ORDER BY seq")).all()
+    by_config: dict[uuid.UUID, list] = {}
+    for config_id, event, worker in events:
+        by_config.setdefault(config_id, []).append((event, worker))
+    for config_id, history in by_config.items():
+        holder = None
+        for event, worker in history:
+            if event == "claim":
+                assert holder is None, f"{config_id} claimed by {worker} while {holder} held it: {history}"
+                holder = worker
+            else:
+                assert holder == worker, f"{config_id} ended by {worker}, but {holder} held it: {history}"
+                holder = None
+        assert history[-1][0] == "end:completed", history
+    return by_config
+
+
+def _start_worker(*arguments: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*WORKER_COMMAND, "--model-version", VERSION_KEY, *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def _wait_for(condition, timeout: float = 30, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(interval)
+
+
+def _count(engine: Engine, where: str, **params) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text(f"SELECT count(*) FROM benchmark_configs WHERE {where}"), params).scalar()
+
+
+def _commit_without_waiting_for_disk(engine: Engine) -> None:
+    """Test speed only: sessions of this throwaway database stop waiting for the WAL flush at commit. Locking and
+    visibility, which these tests are about, are unchanged; the server is never crashed, so nothing is lost."""
+    with engine.connect() as connection:
+        name = connection.execute(text("SELECT current_database()")).scalar_one()
+        connection.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        connection.commit()
+
+
+# run_worker in a process of its own without the whole CLI's imports (the CLI path is what the other tests start):
+# sixteen interpreters share the machine's two cores.
+BARE_WORKER = """
+import sys
+from benchmark_platform import database
+from benchmark_platform.worker import WorkerOptions, run_worker
+version, worker_id, hardware = sys.argv[1:4]
+options = WorkerOptions(model_version_id=version, worker_id=worker_id, hardware=hardware or None, batch_size=10)
+summary = run_worker(database.get_engine(), options)
+print(summary.line())
+sys.exit(summary.exit_code)
+"""
+
+
+def _start_bare_worker(version_id: uuid.UUID, worker_id: str, hardware: str = "") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", BARE_WORKER, str(version_id), worker_id, hardware],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def version_id(engine: Engine) -> uuid.UUID:
+    _install_claim_log(engine)
+    return seed_with_model(engine, VERSION_KEY)
+
+
+def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, version_id):
+    pools = ("aws-l4-x1", "gcp-l4-x1", "aws-a10g-x1")
+    report = queue.populate_matrix(engine, version_id, hardware=pools)
+    assert report.created > 2500
+    _commit_without_waiting_for_disk(engine)
+    pinned = {f"pinned-{i}": pools[i % 2] for i in range(4)}  # four workers serve one pool each
+    workers = [_start_bare_worker(version_id, name, pool) for name, pool in pinned.items()]
+    workers += [_start_bare_worker(version_id, f"free-{i}") for i in range(12)]
+    outcomes = [_finish(worker, timeout=120) for worker in workers]
+    assert [code for code, _ in outcomes] == [0] * 16, outcomes
+    assert all("queue drained" in output for _, output in outcomes)
+
+    history = _assert_every_config_completed_once_by_one_holder_at_a_time(engine)
+    assert len(history) == report.created
+    with engine.connect() as connection:
+        claims = connection.execute(
+            text("SELECT worker, hardware_config_id FROM claim_log WHERE event = 'claim'")
+        ).all()
+    assert len({worker for worker, _ in claims}) == 16  # everyone took part
+    pool_ids = {name: hardware_id(engine, pool) for name, pool in pinned.items()}
+    for worker, pool in claims:
+        if worker in pool_ids:
+            assert pool == pool_ids[worker], f"{worker} claimed a config outside its pool"
+
+
+def test_killed_workers_lose_nothing_after_reaping(engine, version_id):
+    report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
+    _commit_without_waiting_for_disk(engine)
+    lease = ("--lease-seconds", "4", "--simulate-seconds", "0.01", "--batch-size", "10")
+    workers = [_start_worker(*lease, "--worker-id", f"w{i}") for i in range(6)]
+    _wait_for(lambda: _count(engine, "status = 'completed'") >= 100)
+    victims, survivors = workers[:3], workers[3:]
+    for victim in victims:
+        os.kill(victim.pid, signal.SIGKILL)
+    for victim in victims:
+        victim.wait(timeout=10)
+    orphaned = _count(engine, "status = 'running' AND claimed_by IN ('w0', 'w1', 'w2')")
+    assert [_finish(worker)[0] for worker in survivors] == [0, 0, 0]
+    assert _count(engine, "status = 'running'") == orphaned  # only the dead workers' claims are left
+    _wait_for(lambda: _count(engine, "status = 'running' AND lease_expires_at < now()") == orphaned, timeout=10)
+    assert queue.reap(engine) == queue.ReapReport(returned_to_pending=orphaned, failed=0)
+    assert _count(engine, "status = 'pending' AND retry_count = 1") == orphaned
+    late = [_start_worker(*lease, "--worker-id", f"late{i}") for i in range(2)]
+    assert [_finish(worker)[0] for worker in late] == [0, 0]
+    assert len(_assert_every_config_completed_once_by_one_holder_at_a_time(engine)) == report.created
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_worker_hands_its_claims_back_at_once(engine, version_id, signum):
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    worker = _start_worker("--simulate-seconds", "60", "--batch-size", "4", "--worker-id", "spot")
+    _wait_for(lambda: _count(engine, "status = 'running' AND claimed_by = 'spot'") == 4)
+    time.sleep(0.3)  # well inside the first (60 s) config
+    signalled = time.monotonic()
+    worker.send_signal(signum)
+    code, output = _finish(worker, timeout=15)
+    assert code == 0, output
+    assert time.monotonic() - signalled < 5
+    assert "4 released" in output and "stopped" in output
+    assert status_counts(engine) == {"pending": _count(engine, "true")}
+    assert _count(engine, "retry_count > 0 OR claimed_by IS NOT NULL") == 0
+
+
+def test_run_worker_in_process_stops_on_its_event(engine, version_id):
+    """What a Dagster op does: run_worker in a thread, stopped through the event instead of a signal."""
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    stop = threading.Event()
+    options = WorkerOptions(
+        model_version_id=version_id, hardware="aws-l4-x1", batch_size=3, stop_event=stop,
+        runner_options={"simulate_seconds": 30}, worker_id="op",
+    )  # fmt: skip
+    summaries = []
+    thread = threading.Thread(target=lambda: summaries.append(run_worker(engine, options)))
+    thread.start()
+    _wait_for(lambda: _count(engine, "status = 'running'") == 3)
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    [summary] = summaries
+    assert (summary.released, summary.completed, summary.stopped, summary.exit_code) == (3, 0, True, 0)
+    assert _count(engine, "status <> 'pending' OR retry_count > 0") == 0
+
+
+def test_a_worker_drains_the_framework_it_has_loaded_before_switching(engine, version_id):
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi", "sglang"])
+    with engine.begin() as connection:  # keep the test short: 8 configs per framework, of interleaved priorities
+        connection.execute(
+            text(
+                "DELETE FROM benchmark_configs WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+                "(PARTITION BY framework_id ORDER BY priority, batch_size, sequence_length, workload_type) AS n "
+                "FROM benchmark_configs) ranked WHERE n > 8)"
+            )
+        )
+    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, batch_size=1))
+    assert summary.completed == 24
+    assert summary.framework_switches == 2  # one per framework after the first, not one per config
+
+
+def test_a_config_that_keeps_failing_fails_for_good_after_max_attempts(engine, version_id):
+    """A real failure: 8B fp16 needs 16 GB of weights, so batch 32 × 8192 tokens cannot fit one 24 GB L4, and the
+    simulated runner refuses it each time."""
+    fp16 = seed_with_model(engine, "llama-3.1-8b@fp16")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type, "
+                "batch_size, sequence_length) SELECT :v, h.id, f.id, 'chatbot', 32, 8192 "
+                "FROM hardware_configs h, inference_frameworks f WHERE h.name = 'aws-l4-x1' AND f.name = 'vllm'"
+            ),
+            {"v": fp16},
+        )
+    summary = run_worker(engine, WorkerOptions(model_version_id=fp16, max_attempts=3))
+    assert (summary.failed_attempts, summary.failed_for_good, summary.completed) == (3, 1, 0)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT status, retry_count, error_message FROM benchmark_configs")).one()
+    assert (row.status, row.retry_count) == ("failed", 3)
+    assert "does not fit" in row.error_message
+
+
+# ------------------------------------------------------------------------------------------------ database restart
+
+
+@dataclass
+class RestartableDatabase:
+    url: str
+    engine: Engine
+    restart: Callable[[float], None]  # drops every connection and refuses new ones for that many seconds
+
+
+@pytest.fixture
+def restartable_database(request, monkeypatch) -> Iterator[RestartableDatabase]:
+    """Embedded mode: a private pgserver, really stopped and started with pg_ctl (the session's shared server is left
+    alone: other fixtures keep pooled connections to it). External mode (BENCHMARK_PLATFORM_DATABASE_URL set): the
+    test database's backends are terminated with pg_terminate_backend and new connections refused meanwhile, which
+    is what a restart looks like to the workers."""
+    if settings.configured_database_url():
+        url = request.getfixturevalue("database_url")
+        engine = database.get_engine(url)
+        name = make_url(url).database
+
+        def outage(seconds: float) -> None:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                time.sleep(seconds)
+                connection.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+        yield RestartableDatabase(url, engine, outage)
+        return
+
+    # Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session starts, and
+    # pg_ctl runs as pgserver's own system user when the tests run as root.
+    parent = Path(tempfile.mkdtemp(prefix="bp-restart-"))
+    pgdata = parent / "pgdata"
+    pgdata.mkdir()
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    url = server.get_uri()
+    monkeypatch.setenv(settings.DATABASE_URL_ENV, url)
+    engine = database.get_engine(url, migrate=False)
+    migrations.upgrade(engine)
+
+    def restart(seconds: float) -> None:
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+        time.sleep(seconds)
+        server.ensure_postgres_running()
+
+    yield RestartableDatabase(url, engine, restart)
+    database.dispose_engines()
+    server.cleanup()
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_workers_ride_out_a_database_restart(restartable_database):
+    engine = restartable_database.engine
+    _install_claim_log(engine)
+    version_id = seed_with_model(engine, VERSION_KEY)
+    report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
+    arguments = ("--simulate-seconds", "0.005", "--batch-size", "5", "--db-retry-seconds", "60")
+    workers = [_start_worker(*arguments, "--worker-id", f"w{i}") for i in range(4)]
+    _wait_for(lambda: _count(engine, "status = 'completed'") >= 50)
+    restartable_database.restart(2.0)
+    outcomes = [_finish(worker, timeout=90) for worker in workers]
+    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    retried = [output for _, output in outcomes if " 0 database retries" not in output]
+    assert retried, "no worker noticed the restart"
+    assert len(_assert_every_config_completed_once_by_one_holder_at_a_time(engine)) == report.created
