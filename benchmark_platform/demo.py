@@ -9,21 +9,20 @@ parallel, simulated runner), then the day's stats and the rankings. Everything l
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
 from pydantic import BaseModel, Field
 
-from benchmark_platform import database, manifests, queue
+from benchmark_platform import database, manifests
 from benchmark_platform.definitions import defs
 from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import reference_assets
 from benchmark_platform.defs.sensors import new_model_version_sensor
 from benchmark_platform.instance import prepare_dagster_home
-from benchmark_platform.progress import ProgressReporter
+from benchmark_platform.progress import watch_queue
 from benchmark_platform.ranking import store
 
 # One version of each bundled model, on one hardware config per GPU family: a matrix a laptop drains in minutes.
@@ -64,19 +63,7 @@ def _run_benchmarks(instance, key: str, options: DemoOptions, echo: Callable[[st
     engine = database.get_engine()
     with engine.connect() as conn:
         version_id = manifests.resolve_model_version(conn, key)
-    done = threading.Event()
-
-    def watch() -> None:
-        with ProgressReporter(f"benchmarking {key}", echo=echo) as reporter:
-            while not done.wait(0.5):
-                progress = queue.progress(engine, version_id)
-                reporter.update(completed=progress.by_status.get("completed", 0), total=progress.total)
-            progress = queue.progress(engine, version_id)
-            reporter.update(completed=progress.by_status.get("completed", 0), total=progress.total)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with watch_queue(engine, version_id, f"benchmarking {key}", echo=echo):
         result = execute_benchmark_run(
             instance,
             key,
@@ -88,9 +75,6 @@ def _run_benchmarks(instance, key: str, options: DemoOptions, echo: Callable[[st
             )
             | QUIET,
         )
-    finally:
-        done.set()
-        watcher.join()
     if not result.success:
         raise RuntimeError(f"benchmark run {result.run_id} for {key} failed; see `benchmark-platform dev` for its logs")
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from sqlalchemy import Engine
 
 PLAIN_LINE_EVERY_SECONDS = 5.0
 
@@ -61,3 +64,40 @@ class ProgressReporter:
             self._bar.stop()
         else:
             self._plain_line()
+
+
+@contextmanager
+def watch_queue(
+    engine: Engine,
+    model_version_id,
+    description: str,
+    *,
+    echo: Callable[[str], None] = print,
+    hardware: str | None = None,
+    interactive: bool | None = None,
+    poll_seconds: float = 0.5,
+) -> Iterator[None]:
+    """Show a model version's queue draining (completed of total, optionally one hardware pool) while the body runs:
+    a read-only poll from a background thread, so whoever does the work needs no callback."""
+    from benchmark_platform import queue
+
+    def counts() -> tuple[int, int]:
+        progress = queue.progress(engine, model_version_id)
+        statuses = progress.by_hardware.get(hardware, {}) if hardware else progress.by_status
+        return statuses.get("completed", 0), sum(statuses.values())
+
+    done = threading.Event()
+
+    def poll() -> None:
+        with ProgressReporter(description, echo=echo, interactive=interactive) as reporter:
+            while not done.wait(poll_seconds):
+                reporter.update(*counts())
+            reporter.update(*counts())
+
+    watcher = threading.Thread(target=poll, name="queue-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()

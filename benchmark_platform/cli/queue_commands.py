@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -15,6 +16,7 @@ from sqlalchemy import Engine
 from benchmark_platform import database, queue
 from benchmark_platform.cli.app import fail, main
 from benchmark_platform.manifests import resolve_model_version
+from benchmark_platform.progress import watch_queue
 from benchmark_platform.runners import RUNNER_NAMES
 
 
@@ -26,6 +28,10 @@ def _resolve_version(engine: Engine, reference: str) -> uuid.UUID:
     except LookupError as error:
         fail(str(error))
         raise  # unreachable: fail() exits
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _echo_json(payload: object) -> None:
@@ -118,6 +124,7 @@ def populate_matrix_command(
     type=click.FloatRange(min=0),
     help="How long to keep retrying while the database is unreachable.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def worker_command(
     model_version: str,
     hardware: str | None,
@@ -130,6 +137,7 @@ def worker_command(
     max_attempts: int,
     worker_id: str | None,
     db_retry_seconds: float,
+    as_json: bool,
 ) -> None:
     """Claim, run and record configs until none is pending for this worker.
 
@@ -174,15 +182,21 @@ def worker_command(
 
     previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        summary = run_worker(engine, options)
+        with watch_queue(engine, version_id, f"worker on {hardware or 'every pool'}", echo=_stderr, hardware=hardware):
+            summary = run_worker(engine, options)
     except (LookupError, ValueError) as error:
         fail(str(error))
         return
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    suffix = f" [{received[0]}]" if received else ""
-    click.echo(summary.line() + suffix)
+    if as_json:
+        _echo_json(
+            {**dataclasses.asdict(summary), "exit_code": summary.exit_code, "signal": received[0] if received else None}
+        )
+    else:
+        suffix = f" [{received[0]}]" if received else ""
+        click.echo(summary.line() + suffix)
     raise SystemExit(summary.exit_code)
 
 
