@@ -24,6 +24,7 @@ from dagster_k8s.job import (
 from benchmark_platform.k8s_config import (
     GPU_POOL_TAG_KEY,
     K8S_CONFIG_TAG_KEY,
+    OWN_GPU_TYPE_LABEL_KEY,
     PART_OF_LABEL_KEY,
     PRESETS,
     SpotNodeSettings,
@@ -335,3 +336,32 @@ def test_hardware_objects_work_like_mappings() -> None:
     assert step_k8s_config(Hardware()) == step_k8s_config(
         {"name": "aws-l4-x1", "gpu_type": "L4", "gpu_count": 1, "vram_per_gpu_gb": 24, "specs": {"vendor": "nvidia"}}
     )
+
+
+def test_every_drain_op_of_the_results_asset_renders_its_gpu_step_job() -> None:
+    """The real op graph, not a stand-in: each GPU pool's drain op becomes a valid Job pinned to that pool."""
+    from benchmark_platform import catalogs
+    from benchmark_platform.defs.benchmarks import benchmark_results
+
+    hardware = {hw.name: hw for hw in catalogs.load_hardware()}
+    drains = [
+        n.definition for n in benchmark_results.node_def.nodes_in_topological_order if n.name.startswith("drain_")
+    ]
+    assert len(drains) == len(hardware)
+    for op in drains:
+        job = render_step_job(op.tags)
+        assert_valid_kubernetes(job)
+        spec = pod_spec(job)
+        labels = job["spec"]["template"]["metadata"]["labels"]
+        hw = hardware[labels["benchmark-platform/hardware"]]
+        gpu_resource = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}[hw.specs.vendor]
+        (container,) = spec["containers"]
+        assert container["resources"]["limits"][gpu_resource] == str(hw.gpu_count), op.name
+        assert container["image"] == CODE_LOCATION_IMAGE
+        assert spec["nodeSelector"][OWN_GPU_TYPE_LABEL_KEY] == gpu_type_slug(hw.gpu_type)
+        assert {"key": gpu_resource, "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+        assert any(t["key"] == "benchmark-platform/spot" for t in spec["tolerations"])
+        assert ("benchmark-platform/capacity-type" in spec["nodeSelector"]) == hw.spot_available
+        assert spec["terminationGracePeriodSeconds"] >= 60
+        assert DATABASE_URL_ENV in {item["name"] for item in container["env"]}
+        assert labels[GPU_POOL_TAG_KEY] == op.pool == pool_name(hw.name)

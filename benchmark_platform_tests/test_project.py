@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 import dagster as dg
+from click.testing import CliRunner
 
 from benchmark_platform.definitions import defs
 from benchmark_platform.instance import INSTANCE_TEMPLATE
@@ -33,3 +35,20 @@ def test_root_dagster_yaml_is_the_packaged_instance_config():
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
+
+
+def _command_names(group: click.Group, prefix: str = ""):
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _command_names(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_command_has_help_with_an_example():
+    from benchmark_platform.cli import main
+
+    for name in _command_names(main):
+        result = CliRunner().invoke(main, [*name.split(), "--help"])
+        assert result.exit_code == 0, name
+        assert re.search(r"Examples?:\s+benchmark-platform ", result.output), f"`{name} --help` shows no example"

@@ -42,6 +42,9 @@ def db_downgrade(revision: str, yes: bool) -> None:
 
 @db_group.command("current")
 def db_current() -> None:
-    """Print the schema revision of the database and the newest one this version ships."""
+    """Print the schema revision of the database and the newest one this version ships.
+
+    Example: benchmark-platform db current
+    """
     engine = database.get_engine(migrate=False)
     click.echo(f"current: {migrations.current_revision(engine) or 'base (empty)'}  head: {migrations.head_revision()}")
