@@ -4,15 +4,15 @@ once per test session. Each test gets its own database, cloned from a template m
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from benchmark_platform import database, migrations, settings
-
-TEMPLATE_DB = "bp_test_template"
 
 
 def _admin_engine(server_url: str) -> Engine:
@@ -24,28 +24,35 @@ def _with_database(server_url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the PostgreSQL server the tests use (external, or embedded for this session)."""
+def server_url() -> Iterator[str]:
+    """URL of the PostgreSQL server the tests use (external, or embedded for this session).
+
+    The embedded server's folder is our own temporary directory, not pytest's numbered ones: pytest prunes those
+    when other sessions start, which would pull the data directory from under a running server."""
     external = settings.configured_database_url()
     if external:
         yield external
         return
-    server = database.import_pgserver().get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
-    yield server.get_uri()
-    server.cleanup()
+    with tempfile.TemporaryDirectory(prefix="bp-test-pg-") as folder:
+        server = database.import_pgserver().get_server(Path(folder) / "pgdata", cleanup_mode="delete")
+        yield server.get_uri()
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")
-def template_database(server_url: str) -> str:
+def template_database(server_url: str) -> Iterator[str]:
+    """A database migrated to head once per session (its own name, so sessions sharing a server never collide)."""
+    name = f"bp_test_template_{uuid.uuid4().hex[:8]}"
     admin = _admin_engine(server_url)
     with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {TEMPLATE_DB}"))
-    engine = create_engine(database.with_driver(_with_database(server_url, TEMPLATE_DB), "psycopg"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine = create_engine(database.with_driver(_with_database(server_url, name), "psycopg"))
     migrations.upgrade(engine)
     engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()
-    return TEMPLATE_DB
 
 
 @pytest.fixture

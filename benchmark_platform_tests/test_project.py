@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -52,3 +55,16 @@ def test_every_command_has_help_with_an_example():
         result = CliRunner().invoke(main, [*name.split(), "--help"])
         assert result.exit_code == 0, name
         assert re.search(r"Examples?:\s+benchmark-platform ", result.output), f"`{name} --help` shows no example"
+
+
+def test_dagster_definitions_validate_passes(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "benchmark_platform.definitions"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr

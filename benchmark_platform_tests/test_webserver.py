@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -98,3 +99,46 @@ def test_code_location_loads_with_every_definition(webserver):
     assert {s["name"] for s in repository["schedules"]} == {s.name for s in defs.schedules or []}
     job_names = {j["name"] for j in repository["jobs"]}
     assert {job.name for job in defs.jobs or []} <= job_names
+
+
+def test_dev_runs_dagster_on_the_embedded_database_under_the_platform_home(tmp_path, monkeypatch):
+    """`dev` with no URL: embedded PostgreSQL, DAGSTER_HOME under the platform home, UI and daemon up."""
+    monkeypatch.delenv("BENCHMARK_PLATFORM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BENCHMARK_PLATFORM_DAGSTER_PG_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = tmp_path / "home"
+    port = _free_port()
+    env = {**os.environ, "BENCHMARK_PLATFORM_HOME": str(home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmark_platform.cli", "dev", "--port", str(port), "--host", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    query = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
+    try:
+        deadline = time.monotonic() + 180
+        statuses = {}
+        while time.monotonic() < deadline and not statuses.get("SENSOR"):
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
+            try:
+                data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=5).json()
+                statuses = {
+                    d["daemonType"]: d["healthy"] for d in data["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
+                }
+            except (httpx.TransportError, KeyError, TypeError):
+                pass
+            time.sleep(1)
+        assert statuses.get("SENSOR") and statuses.get("SCHEDULER"), statuses
+        assert (home / "dagster" / "dagster.yaml").is_file()
+        assert (home / "pgdata" / "PG_VERSION").is_file()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    assert not (home / "pgdata" / "postmaster.pid").exists(), "the embedded PostgreSQL stops with `dev`"

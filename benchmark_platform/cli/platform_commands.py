@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -26,7 +27,11 @@ def dev(ctx: click.Context) -> None:
     database.get_engine()  # migrate before the code location loads
     click.echo(f"DAGSTER_HOME={home}  platform database: {database.redacted(database.database_url())}")
     command = [sys.executable, "-m", "dagster", "dev", "-m", "benchmark_platform.definitions", *ctx.args]
-    sys.exit(subprocess.call(command))
+    child = subprocess.Popen(command)
+    # SIGTERM (a service manager, a container stop) goes to `dagster dev`, which stops its webserver and daemon;
+    # then this process exits normally, so the embedded PostgreSQL is stopped too. Ctrl-C reaches both by itself.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: child.send_signal(signum))
+    sys.exit(child.wait())
 
 
 @main.command("demo")
