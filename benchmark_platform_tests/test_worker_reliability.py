@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from benchmark_platform import database, migrations, queue, settings
 from benchmark_platform.worker import WorkerOptions, run_worker
@@ -294,19 +294,23 @@ def restartable_database(request, monkeypatch) -> Iterator[RestartableDatabase]:
         engine = database.get_engine(url)
         name = make_url(url).database
 
+        admin = create_engine(
+            database.with_driver(request.getfixturevalue("server_url"), "psycopg"), isolation_level="AUTOCOMMIT"
+        )
+
         def outage(seconds: float) -> None:
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # From the server's maintenance database: PostgreSQL refuses to close the database one is connected to.
+            with admin.connect() as connection:
                 connection.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
                 connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": name},
                 )
                 time.sleep(seconds)
                 connection.exec_driver_sql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
 
         yield RestartableDatabase(url, engine, outage)
+        admin.dispose()
         return
 
     # Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session starts, and

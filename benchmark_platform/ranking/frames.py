@@ -7,19 +7,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-METRIC_COLUMNS = (
-    "ttft_p50_ms",
-    "ttft_p90_ms",
-    "ttft_p99_ms",
-    "tpot_p50_ms",
-    "tpot_p90_ms",
-    "tpot_p99_ms",
-    "throughput_tokens_sec",
-    "rps_sustained",
-    "accuracy_score",
-    "gpu_utilization_pct",
-    "memory_used_gb",
-)
+from benchmark_platform.runners.base import METRIC_COLUMNS
 
 RESULT_FRAME_COLUMNS = (
     "result_id",
