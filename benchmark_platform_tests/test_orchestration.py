@@ -222,3 +222,30 @@ def test_executor_is_chosen_by_configuration(executor, monkeypatch):
     monkeypatch.setenv(EXECUTOR_ENV, "threads")
     with pytest.raises(ValueError, match="choose one of"):
         benchmark_executor()
+
+
+def test_results_materialization_fails_naming_the_configs_that_failed_for_good(engine, dagster_instance):
+    _register(engine)
+    _tick(dagster_instance)
+    with engine.connect() as conn:
+        version_id = manifests.resolve_model_version(conn, VERSION)
+    queue.populate_matrix(engine, version_id, hardware=["gcp-l4-x1"])
+    with engine.begin() as conn:  # two configs already exhausted their attempts
+        conn.execute(
+            text(
+                "UPDATE benchmark_configs SET status = 'failed', retry_count = 3, error_message = 'server crashed'"
+                " WHERE id IN (SELECT id FROM benchmark_configs ORDER BY priority LIMIT 2)"
+            )
+        )
+    run_config = local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=1)
+    del run_config["execution"]  # in process: the graph is the same
+    result = defs.resolve_job_def("benchmark_model_version").execute_in_process(
+        instance=dagster_instance, partition_key=VERSION, run_config=run_config, raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == "benchmark_results.report_progress"
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("2 configs failed for good") and message.count("server crashed") == 2
+    assert "gcp-l4-x1 / " in message
+    assert _statuses(engine) == {"completed": _statuses(engine)["completed"], "failed": 2}
