@@ -64,13 +64,20 @@ def _engine_for(url: str, pool_size: int) -> Engine:
     with _lock:
         engine = _engines.get((url, pool_size))
         if engine is None:
-            engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                # Dates the database computes (benchmark_date = CURRENT_DATE) are UTC days, like the daily partitions.
+                connect_args={"options": "-c timezone=UTC"},
+            )
             _engines[(url, pool_size)] = engine
     return engine
 
 
 def dispose_engines() -> None:
-    """Close every pooled connection this process opened (tests, and forked workers)."""
+    """Close every pooled connection this process opened (tests switch databases between cases)."""
     with _lock:
         engines = list(_engines.values())
         _engines.clear()

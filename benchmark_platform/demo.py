@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from pydantic import BaseModel, Field
 
 from benchmark_platform import database, manifests
@@ -20,7 +21,7 @@ from benchmark_platform.definitions import defs
 from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import reference_assets
-from benchmark_platform.defs.sensors import new_model_version_sensor
+from benchmark_platform.defs.sensors import new_model_version_sensor, new_version_run_key
 from benchmark_platform.instance import prepare_dagster_home
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.ranking import store
@@ -59,7 +60,8 @@ def tick_new_version_sensor(instance: dg.DagsterInstance) -> list[dg.RunRequest]
     return list(result.run_requests or [])
 
 
-def _run_benchmarks(instance, key: str, options: DemoOptions, echo: Callable[[str], None]) -> None:
+def _run_benchmarks(instance, request: dg.RunRequest, options: DemoOptions, echo: Callable[[str], None]) -> None:
+    key = request.partition_key
     engine = database.get_engine()
     with engine.connect() as conn:
         version_id = manifests.resolve_model_version(conn, key)
@@ -74,6 +76,8 @@ def _run_benchmarks(instance, key: str, options: DemoOptions, echo: Callable[[st
                 simulate_seconds=options.simulate_seconds,
             )
             | QUIET,
+            # As the daemon tags a sensor's runs: `dev`'s sensor then sees these requests as done.
+            tags={RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: new_model_version_sensor.name},
         )
     if not result.success:
         raise RuntimeError(f"benchmark run {result.run_id} for {key} failed; see `benchmark-platform dev` for its logs")
@@ -85,7 +89,7 @@ def _print_top(echo: Callable[[str], None], top: int = 3) -> None:
     results = store.load_results_frame(engine, workload_types=[u.subcategory for u in use_cases])
     from benchmark_platform.ranking import rank_use_cases
 
-    echo("\nTop configurations per use case (SIMULATED numbers: roofline model, no GPU measured):")
+    echo("\nTop configurations per use case ([simulated] = roofline estimate, no GPU measured):")
     for name, ranking in sorted(rank_use_cases(results, use_cases).items()):
         echo(f"  {name}")
         for row in ranking.configurations.head(top).itertuples():
@@ -93,6 +97,7 @@ def _print_top(echo: Callable[[str], None], top: int = 3) -> None:
                 f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name} bs{row.batch_size}: "
                 f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, {row.throughput_tokens_sec:.0f} tok/s, "
                 f"${row.cost_per_million_tokens:.2f}/Mtok ({row.price_basis})"
+                + (" [simulated]" if row.simulated else " [measured]")
             )
         if ranking.configurations.empty:
             echo("    no configuration meets the SLA")
@@ -119,8 +124,10 @@ def run_demo(echo: Callable[[str], None] = print, options: DemoOptions | None = 
             raise ValueError(f"unknown model versions {unknown}; registered: {', '.join(sorted(known))}")
 
         echo(f"3/4 benchmarks of {len(options.versions)} versions on {len(options.hardware)} GPU pools")
+        by_key = {request.partition_key: request for request in requests}
         for key in options.versions:
-            _run_benchmarks(instance, key, options, echo)
+            request = by_key.get(key) or dg.RunRequest(partition_key=key, run_key=new_version_run_key(key))
+            _run_benchmarks(instance, request, options, echo)
 
         today = datetime.now(UTC).date().isoformat()
         echo(f"4/4 daily stats ({today}) and rankings")

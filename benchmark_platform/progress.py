@@ -26,6 +26,7 @@ class ProgressReporter:
         self.total = 0
         self._started = time.monotonic()
         self._last_line = 0.0
+        self._first_completed: int | None = None
         self._bar: Progress | None = None
         self._task = None
 
@@ -45,9 +46,13 @@ class ProgressReporter:
         return self
 
     def rate(self) -> float:
-        return self.completed / max(time.monotonic() - self._started, 1e-9)
+        """Completions per second since the first update (work done before watching began does not count)."""
+        done_here = self.completed - (self._first_completed or 0)
+        return done_here / max(time.monotonic() - self._started, 1e-9)
 
     def update(self, completed: int, total: int) -> None:
+        if self._first_completed is None:
+            self._first_completed, self._started = completed, time.monotonic()
         self.completed, self.total = completed, total
         if self._bar is not None:
             self._bar.update(self._task, completed=completed, total=total or None, rate=self.rate())

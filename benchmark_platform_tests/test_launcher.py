@@ -147,3 +147,7 @@ def test_openai_runner_keeps_the_server_across_configs_of_the_same_model(log):
     assert first.tpot_p50_ms == pytest.approx(1.0, abs=1.0)
     assert sum("starting emulator" in line for line in handler.lines) == 2
     assert sum("emulator stopped" in line for line in handler.lines) == 2
+    # The emulator's latencies are injected: its numbers are labelled simulated, never measured.
+    assert {first.runner, second.runner, other_model.runner} == {"simulated"}
+    assert first.detailed_metrics["server"]["owned_by"] == "emulator"
+    assert "emulator" in first.detailed_metrics["simulated_by"]

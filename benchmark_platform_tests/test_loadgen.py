@@ -181,7 +181,8 @@ def test_openai_runner_measures_a_given_endpoint(fast_url):
     spec = make_spec(workload=CHATBOT.model_copy(update={"typical_output_tokens": 8}), batch_size=2, sequence_length=32)
     measured = runner.run(spec)
     runner.close()
-    assert measured.runner == "measured"
+    assert measured.runner == "simulated"  # the endpoint is the emulator (owned_by), whose latencies are injected
+    assert measured.detailed_metrics["server"]["owned_by"] == "emulator"
     assert measured.detailed_metrics["served_model"] == "emulator"  # discovered from /v1/models
     assert measured.detailed_metrics["endpoint"].endswith("/v1/chat/completions")
     assert measured.detailed_metrics["output_tokens_total"] == 6 * 8

@@ -87,7 +87,10 @@ def populate_matrix_command(
 )
 @click.option("--hardware", help="Hardware config name: only claim that pool's configs (e.g. aws-h100-sxm-x8).")
 @click.option(
-    "--batch-size", default=10, show_default=True, type=click.IntRange(1, 1000), help="Configs claimed per round trip."
+    "--batch-size",
+    type=click.IntRange(1, 1000),
+    help="Configs claimed per round trip [default: 10 with the simulated runner, 1 otherwise, so that a claim's "
+    "started_at is when its benchmark starts].",
 )
 @click.option(
     "--lease-seconds",
@@ -128,7 +131,7 @@ def populate_matrix_command(
 def worker_command(
     model_version: str,
     hardware: str | None,
-    batch_size: int,
+    batch_size: int | None,
     lease_seconds: float,
     runner: str,
     simulate_seconds: float,
@@ -143,7 +146,8 @@ def worker_command(
 
     SIGTERM or SIGINT (a spot notice, Ctrl-C): nothing new starts, the config in flight is abandoned and every
     unfinished claim goes back to pending without counting an attempt. Exit 0 when drained or stopped, 1 on a
-    fatal error (database unreachable too long), 3 when some results were discarded because a claim was lost.
+    fatal error (database unreachable too long), 2 on bad input (nothing claimed), 3 when some results were
+    discarded because a claim was lost.
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
@@ -161,7 +165,7 @@ def worker_command(
         options = WorkerOptions(
             model_version_id=version_id,
             hardware=hardware,
-            batch_size=batch_size,
+            batch_size=batch_size or (10 if runner == "simulated" else 1),
             lease_seconds=lease_seconds,
             max_attempts=max_attempts,
             runner=runner,

@@ -1,6 +1,6 @@
 """Daily stats and TOPSIS rankings: the answers users come for, refreshed from the latest results."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -40,6 +40,8 @@ def daily_model_stats(context: dg.AssetExecutionContext, database: PlatformDatab
     day = date.fromisoformat(context.partition_key)
     frame = store.refresh_daily_stats(database.get_engine(), day)
     shown = frame.drop(columns=["aggregated_metrics", "model_id"], errors="ignore")
+    if len(frame):  # say how many of each model's benchmarks are roofline estimates, not measurements
+        shown["simulated"] = [metrics["runners"]["simulated"] for metrics in frame["aggregated_metrics"]]
     return dg.MaterializeResult(
         metadata={
             "models": dg.MetadataValue.int(len(frame)),
@@ -83,7 +85,7 @@ def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
     partitions_def=daily_partitions,
 )
 def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database: PlatformDatabase):
-    since = date.today() - timedelta(days=config.lookback_days) if config.lookback_days else None
+    since = datetime.now(UTC).date() - timedelta(days=config.lookback_days) if config.lookback_days else None
     engine = database.get_engine()
     ranked = store.refresh_rankings(engine, since=since, ttl=timedelta(hours=config.ttl_hours))
     report = write_report(engine, settings.platform_home() / "reports" / f"rankings-{context.partition_key}.html")
@@ -107,7 +109,11 @@ def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database:
         },
     )
     recommended = [
-        {"use_case": name, "model": record.performance_summary.get("version_key", str(record.model_id))}
+        {
+            "use_case": name,
+            "model_version": record.performance_summary["best_configuration"]["version_key"],
+            "simulated": record.performance_summary["configurations_simulated"] > 0,
+        }
         for name, ranking in sorted(ranked.items())
         for record in ranking.model_use_cases
         if record.recommended
@@ -117,7 +123,7 @@ def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database:
         metadata={
             "rows": dg.MetadataValue.int(sum(len(r.model_use_cases) for r in ranked.values())),
             "recommended": dg.MetadataValue.md(
-                pd.DataFrame(recommended, columns=["use_case", "model"]).to_markdown(index=False)
+                pd.DataFrame(recommended, columns=["use_case", "model_version", "simulated"]).to_markdown(index=False)
             ),
         },
     )

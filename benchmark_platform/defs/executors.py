@@ -11,13 +11,14 @@ import os
 
 import dagster as dg
 
-EXECUTOR_ENV = "BENCHMARK_PLATFORM_EXECUTOR"
-EXECUTOR_CHOICES = ("multiprocess", "in_process", "k8s")
+from benchmark_platform.k8s_config import EXECUTOR_ENV, K8S_EXECUTOR
+
+EXECUTOR_CHOICES = ("multiprocess", "in_process", K8S_EXECUTOR)
 
 
 def benchmark_executor() -> dg.ExecutorDefinition:
     choice = os.environ.get(EXECUTOR_ENV, "multiprocess").strip() or "multiprocess"
-    if choice == "k8s":
+    if choice == K8S_EXECUTOR:
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor

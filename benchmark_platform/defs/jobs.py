@@ -63,9 +63,13 @@ def local_benchmark_run_config(
     runner = {"simulate_seconds": simulate_seconds}
     if replicas_per_pool is not None:
         runner["replicas_per_pool"] = replicas_per_pool
-    return {
+    config = {
         "ops": {"benchmark_config_matrix": {"config": {"hardware": list(hardware)}}},
         "resources": {"benchmark_runner": {"config": runner}},
+    }
+    if benchmark_job.executor_def.name != "multiprocess":
+        return config  # in_process or k8s: their own defaults
+    return config | {
         "execution": {
             "config": {
                 "max_concurrent": max_concurrent_steps,
@@ -79,11 +83,13 @@ def local_benchmark_run_config(
     }
 
 
-def execute_benchmark_run(instance: dg.DagsterInstance, version_key: str, run_config: dict) -> dg.JobExecutionResult:
+def execute_benchmark_run(
+    instance: dg.DagsterInstance, version_key: str, run_config: dict, tags: dict[str, str] | None = None
+) -> dg.JobExecutionResult:
     """Run the benchmark job for one model-version partition out of process (the way the daemon would launch it)."""
     return dg.execute_job(
         dg.reconstructable(benchmark_job_definition),
         instance,
         run_config=run_config,
-        tags={"dagster/partition": version_key, **BENCHMARK_RUN_TAGS},
+        tags={"dagster/partition": version_key, **BENCHMARK_RUN_TAGS, **(tags or {})},
     )

@@ -16,6 +16,11 @@ from benchmark_platform.orm import Model, ModelVersion
 MAX_VERSIONS_PER_TICK = 100  # keeps a tick far inside the 60 s sensor evaluation timeout
 
 
+def new_version_run_key(version_key: str) -> str:
+    """The run key of a version's first benchmark run: the daemon never launches two runs with one key."""
+    return f"new-version:{version_key}"
+
+
 @dg.sensor(
     job=benchmark_job,
     minimum_interval_seconds=30,
@@ -42,13 +47,14 @@ def new_model_version_sensor(context: dg.SensorEvaluationContext, database: Plat
     keys = [row.key for row in rows]
     cursor = json.dumps({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=f"new-version:{key}") for key in keys],
+        run_requests=[dg.RunRequest(partition_key=key, run_key=new_version_run_key(key)) for key in keys],
         dynamic_partitions_requests=[model_versions_partitions.build_add_request(keys)],
         cursor=cursor,
     )
 
 
-FINISHED_RUN_STATUSES = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+RESUMABLE_RUN_STATUSES = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}  # a cancel is a person's choice
+MAX_FAILED_RUNS_IN_A_ROW = 3
 
 
 @dg.sensor(
@@ -59,17 +65,26 @@ FINISHED_RUN_STATUSES = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILUR
 )
 def unfinished_matrix_sensor(context: dg.SensorEvaluationContext, database: PlatformDatabase):
     """After a lost spot node the reaper returns its claims to pending; this closes the loop so that every matrix
-    converges without a human. One request per ended run (the run key names it), none while a run is queued or live."""
+    converges without a human. One request per ended run (the run key names it), none while a run is queued or live,
+    none after a person cancelled the last run, and none once the last three runs in a row failed (that needs a
+    person: the runs' logs say why)."""
     pending = queue.progress(database.get_engine()).by_model_version
-    requests = []
+    requests, gave_up = [], []
     for key, counts in sorted(pending.items()):
         if not counts.get("pending") or not context.instance.has_dynamic_partition(model_versions_partitions.name, key):
             continue
         runs = context.instance.get_runs(
-            filters=dg.RunsFilter(job_name=benchmark_job.name, tags={"dagster/partition": key}), limit=1
+            filters=dg.RunsFilter(job_name=benchmark_job.name, tags={"dagster/partition": key}),
+            limit=MAX_FAILED_RUNS_IN_A_ROW,
         )
-        if runs and runs[0].status in FINISHED_RUN_STATUSES:
-            requests.append(dg.RunRequest(partition_key=key, run_key=f"resume:{key}:{runs[0].run_id}"))
+        if not runs or runs[0].status not in RESUMABLE_RUN_STATUSES:
+            continue
+        if len(runs) == MAX_FAILED_RUNS_IN_A_ROW and all(r.status == dg.DagsterRunStatus.FAILURE for r in runs):
+            gave_up.append(key)
+            continue
+        requests.append(dg.RunRequest(partition_key=key, run_key=f"resume:{key}:{runs[0].run_id}"))
+    if gave_up:
+        context.log.warning(f"not resuming after {MAX_FAILED_RUNS_IN_A_ROW} failed runs in a row: {', '.join(gave_up)}")
     if not requests:
         return dg.SkipReason("no unfinished matrix without a live run")
     return requests

@@ -170,11 +170,18 @@ class ServerProcess:
             pass
 
 
-def served_model_name(base_url: str, timeout_seconds: float = 10.0) -> str:
-    """The first model id the server lists at /v1/models (what requests must name)."""
+def served_model(base_url: str, timeout_seconds: float = 10.0) -> dict[str, Any]:
+    """The first model the server lists at /v1/models: its ``id`` (what requests must name) and ``owned_by``."""
     try:
         response = httpx.get(f"{base_url.rstrip('/')}/v1/models", timeout=timeout_seconds, trust_env=False)
         response.raise_for_status()
-        return str(response.json()["data"][0]["id"])
-    except (httpx.HTTPError, KeyError, IndexError, ValueError) as error:
+        model = dict(response.json()["data"][0])
+        model["id"] = str(model["id"])
+        return model
+    except (httpx.HTTPError, KeyError, IndexError, ValueError, TypeError) as error:
         raise RunnerError(f"cannot read the served model from {base_url}/v1/models: {error}") from error
+
+
+def served_model_name(base_url: str, timeout_seconds: float = 10.0) -> str:
+    """The first model id the server lists at /v1/models (what requests must name)."""
+    return served_model(base_url, timeout_seconds)["id"]

@@ -1,4 +1,5 @@
-"""The ``openai`` runner: measures a live OpenAI-compatible server with the load generator (label "measured").
+"""The ``openai`` runner: measures a live OpenAI-compatible server with the load generator (label "measured";
+"simulated" when the server is the local emulator, whose latencies are injected).
 
 Either point it at a running server (``base_url``) or let it launch the config's framework from the catalog launch
 command. A launched server stays up across consecutive configs of the same (framework, model version, hardware) and
@@ -14,12 +15,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from benchmark_platform.runners.base import Measurement, RunnerError, RunSpec
-from benchmark_platform.runners.launcher import ServerProcess, build_launch_command, free_port, served_model_name
+from benchmark_platform.runners.launcher import ServerProcess, build_launch_command, free_port, served_model
 from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
 
 # Room above prompt + output for the chat template and the prompt-length calibration.
 MAX_MODEL_LEN_MARGIN = 128
 LAUNCH_HOST = "127.0.0.1"
+EMULATOR = "emulator"  # the framework name and the owned_by that `benchmark-platform emulate-server` reports
 
 
 class OpenAIRunner:
@@ -70,6 +72,7 @@ class OpenAIRunner:
         self.should_stop = should_stop
         self._server: ServerProcess | None = None
         self._server_key: tuple[str, ...] | None = None
+        self._owned_by: str | None = None
         self._served_model: str | None = None
 
     def run(self, spec: RunSpec) -> Measurement:
@@ -113,13 +116,18 @@ class OpenAIRunner:
         }
         measurement = measure_endpoint(settings, self.should_stop, detail)
         measurement.detailed_metrics["tool_versions"][spec.framework.name] = spec.framework.version
+        if spec.framework.name == EMULATOR or server_detail.get("owned_by") == EMULATOR:
+            # The local emulator's latencies are injected, not a GPU's: never let them pass as a measurement.
+            measurement.runner = "simulated"
+            measurement.detailed_metrics["simulated_by"] = "the local OpenAI-compatible emulator (injected latencies)"
         return measurement
 
     def _endpoint(self, spec: RunSpec) -> tuple[str, str, dict[str, Any]]:
         """The server to measure and the model name to request, launching (or reusing) one when needed."""
         if self.base_url is not None:
-            model = self.model_name or served_model_name(self.base_url)
-            return self.base_url, model, {"launched": False, "base_url": self.base_url}
+            served = served_model(self.base_url)
+            detail = {"launched": False, "base_url": self.base_url, "owned_by": served.get("owned_by")}
+            return self.base_url, self.model_name or served["id"], detail
         key = (spec.framework.name, spec.framework.version, spec.model.version_key, spec.hardware.name)
         if self._server is None or self._server_key != key or not self._server.running:
             self.close()
@@ -129,16 +137,22 @@ class OpenAIRunner:
             server = ServerProcess(argv, f"http://{LAUNCH_HOST}:{port}", self.log, name=spec.framework.name)
             server.start(self.startup_timeout_seconds)
             try:
-                served = self.model_name or served_model_name(server.base_url)
+                served = served_model(server.base_url)
             except RunnerError:
                 server.stop(self.stop_grace_seconds)
                 raise
-            self._server, self._server_key, self._served_model = server, key, served
+            self._server, self._server_key, self._served_model = server, key, self.model_name or served["id"]
+            self._owned_by = served.get("owned_by")
         assert self._server is not None and self._served_model is not None
         return (
             self._server.base_url,
             self._served_model,
-            {"launched": True, "base_url": self._server.base_url, "command": self._server.argv},
+            {
+                "launched": True,
+                "base_url": self._server.base_url,
+                "command": self._server.argv,
+                "owned_by": self._owned_by,
+            },
         )
 
     def close(self) -> None:
