@@ -53,8 +53,6 @@ def tick_new_version_sensor(instance: dg.DagsterInstance) -> list[dg.RunRequest]
     """One evaluation of the sensor, applied as the daemon would: partitions added, run requests returned."""
     with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
         result = new_model_version_sensor(context)
-    if isinstance(result, dg.SkipReason):
-        return []
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return list(result.run_requests or [])

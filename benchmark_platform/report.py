@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -518,11 +518,13 @@ def write_report(
     use_cases: list[str] | None = None,
     top: int = DEFAULT_TOP,
     progress: ProgressReporter | None = None,
+    since: date | None = None,
 ) -> ReportSummary:
-    """Render the report from the database's results and write it to ``out_path`` (replaced whole, never left
-    half-written). Without ``use_cases``, every use case that has results in scope is reported."""
+    """Render the report from the database's results (those dated ``since`` or later, when given) and write it to
+    ``out_path`` (replaced whole, never left half-written). Without ``use_cases``, every use case that has results
+    in scope is reported."""
     chosen = resolve_scope(engine, model_version=model_version, use_cases=use_cases)
-    results = load_results_frame(engine, workload_types=[use_case.subcategory for use_case in chosen])
+    results = load_results_frame(engine, since=since, workload_types=[use_case.subcategory for use_case in chosen])
     if use_cases is None:
         present = set(scoped_results(results, model_version)["workload_type"])
         chosen = [use_case for use_case in chosen if use_case.subcategory in present]

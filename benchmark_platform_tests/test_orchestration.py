@@ -37,14 +37,12 @@ def _sensor(sensor, instance, cursor=None):
         return result, ctx.cursor
 
 
-def _tick(instance, cursor=None) -> tuple[dg.SensorResult | dg.SkipReason, str | None]:
+def _tick(instance, cursor=None) -> tuple[dg.SensorResult, str | None]:
     """Evaluate the new-version sensor and apply its partition requests, as the daemon does."""
     result, _ = _sensor(new_model_version_sensor, instance, cursor)
-    if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        return result, result.cursor
-    return result, cursor
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result, result.cursor
 
 
 def _statuses(engine) -> dict[str, int]:
@@ -67,7 +65,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
     assert {request.partition_key for request in result.run_requests} == set(keys)
     assert all(request.job_name in (None, "benchmark_model_version") for request in result.run_requests)
     again, _ = _tick(dagster_instance, cursor)
-    assert isinstance(again, dg.SkipReason), "a repeated tick must request nothing twice"
+    assert not again.run_requests and again.skip_reason, "a repeated tick must request nothing twice"
 
     run = execute_benchmark_run(
         dagster_instance, VERSION, local_benchmark_run_config(hardware=HARDWARE, replicas_per_pool=2, preload=False)
@@ -122,6 +120,25 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
         stats = conn.execute(text("SELECT total_benchmarks FROM daily_model_stats")).scalars().all()
     assert ranked_use_cases == len(catalogs.load_use_cases())
     assert stats == [statuses["completed"]]
+
+
+def test_new_version_sensor_finds_a_registration_that_committed_behind_its_cursor(engine, dagster_instance):
+    _register(engine)
+    _, cursor = _tick(dagster_instance)
+    late = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "qwen2.5-7b.yaml")
+    keys = manifests.register_model(engine, late)
+    with engine.begin() as conn:  # its transaction started before the last tick's newest version
+        conn.execute(
+            text(
+                "UPDATE model_versions SET created_at = CAST(:cursor AS timestamptz) - interval '1 minute'"
+                " WHERE model_id = (SELECT id FROM models WHERE name = 'qwen2.5-7b')"
+            ),
+            {"cursor": cursor},
+        )
+    result, _ = _tick(dagster_instance, cursor)
+    assert sorted(request.partition_key for request in result.run_requests) == sorted(keys)
+    again, _ = _tick(dagster_instance, result.cursor)
+    assert not again.run_requests
 
 
 def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dagster_instance, database_url):

@@ -88,7 +88,8 @@ def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database:
     since = datetime.now(UTC).date() - timedelta(days=config.lookback_days) if config.lookback_days else None
     engine = database.get_engine()
     ranked = store.refresh_rankings(engine, since=since, ttl=timedelta(hours=config.ttl_hours))
-    report = write_report(engine, settings.platform_home() / "reports" / f"rankings-{context.partition_key}.html")
+    report_path = settings.platform_home() / "reports" / f"rankings-{context.partition_key}.html"
+    report = write_report(engine, report_path, since=since)  # ranks the same results as the stored rankings
     sections, pareto_sizes = [], {}
     for name, ranking in sorted(ranked.items()):
         pareto_sizes[name] = int(ranking.configurations["pareto"].sum()) if len(ranking.configurations) else 0

@@ -1,11 +1,9 @@
 """Sensors: new model versions start their benchmarks; unfinished matrices are re-requested until they converge."""
 
-import json
-import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from benchmark_platform import queue
 from benchmark_platform.defs.jobs import benchmark_job
@@ -14,6 +12,7 @@ from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.orm import Model, ModelVersion
 
 MAX_VERSIONS_PER_TICK = 100  # keeps a tick far inside the 60 s sensor evaluation timeout
+CURSOR_OVERLAP = timedelta(minutes=10)  # longer than any registration transaction
 
 
 def new_version_run_key(version_key: str) -> str:
@@ -28,24 +27,29 @@ def new_version_run_key(version_key: str) -> str:
     description="Adds a partition for each newly registered model version and requests its matrix and results.",
 )
 def new_model_version_sensor(context: dg.SensorEvaluationContext, database: PlatformDatabase):
-    """Cursor: (created_at, id) of the last version seen. Run keys are the version keys, so a repeated tick or a
-    daemon restart with an old cursor requests nothing twice."""
-    last = json.loads(context.cursor) if context.cursor else None
+    """A version is new while it has no partition. The cursor (the newest ``created_at`` handled) only bounds the
+    scan, minus an overlap: ``created_at`` is when a registration's transaction started, so one that commits late
+    can appear behind the cursor. Partition existence and run keys make a repeated tick or a daemon restart request
+    nothing twice."""
     query = (
-        select(ModelVersion.id, ModelVersion.created_at, (Model.name + "@" + ModelVersion.version).label("key"))
+        select(ModelVersion.created_at, (Model.name + "@" + ModelVersion.version).label("key"))
         .join(Model, Model.id == ModelVersion.model_id)
         .order_by(ModelVersion.created_at, ModelVersion.id)
-        .limit(MAX_VERSIONS_PER_TICK)
     )
-    if last:
-        after = (datetime.fromisoformat(last["created_at"]), uuid.UUID(last["id"]))
-        query = query.where(tuple_(ModelVersion.created_at, ModelVersion.id) > after)
+    if context.cursor:
+        query = query.where(ModelVersion.created_at > datetime.fromisoformat(context.cursor) - CURSOR_OVERLAP)
     with database.get_engine().connect() as conn:
         rows = conn.execute(query).all()
-    if not rows:
-        return dg.SkipReason("no new model versions")
-    keys = [row.key for row in rows]
-    cursor = json.dumps({"created_at": rows[-1].created_at.isoformat(), "id": str(rows[-1].id)})
+    new = [row for row in rows if not context.instance.has_dynamic_partition(model_versions_partitions.name, row.key)]
+    if len(new) > MAX_VERSIONS_PER_TICK:  # the rest on the next tick, from where this one stopped
+        new = new[:MAX_VERSIONS_PER_TICK]
+        newest = new[-1].created_at
+    else:
+        newest = rows[-1].created_at if rows else None
+    cursor = newest.isoformat() if newest else context.cursor
+    if not new:
+        return dg.SensorResult(skip_reason="no new model versions", cursor=cursor)
+    keys = [row.key for row in new]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=key, run_key=new_version_run_key(key)) for key in keys],
         dynamic_partitions_requests=[model_versions_partitions.build_add_request(keys)],
