@@ -1,7 +1,9 @@
-"""Shared setup for the queue tests: the real catalogs and an example model registered in the test database."""
+"""Shared setup for tests: the real catalogs and an example model registered in the test database, and the worker
+command line."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 from sqlalchemy import Engine, text
@@ -34,3 +36,8 @@ def status_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT status, count(*) FROM benchmark_configs GROUP BY status")).all()
     return {status: count for status, count in rows}
+
+
+def worker_command(*arguments: str) -> list[str]:
+    """`benchmark-platform worker …` as this interpreter runs it (the console script's own code path)."""
+    return [sys.executable, "-m", "benchmark_platform.cli", "worker", *arguments]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
-from benchmark_platform import catalogs, manifests, queue
+from benchmark_platform import queue
 from benchmark_platform.progress import ProgressReporter
+from benchmark_platform_tests.helpers_catalog import seed_with_model, worker_command
 
 VERSION = "qwen2.5-7b@int4-awq"
 
@@ -23,17 +23,10 @@ def test_plain_progress_lines_carry_counts_and_rate():
 
 
 def test_worker_prints_progress_on_stderr_and_a_json_summary(engine):
-    catalogs.seed(engine)
-    manifests.register_model(engine, manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "qwen2.5-7b.yaml"))
-    with engine.connect() as conn:
-        version_id = manifests.resolve_model_version(conn, VERSION)
+    version_id = seed_with_model(engine, VERSION)
     queue.populate_matrix(engine, version_id, hardware=["gcp-l4-x1"])
     finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmark_platform.cli",
-            "worker",
+        worker_command(
             "--model-version",
             VERSION,
             "--hardware",
@@ -41,7 +34,7 @@ def test_worker_prints_progress_on_stderr_and_a_json_summary(engine):
             "--max-configs",
             "25",
             "--json",
-        ],
+        ),
         env=os.environ.copy(),
         capture_output=True,
         text=True,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +20,10 @@ from benchmark_platform.definitions import defs
 from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.sensors import new_model_version_sensor, unfinished_matrix_sensor
+from benchmark_platform_tests.helpers_catalog import seed_with_model, status_counts, worker_command
 
 VERSION = "llama-3.1-8b@int4-awq"
 HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x8")  # the x8 meets even code completion's 200 ms TTFT SLA
-
-
-def _register(engine) -> None:
-    catalogs.seed(engine)
-    manifests.register_model(engine, manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "llama-3.1-8b.yaml"))
 
 
 def _sensor(sensor, instance, cursor=None):
@@ -45,11 +40,6 @@ def _tick(instance, cursor=None) -> tuple[dg.SensorResult, str | None]:
     return result, result.cursor
 
 
-def _statuses(engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        return dict(conn.execute(text("SELECT status, count(*) FROM benchmark_configs GROUP BY status")).all())
-
-
 def _one_result_per_completed_config(engine) -> None:
     with engine.connect() as conn:
         configs = conn.execute(text("SELECT count(*) FROM benchmark_configs")).scalar_one()
@@ -58,7 +48,7 @@ def _one_result_per_completed_config(engine) -> None:
 
 
 def test_register_to_rankings_end_to_end(engine, dagster_instance):
-    _register(engine)
+    seed_with_model(engine, VERSION)
     result, cursor = _tick(dagster_instance)
     keys = model_versions_partitions.get_partition_keys(dynamic_partitions_store=dagster_instance)
     assert VERSION in keys
@@ -71,7 +61,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
         dagster_instance, VERSION, local_benchmark_run_config(hardware=HARDWARE, replicas_per_pool=2, preload=False)
     )
     assert run.success
-    statuses = _statuses(engine)
+    statuses = status_counts(engine)
     assert set(statuses) == {"completed"} and statuses["completed"] > 500
     _one_result_per_completed_config(engine)
 
@@ -123,7 +113,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
 
 
 def test_new_version_sensor_finds_a_registration_that_committed_behind_its_cursor(engine, dagster_instance):
-    _register(engine)
+    seed_with_model(engine, VERSION)
     _, cursor = _tick(dagster_instance)
     late = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "qwen2.5-7b.yaml")
     keys = manifests.register_model(engine, late)
@@ -142,18 +132,12 @@ def test_new_version_sensor_finds_a_registration_that_committed_behind_its_curso
 
 
 def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dagster_instance, database_url):
-    _register(engine)
+    version_id = seed_with_model(engine, VERSION)
     _tick(dagster_instance)
-    with engine.connect() as conn:
-        version_id = manifests.resolve_model_version(conn, VERSION)
     queue.populate_matrix(engine, version_id, hardware=["gcp-l4-x1"])
 
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmark_platform.cli",
-            "worker",
+        worker_command(
             "--model-version",
             VERSION,
             "--hardware",
@@ -164,18 +148,18 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
             "3",
             "--batch-size",
             "20",
-        ],
+        ),
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while _statuses(engine).get("completed", 0) < 40:
+    while status_counts(engine).get("completed", 0) < 40:
         assert time.monotonic() < deadline and worker.poll() is None, "worker made no progress"
         time.sleep(0.1)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
-    before = _statuses(engine)
+    before = status_counts(engine)
     assert before.get("running", 0) > 0, "the killed worker held claims"
     with engine.connect() as conn:
         first_results = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
@@ -191,7 +175,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
         local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=2, preload=False),
     )
     assert resumed.success
-    after = _statuses(engine)
+    after = status_counts(engine)
     assert set(after) == {"completed"}
     _one_result_per_completed_config(engine)
     with engine.connect() as conn:
@@ -202,7 +186,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
 
 
 def test_unfinished_matrix_sensor_rerequests_after_the_run_ended(engine, dagster_instance):
-    _register(engine)
+    seed_with_model(engine, VERSION)
     _tick(dagster_instance)
     run = execute_benchmark_run(
         dagster_instance,
@@ -242,10 +226,8 @@ def test_executor_is_chosen_by_configuration(executor, monkeypatch):
 
 
 def test_results_materialization_fails_naming_the_configs_that_failed_for_good(engine, dagster_instance):
-    _register(engine)
+    version_id = seed_with_model(engine, VERSION)
     _tick(dagster_instance)
-    with engine.connect() as conn:
-        version_id = manifests.resolve_model_version(conn, VERSION)
     queue.populate_matrix(engine, version_id, hardware=["gcp-l4-x1"])
     with engine.begin() as conn:  # two configs already exhausted their attempts
         conn.execute(
@@ -265,4 +247,4 @@ def test_results_materialization_fails_naming_the_configs_that_failed_for_good(e
     message = failure.step_failure_data.user_failure_data.description
     assert message.startswith("2 configs failed for good") and message.count("server crashed") == 2
     assert "gcp-l4-x1 / " in message
-    assert _statuses(engine) == {"completed": _statuses(engine)["completed"], "failed": 2}
+    assert status_counts(engine) == {"completed": status_counts(engine)["completed"], "failed": 2}

@@ -61,12 +61,8 @@ CRITERIA: dict[str, Criterion] = {
 DEFAULT_RANKING_TTL = timedelta(hours=24)
 
 CONFIGURATION_KEY = ("version_key", "hardware_name", "framework_name", "batch_size")
-RANKING_INPUT_COLUMNS = (
-    *CONFIGURATION_KEY,
-    "workload_type",
-    "sequence_length",
-    "benchmark_date",
-    "runner",
+# What a configuration carries besides its key and metrics: who it is and what it costs.
+_IDENTITY_COLUMNS = (
     "model_id",
     "model_name",
     "model_version_id",
@@ -77,6 +73,14 @@ RANKING_INPUT_COLUMNS = (
     "cost_per_hour_usd",
     "spot_cost_per_hour_usd",
     "spot_available",
+)
+RANKING_INPUT_COLUMNS = (
+    *CONFIGURATION_KEY,
+    "workload_type",
+    "sequence_length",
+    "benchmark_date",
+    "runner",
+    *_IDENTITY_COLUMNS,
     "ttft_p90_ms",
     "tpot_p90_ms",
     "throughput_tokens_sec",
@@ -115,18 +119,6 @@ CONFIGURATION_COLUMNS = (
     *CLOSENESS_COLUMNS,
 )
 
-_IDENTITY_COLUMNS = (
-    "model_id",
-    "model_name",
-    "model_version_id",
-    "hardware_config_id",
-    "gpu_type",
-    "gpu_count",
-    "framework_id",
-    "cost_per_hour_usd",
-    "spot_cost_per_hour_usd",
-    "spot_available",
-)
 
 
 class UseCaseCriteria(BaseModel):
