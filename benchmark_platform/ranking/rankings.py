@@ -120,7 +120,6 @@ CONFIGURATION_COLUMNS = (
 )
 
 
-
 class UseCaseCriteria(BaseModel):
     """What ranking needs of a use case (a ``use_case_taxonomy`` row): its key, SLA and criteria weights."""
 
