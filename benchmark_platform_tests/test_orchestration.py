@@ -154,9 +154,14 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while status_counts(engine).get("completed", 0) < 40:
+
+    def mid_batch() -> bool:  # some results recorded and a batch held (not between two claims)
+        counts = status_counts(engine)
+        return counts.get("completed", 0) >= 40 and counts.get("running", 0) > 0
+
+    while not mid_batch():
         assert time.monotonic() < deadline and worker.poll() is None, "worker made no progress"
-        time.sleep(0.1)
+        time.sleep(0.05)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     before = status_counts(engine)
