@@ -12,12 +12,11 @@ What "can run" means here is a cheap pre-filter, so that the queue does not hold
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from benchmark_platform.runners.roofline import KV_CACHE_BYTES, RUNTIME_RESERVE_GB, USABLE_VRAM_FRACTION
+from benchmark_platform import memory
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 SEQUENCE_LENGTHS = (1024, 2048, 4096, 8192)
@@ -112,23 +111,8 @@ class ConfigMatrix:
         return sum(self.excluded.values())
 
 
-def kv_cache_bytes_per_token(version: VersionSpec, gpu_count: int) -> float:
-    """K and V of every layer for one token on one GPU; KV heads are split over GPUs (replicated when fewer)."""
-    heads_per_gpu = math.ceil(version.num_kv_heads / gpu_count)
-    bytes_per_element = KV_CACHE_BYTES[version.quantization]
-    return 2 * version.num_layers * heads_per_gpu * version.head_dim * bytes_per_element
-
-
-def memory_per_gpu_gb(version: VersionSpec, hardware: HardwareOption, batch_size: int, context_tokens: int) -> float:
-    """Weights (split over the GPUs) + the batch's KV cache at full context + the runtime reserve, per GPU."""
-    weights = version.parameters * version.quantization_bits / 8 / hardware.gpu_count
-    kv = kv_cache_bytes_per_token(version, hardware.gpu_count) * batch_size * context_tokens
-    return (weights + kv) / 1e9 + RUNTIME_RESERVE_GB
-
-
 def fits_in_memory(version: VersionSpec, hardware: HardwareOption, batch_size: int, context_tokens: int) -> bool:
-    usable = hardware.vram_per_gpu_gb * USABLE_VRAM_FRACTION
-    return memory_per_gpu_gb(version, hardware, batch_size, context_tokens) <= usable
+    return memory.fits(version, hardware.vram_per_gpu_gb, hardware.gpu_count, context_tokens, sequences=batch_size)
 
 
 def _framework_exclusion(version: VersionSpec, hardware: HardwareOption, framework: FrameworkOption) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark_platform import catalogs, matrix
+from benchmark_platform import catalogs, matrix, memory
 from benchmark_platform.matrix import FrameworkOption, HardwareOption, VersionSpec, WorkloadOption
 
 LLAMA_8B = dict(parameters=8_030_261_248, num_layers=32, num_kv_heads=8, head_dim=128, max_position_embeddings=131072)
@@ -82,7 +82,7 @@ def test_unsupported_quantization_and_format_are_counted_separately():
 def test_memory_fit_follows_weights_plus_kv_cache_of_batch_times_context():
     """llama-3.1-8b fp16 on one 24 GB L4: 21.6 GB usable - 1.5 reserve - 16.06 GB weights leaves 4.04 GB of KV cache
     at 131,072 B per token (2 × 32 layers × 8 KV heads × 128 × 2 B): about 30,800 tokens of batch × context."""
-    assert matrix.kv_cache_bytes_per_token(FP16, 1) == 131_072
+    assert memory.kv_bytes_per_token(FP16, 1) == 131_072
     keys = _keys(matrix.build_matrix(FP16, [L4], [VLLM], [CHATBOT]))
     assert ("l4-x1", "vllm", "chatbot", 4, 4096) in keys  # 4 × (4096 + 256) = 17,408 tokens
     assert ("l4-x1", "vllm", "chatbot", 16, 1024) in keys  # 16 × 1,280 = 20,480
@@ -91,7 +91,7 @@ def test_memory_fit_follows_weights_plus_kv_cache_of_batch_times_context():
 
 
 def test_fp8_halves_the_kv_cache_and_weights():
-    assert matrix.kv_cache_bytes_per_token(FP8, 1) == 65_536
+    assert memory.kv_bytes_per_token(FP8, 1) == 65_536
     keys = _keys(matrix.build_matrix(FP8, [L4], [VLLM], [CHATBOT]))
     assert ("l4-x1", "vllm", "chatbot", 16, 8192) in keys  # 16 × 8,448 × 64 KiB = 8.9 GB next to 8 GB of weights
     assert ("l4-x1", "vllm", "chatbot", 32, 8192) not in keys

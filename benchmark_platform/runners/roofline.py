@@ -9,11 +9,12 @@ runner applies: ``batch_size`` identical requests start together, prefill in chu
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from benchmark_platform.memory import ACTIVATION_BYTES, USABLE_VRAM_FRACTION, kv_bytes_per_token, weight_bytes
+from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 
 # Tokens one prefill forward pass takes (vLLM's default max_num_batched_tokens with chunked prefill is of this order);
@@ -28,15 +29,6 @@ STEP_OVERHEAD_SECONDS = 1.8e-3
 ALLREDUCE_LATENCY_SECONDS = 25e-6
 # Per-GPU bandwidth assumed when a multi-GPU config names no interconnect (PCIe 4.0 x16, one direction).
 DEFAULT_INTERCONNECT_GBPS = 32.0
-# Share of VRAM the serving framework may use (vLLM's gpu_memory_utilization default) and what activations, CUDA
-# graphs and the framework itself hold outside weights and KV cache.
-USABLE_VRAM_FRACTION = 0.9
-RUNTIME_RESERVE_GB = 1.5
-# Activations stay in 16-bit unless the weights are full precision; weight-only int4/int8 kernels dequantize to FP16,
-# so only fp8 (and int8 where the chip has INT8 tensor cores) change the compute peak. FP8 deployments also keep the
-# KV cache in FP8 (vLLM's --kv-cache-dtype fp8), which halves the KV bytes read per decode step.
-ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2}
-KV_CACHE_BYTES = ACTIVATION_BYTES | {"fp8": 1}
 
 
 class DoesNotFitError(ValueError):
@@ -85,20 +77,8 @@ def compute_peak_flops(hardware: HardwareFacts, quantization: str) -> float:
     return fp16
 
 
-def weight_bytes(model: ModelFacts) -> float:
-    return model.parameters * model.quantization_bits / 8
-
-
-def kv_bytes_per_token(model: ModelFacts, tensor_parallel: int = 1) -> float:
-    """KV cache bytes one token occupies on one GPU: 2 (K and V) × layers × KV heads on this GPU × head dim × bytes."""
-    heads_per_gpu = math.ceil(model.num_kv_heads / tensor_parallel)  # KV heads are replicated when fewer than GPUs
-    return 2 * model.num_layers * heads_per_gpu * model.head_dim * KV_CACHE_BYTES[model.quantization]
-
-
 def memory_per_gpu_gb(model: ModelFacts, hardware: HardwareFacts, batch_size: int, context_tokens: int) -> float:
-    tp = hardware.gpu_count
-    kv = kv_bytes_per_token(model, tp) * batch_size * context_tokens
-    return (weight_bytes(model) / tp + kv) / 1e9 + RUNTIME_RESERVE_GB
+    return _memory_per_gpu_gb(model, hardware.gpu_count, batch_size, context_tokens)
 
 
 def allreduce_seconds(model: ModelFacts, hardware: HardwareFacts, tokens: int) -> float:
