@@ -30,7 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
-CONFIG_STATUSES = ("pending", "running", "completed", "failed")
+CONFIG_STATUSES = ("pending", "running", "completed", "failed", "skipped")
 RUNNER_LABELS = ("measured", "simulated")
 
 NAMING = {
@@ -164,6 +164,11 @@ class BenchmarkConfig(Base):
     retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Adaptive benchmarking (migration 0004): why the planner skipped it, whether it is exempt from pruning, and what
+    # the simulator predicted for it.
+    skip_reason: Mapped[str | None] = mapped_column(String(50))
+    pruning_exempt: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    prediction: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         UniqueConstraint(
@@ -176,6 +181,7 @@ class BenchmarkConfig(Base):
             name="unique_config",
         ),
         CheckConstraint(_in("status", CONFIG_STATUSES), name="status_known"),
+        CheckConstraint("(status = 'skipped') = (skip_reason IS NOT NULL)", name="skip_reason_iff_skipped"),
         CheckConstraint("batch_size > 0 AND sequence_length > 0", name="dimensions_positive"),
         Index(
             "idx_benchmark_config_status_priority",

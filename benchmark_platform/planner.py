@@ -147,6 +147,9 @@ class Settings:
     saturation_gain: float = 0.05
 
 
+DEFAULT_SETTINGS = Settings()
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     action: str  # RUN or SKIP
@@ -310,7 +313,7 @@ def plan(
     predictions: Mapping[Hashable, Metrics],
     measured: Mapping[Hashable, Metrics],
     use_cases: Mapping[str, UseCase],
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
 ) -> Plan:
     """A decision for every config not started yet (pending or skipped): run with a priority, or skip with a reason.
 

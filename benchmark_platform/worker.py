@@ -67,6 +67,9 @@ class WorkerOptions(BaseModel):
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
     db_retry_seconds: float = Field(default=120.0, ge=0, description="give up after the database is gone this long")
     stop_event: threading.Event | None = None
+    # Called between two claims (after a batch is recorded), e.g. the adaptive planner re-ordering and pruning what
+    # is still pending; database errors in it are retried like the queue's own calls.
+    between_batches: Callable[[], object] | None = None
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> WorkerOptions:
@@ -354,6 +357,8 @@ class _Worker:
                     self._release(batch[position:])
                     return
                 processed += 1
+            if self.options.between_batches is not None and not self.stop.is_set():
+                self.db.call(self.options.between_batches)
 
     def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
         return lambda: queue.claim(

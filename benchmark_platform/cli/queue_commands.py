@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from benchmark_platform import database, queue
+from benchmark_platform import database, planner, queue
 from benchmark_platform.cli.app import fail, main
 from benchmark_platform.manifests import resolve_model_version
 from benchmark_platform.progress import watch_queue
@@ -48,9 +48,14 @@ def _echo_json(payload: object) -> None:
     "not benchmarked by default, such as emulator, includes it.",
 )
 @click.option("--hardware", "hardware", multiple=True, help="Only these hardware configs (repeatable).")
+@click.option(
+    "--exhaustive",
+    is_flag=True,
+    help="Turn adaptive pruning off for this version: every config runs, skipped ones go back to pending.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def populate_matrix_command(
-    model_version: str, frameworks: tuple[str, ...], hardware: tuple[str, ...], as_json: bool
+    model_version: str, frameworks: tuple[str, ...], hardware: tuple[str, ...], exhaustive: bool, as_json: bool
 ) -> None:
     """Queue every runnable config of MODEL_VERSION (an id or a key such as llama-3.1-8b@int4-awq).
 
@@ -66,9 +71,12 @@ def populate_matrix_command(
     except LookupError as error:
         fail(str(error))
         return
+    requeued = queue.exempt_from_pruning(engine, version_id) if exhaustive else 0
     if as_json:
-        _echo_json(report.as_dict())
+        _echo_json(report.as_dict() | ({"exhaustive": True, "requeued": requeued} if exhaustive else {}))
         return
+    if exhaustive:
+        click.echo(f"pruning off for this version: every config runs ({requeued} skipped configs back to pending)")
     excluded = ", ".join(f"{reason} {count}" for reason, count in sorted(report.excluded.items())) or "none"
     click.echo(
         f"{report.version_key}: {report.matrix_size} configs in the matrix, {report.created} created, "
@@ -127,6 +135,11 @@ def populate_matrix_command(
     type=click.FloatRange(min=0),
     help="How long to keep retrying while the database is unreachable.",
 )
+@click.option(
+    "--replan-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Re-run the adaptive planner between claims, at most this often (default: never; Dagster's drains do).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def worker_command(
     model_version: str,
@@ -140,6 +153,7 @@ def worker_command(
     max_attempts: int,
     worker_id: str | None,
     db_retry_seconds: float,
+    replan_seconds: float | None,
     as_json: bool,
 ) -> None:
     """Claim, run and record configs until none is pending for this worker.
@@ -151,6 +165,7 @@ def worker_command(
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
+    from benchmark_platform import adaptive
     from benchmark_platform.worker import WorkerOptions, run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -174,6 +189,7 @@ def worker_command(
             worker_id=worker_id,
             db_retry_seconds=db_retry_seconds,
             stop_event=stop,
+            between_batches=adaptive.Replanner(engine, version_id, replan_seconds) if replan_seconds else None,
         )
     except ValidationError as error:
         fail(str(error))
@@ -249,9 +265,11 @@ def progress_command(model_version: str, window_minutes: float, as_json: bool) -
     Example: benchmark-platform progress llama-3.1-8b@int4-awq --json
     """
     engine = database.get_engine()
-    report = queue.progress(engine, _resolve_version(engine, model_version), window_minutes=window_minutes)
+    version_id = _resolve_version(engine, model_version)
+    report = queue.progress(engine, version_id, window_minutes=window_minutes)
+    pruning = queue.pruning_summary(engine, version_id)
     if as_json:
-        _echo_json(report.as_dict())
+        _echo_json(report.as_dict() | {"pruning": pruning.as_dict()})
         return
     if report.total == 0:
         click.echo("no configs queued for this model version (run populate-matrix first)")
@@ -259,5 +277,45 @@ def progress_command(model_version: str, window_minutes: float, as_json: bool) -
     eta = "unknown (nothing finished recently)" if report.eta_seconds is None else f"{report.eta_seconds / 60:.1f} min"
     statuses = ", ".join(f"{status} {count}" for status, count in sorted(report.by_status.items()))
     click.echo(f"{report.total} configs: {statuses}; {report.percent_complete:.1f}% complete; ETA {eta}")
+    if pruning.skipped_by_reason:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in pruning.skipped_by_reason.items())
+        click.echo(
+            f"  skipped by the adaptive planner ({reasons}): about {pruning.gpu_hours_saved:.1f} GPU-hours saved of "
+            f"{pruning.gpu_hours_saved + pruning.gpu_hours_to_run:.1f} predicted for the whole matrix "
+            "(run times predicted by the simulator); `requeue` puts them back"
+        )
     for hardware, counts in report.by_hardware.items():
         click.echo(f"  {hardware}: " + ", ".join(f"{status} {count}" for status, count in sorted(counts.items())))
+
+
+@main.command("plan")
+@click.argument("model_version")
+def plan_command(model_version: str) -> None:
+    """Run the adaptive planner once over MODEL_VERSION: predict, re-order pending configs, skip what cannot matter.
+
+    Workers started by Dagster do this between claims; `worker --replan-seconds N` does it from the CLI.
+
+    Example: benchmark-platform plan llama-3.1-8b@int4-awq
+    """
+    from benchmark_platform import adaptive
+
+    engine = database.get_engine()
+    report = adaptive.replan(engine, _resolve_version(engine, model_version))
+    click.echo(report.line() if report is not None else "another planner is running for this version; try again")
+
+
+@main.command("requeue")
+@click.argument("model_version")
+@click.option(
+    "--reason",
+    type=click.Choice(planner.SKIP_REASONS),
+    help="Only configs skipped for this reason [default: every skipped config].",
+)
+def requeue_command(model_version: str, reason: str | None) -> None:
+    """Put configs the adaptive planner skipped back to pending, exempt from further pruning.
+
+    Example: benchmark-platform requeue llama-3.1-8b@int4-awq --reason dominated
+    """
+    engine = database.get_engine()
+    count = queue.requeue_skipped(engine, _resolve_version(engine, model_version), reason)
+    click.echo(f"{count} skipped configs back to pending" + (f" (reason {reason})" if reason else ""))

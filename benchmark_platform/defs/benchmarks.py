@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import text
 
-from benchmark_platform import catalogs, manifests, queue
+from benchmark_platform import adaptive, catalogs, manifests, queue
 from benchmark_platform.catalogs import HardwareSpec
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import hardware_configs, inference_frameworks, model_catalog, use_case_taxonomy
@@ -41,6 +41,8 @@ class BenchmarkRunnerResource(dg.ConfigurableResource):
     configs_per_replica: int = 500
     max_replicas_per_pool: int = 4
     replicas_per_pool: int | None = None
+    # Adaptive benchmarking: each replica re-plans the version between claims, at most this often (0: never).
+    replan_seconds: float = 5.0
 
     def replicas_for(self, pending: int) -> int:
         """A fixed count if configured, else one replica per ``configs_per_replica`` pending, capped."""
@@ -57,7 +59,9 @@ class BenchmarkRunnerResource(dg.ConfigurableResource):
             return self.claim_batch_size
         return SIMULATED_CLAIM_BATCH if self.runner == "simulated" else 1
 
-    def worker_options(self, model_version_id, hardware: str, worker_id: str, stop: threading.Event) -> WorkerOptions:
+    def worker_options(
+        self, model_version_id, hardware: str, worker_id: str, stop: threading.Event, between_batches=None
+    ) -> WorkerOptions:
         options = dict(self.runner_options)
         if self.runner == "simulated":
             options.setdefault("simulate_seconds", self.simulate_seconds)
@@ -71,6 +75,7 @@ class BenchmarkRunnerResource(dg.ConfigurableResource):
             runner_options=options,
             worker_id=worker_id,
             stop_event=stop,
+            between_batches=between_batches,
         )
 
 
@@ -85,6 +90,7 @@ class MatrixConfig(dg.Config):
 
     hardware: list[str] = []
     frameworks: list[str] = []
+    exhaustive: bool = False  # turn adaptive pruning off for this version: every config runs (skipped ones too)
 
 
 @dg.asset(
@@ -97,12 +103,17 @@ class MatrixConfig(dg.Config):
 def benchmark_config_matrix(
     context: dg.AssetExecutionContext, config: MatrixConfig, database: PlatformDatabase
 ) -> dg.MaterializeResult:
+    engine = database.get_engine()
+    version_id = model_version_id(context, database)
     report = queue.populate_matrix(
-        database.get_engine(),
-        model_version_id(context, database),
-        hardware=config.hardware or None,
-        frameworks=config.frameworks or None,
+        engine, version_id, hardware=config.hardware or None, frameworks=config.frameworks or None
     )
+    if config.exhaustive:
+        queue.exempt_from_pruning(engine, version_id)
+    planned = adaptive.replan(engine, version_id)
+    if planned is not None:
+        context.log.info(planned.line())
+    pruning = queue.pruning_summary(engine, version_id)
     context.log.info(
         f"{report.version_key}: {report.created} configs created, {report.existing} already there, "
         f"{sum(report.excluded.values())} excluded in {report.seconds:.2f} s"
@@ -123,6 +134,8 @@ def benchmark_config_matrix(
             "excluded_by_reason": dg.MetadataValue.md(excluded.to_markdown(index=False)),
             "configs_per_hardware_framework": dg.MetadataValue.md(table.to_markdown()),
             "populate_seconds": dg.MetadataValue.float(round(report.seconds, 3)),
+            "pruning": dg.MetadataValue.text("off (exhaustive)" if config.exhaustive else "adaptive"),
+            "skipped_by_reason": dg.MetadataValue.json(pruning.skipped_by_reason),
         }
     )
 
@@ -143,9 +156,13 @@ def _drain_op(hardware: HardwareSpec, k8s_settings: SpotNodeSettings) -> dg.OpDe
     )
     def drain(context: dg.OpExecutionContext, database: PlatformDatabase, benchmark_runner: BenchmarkRunnerResource):
         worker_id = f"{context.run_id[:8]}-{hardware.name}-{context.get_mapping_key()}-{context.retry_number}"
-        options = benchmark_runner.worker_options(
-            model_version_id(context, database), hardware.name, worker_id, threading.Event()
+        version_id = model_version_id(context, database)
+        replanner = (
+            adaptive.Replanner(database.get_engine(), version_id, benchmark_runner.replan_seconds)
+            if benchmark_runner.replan_seconds > 0
+            else None
         )
+        options = benchmark_runner.worker_options(version_id, hardware.name, worker_id, threading.Event(), replanner)
         # An interrupt (run terminated, spot pod SIGTERM) unwinds run_worker's finally, which releases every claim.
         summary = run_worker(database.get_engine(), options)
         context.log.info(summary.line())
@@ -163,6 +180,21 @@ def _progress_markdown(progress: queue.Progress) -> str:
     frame = frame[list(CONFIG_STATUSES)].sort_index()
     frame["percent_complete"] = (100 * frame["completed"] / frame.sum(axis=1)).round(1)
     return frame.rename_axis("hardware").to_markdown()
+
+
+def _pruning_markdown(pruning: queue.PruningSummary) -> str:
+    """How many configs the adaptive planner skipped, why, and the GPU-hours their benchmarks would have taken."""
+    if not pruning.skipped_by_reason:
+        return f"nothing skipped; {pruning.gpu_hours_to_run:.1f} GPU-hours predicted for the configs that run"
+    rows = "\n".join(
+        f"| {reason} | {count} | {pruning.gpu_hours_saved_by_reason[reason]:.1f} |"
+        for reason, count in pruning.skipped_by_reason.items()
+    )
+    return (
+        f"Skipped {sum(pruning.skipped_by_reason.values())} configs, saving {pruning.gpu_hours_saved:.1f} of "
+        f"{pruning.gpu_hours_saved + pruning.gpu_hours_to_run:.1f} predicted GPU-hours (simulated run times).\n\n"
+        "| reason | configs | GPU-hours saved |\n| --- | ---: | ---: |\n" + rows
+    )
 
 
 def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
@@ -195,6 +227,8 @@ def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
                 .scalars()
                 .all()
             )
+        pruning = queue.pruning_summary(engine, version_id)
+        residuals = pd.DataFrame(adaptive.residual_table(engine))
         wall = max(time.time() - run_started, 1e-3)
         counts = {status: progress.by_status.get(status, 0) for status in CONFIG_STATUSES}
         context.add_output_metadata(
@@ -209,6 +243,12 @@ def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
                 "measured_results": dg.MetadataValue.int(results.total - results.simulated),
                 "runner": dg.MetadataValue.text(
                     "simulated (roofline model, not measured)" if results.simulated else "measured"
+                ),
+                "skipped_by_reason": dg.MetadataValue.json(pruning.skipped_by_reason),
+                "gpu_hours_saved_by_pruning": dg.MetadataValue.float(round(pruning.gpu_hours_saved, 2)),
+                "pruning": dg.MetadataValue.md(_pruning_markdown(pruning)),
+                "simulator_residuals": dg.MetadataValue.md(
+                    residuals.to_markdown(index=False) if len(residuals) else "no result carries a prediction yet"
                 ),
             }
         )
