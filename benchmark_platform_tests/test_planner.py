@@ -36,7 +36,7 @@ def scaled(metrics: Metrics, latency: float = 1.0, throughput: float = 1.0) -> M
     )
 
 
-def decide(configs, predictions, measured, settings=Settings()):
+def decide(configs, predictions, measured, settings=planner.DEFAULT_SETTINGS):
     return planner.plan(configs, predictions, measured, USE_CASES, settings).decisions
 
 

@@ -32,12 +32,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, create_engine, text
 
@@ -51,6 +50,7 @@ NOISE_SIGMA = 0.04
 SERVER_START_SECONDS = 180.0  # load weights, compile CUDA graphs: a vLLM start for a 7-8B model
 WARMUP_SECONDS = 30.0
 TOP = 5
+BENCH_MODEL_ID = uuid.UUID(int=1)  # the ranking wants ids; one model, one version
 
 
 def _connect(url: str) -> Engine:
@@ -118,7 +118,7 @@ def ranking_frame(rows: list, truth: dict, ids, hardware: pd.DataFrame, version_
                 "version_key": version_key, "hardware_name": row.hardware, "framework_name": row.framework,
                 "batch_size": row.batch_size, "workload_type": row.workload_type,
                 "sequence_length": row.sequence_length, "benchmark_date": date.today(), "runner": "measured",
-                "model_id": "m", "model_name": version_key.split("@")[0], "model_version_id": "v",
+                "model_id": BENCH_MODEL_ID, "model_name": version_key.split("@")[0], "model_version_id": BENCH_MODEL_ID,
                 "hardware_config_id": hw["id"], "gpu_type": hw["gpu_type"], "gpu_count": hw["gpu_count"],
                 "framework_id": row.framework, "cost_per_hour_usd": hw["cost_per_hour_usd"],
                 "spot_cost_per_hour_usd": hw["spot_cost_per_hour_usd"], "spot_available": hw["spot_available"],
@@ -176,7 +176,11 @@ def adaptive_run(engine: Engine, version_id, rows: list, truth: dict, replan_eve
         still = []
         for pool in active:
             held = queue.claim(
-                engine, f"bench-{pool}", limit=1, hardware_config_id=pools[pool], preferred_framework_id=loaded.get(pool)
+                engine,
+                f"bench-{pool}",
+                limit=1,
+                hardware_config_id=pools[pool],
+                preferred_framework_id=loaded.get(pool),
             )
             if not held:
                 continue
