@@ -16,7 +16,7 @@ import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from pydantic import BaseModel, Field
 
-from benchmark_platform import database, manifests
+from benchmark_platform import database, manifests, queue
 from benchmark_platform.definitions import defs
 from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
@@ -79,6 +79,12 @@ def _run_benchmarks(instance, request: dg.RunRequest, options: DemoOptions, echo
         )
     if not result.success:
         raise RuntimeError(f"benchmark run {result.run_id} for {key} failed; see `benchmark-platform dev` for its logs")
+    pruning = queue.pruning_summary(engine, version_id)
+    skipped = ", ".join(f"{reason} {count}" for reason, count in pruning.skipped_by_reason.items()) or "none"
+    echo(
+        f"    {key}: skipped by the adaptive planner: {skipped}; about {pruning.gpu_hours_saved:.0f} of "
+        f"{pruning.gpu_hours_saved + pruning.gpu_hours_to_run:.0f} predicted GPU-hours saved"
+    )
 
 
 def _print_top(echo: Callable[[str], None], top: int = 3) -> None:

@@ -89,7 +89,7 @@ def watch_queue(
     def counts() -> tuple[int, int]:
         progress = queue.progress(engine, model_version_id)
         statuses = progress.by_hardware.get(hardware, {}) if hardware else progress.by_status
-        return statuses.get("completed", 0), sum(statuses.values())
+        return statuses.get("completed", 0), sum(statuses.values()) - statuses.get("skipped", 0)
 
     done = threading.Event()
 

@@ -900,3 +900,16 @@ def residual_rows(engine: Engine) -> list[Any]:
                 """
             )
         ).all()
+
+
+def skipped_for_workload(engine: Engine, workload_type: str) -> dict[str, int]:
+    """Configs of a use case (any version) the planner skipped, by reason: what a recommendation did not measure."""
+    with engine.begin() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT skip_reason, count(*) FROM benchmark_configs"
+                " WHERE workload_type = :w AND status = 'skipped' GROUP BY 1 ORDER BY 1"
+            ),
+            {"w": workload_type},
+        ).all()
+    return {reason: count for reason, count in rows}

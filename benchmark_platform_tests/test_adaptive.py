@@ -3,6 +3,7 @@ re-queue, exhaustive), the worker re-plans between claims, re-planning is idempo
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -152,3 +153,11 @@ def test_progress_counts_skipped_by_reason_and_gpu_hours_saved(engine: Engine, v
     table = adaptive.residual_table(engine)
     assert table and all(row["runner"] == "simulated" for row in table)
     assert all(row["throughput_ratio"] == pytest.approx(1.0, rel=0.05) for row in table)
+
+
+def test_recommend_says_when_the_answer_rests_on_few_measurements(engine: Engine, version_id):
+    _drain(engine, version_id)
+    result = CliRunner().invoke(main, ["recommend", "--use-case", "summarization", "--json"])
+    assert result.exit_code in (0, 1), result.output
+    warnings = json.loads(result.output)["few_measurements"]
+    assert any("skipped by the adaptive planner" in warning for warning in warnings)

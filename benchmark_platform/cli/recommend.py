@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from benchmark_platform import database
+from benchmark_platform import database, queue
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.ranking import CRITERIA, Constraints, Recommendation, rank_use_case, recommend
 from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
@@ -38,6 +38,32 @@ _TABLE_COLUMNS = {
     "pareto": "pareto",
     "simulated": "simulated",
 }
+
+
+FEW_MEASURED_CONFIGURATIONS = 10  # below this many ranked configurations, say the answer rests on few measurements
+
+
+def _few_measurements(recommendation: Recommendation, skipped: dict[str, int]) -> list[str]:
+    """Warnings when the recommendation rests on few measurements: few configurations ranked, results measured at a
+    single prompt length, or configs the adaptive planner skipped (they were predicted unable to change the top)."""
+    ranking = recommendation.ranking
+    warnings = []
+    ranked = len(ranking.configurations)
+    if 0 < ranked < FEW_MEASURED_CONFIGURATIONS:
+        warnings.append(f"only {ranked} configurations ranked: the answer rests on few measurements")
+    single = recommendation.configurations[recommendation.configurations["n_sequence_lengths"] < 2]
+    for _, row in single.iterrows():
+        warnings.append(
+            f"{row['hardware_name']} / {row['framework_name']} bs{row['batch_size']} rests on one result "
+            f"(one prompt length, {row['min_sequence_length']} tokens)"
+        )
+    if skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in skipped.items())
+        warnings.append(
+            f"{sum(skipped.values())} configs of this use case were skipped by the adaptive planner ({reasons}): "
+            "predicted, not measured, to stay out of the top; `benchmark-platform requeue VERSION` measures them"
+        )
+    return warnings
 
 
 def _payload(recommendation: Recommendation) -> dict[str, Any]:
@@ -199,13 +225,16 @@ def recommend_command(
     ranking = rank_use_case(load_results_frame(engine, workload_types=[use_case]), use_cases[use_case])
     recommendation = recommend(ranking, constraints, top)
     found = not recommendation.configurations.empty
+    warnings = _few_measurements(recommendation, queue.skipped_for_workload(engine, use_case))
     if as_json:
-        payload = _payload(recommendation)
+        payload = _payload(recommendation) | {"few_measurements": warnings}
         if not found:
             payload["message"] = _nothing_found(recommendation)
         click.echo(json.dumps(payload, indent=2, default=json_value))
     else:
         _print_text(recommendation)
+        for warning in warnings:
+            click.echo(f"note: {warning}")
         if not found:
             click.echo(_nothing_found(recommendation))
     if not found:
