@@ -28,7 +28,8 @@ from plotly.subplots import make_subplots
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from benchmark_platform.manifests import list_version_keys
+from benchmark_platform import planner, queue
+from benchmark_platform.manifests import list_version_keys, resolve_model_version
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import CRITERIA, UseCaseCriteria, UseCaseRanking, pareto_front, rank_use_case
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
@@ -419,6 +420,7 @@ def _render(
     top: int,
     generated_at: datetime,
     progress: ProgressReporter | None,
+    pruning_note: str = "",
 ) -> _Rendered:
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
@@ -454,6 +456,7 @@ def _render(
             "model version × hardware × framework × batch size, its sequence lengths folded worst-case. The dashed "
             "line on each scatter plot is the Pareto front of the two plotted axes.</p>",
             _simulated_banner(simulated, ranked, "in this report"),
+            f'<p class="scope">{_text(pruning_note)}</p>' if pruning_note else "",
             f"<nav>{nav}</nav>" if nav else '<p class="empty">No use case to report.</p>',
             *sections,
             "</body></html>",
@@ -510,6 +513,24 @@ def resolve_scope(
     return [by_name[name] for name in dict.fromkeys(use_cases)]
 
 
+def pruning_note(engine: Engine, model_version: str | None) -> str:
+    """One sentence on what the adaptive planner skipped in scope, why, and the GPU-hours that saved."""
+    version_id = None
+    if model_version is not None:
+        with engine.connect() as connection:
+            version_id = resolve_model_version(connection, model_version)
+    pruning = queue.pruning_summary(engine, version_id)
+    if not pruning.skipped_by_reason:
+        return ""
+    reasons = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in pruning.skipped_by_reason.items())
+    return (
+        f"Adaptive benchmarking skipped {sum(pruning.skipped_by_reason.values())} configs that could not change any "
+        f"use case's top {planner.DEFAULT_SETTINGS.top_k} or Pareto front ({reasons}), saving about "
+        f"{pruning.gpu_hours_saved:.0f} of {pruning.gpu_hours_saved + pruning.gpu_hours_to_run:.0f} GPU-hours "
+        "(run times predicted by the simulator). `benchmark-platform requeue VERSION` measures them."
+    )
+
+
 def write_report(
     engine: Engine,
     out_path: Path | str,
@@ -529,7 +550,13 @@ def write_report(
         present = set(scoped_results(results, model_version)["workload_type"])
         chosen = [use_case for use_case in chosen if use_case.subcategory in present]
     rendered = _render(
-        results, chosen, model_version=model_version, top=top, generated_at=datetime.now(UTC), progress=progress
+        results,
+        chosen,
+        model_version=model_version,
+        top=top,
+        generated_at=datetime.now(UTC),
+        progress=progress,
+        pruning_note=pruning_note(engine, model_version),
     )
     path = Path(out_path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)

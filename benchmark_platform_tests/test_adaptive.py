@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from benchmark_platform import adaptive, planner, queue
 from benchmark_platform.cli import main
+from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
 from benchmark_platform_tests.helpers_catalog import seed_with_model, status_counts
 
@@ -161,3 +162,12 @@ def test_recommend_says_when_the_answer_rests_on_few_measurements(engine: Engine
     assert result.exit_code in (0, 1), result.output
     warnings = json.loads(result.output)["few_measurements"]
     assert any("skipped by the adaptive planner" in warning for warning in warnings)
+
+
+def test_the_report_says_what_pruning_skipped_and_saved(engine: Engine, version_id, tmp_path):
+    _drain(engine, version_id)
+    summary = write_report(engine, tmp_path / "report.html", model_version="llama-3.1-8b@int4-awq")
+    page = summary.path.read_text()
+    assert "Adaptive benchmarking skipped" in page and "GPU-hours" in page
+    skipped = status_counts(engine)["skipped"]
+    assert f"skipped {skipped} configs" in page
