@@ -39,7 +39,8 @@ Order: one configuration per hardware x framework pair with nothing started goes
 pair's error is learned early), then configurations by their best rank, over the use cases they serve, in a TOPSIS
 over every configuration's central estimate (measured values where measured, else bias-corrected predictions); a
 configuration whose central estimate breaks the SLA comes after those that meet it. Within a configuration the
-longest prompt runs first (it decides the worst case). ``priority`` is that position plus ``PRIORITY_BASE``.
+longest prompt runs first (it decides the worst case). ``priority`` encodes that order (tier, then prompt length),
+with ranks rather than global positions, so that a new result re-prioritises few rows.
 
 Decisions depend on the configs, predictions and measurements only, never on which configs are currently
 ``skipped`` versus ``pending``: the same inputs give the same decisions, and applying them changes nothing on the
@@ -74,6 +75,10 @@ SKIP = "skip"
 STARTED_STATUSES = frozenset({"running", "completed"})
 NOT_STARTED_STATUSES = frozenset({"pending", "skipped"})
 PRIORITY_BASE = 100
+# A configuration's priority is PRIORITY_BASE + its tier x SLOTS_PER_RANK + the position of the prompt length (longest
+# first): ranks, not global positions, so that a result arriving re-prioritises few rows.
+SLOTS_PER_RANK = 16
+MAX_PROMISE_RANK = 10_000_000
 METRICS = ("ttft_p90_ms", "tpot_p90_ms", "throughput_tokens_sec")
 
 
@@ -426,13 +431,12 @@ def plan(
         if pair not in started_pairs and pair not in explored:
             explored[pair] = key
     exploring = set(explored.values())
-    order = sorted(runnable, key=lambda k: (k not in exploring, promise[k], k[4], k))
-    position = PRIORITY_BASE
-    for key in order:
-        for config in sorted(by_configuration[key], key=lambda c: (-c.sequence_length, str(c.key))):
+    for key in runnable:
+        tier = 0 if key in exploring else 1 + min(promise[key], MAX_PROMISE_RANK)
+        longest_first = sorted(by_configuration[key], key=lambda c: (-c.sequence_length, str(c.key)))
+        for offset, config in enumerate(longest_first):
             if config.status in NOT_STARTED_STATUSES and config.key not in decisions:
-                decisions[config.key] = Decision(RUN, priority=position)
-                position += 1
+                decisions[config.key] = Decision(RUN, priority=PRIORITY_BASE + tier * SLOTS_PER_RANK + offset)
     return Plan(decisions=decisions, residuals=residuals)
 
 
