@@ -181,7 +181,7 @@ class BenchmarkConfig(Base):
             name="unique_config",
         ),
         CheckConstraint(_in("status", CONFIG_STATUSES), name="status_known"),
-        CheckConstraint("(status = 'skipped') = (skip_reason IS NOT NULL)", name="skip_reason_iff_skipped"),
+        CheckConstraint("status <> 'skipped' OR skip_reason IS NOT NULL", name="skipped_has_reason"),
         CheckConstraint("batch_size > 0 AND sequence_length > 0", name="dimensions_positive"),
         Index(
             "idx_benchmark_config_status_priority",

@@ -862,7 +862,7 @@ def pruning_summary(engine: Engine, model_version_id: uuid.UUID | None = None) -
         rows = connection.execute(
             text(
                 f"""
-                SELECT c.skip_reason AS reason, count(*) AS n,
+                SELECT CASE WHEN c.status = 'skipped' THEN c.skip_reason END AS reason, count(*) AS n,
                        coalesce(sum(CAST(c.prediction ->> 'run_seconds' AS double precision) * h.gpu_count), 0)
                            / 3600.0 AS gpu_hours
                 FROM benchmark_configs c JOIN hardware_configs h ON h.id = c.hardware_config_id

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from benchmark_platform import adaptive, planner, queue
 from benchmark_platform.cli import main
@@ -171,3 +172,8 @@ def test_the_report_says_what_pruning_skipped_and_saved(engine: Engine, version_
     assert "Adaptive benchmarking skipped" in page and "GPU-hours" in page
     skipped = status_counts(engine)["skipped"]
     assert f"skipped {skipped} configs" in page
+
+
+def test_a_skipped_config_always_has_its_reason(engine: Engine, version_id):
+    with pytest.raises(IntegrityError, match="skipped_has_reason"), engine.begin() as connection:
+        connection.execute(text("UPDATE benchmark_configs SET status = 'skipped' WHERE batch_size = 1"))

@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 STATUS_CHECK = "ck_benchmark_configs_status_known"
-REASON_CHECK = "ck_benchmark_configs_skip_reason_iff_skipped"
+REASON_CHECK = "ck_benchmark_configs_skipped_has_reason"
 
 
 def upgrade() -> None:
@@ -37,7 +37,7 @@ def upgrade() -> None:
         op.f(STATUS_CHECK), "benchmark_configs", "status IN ('pending', 'running', 'completed', 'failed', 'skipped')"
     )
     op.create_check_constraint(
-        op.f(REASON_CHECK), "benchmark_configs", "(status = 'skipped') = (skip_reason IS NOT NULL)"
+        op.f(REASON_CHECK), "benchmark_configs", "status <> 'skipped' OR skip_reason IS NOT NULL"
     )
 
 
