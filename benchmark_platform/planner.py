@@ -244,10 +244,13 @@ def residual_summary(
     return Residuals(pairs=pairs, pooled_sd=pooled)
 
 
-def _widen(config: Config, predicted: Metrics, residuals: Residuals, settings: Settings, z: float) -> Metrics:
-    """The prediction corrected by the pair's bias and moved ``z`` spreads to the favourable side (z=0: central)."""
-    pair = residuals.pairs.get(config.pair)
-    values = {}
+def _widening_factors(
+    pair_key: tuple[str, str], residuals: Residuals, settings: Settings, z: float
+) -> tuple[float, float, float]:
+    """Per metric, the factor taking a prediction of this pair to its bias-corrected value moved ``z`` spreads to
+    the favourable side (lower latency, higher throughput; z=0: the central estimate)."""
+    pair = residuals.pairs.get(pair_key)
+    factors = []
     for metric in METRICS:
         found = pair.metrics.get(metric) if pair else None
         pooled = residuals.pooled_sd[metric]
@@ -258,8 +261,16 @@ def _widen(config: Config, predicted: Metrics, residuals: Residuals, settings: S
             sd = max(settings.min_log_sd, pooled) if pooled is not None else settings.prior_log_sd
         spread = z * sd * math.sqrt(1 + 1 / n) if n else z * sd
         favourable = spread if metric == "throughput_tokens_sec" else -spread
-        values[metric] = getattr(predicted, metric) * math.exp(mean + favourable)
-    return Metrics(**values)
+        factors.append(math.exp(mean + favourable))
+    return tuple(factors)
+
+
+def _widen(predicted: Metrics, factors: tuple[float, float, float]) -> Metrics:
+    return Metrics(
+        predicted.ttft_p90_ms * factors[0],
+        predicted.tpot_p90_ms * factors[1],
+        predicted.throughput_tokens_sec * factors[2],
+    )
 
 
 def _fold(values: Sequence[Metrics]) -> Metrics:
@@ -330,6 +341,9 @@ def plan(
     by_configuration: dict[tuple, list[Config]] = defaultdict(list)
     for config in configs:
         by_configuration[config.configuration].append(config)
+    pairs = {config.pair for config in configs}
+    optimistic_factors = {pair: _widening_factors(pair, residuals, settings, settings.z) for pair in pairs}
+    central_factors = {pair: _widening_factors(pair, residuals, settings, 0.0) for pair in pairs}
 
     def measured_of(config: Config) -> Metrics | None:
         return measured.get(config.key) if config.status == "completed" else None
@@ -403,7 +417,7 @@ def plan(
             )
         if any(c.key not in predictions for c in members):
             return None
-        bound = _fold([_widen(c, predictions[c.key], residuals, settings, settings.z) for c in members])
+        bound = _fold([_widen(predictions[c.key], optimistic_factors[c.pair]) for c in members])
         if _breaks_all(bound, members[0].serves, use_cases):
             return CANNOT_MEET_SLA, "optimistic bound breaks the SLA"
         if dominated(bound, members[0]):
@@ -423,7 +437,7 @@ def plan(
         if verdict is None or any(c.exempt for c in waiting):
             runnable.append(key)
 
-    promise = _promise_ranks(by_configuration, predictions, measured_of, residuals, use_cases, settings)
+    promise = _promise_ranks(by_configuration, predictions, measured_of, central_factors, use_cases)
     started_pairs = {c.pair for c in configs if c.status in STARTED_STATUSES}
     explored: dict[tuple[str, str], tuple] = {}
     for key in sorted(runnable, key=lambda k: (promise[k], k)):
@@ -444,9 +458,8 @@ def _promise_ranks(
     by_configuration: Mapping[tuple, list[Config]],
     predictions: Mapping[Hashable, Metrics],
     measured_of,
-    residuals: Residuals,
+    central_factors: Mapping[tuple[str, str], tuple[float, float, float]],
     use_cases: Mapping[str, UseCase],
-    settings: Settings,
 ) -> dict[tuple, float]:
     """Per configuration: its best rank over the use cases it serves in a TOPSIS of central estimates (meeting the
     SLA first); infinity when some length has neither a measurement nor a prediction."""
@@ -456,7 +469,7 @@ def _promise_ranks(
         for config in members:
             actual = measured_of(config)
             if actual is None and config.key in predictions:
-                actual = _widen(config, predictions[config.key], residuals, settings, 0.0)
+                actual = _widen(predictions[config.key], central_factors[config.pair])
             values.append(actual)
         if all(v is not None for v in values):
             central[key] = _fold(values)
