@@ -2,7 +2,7 @@
 
     python benchmarks/adaptive_bench.py                          # llama-3.1-8b@int4-awq, full catalog, seeds 0 1 2
     python benchmarks/adaptive_bench.py --seeds 0 1 2 3 4 --model-version qwen2.5-7b@bf16
-    python benchmarks/adaptive_bench.py --quick                  # single-GPU pools only, one seed: a smoke test
+    python benchmarks/adaptive_bench.py --quick --seeds 0          # single-GPU pools only: a smoke test
 
 Ground truth: a "real" result of a config is the simulator's prediction (the simulated runner, seed 0, stored by the
 planner) times a hidden speed factor per hardware x framework (log-uniform in [0.65, 1.45] for the seed: the real
@@ -232,7 +232,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--replan-every", type=int, default=40, help="results between two planner runs")
     parser.add_argument("--hardware", nargs="*", help="only these pools (default: the whole catalog)")
-    parser.add_argument("--quick", action="store_true", help="single-GPU pools only, seed 0")
+    parser.add_argument("--quick", action="store_true", help="single-GPU pools only (about 8,000 configs)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database instead of a throwaway one")
     args = parser.parse_args()
     scratch = server = None
@@ -263,7 +263,7 @@ def main() -> int:
                 connection,
             ).set_index("name")
         pools = args.hardware or (list(hardware.index[hardware["gpu_count"] == 1]) if args.quick else None)
-        seeds = [0] if args.quick else args.seeds
+        seeds = args.seeds
         report = queue.populate_matrix(engine, version_id, hardware=pools)
         started = time.perf_counter()
         adaptive.predict_missing(engine, version_id)
