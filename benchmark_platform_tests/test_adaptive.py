@@ -177,3 +177,34 @@ def test_the_report_says_what_pruning_skipped_and_saved(engine: Engine, version_
 def test_a_skipped_config_always_has_its_reason(engine: Engine, version_id):
     with pytest.raises(IntegrityError, match="skipped_has_reason"), engine.begin() as connection:
         connection.execute(text("UPDATE benchmark_configs SET status = 'skipped' WHERE batch_size = 1"))
+
+
+def test_the_matrix_asset_plans_and_its_exhaustive_config_turns_pruning_off(engine: Engine, dagster_instance):
+    import dagster as dg
+
+    from benchmark_platform.definitions import defs
+    from benchmark_platform.defs.benchmarks import benchmark_config_matrix
+    from benchmark_platform.defs.partitions import model_versions_partitions
+
+    seed_with_model(engine)
+    key = "llama-3.1-8b@int4-awq"
+    dagster_instance.add_dynamic_partitions(model_versions_partitions.name, [key])
+
+    def materialize(exhaustive: bool) -> dict:
+        config = {"hardware": ["gcp-l4-x1"], "frameworks": ["vllm"], "exhaustive": exhaustive}
+        result = dg.materialize(
+            [benchmark_config_matrix],
+            instance=dagster_instance,
+            partition_key=key,
+            resources=defs.resources,
+            run_config={"ops": {"benchmark_config_matrix": {"config": config}}},
+        )
+        [event] = result.get_asset_materialization_events()
+        return event.step_materialization_data.materialization.metadata
+
+    adaptive_run = materialize(exhaustive=False)
+    assert adaptive_run["pruning"].value == "adaptive"
+    assert sum(adaptive_run["skipped_by_reason"].value.values()) == status_counts(engine)["skipped"] > 0
+    exhaustive_run = materialize(exhaustive=True)
+    assert exhaustive_run["pruning"].value == "off (exhaustive)" and exhaustive_run["skipped_by_reason"].value == {}
+    assert set(status_counts(engine)) == {"pending"}
