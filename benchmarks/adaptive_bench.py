@@ -85,7 +85,8 @@ def ground_truth(rows: list, seed: int) -> dict:
         if not p or "throughput_tokens_sec" not in p:
             continue
         factor = math.exp(low + (high - low) * _unit(seed, "pair", row.hardware, row.framework))
-        noise = {m: math.exp(NOISE_SIGMA * _normal(seed, row.id, m)) for m in planner.METRICS}
+        identity = (row.hardware, row.framework, row.workload_type, row.batch_size, row.sequence_length)
+        noise = {m: math.exp(NOISE_SIGMA * _normal(seed, *identity, m)) for m in planner.METRICS}
         throughput = p["throughput_tokens_sec"] * factor * noise["throughput_tokens_sec"]
         run_seconds = p["run_seconds"] * p["throughput_tokens_sec"] / throughput  # requests at the real speed
         truth[row.id] = Truth(
@@ -222,7 +223,16 @@ def compare(full: dict, chosen: dict) -> list[dict]:
         regret = 1 - scores.get(chosen_best, 0.0) / scores[best] if scores[best] > 0 else 0.0
         top_ref = {tuple(r[key]) for _, r in reference.head(TOP).iterrows()}
         top_got = {tuple(r[key]) for _, r in picked.head(TOP).iterrows()}
-        lines.append({"use_case": name, "top1": chosen_best == best, "top5": top_ref == top_got, "regret": regret})
+        ranks = {tuple(r[key]): int(r["rank"]) for _, r in picked.iterrows()}
+        lines.append(
+            {
+                "use_case": name,
+                "top1": chosen_best == best,
+                "top5": top_ref == top_got,
+                "regret": regret,
+                "true_top1_rank_here": ranks.get(best),  # None: the true top-1 was not (fully) measured
+            }
+        )
     return lines
 
 
@@ -310,7 +320,15 @@ def main() -> int:
             )
             print("  skipped: " + ", ".join(f"{k} {v}" for k, v in pruning.skipped_by_reason.items()))
             for line in lines:
-                mark = "" if line["top1"] else "   <-- top-1 differs"
+                mark = ""
+                if not line["top1"]:
+                    where = line.get("true_top1_rank_here")
+                    mark = (
+                        f"   <-- top-1 differs: the true top-1 was measured and ranks {where} here (TOPSIS rank "
+                        "reversal: scores depend on which alternatives are ranked)"
+                        if where
+                        else "   <-- top-1 differs: the true top-1 was skipped"
+                    )
                 print(
                     f"  {line['use_case']:<26} top-1 {'same' if line['top1'] else 'DIFF'}  "
                     f"top-5 {'same' if line['top5'] else 'diff'}  regret {100 * line['regret']:.2f} %{mark}"
