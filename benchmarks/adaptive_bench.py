@@ -155,7 +155,9 @@ def reset(engine: Engine, version_id) -> None:
         )
 
 
-def adaptive_run(engine: Engine, version_id, rows: list, truth: dict, replan_every: int, use_cases) -> dict:
+def adaptive_run(
+    engine: Engine, version_id, rows: list, truth: dict, replan_every: int, use_cases, settings: planner.Settings
+) -> dict:
     """Drain the version with one worker per pool, the planner re-planning every ``replan_every`` results."""
     gpus = {row.hardware: row.gpu_count for row in rows}
     with engine.connect() as connection:
@@ -170,7 +172,7 @@ def adaptive_run(engine: Engine, version_id, rows: list, truth: dict, replan_eve
     while active:
         if since_plan >= replan_every:
             started = time.perf_counter()
-            adaptive.replan(engine, version_id, use_cases=use_cases)
+            adaptive.replan(engine, version_id, use_cases=use_cases, settings=settings)
             plan_seconds += time.perf_counter() - started
             replans += 1
             since_plan = 0
@@ -242,6 +244,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--replan-every", type=int, default=40, help="results between two planner runs")
     parser.add_argument("--hardware", nargs="*", help="only these pools (default: the whole catalog)")
+    parser.add_argument(
+        "--top-k", type=int, default=planner.DEFAULT_SETTINGS.top_k, help="dominators needed to skip a config"
+    )
     parser.add_argument("--quick", action="store_true", help="single-GPU pools only (about 8,000 configs)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database instead of a throwaway one")
     args = parser.parse_args()
@@ -283,6 +288,8 @@ def main() -> int:
         )
         use_case_criteria = load_use_cases(engine)
         use_cases = adaptive.planner_use_cases(engine)
+        settings = planner.Settings(top_k=args.top_k)
+        print(f"planner settings: {settings}")
         summary = []
         for seed in seeds:
             reset(engine, version_id)
@@ -295,7 +302,7 @@ def main() -> int:
             )
             full_hours = full_matrix_gpu_hours(rows, truth)
             started = time.perf_counter()
-            run = adaptive_run(engine, version_id, rows, truth, args.replan_every, use_cases)
+            run = adaptive_run(engine, version_id, rows, truth, args.replan_every, use_cases, settings)
             wall = time.perf_counter() - started
             with engine.connect() as connection:
                 measured_ids = set(
