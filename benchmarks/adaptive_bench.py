@@ -11,8 +11,9 @@ sigma 4 %): throughput x factor, TTFT and TPOT / factor. The planner never sees 
 
 Adaptive run, on a throwaway embedded PostgreSQL with the real queue: the version's matrix is populated, the planner
 runs, then one worker per hardware pool claims (``queue.claim``, one config at a time, its loaded framework first)
-and records the ground truth (``queue.complete``); the planner re-plans every ``--replan-every`` results, until
-nothing is claimable. GPU-hours of a config = (its requests at the real throughput + warm-up, plus a server start
+and records the ground truth (``queue.complete``) when that benchmark would have ended on a simulated clock (all
+pools run in parallel; a config stays ``running`` meanwhile); the planner re-plans every ``--replan-every``
+results, until nothing is claimable. GPU-hours of a config = (its requests at the real throughput + warm-up, plus a server start
 when the pool's worker switches framework) x the node's GPU count. The full matrix is every config run once, each
 pool starting each framework once.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import heapq
 import math
 import os
 import shutil
@@ -158,54 +160,73 @@ def reset(engine: Engine, version_id) -> None:
 def adaptive_run(
     engine: Engine, version_id, rows: list, truth: dict, replan_every: int, use_cases, settings: planner.Settings
 ) -> dict:
-    """Drain the version with one worker per pool, the planner re-planning every ``replan_every`` results."""
+    """Drain the version with one worker per pool on a simulated clock: each pool claims its next config when its
+    current one ends (so a result is visible only once its benchmark would have finished), the planner re-planning
+    every ``replan_every`` results."""
     gpus = {row.hardware: row.gpu_count for row in rows}
     with engine.connect() as connection:
         pools = dict(connection.execute(text("SELECT name, id FROM hardware_configs")).all())
-        frameworks = dict(connection.execute(text("SELECT id, name FROM inference_frameworks")).all())
     loaded: dict[str, object] = {}
-    seconds = 0.0
+    gpu_seconds = 0.0
     completed = replans = 0
     plan_seconds = 0.0
-    active = sorted({row.hardware for row in rows})
-    since_plan = replan_every  # plan before the first claim
-    while active:
-        if since_plan >= replan_every:
-            started = time.perf_counter()
-            adaptive.replan(engine, version_id, use_cases=use_cases, settings=settings)
-            plan_seconds += time.perf_counter() - started
-            replans += 1
-            since_plan = 0
-        still = []
-        for pool in active:
+    running: list[tuple[float, str, object]] = []  # (finish time, pool, claim): a heap
+
+    def replan() -> None:
+        nonlocal plan_seconds, replans
+        started = time.perf_counter()
+        adaptive.replan(engine, version_id, use_cases=use_cases, settings=settings)
+        plan_seconds += time.perf_counter() - started
+        replans += 1
+
+    def start_next(pool: str, now: float) -> None:
+        nonlocal gpu_seconds
+        while True:
             held = queue.claim(
                 engine,
                 f"bench-{pool}",
                 limit=1,
+                lease_seconds=7 * 86400,
                 hardware_config_id=pools[pool],
                 preferred_framework_id=loaded.get(pool),
             )
             if not held:
-                continue
+                return
             claim = held[0]
-            still.append(pool)
+            duration = 0.0
             if loaded.get(pool) != claim.framework_id:
-                seconds += SERVER_START_SECONDS * gpus[pool]
+                duration += SERVER_START_SECONDS
                 loaded[pool] = claim.framework_id
             t = truth.get(claim.id)
             if t is None:  # the simulator could not place it: a real run would fail at start
                 queue.fail(engine, claim, f"bench-{pool}", "does not fit", max_attempts=1)
+                gpu_seconds += duration * gpus[pool]
                 continue
-            assert queue.complete(engine, claim, f"bench-{pool}", measurement(t)), frameworks[claim.framework_id]
-            seconds += (t.run_seconds + WARMUP_SECONDS) * gpus[pool]
-            completed += 1
-            since_plan += 1
-        active = still
+            duration += t.run_seconds + WARMUP_SECONDS
+            gpu_seconds += duration * gpus[pool]
+            heapq.heappush(running, (now + duration, pool, claim))
+            return
+
+    replan()
+    for pool in sorted({row.hardware for row in rows}):
+        start_next(pool, 0.0)
+    since_plan = 0
+    clock = 0.0
+    while running:
+        clock, pool, claim = heapq.heappop(running)
+        assert queue.complete(engine, claim, f"bench-{pool}", measurement(truth[claim.id]))
+        completed += 1
+        since_plan += 1
+        if since_plan >= replan_every:
+            replan()
+            since_plan = 0
+        start_next(pool, clock)
     return {
-        "gpu_hours": seconds / 3600,
+        "gpu_hours": gpu_seconds / 3600,
         "completed": completed,
         "replans": replans,
         "plan_seconds": plan_seconds,
+        "wall_hours": clock / 3600,
     }
 
 
@@ -323,6 +344,7 @@ def main() -> int:
             print(
                 f"\nseed {seed}: {run['completed']} of {len(truth)} configs run, "
                 f"{run['gpu_hours']:.1f} GPU-hours vs {full_hours:.1f} for the full matrix ({ratio:.1f}x fewer); "
+                f"{run['wall_hours']:.1f} h of wall time on {len({r.hardware for r in rows})} pools in parallel; "
                 f"{run['replans']} planner runs, {run['plan_seconds']:.1f} s planning, {wall:.1f} s wall"
             )
             print("  skipped: " + ", ".join(f"{k} {v}" for k, v in pruning.skipped_by_reason.items()))
