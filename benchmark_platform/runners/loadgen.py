@@ -214,22 +214,19 @@ async def _sse_data(response: httpx.Response, max_line_bytes: int, max_bytes: in
         if received > max_bytes:
             raise StreamError(f"response larger than {max_bytes} bytes")
         pending += piece
-        if b"\n" not in piece:  # a line still growing: check its length without splitting it again
-            if len(pending) > max_line_bytes:
+        start = 0
+        while (end := pending.find(b"\n", start)) != -1:  # one line at a time: no list of every line in a read
+            if end - start > max_line_bytes:
                 raise StreamError(f"stream line longer than {max_line_bytes} bytes")
-            continue
-        *lines, rest = pending.split(b"\n")
-        if len(rest) > max_line_bytes:
-            raise StreamError(f"stream line longer than {max_line_bytes} bytes")
-        pending = bytearray(rest)
-        for raw in lines:
-            if len(raw) > max_line_bytes:
-                raise StreamError(f"stream line longer than {max_line_bytes} bytes")
-            if raw.startswith(b"data:"):  # blank separators, SSE comments and other fields carry no data
+            if pending.startswith(b"data:", start):  # blank separators, SSE comments and other fields carry no data
                 try:
-                    yield raw[5:].decode("utf-8").strip()
+                    yield pending[start + 5 : end].decode("utf-8").strip()
                 except UnicodeDecodeError as error:
                     raise StreamError("stream line is not UTF-8") from error
+            start = end + 1
+        del pending[:start]
+        if len(pending) > max_line_bytes:
+            raise StreamError(f"stream line longer than {max_line_bytes} bytes")
     if pending.startswith(b"data:"):
         raise StreamError("stream ended inside a line (truncated)")
 
