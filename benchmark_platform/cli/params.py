@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ def output_file(path: Path) -> Path:
     parent = path.resolve().parent
     if not parent.is_dir():
         raise click.BadParameter(f"{path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{path}: directory {parent} is not writable")
+    try:  # a real probe: permissions, read-only mounts and pseudo file systems all show here, for root too
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise click.BadParameter(f"{path}: cannot write in {parent}: {error.strerror or error}") from error
     return path
