@@ -152,11 +152,17 @@ def worker_command(
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
-    from benchmark_platform.worker import WorkerOptions, run_worker
+    from benchmark_platform.worker import WorkerOptions, resolve_hardware, run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = database.get_engine()
     version_id = _resolve_version(engine, model_version)
+    if hardware is not None:  # before the progress watcher starts printing, so that bad input stays one line
+        with engine.connect() as connection:
+            try:
+                resolve_hardware(connection, hardware)
+            except LookupError as error:
+                fail(str(error))
     stop = threading.Event()
     if runner == "simulated":
         runner_options: dict[str, object] = {"simulate_seconds": simulate_seconds}
