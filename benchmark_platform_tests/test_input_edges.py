@@ -191,6 +191,9 @@ BAD_ARGUMENTS = [
     (["report"], "Missing option '--out'"),
     (["report", "--out", "/dev/full"], "/dev/full exists and is not a regular file"),
     (["report", "--out", "/dev"], "--out"),
+    (["db", "upgrade", "nonsense"], "REVISION 'nonsense'"),
+    (["worker", "--model-version", DEFAULT_VERSION_KEY, "--worker-id", "w" * 300], "worker_id"),
+    (["emulate-server", "--ttft-ms", "nan"], "ttft_ms"),
 ]
 
 

@@ -93,6 +93,8 @@ option_values = st.one_of(
     st.sampled_from(["nan", "inf", "-inf", "1e12", "1e308", "true", "0", "-0", "0x10", "1_000", ""]),
     st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12),
 )
+BENCH = ["bench-endpoint", "--base-url", "http://127.0.0.1:9", "--model", "m", "--input-tokens", "8"]
+BENCH += ["--output-tokens", "4", "--num-requests", "1", "--timeout", "2"]
 COMMANDS = {
     # command line before the fuzzed value, the option that takes it, what follows; exit codes besides 0 and 2
     "worker-lease": (["worker", "--model-version", DEFAULT_VERSION_KEY, "--lease-seconds"], ["--max-configs", "1"]),
@@ -110,9 +112,15 @@ COMMANDS = {
     "recommend-top": (["recommend", "--use-case", "chatbot", "--top"], []),
     "recommend-use-case": (["recommend", "--use-case"], []),
     "populate-version": (["populate-matrix", "--hardware", "no-such-hardware"], []),
+    "bench-concurrency": ([*BENCH, "--concurrency"], []),
+    "bench-rate": ([*BENCH, "--request-rate"], []),
+    "bench-timeout": ([*BENCH, "--timeout"], []),
+    "report-use-case": (["report", "--out", "{out}", "--use-case"], []),
+    "report-top": (["report", "--out", "{out}", "--top"], []),
 }
-# recommend exits 1 when nothing meets the constraints (here: no results yet); the worker 3 when it lost results.
-ALLOWED_EXIT_CODES = {"recommend": {0, 1, 2}}
+# recommend exits 1 when nothing meets the constraints (here: no results yet), bench-endpoint when the run fails
+# (here: nothing listens on its port).
+ALLOWED_EXIT_CODES = {"recommend": {0, 1, 2}, "bench-endpoint": {1, 2}}
 
 
 def _assert_clean(result, before: dict[str, int], after: dict[str, int], allowed: set[int]) -> None:
@@ -139,14 +147,15 @@ def test_random_manifests_exit_0_or_2_and_refusals_write_nothing(engine, tmp_pat
     register()
 
 
-def test_random_option_values_exit_0_or_2_and_refusals_write_nothing(engine) -> None:
+def test_random_option_values_exit_0_or_2_and_refusals_write_nothing(engine, tmp_path: Path) -> None:
     seed_with_model(engine)
+    out = str(tmp_path / "report.html")
 
     @FUZZ
     @given(command=st.sampled_from(sorted(COMMANDS)), value=option_values)
     def invoke(command: str, value: str) -> None:
         head, tail = COMMANDS[command]
-        arguments = [*head, value, *tail]
+        arguments = [argument.replace("{out}", out) for argument in [*head, value, *tail]]
         if command == "populate-version":
             arguments = [head[0], value, *head[1:]]
         before = table_counts(engine)

@@ -67,6 +67,8 @@ def main() -> None:
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    """Print a one-line error to stderr and exit with ``code`` (2 = bad input, nothing written)."""
-    click.echo(f"error: {message}", err=True)
+    """Print a one-line error to stderr and exit with ``code`` (2 = bad input, nothing written); a message of several
+    lines (a pydantic error, a server's reply) is joined into one."""
+    one_line = "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    click.echo(f"error: {one_line}", err=True)
     sys.exit(code)

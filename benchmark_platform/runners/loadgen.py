@@ -75,7 +75,7 @@ class LoadSettings(BaseModel):
     concurrency: int = Field(default=1, gt=0)
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0, le=HARD_MAX_CONCURRENCY)
     max_line_bytes: int = Field(default=DEFAULT_MAX_LINE_BYTES, ge=1024, le=16 * 1024 * 1024)
-    num_requests: int | None = Field(default=100, gt=0)
+    num_requests: int | None = Field(default=100, gt=0, le=10_000_000)
     duration_seconds: float | None = Field(default=None, gt=0)
     request_rate: float | None = Field(default=None, gt=0, description="requests/s, open loop (Poisson)")
     warmup_requests: int | None = Field(
@@ -93,7 +93,9 @@ class LoadSettings(BaseModel):
     max_error_fraction: float = Field(default=0.05, ge=0, le=1)
     sla_ttft_ms: float | None = Field(default=None, gt=0)
     sla_tpot_ms: float | None = Field(default=None, gt=0)
-    accuracy_tasks: int = Field(default=0, ge=0, description="exact-match tasks to score after the load; 0 = none")
+    accuracy_tasks: int = Field(
+        default=0, ge=0, le=10_000, description="exact-match tasks to score after the load; 0 = none"
+    )
     seed: int = 0
 
     @field_validator("base_url")
@@ -112,6 +114,11 @@ class LoadSettings(BaseModel):
             raise ValueError(
                 f"concurrency {self.concurrency} is above the ceiling of {self.max_concurrency} requests in flight "
                 f"(raise max_concurrency, up to {HARD_MAX_CONCURRENCY}, if this client machine can hold them)"
+            )
+        if (self.warmup_requests or 0) > self.max_concurrency:
+            raise ValueError(
+                f"warmup_requests {self.warmup_requests} are sent at once: at most max_concurrency "
+                f"({self.max_concurrency})"
             )
         return self
 
