@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from benchmark_platform.cli import main
 from benchmark_platform.runners import RunnerError
+from benchmark_platform.runners.launcher import MAX_MODELS_BODY_BYTES, served_model
 from benchmark_platform.runners.loadgen import (
     DEFAULT_MAX_LINE_BYTES,
     HARD_MAX_CONCURRENCY,
@@ -56,6 +57,10 @@ ENDLESS = {
     "/comments": (SSE, _chunked(_repeat(b": keep-alive\n"))),
     "/tokens": (SSE, _chunked(_repeat(b'data: {"choices":[{"text":"a"}]}\n\n'))),
     "/no-newline": (SSE, _chunked(b"x" * CHUNK)),
+    "/v1/models": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        _chunked(b" " * CHUNK),
+    ),
 }
 MALFORMED = {
     "/number": b"data: 123\n\n",
@@ -180,6 +185,17 @@ def test_an_endless_response_ends_the_request_within_the_memory_bound(hostile_ur
     assert peak < MEMORY_BOUND_PER_REQUEST
     if path == "/error-body":
         assert len(error) < MAX_ERROR_BODY_BYTES
+
+
+def test_an_endless_model_list_is_a_runner_error_not_a_leak(hostile_url):
+    tracemalloc.start()
+    try:
+        with pytest.raises(RunnerError, match="answer larger than 1048576 bytes"):
+            served_model(hostile_url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_MODELS_BODY_BYTES
 
 
 def test_the_response_budget_grows_with_the_tokens_requested(hostile_url):
