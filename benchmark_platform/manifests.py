@@ -14,13 +14,22 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
 from benchmark_platform.orm import Model, ModelVersion
-from benchmark_platform.safe_yaml import FiniteFloat, Int32, Int64, JsonObject, Text, YamlInputError, load_yaml_file
+from benchmark_platform.safe_yaml import (
+    FiniteFloat,
+    Int32,
+    Int64,
+    JsonObject,
+    NoBooleanNumbers,
+    Text,
+    YamlInputError,
+    load_yaml_file,
+)
 
 EXAMPLE_MANIFESTS_DIR = Path(__file__).parent / "examples" / "models"
 
@@ -47,8 +56,8 @@ class ManifestError(Exception):
         super().__init__(f"{self.path}: {field}: {message}" + (f" (line {line})" if line else ""))
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(NoBooleanNumbers):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ArchitectureFacts(_Frozen):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import os
 import stat
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationInfo, field_validator
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -192,6 +193,28 @@ def _json_value(value: Any, depth: int = 0) -> Any:
             _no_nul(key)
         return {key: _json_value(item, depth + 1) for key, item in value.items()}
     raise ValueError(f"{type(value).__name__} is not a JSON value (quote dates and other typed scalars)")
+
+
+def _number_without_bool(annotation: Any) -> bool:
+    """Whether a field's type takes numbers but not booleans (``int``, ``float | None``, ``Annotated[int, ...]``)."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    arguments = typing.get_args(annotation)
+    return bool(arguments) and bool not in arguments and any(_number_without_bool(item) for item in arguments)
+
+
+class NoBooleanNumbers(BaseModel):
+    """A model whose numeric fields refuse true/false (pydantic's lax mode would read them as 1 and 0)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _number_without_bool(field.annotation):
+            raise ValueError("expected a number, not true/false")
+        return value
 
 
 # Integers that fit the PostgreSQL column they are written to (or a JSON document), never booleans.

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, func, make_url, select
 
-from benchmark_platform import database, orm
+from benchmark_platform import catalogs, database, orm
 from benchmark_platform.cli import main
 from benchmark_platform.manifests import EXAMPLE_MANIFESTS_DIR, ManifestError, load_manifest
 from benchmark_platform.progress import watch_queue
@@ -248,3 +248,22 @@ def test_the_progress_watcher_survives_a_database_error(server_url: str, caplog)
     polls = [record for record in caplog.records if "progress poll failed" in record.getMessage()]
     assert len(polls) >= 2
     unreachable.dispose()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("cost_per_hour_usd: 0.8048", "cost_per_hour_usd: true", "expected a number, not true/false"),
+        ("cost_per_hour_usd: 0.8048", "cost_per_hour_usd: .nan", "finite number"),
+        ("cost_per_hour_usd: 0.8048", "cost_per_hour_usd: *nowhere", "malformed YAML"),
+    ],
+)
+def test_a_catalog_file_is_read_within_the_same_rules_and_names_the_line(tmp_path, old, new, message) -> None:
+    text = catalogs.HARDWARE_FILE.read_text()
+    line = _line(text, old)
+    path = tmp_path / "hardware.yaml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(catalogs.CatalogError) as caught:
+        catalogs.load_hardware(path)
+    assert message in str(caught.value) and f"line {line}" in str(caught.value)
+    assert str(caught.value).startswith(f"{path}: ")

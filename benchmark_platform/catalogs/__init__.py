@@ -16,12 +16,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
-from benchmark_platform.safe_yaml import Int32, YamlInputError, load_yaml_file
+from benchmark_platform.safe_yaml import Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
 
 CATALOG_DIR = Path(__file__).parent
 HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
@@ -48,7 +48,7 @@ class CatalogError(ValueError):
         self.path = path
 
 
-class _Frozen(BaseModel):
+class _Frozen(NoBooleanNumbers):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
