@@ -13,9 +13,9 @@ Adaptive run, on a throwaway embedded PostgreSQL with the real queue: the versio
 runs, then one worker per hardware pool claims (``queue.claim``, one config at a time, its loaded framework first)
 and records the ground truth (``queue.complete``) when that benchmark would have ended on a simulated clock (all
 pools run in parallel; a config stays ``running`` meanwhile); the planner re-plans every ``--replan-every``
-results, until nothing is claimable. GPU-hours of a config = (its requests at the real throughput + warm-up, plus a server start
-when the pool's worker switches framework) x the node's GPU count. The full matrix is every config run once, each
-pool starting each framework once.
+results, until nothing is claimable. GPU-hours of a config = (its requests at the real throughput + warm-up, plus
+a server start when the pool's worker switches framework) x the node's GPU count. The full matrix is every config
+run once, each pool starting each framework once.
 
 Answers: both result sets are ranked by ``ranking.rankings.rank_use_cases`` (TOPSIS per use case); per use case the
 bench prints whether the adaptive run's top-1 configuration and top-5 set equal the full matrix's, and the regret:
