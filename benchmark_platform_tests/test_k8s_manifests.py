@@ -40,7 +40,7 @@ from benchmark_platform.k8s_config import (
     step_op_tags,
 )
 from benchmark_platform.settings import DATABASE_URL_ENV
-from benchmark_platform_tests.test_k8s_config import KUBERNETES_VERSIONS, render_step_job
+from benchmark_platform_tests.factories import KUBERNETES_VERSIONS, render_step_job
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"

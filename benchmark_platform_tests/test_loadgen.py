@@ -17,7 +17,7 @@ from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError,
 from benchmark_platform.runners.accuracy import generate_tasks, is_correct, solve
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
 from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
-from benchmark_platform_tests.test_simulated_runner import CHATBOT, make_spec
+from benchmark_platform_tests.factories import CHATBOT, make_spec
 
 CLI = [sys.executable, "-c", "from benchmark_platform.cli import main; main()"]
 TTFT_MS, TPOT_MS = 40.0, 8.0

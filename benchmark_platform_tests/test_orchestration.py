@@ -20,7 +20,7 @@ from benchmark_platform.definitions import defs
 from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.sensors import new_model_version_sensor, unfinished_matrix_sensor
-from benchmark_platform_tests.helpers_catalog import seed_with_model, status_counts, worker_command
+from benchmark_platform_tests.factories import seed_with_model, status_counts, worker_command
 
 VERSION = "llama-3.1-8b@int4-awq"
 HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x8")  # the x8 meets even code completion's 200 ms TTFT SLA

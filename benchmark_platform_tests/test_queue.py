@@ -14,7 +14,7 @@ from benchmark_platform import matrix, queue
 from benchmark_platform.cli import main
 from benchmark_platform.runners import Measurement
 from benchmark_platform.worker import build_run_spec
-from benchmark_platform_tests.helpers_catalog import framework_id, hardware_id, seed_with_model, status_counts
+from benchmark_platform_tests.factories import framework_id, hardware_id, seed_with_model, status_counts
 
 SMALL_POOLS = ("aws-l4-x1", "gcp-l4-x1")
 
