@@ -73,7 +73,7 @@ def test_dev_started_as_a_background_job_stops_everything_it_started(tmp_path: P
         stderr=subprocess.STDOUT,
         preexec_fn=ignore_sigint,
     )
-    seen: dict[int, psutil.Process] = {}
+    seen: dict[int, psutil.Process] = {}  # every descendant of dev, and the embedded server, once seen
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -94,10 +94,11 @@ def test_dev_started_as_a_background_job_stops_everything_it_started(tmp_path: P
         assert any("dagster_webserver" in command for command in commands)
         assert any("grpc" in command for command in commands), commands  # the code server
         database = psutil.Process(postmaster_pid(home / "pgdata"))
+        seen[database.pid] = database
 
         dev.send_signal(stop_signal)
         started = time.monotonic()
-        everything = [psutil.Process(dev.pid), *seen.values(), database]
+        everything = [psutil.Process(dev.pid), *seen.values()]
         alive = wait_until_gone(everything, STOP_WITHIN_SECONDS)
         assert not alive, [(p.pid, command_line(p)) for p in alive]
         assert dev.wait(timeout=1) == 0
