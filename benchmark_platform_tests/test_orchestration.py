@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from benchmark_platform import catalogs, manifests, queue
-from benchmark_platform.definitions import defs
-from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
+from benchmark_platform.definitions import defs, execute_benchmark_run
+from benchmark_platform.defs.jobs import local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.sensors import new_model_version_sensor, unfinished_matrix_sensor
 from benchmark_platform_tests.factories import seed_with_model, status_counts, worker_command

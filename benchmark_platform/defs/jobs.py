@@ -41,13 +41,6 @@ def reap_stale_configs_job():
     reap_stale_configs()
 
 
-def benchmark_job_definition() -> dg.JobDefinition:
-    """The resolved benchmark job, rebuilt by each step process of an out-of-process executor."""
-    from benchmark_platform.definitions import defs
-
-    return defs.resolve_job_def(benchmark_job.name)
-
-
 def local_benchmark_run_config(
     *,
     hardware: Sequence[str] = (),
@@ -81,15 +74,3 @@ def local_benchmark_run_config(
             }
         },
     }
-
-
-def execute_benchmark_run(
-    instance: dg.DagsterInstance, version_key: str, run_config: dict, tags: dict[str, str] | None = None
-) -> dg.JobExecutionResult:
-    """Run the benchmark job for one model-version partition out of process (the way the daemon would launch it)."""
-    return dg.execute_job(
-        dg.reconstructable(benchmark_job_definition),
-        instance,
-        run_config=run_config,
-        tags={"dagster/partition": version_key, **BENCHMARK_RUN_TAGS, **(tags or {})},
-    )
