@@ -9,7 +9,7 @@ from benchmark_platform import queue
 from benchmark_platform.defs.jobs import benchmark_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.resources import PlatformDatabase
-from benchmark_platform.orm import Model, ModelVersion
+from benchmark_platform.orm import Model, ModelVersion, version_key_expression
 
 MAX_VERSIONS_PER_TICK = 100  # keeps a tick far inside the 60 s sensor evaluation timeout
 CURSOR_OVERLAP = timedelta(minutes=10)  # longer than any registration transaction
@@ -32,7 +32,7 @@ def new_model_version_sensor(context: dg.SensorEvaluationContext, database: Plat
     can appear behind the cursor. Partition existence and run keys make a repeated tick or a daemon restart request
     nothing twice."""
     query = (
-        select(ModelVersion.created_at, (Model.name + "@" + ModelVersion.version).label("key"))
+        select(ModelVersion.created_at, version_key_expression().label("key"))
         .join(Model, Model.id == ModelVersion.model_id)
         .order_by(ModelVersion.created_at, ModelVersion.id)
     )
