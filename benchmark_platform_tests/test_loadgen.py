@@ -82,6 +82,17 @@ def test_injected_ttft_and_tpot_are_recovered(timed_url, concurrency, requests):
     assert measured.gpu_utilization_pct is None or 0 <= measured.gpu_utilization_pct <= 100
 
 
+@pytest.mark.parametrize("chat", [False, True], ids=["completions", "chat"])
+def test_short_answers_time_the_first_token_and_the_gaps_after_it(timed_url, chat):
+    """Three output tokens make the TPOT divisor visible: (e2e - ttft) / 3 instead of / 2 reads 5.3 ms, not 8.
+    A chat stream opens at once with an empty role chunk (as vLLM's does): taken for the first token, TTFT would
+    read about 1 ms instead of 40."""
+    measured = timed_measurement(timed_url, chat=chat, output_tokens=3, concurrency=1, num_requests=6)
+    assert measured.detailed_metrics["output_tokens_total"] == 18
+    assert TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 5
+    assert abs(measured.tpot_p50_ms - TPOT_MS) < 1.0
+
+
 def test_open_loop_poisson_rate(timed_url):
     measured = measure_endpoint(settings(timed_url, concurrency=32, num_requests=40, request_rate=40.0))
     assert measured.detailed_metrics["completed_requests"] == 40
