@@ -103,7 +103,8 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
     }
     rankings = dagster_instance.get_latest_materialization_event(dg.AssetKey("model_rankings"))
     assert "chatbot" in rankings.asset_materialization.metadata["top_configurations"].value
-    report = Path(rankings.asset_materialization.metadata["report"].value)
+    report_event = dagster_instance.get_latest_materialization_event(dg.AssetKey("benchmark_report"))
+    report = Path(report_event.asset_materialization.metadata["path"].value)
     assert report.is_file() and "SIMULATED" in report.read_text()
     with engine.connect() as conn:
         ranked_use_cases = conn.execute(text("SELECT count(DISTINCT use_case_category) FROM model_rankings")).scalar()

@@ -1,4 +1,4 @@
-"""Jobs: benchmarking one model version, refreshing stats and rankings, reaping expired leases."""
+"""Jobs: benchmarking one model version, refreshing stats, rankings and the report, reaping expired leases."""
 
 from collections.abc import Sequence
 
@@ -18,10 +18,18 @@ benchmark_job = dg.define_asset_job(
     description="Populate a model version's matrix and drain it with replicas per GPU pool.",
 )
 
+RANKING_ASSETS = ["model_rankings", "model_use_cases", "benchmark_report"]
+
 ranking_refresh_job = dg.define_asset_job(
     "refresh_stats_and_rankings",
-    selection=["daily_model_stats", "model_rankings", "model_use_cases"],
-    description="A day's stats, then TOPSIS rankings over the latest results.",
+    selection=["daily_model_stats", *RANKING_ASSETS],
+    description="A day's stats (its partition), then the current TOPSIS rankings and report over all results.",
+)
+
+rankings_job = dg.define_asset_job(
+    "refresh_rankings",
+    selection=RANKING_ASSETS,
+    description="The current TOPSIS rankings and report, after new benchmark results.",
 )
 
 
