@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from benchmark_platform import catalogs, manifests
+from benchmark_platform import catalogs, manifests, orm
 from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework, Model, ModelVersion, UseCase
 from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
@@ -68,6 +68,14 @@ def hardware_id(engine: Engine, name: str) -> uuid.UUID:
 def framework_id(engine: Engine, name: str) -> uuid.UUID:
     with engine.connect() as connection:
         return connection.execute(text("SELECT id FROM inference_frameworks WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table of the platform, in one round trip."""
+    tables = orm.Base.metadata.sorted_tables
+    counts = select(*(select(func.count()).select_from(table).scalar_subquery() for table in tables))
+    with engine.connect() as connection:
+        return dict(zip((table.name for table in tables), connection.execute(counts).one(), strict=True))
 
 
 def status_counts(engine: Engine) -> dict[str, int]:
