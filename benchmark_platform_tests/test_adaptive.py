@@ -15,7 +15,7 @@ from benchmark_platform import adaptive, planner, queue
 from benchmark_platform.cli import main
 from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
-from benchmark_platform_tests.helpers_catalog import seed_with_model, status_counts
+from benchmark_platform_tests.factories import seed_with_model, status_counts
 
 POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1")
 WORKLOADS = ("chatbot", "summarization")
