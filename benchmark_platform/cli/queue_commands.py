@@ -87,6 +87,16 @@ def populate_matrix_command(
         click.echo(f"  {pair}: {count}")
 
 
+def _replanner(engine: Engine, version_id: uuid.UUID, replan_seconds: float | None):
+    """The planner hook of a CLI worker, when asked for (imported only then: it pulls in pandas, and a worker that
+    starts fast reaches its database sooner)."""
+    if not replan_seconds:
+        return None
+    from benchmark_platform import adaptive
+
+    return adaptive.Replanner(engine, version_id, replan_seconds)
+
+
 @main.command("worker")
 @click.option(
     "--model-version",
@@ -167,7 +177,6 @@ def worker_command(
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
-    from benchmark_platform import adaptive
     from benchmark_platform.worker import WorkerOptions, resolve_hardware, run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -194,7 +203,7 @@ def worker_command(
             worker_id=worker_id,
             db_retry_seconds=db_retry_seconds,
             stop_event=stop,
-            between_batches=adaptive.Replanner(engine, version_id, replan_seconds) if replan_seconds else None,
+            between_batches=_replanner(engine, version_id, replan_seconds),
         )
     except ValidationError as error:
         fail(str(error))
