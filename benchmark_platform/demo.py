@@ -87,14 +87,20 @@ def _print_top(echo: Callable[[str], None], top: int = 3) -> None:
     results = store.load_results_frame(engine, workload_types=[u.subcategory for u in use_cases])
     from benchmark_platform.ranking import rank_use_cases
 
-    echo("\nTop configurations per use case ([simulated] = roofline estimate, no GPU measured):")
+    echo(
+        "\nTop deployments per use case (TP = GPUs per replica; conc = concurrent requests per replica; "
+        "[simulated] = simulator estimate, no GPU measured):"
+    )
     for name, ranking in sorted(rank_use_cases(results, use_cases).items()):
         echo(f"  {name}")
         for row in ranking.configurations.head(top).itertuples():
             echo(
-                f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name} bs{row.batch_size}: "
-                f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, {row.throughput_tokens_sec:.0f} tok/s, "
-                f"${row.cost_per_million_tokens:.2f}/Mtok ({row.price_basis})"
+                f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name}, "
+                f"TP{row.tensor_parallel} x {row.replicas} replica{'s' if row.replicas > 1 else ''}, "
+                f"conc {row.batch_size}: "
+                f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, TPOT p90 {row.tpot_p90_ms:.1f} ms, "
+                f"{row.output_tokens_sec_per_gpu:,.0f} tok/s/GPU, {row.interactivity_tokens_sec:.0f} tok/s/user, "
+                f"${row.cost_per_million_tokens:.2f}/Mtok output ({row.price_basis})"
                 + (" [simulated]" if row.simulated else " [measured]")
             )
         if ranking.configurations.empty:

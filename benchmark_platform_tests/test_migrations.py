@@ -74,7 +74,8 @@ def test_status_check_constraint_rejects_unknown_status(engine):
         conn.execute(
             text(
                 "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
-                " batch_size, sequence_length, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024, 'exploded'"
+                " batch_size, sequence_length, tensor_parallel, status)"
+                " SELECT v.id, h.id, f.id, 'chatbot', 1, 1024, 1, 'exploded'"
                 " FROM model_versions v, hardware_configs h, inference_frameworks f"
             )
         )

@@ -38,6 +38,7 @@ from benchmark_platform.ranking import (
     topsis,
 )
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
+from benchmark_platform.ranking.rankings import log_cost
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases, refresh_rankings, write_rankings
 
 DAY = date(2026, 1, 5)
@@ -69,6 +70,7 @@ def result_row(
         "workload_type": "chatbot",
         "batch_size": 8,
         "sequence_length": 512,
+        "tensor_parallel": 1,
         "runner": "measured",
         "model_id": _id("model", model),
         "model_name": model,
@@ -85,6 +87,7 @@ def result_row(
         "framework_name": framework,
         **{column: np.nan for column in METRIC_COLUMNS},
         "ttft_p90_ms": 100.0,
+        "tpot_p50_ms": 16.0,
         "tpot_p90_ms": 20.0,
         "throughput_tokens_sec": 1000.0,
     }
@@ -181,6 +184,7 @@ def insert_results(engine: Engine, rows: list[dict[str, Any]]) -> None:
                     "workload_type": row["workload_type"],
                     "batch_size": row["batch_size"],
                     "sequence_length": row["sequence_length"],
+                    "tensor_parallel": row["tensor_parallel"],
                     "runner": row["runner"],
                     **{column: None if pd.isna(row[column]) else row[column] for column in METRIC_COLUMNS},
                 }
@@ -192,19 +196,79 @@ def insert_results(engine: Engine, rows: list[dict[str, Any]]) -> None:
 # --- pure rules -------------------------------------------------------------------------------------------------
 
 
-def test_sequence_lengths_fold_worst_case() -> None:
+def test_representative_buckets_fold_by_the_documented_rule() -> None:
+    """Only the use case's representative buckets count: latency is their worst, throughput their harmonic mean,
+    accuracy their mean. A bucket the use case never sends (8,192 here) changes nothing."""
     frame = results_frame(
-        result_row(sequence_length=512, ttft_p90_ms=80.0, tpot_p90_ms=15.0, throughput_tokens_sec=1200.0),
-        result_row(sequence_length=4096, ttft_p90_ms=300.0, tpot_p90_ms=25.0, throughput_tokens_sec=800.0),
-        result_row(sequence_length=2048, ttft_p90_ms=150.0, tpot_p90_ms=18.0, throughput_tokens_sec=900.0),
+        result_row(sequence_length=1024, ttft_p90_ms=80.0, tpot_p90_ms=15.0, throughput_tokens_sec=1200.0),
+        result_row(sequence_length=2048, ttft_p90_ms=150.0, tpot_p90_ms=18.0, throughput_tokens_sec=600.0),
+        result_row(sequence_length=8192, ttft_p90_ms=3000.0, tpot_p90_ms=45.0, throughput_tokens_sec=100.0),
     )
     frame["accuracy_score"] = [0.6, 0.8, np.nan]
 
-    row = rank_use_case(frame, chatbot()).configurations.iloc[0]
+    row = rank_use_case(frame, chatbot(sequence_lengths=(1024, 2048))).configurations.iloc[0]
 
-    assert (row["ttft_p90_ms"], row["tpot_p90_ms"], row["throughput_tokens_sec"]) == (300.0, 25.0, 800.0)
+    assert (row["ttft_p90_ms"], row["tpot_p90_ms"]) == (150.0, 18.0)
+    assert row["throughput_tokens_sec"] == pytest.approx(2 / (1 / 1200 + 1 / 600)) == 800.0
     assert row["accuracy_score"] == pytest.approx(0.7)
-    assert (row["n_sequence_lengths"], row["min_sequence_length"], row["max_sequence_length"]) == (3, 512, 4096)
+    assert (row["n_sequence_lengths"], row["min_sequence_length"], row["max_sequence_length"]) == (2, 1024, 2048)
+
+    every_bucket = rank_use_case(frame, chatbot(sla_ttft_p90_ms=None)).configurations.iloc[0]  # none declared
+    assert (every_bucket["ttft_p90_ms"], every_bucket["n_sequence_lengths"]) == (3000.0, 3)
+
+
+def test_a_deployment_missing_a_representative_bucket_is_incomplete() -> None:
+    frame = results_frame(
+        result_row(batch_size=1, sequence_length=1024),
+        result_row(batch_size=1, sequence_length=2048),
+        result_row(batch_size=2, sequence_length=1024, ttft_p90_ms=50.0),  # never benchmarked at 2,048
+    )
+    ranking = rank_use_case(frame, chatbot(sequence_lengths=(1024, 2048)))
+    assert ranking.configurations["batch_size"].tolist() == [1]
+    assert ranking.excluded["incomplete"] == 1
+
+
+def test_a_deployment_is_keyed_by_tensor_parallel_and_ranked_on_throughput_per_gpu() -> None:
+    """The same node at TP 1 (eight replicas) and TP 8 (one replica) are two deployments; the throughput criterion
+    is per GPU (node / GPUs), so an eight-GPU node does not win on raw node tokens/s."""
+    frame = results_frame(
+        result_row(hardware="h100-x8", gpu_count=8, tensor_parallel=1, throughput_tokens_sec=24000.0),
+        result_row(hardware="h100-x8", gpu_count=8, tensor_parallel=8, throughput_tokens_sec=8000.0),
+        result_row(hardware="h100-x1", gpu_count=1, tensor_parallel=1, throughput_tokens_sec=3000.0),
+    )
+    configurations = rank_use_case(frame, chatbot()).configurations.set_index(["hardware_name", "tensor_parallel"])
+    assert configurations.loc[("h100-x8", 1), "replicas"] == 8 and configurations.loc[("h100-x8", 8), "replicas"] == 1
+    assert configurations.loc[("h100-x8", 1), "output_tokens_sec_per_gpu"] == 3000.0
+    assert configurations.loc[("h100-x8", 8), "output_tokens_sec_per_gpu"] == 1000.0
+    assert configurations.loc[("h100-x1", 1), "output_tokens_sec_per_gpu"] == 3000.0
+    assert configurations.loc[("h100-x8", 1), "closeness_throughput"] == 1.0
+    assert configurations.loc[("h100-x1", 1), "closeness_throughput"] == 1.0  # equal per GPU: equally good
+    assert configurations.loc[("h100-x8", 1), "interactivity_tokens_sec"] == pytest.approx(1000 / 16.0)
+
+
+def test_cost_spanning_orders_of_magnitude_is_not_flattened_by_vector_normalisation() -> None:
+    """A is half B's cost and 4 % slower to first token; C costs $500 per million tokens. In dollars, C's $500
+    dominates the cost column's norm, A and B look equally cheap (B 99.97 % of the way from worst to best), and B's
+    latency wins. On the log scale (rule 6) a 2x saving keeps its weight: A ranks above B."""
+    weights = {"ttft_p90": 0.5, "cost_per_million_tokens": 0.5}
+    hourly = 3.6  # $/h: cost per million tokens = 1000 / throughput
+    frame = results_frame(
+        result_row(model="a", cost_per_hour_usd=hourly, throughput_tokens_sec=1000 / 0.15, ttft_p90_ms=260.0),
+        result_row(model="b", cost_per_hour_usd=hourly, throughput_tokens_sec=1000 / 0.30, ttft_p90_ms=250.0),
+        result_row(model="c", cost_per_hour_usd=hourly, throughput_tokens_sec=1000 / 500, ttft_p90_ms=100.0),
+    )
+    ranking = rank_use_case(frame, chatbot(weights=weights, sla_tpot_p90_ms=None))
+    configurations = ranking.configurations.set_index("model_name")
+    assert configurations["cost_per_million_tokens"].to_dict() == pytest.approx({"a": 0.15, "b": 0.30, "c": 500.0})
+    assert configurations.loc["a", "score"] > configurations.loc["b", "score"]
+    assert configurations.loc["b", "closeness_cost_per_million_tokens"] == pytest.approx(0.9146, abs=1e-3)
+
+    dollars = configurations.loc[["a", "b", "c"], ["ttft_p90_ms", "cost_per_million_tokens"]].to_numpy()
+    raw = topsis(dollars, [0.5, 0.5], np.array([False, False]))
+    assert raw[1] > raw[0]  # what ranking on dollars would have said
+    logged = dollars.copy()
+    logged[:, 1] = log_cost(logged[:, 1])
+    np.testing.assert_allclose(configurations.loc[["a", "b", "c"], "score"], topsis(logged, [0.5, 0.5], [False, False]))
 
 
 def test_measured_result_outranks_a_newer_simulated_one_and_newer_outranks_older() -> None:
@@ -306,9 +370,10 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
 
     assert list(configurations.columns) == list(CONFIGURATION_COLUMNS)
     keys = list(ranking.weights)
-    columns = ["ttft_p90_ms", "tpot_p90_ms", "throughput_tokens_sec", "cost_per_million_tokens", "accuracy_score"]
+    columns = ["ttft_p90_ms", "tpot_p90_ms", "output_tokens_sec_per_gpu", "cost_per_million_tokens", "accuracy_score"]
     benefit = np.array([False, False, True, False, True])
     matrix = configurations[columns].to_numpy()
+    matrix[:, 3] = log_cost(matrix[:, 3])  # what TOPSIS is given: cost on the log scale (rule 6)
     np.testing.assert_allclose(configurations["score"], topsis(matrix, [ranking.weights[k] for k in keys], benefit))
     np.testing.assert_array_equal(configurations["pareto"], pareto_front(matrix, benefit))
     assert configurations["score"].is_monotonic_decreasing

@@ -253,14 +253,14 @@ def test_a_worker_drains_the_framework_it_has_loaded_before_switching(engine, ve
 
 
 def test_a_config_that_keeps_failing_fails_for_good_after_max_attempts(engine, version_id):
-    """A real failure: 8B fp16 needs 16 GB of weights, so batch 32 × 8192 tokens cannot fit one 24 GB L4, and the
-    simulated runner refuses it each time."""
-    fp16 = seed_with_model(engine, "llama-3.1-8b@fp16")
+    """A real failure: 70B fp16 needs 141 GB of weights, so one replica on one 24 GB L4 cannot hold even one
+    sequence, and the simulated runner refuses it each time."""
+    fp16 = seed_with_model(engine, "llama-3.1-70b@fp16")
     with engine.begin() as connection:
         connection.execute(
             text(
                 "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type, "
-                "batch_size, sequence_length) SELECT :v, h.id, f.id, 'chatbot', 32, 8192 "
+                "batch_size, sequence_length, tensor_parallel) SELECT :v, h.id, f.id, 'chatbot', 32, 8192, 1 "
                 "FROM hardware_configs h, inference_frameworks f WHERE h.name = 'aws-l4-x1' AND f.name = 'vllm'"
             ),
             {"v": fp16},
