@@ -141,8 +141,8 @@ def test_batch_8b_h100_is_in_the_published_range():
 
 
 def test_prefill_grows_quadratically_with_long_prompts():
-    short = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 1024)[0]
-    long = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 32768)[0]
+    short = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 1024, tensor_parallel=1)[0]
+    long = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 32768, tensor_parallel=1)[0]
     assert long > 1.5 * short
 
 
