@@ -1,5 +1,8 @@
 """The ``simulated`` runner: one replica's serving simulated, scaled to the node, labelled runner="simulated".
 
+The simulation is ``serving_sim.simulate_serving`` (continuous batching with chunked prefill, KV-cache admission,
+roofline step costs).
+
 It lets the whole pipeline (queue, results, ranking) run without GPUs. The simulator predicts ONE replica (one
 tensor-parallel group of ``spec.tensor_parallel`` GPUs at ``spec.batch_size`` concurrent requests); this module
 turns that into the config's result: per node = replicas x replica figures, per GPU = per node / gpu_count, cost at
@@ -13,8 +16,6 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -30,17 +31,12 @@ from benchmark_platform.runners.base import (
     RunSpec,
 )
 from benchmark_platform.runners.serving_metrics import deployment_figures, simulated_node_power_watts
+from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.stats import summarize
 
 # Accuracy lost to quantization, in absolute points of an exact-match score: typical of published AWQ/GPTQ/FP8
 # evaluations of 7B-70B models (FP8 and INT8 within half a point, 4-bit one to two points).
 QUANTIZATION_ACCURACY_PENALTY = {"fp32": 0.0, "fp16": 0.0, "bf16": 0.0, "fp8": 0.003, "int8": 0.006, "int4": 0.015}
-# Relative spread (log-normal sigma) of the simulated samples: prefill varies more (scheduling, chunk boundaries)
-# than decode steps.
-TTFT_NOISE = 0.05
-TPOT_NOISE = 0.02
-CYCLE_NOISE = 0.01
-MIN_SIMULATED_REQUESTS = 200
 SLEEP_SLICE_SECONDS = 0.05
 
 
@@ -117,24 +113,6 @@ def simulated_accuracy(spec: RunSpec) -> float | None:
     return max(0.0, spec.model.baseline_accuracy - QUANTIZATION_ACCURACY_PENALTY[spec.model.quantization])
 
 
-@dataclass(frozen=True)
-class ReplicaSimulation:
-    """One replica's simulated serving window (the fields of ``serving_sim.ServingSimulation`` this module reads)."""
-
-    ttft_s: np.ndarray
-    tpot_s: np.ndarray
-    itl_s: np.ndarray
-    e2e_s: np.ndarray
-    output_tokens_per_s: float
-    total_tokens_per_s: float
-    requests_per_s: float
-    gpu_busy_fraction: float
-    memory_per_gpu_gb: float
-    prefill_bound: str
-    decode_bound: str
-    assumptions: dict[str, Any] = field(default_factory=dict)
-
-
 def simulate_replica(
     model: ModelFacts,
     hardware: HardwareFacts,
@@ -143,58 +121,30 @@ def simulate_replica(
     tensor_parallel: int,
     input_tokens: int,
     output_tokens: int,
-    concurrency: int,
+    concurrency: int | None = None,
+    request_rate: float | None = None,
     seed: int = 0,
-) -> ReplicaSimulation:
-    """One replica at ``concurrency`` requests in flight (raises ``roofline.DoesNotFitError``).
-
-    Interim: the static-batch roofline cycle on a group of ``tensor_parallel`` GPUs, with seeded noise, until the
-    continuous-batching simulator (``serving_sim.simulate_serving``) lands.
-    """
-    if hardware.gpu_count % tensor_parallel:
-        raise ValueError(
-            f"tensor_parallel {tensor_parallel} does not divide {hardware.name}'s {hardware.gpu_count} GPUs"
-        )
-    group = hardware.model_copy(update={"gpu_count": tensor_parallel})
-    estimate = roofline.estimate(model, group, framework, concurrency, input_tokens, output_tokens)
-    rng = np.random.default_rng(seed)
-    cycles = math.ceil(max(MIN_SIMULATED_REQUESTS, 4 * concurrency) / concurrency)
-    requests = cycles * concurrency
-    ttft = np.tile(estimate.ttft_seconds, cycles) * rng.lognormal(0.0, TTFT_NOISE, requests)
-    tpot = estimate.tpot_seconds * rng.lognormal(0.0, TPOT_NOISE, requests) if output_tokens > 1 else np.zeros(requests)
-    cycle_seconds = estimate.cycle_seconds * rng.lognormal(0.0, CYCLE_NOISE)
-    requests_per_s = concurrency / cycle_seconds
-    return ReplicaSimulation(
-        ttft_s=ttft,
-        tpot_s=tpot,
-        itl_s=np.asarray(estimate.decode_step_seconds),
-        e2e_s=ttft + tpot * (output_tokens - 1),
-        output_tokens_per_s=requests_per_s * output_tokens,
-        total_tokens_per_s=requests_per_s * (input_tokens + output_tokens),
-        requests_per_s=requests_per_s,
-        gpu_busy_fraction=estimate.gpu_busy_fraction,
-        memory_per_gpu_gb=estimate.memory_per_gpu_gb,
-        prefill_bound=estimate.prefill_bound,
-        decode_bound=estimate.decode_bound,
-        assumptions={
-            "model": "static-batch roofline cycle (interim)",
-            "noise_sigma": {"ttft": TTFT_NOISE, "tpot": TPOT_NOISE, "cycle": CYCLE_NOISE},
-            "prefill_chunk_tokens": roofline.PREFILL_CHUNK_TOKENS,
-            "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
-            "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
-            "prefill_efficiency": framework.prefill_efficiency,
-            "decode_efficiency": framework.decode_efficiency,
-            "roofline": estimate.as_dict(),
-        },
+) -> ServingSimulation:
+    """One replica under load: ``serving_sim.simulate_serving`` (raises ``roofline.DoesNotFitError``, ValueError)."""
+    return simulate_serving(
+        model,
+        hardware,
+        framework,
+        tensor_parallel=tensor_parallel,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        concurrency=concurrency,
+        request_rate=request_rate,
+        seed=seed,
     )
 
 
 def measurement_from_replica(
-    replica: ReplicaSimulation,
+    replica: ServingSimulation,
     hardware: HardwareFacts,
     *,
     tensor_parallel: int,
-    concurrency: int,
+    concurrency: int | None,
     input_tokens: int,
     output_tokens: int,
     sla_ttft_p90_ms: float | None = None,
@@ -243,12 +193,14 @@ def measurement_from_replica(
                 "node_figures": "replicas x one simulated replica; per GPU = node / gpu_count",
             },
             "load": {
-                "mode": "closed-loop",
+                "mode": "closed-loop" if concurrency is not None else "open-loop",
                 "concurrency_per_replica": concurrency,
-                "concurrency_node": concurrency * replicas,
+                "concurrency_node": concurrency * replicas if concurrency is not None else None,
+                "request_rate_node": node_rps if concurrency is None else None,
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "simulated_requests": int(ttft.size),
+                "simulated_requests": replica.completed_requests,
+                "window_seconds": replica.duration_s,
             },
             "ttft_ms": ttft_ms,
             "tpot_ms": tpot_ms,
@@ -265,6 +217,9 @@ def measurement_from_replica(
                 "gpu_busy_fraction": replica.gpu_busy_fraction,
                 "prefill_bound": replica.prefill_bound,
                 "decode_bound": replica.decode_bound,
+                "kv_capacity_tokens": replica.kv_capacity_tokens,
+                "max_running_sequences": replica.max_running_sequences,
+                "mean_running_sequences": replica.mean_running_sequences,
             },
             "cost": {**basis, "note": "node price / node tokens per hour"},
             "energy": "simulated: board power (tdp_watts) x GPU busy share x GPUs / output tokens per second",
