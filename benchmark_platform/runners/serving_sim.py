@@ -30,6 +30,13 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 LARGE_GPU_GIB = 70
 LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
+# Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
+# (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
+# launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
+# Fit once on the published TTFT p50 of SGLang 0.3.0, Llama 3.1 70B, 4 x H100, ShareGPT at 4 req/s (53.9 ms;
+# simulated 32.7 ms without it, 52.9 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
+# graphs for mixed prefill/decode steps, so it pays only STEP_OVERHEAD_SECONDS.
+EAGER_PREFILL_SECONDS_PER_LAYER = 0.25e-3
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
 # drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
 STEP_JITTER_SIGMA = 0.02
@@ -71,6 +78,14 @@ def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) a vLLM server starts with on this GPU."""
     large = hardware.vram_per_gpu_gb * 1e9 >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+
+
+def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
+    """Whether the framework launches the kernels of steps with prompt tokens one by one (no CUDA graph)."""
+    if framework.name == "vllm":
+        major, minor = (int(part) if part.isdigit() else 0 for part in (framework.version.split(".") + ["0"])[:2])
+        return (major, minor) < (0, 8)
+    return framework.name != "emulator"
 
 
 def _validate(
@@ -139,6 +154,7 @@ def simulate_serving(
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + output_tokens)
     overhead = roofline.STEP_OVERHEAD_SECONDS
+    eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
     prompt, out = input_tokens, output_tokens
 
     closed = concurrency is not None
@@ -152,7 +168,7 @@ def simulate_serving(
         if num_requests is None:
             # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
             # closed loop's 4 x concurrency
-            unloaded_e2e = out * (float(costs.memory_seconds(prompt)) + overhead)
+            unloaded_e2e = out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             measured = max(200, math.ceil(4 * request_rate * unloaded_e2e))
         else:
             measured = num_requests
@@ -167,6 +183,7 @@ def simulate_serving(
     durations: list = []
     run_lengths: list[int] = []
     run_running: list[int] = []
+    eager_steps: list[int] = []  # steps that paid eager_prefill on top of the host overhead
     bound_time = {"prefill_compute": 0.0, "prefill_memory": 0.0, "decode_compute": 0.0, "decode_memory": 0.0}
 
     waiting: deque[int] = deque()
@@ -234,16 +251,18 @@ def simulate_serving(
             peak_reserved = max(peak_reserved, reserved)
             while prefilling and prefilling[0][1] == prompt:
                 prefilling.popleft()
-            memory_s = costs.weights_s + costs.kv_token_s * kv_tokens
-            compute_s = costs.token_s * tokens + costs.pair_s * pairs
             factor = float(jitter[step % JITTER_TABLE_SIZE])
-            gpu = (max(memory_s, compute_s) + float(costs.allreduce_seconds(tokens))) * factor
-            duration = gpu + overhead * factor
+            gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
+            host = overhead + (eager_prefill if tokens > n_decoding else 0.0)
+            if host > overhead:
+                eager_steps.append(step)
+            duration = gpu + host * factor
             now += duration
             durations.append((duration,))
             run_lengths.append(1)
             run_running.append(running)
-            bound_time["prefill_compute" if compute_s >= memory_s else "prefill_memory"] += duration
+            compute_bound = costs.compute_bound(tokens, pairs, kv_tokens)
+            bound_time["prefill_compute" if compute_bound else "prefill_memory"] += duration
             while decoding and first_step[decoding[0]] + out - 1 == step:
                 request = decoding.popleft()
                 n_decoding -= 1
@@ -263,13 +282,9 @@ def simulate_serving(
             count = int(first_step[decoding[0]]) + out - step
             # contexts grow by one token per sequence per step, so both costs are linear in the step number
             context = n_decoding * (prompt + step) - first_step_sum
-            offsets = np.arange(count, dtype=float)
-            duration = offsets * (costs.kv_token_s * n_decoding)
-            duration += costs.weights_s + costs.kv_token_s * context
-            compute_s = offsets * (costs.pair_s * n_decoding)
-            compute_s += costs.token_s * n_decoding + costs.pair_s * context
-            np.maximum(duration, compute_s, out=duration)
-            duration += float(costs.allreduce_seconds(n_decoding)) + overhead
+            contexts = context + n_decoding * np.arange(count, dtype=float)
+            duration = costs.gpu_seconds(n_decoding, contexts, contexts)
+            duration += overhead
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -278,8 +293,8 @@ def simulate_serving(
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
             middle = context + n_decoding * (count // 2)
-            memory_bound = costs.memory_seconds(middle) >= costs.compute_seconds(n_decoding, middle)
-            bound_time["decode_memory" if memory_bound else "decode_compute"] += run_end - now
+            compute_bound = costs.compute_bound(n_decoding, middle, middle)
+            bound_time["decode_compute" if compute_bound else "decode_memory"] += run_end - now
             now = run_end
             durations.append(duration)
             run_lengths.append(count)
@@ -312,6 +327,8 @@ def simulate_serving(
         durations=np.concatenate(durations),
         jitter=jitter,
         overhead=overhead,
+        eager_prefill=eager_prefill,
+        eager_steps=np.asarray(eager_steps, dtype=np.int64),
         running=np.repeat(np.asarray(run_running), np.asarray(run_lengths)),
         bound_time=bound_time,
         capacity=capacity,
@@ -340,6 +357,8 @@ def _summarize(
     durations: np.ndarray,
     jitter: np.ndarray,
     overhead: float,
+    eager_prefill: float,
+    eager_steps: np.ndarray,
     running: np.ndarray,
     bound_time: dict[str, float],
     capacity: int,
@@ -379,7 +398,9 @@ def _summarize(
     # a step's GPU time is its duration less the host's jittered overhead; idle gaps (nothing running) have none
     steps = np.arange(lo, hi)
     host = overhead * jitter[steps % JITTER_TABLE_SIZE] * (running[window] > 0)
-    busy = float(durations[window].sum() - host.sum()) / duration
+    eager = eager_steps[(eager_steps >= lo) & (eager_steps < hi)]
+    host_seconds = float(host.sum()) + eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
+    busy = float(durations[window].sum() - host_seconds) / duration
     mean_running = float((running[window] * durations[window]).sum() / durations[window].sum())
     decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
     prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
@@ -417,6 +438,7 @@ def _summarize(
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
             "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
+            "eager_prefill_overhead_ms": eager_prefill * 1e3,
             "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
             "prefill_efficiency": framework.prefill_efficiency,
             "decode_efficiency": framework.decode_efficiency,
