@@ -131,6 +131,8 @@ def test_open_loop_rate_is_served_until_it_exceeds_capacity():
     assert light.requests_per_s == pytest.approx(2.0, rel=0.2)
     assert light.assumptions["load"] == {"mode": "open-loop-poisson", "request_rate": 2.0}
     assert p50_ms(light.ttft_s) < 100
+    idle = serve(request_rate=0.05)  # one request every 20 s keeps the GPU busy about 2 s of them
+    assert 0.02 < idle.gpu_busy_fraction < 0.2 < light.gpu_busy_fraction
     capacity = serve(concurrency=256).requests_per_s
     overloaded = serve(request_rate=3 * capacity)
     assert overloaded.requests_per_s == pytest.approx(capacity, rel=0.2)

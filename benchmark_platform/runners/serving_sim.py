@@ -154,6 +154,7 @@ def simulate_serving(
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + output_tokens)
     overhead = roofline.STEP_OVERHEAD_SECONDS
+    decode_attention_s = max(costs.kv_token_s, costs.pair_s)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
     prompt, out = input_tokens, output_tokens
 
@@ -282,9 +283,10 @@ def simulate_serving(
             count = int(first_step[decoding[0]]) + out - step
             # contexts grow by one token per sequence per step, so both costs are linear in the step number
             context = n_decoding * (prompt + step) - first_step_sum
-            contexts = context + n_decoding * np.arange(count, dtype=float)
-            duration = costs.gpu_seconds(n_decoding, contexts, contexts)
-            duration += overhead
+            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per context token
+            duration = np.arange(count, dtype=float)
+            duration *= n_decoding * decode_attention_s
+            duration += float(costs.gpu_seconds(n_decoding, context, context)) + overhead
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -329,7 +331,8 @@ def simulate_serving(
         overhead=overhead,
         eager_prefill=eager_prefill,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
-        running=np.repeat(np.asarray(run_running), np.asarray(run_lengths)),
+        run_lengths=np.asarray(run_lengths, dtype=np.int64),
+        run_running=np.asarray(run_running, dtype=np.int64),
         bound_time=bound_time,
         capacity=capacity,
         peak_reserved=peak_reserved,
@@ -359,7 +362,8 @@ def _summarize(
     overhead: float,
     eager_prefill: float,
     eager_steps: np.ndarray,
-    running: np.ndarray,
+    run_lengths: np.ndarray,
+    run_running: np.ndarray,
     bound_time: dict[str, float],
     capacity: int,
     peak_reserved: int,
@@ -394,14 +398,26 @@ def _summarize(
     output_in_window = np.clip(np.minimum(token_last, hi - 1) - np.maximum(token_first, lo) + 1, 0, None).sum()
     completed = int(((token_last >= lo) & (token_last < hi)).sum())
     output_rate = float(output_in_window) / duration
-    window = slice(lo, hi)
-    # a step's GPU time is its duration less the host's jittered overhead; idle gaps (nothing running) have none
-    steps = np.arange(lo, hi)
-    host = overhead * jitter[steps % JITTER_TABLE_SIZE] * (running[window] > 0)
+    # per run of steps (constant running sequences): its seconds inside the window, from the cumulative step ends
+    cumulative = np.concatenate(([0.0], ends))
+    run_ends = np.cumsum(run_lengths)
+    first_in, past_in = np.clip(run_ends - run_lengths, lo, hi), np.clip(run_ends, lo, hi)
+    run_seconds = cumulative[past_in] - cumulative[first_in]
+    mean_running = float((run_running * run_seconds).sum() / run_seconds.sum())
+    # GPU time: the window less idle gaps (nothing running) and the host's jittered overhead of every other step
+    table_sum, table_prefix = (
+        jitter[:JITTER_TABLE_SIZE].sum(),
+        np.concatenate(([0.0], np.cumsum(jitter[:JITTER_TABLE_SIZE]))),
+    )
+
+    def jitter_sum(until: np.ndarray) -> np.ndarray:  # sum of the factors of steps 0 .. until - 1
+        return until // JITTER_TABLE_SIZE * table_sum + table_prefix[until % JITTER_TABLE_SIZE]
+
+    working = run_running > 0
+    host_seconds = overhead * float((jitter_sum(past_in[working]) - jitter_sum(first_in[working])).sum())
     eager = eager_steps[(eager_steps >= lo) & (eager_steps < hi)]
-    host_seconds = float(host.sum()) + eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
-    busy = float(durations[window].sum() - host_seconds) / duration
-    mean_running = float((running[window] * durations[window]).sum() / durations[window].sum())
+    host_seconds += eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
+    busy = (float(run_seconds[working].sum()) - host_seconds) / duration
     decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
     prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
     peak_sequences = peak_reserved // (prompt + out)
@@ -420,7 +436,7 @@ def _summarize(
         gpu_busy_fraction=min(1.0, busy),
         memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + out),
         kv_capacity_tokens=capacity,
-        max_running_sequences=int(running.max()),
+        max_running_sequences=int(run_running.max()),
         mean_running_sequences=mean_running,
         prefill_bound=prefill_bound,
         decode_bound=decode_bound,
