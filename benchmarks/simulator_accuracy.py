@@ -39,7 +39,8 @@ MANIFEST_OF_MODEL = {
     "meta-llama/Meta-Llama-3.1-8B-Instruct": "llama-3.1-8b",
     "meta-llama/Llama-3.1-70B-Instruct": "llama-3.1-70b",
     "meta-llama/Meta-Llama-3.1-70B-Instruct": "llama-3.1-70b",
-    "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",  # same architecture as 3.1 70B
+    "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",  # Llama 3 and 3.3 70B have the 3.1 70B architecture
+    "meta-llama/Meta-Llama-3-70B-Instruct": "llama-3.1-70b",
     "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b",
 }
 SPEED_LOADS = (
