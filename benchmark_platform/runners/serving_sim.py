@@ -80,11 +80,24 @@ def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
     return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
 
 
+def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
+    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, TGI and
+    LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless --enable-mixed-chunk, vLLM's V0
+    engine before 0.8 without chunked prefill)."""
+    if framework.name == "sglang":
+        return False
+    return not (framework.name == "vllm" and _version(framework) < (0, 8))
+
+
+def _version(framework: FrameworkFacts) -> tuple[int, int]:
+    major, minor = (int(part) if part.isdigit() else 0 for part in (framework.version.split(".") + ["0"])[:2])
+    return major, minor
+
+
 def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
     """Whether the framework launches the kernels of steps with prompt tokens one by one (no CUDA graph)."""
     if framework.name == "vllm":
-        major, minor = (int(part) if part.isdigit() else 0 for part in (framework.version.split(".") + ["0"])[:2])
-        return (major, minor) < (0, 8)
+        return _version(framework) < (0, 8)
     return framework.name != "emulator"
 
 
@@ -177,13 +190,19 @@ def simulate_serving(
         capacity_requests = warmup + measured + warmup
         arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
         issued = capacity_requests
-    first_step = np.full(capacity_requests, -1, dtype=np.int64)
+    first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
+    # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
+    # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
+    # tokens at decode number d. Where prompt chunks ride along with decodes, every step is a decode step.
+    first_decode = np.full(capacity_requests, -1, dtype=np.int64)
     measured_end = warmup + measured
+    mixed = mixes_prefill_with_decodes(framework)
 
     # per run of steps: durations (a numpy array, or a one-element tuple) and the sequences running
     durations: list = []
     run_lengths: list[int] = []
     run_running: list[int] = []
+    decode_runs: list[tuple[int, int]] = []  # (first step, steps) of each run of decode steps, when not mixed
     eager_steps: list[int] = []  # steps that paid eager_prefill on top of the host overhead
     bound_time = {"prefill_compute": 0.0, "prefill_memory": 0.0, "decode_compute": 0.0, "decode_memory": 0.0}
 
@@ -191,12 +210,13 @@ def simulate_serving(
     prefilling: deque[list[int]] = deque()  # [request, prompt tokens done], in admission order
     decoding: deque[int] = deque()  # in first-token order, which is also completion order (equal lengths)
     n_decoding = 0
-    first_step_sum = 0  # sum of first_step over decoding requests: context sum = n (prompt + step) - this
+    first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
     reserved = 0
     peak_reserved = 0
     next_arrival = 0  # open loop: next request not yet in `waiting`
     done_measured = 0
     step = 0
+    decode = 0  # the number of the next decode step
     now = 0.0
     if closed:
         waiting.extend(range(issued))
@@ -211,6 +231,14 @@ def simulate_serving(
             waiting.append(issued)
             issued += 1
 
+    def complete_decodes_through(last_decode: int) -> None:
+        nonlocal n_decoding, first_decode_sum
+        while decoding and first_decode[decoding[0]] + out - 1 <= last_decode:
+            request = decoding.popleft()
+            n_decoding -= 1
+            first_decode_sum -= int(first_decode[request])
+            complete(request)
+
     while done_measured < measured:
         if not closed:
             while next_arrival < issued and arrival[next_arrival] <= now:
@@ -219,10 +247,12 @@ def simulate_serving(
         running = len(prefilling) + n_decoding
         admissible = running < max_seqs and reserved + sequence_tokens <= capacity
         if prefilling or (waiting and admissible):
-            # an event step: decodes first, then prompt chunks of admitted, then of newly admitted requests
-            left = budget - n_decoding
-            context = n_decoding * (prompt + step) - first_step_sum
-            tokens, pairs, kv_tokens = n_decoding, context, context
+            # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
+            # then of newly admitted requests
+            decodes = n_decoding if mixed else 0
+            left = budget - decodes
+            context = decodes * (prompt + decode) - (first_decode_sum if mixed else 0)
+            tokens, pairs, kv_tokens = decodes, context, context
             finished: list[int] = []
             for entry in prefilling:
                 if left <= 0:
@@ -254,8 +284,8 @@ def simulate_serving(
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
-            host = overhead + (eager_prefill if tokens > n_decoding else 0.0)
-            if host > overhead:
+            host = overhead + eager_prefill
+            if eager_prefill:
                 eager_steps.append(step)
             duration = gpu + host * factor
             now += duration
@@ -264,26 +294,25 @@ def simulate_serving(
             run_running.append(running)
             compute_bound = costs.compute_bound(tokens, pairs, kv_tokens)
             bound_time["prefill_compute" if compute_bound else "prefill_memory"] += duration
-            while decoding and first_step[decoding[0]] + out - 1 == step:
-                request = decoding.popleft()
-                n_decoding -= 1
-                first_step_sum -= int(first_step[request])
-                complete(request)
+            if mixed:
+                complete_decodes_through(decode)
             for request in finished:
                 first_step[request] = step
+                first_decode[request] = decode if mixed else decode - 1
                 if out == 1:
                     complete(request)
                 else:
                     decoding.append(request)
                     n_decoding += 1
-                    first_step_sum += step
+                    first_decode_sum += int(first_decode[request])
             step += 1
+            decode += 1 if mixed else 0
         elif n_decoding:
             # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival)
-            count = int(first_step[decoding[0]]) + out - step
-            # contexts grow by one token per sequence per step, so both costs are linear in the step number
-            context = n_decoding * (prompt + step) - first_step_sum
-            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per context token
+            count = int(first_decode[decoding[0]]) + out - decode
+            # contexts grow by one token per sequence per step, so both costs are linear in the step number;
+            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
+            context = n_decoding * (prompt + decode) - first_decode_sum
             duration = np.arange(count, dtype=float)
             duration *= n_decoding * decode_attention_s
             duration += float(costs.gpu_seconds(n_decoding, context, context)) + overhead
@@ -301,12 +330,11 @@ def simulate_serving(
             durations.append(duration)
             run_lengths.append(count)
             run_running.append(running)
+            if not mixed:
+                decode_runs.append((step, count))
             step += count
-            while decoding and first_step[decoding[0]] + out - 1 == step - 1:
-                request = decoding.popleft()
-                n_decoding -= 1
-                first_step_sum -= int(first_step[request])
-                complete(request)
+            decode += count
+            complete_decodes_through(decode - 1)
         else:
             # idle until the next arrival (open loop only: a closed loop always has requests in flight)
             gap = float(arrival[next_arrival]) - now
@@ -315,7 +343,14 @@ def simulate_serving(
             run_lengths.append(1)
             run_running.append(0)
             step += 1
+            decode += 1 if mixed else 0
 
+    if mixed:
+        decode_steps = np.arange(step, dtype=np.int64)
+    else:
+        starts, counts = np.asarray(decode_runs, dtype=np.int64).reshape(-1, 2).T
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        decode_steps = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
     return _summarize(
         model=model,
         framework=framework,
@@ -324,6 +359,8 @@ def simulate_serving(
         out=out,
         arrival=arrival,
         first_step=first_step,
+        first_decode=first_decode,
+        decode_steps=decode_steps,
         warmup=warmup,
         measured_end=measured_end,
         durations=np.concatenate(durations),
@@ -338,6 +375,7 @@ def simulate_serving(
         peak_reserved=peak_reserved,
         budget=budget,
         max_seqs=max_seqs,
+        closed=closed,
         load={"mode": "closed-loop", "concurrency": concurrency}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
@@ -355,6 +393,8 @@ def _summarize(
     out: int,
     arrival: np.ndarray,
     first_step: np.ndarray,
+    first_decode: np.ndarray,
+    decode_steps: np.ndarray,
     warmup: int,
     measured_end: int,
     durations: np.ndarray,
@@ -369,6 +409,7 @@ def _summarize(
     peak_reserved: int,
     budget: int,
     max_seqs: int,
+    closed: bool,
     load: dict,
     rng: np.random.Generator,
     seed: int,
@@ -376,28 +417,48 @@ def _summarize(
     """Per-request latencies of the measured requests and rates over the measured window."""
     ends = np.cumsum(durations)
     first = first_step[warmup:measured_end]
-    last = first + out - 1
+    base = first_decode[warmup:measured_end]
     start = arrival[warmup:measured_end]
+    last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
     ttft = ends[first] - start
     e2e = ends[last] - start
     tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
-    gaps = durations[first[:, None] + 1 + np.arange(out - 1)] if len(first) * (out - 1) <= MAX_ITL_SAMPLES else None
-    if gaps is None:
-        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
-        itl = durations[first[picks] + 1 + rng.integers(0, out - 1, MAX_ITL_SAMPLES)]
+    # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
+    if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
+        later = ends[decode_steps[base[:, None] + np.arange(1, out)]]
+        itl = np.diff(np.concatenate([ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
-        itl = gaps.ravel()
+        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
+        token = rng.integers(1, out, MAX_ITL_SAMPLES)
+        previous = np.where(token == 1, ends[first[picks]], ends[decode_steps[base[picks] + token - 1]])
+        itl = ends[decode_steps[base[picks] + token]] - previous
 
-    # the window: from the first measured request's arrival to the last measured completion
+    # the window: from the first measured arrival to the last measured completion; a closed loop starts it only
+    # once the warm-up wave has completed (the first wave starts together and leaves over a whole cycle)
     window_start, window_end = float(start.min()), float(ends[last].max())
+    if closed:
+        warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
+        warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
+        warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
+        if warm_last.size and float(ends[warm_last].max()) < window_end:
+            window_start = max(window_start, float(ends[warm_last].max()))
     duration = window_end - window_start
     lo = int(np.searchsorted(ends, window_start, side="right"))
     hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
+    decode_lo, decode_hi = np.searchsorted(decode_steps, [lo, hi])  # decode numbers whose steps lie in it
     started = first_step >= 0
-    token_first, token_last = first_step[started], first_step[started] + out - 1
-    output_in_window = np.clip(np.minimum(token_last, hi - 1) - np.maximum(token_first, lo) + 1, 0, None).sum()
-    completed = int(((token_last >= lo) & (token_last < hi)).sum())
-    output_rate = float(output_in_window) / duration
+    starts, bases = first_step[started], first_decode[started]
+    first_tokens = int(((starts >= lo) & (starts < hi)).sum())
+    later_tokens = np.clip(np.minimum(bases + out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None)
+    output_in_window = first_tokens + int(later_tokens.sum())
+    last_decode = bases + out - 1
+    if out > 1:
+        finished = last_decode < decode_steps.size
+        last_steps = decode_steps[last_decode[finished]]
+    else:
+        last_steps = starts
+    completed = int(((last_steps >= lo) & (last_steps < hi)).sum())
+    output_rate = output_in_window / duration
     # per run of steps (constant running sequences): its seconds inside the window, from the cumulative step ends
     cumulative = np.concatenate(([0.0], ends))
     run_ends = np.cumsum(run_lengths)
@@ -432,7 +493,7 @@ def _summarize(
         completed_requests=completed,
         output_tokens_per_s=output_rate,
         total_tokens_per_s=output_rate * (prompt + out) / out,
-        requests_per_s=completed / duration,
+        requests_per_s=output_rate / out,
         gpu_busy_fraction=min(1.0, busy),
         memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + out),
         kv_capacity_tokens=capacity,
