@@ -3,10 +3,11 @@
 Requests arrive (closed loop: ``concurrency`` in flight, each completion sends the next; open loop: Poisson arrivals
 at ``request_rate``). Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one
 token first, then prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest
-of ``max_num_batched_tokens``. A waiting request is admitted only while fewer than ``max_num_seqs`` sequences run and
-the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output; the rest wait. Each step costs
-what ``roofline.StepCosts`` says for that step's mix, plus the host's fixed cost per step. TTFT, TPOT, ITL and E2E
-come from each request's own timeline; the first requests (warm-up) are not measured.
+of ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
+chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
+``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
+the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
+TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
 
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
@@ -376,6 +377,7 @@ def simulate_serving(
         budget=budget,
         max_seqs=max_seqs,
         closed=closed,
+        mixed=mixed,
         load={"mode": "closed-loop", "concurrency": concurrency}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
@@ -410,6 +412,7 @@ def _summarize(
     budget: int,
     max_seqs: int,
     closed: bool,
+    mixed: bool,
     load: dict,
     rng: np.random.Generator,
     seed: int,
@@ -502,7 +505,10 @@ def _summarize(
         prefill_bound=prefill_bound,
         decode_bound=decode_bound,
         assumptions={
-            "simulator": "continuous batching, chunked prefill (vLLM V1 scheduler), one replica",
+            "simulator": "continuous batching with chunked prefill, one replica",
+            "prefill_steps": "ride along with decodes (vLLM V1)"
+            if mixed
+            else "run alone, decodes wait (SGLang, vLLM V0)",
             "load": load,
             "seed": seed,
             "tensor_parallel": tensor_parallel,
