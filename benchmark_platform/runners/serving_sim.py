@@ -35,7 +35,7 @@ SMALL_GPU_LIMITS = (2048, 256)
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
 # launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
 # Fit once on the published TTFT p50 of SGLang 0.3.0, Llama 3.1 70B, 4 x H100, ShareGPT at 4 req/s (53.9 ms;
-# simulated 32.7 ms without it, 52.9 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
+# simulated 30.1 ms without it, 52.1 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
 # graphs for mixed prefill/decode steps, so it pays only STEP_OVERHEAD_SECONDS.
 EAGER_PREFILL_SECONDS_PER_LAYER = 0.25e-3
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
