@@ -54,12 +54,16 @@ def compute_peak_flops(hardware: HardwareFacts, quantization: str) -> float:
 
 @dataclass(frozen=True)
 class StepCosts:
-    """Seconds per unit of work of one forward pass on one replica, so that a step (or a numpy array of steps) costs
+    """Seconds per unit of work of one forward pass on one replica. A step runs two kinds of kernels one after the
+    other, each bound by its own roofline: the matrix multiplies with the weights (read every weight once, or do
+    2 × parameters FLOPs per token, whichever is slower) and attention (read the cached keys and values the step
+    attends to, or do its query-key FLOPs), then the all-reduces. So for ``tokens`` through the model, ``pairs``
+    query-key pairs and ``kv_tokens`` cached tokens read or written:
 
-    ``gpu = max(weights_s + kv_token_s × kv_tokens, token_s × tokens + pair_s × pairs) + allreduce(tokens)``
+    ``gpu = max(weights_s, token_s × tokens) + max(kv_token_s × kv_tokens, pair_s × pairs) + allreduce(tokens)``
 
-    where ``tokens`` go through the model, ``pairs`` are the query-key pairs attention computes and ``kv_tokens`` are
-    the cached tokens the step reads or writes. ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens``.
+    with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. Every method
+    takes plain numbers or numpy arrays.
     """
 
     tensor_parallel: int
@@ -70,11 +74,14 @@ class StepCosts:
     allreduce_s: float
     allreduce_token_s: float
 
-    def memory_seconds(self, kv_tokens):
-        return self.weights_s + self.kv_token_s * kv_tokens
+    def gpu_seconds(self, tokens, pairs, kv_tokens):
+        linear = np.maximum(self.weights_s, self.token_s * tokens)
+        attention = np.maximum(self.kv_token_s * kv_tokens, self.pair_s * pairs)
+        return linear + attention + self.allreduce_seconds(tokens)
 
-    def compute_seconds(self, tokens, pairs):
-        return self.token_s * tokens + self.pair_s * pairs
+    def compute_bound(self, tokens, pairs, kv_tokens):
+        """Whether the step's FLOPs take longer than its memory reads (over both kinds of kernels)."""
+        return self.token_s * tokens + self.pair_s * pairs >= self.weights_s + self.kv_token_s * kv_tokens
 
     def allreduce_seconds(self, tokens):
         return self.allreduce_s + self.allreduce_token_s * tokens if self.tensor_parallel > 1 else 0.0 * tokens
@@ -124,10 +131,9 @@ def prefill_pass_seconds(
     """One forward pass over ``tokens`` prompt tokens of prompts ``prompt_tokens`` long: GPU seconds and its bound."""
     costs = step_costs(model, hardware, framework, tensor_parallel=tensor_parallel)
     # a token at position i of its prompt attends to i earlier tokens: prompt_tokens / 2 pairs on average
-    compute = costs.compute_seconds(tokens, tokens * prompt_tokens / 2)
-    memory = costs.memory_seconds(0)
-    gpu = max(compute, memory) + costs.allreduce_seconds(tokens)
-    return float(gpu), "compute" if compute >= memory else "memory"
+    pairs = tokens * prompt_tokens / 2
+    gpu = costs.gpu_seconds(tokens, pairs, tokens)
+    return float(gpu), "compute" if costs.compute_bound(tokens, pairs, tokens) else "memory"
 
 
 def decode_steps_seconds(
@@ -142,10 +148,9 @@ def decode_steps_seconds(
     """GPU seconds of each decode step (one token for each of ``batch_size`` requests) at the given context lengths,
     and whether each step is memory-bound."""
     costs = step_costs(model, hardware, framework, tensor_parallel=tensor_parallel)
-    memory = costs.memory_seconds(batch_size * contexts)
-    compute = costs.compute_seconds(batch_size, batch_size * contexts)
-    gpu = np.maximum(memory, compute) + costs.allreduce_seconds(batch_size)
-    return gpu, memory >= compute
+    kv_tokens = batch_size * contexts
+    gpu = costs.gpu_seconds(batch_size, kv_tokens, kv_tokens)
+    return gpu, ~costs.compute_bound(batch_size, kv_tokens, kv_tokens)
 
 
 _NEUTRAL_FRAMEWORK = FrameworkFacts(

@@ -3,10 +3,11 @@
 Requests arrive (closed loop: ``concurrency`` in flight, each completion sends the next; open loop: Poisson arrivals
 at ``request_rate``). Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one
 token first, then prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest
-of ``max_num_batched_tokens``. A waiting request is admitted only while fewer than ``max_num_seqs`` sequences run and
-the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output; the rest wait. Each step costs
-what ``roofline.StepCosts`` says for that step's mix, plus the host's fixed cost per step. TTFT, TPOT, ITL and E2E
-come from each request's own timeline; the first requests (warm-up) are not measured.
+of ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
+chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
+``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
+the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
+TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
 
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
@@ -30,6 +31,13 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 LARGE_GPU_GIB = 70
 LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
+# Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
+# (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
+# launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
+# Fit once on the published TTFT p50 of SGLang 0.3.0, Llama 3.1 70B, 4 x H100, ShareGPT at 4 req/s (53.9 ms;
+# simulated 30.1 ms without it, 52.1 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
+# graphs for mixed prefill/decode steps, so it pays only STEP_OVERHEAD_SECONDS.
+EAGER_PREFILL_SECONDS_PER_LAYER = 0.25e-3
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
 # drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
 STEP_JITTER_SIGMA = 0.02
@@ -71,6 +79,27 @@ def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) a vLLM server starts with on this GPU."""
     large = hardware.vram_per_gpu_gb * 1e9 >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+
+
+def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
+    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, TGI and
+    LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless --enable-mixed-chunk, vLLM's V0
+    engine before 0.8 without chunked prefill)."""
+    if framework.name == "sglang":
+        return False
+    return not (framework.name == "vllm" and _version(framework) < (0, 8))
+
+
+def _version(framework: FrameworkFacts) -> tuple[int, int]:
+    major, minor = (int(part) if part.isdigit() else 0 for part in (framework.version.split(".") + ["0"])[:2])
+    return major, minor
+
+
+def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
+    """Whether the framework launches the kernels of steps with prompt tokens one by one (no CUDA graph)."""
+    if framework.name == "vllm":
+        return _version(framework) < (0, 8)
+    return framework.name != "emulator"
 
 
 def _validate(
@@ -139,6 +168,8 @@ def simulate_serving(
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + output_tokens)
     overhead = roofline.STEP_OVERHEAD_SECONDS
+    decode_attention_s = max(costs.kv_token_s, costs.pair_s)
+    eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
     prompt, out = input_tokens, output_tokens
 
     closed = concurrency is not None
@@ -152,7 +183,7 @@ def simulate_serving(
         if num_requests is None:
             # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
             # closed loop's 4 x concurrency
-            unloaded_e2e = out * (float(costs.memory_seconds(prompt)) + overhead)
+            unloaded_e2e = out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             measured = max(200, math.ceil(4 * request_rate * unloaded_e2e))
         else:
             measured = num_requests
@@ -160,25 +191,33 @@ def simulate_serving(
         capacity_requests = warmup + measured + warmup
         arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
         issued = capacity_requests
-    first_step = np.full(capacity_requests, -1, dtype=np.int64)
+    first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
+    # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
+    # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
+    # tokens at decode number d. Where prompt chunks ride along with decodes, every step is a decode step.
+    first_decode = np.full(capacity_requests, -1, dtype=np.int64)
     measured_end = warmup + measured
+    mixed = mixes_prefill_with_decodes(framework)
 
     # per run of steps: durations (a numpy array, or a one-element tuple) and the sequences running
     durations: list = []
     run_lengths: list[int] = []
     run_running: list[int] = []
+    decode_runs: list[tuple[int, int]] = []  # (first step, steps) of each run of decode steps, when not mixed
+    eager_steps: list[int] = []  # steps that paid eager_prefill on top of the host overhead
     bound_time = {"prefill_compute": 0.0, "prefill_memory": 0.0, "decode_compute": 0.0, "decode_memory": 0.0}
 
     waiting: deque[int] = deque()
     prefilling: deque[list[int]] = deque()  # [request, prompt tokens done], in admission order
     decoding: deque[int] = deque()  # in first-token order, which is also completion order (equal lengths)
     n_decoding = 0
-    first_step_sum = 0  # sum of first_step over decoding requests: context sum = n (prompt + step) - this
+    first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
     reserved = 0
     peak_reserved = 0
     next_arrival = 0  # open loop: next request not yet in `waiting`
     done_measured = 0
     step = 0
+    decode = 0  # the number of the next decode step
     now = 0.0
     if closed:
         waiting.extend(range(issued))
@@ -193,6 +232,14 @@ def simulate_serving(
             waiting.append(issued)
             issued += 1
 
+    def complete_decodes_through(last_decode: int) -> None:
+        nonlocal n_decoding, first_decode_sum
+        while decoding and first_decode[decoding[0]] + out - 1 <= last_decode:
+            request = decoding.popleft()
+            n_decoding -= 1
+            first_decode_sum -= int(first_decode[request])
+            complete(request)
+
     while done_measured < measured:
         if not closed:
             while next_arrival < issued and arrival[next_arrival] <= now:
@@ -201,10 +248,12 @@ def simulate_serving(
         running = len(prefilling) + n_decoding
         admissible = running < max_seqs and reserved + sequence_tokens <= capacity
         if prefilling or (waiting and admissible):
-            # an event step: decodes first, then prompt chunks of admitted, then of newly admitted requests
-            left = budget - n_decoding
-            context = n_decoding * (prompt + step) - first_step_sum
-            tokens, pairs, kv_tokens = n_decoding, context, context
+            # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
+            # then of newly admitted requests
+            decodes = n_decoding if mixed else 0
+            left = budget - decodes
+            context = decodes * (prompt + decode) - (first_decode_sum if mixed else 0)
+            tokens, pairs, kv_tokens = decodes, context, context
             finished: list[int] = []
             for entry in prefilling:
                 if left <= 0:
@@ -234,42 +283,40 @@ def simulate_serving(
             peak_reserved = max(peak_reserved, reserved)
             while prefilling and prefilling[0][1] == prompt:
                 prefilling.popleft()
-            memory_s = costs.weights_s + costs.kv_token_s * kv_tokens
-            compute_s = costs.token_s * tokens + costs.pair_s * pairs
             factor = float(jitter[step % JITTER_TABLE_SIZE])
-            gpu = (max(memory_s, compute_s) + float(costs.allreduce_seconds(tokens))) * factor
-            duration = gpu + overhead * factor
+            gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
+            host = overhead + eager_prefill
+            if eager_prefill:
+                eager_steps.append(step)
+            duration = gpu + host * factor
             now += duration
             durations.append((duration,))
             run_lengths.append(1)
             run_running.append(running)
-            bound_time["prefill_compute" if compute_s >= memory_s else "prefill_memory"] += duration
-            while decoding and first_step[decoding[0]] + out - 1 == step:
-                request = decoding.popleft()
-                n_decoding -= 1
-                first_step_sum -= int(first_step[request])
-                complete(request)
+            compute_bound = costs.compute_bound(tokens, pairs, kv_tokens)
+            bound_time["prefill_compute" if compute_bound else "prefill_memory"] += duration
+            if mixed:
+                complete_decodes_through(decode)
             for request in finished:
                 first_step[request] = step
+                first_decode[request] = decode if mixed else decode - 1
                 if out == 1:
                     complete(request)
                 else:
                     decoding.append(request)
                     n_decoding += 1
-                    first_step_sum += step
+                    first_decode_sum += int(first_decode[request])
             step += 1
+            decode += 1 if mixed else 0
         elif n_decoding:
             # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival)
-            count = int(first_step[decoding[0]]) + out - step
-            # contexts grow by one token per sequence per step, so both costs are linear in the step number
-            context = n_decoding * (prompt + step) - first_step_sum
-            offsets = np.arange(count, dtype=float)
-            duration = offsets * (costs.kv_token_s * n_decoding)
-            duration += costs.weights_s + costs.kv_token_s * context
-            compute_s = offsets * (costs.pair_s * n_decoding)
-            compute_s += costs.token_s * n_decoding + costs.pair_s * context
-            np.maximum(duration, compute_s, out=duration)
-            duration += float(costs.allreduce_seconds(n_decoding)) + overhead
+            count = int(first_decode[decoding[0]]) + out - decode
+            # contexts grow by one token per sequence per step, so both costs are linear in the step number;
+            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
+            context = n_decoding * (prompt + decode) - first_decode_sum
+            duration = np.arange(count, dtype=float)
+            duration *= n_decoding * decode_attention_s
+            duration += float(costs.gpu_seconds(n_decoding, context, context)) + overhead
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -278,18 +325,17 @@ def simulate_serving(
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
             middle = context + n_decoding * (count // 2)
-            memory_bound = costs.memory_seconds(middle) >= costs.compute_seconds(n_decoding, middle)
-            bound_time["decode_memory" if memory_bound else "decode_compute"] += run_end - now
+            compute_bound = costs.compute_bound(n_decoding, middle, middle)
+            bound_time["decode_compute" if compute_bound else "decode_memory"] += run_end - now
             now = run_end
             durations.append(duration)
             run_lengths.append(count)
             run_running.append(running)
+            if not mixed:
+                decode_runs.append((step, count))
             step += count
-            while decoding and first_step[decoding[0]] + out - 1 == step - 1:
-                request = decoding.popleft()
-                n_decoding -= 1
-                first_step_sum -= int(first_step[request])
-                complete(request)
+            decode += count
+            complete_decodes_through(decode - 1)
         else:
             # idle until the next arrival (open loop only: a closed loop always has requests in flight)
             gap = float(arrival[next_arrival]) - now
@@ -298,7 +344,14 @@ def simulate_serving(
             run_lengths.append(1)
             run_running.append(0)
             step += 1
+            decode += 1 if mixed else 0
 
+    if mixed:
+        decode_steps = np.arange(step, dtype=np.int64)
+    else:
+        starts, counts = np.asarray(decode_runs, dtype=np.int64).reshape(-1, 2).T
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        decode_steps = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
     return _summarize(
         model=model,
         framework=framework,
@@ -307,17 +360,24 @@ def simulate_serving(
         out=out,
         arrival=arrival,
         first_step=first_step,
+        first_decode=first_decode,
+        decode_steps=decode_steps,
         warmup=warmup,
         measured_end=measured_end,
         durations=np.concatenate(durations),
         jitter=jitter,
         overhead=overhead,
-        running=np.repeat(np.asarray(run_running), np.asarray(run_lengths)),
+        eager_prefill=eager_prefill,
+        eager_steps=np.asarray(eager_steps, dtype=np.int64),
+        run_lengths=np.asarray(run_lengths, dtype=np.int64),
+        run_running=np.asarray(run_running, dtype=np.int64),
         bound_time=bound_time,
         capacity=capacity,
         peak_reserved=peak_reserved,
         budget=budget,
         max_seqs=max_seqs,
+        closed=closed,
+        mixed=mixed,
         load={"mode": "closed-loop", "concurrency": concurrency}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
@@ -335,17 +395,24 @@ def _summarize(
     out: int,
     arrival: np.ndarray,
     first_step: np.ndarray,
+    first_decode: np.ndarray,
+    decode_steps: np.ndarray,
     warmup: int,
     measured_end: int,
     durations: np.ndarray,
     jitter: np.ndarray,
     overhead: float,
-    running: np.ndarray,
+    eager_prefill: float,
+    eager_steps: np.ndarray,
+    run_lengths: np.ndarray,
+    run_running: np.ndarray,
     bound_time: dict[str, float],
     capacity: int,
     peak_reserved: int,
     budget: int,
     max_seqs: int,
+    closed: bool,
+    mixed: bool,
     load: dict,
     rng: np.random.Generator,
     seed: int,
@@ -353,34 +420,68 @@ def _summarize(
     """Per-request latencies of the measured requests and rates over the measured window."""
     ends = np.cumsum(durations)
     first = first_step[warmup:measured_end]
-    last = first + out - 1
+    base = first_decode[warmup:measured_end]
     start = arrival[warmup:measured_end]
+    last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
     ttft = ends[first] - start
     e2e = ends[last] - start
     tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
-    gaps = durations[first[:, None] + 1 + np.arange(out - 1)] if len(first) * (out - 1) <= MAX_ITL_SAMPLES else None
-    if gaps is None:
-        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
-        itl = durations[first[picks] + 1 + rng.integers(0, out - 1, MAX_ITL_SAMPLES)]
+    # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
+    if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
+        later = ends[decode_steps[base[:, None] + np.arange(1, out)]]
+        itl = np.diff(np.concatenate([ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
-        itl = gaps.ravel()
+        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
+        token = rng.integers(1, out, MAX_ITL_SAMPLES)
+        previous = np.where(token == 1, ends[first[picks]], ends[decode_steps[base[picks] + token - 1]])
+        itl = ends[decode_steps[base[picks] + token]] - previous
 
-    # the window: from the first measured request's arrival to the last measured completion
+    # the window: from the first measured arrival to the last measured completion; a closed loop starts it only
+    # once the warm-up wave has completed (the first wave starts together and leaves over a whole cycle)
     window_start, window_end = float(start.min()), float(ends[last].max())
+    if closed:
+        warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
+        warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
+        warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
+        if warm_last.size and float(ends[warm_last].max()) < window_end:
+            window_start = max(window_start, float(ends[warm_last].max()))
     duration = window_end - window_start
     lo = int(np.searchsorted(ends, window_start, side="right"))
     hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
+    decode_lo, decode_hi = np.searchsorted(decode_steps, [lo, hi])  # decode numbers whose steps lie in it
     started = first_step >= 0
-    token_first, token_last = first_step[started], first_step[started] + out - 1
-    output_in_window = np.clip(np.minimum(token_last, hi - 1) - np.maximum(token_first, lo) + 1, 0, None).sum()
-    completed = int(((token_last >= lo) & (token_last < hi)).sum())
-    output_rate = float(output_in_window) / duration
-    window = slice(lo, hi)
-    # a step's GPU time is its duration less the host's jittered overhead; idle gaps (nothing running) have none
-    steps = np.arange(lo, hi)
-    host = overhead * jitter[steps % JITTER_TABLE_SIZE] * (running[window] > 0)
-    busy = float(durations[window].sum() - host.sum()) / duration
-    mean_running = float((running[window] * durations[window]).sum() / durations[window].sum())
+    starts, bases = first_step[started], first_decode[started]
+    first_tokens = int(((starts >= lo) & (starts < hi)).sum())
+    later_tokens = np.clip(np.minimum(bases + out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None)
+    output_in_window = first_tokens + int(later_tokens.sum())
+    last_decode = bases + out - 1
+    if out > 1:
+        finished = last_decode < decode_steps.size
+        last_steps = decode_steps[last_decode[finished]]
+    else:
+        last_steps = starts
+    completed = int(((last_steps >= lo) & (last_steps < hi)).sum())
+    output_rate = output_in_window / duration
+    # per run of steps (constant running sequences): its seconds inside the window, from the cumulative step ends
+    cumulative = np.concatenate(([0.0], ends))
+    run_ends = np.cumsum(run_lengths)
+    first_in, past_in = np.clip(run_ends - run_lengths, lo, hi), np.clip(run_ends, lo, hi)
+    run_seconds = cumulative[past_in] - cumulative[first_in]
+    mean_running = float((run_running * run_seconds).sum() / run_seconds.sum())
+    # GPU time: the window less idle gaps (nothing running) and the host's jittered overhead of every other step
+    table_sum, table_prefix = (
+        jitter[:JITTER_TABLE_SIZE].sum(),
+        np.concatenate(([0.0], np.cumsum(jitter[:JITTER_TABLE_SIZE]))),
+    )
+
+    def jitter_sum(until: np.ndarray) -> np.ndarray:  # sum of the factors of steps 0 .. until - 1
+        return until // JITTER_TABLE_SIZE * table_sum + table_prefix[until % JITTER_TABLE_SIZE]
+
+    working = run_running > 0
+    host_seconds = overhead * float((jitter_sum(past_in[working]) - jitter_sum(first_in[working])).sum())
+    eager = eager_steps[(eager_steps >= lo) & (eager_steps < hi)]
+    host_seconds += eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
+    busy = (float(run_seconds[working].sum()) - host_seconds) / duration
     decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
     prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
     peak_sequences = peak_reserved // (prompt + out)
@@ -395,16 +496,19 @@ def _summarize(
         completed_requests=completed,
         output_tokens_per_s=output_rate,
         total_tokens_per_s=output_rate * (prompt + out) / out,
-        requests_per_s=completed / duration,
+        requests_per_s=output_rate / out,
         gpu_busy_fraction=min(1.0, busy),
         memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + out),
         kv_capacity_tokens=capacity,
-        max_running_sequences=int(running.max()),
+        max_running_sequences=int(run_running.max()),
         mean_running_sequences=mean_running,
         prefill_bound=prefill_bound,
         decode_bound=decode_bound,
         assumptions={
-            "simulator": "continuous batching, chunked prefill (vLLM V1 scheduler), one replica",
+            "simulator": "continuous batching with chunked prefill, one replica",
+            "prefill_steps": "ride along with decodes (vLLM V1)"
+            if mixed
+            else "run alone, decodes wait (SGLang, vLLM V0)",
             "load": load,
             "seed": seed,
             "tensor_parallel": tensor_parallel,
@@ -417,6 +521,7 @@ def _summarize(
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
             "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
+            "eager_prefill_overhead_ms": eager_prefill * 1e3,
             "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
             "prefill_efficiency": framework.prefill_efficiency,
             "decode_efficiency": framework.decode_efficiency,
