@@ -5,11 +5,11 @@
     python benchmarks/queue_bench.py --quick              # smaller table and shorter runs, for a smoke test
 
 What it does: seeds the catalogs, registers the example models, adds synthetic copies of the 8-GPU H100 instance
-(``bench-h100-NNN``) so one model version's matrix reaches 10,000 and 100,000 configs, times ``populate_matrix`` for
-the bundled catalog, for those (and an idempotent re-run), fills ``benchmark_configs`` to about 1,000,000 rows with further versions, ANALYZEs,
-then runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each claims from its hardware pool, records
-a fixed measurement per config with ``queue.complete`` and times every claim. Figures depend on the machine: note its
-cores and load next to them.
+(``bench-h100-NNN``) so one model version's matrix reaches 10,000 and 100,000 configs, times ``populate_matrix``
+for the bundled catalog, for those (and an idempotent re-run), fills ``benchmark_configs`` to about 1,000,000 rows
+with further versions, ANALYZEs, then runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each
+claims from its hardware pool, records a fixed measurement per config with ``queue.complete`` and times every
+claim. Figures depend on the machine: note its cores and load next to them.
 """
 
 from __future__ import annotations

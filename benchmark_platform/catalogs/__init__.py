@@ -36,7 +36,7 @@ CloudProvider = Literal["aws", "gcp", "azure"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
 
 QUANTIZED = frozenset({"fp8", "int8", "int4"})
-LAUNCH_PLACEHOLDERS = frozenset({"model", "port", "tp", "max_model_len", "quantization_flag"})
+LAUNCH_PLACEHOLDERS = frozenset({"model", "port", "tp", "dp", "max_model_len", "quantization_flag"})
 CRITERIA = ("ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy")
 
 

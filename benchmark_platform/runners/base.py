@@ -95,7 +95,9 @@ class HardwareFacts(_Frozen):
 class FrameworkFacts(_Frozen):
     name: str
     version: str
-    launch_command: str = Field(description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag}")
+    launch_command: str = Field(
+        description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag} and optionally {dp}"
+    )
     quantization_flags: dict[str, str] = Field(
         default_factory=dict,
         description="format or quantization (awq, gptq, fp8...) -> launch flag, e.g. --quantization awq",
