@@ -155,7 +155,7 @@ def version_id(engine: Engine) -> uuid.UUID:
 
 
 def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, version_id):
-    pools = ("aws-l4-x1", "gcp-l4-x1", "aws-a10g-x1")
+    pools = ("aws-l4-x1", "gcp-l4-x1", "aws-a10g-x1", "gcp-l4-x4")  # the four-GPU pool at TP 1, 2 and 4
     report = queue.populate_matrix(engine, version_id, hardware=pools)
     assert report.created > 2500
     _commit_without_waiting_for_disk(engine)
