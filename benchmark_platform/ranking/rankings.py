@@ -20,11 +20,12 @@ The rules, in the order they are applied:
 5. Criteria: those with a positive default weight. Accuracy when no surviving deployment measured it: the criterion
    is dropped for this use case (the others are re-weighted). When only some did: the missing ones count as the
    worst measured accuracy and are flagged ``accuracy_imputed``.
-6. Cost enters TOPSIS as ``log10(cost / cheapest cost of the survivors)`` (orders of magnitude dearer than the
-   cheapest deployment), not as dollars: costs span $0.1-$500 per million tokens, and TOPSIS's vector
-   normalisation divides a column by its Euclidean norm, which one $500 deployment dominates, squeezing every
-   cheap deployment to the same value. On the log scale a 2x saving weighs the same at $0.2 as at $200. The other
-   criteria enter as they are.
+6. Cost enters TOPSIS as its reciprocal, million tokens per dollar, a benefit criterion, not as dollars: costs span
+   $0.1-$500 per million tokens, and TOPSIS's vector normalisation divides a column by its Euclidean norm, which
+   one $500 deployment dominates, squeezing every cheap deployment to the same value (a 2x saving between $0.15 and
+   $0.30 becomes invisible). Per dollar, the cheap deployments dominate the norm and keep their differences at full
+   linear weight, while the expensive ones all land near zero, where no buyer looks. The other criteria enter as
+   they are.
 7. Score = TOPSIS closeness over the survivors; rank = competition rank (ties share the better rank); Pareto flag
    over the same criteria. A model's score for the use case is its best deployment's; the top model (ties
    included) is the recommended one.
@@ -322,24 +323,26 @@ def _chosen_criteria(use_case: UseCaseCriteria, survivors: pd.DataFrame) -> tupl
     return {key: weight / total for key, weight in weights.items()}, notes
 
 
-def log_cost(cost_per_million_tokens: np.ndarray) -> np.ndarray:
-    """Rule 6: each cost as orders of magnitude above the cheapest (0 for the cheapest; costs are positive)."""
-    costs = np.asarray(cost_per_million_tokens, dtype=float)
-    return np.log10(costs / costs.min()) if costs.size else costs
+def tokens_per_dollar(cost_per_million_tokens: np.ndarray) -> np.ndarray:
+    """Rule 6: million tokens per dollar, the reciprocal of the cost (costs are positive)."""
+    return 1.0 / np.asarray(cost_per_million_tokens, dtype=float)
 
 
 def _criteria_matrix(survivors: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The matrix TOPSIS ranks: one column per criterion, cost on the log scale of rule 6."""
+    """The matrix TOPSIS ranks and which columns are benefits: one column per criterion, cost as tokens per dollar
+    (rule 6, a benefit)."""
     matrix = survivors[[CRITERIA[key].column for key in keys]].to_numpy(dtype=float, copy=True)
+    benefit = np.array([CRITERIA[key].benefit for key in keys], dtype=bool)
     if "cost_per_million_tokens" in keys:
         column = keys.index("cost_per_million_tokens")
-        matrix[:, column] = log_cost(matrix[:, column])
+        matrix[:, column] = tokens_per_dollar(matrix[:, column])
+        benefit[column] = True
     if "accuracy" in keys:
         column = keys.index("accuracy")
         missing = np.isnan(matrix[:, column])
         if missing.any() and not missing.all():
             matrix[missing, column] = np.nanmin(matrix[:, column])
-    return matrix, np.array([CRITERIA[key].benefit for key in keys], dtype=bool)
+    return matrix, benefit
 
 
 def configuration_breakdown(row: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
