@@ -14,6 +14,7 @@ import click
 
 from benchmark_platform import catalogs, manifests, matrix, memory
 from benchmark_platform.cli.app import fail, main
+from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.runners import roofline
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import measurement_from_replica, simulate_replica
@@ -148,17 +149,17 @@ def _print_text(payload: dict[str, Any]) -> None:
 @click.option("--framework", required=True, help="Inference framework of the catalog, e.g. vllm.")
 @click.option(
     "--tensor-parallel",
-    type=click.IntRange(min=1),
+    type=bounded_int(1, 64),
     help="GPUs per replica; must divide the node's GPU count [default: the smallest degree that fits].",
 )
-@click.option("--concurrency", type=click.IntRange(min=1), help="Concurrent requests per replica [default: 1].")
+@click.option("--concurrency", type=bounded_int(1, 4096), help="Concurrent requests per replica [default: 1].")
 @click.option(
     "--request-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite(min=0, max=1e6, min_open=True),
     help="Open loop instead: Poisson arrivals per second, per replica.",
 )
-@click.option("--input-tokens", required=True, type=click.IntRange(min=1), help="Prompt tokens per request.")
-@click.option("--output-tokens", required=True, type=click.IntRange(min=1), help="Output tokens per request.")
+@click.option("--input-tokens", required=True, type=bounded_int(1, 1_048_576), help="Prompt tokens per request.")
+@click.option("--output-tokens", required=True, type=bounded_int(1, 131_072), help="Output tokens per request.")
 @click.option(
     "--manifest",
     "extra_manifests",
@@ -166,7 +167,7 @@ def _print_text(payload: dict[str, Any]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Another model manifest to take versions from (repeatable).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Simulator seed.")
+@click.option("--seed", default=0, show_default=True, type=bounded_int(0), help="Simulator seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (keys are result column names).")
 def simulate_command(
     model_version: str,
