@@ -339,7 +339,10 @@ def test_workers_ride_out_a_database_restart(restartable_database):
     engine = restartable_database.engine
     _install_claim_log(engine)
     version_id = seed_with_model(engine, VERSION_KEY)
-    report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
+    # Four frameworks: 440 configs, as many as two gave before each use case had its own sweep and buckets, so the
+    # workers are still busy when the database goes away.
+    frameworks = ["vllm", "tgi", "sglang", "lmdeploy"]
+    report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=frameworks)
     arguments = ("--simulate-seconds", "0.005", "--batch-size", "5", "--db-retry-seconds", "60")
     workers = [_start_worker(*arguments, "--worker-id", f"w{i}") for i in range(4)]
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 50)
