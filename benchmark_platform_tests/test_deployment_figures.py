@@ -15,7 +15,7 @@ from benchmark_platform.runners import RunSpec, get_runner
 from benchmark_platform.runners.base import METRIC_COLUMNS, HardwareFacts
 from benchmark_platform.runners.serving_sim import ServingSimulation
 from benchmark_platform.runners.simulated import measurement_from_replica
-from benchmark_platform_tests.test_simulated_runner import CHATBOT, VLLM, llama_8b
+from benchmark_platform_tests.factories import CHATBOT, VLLM, llama_8b
 
 H100_X8 = HardwareFacts(
     name="h100-x8",

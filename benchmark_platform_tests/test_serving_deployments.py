@@ -14,7 +14,7 @@ from benchmark_platform.cli import main
 from benchmark_platform.ranking import Constraints, rank_use_case, recommend
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
 from benchmark_platform.worker import WorkerOptions, run_worker
-from benchmark_platform_tests.helpers_catalog import seed_with_model
+from benchmark_platform_tests.factories import seed_with_model
 
 VERSION = "llama-3.1-8b@fp16"
 H100_POOLS = ["gcp-h100-sxm-x1", "gcp-h100-sxm-x8"]
