@@ -58,7 +58,12 @@ def predict_missing(engine: Engine, model_version_id: uuid.UUID, predictor: Pred
             if facts_key not in specs:
                 specs[facts_key] = build_run_spec(connection, row)
             spec = specs[facts_key].model_copy(
-                update={"config_id": row.id, "batch_size": row.batch_size, "sequence_length": row.sequence_length}
+                update={
+                    "config_id": row.id,
+                    "batch_size": row.batch_size,
+                    "sequence_length": row.sequence_length,
+                    "tensor_parallel": row.tensor_parallel,
+                }
             )
             predictions[row.id] = predictor(spec)
     with engine.begin() as connection:
@@ -85,6 +90,7 @@ def planner_inputs(rows: list[queue.PlanRow]) -> tuple[list[planner.Config], dic
                 concurrency=row.batch_size,
                 gpu_count=row.gpu_count,
                 hourly_price_usd=row.hourly_price_usd,
+                tensor_parallel=row.tensor_parallel,
                 status=row.status,
                 exempt=row.pruning_exempt,
             )

@@ -8,6 +8,7 @@ from benchmark_platform.cli import (  # noqa: F401
     recommend,
     report_commands,
     runner_commands,
+    simulate_command,
 )
 from benchmark_platform.cli.app import main
 

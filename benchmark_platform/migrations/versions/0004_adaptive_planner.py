@@ -2,12 +2,12 @@
 prediction of each config (the planner's input and the residuals' reference).
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-29 23:30:00
 
-Written in parallel with other schema changes (tensor parallelism, queue backoff): ``down_revision`` is "0001" for
-now and the integrator re-chains it after whichever of those lands first. It touches only the columns and the two
-CHECK constraints below.
+Written in parallel with other schema changes: first chained to 0001, re-chained to 0002 (deployment shape) once that
+landed; if the queue's backoff migration (0003) lands, chain this one after it. It touches only the columns and the
+two CHECK constraints below.
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
