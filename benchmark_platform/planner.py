@@ -3,13 +3,13 @@ no database, no Dagster; the queue layer feeds it and applies what it decides.
 
 Vocabulary. A *config* is one queue row. A *deployment* is a config without its concurrency (hardware, framework,
 tensor parallel, workload, sequence length). A *configuration* is a config without its sequence length (hardware,
-framework, tensor parallel, workload, concurrency): the unit the ranking scores, folding its sequence lengths
-worst-case (TTFT and TPOT p90: the maximum; throughput: the minimum), as ``ranking.rankings`` does.
+framework, tensor parallel, workload, concurrency): the unit the ranking scores, folding its sequence lengths as
+``ranking.rankings`` does (TTFT and TPOT p90: the maximum; throughput: the harmonic mean, equal output per length).
 
 Rules (each decision names one reason, checked in this order):
 
 - ``exceeds_sla_at_other_sequence_length``: a measured config of the same configuration already breaks the SLA of
-  every use case it serves; the ranking folds lengths worst-case, so the configuration is out whatever the rest say.
+  every use case it serves; the ranking takes the worst latency over lengths, so the configuration is out whatever the rest say.
 - ``exceeds_sla_at_lower_concurrency``: a deployment of this configuration measured at a lower concurrency breaks
   the SLA (TTFT or TPOT p90) of every use case it serves. Latency does not fall as concurrency rises, so the
   configuration breaks it too.
@@ -274,11 +274,12 @@ def _widen(predicted: Metrics, factors: tuple[float, float, float]) -> Metrics:
 
 
 def _fold(values: Sequence[Metrics]) -> Metrics:
-    """Worst case over a configuration's sequence lengths, as the ranking folds them."""
+    """A configuration's sequence lengths folded as the ranking folds them: latencies worst case, throughput the rate
+    at which equal output from each length is served (harmonic mean)."""
     return Metrics(
         ttft_p90_ms=max(v.ttft_p90_ms for v in values),
         tpot_p90_ms=max(v.tpot_p90_ms for v in values),
-        throughput_tokens_sec=min(v.throughput_tokens_sec for v in values),
+        throughput_tokens_sec=len(values) / sum(1 / max(v.throughput_tokens_sec, 1e-12) for v in values),
     )
 
 

