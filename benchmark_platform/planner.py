@@ -9,7 +9,8 @@ framework, tensor parallel, workload, concurrency): the unit the ranking scores,
 Rules (each decision names one reason, checked in this order):
 
 - ``exceeds_sla_at_other_sequence_length``: a measured config of the same configuration already breaks the SLA of
-  every use case it serves; the ranking takes the worst latency over lengths, so the configuration is out whatever the rest say.
+  every use case it serves; the ranking takes the worst latency over lengths, so the configuration is out whatever
+  the rest say.
 - ``exceeds_sla_at_lower_concurrency``: a deployment of this configuration measured at a lower concurrency breaks
   the SLA (TTFT or TPOT p90) of every use case it serves. Latency does not fall as concurrency rises, so the
   configuration breaks it too.

@@ -119,7 +119,8 @@ def ranking_frame(rows: list, truth: dict, ids, hardware: pd.DataFrame, version_
         records.append(
             {
                 "version_key": version_key, "hardware_name": row.hardware, "framework_name": row.framework,
-                "batch_size": row.batch_size, "tensor_parallel": row.tensor_parallel, "workload_type": row.workload_type,
+                "batch_size": row.batch_size, "tensor_parallel": row.tensor_parallel,
+                "workload_type": row.workload_type,
                 "sequence_length": row.sequence_length, "benchmark_date": date.today(), "runner": "measured",
                 "model_id": BENCH_MODEL_ID, "model_name": version_key.split("@")[0], "model_version_id": BENCH_MODEL_ID,
                 "hardware_config_id": hw["id"], "gpu_type": hw["gpu_type"], "gpu_count": hw["gpu_count"],
