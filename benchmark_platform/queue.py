@@ -710,12 +710,20 @@ def fail(
     return FailOutcome(status=row.status, retry_count=row.retry_count) if row is not None else None
 
 
-def release(engine: Engine, worker_id: str, config_ids: list[uuid.UUID] | None = None) -> int:
-    """Give this worker's unfinished claims (all, or those listed) back to pending without counting anything.
+def release(
+    engine: Engine,
+    worker_id: str,
+    config_ids: Collection[uuid.UUID] | None = None,
+    *,
+    keep: Collection[uuid.UUID] = (),
+) -> int:
+    """Give this worker's unfinished claims (all, or those listed; never those in ``keep``) back to pending without
+    counting anything.
 
     For a clean stop (SIGTERM, spot notice, Ctrl-C): the configs can be claimed again at once instead of after the
     lease. A clean stop is never the config's fault (the worker lived to hand it back), so neither an attempt nor a
-    preemption is counted. Guarantee: only rows this worker still holds (claimed_by, running) change; returns how many.
+    preemption is counted. ``keep``: claims whose result waits in the spool stay held, so that the spool can still
+    complete them. Guarantee: only rows this worker still holds (claimed_by, running) change; returns how many.
     """
     id_filter = "AND id = ANY(:config_ids)" if config_ids is not None else ""
     with engine.begin() as connection:
@@ -724,10 +732,10 @@ def release(engine: Engine, worker_id: str, config_ids: list[uuid.UUID] | None =
                 f"""
                 UPDATE benchmark_configs
                 SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL
-                WHERE status = 'running' AND claimed_by = :worker_id {id_filter}
+                WHERE status = 'running' AND claimed_by = :worker_id {id_filter} AND NOT (id = ANY(:keep))
                 """
             ),
-            {"worker_id": worker_id, "config_ids": config_ids},
+            {"worker_id": worker_id, "config_ids": list(config_ids or ()), "keep": list(keep)},
         ).rowcount
 
 

@@ -404,6 +404,7 @@ class _Worker:
         self.hardware_config_id: uuid.UUID | None = None
         self.spool_dir = options.spool_dir or spool.default_directory()
         self.finished: list[tuple[queue.Claim, Measurement]] = []  # measured, not yet recorded
+        self.spooled: list[uuid.UUID] = []  # configs whose result went to the spool: their claims stay held
         self.first_finished_at = 0.0
         self.running: uuid.UUID | None = None  # the config whose run is in flight
         self.run_deadline = math.inf
@@ -545,6 +546,7 @@ class _Worker:
         """Write the results the database would not take to the local spool (recorded by a later worker)."""
         for held, measurement in self.finished:
             path = spool.write(self.spool_dir, self.worker_id, held, measurement)
+            self.spooled.append(held.id)
             log.warning("database unreachable: result of config %s spooled to %s", held.id, path)
         self.summary.spooled_results += len(self.finished)
         self.finished.clear()
@@ -628,7 +630,9 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
         heartbeat.join()
         try:
             # Anything still held (a stop, or an error mid-batch) goes back now rather than after its lease.
-            summary.released += worker.db.call(lambda: queue.release(engine, summary.worker_id), retry_seconds=10)
+            summary.released += worker.db.call(
+                lambda: queue.release(engine, summary.worker_id, keep=worker.spooled), retry_seconds=10
+            )
         except (DatabaseUnavailable, DBAPIError) as error:
             log.warning("could not release claims (their leases will expire): %s", error)
         runner.close()

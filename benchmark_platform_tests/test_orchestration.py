@@ -169,7 +169,13 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     with engine.connect() as conn:
         first_results = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
 
-    time.sleep(3.5)  # the killed worker's leases expire
+    def live_leases() -> int:  # a transaction each, so that now() moves
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE lease_expires_at >= now()")).scalar()
+
+    while live_leases():  # the killed worker's leases expire
+        assert time.monotonic() < deadline, "leases never expired"
+        time.sleep(0.1)
     reaped = queue.reap(engine)
     assert reaped.returned_to_pending == before["running"]
 
@@ -185,7 +191,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     _one_result_per_completed_config(engine)
     with engine.connect() as conn:
         kept = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
-        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE retry_count = 1")).scalar_one()
+        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE preemption_count = 1")).scalar_one()
     assert first_results <= kept, "completed configs are never re-run"
     assert retried == before["running"]
 
