@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -255,6 +256,24 @@ def populate_matrix(
 
 # ------------------------------------------------------------------------------------------------ the queue proper
 
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """One transaction: on an Engine, a pooled connection's (committed at the end); on a caller's Connection, its own
+    (committed at the end; in autocommit mode, as a worker holds it, each statement commits by itself: one round trip
+    per statement, no pool checkout or pre-ping)."""
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            yield connection
+        return
+    try:
+        yield bind
+    except BaseException:
+        bind.rollback()
+        raise
+    bind.commit()
+
+
 _CLAIM_COLUMNS = (
     "id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length, "
     "priority, created_at, retry_count, started_at, lease_expires_at"
@@ -316,7 +335,10 @@ def _expired_filter(hardware_config_id: uuid.UUID | None, model_version_id: uuid
 def claim_sql(
     *, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, preferred_framework: bool
 ) -> str:
-    """The claim statement for these filters (public so the benchmark and the plan test EXPLAIN the very same SQL)."""
+    """The claim statement for these filters (public so the benchmark and the plan test EXPLAIN the very same SQL).
+
+    It first rescues expired claims of the same filters (``rescue_sql``'s CTEs, run to completion by PostgreSQL even
+    though the claim does not read them): they are back to pending for the next claim, in the same round trip."""
     where = _pending_filter(hardware_config_id, model_version_id)
     if preferred_framework:
         # Same order as ORDER BY (framework_id = :preferred) DESC, priority, created_at, written as two index-ordered
@@ -347,8 +369,10 @@ def claim_sql(
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED
             )"""
+    rescue = _rescue_ctes(hardware_config_id=hardware_config_id, model_version_id=model_version_id, limited=True)
     return f"""
-        WITH {picked}
+        WITH {rescue},
+        {picked}
         UPDATE benchmark_configs AS c
         SET status = 'running', claimed_by = :worker_id, started_at = now(),
             lease_expires_at = now() + make_interval(secs => :lease_seconds), completed_at = NULL, run_after = NULL
@@ -356,6 +380,30 @@ def claim_sql(
         WHERE c.id = picked.id AND c.status = 'pending'
         RETURNING {", ".join(f"c.{column.strip()}" for column in _CLAIM_COLUMNS.split(","))}
     """
+
+
+def _rescue_ctes(*, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, limited: bool) -> str:
+    limit = "LIMIT :rescue_limit" if limited else ""
+    return f"""
+        expired AS MATERIALIZED (
+            SELECT id FROM benchmark_configs
+            WHERE {_expired_filter(hardware_config_id, model_version_id)}
+            {limit}
+            FOR UPDATE SKIP LOCKED
+        ),
+        rescued AS (
+            UPDATE benchmark_configs AS r
+            SET preemption_count = r.preemption_count + 1,
+                status = CASE WHEN r.preemption_count + 1 >= :max_preemptions THEN 'failed' ELSE 'pending' END,
+                error_message = left(format(
+                    'lease of worker %s expired (claimed %s, lease until %s): preemption %s of %s',
+                    r.claimed_by, r.started_at, r.lease_expires_at, r.preemption_count + 1, :max_preemptions), 1000),
+                completed_at = CASE WHEN r.preemption_count + 1 >= :max_preemptions THEN now() END,
+                claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, run_after = NULL
+            FROM expired
+            WHERE r.id = expired.id AND r.status = 'running' AND r.lease_expires_at < now()
+            RETURNING r.status
+        )"""
 
 
 def rescue_sql(*, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, limited: bool) -> str:
@@ -366,34 +414,15 @@ def rescue_sql(*, hardware_config_id: uuid.UUID | None, model_version_id: uuid.U
     LOCKED, so concurrent rescuers (claims, the reaper) take disjoint rows, and the WHERE re-checked under the row lock
     makes a row completed or rescued meanwhile a no-op; the claim's token (``started_at``) is cleared, so the old
     holder's complete/fail/heartbeat can no longer match it."""
-    limit = "LIMIT :rescue_limit" if limited else ""
-    return f"""
-        WITH expired AS MATERIALIZED (
-            SELECT id FROM benchmark_configs
-            WHERE {_expired_filter(hardware_config_id, model_version_id)}
-            ORDER BY lease_expires_at
-            {limit}
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE benchmark_configs AS c
-        SET preemption_count = c.preemption_count + 1,
-            status = CASE WHEN c.preemption_count + 1 >= :max_preemptions THEN 'failed' ELSE 'pending' END,
-            error_message = left(format(
-                'lease of worker %s expired (claimed %s, lease until %s): preemption %s of %s',
-                c.claimed_by, c.started_at, c.lease_expires_at, c.preemption_count + 1, :max_preemptions), 1000),
-            completed_at = CASE WHEN c.preemption_count + 1 >= :max_preemptions THEN now() END,
-            claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, run_after = NULL
-        FROM expired
-        WHERE c.id = expired.id AND c.status = 'running' AND c.lease_expires_at < now()
-        RETURNING c.status
-    """
+    ctes = _rescue_ctes(hardware_config_id=hardware_config_id, model_version_id=model_version_id, limited=limited)
+    return f"WITH {ctes} SELECT status FROM rescued"
 
 
 RESCUE_PER_CLAIM = 100
 
 
 def claim(
-    engine: Engine,
+    bind: Engine | Connection,
     worker_id: str,
     *,
     limit: int = 10,
@@ -405,9 +434,10 @@ def claim(
 ) -> list[Claim]:
     """Claim up to ``limit`` due pending configs, lowest priority value first (then oldest), and commit at once.
 
-    Self-healing: the same transaction first rescues expired claims of these filters (``rescue_sql``: a preemption
-    counted, back to pending or failed past ``max_preemptions``), so a worker lost with its node needs no reaper: the
-    next claim of any worker on that pool takes its configs back (our own locks are not skipped).
+    Self-healing: the same statement rescues expired claims of these filters (``rescue_sql``: a preemption counted,
+    back to pending or failed past ``max_preemptions``), so a worker lost with its node needs no reaper: any worker's
+    next claims on that pool take its configs back (the statement's snapshot predates the rescue, so they are claimed
+    by the following claim: ``outstanding`` counts them as due meanwhile).
 
     Guarantees: a config is handed to one claimer only (the MATERIALIZED CTE is evaluated once and locks what it
     picks; SKIP LOCKED makes concurrent claimers take disjoint rows instead of waiting); only configs of the given
@@ -432,9 +462,7 @@ def claim(
         "max_preemptions": max_preemptions,
         "rescue_limit": RESCUE_PER_CLAIM,
     }
-    rescue = rescue_sql(hardware_config_id=hardware_config_id, model_version_id=model_version_id, limited=True)
-    with engine.begin() as connection:
-        connection.execute(text(rescue), params)
+    with _transaction(bind) as connection:
         rows = connection.execute(text(sql), params).all()
     claims = [Claim(*row) for row in rows]
     claims.sort(key=lambda c: (c.framework_id != preferred_framework_id, c.priority, c.created_at))
@@ -456,12 +484,12 @@ class Outstanding:
 
 
 def outstanding(
-    engine: Engine, *, hardware_config_id: uuid.UUID | None = None, model_version_id: uuid.UUID | None = None
+    bind: Engine | Connection, *, hardware_config_id: uuid.UUID | None = None, model_version_id: uuid.UUID | None = None
 ) -> Outstanding:
     """Counts, locked rows included: a worker is drained only when nothing is due, nothing waits for a retry and no
     expired claim is left for its filters. Read-only."""
     clauses = " AND ".join(["status IN ('pending', 'running')"] + _filters(hardware_config_id, model_version_id))
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         row = connection.execute(
             text(
                 f"""
@@ -482,14 +510,16 @@ def outstanding(
     )
 
 
-def heartbeat(engine: Engine, worker_id: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> set[uuid.UUID]:
+def heartbeat(
+    bind: Engine | Connection, worker_id: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> set[uuid.UUID]:
     """Push the lease of every config this worker still holds to ``now() + lease_seconds``; returns their ids.
 
     A config the worker thinks it holds but that is missing from the answer was taken from it (cancelled, or its
     lease expired and it was rescued): the worker stops running it. Guarantee: an already expired lease is not revived
     (a rescuer may be taking it back), so a worker never extends a claim that ``complete`` would refuse.
     """
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         return set(
             connection.execute(
                 text(
@@ -567,7 +597,7 @@ def _value_arrays(finished: Sequence[tuple[Claim | ClaimToken, Measurement]]) ->
 
 
 def complete_batch(
-    engine: Engine, worker_id: str, finished: Sequence[tuple[Claim | ClaimToken, Measurement]]
+    bind: Engine | Connection, worker_id: str, finished: Sequence[tuple[Claim | ClaimToken, Measurement]]
 ) -> set[uuid.UUID]:
     """Record each measurement as its config's result and mark the config completed; returns the configs recorded
     (a config missing from the answer had its claim lost: its measurement is not recorded).
@@ -581,7 +611,7 @@ def complete_batch(
     if not finished:
         return set()
     params = _value_arrays(finished) | {"worker_id": worker_id}
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         recorded = set(connection.execute(text(_COMPLETE_SQL), params).scalars())
         missing = [held for held, _ in finished if held.id not in recorded]
         if missing:
@@ -598,9 +628,9 @@ def complete_batch(
     return recorded
 
 
-def complete(engine: Engine, held: Claim | ClaimToken, worker_id: str, measurement: Measurement) -> bool:
+def complete(bind: Engine | Connection, held: Claim | ClaimToken, worker_id: str, measurement: Measurement) -> bool:
     """``complete_batch`` of one: True when recorded, False when the claim was lost."""
-    return held.id in complete_batch(engine, worker_id, [(held, measurement)])
+    return held.id in complete_batch(bind, worker_id, [(held, measurement)])
 
 
 _UNLINKED_SQL = f"""
@@ -616,7 +646,7 @@ _UNLINKED_SQL = f"""
 
 
 def record_unlinked(
-    engine: Engine, config_id: uuid.UUID, measurement: Measurement, *, spool_id: str, reason: str
+    bind: Engine | Connection, config_id: uuid.UUID, measurement: Measurement, *, spool_id: str, reason: str
 ) -> bool:
     """Keep a measurement whose claim was lost as an unlinked result: ``config_id`` NULL (the config keeps its own
     status and will be, or was, measured again), the config's dimensions copied, and ``detailed_metrics.unlinked``
@@ -635,7 +665,7 @@ def record_unlinked(
         detailed_metrics=json.dumps(detail, allow_nan=False),
         runner=columns["runner"],
     )
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         inserted = connection.execute(text(_UNLINKED_SQL), params).first() is not None
         if inserted:
             return True
@@ -658,7 +688,7 @@ class FailOutcome:
 
 
 def fail(
-    engine: Engine,
+    bind: Engine | Connection,
     held: Claim | ClaimToken,
     worker_id: str,
     error: str,
@@ -678,7 +708,7 @@ def fail(
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         row = connection.execute(
             text(
                 """
@@ -711,7 +741,7 @@ def fail(
 
 
 def release(
-    engine: Engine,
+    bind: Engine | Connection,
     worker_id: str,
     config_ids: Collection[uuid.UUID] | None = None,
     *,
@@ -726,7 +756,7 @@ def release(
     complete them. Guarantee: only rows this worker still holds (claimed_by, running) change; returns how many.
     """
     id_filter = "AND id = ANY(:config_ids)" if config_ids is not None else ""
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         return connection.execute(
             text(
                 f"""
@@ -745,14 +775,14 @@ class ReapReport:
     failed: int
 
 
-def reap(engine: Engine, *, max_preemptions: int = DEFAULT_MAX_PREEMPTIONS) -> ReapReport:
+def reap(bind: Engine | Connection, *, max_preemptions: int = DEFAULT_MAX_PREEMPTIONS) -> ReapReport:
     """Take back every expired claim, whatever its pool (``rescue_sql`` without filters or limit).
 
     Claims already do this for their own filters; the reaper is for pools no worker is looking at any more. Only
     leases matter: a claim that heartbeats is never reaped, however long its benchmark runs (the worker enforces the
     maximum run time itself). Guarantees: those of ``rescue_sql``; safe to run from several places at once.
     """
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         statuses = (
             connection.execute(
                 text(rescue_sql(hardware_config_id=None, model_version_id=None, limited=False)),
@@ -764,9 +794,9 @@ def reap(engine: Engine, *, max_preemptions: int = DEFAULT_MAX_PREEMPTIONS) -> R
     return ReapReport(returned_to_pending=statuses.count("pending"), failed=statuses.count("failed"))
 
 
-def statuses(engine: Engine, config_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+def statuses(bind: Engine | Connection, config_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The current status of each config (missing: deleted). Read-only."""
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         rows = connection.execute(
             text("SELECT id, status FROM benchmark_configs WHERE id = ANY(:ids)"), {"ids": list(config_ids)}
         ).all()
@@ -780,7 +810,7 @@ class CancelReport:
 
 
 def cancel(
-    engine: Engine,
+    bind: Engine | Connection,
     model_version_id: uuid.UUID,
     *,
     hardware_config_ids: Collection[uuid.UUID] | None = None,
@@ -798,7 +828,7 @@ def cancel(
         clauses.append("hardware_config_id = ANY(:hardware_config_ids)")
     if framework_ids is not None:
         clauses.append("framework_id = ANY(:framework_ids)")
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         before = (
             connection.execute(
                 text(
@@ -869,7 +899,7 @@ class Progress:
 
 
 def progress(
-    engine: Engine,
+    bind: Engine | Connection,
     model_version_id: uuid.UUID | None = None,
     *,
     window_minutes: float = DEFAULT_THROUGHPUT_WINDOW_MINUTES,
@@ -878,7 +908,7 @@ def progress(
     finished (completed, failed for good or cancelled) in the last ``window_minutes``, and the unlinked results.
     Read-only."""
     where = "WHERE c.model_version_id = :model_version_id" if model_version_id is not None else ""
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         rows = connection.execute(
             text(
                 f"""

@@ -160,16 +160,35 @@ def _is_transient(error: BaseException) -> bool:
 
 
 class _Database:
-    """Runs one queue call at a time, retrying transient errors with capped exponential backoff and jitter. Once the
-    worker is told to stop, a call gets at most ``STOP_RETRY_SECONDS`` more, so that a stop is quick even while the
-    database is away (unreleased claims then come back through their lease)."""
+    """Runs one queue call at a time on the worker's own connection, retrying transient errors with capped
+    exponential backoff and jitter. Once the worker is told to stop, a call gets at most ``STOP_RETRY_SECONDS`` more,
+    so that a stop is quick even while the database is away (unreleased claims then come back through their lease).
+
+    The connection stays checked out in autocommit mode: every queue statement is its own transaction and costs one
+    round trip (no pool checkout, pre-ping or separate COMMIT). After a transient error it is dropped and the next
+    attempt opens a fresh one."""
 
     STOP_RETRY_SECONDS = 5.0
 
-    def __init__(self, summary: WorkerSummary, retry_seconds: float, stop: threading.Event) -> None:
+    def __init__(self, engine: Engine, summary: WorkerSummary, retry_seconds: float, stop: threading.Event) -> None:
+        self.engine = engine
         self.summary = summary
         self.retry_seconds = retry_seconds
         self.stop = stop
+        self._connection: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except DBAPIError:
+                pass  # already broken: the pool discards it
+            self._connection = None
 
     def call(self, action: Callable[[], T], *, retry_seconds: float | None = None) -> T:
         budget = self.retry_seconds if retry_seconds is None else retry_seconds
@@ -182,6 +201,7 @@ class _Database:
             except DBAPIError as error:
                 if not _is_transient(error):
                     raise
+                self.close()
                 if self.stop.is_set() and stop_deadline is None:
                     stop_deadline = time.monotonic() + self.STOP_RETRY_SECONDS
                     deadline = min(deadline, stop_deadline)
@@ -397,7 +417,7 @@ class _Worker:
         self.options = options
         self.summary = summary
         self.stop = stop
-        self.db = _Database(summary, options.db_retry_seconds, stop)
+        self.db = _Database(engine, summary, options.db_retry_seconds, stop)
         self.leases = _Leases()
         self.facts: dict[tuple[Any, ...], _Facts] = {}
         self.loaded_framework_id: uuid.UUID | None = None
@@ -455,7 +475,9 @@ class _Worker:
         claim, or retries in backoff) and True."""
         left = self.db.call(
             lambda: queue.outstanding(
-                self.engine, hardware_config_id=self.hardware_config_id, model_version_id=self.options.model_version_id
+                self.db.connection(),
+                hardware_config_id=self.hardware_config_id,
+                model_version_id=self.options.model_version_id,
             )
         )
         if left.drained:
@@ -468,7 +490,7 @@ class _Worker:
 
     def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
         return lambda: queue.claim(
-            self.engine,
+            self.db.connection(),
             self.worker_id,
             limit=limit,
             lease_seconds=self.options.lease_seconds,
@@ -534,7 +556,7 @@ class _Worker:
         if not self.finished:
             return
         finished = list(self.finished)
-        recorded = self.db.call(lambda: queue.complete_batch(self.engine, self.worker_id, finished))
+        recorded = self.db.call(lambda: queue.complete_batch(self.db.connection(), self.worker_id, finished))
         self.finished.clear()
         self.summary.completed += len(recorded)
         self.leases.drop([held.id for held, _ in finished])
@@ -555,7 +577,7 @@ class _Worker:
         """Claims this worker no longer holds: cancelled ones are counted as such, the others as lost claims."""
         ids = [held.id for held in configs]
         self.leases.drop(ids)
-        statuses = self.db.call(lambda: queue.statuses(self.engine, ids))
+        statuses = self.db.call(lambda: queue.statuses(self.db.connection(), ids))
         cancelled = sum(statuses.get(config_id) == "cancelled" for config_id in ids)
         self.summary.cancelled += cancelled
         self.summary.lost_claims += len(ids) - cancelled
@@ -565,7 +587,7 @@ class _Worker:
     def _record_failure(self, held: queue.Claim, message: str) -> None:
         outcome = self.db.call(
             lambda: queue.fail(
-                self.engine,
+                self.db.connection(),
                 held,
                 self.worker_id,
                 message,
@@ -585,7 +607,7 @@ class _Worker:
     def _release(self, unfinished: list[queue.Claim]) -> None:
         if unfinished:
             ids = [held.id for held in unfinished]
-            self.summary.released += self.db.call(lambda: queue.release(self.engine, self.worker_id, ids))
+            self.summary.released += self.db.call(lambda: queue.release(self.db.connection(), self.worker_id, ids))
             self.leases.drop(ids)
 
 
@@ -635,6 +657,7 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
             )
         except (DatabaseUnavailable, DBAPIError) as error:
             log.warning("could not release claims (their leases will expire): %s", error)
+        worker.db.close()
         runner.close()
         summary.stopped = stop.is_set()
         summary.elapsed_seconds = time.monotonic() - started
