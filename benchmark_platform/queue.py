@@ -557,12 +557,18 @@ def _unnest_values() -> str:
     return f"SELECT * FROM unnest({casts}) AS v({', '.join(name for name, _ in arrays)})"
 
 
+# A statement that records an outcome commits durably (waits for the WAL flush) even on a session whose
+# synchronous_commit is off (a worker's, for cheap claims): set_config(..., true) lasts until this transaction's commit,
+# which is when PostgreSQL reads it.
+DURABLE_COMMIT = "durable AS MATERIALIZED (SELECT set_config('synchronous_commit', 'on', true) AS setting)"
+
 _COMPLETE_SQL = f"""
-    WITH v AS MATERIALIZED ({_unnest_values()}),
+    WITH {DURABLE_COMMIT},
+    v AS MATERIALIZED ({_unnest_values()}),
     done AS (
         UPDATE benchmark_configs AS c
         SET status = 'completed', completed_at = now(), lease_expires_at = NULL, error_message = NULL
-        FROM v
+        FROM v, durable
         WHERE c.id = v.config_id AND c.claimed_by = :worker_id AND c.started_at = v.claimed_at
           AND c.status = 'running' AND c.lease_expires_at > now()
         RETURNING c.id, {", ".join(f"c.{column}" for column in _RESULT_CONFIG_COLUMNS)}
@@ -711,7 +717,8 @@ def fail(
     with _transaction(bind) as connection:
         row = connection.execute(
             text(
-                """
+                f"""
+                WITH {DURABLE_COMMIT}
                 UPDATE benchmark_configs
                 SET retry_count = retry_count + 1,
                     error_message = :error,
@@ -722,6 +729,7 @@ def fail(
                     run_after = CASE WHEN retry_count + 1 < :max_attempts THEN now() + make_interval(secs =>
                         least(:retry_max, :retry_base * power(2, retry_count)) * (0.5 + random() / 2)) END,
                     lease_expires_at = NULL
+                FROM durable
                 WHERE id = :config_id AND claimed_by = :worker_id AND started_at = :claimed_at
                   AND status = 'running' AND lease_expires_at > now()
                 RETURNING status, retry_count

@@ -179,7 +179,11 @@ class _Database:
 
     def connection(self) -> Connection:
         if self._connection is None:
-            self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            # Claims, releases and reads need not wait for the WAL flush (see queue.DURABLE_COMMIT): a claim lost in a
+            # server crash is claimed again, its result fenced out. Results and failures still wait for it.
+            connection.exec_driver_sql("SET synchronous_commit = off")
+            self._connection = connection
         return self._connection
 
     def close(self) -> None:
