@@ -500,6 +500,7 @@ def test_commands_reject_an_unknown_model_version_with_exit_2(database_url, engi
         ["populate-matrix", "llama-3.1-8b@int5"],
         ["progress", "nope@x"],
         ["worker", "--model-version", "x@y"],
+        ["cancel", "x@y"],
     ):
         result = runner.invoke(main, command)
         assert result.exit_code == 2, result.output
@@ -509,6 +510,8 @@ def test_commands_reject_an_unknown_model_version_with_exit_2(database_url, engi
     assert bad_hardware.exit_code == 2 and "unknown hardware tpu-v9" in bad_hardware.output
     bad_pool = runner.invoke(main, ["worker", "--model-version", "llama-3.1-8b@int4-awq", "--hardware", "tpu-v9"])
     assert bad_pool.exit_code == 2 and "unknown hardware 'tpu-v9'" in bad_pool.output
+    bad_framework = runner.invoke(main, ["cancel", "llama-3.1-8b@int4-awq", "--framework", "nope"])
+    assert bad_framework.exit_code == 2 and "unknown framework 'nope'" in bad_framework.output
 
 
 def test_progress_and_reap_stale_commands(database_url, engine, version_id, small_queue):
