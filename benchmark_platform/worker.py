@@ -257,8 +257,10 @@ class _Heartbeat(threading.Thread):
         while not self.done.wait(self.interval):
             try:
                 self.leases.beat(lambda: queue.heartbeat(self.engine, self.worker_id, lease_seconds=self.lease_seconds))
-            except Exception as error:  # noqa: BLE001 - a beat that fails is retried by the next one
-                log.warning("heartbeat failed (will retry): %s", getattr(error, "orig", None) or error)
+            except DBAPIError as error:
+                log.warning("heartbeat failed (will retry): %s", error.orig)
+            except Exception:  # any other error must not end the beats silently while the worker goes on
+                log.exception("heartbeat failed (will retry)")
 
 
 # ---------------------------------------------------------------------------------------------------- run specs
