@@ -443,9 +443,11 @@ def test_workers_ride_out_a_database_restart(restartable_database):
     _install_claim_log(engine)
     version_id = seed_with_model(engine, VERSION_KEY)
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
-    arguments = ("--simulate-seconds", "0.005", "--batch-size", "5", "--db-retry-seconds", "60")
+    # 0.05 s per config: about 6 s of work per worker, so that they are still busy when the server goes away.
+    arguments = ("--simulate-seconds", "0.05", "--batch-size", "5", "--db-retry-seconds", "60")
     workers = [_start_worker(*arguments, "--worker-id", f"w{i}") for i in range(4)]
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 50)
+    assert _count(engine, "status = 'pending'") > 100
     restartable_database.restart(2.0)
     outcomes = [_finish(worker, timeout=90) for worker in workers]
     assert [code for code, _ in outcomes] == [0] * 4, outcomes
