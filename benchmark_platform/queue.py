@@ -658,8 +658,10 @@ def record_unlinked(
     status and will be, or was, measured again), the config's dimensions copied, and ``detailed_metrics.unlinked``
     saying which config, why, and the spool entry it came from. False when the config no longer exists.
 
-    Guarantees: one statement; at most one row per spool entry (a replay after a crash between commit and the spool
-    file's removal inserts nothing); never touches the config, so the fencing of its current holder is unaffected.
+    Guarantees: at most one row per spool entry, even when two workers sharing a platform home record the same entry
+    at once (a transaction-scoped advisory lock on the entry orders them; a replay after a crash between commit and the
+    spool file's removal inserts nothing); never touches the config, so the fencing of its current holder is
+    unaffected. Pass an Engine (the lock needs a transaction of its own).
     """
     columns = measurement.result_columns()
     detail = dict(columns["detailed_metrics"])
@@ -672,6 +674,7 @@ def record_unlinked(
         runner=columns["runner"],
     )
     with _transaction(bind) as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:spool_id))"), {"spool_id": spool_id})
         inserted = connection.execute(text(_UNLINKED_SQL), params).first() is not None
         if inserted:
             return True

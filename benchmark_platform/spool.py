@@ -82,7 +82,10 @@ def record(engine: Engine, directory: Path) -> SpoolReport:
     """Record every spooled measurement (see the module docstring); database errors propagate, leaving the files."""
     recorded = unlinked = unrecordable = 0
     for path in entries(directory):
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:  # recorded meanwhile by another worker sharing this home
+            continue
         token = queue.ClaimToken(
             id=uuid.UUID(entry["config_id"]), started_at=datetime.fromisoformat(entry["claimed_at"])
         )
@@ -94,10 +97,10 @@ def record(engine: Engine, directory: Path) -> SpoolReport:
             log.warning("spooled result of config %s kept as an unlinked result (its claim was lost)", token.id)
         else:
             unrecordable += 1
-            path.rename(path.with_suffix(".unrecordable"))
-            log.error("spooled result %s names config %s, which no longer exists: kept as %s", path, token.id, path)
+            kept = path.replace(path.with_suffix(".unrecordable"))
+            log.error("spooled result %s names config %s, which no longer exists: kept as %s", path, token.id, kept)
             continue
-        path.unlink()
+        path.unlink(missing_ok=True)
     if recorded or unlinked or unrecordable:
         _fsync_directory(directory)
     return SpoolReport(recorded=recorded, unlinked=unlinked, unrecordable=unrecordable)
