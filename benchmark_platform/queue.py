@@ -12,6 +12,10 @@ failed (fail: a failed attempt is counted); running -> pending or failed (rescue
 the reaper: a preemption is counted); running -> pending (release on a clean stop: nothing counted); pending or
 running -> cancelled (cancel).
 
+Statements that wait for row locks on several configs (heartbeat, complete_batch, release, cancel) take them in
+``id`` order, so that two of them (a worker's heartbeat thread and its main loop, say) can never deadlock; the claim
+and the rescue never wait (SKIP LOCKED).
+
 Liveness is the heartbeat alone: a claim is taken back only when its lease expired, never for its age, so a benchmark
 that runs for hours but heartbeats is never reaped (the worker itself enforces a maximum run time per config).
 
@@ -516,18 +520,26 @@ def heartbeat(
     """Push the lease of every config this worker still holds to ``now() + lease_seconds``; returns their ids.
 
     A config the worker thinks it holds but that is missing from the answer was taken from it (cancelled, or its
-    lease expired and it was rescued): the worker stops running it. Guarantee: an already expired lease is not revived
-    (a rescuer may be taking it back), so a worker never extends a claim that ``complete`` would refuse.
+    lease expired and it was rescued): the worker stops running it. Guarantees: an already expired lease is not
+    revived (a rescuer may be taking it back), so a worker never extends a claim that ``complete`` would refuse; rows
+    locked in id order (see the module docstring), the WHERE re-checked under each lock.
     """
     with _transaction(bind) as connection:
         return set(
             connection.execute(
                 text(
                     """
-                    UPDATE benchmark_configs
+                    WITH mine AS MATERIALIZED (
+                        SELECT id FROM benchmark_configs
+                        WHERE status = 'running' AND claimed_by = :worker_id AND lease_expires_at > now()
+                        ORDER BY id
+                        FOR UPDATE
+                    )
+                    UPDATE benchmark_configs AS c
                     SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
-                    WHERE status = 'running' AND claimed_by = :worker_id AND lease_expires_at > now()
-                    RETURNING id
+                    FROM mine
+                    WHERE c.id = mine.id
+                    RETURNING c.id
                     """
                 ),
                 {"worker_id": worker_id, "lease_seconds": float(lease_seconds)},
@@ -565,11 +577,14 @@ DURABLE_COMMIT = "durable AS MATERIALIZED (SELECT set_config('synchronous_commit
 _COMPLETE_SQL = f"""
     WITH {DURABLE_COMMIT},
     v AS MATERIALIZED ({_unnest_values()}),
+    locked AS MATERIALIZED (
+        SELECT c.id FROM benchmark_configs AS c JOIN v ON c.id = v.config_id ORDER BY c.id FOR UPDATE OF c
+    ),
     done AS (
         UPDATE benchmark_configs AS c
         SET status = 'completed', completed_at = now(), lease_expires_at = NULL, error_message = NULL
-        FROM v, durable
-        WHERE c.id = v.config_id AND c.claimed_by = :worker_id AND c.started_at = v.claimed_at
+        FROM v, durable, locked
+        WHERE c.id = v.config_id AND c.id = locked.id AND c.claimed_by = :worker_id AND c.started_at = v.claimed_at
           AND c.status = 'running' AND c.lease_expires_at > now()
         RETURNING c.id, {", ".join(f"c.{column}" for column in _RESULT_CONFIG_COLUMNS)}
     )
@@ -771,9 +786,16 @@ def release(
         return connection.execute(
             text(
                 f"""
-                UPDATE benchmark_configs
+                WITH mine AS MATERIALIZED (
+                    SELECT id FROM benchmark_configs
+                    WHERE status = 'running' AND claimed_by = :worker_id {id_filter} AND NOT (id = ANY(:keep))
+                    ORDER BY id
+                    FOR UPDATE
+                )
+                UPDATE benchmark_configs AS c
                 SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL
-                WHERE status = 'running' AND claimed_by = :worker_id {id_filter} AND NOT (id = ANY(:keep))
+                FROM mine
+                WHERE c.id = mine.id
                 """
             ),
             {"worker_id": worker_id, "config_ids": list(config_ids or ()), "keep": list(keep)},
@@ -845,7 +867,7 @@ def cancel(
                 text(
                     f"""
                     WITH target AS MATERIALIZED (
-                        SELECT id, status FROM benchmark_configs WHERE {" AND ".join(clauses)} FOR UPDATE
+                        SELECT id, status FROM benchmark_configs WHERE {" AND ".join(clauses)} ORDER BY id FOR UPDATE
                     )
                     UPDATE benchmark_configs AS c
                     SET status = 'cancelled', completed_at = now(), lease_expires_at = NULL, run_after = NULL,
