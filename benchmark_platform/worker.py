@@ -48,6 +48,7 @@ from benchmark_platform.runners import (
     RunSpec,
     WorkloadFacts,
     get_runner,
+    runner_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class WorkerOptions(BaseModel):
 
     model_version_id: uuid.UUID | None = None
     hardware: str | None = Field(default=None, description="hardware config name: only that pool's configs")
-    batch_size: int = Field(default=10, ge=1, le=1000, description="configs claimed per round trip")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=1000, description="configs claimed per round trip; default: the runner's claim batch"
+    )
     lease_seconds: float = Field(default=queue.DEFAULT_LEASE_SECONDS, ge=1)
     heartbeat_seconds: float | None = Field(default=None, gt=0, description="default: a third of the lease")
     max_attempts: int = Field(default=queue.DEFAULT_MAX_ATTEMPTS, ge=1)
@@ -90,6 +93,12 @@ class WorkerOptions(BaseModel):
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
     db_retry_seconds: float = Field(default=120.0, ge=0, description="give up after the database is gone this long")
     stop_event: threading.Event | None = None
+
+    @model_validator(mode="after")
+    def _runner_claim_batch_by_default(self) -> WorkerOptions:
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", runner_entry(self.runner).claim_batch)
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> WorkerOptions:
@@ -524,17 +533,18 @@ class _Worker:
             if self.loaded_framework_id not in (None, held.framework_id):
                 self.summary.framework_switches += 1
             self.loaded_framework_id = held.framework_id
-            self.running, self.run_deadline = held.id, time.monotonic() + self.options.max_run_seconds
+            deadline = time.monotonic() + self.options.max_run_seconds
+            self.running, self.run_deadline = held.id, deadline
             try:
                 measurement = runner.run(spec)
             finally:
                 self.running, self.run_deadline = None, math.inf
         except RunInterrupted:
-            if self.stop.is_set():
-                return False
-            if held.id in self.leases.taken:
+            if held.id in self.leases.taken and not self.stop.is_set():
                 self._taken_from_us([held])
                 return True
+            if self.stop.is_set() or time.monotonic() <= deadline:
+                return False  # asked to stop (or the runner stopped by itself): the claim goes back, nothing counted
             self.summary.timed_out += 1
             self._record_failure(
                 held,

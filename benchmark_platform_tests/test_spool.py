@@ -10,7 +10,7 @@ from sqlalchemy import text
 from benchmark_platform import queue, spool
 from benchmark_platform.cli import main
 from benchmark_platform.runners import Measurement
-from benchmark_platform_tests.helpers_catalog import seed_with_model
+from benchmark_platform_tests.factories import seed_with_model
 
 MEASUREMENT = Measurement(
     ttft_p50_ms=80.0, ttft_p90_ms=95.0, ttft_p99_ms=120.0, tpot_p50_ms=12.0, tpot_p90_ms=14.0, tpot_p99_ms=18.0,
