@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
-CONFIG_STATUSES = ("pending", "running", "completed", "failed")
+CONFIG_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 RUNNER_LABELS = ("measured", "simulated")
 
 NAMING = {
@@ -182,6 +182,9 @@ class BenchmarkConfig(Base):
     retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Revision 0003: retry backoff (not claimed before run_after) and preemptions (expired leases) counted apart.
+    run_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    preemption_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     __table_args__ = (
         UniqueConstraint(

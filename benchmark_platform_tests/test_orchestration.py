@@ -195,7 +195,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     _one_result_per_completed_config(engine)
     with engine.connect() as conn:
         kept = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
-        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE retry_count = 1")).scalar_one()
+        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE preemption_count = 1")).scalar_one()
     assert first_results <= kept, "completed configs are never re-run"
     assert retried == before["running"]
 
