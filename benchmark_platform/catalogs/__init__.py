@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert
 
@@ -288,7 +288,17 @@ class UseCaseCharacteristics(_Frozen):
     typical_output_tokens: int = Field(gt=0)
     chat: bool
     measure_accuracy: bool
+    dataset: str = Field(default="synthetic-fixed", description="key of runners.datasets.NAMED_DATASETS")
     sla: Sla
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from benchmark_platform.runners.datasets import NAMED_DATASETS
+
+        if name not in NAMED_DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_DATASETS)}")
+        return name
 
 
 class CriteriaWeights(_Frozen):

@@ -93,6 +93,8 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
 @click.option("--eos-after-tokens", type=int, help="Answer length when the request does not set ignore_eos.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered with HTTP 500.")
 @click.option("--accuracy-error-rate", default=0.0, show_default=True, help="Share of accuracy answers made wrong.")
+@click.option("--max-num-seqs", type=int, help="Requests generating at once; the others queue (TTFT grows).")
+@click.option("--preempt-above-running", type=int, help="Count a preemption (in /metrics) above this many running.")
 @click.option("--seed", default=0, show_default=True, help="Seed of jitter and injected errors.")
 @click.option("--max-model-len", type=int, hidden=True, help="Accepted for launch templates; ignored.")
 @click.option("--tensor-parallel-size", type=int, hidden=True, help="Accepted for launch templates; ignored.")
