@@ -33,9 +33,16 @@ def load(url: str, **overrides) -> LoadSettings:
 
 @pytest.fixture(scope="module")
 def queueing_url():
-    """Four generation slots, 10 ms to the first token, 2 ms per token: a request takes about 24 ms; a fifth
-    request in flight waits for a slot and its TTFT grows by that much."""
-    with emulator_process("--ttft-ms", "10", "--tpot-ms", "2", "--max-num-seqs", "4") as url:
+    """Four generation slots, 10 ms to the first token, 4 ms per token: an 8-token request takes about 38 ms; a
+    fifth request in flight waits for a slot and its TTFT grows by that much."""
+    with emulator_process("--ttft-ms", "10", "--tpot-ms", "4", "--max-num-seqs", "4") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def slow_url():
+    """Two slots of 80 ms per request: about 25 requests/s at most."""
+    with emulator_process("--ttft-ms", "10", "--tpot-ms", "10", "--max-num-seqs", "2") as url:
         yield url
 
 
@@ -94,35 +101,35 @@ def test_profile_options_are_validated(options, field):
         ProfileSettings(**options)
 
 
-def test_over_saturation_stops_the_run_and_says_so(queueing_url):
-    # About 160 requests/s can be served (4 slots, 24 ms each); 400/s arrive: the queue grows without end.
-    settings = load(queueing_url, num_requests=3000)
-    measured = measure_profile(settings, ProfileSettings(kind="poisson", rate=400, concurrency=2000))[0]
+def test_over_saturation_stops_the_run_and_says_so(slow_url):
+    # About 25 requests/s can be served; 60/s arrive for 10 s: the queue grows without end.
+    settings = load(slow_url, num_requests=600)
+    measured = measure_profile(settings, ProfileSettings(kind="poisson", rate=60, concurrency=600))[0]
     detail = measured.detailed_metrics
     assert detail["oversaturated"] and "over-saturated" in detail["oversaturated"]
     assert "over_saturated" in detail["quality_flags"]
-    assert detail["completed_requests"] < 3000 * 0.6  # stopped well before every request was sent
+    assert detail["completed_requests"] < 600 * 0.6  # stopped well before every request was sent
 
 
-def test_a_load_the_server_keeps_up_with_is_not_stopped(queueing_url):
-    measured = measure_profile(load(queueing_url, num_requests=60), ProfileSettings(kind="constant", rate=40))[0]
+def test_a_load_the_server_keeps_up_with_is_not_stopped(slow_url):
+    measured = measure_profile(load(slow_url, num_requests=30), ProfileSettings(kind="constant", rate=15))[0]
     assert measured.detailed_metrics["oversaturated"] is None
-    assert measured.detailed_metrics["completed_requests"] == 60
-    assert measured.rps_sustained == pytest.approx(40, rel=0.2)
+    assert measured.detailed_metrics["completed_requests"] == 30
+    assert measured.rps_sustained == pytest.approx(15, rel=0.2)
 
 
 def test_sla_search_finds_the_highest_concurrency_meeting_the_goal(queueing_url):
-    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 20}, search_max=16)
+    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 30}, search_max=16)
     best = measure_profile(load(queueing_url, num_requests=32), profile)[0]
     search = best.detailed_metrics["sla_search"]
     # 1, 2, 4 meet it; 8 queues; bisection tries 6 then 5: a fifth user already waits for a slot.
     assert search["best"] == 4 and search["first_miss"] == 5
     assert search["trials"] == len(search["log"]) == 6
-    assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 20
+    assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 30
 
 
 def test_sweep_runs_synchronous_throughput_and_rates_between(queueing_url):
-    profile = ProfileSettings(kind="sweep", sweep_points=2, concurrency=16, goals={"ttft_p90_ms": 20})
+    profile = ProfileSettings(kind="sweep", sweep_points=2, concurrency=16, goals={"ttft_p90_ms": 30})
     points = measure_profile(load(queueing_url, num_requests=24), profile)
     kinds = [m.detailed_metrics["profile"]["point"]["kind"] for m in points]
     assert kinds == ["synchronous", "throughput", "constant", "constant"]

@@ -106,6 +106,10 @@ class DatasetSpec(BaseModel):
     def _complete(self) -> DatasetSpec:
         if self.kind == "trace" and not self.trace_path:
             raise ValueError("a trace dataset needs trace_path")
+        if self.kind == "trace":
+            read_trace(self.trace_path or "", self.time_scale)  # a bad line is reported now, before any request
+        if self.kind == "synthetic" and self.turns != 1:
+            raise ValueError("turns apply to multiturn datasets")
         if self.kind != "trace" and (self.input_tokens is None or self.output_tokens is None):
             raise ValueError(f"a {self.kind} dataset needs input_tokens and output_tokens")
         if self.kind == "multiturn" and self.turns < 2:

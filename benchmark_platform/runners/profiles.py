@@ -26,7 +26,7 @@ import math
 import multiprocessing
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -70,6 +70,7 @@ SATURATION_CHECK_SECONDS = 0.25
 SATURATION_MIN_RISE = 0.5  # both series must rise by half their window mean over the window
 SATURATION_MIN_IN_FLIGHT_RISE = 2.0
 CLIENT_START_DELAY_SECONDS = 0.2
+SERVER_METRICS_FIRST_READ_SECONDS = 5.0
 HEADLINE = (*METRIC_COLUMNS[:8], "goodput_rps", "slo_attainment", "itl_p50_ms", "e2e_p90_ms")
 
 
@@ -257,12 +258,13 @@ async def execute(
     start_at: float | None = None,
     words: int | None = None,
     stop_flag: Any = None,
-    measuring: asyncio.Event | None = None,
+    window_opening: Callable[[], Awaitable[None]] | None = None,
 ) -> TrialResult:
     """Warm up (unless ``words`` is already calibrated), then send ``chains``: closed loop with ``point.users``
     users, or open loop starting chain i at ``offsets[i]`` with at most ``point.users`` requests in flight.
     ``start_at`` (a perf_counter time) aligns client processes; ``stop_flag`` (an Event shared between them) is
-    set by whichever detects over-saturation first; ``measuring`` is set when the measured window opens."""
+    set by whichever detects over-saturation first; ``window_opening`` is awaited just before the measured window
+    opens (after the warm-up)."""
     async with contextlib.AsyncExitStack() as stack:
         clients = await _open_clients(settings, point.users, stack)
         warm = settings.model_copy(update={"concurrency": point.users})
@@ -296,9 +298,9 @@ async def execute(
         lag_task = asyncio.create_task(_sample_loop_lag(lag, stop_lag))
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
+        if window_opening is not None:
+            await window_opening()
         cpu_before, started = time.process_time(), time.perf_counter()
-        if measuring is not None:
-            measuring.set()
 
         def halted() -> bool:
             return bool(stopped) or (stop_flag is not None and stop_flag.is_set())
@@ -550,22 +552,25 @@ class ProfileRunner:
         self, point: LoadPoint, chains: list[Chain], offsets: list[float] | None, stop_rule: bool
     ) -> TrialResult:
         """The trial, with the server's metrics sampled over its measured window, stoppable by ``should_stop``."""
-        measuring = asyncio.Event()
-        work = asyncio.create_task(
-            execute(self.settings, point, chains, offsets, stop_rule, None, self._words, None, measuring)
-        )
         stop_sampling = asyncio.Event()
         samples = ServerMetricSamples()
         self._server_samples = samples
-        sampler = None
+        sampler: asyncio.Task | None = None
         client = httpx.AsyncClient(base_url=self.settings.base_url, trust_env=False)
 
-        async def sample_when_measuring() -> None:
-            await measuring.wait()
-            await sample_server_metrics(client, stop_sampling, samples)
+        async def open_window() -> None:
+            nonlocal sampler
+            if self.profile.sample_server_metrics:  # the first reading precedes every measured request
+                first_read = asyncio.Event()
+                sampler = asyncio.create_task(
+                    sample_server_metrics(client, stop_sampling, samples, first_read=first_read)
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(first_read.wait(), SERVER_METRICS_FIRST_READ_SECONDS)
 
-        if self.profile.sample_server_metrics:
-            sampler = asyncio.create_task(sample_when_measuring())
+        work = asyncio.create_task(
+            execute(self.settings, point, chains, offsets, stop_rule, None, self._words, None, open_window)
+        )
         try:
             while not work.done():
                 await asyncio.wait({work}, timeout=STOP_POLL_SECONDS)
@@ -578,8 +583,6 @@ class ProfileRunner:
         finally:
             stop_sampling.set()
             if sampler is not None:
-                if not measuring.is_set():
-                    sampler.cancel()
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await sampler
             await client.aclose()
@@ -681,7 +684,9 @@ class ProfileRunner:
             if all(value is not None for value in values):
                 intervals[name] = mean_ci95([float(value) for value in values if value is not None])
         detail["repeats"] = {"count": len(measurements), "metrics": intervals}
+        # The per-request distributions of all repeats together (the columns are the repeats' means).
         detail["pooled"] = summaries_from_samples(detail["samples"])
+        detail.update(detail["pooled"])
         detail["warnings"] = sorted({w for m in measurements for w in m.detailed_metrics["warnings"]})
         detail["oversaturated"] = next(
             (m.detailed_metrics["oversaturated"] for m in measurements if m.detailed_metrics["oversaturated"]), None

@@ -82,9 +82,15 @@ class ServerMetricSamples:
 
 
 async def sample_server_metrics(
-    client: httpx.AsyncClient, stop: asyncio.Event, into: ServerMetricSamples, interval: float = SAMPLE_INTERVAL_SECONDS
+    client: httpx.AsyncClient,
+    stop: asyncio.Event,
+    into: ServerMetricSamples,
+    interval: float = SAMPLE_INTERVAL_SECONDS,
+    first_read: asyncio.Event | None = None,
 ) -> None:
-    """Read ``/metrics`` every ``interval`` until ``stop`` is set, and once more after; the first failure ends it."""
+    """Read ``/metrics`` now (then set ``first_read``), every ``interval`` until ``stop`` is set, and once more
+    after; the first failure ends it."""
+    first_read = first_read or asyncio.Event()
     while True:
         try:
             response = await client.get(METRICS_PATH, timeout=5.0)
@@ -95,6 +101,8 @@ async def sample_server_metrics(
         except httpx.HTTPError as error:
             into.error = f"{METRICS_PATH}: {type(error).__name__}"
             return
+        finally:
+            first_read.set()
         if stop.is_set():
             return
         with contextlib.suppress(TimeoutError):
