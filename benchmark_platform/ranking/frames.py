@@ -17,6 +17,7 @@ RESULT_FRAME_COLUMNS = (
     "batch_size",
     "sequence_length",
     "runner",
+    "quality_flags",
     "model_id",
     "model_name",
     "model_version_id",

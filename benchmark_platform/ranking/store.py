@@ -54,6 +54,7 @@ def _results_query(day: date | None, since: date | None, until: date | None, wor
             result.batch_size,
             result.sequence_length,
             result.runner,
+            result.quality_flags,
             ModelVersion.model_id,
             Model.name.label("model_name"),
             result.model_version_id,
