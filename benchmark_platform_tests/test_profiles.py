@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from benchmark_platform.runners import RunnerError, get_runner
+from benchmark_platform.runners import Measurement, RunnerError, get_runner
 from benchmark_platform.runners.datasets import DatasetSpec
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
 from benchmark_platform.runners.loadgen import LoadSettings
 from benchmark_platform.runners.profiles import (
     LoadPoint,
+    ProfileRunner,
     ProfileSettings,
     SaturationDetector,
     arrival_offsets,
@@ -203,3 +204,34 @@ def test_replay_follows_the_trace_times(tmp_path):
         measured = measure_profile(load(url), ProfileSettings(kind="replay", dataset=dataset))[0]
     sent = decode_samples(measured.detailed_metrics["samples"])["sent_us"] / 1e6
     assert sent - sent[0] == pytest.approx([0.0, 0.2, 0.5], abs=0.03)
+
+
+class _ModelServer(ProfileRunner):
+    """The search's arithmetic on a known curve: TTFT p90 = 10 ms × load (no endpoint involved)."""
+
+    def measure_point(self, point: LoadPoint) -> Measurement:
+        level = point.rate if point.rate is not None else point.users
+        ttft = 10.0 * level
+        detail = {"ttft_ms": {"p90": ttft}, "oversaturated": None}
+        return Measurement(
+            ttft_p50_ms=ttft,
+            ttft_p90_ms=ttft,
+            ttft_p99_ms=ttft,
+            tpot_p50_ms=1,
+            tpot_p90_ms=1,
+            tpot_p99_ms=1,
+            throughput_tokens_sec=1,
+            rps_sustained=1,
+            detailed_metrics=detail,
+            runner="measured",
+        )
+
+
+@pytest.mark.parametrize(("by", "best", "trials"), [("concurrency", 7, 6), ("rate", 7.5, 8)])
+def test_sla_search_doubles_then_bisects(by, best, trials):
+    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 75}, search_by=by, search_max=64)
+    found = _ModelServer(load("http://127.0.0.1:1"), profile).run()[0]
+    search = found.detailed_metrics["sla_search"]
+    # 1, 2, 4 pass, 8 misses; then 6, 7 (users) or 6, 7, 7.5, 7.75 (rates, to within 5 %)
+    assert search["best"] == pytest.approx(best, rel=0.05) and search["trials"] == trials
+    assert [entry["level"] for entry in search["log"]][:4] == [1, 2, 4, 8]
