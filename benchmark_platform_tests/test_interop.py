@@ -1,15 +1,16 @@
 """import-results and export-results.
 
-The three input files are written here from the tools' documented schemas (GuideLLM 0.8's GenerativeBenchmark
-metrics, ``vllm bench serve --save-result`` keys, AIPerf's profile_export_aiperf.json): GuideLLM could not be
-installed beside the shared environment (it pins other versions of click and pulls in torch), so no file here
-was produced by the tools themselves.
+The GuideLLM and vLLM files are written here from the tools' documented schemas (GuideLLM 0.8's GenerativeBenchmark
+metrics, ``vllm bench serve --save-result`` keys): neither tool runs here (both need PyTorch). The AIPerf sample is
+written the same way, and ``data/aiperf_0.13_profile_export_aiperf.json`` is a file AIPerf 0.13.0 really produced,
+against the local emulator (10 ms per token injected, concurrency 2, 10 requests of 32 -> 8 tokens).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -102,6 +103,15 @@ def test_the_three_formats_map_to_the_same_figures(parser, data):
         assert imported.metrics[column] == pytest.approx(value), column
     assert imported.metrics["rps_sustained"] == pytest.approx(12.5)
     assert imported.mean_prompt_tokens == pytest.approx(512)
+
+
+def test_a_file_aiperf_really_wrote():
+    imported = parse_aiperf(
+        json.loads((Path(__file__).parent / "data/aiperf_0.13_profile_export_aiperf.json").read_text())
+    )
+    assert imported.metrics["tpot_p50_ms"] == pytest.approx(10.0, abs=0.1)  # the emulator's injected 10 ms per token
+    assert imported.metrics["ttft_p50_ms"] > 50  # 50 ms injected
+    assert imported.detail["completed_requests"] == 10 and imported.mean_prompt_tokens == 32
 
 
 def test_guidellm_time_per_output_token_is_not_taken_for_tpot():
