@@ -4,12 +4,14 @@ and queueing (``max_num_seqs``)."""
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from benchmark_platform.runners import Measurement, RunnerError, get_runner
+from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError, get_runner
 from benchmark_platform.runners.datasets import DatasetSpec
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
 from benchmark_platform.runners.loadgen import LoadSettings
@@ -235,3 +237,21 @@ def test_sla_search_doubles_then_bisects(by, best, trials):
     # 1, 2, 4 pass, 8 misses; then 6, 7 (users) or 6, 7, 7.5, 7.75 (rates, to within 5 %)
     assert search["best"] == pytest.approx(best, rel=0.05) and search["trials"] == trials
     assert [entry["level"] for entry in search["log"]][:4] == [1, 2, 4, 8]
+
+
+def test_should_stop_interrupts_a_profile_promptly():
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with running_emulator(EmulatorSettings(tpot_ms=50)) as url:
+        with pytest.raises(RunInterrupted):
+            measure_profile(load(url, output_tokens=1000, num_requests=4), ProfileSettings(repeats=3), stop.is_set)
+    assert time.monotonic() - started < 4
+
+
+def test_an_open_loop_run_sends_nothing_after_its_duration():
+    with running_emulator(EmulatorSettings()) as url:
+        settings = load(url, num_requests=None, duration_seconds=0.5)
+        measured = measure_profile(settings, ProfileSettings(kind="constant", rate=20))[0]
+    sent = decode_samples(measured.detailed_metrics["samples"])["sent_us"] / 1e6
+    assert 8 <= sent.size <= 10 and sent.max() - sent.min() < 0.5  # 20/s for half a second

@@ -9,7 +9,8 @@ it here; ``--peer guidellm`` is therefore not offered.
 
     python benchmarks/peer_compare.py --peer-bin /tmp/measure-aiperf/bin [--concurrency 4] [--requests 120]
 
-``--peer-bin`` is the bin folder of a separate virtual environment holding ``aiperf`` and ``tokenizers``.
+``--peer-bin`` is the bin folder of a separate virtual environment holding ``aiperf`` and ``tokenizers``
+(``python3 -m venv /tmp/aiperf-venv && /tmp/aiperf-venv/bin/pip install aiperf tokenizers``).
 """
 
 from __future__ import annotations
