@@ -70,6 +70,8 @@ SATURATION_CHECK_SECONDS = 0.25
 SATURATION_MIN_RISE = 0.5  # both series must rise by half their window mean over the window
 SATURATION_MIN_IN_FLIGHT_RISE = 2.0
 CLIENT_START_DELAY_SECONDS = 0.2
+# Prompts are built before a trial starts; a duration-bounded trial plans at most this many requests.
+MAX_PLANNED_REQUESTS = 20_000
 SERVER_METRICS_FIRST_READ_SECONDS = 5.0
 HEADLINE = (*METRIC_COLUMNS[:8], "goodput_rps", "slo_attainment", "itl_p50_ms", "e2e_p90_ms")
 
@@ -509,7 +511,7 @@ class ProfileRunner:
             return self.settings.num_requests
         assert self.settings.duration_seconds is not None  # a duration-bounded run: enough chains to fill it
         per_second = point.rate if point.rate else point.users * 50.0
-        return max(1, min(int(per_second * self.settings.duration_seconds * 2) + point.users, 1_000_000))
+        return max(1, min(int(per_second * self.settings.duration_seconds * 2) + point.users, MAX_PLANNED_REQUESTS))
 
     def _chains(self, count: int) -> list[Chain]:
         words_per_token = (self._words or self.settings.input_tokens) / self.settings.input_tokens
@@ -693,6 +695,7 @@ class ProfileRunner:
         )
         detail["completed_requests"] = sum(m.detailed_metrics["completed_requests"] for m in measurements)
         detail["errors"] = sum(m.detailed_metrics["errors"] for m in measurements)
+        detail["output_tokens_total"] = sum(m.detailed_metrics["output_tokens_total"] for m in measurements)
         columns = {name: intervals[name]["mean"] for name in METRIC_COLUMNS[:8]}
         # Means of ordered percentiles stay ordered; set them together so validation sees a consistent row.
         return Measurement(
