@@ -23,7 +23,13 @@ def import_pgserver():
     # that warns about the /tmp fallback, which is what we want anyway.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        import pgserver
+        try:
+            import pgserver
+        except ImportError as error:
+            raise RuntimeError(
+                "no database: set BENCHMARK_PLATFORM_DATABASE_URL, or install the embedded PostgreSQL with "
+                "pip install 'benchmark-platform[embedded]'"
+            ) from error
     return pgserver
 
 

@@ -8,19 +8,28 @@ transaction, so registering the same manifest twice is harmless and keeps ids st
 from __future__ import annotations
 
 import difflib
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
 from benchmark_platform.orm import Model, ModelVersion
+from benchmark_platform.safe_yaml import (
+    FiniteFloat,
+    Int32,
+    Int64,
+    JsonObject,
+    NoBooleanNumbers,
+    Text,
+    YamlInputError,
+    load_yaml_file,
+)
 
 EXAMPLE_MANIFESTS_DIR = Path(__file__).parent / "examples" / "models"
 
@@ -30,34 +39,39 @@ QUANTIZATION_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "i
 FORMAT_QUANTIZATIONS = {"awq": ("int4",), "gptq": ("int4", "int8")}
 # Weights plus about 20% for activations, CUDA context and framework buffers (before any KV cache).
 VRAM_OVERHEAD = 1.2
+# Where weights may come from. The path after the scheme becomes the inference server's model argument, so it may
+# not start with "-" (hf://--trust-remote-code would be read as a flag) and holds no whitespace or control characters.
+ARTIFACT_SCHEMES = ("hf", "s3", "gs", "file", "http", "https")
+_ARTIFACT_URI = re.compile(rf"(?:{'|'.join(ARTIFACT_SCHEMES)})://(?![-/]*-)[^\s\x00-\x1f\x7f]+")
 
 
 class ManifestError(Exception):
     """A manifest that cannot be registered; ``path`` is the file and ``field`` the offending field."""
 
-    def __init__(self, path: Path | str, field: str, message: str) -> None:
+    def __init__(self, path: Path | str, field: str, message: str, line: int | None = None) -> None:
         self.path = Path(path)
         self.field = field
         self.message = message
-        super().__init__(f"{self.path}: {field}: {message}")
+        self.line = line
+        super().__init__(f"{self.path}: {field}: {message}" + (f" (line {line})" if line else ""))
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(NoBooleanNumbers):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ArchitectureFacts(_Frozen):
     """The shape of the network, from the model's config.json; the roofline and KV-cache estimates need it."""
 
-    num_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_attention_heads: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    max_position_embeddings: int = Field(gt=0)
-    intermediate_size: int | None = Field(default=None, gt=0)
-    vocab_size: int | None = Field(default=None, gt=0)
-    baseline_accuracy: float | None = Field(default=None, ge=0, le=1, description="published score, 0..1")
+    num_layers: Int32 = Field(gt=0)
+    hidden_size: Int32 = Field(gt=0)
+    num_attention_heads: Int32 = Field(gt=0)
+    num_kv_heads: Int32 = Field(gt=0)
+    head_dim: Int32 = Field(gt=0)
+    max_position_embeddings: Int32 = Field(gt=0)
+    intermediate_size: Int32 | None = Field(default=None, gt=0)
+    vocab_size: Int32 | None = Field(default=None, gt=0)
+    baseline_accuracy: FiniteFloat | None = Field(default=None, ge=0, le=1, description="published score, 0..1")
 
     @field_validator("num_kv_heads")
     @classmethod
@@ -73,9 +87,19 @@ class ModelVersionSpec(_Frozen):
 
     version: Slug
     quantization: Quantization
-    quantization_bits: int = Field(gt=0)
+    quantization_bits: Int32 = Field(gt=0)
     format: WeightFormat
-    artifact_uri: str = Field(min_length=1)
+    artifact_uri: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("artifact_uri")
+    @classmethod
+    def _known_scheme_no_flag(cls, value: str) -> str:
+        if not _ARTIFACT_URI.fullmatch(value):
+            raise ValueError(
+                f"expected {', '.join(f'{scheme}://' for scheme in ARTIFACT_SCHEMES)} followed by a path that does not "
+                "start with '-' and holds no whitespace or control characters"
+            )
+        return value
 
     @field_validator("quantization_bits")
     @classmethod
@@ -99,11 +123,11 @@ class ModelManifest(_Frozen):
     """A model and its versions, as registered by ``benchmark-platform register-model``."""
 
     name: Slug
-    architecture: str = Field(min_length=1, max_length=100)
-    parameters: int = Field(gt=0)
-    base_model: str | None = Field(default=None, max_length=200)
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    architecture: Text = Field(min_length=1, max_length=100)
+    parameters: Int64 = Field(gt=0)
+    base_model: Text | None = Field(default=None, max_length=200)
+    tags: list[Text] = Field(default_factory=list, max_length=100)
+    metadata: JsonObject = Field(default_factory=dict)
     architecture_facts: ArchitectureFacts
     versions: list[ModelVersionSpec] = Field(min_length=1)
 
@@ -135,16 +159,12 @@ def load_manifest(path: Path | str) -> ModelManifest:
     """Read and fully validate one manifest; raises ManifestError naming the file and the field."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(path, "(file)", f"cannot read the manifest: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(path, "(yaml)", f"malformed YAML{where}: {problem}") from exc
+        document = load_yaml_file(path)
+    except YamlInputError as exc:
+        field = "(file)" if exc.line is None and not exc.message.startswith("malformed") else "(yaml)"
+        message = exc.message.replace("cannot read:", "cannot read the manifest:", 1)
+        raise ManifestError(path, field, message, exc.line) from exc
+    data = document.data
     if not isinstance(data, dict):
         raise ManifestError(path, "(document)", "expected a mapping with name, architecture, parameters, versions, ...")
     try:
@@ -156,7 +176,8 @@ def load_manifest(path: Path | str) -> ModelManifest:
         if len(errors) > 1:
             others = "; ".join(f"{error_location(error['loc'])}: {error['msg']}" for error in errors[1:])
             message += f" (also {others})"
-        raise ManifestError(path, error_location(first["loc"]), message) from exc
+        field = error_location(first["loc"])
+        raise ManifestError(path, field, message, document.line_of(first["loc"])) from exc
 
 
 def load_manifests(paths: Iterable[Path | str]) -> list[ModelManifest]:

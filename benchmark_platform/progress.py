@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -10,8 +11,10 @@ from contextlib import contextmanager
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 PLAIN_LINE_EVERY_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
 class ProgressReporter:
@@ -93,11 +96,17 @@ def watch_queue(
 
     done = threading.Event()
 
+    def update(reporter: ProgressReporter) -> None:
+        try:
+            reporter.update(*counts())
+        except SQLAlchemyError as error:  # the database may be away for a while: the work goes on, so does the watch
+            log.warning("progress poll failed (will retry): %s", getattr(error, "orig", None) or error)
+
     def poll() -> None:
         with ProgressReporter(description, echo=echo, interactive=interactive) as reporter:
             while not done.wait(poll_seconds):
-                reporter.update(*counts())
-            reporter.update(*counts())
+                update(reporter)
+            update(reporter)
 
     watcher = threading.Thread(target=poll, name="queue-progress", daemon=True)
     watcher.start()

@@ -171,6 +171,8 @@ class _Heartbeat(threading.Thread):
                 queue.heartbeat(self.engine, self.worker_id, lease_seconds=self.lease_seconds)
             except DBAPIError as error:
                 log.warning("heartbeat failed (will retry): %s", error.orig)
+            except Exception:  # any other error must not end the beats silently while the worker goes on
+                log.exception("heartbeat failed (will retry)")
 
 
 # ---------------------------------------------------------------------------------------------------- run specs

@@ -55,6 +55,7 @@ CUSTOM_RESOURCE_SCHEMAS = {
 # GKE taints every GPU node itself (and labels it cloud.google.com/gke-accelerator); the pool adds the rest.
 GKE_GPU_NODE_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 WEIGHT_DOWNLOADS = ("huggingface-cli download", "hf download", "snapshot_download", "hf_hub_download", "git lfs")
+DATABASE_CA_DIR = "/etc/benchmark-platform/postgresql-ca"
 
 
 def manifest_documents() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -166,6 +167,10 @@ def chart_values_validators(
 ) -> list[jsonschema.protocols.Validator]:
     """A chart's values schema, its Kubernetes references resolved offline to kubernetes-validate's strict schemas."""
     chart_schema = json.loads((DATA / schema_file).read_text())
+    if schema_file == "dagster_helm_values.schema.json":
+        addition = json.loads((DATA / "dagster_helm_values_concurrency.schema.json").read_text())
+        chart_schema["properties"] |= addition["properties"]
+        chart_schema["definitions"] |= addition["definitions"]
     refs = set(re.findall(r'"\$ref": "([^"#]*)#', json.dumps(chart_schema))) - {""}
     assert refs == {CHART_K8S_DEFINITIONS}, "a new copy of the chart schema refers elsewhere: map it here"
     kubernetes_version = kubernetes_validate.utils.latest_version()
@@ -212,6 +217,20 @@ def test_the_chart_schema_check_catches_mistakes(values: dict[str, Any], section
     broken[section][key] = value
     for validator in chart_values_validators():
         assert list(validator.iter_errors(broken)), f"{section}.{key}={value!r} passed"
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "valid"),
+    [
+        ({"enabled": True, "pools": {"defaultLimit": 4}}, True),
+        ({"enabled": True, "pools": {"defaultlimit": 4}}, False),
+        ({"enabled": True, "runs": {"tagConcurrencyLimits": [{"key": "k", "limit": "four"}]}}, False),
+    ],
+)
+def test_the_chart_schema_knows_the_concurrency_section(values: dict[str, Any], concurrency: dict, valid: bool) -> None:
+    """The pool default limit the values' comments point to exists where they say, and typos in it are caught."""
+    assert "concurrency.pools.defaultLimit" in (K8S / "values.yaml").read_text()
+    assert (schema_errors(chart_values_validators(), {**values, "concurrency": concurrency}) == []) is valid
 
 
 def test_values_and_readme_pin_the_chart_to_the_installed_dagster(values: dict[str, Any]) -> None:
@@ -412,9 +431,7 @@ def test_run_and_step_pods_are_non_root_and_reach_postgresql(job_fixture: str, r
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert set(container["resources"]) == {"requests", "limits"}
-    (policy,) = manifests_of_kind("NetworkPolicy")
-    (peer,) = policy["spec"]["ingress"][0]["from"]
-    assert peer["podSelector"]["matchLabels"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    assert admits(PLATFORM_NAMESPACE_LABELS, job["spec"]["template"]["metadata"]["labels"], POSTGRESQL_POD, 5432)
 
 
 # ---- the control plane ----------------------------------------------------------------------------------------------
@@ -434,8 +451,11 @@ def test_control_plane_pods_are_locked_down_and_reach_postgresql(
     for resources in (pod["resources"], pod.get("initContainerResources", pod["resources"])):
         assert set(resources) == {"requests", "limits"}
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
-    # Dagster writes to /tmp and DAGSTER_HOME; everything else is read-only.
-    assert {mount["mountPath"] for mount in pod["volumeMounts"]} == {"/tmp", values["global"]["dagsterHome"]}
+    # Dagster writes to /tmp and DAGSTER_HOME; everything else is read-only, the database's CA included.
+    mounts = {mount["mountPath"]: mount for mount in pod["volumeMounts"]}
+    assert set(mounts) == {"/tmp", values["global"]["dagsterHome"], DATABASE_CA_DIR}
+    assert mounts[DATABASE_CA_DIR]["readOnly"] is True
+    assert admits(PLATFORM_NAMESPACE_LABELS, pod["labels"], POSTGRESQL_POD, 5432)
     assert pod["labels"][PART_OF_LABEL_KEY] == PART_OF_LABEL_VALUE
     assert pod["image"] == values["dagsterWebserver"]["image"]  # one image, one Dagster version
 
@@ -641,3 +661,210 @@ def test_the_image_build_fetches_no_model_weights() -> None:
 def test_step_op_tags_name_their_pool_in_both_places() -> None:
     tags = step_op_tags(H100_X8)
     assert tags[GPU_POOL_TAG_KEY] == tags[K8S_CONFIG_TAG_KEY]["pod_template_spec_metadata"]["labels"][GPU_POOL_TAG_KEY]
+
+
+# ---- images as the chart renders them -----------------------------------------------------------------------------
+
+# The chart's own default for postgresql.image.registry (helm/dagster/values.yaml): Helm merges it under ours.
+CHART_POSTGRESQL_REGISTRY = "docker.io"
+IMAGE_BY_DIGEST = re.compile(
+    r"(?P<registry>[a-z0-9-]+(?:\.[a-z0-9-]+)+(?::\d+)?)/(?P<path>[a-z0-9]+(?:[._/-][a-z0-9]+)*)"
+    r":(?P<tag>\w[\w.-]{0,127})@sha256:[0-9a-f]{64}"
+)
+
+
+def postgresql_image(image: dict[str, Any]) -> str:
+    """The wait-for-database init container's image: dagster.externalPostgresImage.name, `registry/repository:tag`
+    (templates/helpers/_helpers.tpl), with the chart's default registry when the values set none."""
+    return f"{image.get('registry', CHART_POSTGRESQL_REGISTRY)}/{image['repository']}:{image['tag']}"
+
+
+def dagster_image(image: dict[str, Any]) -> str:
+    """dagster.dagsterImage.name: `repository@digest` when a digest is set, else `repository:tag`."""
+    return (
+        f"{image['repository']}@{image['digest']}" if image.get("digest") else f"{image['repository']}:{image['tag']}"
+    )
+
+
+def rendered_images(values: dict[str, Any]) -> dict[str, str]:
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    gpu_image = {item["name"]: item.get("value") for item in deployment["env"]}[SETTINGS_ENV_PREFIX + "GPU_IMAGE"]
+    busybox = values["busybox"]["image"]
+    return {
+        "webserver wait-for-database": postgresql_image(values["postgresql"]["image"]),
+        "webserver wait-for-code-server": f"{busybox['repository']}:{busybox['tag']}",  # dagster.externalImage.name
+        "webserver": dagster_image(values["dagsterWebserver"]["image"]),
+        "daemon": dagster_image(values["dagsterDaemon"]["image"]),
+        "code server, run pods": dagster_image(deployment["image"]),
+        "benchmark step pods": gpu_image,
+    }
+
+
+def image_problem(reference: str) -> str | None:
+    """Why a rendered reference would not pull the intended image, or None: it must name its registry once, then
+    a repository whose first part is not a registry host, and pin a digest."""
+    match = IMAGE_BY_DIGEST.fullmatch(reference)
+    if not match:
+        return "not registry/repository:tag@sha256:digest"
+    first = match.group("path").split("/")[0]
+    if "." in first or first == "localhost":
+        return f"the repository starts with a second registry ({first})"
+    return None
+
+
+def test_every_image_renders_to_one_registry_and_a_pinned_digest(values: dict[str, Any]) -> None:
+    images = rendered_images(values)
+    assert images["webserver wait-for-database"].startswith("docker.io/library/postgres:16-alpine@sha256:")
+    assert {name: image_problem(image) for name, image in images.items()} == dict.fromkeys(images)
+
+
+def test_the_image_check_catches_a_registry_given_twice(values: dict[str, Any]) -> None:
+    """What the values said before: the repository named docker.io, and the chart prefixed its default again."""
+    doubled = {**values["postgresql"]["image"], "repository": "docker.io/library/postgres"}
+    doubled.pop("registry")
+    assert postgresql_image(doubled).startswith("docker.io/docker.io/library/postgres:")
+    assert image_problem(postgresql_image(doubled)) == "the repository starts with a second registry (docker.io)"
+    assert image_problem("docker.io/library/postgres:16-alpine") == "not registry/repository:tag@sha256:digest"
+
+
+def test_pull_secrets_reach_the_code_server_deployment_too() -> None:
+    """The subchart's Deployment reads dagster-user-deployments.imagePullSecrets, not the top-level list; the
+    values set it from the same anchor, so one edit reaches both."""
+    text = (K8S / "values.yaml").read_text()
+    assert "imagePullSecrets: &imagePullSecrets []" in text
+    edited = yaml.safe_load(text.replace("&imagePullSecrets []", "&imagePullSecrets [{name: regcred}]"))
+    assert edited["imagePullSecrets"] == edited["dagster-user-deployments"]["imagePullSecrets"] == [{"name": "regcred"}]
+    subchart_values = {**edited["dagster-user-deployments"], "global": edited["global"]}
+    assert schema_errors(chart_values_validators("dagster_user_deployments_values.schema.json"), subchart_values) == []
+
+
+def test_dagster_storage_verifies_the_database_certificate(values: dict[str, Any], code_location) -> None:
+    params = values["postgresql"]["postgresqlParams"]
+    assert params["sslmode"] == "verify-full"
+    assert Path(params["sslrootcert"]).parent == Path(DATABASE_CA_DIR)
+    volumes = {volume["name"]: volume for volume in code_location["volumes"]}
+    (mount,) = [mount for mount in code_location["volumeMounts"] if mount["mountPath"] == DATABASE_CA_DIR]
+    ca_secret = volumes[mount["name"]]["secret"]["secretName"]
+    secrets = {secret["metadata"]["name"]: secret["stringData"] for secret in manifests_of_kind("Secret")}
+    assert "ca.crt" in secrets[ca_secret] and Path(params["sslrootcert"]).name == "ca.crt"
+    assert (
+        "sslmode=verify-full&sslrootcert=" + params["sslrootcert"] in secrets["benchmark-platform-db"]["database-url"]
+    )
+
+
+# ---- who may connect to whom ----------------------------------------------------------------------------------------
+
+PLATFORM_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": NAMESPACE}
+INGRESS_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "ingress-nginx"}
+OTHER_NAMESPACE_LABELS = {"kubernetes.io/metadata.name": "default"}
+POSTGRESQL_POD = {"app.kubernetes.io/name": "postgresql"}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels is evaluated here"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def admits(source_namespace: dict[str, str], source: dict[str, str], target: dict[str, str], port: int) -> bool:
+    """Whether the NetworkPolicies in k8s/manifests let a pod with labels ``source`` in a namespace with labels
+    ``source_namespace`` open ``port`` on a platform pod with labels ``target`` (Kubernetes' semantics: a pod
+    selected by any Ingress policy accepts only what one of those policies' rules allows)."""
+    policies = [
+        policy["spec"]
+        for policy in manifests_of_kind("NetworkPolicy")
+        if "Ingress" in policy["spec"]["policyTypes"] and _selects(policy["spec"]["podSelector"], target)
+    ]
+    if not policies:
+        return True
+    same_namespace = source_namespace == PLATFORM_NAMESPACE_LABELS
+
+    def peer_matches(peer: dict[str, Any]) -> bool:
+        if "namespaceSelector" in peer and not _selects(peer["namespaceSelector"], source_namespace):
+            return False
+        if "namespaceSelector" not in peer and not same_namespace:
+            return False
+        return "podSelector" not in peer or _selects(peer["podSelector"], source)
+
+    return any(
+        any(peer_matches(peer) for peer in rule.get("from", [{"podSelector": {}}]))
+        and any(item["port"] == port for item in rule.get("ports", [{"port": port}]))
+        for policy in policies
+        for rule in policy.get("ingress", [])
+    )
+
+
+def test_the_namespace_denies_incoming_connections_by_default() -> None:
+    (policy,) = [policy for policy in manifests_of_kind("NetworkPolicy") if policy["spec"]["podSelector"] == {}]
+    assert policy["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in policy["spec"]
+
+
+def test_only_the_ingress_namespace_reaches_the_webserver_and_only_dagster_the_code_server(
+    values: dict[str, Any], code_location: dict[str, Any], run_job: dict[str, Any], step_job: dict[str, Any]
+) -> None:
+    webserver, daemon = values["dagsterWebserver"]["labels"], values["dagsterDaemon"]["labels"]
+    code_server = code_location["labels"]
+    run_pod, step_pod = (job["spec"]["template"]["metadata"]["labels"] for job in (run_job, step_job))
+    ingress_controller = {"app.kubernetes.io/name": "ingress-nginx"}
+    stranger = {"app": "something-else"}
+    web_port, grpc_port = values["dagsterWebserver"]["service"]["port"], code_location["port"]
+    platform = PLATFORM_NAMESPACE_LABELS
+
+    assert admits(INGRESS_NAMESPACE_LABELS, ingress_controller, webserver, web_port)
+    assert not admits(INGRESS_NAMESPACE_LABELS, ingress_controller, webserver, grpc_port)
+    for namespace, source in [
+        (platform, stranger),
+        (platform, step_pod),
+        (platform, run_pod),
+        (OTHER_NAMESPACE_LABELS, {}),
+    ]:
+        assert not admits(namespace, source, webserver, web_port), source
+
+    for source in (webserver, daemon, run_pod):
+        assert admits(platform, source, code_server, grpc_port), source
+    for namespace, source in [
+        (platform, step_pod),
+        (platform, stranger),
+        (INGRESS_NAMESPACE_LABELS, ingress_controller),
+    ]:
+        assert not admits(namespace, source, code_server, grpc_port), source
+
+    for target in (daemon, run_pod, step_pod):
+        assert not admits(platform, webserver, target, web_port), target
+    for source in (webserver, daemon, code_server, run_pod, step_pod):
+        assert admits(platform, source, POSTGRESQL_POD, 5432), source
+    assert not admits(platform, stranger, POSTGRESQL_POD, 5432)
+
+
+# ---- the dependency lock -------------------------------------------------------------------------------------------
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_image_installs_every_dependency_from_the_hash_locked_file() -> None:
+    lock = (K8S / "requirements.lock").read_text()
+    pinned = {
+        _normalized(match.group(1)): match.group(2)
+        for match in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", lock, re.MULTILINE)
+    }
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", lock)
+    assert all("--hash=sha256:" in block for block in blocks if re.match(r"[A-Za-z0-9]", block))
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    required = {
+        _normalized(re.split(r"[\s<>=!~;\[]", requirement)[0]) for requirement in pyproject["project"]["dependencies"]
+    }
+    assert required - set(pinned) == set()
+    assert {"setuptools", "wheel"} <= set(pinned)
+    assert pinned["dagster"] == version("dagster")
+    # The embedded database is an extra the images skip: its wheels do not exist for every image platform.
+    assert "pgserver" not in required and "pgserver" not in pinned
+    assert pyproject["project"]["optional-dependencies"]["embedded"] == ["pgserver>=0.1.4"]
+
+    build = dockerfile_stages()["build"]
+    runs = [arguments for instruction, arguments in build if instruction == "RUN"]
+    assert any("pip install --require-hashes --no-deps -r k8s/requirements.lock" in run for run in runs)
+    assert ("COPY", "k8s/requirements.lock ./k8s/requirements.lock") in build
+    assert "!k8s/requirements.lock" in (K8S / "Dockerfile.dockerignore").read_text().split()
+    for stage in ("build", "gpu", "cpu"):
+        assert "embedded" not in json.dumps(dockerfile_stages()[stage])

@@ -116,7 +116,12 @@ def _bad_manifests() -> list:
             "not a multiple",
             id="kv-heads",
         ),
-        pytest.param("name: x\nversions: [\n", "(yaml)", "malformed YAML at line", id="malformed-yaml"),
+        pytest.param(
+            "name: x\nversions: [\n",
+            "(yaml)",
+            "malformed YAML: did not find expected node content (line 3)",
+            id="malformed-yaml",
+        ),
         pytest.param("- just\n- a list\n", "(document)", "expected a mapping", id="not-a-mapping"),
     ]
 

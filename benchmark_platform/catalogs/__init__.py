@@ -16,12 +16,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
+from benchmark_platform.safe_yaml import Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
 
 CATALOG_DIR = Path(__file__).parent
 HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
@@ -48,8 +48,8 @@ class CatalogError(ValueError):
         self.path = path
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(NoBooleanNumbers):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _duplicates(values: list[str]) -> list[str]:
@@ -69,7 +69,7 @@ class GpuChipSpecs(_Frozen):
     int8_tops: float | None = Field(gt=0)
     interconnect: str = Field(min_length=1)
     interconnect_bandwidth_gbps: float = Field(gt=0)
-    tdp_watts: int = Field(gt=0)
+    tdp_watts: Int32 = Field(gt=0)
     source: str = Field(min_length=1)
     as_of: date
 
@@ -105,13 +105,13 @@ class HardwareInstance(_Priced):
     cloud_provider: CloudProvider
     instance_type: str = Field(min_length=1)
     gpu_type: str = Field(min_length=1)
-    gpu_count: int = Field(gt=0)
+    gpu_count: Int32 = Field(gt=0)
 
 
 class HardwareSpec(HardwareInstance):
     """A cloud instance with its GPUs' spec-sheet figures: one row of ``hardware_configs``."""
 
-    vram_per_gpu_gb: int = Field(gt=0)
+    vram_per_gpu_gb: Int32 = Field(gt=0)
     specs: HardwareSpecs
 
     @property
@@ -135,7 +135,7 @@ class HardwareSpec(HardwareInstance):
 
 
 class GpuEntry(GpuChipSpecs):
-    vram_gb: int = Field(gt=0)
+    vram_gb: Int32 = Field(gt=0)
 
 
 class CloudPricing(_Frozen):
@@ -145,7 +145,7 @@ class CloudPricing(_Frozen):
 
 
 class _CatalogFile(_Frozen):
-    catalog_version: int = Field(gt=0)
+    catalog_version: Int32 = Field(gt=0)
     source: str = Field(min_length=1)
     as_of: date
 
@@ -284,8 +284,8 @@ class Sla(_Frozen):
 
 
 class UseCaseCharacteristics(_Frozen):
-    typical_input_tokens: int = Field(gt=0)
-    typical_output_tokens: int = Field(gt=0)
+    typical_input_tokens: Int32 = Field(gt=0)
+    typical_output_tokens: Int32 = Field(gt=0)
     chat: bool
     measure_accuracy: bool
     dataset: str = Field(default="synthetic-fixed", description="key of runners.datasets.NAMED_DATASETS")
@@ -356,17 +356,18 @@ def error_location(loc: tuple[int | str, ...]) -> str:
 
 def _read_catalog(path: Path, file_model: type[_File]) -> _File:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogError(path, f"cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CatalogError(path, f"malformed YAML: {exc}") from exc
-    if not isinstance(data, dict):
+        document = load_yaml_file(path)
+    except YamlInputError as exc:
+        raise CatalogError(path, str(exc)) from exc
+    if not isinstance(document.data, dict):
         raise CatalogError(path, "expected a mapping at the top level")
     try:
-        return file_model.model_validate(data)
+        return file_model.model_validate(document.data)
     except ValidationError as exc:
-        problems = "; ".join(f"{error_location(error['loc'])}: {error['msg']}" for error in exc.errors())
+        problems = "; ".join(
+            f"{error_location(error['loc'])}: {error['msg']} (line {document.line_of(error['loc'])})"
+            for error in exc.errors()
+        )
         raise CatalogError(path, problems) from exc
 
 

@@ -12,7 +12,51 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class BadInput(click.ClickException):
+    """Bad input on the command line: one line on stderr, exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _check_arguments(args: list[str]) -> None:
+    for position, argument in enumerate(args, start=1):
+        if "\x00" in argument:
+            raise BadInput(f"argument {position} contains a NUL character")
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(f"argument {position} is not valid UTF-8") from None
+
+
+class PlatformGroup(click.Group):
+    """Usage errors (a missing or invalid option, an unknown command) as one line instead of usage text plus error,
+    so that every bad input reads the same: ``error: ...`` and exit code 2."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra):
+        _check_arguments(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            raise BadInput(error.format_message()) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:
+            raise BadInput(error.format_message()) from None
+
+
+PlatformGroup.group_class = PlatformGroup
+
+
+@click.group(cls=PlatformGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="benchmark-platform")
 def main() -> None:
     """LLM inference benchmarking: which model version, GPU, framework and batch size is best, at what cost.
@@ -23,6 +67,8 @@ def main() -> None:
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    """Print a one-line error to stderr and exit with ``code`` (2 = bad input, nothing written)."""
-    click.echo(f"error: {message}", err=True)
+    """Print a one-line error to stderr and exit with ``code`` (2 = bad input, nothing written); a message of several
+    lines (a pydantic error, a server's reply) is joined into one."""
+    one_line = "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    click.echo(f"error: {one_line}", err=True)
     sys.exit(code)

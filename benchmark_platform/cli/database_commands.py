@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+from alembic.util import CommandError
 
 from benchmark_platform import database, migrations
-from benchmark_platform.cli.app import main
+from benchmark_platform.cli.app import fail, main
 
 
 @main.group("db")
@@ -21,7 +22,10 @@ def db_upgrade(revision: str) -> None:
     Example: benchmark-platform db upgrade
     """
     engine = database.get_engine(migrate=False)
-    migrations.upgrade(engine, revision)
+    try:
+        migrations.upgrade(engine, revision)
+    except CommandError as error:  # an unknown or ambiguous revision
+        fail(f"REVISION {revision!r}: {error}")
     click.echo(f"database {database.redacted(str(engine.url))} at revision {migrations.current_revision(engine)}")
 
 
@@ -36,7 +40,10 @@ def db_downgrade(revision: str, yes: bool) -> None:
     if not yes:
         raise click.UsageError("downgrade drops data: pass --yes to confirm")
     engine = database.get_engine(migrate=False)
-    migrations.downgrade(engine, revision)
+    try:
+        migrations.downgrade(engine, revision)
+    except CommandError as error:
+        fail(f"REVISION {revision!r}: {error}")
     click.echo(f"database at revision {migrations.current_revision(engine) or 'base (empty)'}")
 
 

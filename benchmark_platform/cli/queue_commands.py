@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from benchmark_platform import database, queue
 from benchmark_platform.cli.app import fail, main
+from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, bounded_int, finite
 from benchmark_platform.manifests import resolve_model_version
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.runners import RUNNER_NAMES
@@ -96,7 +97,7 @@ def populate_matrix_command(
     "--lease-seconds",
     default=queue.DEFAULT_LEASE_SECONDS,
     show_default=True,
-    type=click.FloatRange(min=1),
+    type=finite(1, MAX_SECONDS),
     help="Lease on claimed configs, renewed by heartbeats.",
 )
 @click.option("--runner", default="simulated", show_default=True, type=click.Choice(RUNNER_NAMES))
@@ -104,19 +105,19 @@ def populate_matrix_command(
     "--simulate-seconds",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=finite(0, MAX_SECONDS),
     help="Wall time the simulated runner spends per config.",
 )
 @click.option(
     "--base-url",
     help="openai runner: measure this running OpenAI-compatible server instead of launching the config's framework.",
 )
-@click.option("--max-configs", type=click.IntRange(min=1), help="Stop after this many configs.")
+@click.option("--max-configs", type=bounded_int(), help="Stop after this many configs.")
 @click.option(
     "--max-attempts",
     default=queue.DEFAULT_MAX_ATTEMPTS,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=bounded_int(),
     help="Failed attempts before a config fails for good.",
 )
 @click.option("--worker-id", help="Name recorded in claimed_by (default: host-pid-random).")
@@ -124,7 +125,7 @@ def populate_matrix_command(
     "--db-retry-seconds",
     default=120.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=finite(0, MAX_SECONDS),
     help="How long to keep retrying while the database is unreachable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
@@ -151,11 +152,17 @@ def worker_command(
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
-    from benchmark_platform.worker import WorkerOptions, run_worker
+    from benchmark_platform.worker import WorkerOptions, resolve_hardware, run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = database.get_engine()
     version_id = _resolve_version(engine, model_version)
+    if hardware is not None:  # before the progress watcher starts printing, so that bad input stays one line
+        with engine.connect() as connection:
+            try:
+                resolve_hardware(connection, hardware)
+            except LookupError as error:
+                fail(str(error))
     stop = threading.Event()
     if runner == "simulated":
         runner_options: dict[str, object] = {"simulate_seconds": simulate_seconds}
@@ -209,14 +216,14 @@ def worker_command(
     "--timeout-minutes",
     default=queue.DEFAULT_STALE_MINUTES,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite(0, MAX_MINUTES, min_open=True),
     help="Also reap claims running longer than this.",
 )
 @click.option(
     "--max-attempts",
     default=queue.DEFAULT_MAX_ATTEMPTS,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=bounded_int(),
     help="Attempts after which a reaped config fails for good.",
 )
 def reap_stale_command(timeout_minutes: float, max_attempts: int) -> None:
@@ -239,7 +246,7 @@ def reap_stale_command(timeout_minutes: float, max_attempts: int) -> None:
     "--window-minutes",
     default=queue.DEFAULT_THROUGHPUT_WINDOW_MINUTES,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite(0, MAX_MINUTES, min_open=True),
     help="Throughput window for the ETA.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")

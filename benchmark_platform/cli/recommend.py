@@ -11,6 +11,7 @@ import pandas as pd
 
 from benchmark_platform import database
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
+from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.ranking import CRITERIA, Constraints, Recommendation, rank_use_case, recommend
 from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
@@ -149,11 +150,11 @@ def _nothing_found(recommendation: Recommendation) -> str:
 
 @main.command("recommend")
 @click.option("--use-case", "use_case", required=True, help="Use case key (use_case_taxonomy.subcategory).")
-@click.option("--max-ttft-p90-ms", type=click.FloatRange(min=0, min_open=True), help="Highest acceptable TTFT p90.")
-@click.option("--max-tpot-p90-ms", type=click.FloatRange(min=0, min_open=True), help="Highest acceptable TPOT p90.")
+@click.option("--max-ttft-p90-ms", type=finite(0, min_open=True), help="Highest acceptable TTFT p90.")
+@click.option("--max-tpot-p90-ms", type=finite(0, min_open=True), help="Highest acceptable TPOT p90.")
 @click.option(
     "--max-cost-per-mtok",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite(0, min_open=True),
     help="Highest acceptable USD per million output tokens.",
 )
 @click.option(
@@ -163,7 +164,7 @@ def _nothing_found(recommendation: Recommendation) -> str:
     help="Only hardware whose name or GPU type contains this (case-insensitive; repeatable, any may match).",
 )
 @click.option("--model-version", "model_versions", multiple=True, help="Only this version key (repeatable).")
-@click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="How many to show.")
+@click.option("--top", default=5, show_default=True, type=bounded_int(), help="How many to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 def recommend_command(
     use_case: str,

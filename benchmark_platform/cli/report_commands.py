@@ -9,6 +9,7 @@ import click
 
 from benchmark_platform import database
 from benchmark_platform.cli.app import fail, main
+from benchmark_platform.cli.params import bounded_int, output_file
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.report import DEFAULT_TOP, ReportScopeError, resolve_scope, write_report
 
@@ -34,9 +35,10 @@ def _echo_stderr(line: str) -> None:
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The HTML file to write (replaced if it exists).",
+    callback=lambda _ctx, _param, value: output_file(value),
+    help="The HTML file to write (replaced if it is a regular file; anything else is refused).",
 )
-@click.option("--top", type=click.IntRange(min=1), default=DEFAULT_TOP, show_default=True, help="Rows per top table.")
+@click.option("--top", type=bounded_int(), default=DEFAULT_TOP, show_default=True, help="Rows per top table.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of text.")
 def report(model_version: str | None, use_cases: tuple[str, ...], out: Path, top: int, as_json: bool) -> None:
     """Write a self-contained HTML report (opens without a network): per use case, throughput- and
@@ -56,7 +58,10 @@ def report(model_version: str | None, use_cases: tuple[str, ...], out: Path, top
     except ReportScopeError as error:
         fail(str(error))
     progress = ProgressReporter("report use cases", echo=_echo_stderr, interactive=False if as_json else None)
-    summary = write_report(engine, out, model_version=model_version, use_cases=chosen, top=top, progress=progress)
+    try:
+        summary = write_report(engine, out, model_version=model_version, use_cases=chosen, top=top, progress=progress)
+    except OSError as error:
+        fail(f"--out {out}: cannot write: {error.strerror or error}")
     if as_json:
         click.echo(json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True))
         return

@@ -10,6 +10,7 @@ import click
 from pydantic import ValidationError
 
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
+from benchmark_platform.runners.loadgen import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_LINE_BYTES, HARD_MAX_CONCURRENCY
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -31,6 +32,20 @@ PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "r
     "--sweep-points rates between; sla-search: the highest load meeting every --goal.",
 )
 @click.option("--concurrency", default=1, show_default=True, type=int, help="Users (closed loop) or in-flight cap.")
+@click.option(
+    "--max-concurrency",
+    default=DEFAULT_MAX_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1, HARD_MAX_CONCURRENCY),
+    help="Ceiling on --concurrency: each request in flight holds a socket and up to one stream line in memory.",
+)
+@click.option(
+    "--max-line-bytes",
+    default=DEFAULT_MAX_LINE_BYTES,
+    show_default=True,
+    type=click.IntRange(1024, 16 * 1024 * 1024),
+    help="Longest stream line accepted; a longer one fails the request.",
+)
 @click.option("--num-requests", default=100, show_default=True, type=int, help="Measured requests (after warm-up).")
 @click.option("--duration", "duration_seconds", type=float, help="Stop issuing requests after this many seconds.")
 @click.option("--input-tokens", required=True, help="Prompt tokens: N, LOW-HIGH (uniform) or MEAN~STD (normal).")
@@ -179,7 +194,13 @@ def _figures(measurement) -> dict:
 
 @main.command("emulate-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, help="Port to listen on (0 picks a free one).")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
 @click.option("--model", default="emulator", show_default=True, help="Model name /v1/models lists.")
 @click.option("--ttft-ms", default=0.0, show_default=True, help="Delay before the first token.")
 @click.option("--tpot-ms", default=0.0, show_default=True, help="Delay between tokens.")

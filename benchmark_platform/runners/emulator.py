@@ -52,7 +52,7 @@ FAULT_AFTER_TOKENS = 3
 
 
 class EmulatorSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     model: str = Field(default="emulator", min_length=1, description="the name /v1/models lists")
     ttft_ms: float = Field(default=0.0, ge=0)

@@ -4,6 +4,7 @@ log to a logger and stops it cleanly (SIGTERM to its process group, SIGKILL afte
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import shlex
@@ -23,6 +24,7 @@ from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunnerEr
 HEALTH_PATHS = ("/health", "/v1/models")
 LOG_TAIL_LINES = 40
 URI_PREFIXES_TO_STRIP = ("hf://", "file://")
+MAX_MODELS_BODY_BYTES = 1 << 20  # /v1/models of a server with a few models is a few KB
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -171,15 +173,25 @@ class ServerProcess:
 
 
 def served_model(base_url: str, timeout_seconds: float = 10.0) -> dict[str, Any]:
-    """The first model the server lists at /v1/models: its ``id`` (what requests must name) and ``owned_by``."""
+    """The first model the server lists at /v1/models: its ``id`` (what requests must name) and ``owned_by``.
+    At most MAX_MODELS_BODY_BYTES of the answer are read: a server streaming without end is an error, not a leak."""
+    url = f"{base_url.rstrip('/')}/v1/models"
     try:
-        response = httpx.get(f"{base_url.rstrip('/')}/v1/models", timeout=timeout_seconds, trust_env=False)
-        response.raise_for_status()
-        model = dict(response.json()["data"][0])
+        with httpx.stream(
+            "GET", url, timeout=timeout_seconds, trust_env=False, headers={"accept-encoding": "identity"}
+        ) as response:
+            response.raise_for_status()
+            body = bytearray()
+            for piece in response.iter_raw():
+                body += piece
+                if len(body) > MAX_MODELS_BODY_BYTES:
+                    raise ValueError(f"answer larger than {MAX_MODELS_BODY_BYTES} bytes")
+        model = dict(json.loads(body)["data"][0])
         model["id"] = str(model["id"])
         return model
-    except (httpx.HTTPError, KeyError, IndexError, ValueError, TypeError) as error:
-        raise RunnerError(f"cannot read the served model from {base_url}/v1/models: {error}") from error
+    except (httpx.HTTPError, KeyError, IndexError, ValueError, TypeError, RecursionError) as error:
+        message = " ".join(str(error).split())[:300]
+        raise RunnerError(f"cannot read the served model from {url}: {message}") from error
 
 
 def served_model_name(base_url: str, timeout_seconds: float = 10.0) -> str:

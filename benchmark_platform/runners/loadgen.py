@@ -18,7 +18,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,25 +45,37 @@ PROMPT_POOL_SIZE = 64
 LAG_SAMPLE_INTERVAL_SECONDS = 0.01
 LAG_WARNING_MS = 5.0
 ACCURACY_MAX_TOKENS = 16
-_JSON_HEADERS = {"content-type": "application/json"}
 STOP_POLL_SECONDS = 0.05
 # httpcore scans its whole pool on every request event, so one client's cost per request grows with its connection
 # count (encode/httpx#3215); small pools keep the client's per-request work flat at high concurrency.
 CONNECTIONS_PER_CLIENT = 16
+# Requests in flight: each holds a socket and up to one SSE line in memory. The default ceiling can be raised with
+# ``max_concurrency``, never past the hard one.
+DEFAULT_MAX_CONCURRENCY = 1024
+HARD_MAX_CONCURRENCY = 65_536
+# What one response may make the client hold: an SSE line (a vLLM chunk is a few hundred bytes, with logprobs a few
+# KB), an error body (only its start is kept), and a whole stream (a budget per requested token).
+DEFAULT_MAX_LINE_BYTES = 64 * 1024
+MAX_ERROR_BODY_BYTES = 4 * 1024
+STREAM_BYTES_BASE = 64 * 1024
+STREAM_BYTES_PER_TOKEN = 4 * 1024
+_JSON_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 
 
 class LoadSettings(BaseModel):
     """How to load one endpoint. ``num_requests`` or ``duration_seconds`` bounds the run (the first reached wins).
     With ``request_rate`` arrivals are open-loop Poisson at that rate, ``concurrency`` then caps requests in flight."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     base_url: str = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is dropped)")
     model: str = Field(min_length=1)
-    input_tokens: int = Field(gt=0)
-    output_tokens: int = Field(ge=2, description="TPOT needs at least two output tokens")
+    input_tokens: int = Field(gt=0, le=10_000_000)
+    output_tokens: int = Field(ge=2, le=10_000_000, description="TPOT needs at least two output tokens")
     concurrency: int = Field(default=1, gt=0)
-    num_requests: int | None = Field(default=100, gt=0)
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, gt=0, le=HARD_MAX_CONCURRENCY)
+    max_line_bytes: int = Field(default=DEFAULT_MAX_LINE_BYTES, ge=1024, le=16 * 1024 * 1024)
+    num_requests: int | None = Field(default=100, gt=0, le=10_000_000)
     duration_seconds: float | None = Field(default=None, gt=0)
     request_rate: float | None = Field(default=None, gt=0, description="requests/s, open loop (Poisson)")
     warmup_requests: int | None = Field(
@@ -81,7 +93,9 @@ class LoadSettings(BaseModel):
     max_error_fraction: float = Field(default=0.05, ge=0, le=1)
     sla_ttft_ms: float | None = Field(default=None, gt=0)
     sla_tpot_ms: float | None = Field(default=None, gt=0)
-    accuracy_tasks: int = Field(default=0, ge=0, description="exact-match tasks to score after the load; 0 = none")
+    accuracy_tasks: int = Field(
+        default=0, ge=0, le=10_000, description="exact-match tasks to score after the load; 0 = none"
+    )
     seed: int = 0
 
     @field_validator("base_url")
@@ -96,6 +110,16 @@ class LoadSettings(BaseModel):
     def _bounded(self) -> LoadSettings:
         if self.num_requests is None and self.duration_seconds is None:
             raise ValueError("give num_requests or duration_seconds, or the run never ends")
+        if self.concurrency > self.max_concurrency:
+            raise ValueError(
+                f"concurrency {self.concurrency} is above the ceiling of {self.max_concurrency} requests in flight "
+                f"(raise max_concurrency, up to {HARD_MAX_CONCURRENCY}, if this client machine can hold them)"
+            )
+        if (self.warmup_requests or 0) > self.max_concurrency:
+            raise ValueError(
+                f"warmup_requests {self.warmup_requests} are sent at once: at most max_concurrency "
+                f"({self.max_concurrency})"
+            )
         return self
 
     @property
@@ -177,14 +201,113 @@ def _payload(settings: LoadSettings, prompt: str, max_tokens: int, ignore_eos: b
     return payload
 
 
+class StreamError(Exception):
+    """A response the client refuses to read further: malformed, or larger than its limits."""
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
+async def _sse_data(response: httpx.Response, max_line_bytes: int, max_bytes: int) -> AsyncIterator[str]:
+    """The ``data:`` payloads of an SSE body, reading at most ``max_bytes`` and holding at most one line of
+    ``max_line_bytes``: httpx's own line reader would buffer an endless line whole."""
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    if encoding not in ("", "identity"):
+        raise StreamError(f"compressed stream ({encoding}) not accepted")
+    pending = bytearray()
+    received = 0
+    async for piece in response.aiter_raw():
+        received += len(piece)
+        if received > max_bytes:
+            raise StreamError(f"response larger than {max_bytes} bytes")
+        pending += piece
+        start = 0
+        while (end := pending.find(b"\n", start)) != -1:  # one line at a time: no list of every line in a read
+            if end - start > max_line_bytes:
+                raise StreamError(f"stream line longer than {max_line_bytes} bytes")
+            if pending.startswith(b"data:", start):  # blank separators, SSE comments and other fields carry no data
+                try:
+                    yield pending[start + 5 : end].decode("utf-8").strip()
+                except UnicodeDecodeError as error:
+                    raise StreamError("stream line is not UTF-8") from error
+            start = end + 1
+        del pending[:start]
+        if len(pending) > max_line_bytes:
+            raise StreamError(f"stream line longer than {max_line_bytes} bytes")
+    if pending.startswith(b"data:"):
+        raise StreamError("stream ended inside a line (truncated)")
+
+
+async def _error_body(response: httpx.Response) -> str:
+    """The start of an error response's body; the rest is never read."""
+    body = bytearray()
+    async for piece in response.aiter_raw():
+        body += piece
+        if len(body) >= MAX_ERROR_BODY_BYTES:
+            break
+    return _one_line(bytes(body[:MAX_ERROR_BODY_BYTES]).decode(errors="replace"))
+
+
+def _parse_chunk(data: str) -> tuple[str | None, dict | None]:
+    """One stream chunk's text (None when it carries none) and usage; StreamError for anything but the shapes the
+    OpenAI API defines (a JSON object whose ``choices`` is a list of objects with string ``text`` or ``delta.content``
+    and whose ``usage`` holds non-negative integer token counts)."""
+    try:
+        chunk = json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise StreamError(f"malformed stream chunk (not JSON): {_one_line(str(error), 120)}") from error
+    if not isinstance(chunk, dict):
+        raise StreamError(f"malformed stream chunk: expected a JSON object, got {type(chunk).__name__}")
+    if "error" in chunk:
+        raise StreamError(f"server error in stream: {_one_line(str(chunk['error']))}")
+    text = None
+    choices = chunk.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        raise StreamError("malformed stream chunk: choices is not a list")
+    if choices:
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise StreamError("malformed stream chunk: choices[0] is not an object")
+        if "text" in choice:
+            text = choice["text"]
+        else:
+            delta = choice.get("delta")
+            if delta is not None and not isinstance(delta, dict):
+                raise StreamError("malformed stream chunk: choices[0].delta is not an object")
+            text = (delta or {}).get("content")
+        if text is not None and not isinstance(text, str):
+            raise StreamError("malformed stream chunk: the text is not a string")
+    usage = chunk.get("usage")
+    if usage is not None:
+        if not isinstance(usage, dict):
+            raise StreamError("malformed stream chunk: usage is not an object")
+        for name in ("completion_tokens", "prompt_tokens"):
+            count = usage.get(name)
+            if count is not None and (type(count) is not int or not 0 <= count <= 2**31):
+                raise StreamError(f"malformed stream chunk: usage.{name} is not a token count")
+    return text or None, usage or None
+
+
 async def send_streaming(
-    client: httpx.AsyncClient, path: str, payload: dict, timeout: float, keep_text: bool = False
+    client: httpx.AsyncClient,
+    path: str,
+    payload: dict,
+    timeout: float,
+    keep_text: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> RequestRecord:
-    """Send one streaming request and time it; failures are recorded in ``error``, never raised."""
+    """Send one streaming request and time it; failures are recorded in ``error`` (one line), never raised.
+
+    Reading is bounded: one SSE line of ``max_line_bytes``, a body of ``STREAM_BYTES_BASE`` plus
+    ``STREAM_BYTES_PER_TOKEN`` per requested token, ``MAX_ERROR_BODY_BYTES`` of an error body, and no more content
+    chunks than the requested ``max_tokens`` (each carries at least one token)."""
     clock = time.perf_counter
     record = RequestRecord(queued=clock())
     token_times = record.token_times
     finished = False
+    max_tokens = int(payload.get("max_tokens") or 1)
+    max_bytes = STREAM_BYTES_BASE + STREAM_BYTES_PER_TOKEN * max_tokens
 
     async def on_the_wire(event: str, info: dict) -> None:
         if not record.sent and event in _ON_THE_WIRE_EVENTS:
@@ -199,40 +322,30 @@ async def send_streaming(
             ) as response,
         ):
             if response.status_code != 200:
-                body = (await response.aread()).decode(errors="replace")[:300]
-                record.error = f"HTTP {response.status_code}: {body}"
+                record.error = f"HTTP {response.status_code}: {await _error_body(response)}"
                 return record
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # blank separators and SSE comments
-                data = line[5:].strip()
+            async for data in _sse_data(response, max_line_bytes, max_bytes):
                 if data == "[DONE]":
                     finished = True  # read on to the end of the body so the connection goes back to the pool
                     continue
                 now = clock()
-                chunk = json.loads(data)
-                if "error" in chunk:
-                    record.error = f"server error in stream: {str(chunk['error'])[:300]}"
-                    return record
-                choices = chunk.get("choices")
-                if choices:
-                    choice = choices[0]
-                    text = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
-                    if text:
-                        token_times.append(now)
-                        if keep_text:
-                            record.text += text
-                usage = chunk.get("usage")
+                text, usage = _parse_chunk(data)
+                if text:
+                    if len(token_times) >= max_tokens:
+                        raise StreamError(f"more content chunks than the {max_tokens} tokens requested")
+                    token_times.append(now)
+                    if keep_text:
+                        record.text += text
                 if usage:
                     record.usage_reported = True
-                    record.output_tokens = int(usage.get("completion_tokens") or 0)
+                    record.output_tokens = usage.get("completion_tokens") or 0
                     record.prompt_tokens = usage.get("prompt_tokens")
     except TimeoutError:
         record.error = f"timed out after {timeout:g} s"
-    except json.JSONDecodeError as error:
-        record.error = f"malformed stream chunk: {error}"
+    except StreamError as error:
+        record.error = str(error)
     except httpx.HTTPError as error:
-        record.error = f"{type(error).__name__}: {error}"
+        record.error = _one_line(f"{type(error).__name__}: {error}")
     finally:
         record.ended = clock()
         record.sent = record.sent or record.queued
@@ -270,7 +383,9 @@ class _Load:
 
     async def send(self, prompt: str, shard: int) -> RequestRecord:
         client = self.clients[shard % len(self.clients)]
-        return await send_streaming(client, self.settings.path, self.payload(prompt), self._timeout)
+        return await send_streaming(
+            client, self.settings.path, self.payload(prompt), self._timeout, max_line_bytes=self.settings.max_line_bytes
+        )
 
     @property
     def _timeout(self) -> float:
@@ -352,7 +467,14 @@ class _Load:
             payload = _payload(self.settings, task.prompt, ACCURACY_MAX_TOKENS, False, self.include_usage)
             client = self.clients[index % len(self.clients)]
             async with gate:
-                return await send_streaming(client, self.settings.path, payload, self._timeout, keep_text=True)
+                return await send_streaming(
+                    client,
+                    self.settings.path,
+                    payload,
+                    self._timeout,
+                    keep_text=True,
+                    max_line_bytes=self.settings.max_line_bytes,
+                )
 
         records = await asyncio.gather(*(ask(index, task) for index, task in enumerate(tasks)))
         failed = [record.error for record in records if record.error]

@@ -1,0 +1,64 @@
+"""Option types that refuse at the command line what the platform cannot hold: NaN and infinity, numbers beyond
+what their database column or Python's clocks take, booleans as numbers. Click reports them as one-line bad input
+(exit 2) before a command touches anything."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from benchmark_platform.safe_yaml import INT32_MAX
+
+# Longest duration any option accepts: a day. threading's waits overflow past about 9.2e9 s; a lease, a timeout or a
+# retry budget longer than a day only delays recovery.
+MAX_SECONDS = 86_400.0
+MAX_MINUTES = MAX_SECONDS / 60 * 365  # reaper timeouts and throughput windows: up to a year
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is never NaN or infinite."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+def finite(min: float | None = None, max: float | None = None, *, min_open: bool = False) -> FiniteFloat:
+    return FiniteFloat(min=min, max=max, min_open=min_open)
+
+
+def bounded_int(min: int = 1, max: int = INT32_MAX) -> click.IntRange:
+    """An integer that fits a PostgreSQL integer column (and so every loop or LIMIT it drives)."""
+    return click.IntRange(min, max)
+
+
+def output_file(path: Path) -> Path:
+    """``path`` if writing it replaces at most a regular file (never a device, FIFO, socket or directory, even
+    through a symbolic link) in a directory that exists; raises click.BadParameter otherwise."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise click.BadParameter(f"{path}: {error.strerror}") from error
+    if mode is not None and not stat.S_ISREG(mode):
+        raise click.BadParameter(f"{path} exists and is not a regular file; refusing to replace it")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"{path}: directory {parent} does not exist")
+    try:  # a real probe: permissions, read-only mounts and pseudo file systems all show here, for root too
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise click.BadParameter(f"{path}: cannot write in {parent}: {error.strerror or error}") from error
+    return path
