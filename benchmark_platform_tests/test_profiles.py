@@ -36,9 +36,9 @@ def load(url: str, **overrides) -> LoadSettings:
 
 @pytest.fixture(scope="module")
 def queueing_url():
-    """Four generation slots, 10 ms to the first token, 4 ms per token: an 8-token request takes about 38 ms; a
-    fifth request in flight waits for a slot and its TTFT grows by that much."""
-    with emulator_process("--ttft-ms", "10", "--tpot-ms", "4", "--max-num-seqs", "4") as url:
+    """Four generation slots, 20 ms to the first token, 40 ms per token: a 4-token request holds a slot 140 ms. With
+    a fifth user one request is always queued, and each waits for the next slot to free (up to 140 ms)."""
+    with emulator_process("--ttft-ms", "20", "--tpot-ms", "40", "--max-num-seqs", "4") as url:
         yield url
 
 
@@ -122,18 +122,18 @@ def test_a_load_the_server_keeps_up_with_is_not_stopped(slow_url):
 
 
 def test_sla_search_finds_the_highest_concurrency_meeting_the_goal(queueing_url):
-    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 30}, search_max=16)
-    best = measure_profile(load(queueing_url, num_requests=32), profile)[0]
+    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 40}, search_max=16)
+    best = measure_profile(load(queueing_url, num_requests=16, output_tokens=4), profile)[0]
     search = best.detailed_metrics["sla_search"]
     # 1, 2, 4 meet it; 8 queues; bisection tries 6 then 5: a fifth user already waits for a slot.
     assert search["best"] == 4 and search["first_miss"] == 5
     assert search["trials"] == len(search["log"]) == 6
-    assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 30
+    assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 40
 
 
 def test_sweep_runs_synchronous_throughput_and_rates_between(queueing_url):
-    profile = ProfileSettings(kind="sweep", sweep_points=2, concurrency=16, goals={"ttft_p90_ms": 30})
-    points = measure_profile(load(queueing_url, num_requests=24), profile)
+    profile = ProfileSettings(kind="sweep", sweep_points=2, concurrency=16, goals={"ttft_p90_ms": 40})
+    points = measure_profile(load(queueing_url, num_requests=24, output_tokens=2), profile)
     kinds = [m.detailed_metrics["profile"]["point"]["kind"] for m in points]
     assert kinds == ["synchronous", "throughput", "constant", "constant"]
     low, high = points[0].rps_sustained, points[1].rps_sustained

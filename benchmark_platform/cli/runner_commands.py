@@ -123,9 +123,16 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
         )
         rate = settings.request_rate
         default_kind = "replay" if kind == "trace" else ("poisson" if rate else "concurrent")
+        profile_kind = profile_options["profile"] or default_kind
+        kind_closed = profile_kind in ("synchronous", "concurrent") or (
+            profile_kind == "sla-search" and profile_options["search_by"] == "concurrency"
+        )
+        source = click.get_current_context().get_parameter_source("concurrency")
+        concurrency_given = source is not None and source.name != "DEFAULT"
         profile = ProfileSettings(
-            kind=profile_options["profile"] or default_kind,
-            concurrency=settings.concurrency,
+            kind=profile_kind,
+            # Open-loop profiles without an explicit --concurrency are capped only by the load generator's ceiling.
+            concurrency=settings.concurrency if concurrency_given or kind_closed else None,
             rate=rate,
             burstiness=profile_options["burstiness"],
             sweep_points=profile_options["sweep_points"],

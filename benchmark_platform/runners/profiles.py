@@ -56,6 +56,7 @@ from benchmark_platform.runners.stats import encode_samples, mean_ci95, merge_sa
 
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "throughput", "replay", "sweep", "sla-search"]
 MAX_CONCURRENCY = 4096
+DEFAULT_OPEN_LOOP_CAP = 256  # requests in flight of an open-loop profile unless its concurrency says otherwise
 MAX_RATE = 10_000.0
 MAX_REPEATS = 20
 MAX_CLIENT_PROCESSES = 16
@@ -246,7 +247,9 @@ async def _send(load: _Load, planned: PlannedRequest, shard: int) -> RequestReco
     if settings.chat and planned.messages is not None:
         payload["messages"] = planned.messages
     client = load.clients[shard % len(load.clients)]
-    record = await send_streaming(client, settings.path, payload, settings.request_timeout_seconds)
+    record = await send_streaming(
+        client, settings.path, payload, settings.request_timeout_seconds, max_line_bytes=settings.max_line_bytes
+    )
     record.max_tokens = planned.output_tokens
     return record
 
@@ -728,27 +731,31 @@ class ProfileRunner:
         with runner:
             return runner.run(score())
 
+    def _in_flight_cap(self) -> int:
+        """The profile's cap on requests in flight, never above the load generator's ceiling."""
+        return min(self.profile.concurrency or DEFAULT_OPEN_LOOP_CAP, self.settings.max_concurrency)
+
     def _run_profile(self) -> list[Measurement]:
         profile = self.profile
-        users = profile.concurrency or self.settings.concurrency
+        users = min(profile.concurrency or self.settings.concurrency, self.settings.max_concurrency)
         if profile.kind == "synchronous":
             return [self.measure_point(LoadPoint("synchronous", 1))]
         if profile.kind == "concurrent":
             return [self.measure_point(LoadPoint("concurrent", users))]
         if profile.kind in ("constant", "poisson"):
-            cap = profile.concurrency or MAX_CONCURRENCY // 16
+            cap = self._in_flight_cap()
             return [self.measure_point(LoadPoint(profile.kind, cap, profile.rate, profile.burstiness))]
         if profile.kind == "replay":
-            return [self.measure_point(LoadPoint("replay", profile.concurrency or MAX_CONCURRENCY // 16))]
+            return [self.measure_point(LoadPoint("replay", self._in_flight_cap()))]
         if profile.kind == "throughput":
-            return [self.measure_point(LoadPoint("throughput", profile.concurrency or MAX_CONCURRENCY // 16))]
+            return [self.measure_point(LoadPoint("throughput", self._in_flight_cap()))]
         if profile.kind == "sweep":
             return self.sweep()
         return [self.sla_search()]
 
     def sweep(self) -> list[Measurement]:
         """Synchronous, then maximum throughput, then ``sweep_points`` constant rates evenly between them."""
-        cap = self.profile.concurrency or MAX_CONCURRENCY // 16
+        cap = self._in_flight_cap()
         synchronous = self.measure_point(LoadPoint("synchronous", 1))
         throughput = self.measure_point(LoadPoint("throughput", cap))
         low, high = synchronous.rps_sustained, throughput.rps_sustained
@@ -768,7 +775,8 @@ class ProfileRunner:
         between the last pass and the first miss (to the nearest user, or to 5 % of the rate)."""
         profile = self.profile
         by_rate = profile.search_by == "rate"
-        cap = profile.concurrency or MAX_CONCURRENCY // 16
+        cap = self._in_flight_cap()
+        ceiling = profile.search_max if by_rate else min(profile.search_max, self.settings.max_concurrency)
         log: list[dict[str, Any]] = []
 
         def trial(level: float) -> Measurement:
@@ -787,9 +795,9 @@ class ProfileRunner:
             measured = trial(level)
             if measured.detailed_metrics["goals_met"]:
                 best, best_level = measured, level
-                if level >= profile.search_max:
+                if level >= ceiling:
                     break
-                level = min(level * 2, profile.search_max)
+                level = min(level * 2, ceiling)
             else:
                 miss_level = level
                 break
