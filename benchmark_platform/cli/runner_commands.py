@@ -102,8 +102,8 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
         + ("trace_path", "time_scale", "turns")
     }
     try:
-        inputs = LengthDistribution.parse(str(options.pop("input_tokens")))
-        outputs = LengthDistribution.parse(str(options.pop("output_tokens")))
+        inputs = LengthDistribution.parse(str(options.pop("input_tokens")), "input_tokens")
+        outputs = LengthDistribution.parse(str(options.pop("output_tokens")), "output_tokens")
         goals = dict(parse_goal(goal) for goal in profile_options["goals"])
         kind = profile_options["dataset"]
         dataset = DatasetSpec(
@@ -118,7 +118,7 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
         settings = LoadSettings(
             ignore_eos=not no_ignore_eos,
             input_tokens=inputs.typical,
-            output_tokens=max(outputs.typical, 2),
+            output_tokens=outputs.typical,
             **options,
         )
         rate = settings.request_rate

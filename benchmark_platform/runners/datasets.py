@@ -54,8 +54,8 @@ class LengthDistribution(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, text: str) -> LengthDistribution:
-        """``256`` (fixed), ``128-512`` (uniform), ``256~64`` (normal, mean~std)."""
+    def parse(cls, text: str, field: str = "length") -> LengthDistribution:
+        """``256`` (fixed), ``128-512`` (uniform), ``256~64`` (normal, mean~std); errors name ``field``."""
         try:
             if "~" in text:
                 mean, std = text.split("~")
@@ -65,9 +65,9 @@ class LengthDistribution(BaseModel):
                 return cls(kind="uniform", minimum=int(low), maximum=int(high))
             return cls(kind="fixed", mean=int(text))
         except ValidationError as error:
-            raise DatasetError(f"length {text!r}: {error.errors()[0]['msg']}") from error
+            raise DatasetError(f"{field} {text!r}: {error.errors()[0]['msg']}") from error
         except ValueError as error:
-            raise DatasetError(f"length {text!r}: expected N, LOW-HIGH or MEAN~STD") from error
+            raise DatasetError(f"{field} {text!r}: expected N, LOW-HIGH or MEAN~STD") from error
 
     def draw(self, rng: random.Random) -> int:
         if self.kind == "fixed":
