@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from datetime import date
@@ -130,6 +131,9 @@ def export_results(out_format: str, out: str | None, model_version: str | None) 
 
     if out_format == "parquet" and out is None:
         fail("--out: parquet is binary; give a file")
+        return
+    if out_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        fail("--format parquet needs pyarrow: pip install 'benchmark-platform[parquet]'")
         return
     engine = database.get_engine()
     with engine.connect() as connection:
