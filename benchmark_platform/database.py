@@ -1,15 +1,21 @@
 """Connections to the platform's PostgreSQL: the configured URL, or an embedded server started on demand.
 
-Every process that uses the same ``BENCHMARK_PLATFORM_HOME`` shares one embedded server (pgserver counts
-the processes holding it and stops it when the last one exits); its data directory survives restarts.
+Every process that uses the same ``BENCHMARK_PLATFORM_HOME`` shares one embedded server; its data directory survives
+restarts. pgserver lists the PIDs of the processes holding the server in ``pgdata/.handle_pids.json`` and stops the
+server when the last one exits normally. A holder killed with SIGKILL never removes its PID, which used to keep the
+server running forever: each platform process drops the PIDs of processes that no longer run just before it releases
+the server at exit (see ``forget_dead_holders``), so the last live holder stops it.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import threading
 import warnings
 from pathlib import Path
 
+import psutil
 from sqlalchemy import Engine, create_engine, make_url
 
 from benchmark_platform import settings
@@ -33,12 +39,39 @@ def import_pgserver():
     return pgserver
 
 
+HOLDERS_FILE = ".handle_pids.json"  # pgserver's list of the processes holding an embedded server
+
+
+def forget_dead_holders(pgdata: Path) -> list[int]:
+    """Drop from pgserver's holder list the PIDs of processes that no longer run (or are zombies); return them.
+
+    Done under pgserver's own inter-process lock, the one it takes to add and remove holders."""
+    holders_file = pgdata / HOLDERS_FILE
+    with import_pgserver().postgres_server.PostgresServer._lock:
+        if not holders_file.exists():
+            return []
+        holders = json.loads(holders_file.read_text())
+        alive = [pid for pid in holders if _process_runs(pid)]
+        if alive != holders:
+            holders_file.write_text(json.dumps(alive))
+    return [pid for pid in holders if pid not in alive]
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _embedded_url(pgdata: Path) -> str:
     pgserver = import_pgserver()
     with _lock:
         server = _embedded_servers.get(pgdata)
         if server is None:
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            # atexit runs handlers last-in first-out: this one runs just before pgserver's own release of the server.
+            atexit.register(forget_dead_holders, pgdata)
             _embedded_servers[pgdata] = server
     return server.get_uri()
 

@@ -17,8 +17,8 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from pydantic import BaseModel, Field
 
 from benchmark_platform import database, manifests
-from benchmark_platform.definitions import defs
-from benchmark_platform.defs.jobs import execute_benchmark_run, local_benchmark_run_config, ranking_refresh_job
+from benchmark_platform.definitions import defs, execute_benchmark_run
+from benchmark_platform.defs.jobs import local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import reference_assets
 from benchmark_platform.defs.sensors import new_model_version_sensor, new_version_run_key

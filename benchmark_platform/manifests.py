@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
-from benchmark_platform.orm import Model, ModelVersion
+from benchmark_platform.orm import VERSION_KEY_SEPARATOR, Model, ModelVersion
 from benchmark_platform.safe_yaml import (
     FiniteFloat,
     Int32,
@@ -145,7 +145,7 @@ class ModelManifest(_Frozen):
 
 def version_key(model_name: str, version: str) -> str:
     """The readable key of a model version, e.g. ``llama-3.1-8b@int4-awq``."""
-    return f"{model_name}@{version}"
+    return f"{model_name}{VERSION_KEY_SEPARATOR}{version}"
 
 
 def vram_requirement_gb(parameters: int, bits: int) -> float:
@@ -274,7 +274,7 @@ def resolve_model_version(connection: Connection, ref: str | uuid.UUID) -> uuid.
         if connection.scalar(select(ModelVersion.id).where(ModelVersion.id == version_id)) is None:
             raise LookupError(f"no model version has id {version_id}")
         return version_id
-    name, _, version = str(ref).rpartition("@")
+    name, _, version = str(ref).rpartition(VERSION_KEY_SEPARATOR)
     found = connection.scalar(
         select(ModelVersion.id)
         .join(Model, Model.id == ModelVersion.model_id)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Computed,
     Date,
     DateTime,
@@ -26,8 +27,9 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
@@ -96,6 +98,21 @@ class ModelVersion(Base):
         CheckConstraint(_in("format", FORMATS), name="format_known"),
         Index("idx_model_versions_vram_quantization", "vram_requirement_gb", "quantization_bits", "format"),
     )
+
+
+VERSION_KEY_SEPARATOR = "@"
+
+
+def version_key_expression(model: Any = Model, version: Any = ModelVersion) -> ColumnElement[str]:
+    """A model version's readable key, ``<model name>@<version>``, as SQL over ``models`` joined to
+    ``model_versions``: the one definition of the key (``manifests.version_key`` builds the same string in Python)."""
+    return model.name.concat(VERSION_KEY_SEPARATOR).concat(version.version)
+
+
+def version_key_sql(model_alias: str = "m", version_alias: str = "v") -> str:
+    """``version_key_expression`` as SQL text over tables aliased ``m`` and ``v``, for statements written as text."""
+    expression = version_key_expression(aliased(Model, name=model_alias), aliased(ModelVersion, name=version_alias))
+    return str(expression.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 class HardwareConfig(Base):

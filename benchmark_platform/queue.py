@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from benchmark_platform import matrix
+from benchmark_platform.orm import version_key_sql
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement
 
 DEFAULT_LEASE_SECONDS = 600.0
@@ -30,6 +31,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_STALE_MINUTES = 120.0
 DEFAULT_THROUGHPUT_WINDOW_MINUTES = 15.0
 ERROR_MESSAGE_LIMIT = 1000
+VERSION_KEY = version_key_sql()  # over tables aliased m (models) and v (model_versions)
 
 # ------------------------------------------------------------------------------------------------ filling the queue
 
@@ -82,8 +84,8 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
     """Read what ``matrix.build_matrix`` needs from the database; LookupError when the version is unknown."""
     row = connection.execute(
         text(
-            """
-            SELECT m.name || '@' || v.version AS version_key, m.parameters, v.quantization, v.quantization_bits,
+            f"""
+            SELECT {VERSION_KEY} AS version_key, m.parameters, v.quantization, v.quantization_bits,
                    v.format, v.model_config
             FROM model_versions v JOIN models m ON m.id = v.model_id
             WHERE v.id = :id
@@ -604,7 +606,7 @@ def progress(
         rows = connection.execute(
             text(
                 f"""
-                SELECT h.name AS hardware, m.name || '@' || v.version AS version_key, c.status, count(*) AS n,
+                SELECT h.name AS hardware, {VERSION_KEY} AS version_key, c.status, count(*) AS n,
                        count(*) FILTER (WHERE c.status IN ('completed', 'failed')
                                           AND c.completed_at > now() - make_interval(secs => :window * 60)) AS recent
                 FROM benchmark_configs c

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -419,6 +419,7 @@ def _render(
     top: int,
     generated_at: datetime,
     progress: ProgressReporter | None,
+    rankings: Mapping[str, UseCaseRanking] | None = None,
 ) -> _Rendered:
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
@@ -427,7 +428,11 @@ def _render(
     with progress if progress is not None else nullcontext():
         for index, use_case in enumerate(use_cases):
             use_case_results = scoped[scoped["workload_type"] == use_case.subcategory]
-            ranking = rank_use_case(use_case_results, use_case, calculated_at=generated_at)
+            ranking = (
+                rankings[use_case.subcategory]
+                if rankings is not None
+                else rank_use_case(use_case_results, use_case, calculated_at=generated_at)
+            )
             sections.append(
                 _use_case_section(ranking, use_case_results, model_version, top, _slug(index, use_case.subcategory))
             )
@@ -519,17 +524,27 @@ def write_report(
     top: int = DEFAULT_TOP,
     progress: ProgressReporter | None = None,
     since: date | None = None,
+    rankings: Mapping[str, UseCaseRanking] | None = None,
 ) -> ReportSummary:
     """Render the report from the database's results (those dated ``since`` or later, when given) and write it to
     ``out_path`` (replaced whole, never left half-written). Without ``use_cases``, every use case that has results
-    in scope is reported."""
+    in scope is reported. ``rankings`` are the use cases' rankings already computed from those same results (the
+    rankings asset passes what it stored), so that the report does not rank a second time."""
+    if rankings is not None and model_version is not None:
+        raise ValueError("rankings cover every model version: a report limited to one must rank its own results")
     chosen = resolve_scope(engine, model_version=model_version, use_cases=use_cases)
     results = load_results_frame(engine, since=since, workload_types=[use_case.subcategory for use_case in chosen])
     if use_cases is None:
         present = set(scoped_results(results, model_version)["workload_type"])
         chosen = [use_case for use_case in chosen if use_case.subcategory in present]
     rendered = _render(
-        results, chosen, model_version=model_version, top=top, generated_at=datetime.now(UTC), progress=progress
+        results,
+        chosen,
+        model_version=model_version,
+        top=top,
+        generated_at=datetime.now(UTC),
+        progress=progress,
+        rankings=rankings,
     )
     path = Path(out_path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 DATABASE_URL_ENV = "BENCHMARK_PLATFORM_DATABASE_URL"
 HOME_ENV = "BENCHMARK_PLATFORM_HOME"
 DAGSTER_PG_URL_ENV = "BENCHMARK_PLATFORM_DAGSTER_PG_URL"
+REPORTS_DIR_ENV = "BENCHMARK_PLATFORM_REPORTS_DIR"
 
 
 def platform_home() -> Path:
@@ -31,3 +32,10 @@ def dagster_home() -> Path:
     path = platform_home() / "dagster"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def reports_dir() -> Path:
+    """Where the report asset writes: ``BENCHMARK_PLATFORM_REPORTS_DIR`` (a shared volume on Kubernetes), else
+    ``$BENCHMARK_PLATFORM_HOME/reports``."""
+    configured = os.environ.get(REPORTS_DIR_ENV, "").strip()
+    return Path(configured).expanduser().resolve() if configured else platform_home() / "reports"

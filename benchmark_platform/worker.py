@@ -36,6 +36,7 @@ from benchmark_platform.runners import (
     RunSpec,
     WorkloadFacts,
     get_runner,
+    runner_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ class WorkerOptions(BaseModel):
 
     model_version_id: uuid.UUID | None = None
     hardware: str | None = Field(default=None, description="hardware config name: only that pool's configs")
-    batch_size: int = Field(default=10, ge=1, le=1000, description="configs claimed per round trip")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=1000, description="configs claimed per round trip; default: the runner's claim batch"
+    )
     lease_seconds: float = Field(default=queue.DEFAULT_LEASE_SECONDS, ge=1)
     heartbeat_seconds: float | None = Field(default=None, gt=0, description="default: a third of the lease")
     max_attempts: int = Field(default=queue.DEFAULT_MAX_ATTEMPTS, ge=1)
@@ -67,6 +70,12 @@ class WorkerOptions(BaseModel):
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
     db_retry_seconds: float = Field(default=120.0, ge=0, description="give up after the database is gone this long")
     stop_event: threading.Event | None = None
+
+    @model_validator(mode="after")
+    def _runner_claim_batch_by_default(self) -> WorkerOptions:
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", runner_entry(self.runner).claim_batch)
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> WorkerOptions:

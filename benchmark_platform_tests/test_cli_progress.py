@@ -8,7 +8,7 @@ import subprocess
 
 from benchmark_platform import queue
 from benchmark_platform.progress import ProgressReporter
-from benchmark_platform_tests.helpers_catalog import seed_with_model, worker_command
+from benchmark_platform_tests.factories import seed_with_model, worker_command
 
 VERSION = "qwen2.5-7b@int4-awq"
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from benchmark_platform.orm import DailyModelStats
 from benchmark_platform.ranking import DAILY_STATS_COLUMNS, daily_model_stats
 from benchmark_platform.ranking.store import refresh_daily_stats, write_daily_stats
-from benchmark_platform_tests.test_rankings import DAY, _id, insert_results, result_row, results_frame
+from benchmark_platform_tests.factories import DAY, insert_results, result_row, results_frame, uid
 
 
 def _day_of_results():
@@ -87,8 +87,8 @@ def test_refresh_daily_stats_writes_and_replaces_the_days_rows(engine: Engine) -
     with Session(engine) as session:
         stored = session.scalars(select(DailyModelStats).order_by(DailyModelStats.total_benchmarks)).all()
     assert [(row.model_id, row.total_benchmarks, row.stats_date) for row in stored] == [
-        (_id("model", "other"), 1, DAY),
-        (_id("model", "llama"), 4, DAY),
+        (uid("model", "other"), 1, DAY),
+        (uid("model", "llama"), 4, DAY),
     ]
     assert stored[0].avg_accuracy is None
     assert stored[1].aggregated_metrics["runners"] == {"measured": 3, "simulated": 1}

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, create_engine, func, make_url, select
+from sqlalchemy import Engine, create_engine, make_url
 
-from benchmark_platform import catalogs, database, orm
+from benchmark_platform import catalogs, database
 from benchmark_platform.cli import main
 from benchmark_platform.manifests import EXAMPLE_MANIFESTS_DIR, ManifestError, load_manifest
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.safe_yaml import MAX_YAML_BYTES, YamlInputError, load_yaml_text
 from benchmark_platform.worker import _Heartbeat
-from benchmark_platform_tests.helpers_catalog import DEFAULT_VERSION_KEY, seed_with_model
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
 
 LLAMA_8B = (EXAMPLE_MANIFESTS_DIR / "llama-3.1-8b.yaml").read_text()
 # 9 levels of 9 aliases: 9**9 (387 million) scalars once expanded, in under 800 bytes.
@@ -32,14 +32,6 @@ ALIAS_BOMB = "\n".join(
     + [f"    {b}: &{b} [{','.join(f'*{a}' for _ in range(9))}]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]
     + ["  license: x", LLAMA_8B.split("  license: llama3.1\n", 1)[1]]
 )
-
-
-def table_counts(engine: Engine) -> dict[str, int]:
-    """Rows per table of the platform, in one round trip."""
-    tables = orm.Base.metadata.sorted_tables
-    counts = select(*(select(func.count()).select_from(table).scalar_subquery() for table in tables))
-    with engine.connect() as connection:
-        return dict(zip((table.name for table in tables), connection.execute(counts).one(), strict=True))
 
 
 def assert_one_line_bad_input(result: Result, *fragments: str) -> None:

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from benchmark_platform.cli import main
 from benchmark_platform.manifests import EXAMPLE_MANIFESTS_DIR
-from benchmark_platform_tests.helpers_catalog import DEFAULT_VERSION_KEY, seed_with_model
-from benchmark_platform_tests.test_input_edges import table_counts
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
 
 BASE_MANIFEST = yaml.safe_load((EXAMPLE_MANIFESTS_DIR / "qwen2.5-7b.yaml").read_text())
 FUZZ = settings(

@@ -9,15 +9,12 @@ import re
 from typing import Any
 
 import dagster as dg
-import kubernetes
 import kubernetes_validate
 import pytest
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import (
     USER_DEFINED_K8S_CONFIG_KEY,
-    DagsterK8sJobConfig,
     UserDefinedDagsterK8sConfig,
-    construct_dagster_k8s_job,
     get_user_defined_k8s_config,
 )
 
@@ -34,9 +31,8 @@ from benchmark_platform.k8s_config import (
     step_op_tags,
 )
 from benchmark_platform.settings import DATABASE_URL_ENV
+from benchmark_platform_tests.factories import CODE_LOCATION_IMAGE, KUBERNETES_VERSIONS, render_step_job
 
-KUBERNETES_VERSIONS = ("1.32", kubernetes_validate.utils.latest_version())
-CODE_LOCATION_IMAGE = "ghcr.io/example/benchmark-platform:0.1.0"
 GPU_IMAGE = "ghcr.io/example/benchmark-platform:0.1.0-gpu"
 
 H100_X8 = {
@@ -56,30 +52,6 @@ MI300X_X8 = {
     "spot_available": True,
     "specs": {"vendor": "amd"},
 }
-
-
-def render_step_job(
-    op_tags: dict[str, Any],
-    base_context: K8sContainerContext | None = None,
-    job_config: DagsterK8sJobConfig | None = None,
-) -> dict[str, Any]:
-    """The step Job dagster-k8s would create for an op with ``op_tags``, as the API server receives it."""
-    string_tags = {key: value if isinstance(value, str) else json.dumps(value) for key, value in op_tags.items()}
-    context = (base_context or K8sContainerContext()).merge(
-        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(string_tags))
-    )
-    job = construct_dagster_k8s_job(
-        job_config=job_config
-        or DagsterK8sJobConfig(job_image=CODE_LOCATION_IMAGE, dagster_home="/opt/dagster/dagster_home"),
-        args=["dagster", "api", "execute_step"],
-        job_name="dagster-step-0123456789abcdef",
-        pod_name="dagster-step-0123456789abcdef",
-        component="step_worker",
-        user_defined_k8s_config=context.run_k8s_config,
-        labels={"dagster/job": "benchmark", "dagster/op": "run_benchmark"},
-        env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": "benchmark"}],
-    )
-    return kubernetes.client.ApiClient().sanitize_for_serialization(job)
 
 
 def assert_valid_kubernetes(resource: dict[str, Any]) -> None:

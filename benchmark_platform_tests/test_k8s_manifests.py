@@ -39,8 +39,8 @@ from benchmark_platform.k8s_config import (
     step_k8s_config,
     step_op_tags,
 )
-from benchmark_platform.settings import DATABASE_URL_ENV
-from benchmark_platform_tests.test_k8s_config import KUBERNETES_VERSIONS, render_step_job
+from benchmark_platform.settings import DATABASE_URL_ENV, REPORTS_DIR_ENV
+from benchmark_platform_tests.factories import KUBERNETES_VERSIONS, render_step_job
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
@@ -451,13 +451,27 @@ def test_control_plane_pods_are_locked_down_and_reach_postgresql(
     for resources in (pod["resources"], pod.get("initContainerResources", pod["resources"])):
         assert set(resources) == {"requests", "limits"}
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
-    # Dagster writes to /tmp and DAGSTER_HOME; everything else is read-only, the database's CA included.
+    # Dagster writes to /tmp and DAGSTER_HOME (run pods also to the shared reports volume); everything else is
+    # read-only, the database's CA included.
     mounts = {mount["mountPath"]: mount for mount in pod["volumeMounts"]}
-    assert set(mounts) == {"/tmp", values["global"]["dagsterHome"], DATABASE_CA_DIR}
+    reports = {REPORTS_MOUNT} if component == "code-location" else set()
+    assert set(mounts) == {"/tmp", values["global"]["dagsterHome"], DATABASE_CA_DIR} | reports
     assert mounts[DATABASE_CA_DIR]["readOnly"] is True
     assert admits(PLATFORM_NAMESPACE_LABELS, pod["labels"], POSTGRESQL_POD, 5432)
     assert pod["labels"][PART_OF_LABEL_KEY] == PART_OF_LABEL_VALUE
     assert pod["image"] == values["dagsterWebserver"]["image"]  # one image, one Dagster version
+
+
+REPORTS_MOUNT = "/reports"
+
+
+def test_run_pods_write_the_report_to_the_shared_volume(code_location: dict[str, Any]) -> None:
+    env = {item["name"]: item.get("value") for item in code_location["env"]}
+    assert env[REPORTS_DIR_ENV] == REPORTS_MOUNT
+    [mount] = [mount for mount in code_location["volumeMounts"] if mount["mountPath"] == REPORTS_MOUNT]
+    [volume] = [volume for volume in code_location["volumes"] if volume["name"] == mount["name"]]
+    claim = the_manifest("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]  # any run pod, on any node, may refresh the report
 
 
 def test_the_webserver_listens_on_a_port_a_non_root_process_may_bind(values: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from benchmark_platform.runners import FrameworkFacts, RunnerError, get_runner
 from benchmark_platform.runners.launcher import ServerProcess, build_launch_command, free_port
-from benchmark_platform_tests.test_simulated_runner import CHATBOT, llama_8b, make_spec
+from benchmark_platform_tests.factories import CHATBOT, llama_8b, make_spec
 
 EMULATOR = FrameworkFacts(
     name="emulator",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from benchmark_platform.cli import main
@@ -24,7 +24,7 @@ from benchmark_platform.manifests import (
     vram_requirement_gb,
 )
 from benchmark_platform.manifests import list_version_keys as list_keys
-from benchmark_platform.orm import Model, ModelVersion
+from benchmark_platform.orm import Model, ModelVersion, version_key_expression, version_key_sql
 
 LLAMA_8B = EXAMPLE_MANIFESTS_DIR / "llama-3.1-8b.yaml"
 LLAMA_70B = EXAMPLE_MANIFESTS_DIR / "llama-3.1-70b.yaml"
@@ -58,6 +58,17 @@ def test_example_manifests_hold_real_architecture_facts() -> None:
 def test_top_level_examples_link_points_at_the_bundled_manifests() -> None:
     repository_examples = Path(__file__).resolve().parents[1] / "examples" / "models" / "llama-3.1-8b.yaml"
     assert repository_examples.resolve() == LLAMA_8B.resolve()
+
+
+def test_the_version_key_reads_the_same_in_python_in_orm_queries_and_in_sql_text(engine: Engine) -> None:
+    register_model(engine, load_manifest(LLAMA_8B))
+    with engine.connect() as connection:
+        python_keys = set(list_keys(connection))
+        orm_keys = set(connection.scalars(select(version_key_expression()).join_from(ModelVersion, Model)))
+        sql = f"SELECT {version_key_sql()} FROM model_versions v JOIN models m ON m.id = v.model_id"
+        text_keys = set(connection.scalars(text(sql)))
+    assert python_keys == orm_keys == text_keys
+    assert version_key("llama-3.1-8b", "int4-awq") in python_keys
 
 
 def test_vram_requirement_formula() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -68,3 +69,25 @@ def test_dagster_definitions_validate_passes(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside a function."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_nothing_under_defs_imports_the_assembled_definitions():
+    for path in (ROOT / "benchmark_platform" / "defs").glob("*.py"):
+        assert "benchmark_platform.definitions" not in _imported_modules(path), f"{path.name} closes an import cycle"
+
+
+def test_no_test_module_imports_another():
+    for path in (ROOT / "benchmark_platform_tests").glob("*.py"):
+        imported = {module for module in _imported_modules(path) if module.startswith("benchmark_platform_tests.test")}
+        assert not imported, f"{path.name} imports {imported}: shared builders belong in factories.py"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -14,7 +15,7 @@ from benchmark_platform import matrix, queue
 from benchmark_platform.cli import main
 from benchmark_platform.runners import Measurement
 from benchmark_platform.worker import build_run_spec
-from benchmark_platform_tests.helpers_catalog import framework_id, hardware_id, seed_with_model, status_counts
+from benchmark_platform_tests.factories import framework_id, hardware_id, seed_with_model, status_counts
 
 SMALL_POOLS = ("aws-l4-x1", "gcp-l4-x1")
 
@@ -140,10 +141,21 @@ def test_claim_takes_the_lowest_priority_first_and_marks_it_running(engine, smal
 
 
 def test_concurrent_claims_never_share_a_config(engine, small_queue):
-    first = queue.claim(engine, "w1", limit=50)
-    second = queue.claim(engine, "w2", limit=50)
+    """The first claim's transaction stays open (its rows locked, its update not yet visible) while a second worker
+    claims: SKIP LOCKED passes over the locked rows at once instead of waiting for them or taking them too."""
+    sql = queue.claim_sql(hardware_config_id=None, model_version_id=None, preferred_framework=False)
+    params = {"limit": 50, "worker_id": "w1", "lease_seconds": 60.0}
+    second: list[queue.Claim] = []
+    with engine.connect() as holding:
+        first = holding.execute(text(sql), params).all()
+        claimer = threading.Thread(target=lambda: second.extend(queue.claim(engine, "w2", limit=50)))
+        claimer.start()
+        claimer.join(timeout=20)
+        assert not claimer.is_alive(), "the second claim waited for the first transaction's locks"
+        holding.commit()
     assert len(first) == len(second) == 50
-    assert not {c.id for c in first} & {c.id for c in second}
+    assert not {row.id for row in first} & {c.id for c in second}
+    assert status_counts(engine)["running"] == 100
 
 
 def test_claim_filters_by_hardware_pool_and_model_version(engine, version_id, small_queue):
@@ -347,22 +359,35 @@ def test_progress_counts_statuses_and_estimates_the_rest(engine, version_id, sma
 
 
 def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
-    """On a table of about 65,000 configs (two versions, every pool), after ANALYZE, a pool's claim is an index scan
-    of idx_benchmark_config_claim in priority order: it reads only the rows it returns."""
+    """On a table of about 65,000 configs (two versions, every pool) whose front of the queue is finished, after
+    ANALYZE, a pool's claim is an index scan of idx_benchmark_config_claim in priority order over pending rows only:
+    it reads only the rows it returns (an index over every row would walk past the finished ones, filtering them)."""
     queue.populate_matrix(engine, version_id)
     queue.populate_matrix(engine, seed_with_model(engine, "llama-3.1-8b@fp8"))
     with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE benchmark_configs SET status = 'completed' WHERE priority < "
+                "(SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY priority) FROM benchmark_configs)"
+            )
+        )
         connection.execute(text("ANALYZE benchmark_configs"))
+        definition = connection.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_benchmark_config_claim'")
+        ).scalar_one()
+    assert definition.endswith("WHERE ((status)::text = 'pending'::text)"), definition
     pool = hardware_id(engine, "aws-h100-sxm-x8")
     for preferred in (None, framework_id(engine, "vllm")):
         sql = queue.claim_sql(hardware_config_id=pool, model_version_id=None, preferred_framework=preferred is not None)
         params = {"limit": 10, "worker_id": "explain", "lease_seconds": 60.0, "hardware_config_id": pool}
         params["preferred_framework_id"] = preferred
         with engine.begin() as connection:
-            plan = "\n".join(connection.execute(text(f"EXPLAIN {sql}"), params).scalars())
+            plan = "\n".join(connection.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}"), params).scalars())
             connection.rollback()
         assert "Index Scan using idx_benchmark_config_claim" in plan, plan
         assert "Sort" not in plan, plan
+        if preferred is None:  # (the preferred-framework scan does skip the pool's other frameworks)
+            assert "Rows Removed by Filter" not in plan, plan
 
 
 def test_build_run_spec_joins_the_catalogs(engine, small_queue):

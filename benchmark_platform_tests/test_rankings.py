@@ -1,32 +1,20 @@
-"""Use-case rankings: the documented rules on small frames, then the store round trip on a real database.
-
-``result_row``, ``results_frame``, ``insert_results`` and ``insert_use_case`` are shared with the daily-stats and
-recommend tests.
-"""
+"""Use-case rankings: the documented rules on small frames, then the store round trip on a real database."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, func, select
 
 from benchmark_platform.orm import (
-    BenchmarkResult,
-    HardwareConfig,
-    InferenceFramework,
     Model,
     ModelRanking,
     ModelUseCase,
-    ModelVersion,
-    UseCase,
 )
 from benchmark_platform.ranking import (
     CONFIGURATION_COLUMNS,
@@ -37,157 +25,16 @@ from benchmark_platform.ranking import (
     rank_use_cases,
     topsis,
 )
-from benchmark_platform.ranking.frames import METRIC_COLUMNS
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases, refresh_rankings, write_rankings
-
-DAY = date(2026, 1, 5)
-CHATBOT_WEIGHTS = {
-    "ttft_p90": 0.3,
-    "tpot_p90": 0.25,
-    "throughput": 0.1,
-    "cost_per_million_tokens": 0.2,
-    "accuracy": 0.15,
-}
-
-
-def _id(kind: str, name: str) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{name}")
-
-
-def result_row(
-    model: str = "llama",
-    version: str = "fp16",
-    hardware: str = "aws-h100",
-    framework: str = "vllm",
-    **overrides: Any,
-) -> dict[str, Any]:
-    """One results-frame row; ids derive from the names, so rows of the same model share its id."""
-    row: dict[str, Any] = {
-        "result_id": uuid.uuid4(),
-        "benchmark_date": DAY,
-        "created_at": datetime(2026, 1, 5, 12, tzinfo=UTC),
-        "workload_type": "chatbot",
-        "batch_size": 8,
-        "sequence_length": 512,
-        "runner": "measured",
-        "model_id": _id("model", model),
-        "model_name": model,
-        "model_version_id": _id("version", f"{model}@{version}"),
-        "version_key": f"{model}@{version}",
-        "hardware_config_id": _id("hardware", hardware),
-        "hardware_name": hardware,
-        "gpu_type": "H100-SXM",
-        "gpu_count": 1,
-        "cost_per_hour_usd": 4.0,
-        "spot_cost_per_hour_usd": None,
-        "spot_available": False,
-        "framework_id": _id("framework", framework),
-        "framework_name": framework,
-        **{column: np.nan for column in METRIC_COLUMNS},
-        "ttft_p90_ms": 100.0,
-        "tpot_p90_ms": 20.0,
-        "throughput_tokens_sec": 1000.0,
-    }
-    row.update(overrides)
-    return row
-
-
-def results_frame(*rows: dict[str, Any]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=list(RESULT_FRAME_COLUMNS))
-    return frame.astype({column: float for column in METRIC_COLUMNS})
-
-
-def chatbot(**overrides: Any) -> UseCaseCriteria:
-    fields: dict[str, Any] = {
-        "subcategory": "chatbot",
-        "sla_ttft_p90_ms": 500,
-        "sla_tpot_p90_ms": 50,
-        "weights": CHATBOT_WEIGHTS,
-    }
-    return UseCaseCriteria(**(fields | overrides))
-
-
-def insert_use_case(
-    engine: Engine, subcategory: str = "chatbot", sla: dict | None = None, weights: dict | None = None
-) -> uuid.UUID:
-    with engine.begin() as connection:
-        return connection.execute(
-            insert(UseCase)
-            .values(
-                category="conversational",
-                subcategory=subcategory,
-                pipeline_tag="text-generation",
-                characteristics={"typical_input_tokens": 512, "typical_output_tokens": 256, "sla": sla or {}},
-                default_weights=weights or CHATBOT_WEIGHTS,
-            )
-            .returning(UseCase.id)
-        ).scalar_one()
-
-
-def insert_results(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """Insert the models, versions, hardware and frameworks the rows name (once each), then the results."""
-    with engine.begin() as connection:
-        for row in rows:
-            connection.execute(
-                pg_insert(Model)
-                .values(id=row["model_id"], name=row["model_name"], architecture="llama", parameters=8_000_000_000)
-                .on_conflict_do_nothing()
-            )
-            connection.execute(
-                pg_insert(ModelVersion)
-                .values(
-                    id=row["model_version_id"],
-                    model_id=row["model_id"],
-                    version=row["version_key"].split("@", 1)[1],
-                    quantization="fp16",
-                    quantization_bits=16,
-                    format="safetensors",
-                    artifact_uri=f"hf://{row['model_name']}",
-                    vram_requirement_gb=19.2,
-                )
-                .on_conflict_do_nothing()
-            )
-            connection.execute(
-                pg_insert(HardwareConfig)
-                .values(
-                    id=row["hardware_config_id"],
-                    name=row["hardware_name"],
-                    gpu_type=row["gpu_type"],
-                    gpu_count=row["gpu_count"],
-                    vram_per_gpu_gb=80,
-                    total_vram_gb=80 * row["gpu_count"],
-                    cost_per_hour_usd=row["cost_per_hour_usd"],
-                    spot_cost_per_hour_usd=row["spot_cost_per_hour_usd"],
-                    spot_available=row["spot_available"],
-                    cloud_provider="aws",
-                    instance_type="p5.48xlarge",
-                )
-                .on_conflict_do_nothing()
-            )
-            connection.execute(
-                pg_insert(InferenceFramework)
-                .values(id=row["framework_id"], name=row["framework_name"], version="0.6")
-                .on_conflict_do_nothing()
-            )
-        connection.execute(
-            insert(BenchmarkResult),
-            [
-                {
-                    "id": row["result_id"],
-                    "model_version_id": row["model_version_id"],
-                    "hardware_config_id": row["hardware_config_id"],
-                    "framework_id": row["framework_id"],
-                    "benchmark_date": row["benchmark_date"],
-                    "workload_type": row["workload_type"],
-                    "batch_size": row["batch_size"],
-                    "sequence_length": row["sequence_length"],
-                    "runner": row["runner"],
-                    **{column: None if pd.isna(row[column]) else row[column] for column in METRIC_COLUMNS},
-                }
-                for row in rows
-            ],
-        )
-
+from benchmark_platform_tests.factories import (
+    DAY,
+    chatbot,
+    insert_results,
+    insert_use_case,
+    result_row,
+    results_frame,
+    uid,
+)
 
 # --- pure rules -------------------------------------------------------------------------------------------------
 
@@ -332,21 +179,21 @@ def test_model_summary_takes_each_models_best_configuration() -> None:
     ranking = rank_use_case(frame, use_case, calculated_at=calculated_at, ttl=timedelta(hours=6))
 
     by_model = {record.model_id: record for record in ranking.model_rankings}
-    fast = by_model[_id("model", "fast")]
+    fast = by_model[uid("model", "fast")]
     assert fast.rank_position == 1 and fast.score_breakdown["best_configuration"]["batch_size"] == 1
     assert fast.composite_score == pytest.approx(ranking.configurations["score"].max())
     assert fast.expires_at - fast.calculated_at == timedelta(hours=6) and fast.calculated_at == calculated_at
     assert fast.use_case_category == "chatbot"
-    assert by_model[_id("model", "twin-a")].rank_position == by_model[_id("model", "twin-b")].rank_position == 2
-    assert by_model[_id("model", "slow")].rank_position == 4
+    assert by_model[uid("model", "twin-a")].rank_position == by_model[uid("model", "twin-b")].rank_position == 2
+    assert by_model[uid("model", "slow")].rank_position == 4
     assert set(fast.score_breakdown["criteria"]) == set(ranking.weights)
     json.dumps([record.model_dump(mode="json") for record in ranking.model_rankings + ranking.model_use_cases])
 
     suitability = {record.model_id: record for record in ranking.model_use_cases}
     assert [record.recommended for record in ranking.model_use_cases] == [True, False, False, False]
-    assert suitability[_id("model", "fast")].use_case_id == use_case.id
-    assert suitability[_id("model", "fast")].performance_summary["configurations_ranked"] == 2
-    assert suitability[_id("model", "slow")].suitability_score == by_model[_id("model", "slow")].composite_score
+    assert suitability[uid("model", "fast")].use_case_id == use_case.id
+    assert suitability[uid("model", "fast")].performance_summary["configurations_ranked"] == 2
+    assert suitability[uid("model", "slow")].suitability_score == by_model[uid("model", "slow")].composite_score
 
 
 def test_rank_use_cases_ranks_each_workload_separately_and_empty_ones_empty() -> None:
@@ -403,7 +250,7 @@ def test_load_results_frame_joins_every_dimension(engine: Engine) -> None:
     assert list(frame.columns) == list(RESULT_FRAME_COLUMNS)
     assert sorted(frame["version_key"]) == ["llama@fp16", "qwen@int4-awq"]
     llama = frame.set_index("version_key").loc["llama@fp16"]
-    assert llama["model_id"] == _id("model", "llama") and llama["spot_available"]
+    assert llama["model_id"] == uid("model", "llama") and llama["spot_available"]
     assert (llama["spot_cost_per_hour_usd"], llama["accuracy_score"]) == (1.5, 0.8)
     assert np.isnan(frame.set_index("version_key").loc["qwen@int4-awq", "accuracy_score"])
     assert load_results_frame(engine, workload_types=["qa"])["version_key"].tolist() == ["qwen@int4-awq"]

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from benchmark_platform.cli import main
 from benchmark_platform.ranking import Constraints, rank_use_case, recommend
-from benchmark_platform_tests.test_rankings import chatbot, insert_results, insert_use_case, result_row, results_frame
+from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
 ROWS = [
     result_row(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFra
 from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
 from benchmark_platform.report import render_report, trade_off_front, write_report
+from benchmark_platform_tests.factories import system_program
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 HARDWARE_SPEED = {"aws-l4-x1": 1.0, "gcp-a100-80gb-x1": 3.5, "gcp-h100-sxm-x1": 6.0, "aws-h100-sxm-x8": 30.0}
@@ -223,13 +223,7 @@ def test_render_refuses_a_top_below_one() -> None:
 # --- the written report in a browser --------------------------------------------------------------------------------
 
 
-def chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail(
-            "Debian's chromium is not installed, so the report's charts cannot be checked in a browser: "
-            "run `apt-get install -y chromium` (.ci/run does this)"
-        )
+def chromium(executable: str, *arguments: str, profile: Path) -> subprocess.CompletedProcess[str]:
     command = [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
@@ -244,6 +238,7 @@ def figure_fragments(dom: str) -> dict[str, str]:
 
 
 def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, tmp_path: Path) -> None:
+    browser = system_program("chromium", "chromium", "the report's charts cannot be checked in a browser")
     grid = measurement_grid()
     expected = {
         workload: sum(1 for row in grid if row["workload_type"] == workload and meets_sla(row))
@@ -260,7 +255,7 @@ def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, t
     assert summary.bytes == len(page.encode())
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="?(https?:)?//', page), "the report must not fetch"
 
-    dom = chromium("--dump-dom", summary.path.as_uri(), profile=tmp_path / "profile").stdout
+    dom = chromium(browser, "--dump-dom", summary.path.as_uri(), profile=tmp_path / "profile").stdout
     figures = figure_fragments(dom)
     for index, workload in enumerate(PROMPT_TOKENS):
         for name in ("throughput", "cost"):
@@ -275,7 +270,8 @@ def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, t
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "report.png"
     screenshot.unlink(missing_ok=True)
-    chromium(f"--screenshot={screenshot}", "--window-size=1400,2200", summary.path.as_uri(), profile=tmp_path / "p2")
+    page_uri = summary.path.as_uri()
+    chromium(browser, f"--screenshot={screenshot}", "--window-size=1400,2200", page_uri, profile=tmp_path / "p2")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 50_000
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from benchmark_platform import database, migrations, queue, settings
 from benchmark_platform.worker import WorkerOptions, run_worker
-from benchmark_platform_tests.helpers_catalog import hardware_id, seed_with_model, status_counts
+from benchmark_platform_tests.factories import hardware_id, seed_with_model, status_counts
 
 VERSION_KEY = "llama-3.1-8b@int4-awq"
 WORKER_COMMAND = [sys.executable, "-c", "from benchmark_platform.cli import main; main()", "worker"]

@@ -1,9 +1,7 @@
-"""`benchmark-platform dev` and `demo`: the local Dagster instance over the platform database."""
+"""`benchmark-platform dev`, `dagster` and `demo`: the local Dagster instance over the platform database."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 
 import click
@@ -11,6 +9,7 @@ import click
 from benchmark_platform import database
 from benchmark_platform.cli.app import main
 from benchmark_platform.instance import prepare_dagster_home
+from benchmark_platform.supervisor import run_until_stopped
 
 
 @main.command("dev", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -27,11 +26,28 @@ def dev(ctx: click.Context) -> None:
     database.get_engine()  # migrate before the code location loads
     click.echo(f"DAGSTER_HOME={home}  platform database: {database.redacted(database.database_url())}")
     command = [sys.executable, "-m", "dagster", "dev", "-m", "benchmark_platform.definitions", *ctx.args]
-    child = subprocess.Popen(command)
-    # SIGTERM (a service manager, a container stop) goes to `dagster dev`, which stops its webserver and daemon;
-    # then this process exits normally, so the embedded PostgreSQL is stopped too. Ctrl-C reaches both by itself.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: child.send_signal(signum))
-    sys.exit(child.wait())
+    # SIGTERM, SIGINT or SIGHUP (even one ignored at start, as in a background job) stops the webserver, daemon and
+    # code servers within seconds; returning then lets the embedded PostgreSQL this process started stop too.
+    sys.exit(run_until_stopped(command))
+
+
+@main.command(
+    "dagster",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "allow_interspersed_args": False},
+)
+@click.pass_context
+def dagster_cli(ctx: click.Context) -> None:
+    """Run any Dagster CLI command against the platform's instance (the one `dev` and `demo` use).
+
+    It sets DAGSTER_HOME and BENCHMARK_PLATFORM_DAGSTER_PG_URL as `dev` does and starts the embedded PostgreSQL when
+    BENCHMARK_PLATFORM_DATABASE_URL is unset; the arguments go to `dagster` unchanged (`dagster instance --help`
+    shows Dagster's help for that group).
+
+    Example: benchmark-platform dagster instance concurrency set gpu-aws-h100-sxm-x8 16
+    """
+    prepare_dagster_home()
+    database.get_engine()  # an empty database is migrated first, as for `dev`
+    sys.exit(run_until_stopped([sys.executable, "-m", "dagster", *ctx.args]))
 
 
 @main.command("demo")

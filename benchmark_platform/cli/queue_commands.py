@@ -18,7 +18,7 @@ from benchmark_platform.cli.app import fail, main
 from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, bounded_int, finite
 from benchmark_platform.manifests import resolve_model_version
 from benchmark_platform.progress import watch_queue
-from benchmark_platform.runners import RUNNER_NAMES
+from benchmark_platform.runners import RUNNER_NAMES, RUNNERS
 
 
 def _resolve_version(engine: Engine, reference: str) -> uuid.UUID:
@@ -90,8 +90,9 @@ def populate_matrix_command(
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 1000),
-    help="Configs claimed per round trip [default: 10 with the simulated runner, 1 otherwise, so that a claim's "
-    "started_at is when its benchmark starts].",
+    help="Configs claimed per round trip [default: the runner's, "
+    + ", ".join(f"{entry.claim_batch} for {entry.name}" for entry in RUNNERS.values())
+    + "].",
 )
 @click.option(
     "--lease-seconds",
@@ -164,15 +165,12 @@ def worker_command(
             except LookupError as error:
                 fail(str(error))
     stop = threading.Event()
-    if runner == "simulated":
-        runner_options: dict[str, object] = {"simulate_seconds": simulate_seconds}
-    else:
-        runner_options = {"base_url": base_url} if base_url else {}
+    runner_options = RUNNERS[runner].options_from({"simulate_seconds": simulate_seconds, "base_url": base_url})
     try:
         options = WorkerOptions(
             model_version_id=version_id,
             hardware=hardware,
-            batch_size=batch_size or (10 if runner == "simulated" else 1),
+            batch_size=batch_size,
             lease_seconds=lease_seconds,
             max_attempts=max_attempts,
             runner=runner,

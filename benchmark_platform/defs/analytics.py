@@ -1,13 +1,17 @@
-"""Daily stats and TOPSIS rankings: the answers users come for, refreshed from the latest results."""
+"""Daily stats, TOPSIS rankings and the report: the answers users come for.
+
+``daily_model_stats`` is kept per UTC day (a partition rewrites only its day). The rankings and the report are one
+current snapshot, not partitioned: each materialization ranks the results once, replaces the stored rankings and
+writes the report from those same rankings. The daily schedule and every new benchmark result refresh them, so a
+backfill of old days rewrites those days' stats and never today's rankings."""
 
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from benchmark_platform import settings
 from benchmark_platform.defs.partitions import daily_partitions
-from benchmark_platform.defs.resources import PlatformDatabase
+from benchmark_platform.defs.resources import PlatformDatabase, ReportDestination
 from benchmark_platform.ranking import store
 from benchmark_platform.report import write_report
 
@@ -52,7 +56,7 @@ def daily_model_stats(context: dg.AssetExecutionContext, database: PlatformDatab
 
 
 class RankingConfig(dg.Config):
-    """Which results to rank and how long the rankings stay valid (a day's partition ranks results up to now)."""
+    """Which results to rank (``lookback_days``: only the last days') and how long the rankings stay valid."""
 
     lookback_days: int | None = None
     ttl_hours: float = 48.0
@@ -65,31 +69,43 @@ def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
     return shown.to_markdown(index=False)
 
 
+REPORT_FILE = "benchmark-report.html"
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             "model_rankings",
             group_name=GROUP,
             kinds={"postgres"},
-            deps=["daily_model_stats"],
-            description="TOPSIS rank of every model per use case (its best deployable configuration).",
+            deps=[dg.AssetDep("benchmark_results", partition_mapping=dg.AllPartitionMapping())],
+            description="Current TOPSIS rank of every model per use case (its best deployable configuration).",
         ),
         dg.AssetSpec(
             "model_use_cases",
             group_name=GROUP,
             kinds={"postgres"},
-            deps=["daily_model_stats"],
+            deps=["model_rankings"],
             description="Suitability of each model for each use case, with the recommended models flagged.",
         ),
+        dg.AssetSpec(
+            "benchmark_report",
+            group_name=GROUP,
+            kinds={"html"},
+            deps=["model_rankings", "model_use_cases"],
+            description="The HTML report (Pareto plots, top configurations) drawn from the stored rankings, written "
+            "to the report destination (a shared volume on Kubernetes).",
+        ),
     ],
-    partitions_def=daily_partitions,
 )
-def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database: PlatformDatabase):
+def rankings(
+    config: RankingConfig,
+    database: PlatformDatabase,
+    report_destination: ReportDestination,
+):
     since = datetime.now(UTC).date() - timedelta(days=config.lookback_days) if config.lookback_days else None
     engine = database.get_engine()
     ranked = store.refresh_rankings(engine, since=since, ttl=timedelta(hours=config.ttl_hours))
-    report_path = settings.platform_home() / "reports" / f"rankings-{context.partition_key}.html"
-    report = write_report(engine, report_path, since=since)  # ranks the same results as the stored rankings
     sections, pareto_sizes = [], {}
     for name, ranking in sorted(ranked.items()):
         pareto_sizes[name] = int(ranking.configurations["pareto"].sum()) if len(ranking.configurations) else 0
@@ -105,8 +121,6 @@ def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database:
             "pareto_front_sizes": dg.MetadataValue.json(pareto_sizes),
             "simulated_configurations": dg.MetadataValue.int(simulated),
             "top_configurations": dg.MetadataValue.md("\n\n".join(sections)),
-            "report": dg.MetadataValue.path(str(report.path)),
-            "report_url": dg.MetadataValue.url(report.path.as_uri()),
         },
     )
     recommended = [
@@ -126,5 +140,17 @@ def rankings(context: dg.AssetExecutionContext, config: RankingConfig, database:
             "recommended": dg.MetadataValue.md(
                 pd.DataFrame(recommended, columns=["use_case", "model_version", "simulated"]).to_markdown(index=False)
             ),
+        },
+    )
+    report = write_report(engine, report_destination.path(REPORT_FILE), since=since, rankings=ranked)
+    yield dg.MaterializeResult(
+        asset_key="benchmark_report",
+        metadata={
+            "path": dg.MetadataValue.path(str(report.path)),
+            "url": dg.MetadataValue.url(report.path.as_uri()),
+            "use_cases": dg.MetadataValue.int(len(report.use_cases)),
+            "configurations": dg.MetadataValue.int(report.configurations),
+            "simulated_configurations": dg.MetadataValue.int(report.simulated),
+            "bytes": dg.MetadataValue.int(report.bytes),
         },
     )

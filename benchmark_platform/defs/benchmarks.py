@@ -22,11 +22,11 @@ from benchmark_platform.defs.reference import hardware_configs, inference_framew
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.k8s_config import SpotNodeSettings, pool_name, step_op_tags
 from benchmark_platform.orm import CONFIG_STATUSES
+from benchmark_platform.runners import runner_entry
 from benchmark_platform.worker import WorkerOptions, run_worker
 
 GROUP = "benchmarks"
 FAILED_NAMED_IN_ERROR = 20
-SIMULATED_CLAIM_BATCH = 20
 
 
 class BenchmarkRunnerResource(dg.ConfigurableResource):
@@ -51,16 +51,14 @@ class BenchmarkRunnerResource(dg.ConfigurableResource):
         return min(self.max_replicas_per_pool, math.ceil(pending / self.configs_per_replica))
 
     def batch_size(self) -> int:
-        """Configs claimed per round trip: many for the fast simulator, one for real servers (a claim's
-        ``started_at`` should be when its benchmark starts, and one replica should not hoard minutes-long work)."""
+        """Configs claimed per round trip: ``claim_batch_size``, else the runner's default from the registry."""
         if self.claim_batch_size is not None:
             return self.claim_batch_size
-        return SIMULATED_CLAIM_BATCH if self.runner == "simulated" else 1
+        return runner_entry(self.runner).claim_batch
 
     def worker_options(self, model_version_id, hardware: str, worker_id: str, stop: threading.Event) -> WorkerOptions:
-        options = dict(self.runner_options)
-        if self.runner == "simulated":
-            options.setdefault("simulate_seconds", self.simulate_seconds)
+        options = runner_entry(self.runner).options_from({"simulate_seconds": self.simulate_seconds})
+        options.update(self.runner_options)
         return WorkerOptions(
             model_version_id=model_version_id,
             hardware=hardware,

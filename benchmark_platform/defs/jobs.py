@@ -1,4 +1,4 @@
-"""Jobs: benchmarking one model version, refreshing stats and rankings, reaping expired leases."""
+"""Jobs: benchmarking one model version, refreshing stats, rankings and the report, reaping expired leases."""
 
 from collections.abc import Sequence
 
@@ -18,10 +18,18 @@ benchmark_job = dg.define_asset_job(
     description="Populate a model version's matrix and drain it with replicas per GPU pool.",
 )
 
+RANKING_ASSETS = ["model_rankings", "model_use_cases", "benchmark_report"]
+
 ranking_refresh_job = dg.define_asset_job(
     "refresh_stats_and_rankings",
-    selection=["daily_model_stats", "model_rankings", "model_use_cases"],
-    description="A day's stats, then TOPSIS rankings over the latest results.",
+    selection=["daily_model_stats", *RANKING_ASSETS],
+    description="A day's stats (its partition), then the current TOPSIS rankings and report over all results.",
+)
+
+rankings_job = dg.define_asset_job(
+    "refresh_rankings",
+    selection=RANKING_ASSETS,
+    description="The current TOPSIS rankings and report, after new benchmark results.",
 )
 
 
@@ -39,13 +47,6 @@ def reap_stale_configs(context: dg.OpExecutionContext, config: ReapConfig, datab
 @dg.job(description="Spot recovery: claims of vanished workers go back to the queue.")
 def reap_stale_configs_job():
     reap_stale_configs()
-
-
-def benchmark_job_definition() -> dg.JobDefinition:
-    """The resolved benchmark job, rebuilt by each step process of an out-of-process executor."""
-    from benchmark_platform.definitions import defs
-
-    return defs.resolve_job_def(benchmark_job.name)
 
 
 def local_benchmark_run_config(
@@ -81,15 +82,3 @@ def local_benchmark_run_config(
             }
         },
     }
-
-
-def execute_benchmark_run(
-    instance: dg.DagsterInstance, version_key: str, run_config: dict, tags: dict[str, str] | None = None
-) -> dg.JobExecutionResult:
-    """Run the benchmark job for one model-version partition out of process (the way the daemon would launch it)."""
-    return dg.execute_job(
-        dg.reconstructable(benchmark_job_definition),
-        instance,
-        run_config=run_config,
-        tags={"dagster/partition": version_key, **BENCHMARK_RUN_TAGS, **(tags or {})},
-    )

@@ -8,7 +8,14 @@ from sqlalchemy import select
 
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.defs.resources import PlatformDatabase
-from benchmark_platform.orm import HardwareConfig, InferenceFramework, Model, ModelVersion, UseCase
+from benchmark_platform.orm import (
+    HardwareConfig,
+    InferenceFramework,
+    Model,
+    ModelVersion,
+    UseCase,
+    version_key_expression,
+)
 
 GROUP = "reference"
 
@@ -88,7 +95,7 @@ def model_catalog(config: ModelCatalogConfig, database: PlatformDatabase) -> dg.
 def _model_versions_frame(engine) -> pd.DataFrame:
     query = (
         select(
-            (Model.name + "@" + ModelVersion.version).label("version_key"),
+            version_key_expression().label("version_key"),
             ModelVersion.quantization,
             ModelVersion.format,
             ModelVersion.vram_requirement_gb,

@@ -21,7 +21,7 @@ stale_config_reaper = dg.ScheduleDefinition(
     job=ranking_refresh_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily: the previous day's stats, then fresh rankings, as that day's partition.",
+    description="Daily: the previous day's stats (that day's partition), then the current rankings and report.",
 )
 def ranking_refresh(context: dg.ScheduleEvaluationContext):
     day = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()

@@ -6,10 +6,10 @@ import dagster as dg
 from sqlalchemy import select
 
 from benchmark_platform import queue
-from benchmark_platform.defs.jobs import benchmark_job
+from benchmark_platform.defs.jobs import benchmark_job, rankings_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.resources import PlatformDatabase
-from benchmark_platform.orm import Model, ModelVersion
+from benchmark_platform.orm import Model, ModelVersion, version_key_expression
 
 MAX_VERSIONS_PER_TICK = 100  # keeps a tick far inside the 60 s sensor evaluation timeout
 CURSOR_OVERLAP = timedelta(minutes=10)  # longer than any registration transaction
@@ -32,7 +32,7 @@ def new_model_version_sensor(context: dg.SensorEvaluationContext, database: Plat
     can appear behind the cursor. Partition existence and run keys make a repeated tick or a daemon restart request
     nothing twice."""
     query = (
-        select(ModelVersion.created_at, (Model.name + "@" + ModelVersion.version).label("key"))
+        select(ModelVersion.created_at, version_key_expression().label("key"))
         .join(Model, Model.id == ModelVersion.model_id)
         .order_by(ModelVersion.created_at, ModelVersion.id)
     )
@@ -92,3 +92,13 @@ def unfinished_matrix_sensor(context: dg.SensorEvaluationContext, database: Plat
     if not requests:
         return dg.SkipReason("no unfinished matrix without a live run")
     return requests
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("benchmark_results"),
+    job=rankings_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New benchmark results (any model version) refresh the current rankings and the report.",
+)
+def rankings_after_new_results(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    return dg.RunRequest(run_key=f"rankings-after:{asset_event.run_id}")

@@ -22,6 +22,7 @@ from benchmark_platform.orm import (
     ModelUseCase,
     ModelVersion,
     UseCase,
+    version_key_expression,
 )
 from benchmark_platform.ranking.daily_stats import DAILY_STATS_COLUMNS, daily_model_stats
 from benchmark_platform.ranking.frames import METRIC_COLUMNS, RESULT_FRAME_COLUMNS, require_columns
@@ -58,7 +59,7 @@ def _results_query(day: date | None, since: date | None, until: date | None, wor
             ModelVersion.model_id,
             Model.name.label("model_name"),
             result.model_version_id,
-            Model.name.concat("@").concat(ModelVersion.version).label("version_key"),
+            version_key_expression().label("version_key"),
             result.hardware_config_id,
             HardwareConfig.name.label("hardware_name"),
             HardwareConfig.gpu_type,

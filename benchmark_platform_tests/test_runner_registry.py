@@ -1,0 +1,54 @@
+"""The runner registry is the one place that names runners, their user options and their default claim batch: the
+worker command, the Dagster resource and the worker all read it."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+import uuid
+
+import pytest
+
+from benchmark_platform.cli import main
+from benchmark_platform.defs.benchmarks import BenchmarkRunnerResource
+from benchmark_platform.runners import RUNNER_NAMES, RUNNERS, get_runner
+from benchmark_platform.worker import WorkerOptions
+
+
+@pytest.mark.parametrize("name", RUNNER_NAMES)
+def test_each_runner_declares_options_its_class_takes(name: str) -> None:
+    entry = RUNNERS[name]
+    module, _, class_name = entry.factory.partition(":")
+    parameters = inspect.signature(getattr(importlib.import_module(module), class_name)).parameters
+    assert set(entry.user_options) <= set(parameters), f"{name} declares options its class does not take"
+    assert entry.claim_batch >= 1 and entry.description
+    runner = get_runner(name)
+    runner.close()
+
+
+@pytest.mark.parametrize("name", RUNNER_NAMES)
+def test_worker_and_resource_claim_the_runners_default_batch(name: str) -> None:
+    assert WorkerOptions(runner=name).batch_size == RUNNERS[name].claim_batch
+    resource = BenchmarkRunnerResource(runner=name)
+    assert resource.batch_size() == RUNNERS[name].claim_batch
+    options = resource.worker_options(uuid.uuid4(), "aws-l4-x1", "w", threading.Event())
+    assert options.batch_size == RUNNERS[name].claim_batch
+    assert set(options.runner_options) <= set(RUNNERS[name].user_options)  # no other runner's options leak in
+    assert BenchmarkRunnerResource(runner=name, claim_batch_size=7).batch_size() == 7
+
+
+def test_the_worker_command_offers_the_registered_runners() -> None:
+    worker = main.commands["worker"]
+    runner_option = next(param for param in worker.params if param.name == "runner")
+    assert tuple(runner_option.type.choices) == RUNNER_NAMES
+    batch_help = next(param for param in worker.params if param.name == "batch_size").help
+    for entry in RUNNERS.values():
+        assert f"{entry.claim_batch} for {entry.name}" in batch_help
+
+
+def test_simulate_seconds_reaches_only_the_simulated_runner() -> None:
+    assert RUNNERS["simulated"].options_from({"simulate_seconds": 0.5, "base_url": None}) == {"simulate_seconds": 0.5}
+    assert RUNNERS["openai"].options_from({"simulate_seconds": 0.5, "base_url": "http://x"}) == {"base_url": "http://x"}
+    with pytest.raises(ValueError, match="unknown runner 'gpu'; choose one of simulated, openai"):
+        WorkerOptions(runner="gpu")
