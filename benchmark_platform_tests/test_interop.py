@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from benchmark_platform.cli import main
 from benchmark_platform.interop import ImportFormatError, parse_aiperf, parse_guidellm, parse_vllm
-from benchmark_platform_tests.helpers_catalog import seed_with_model
+from benchmark_platform_tests.factories import seed_with_model
 
 VERSION = "qwen2.5-7b@int4-awq"
 

@@ -25,8 +25,7 @@ from benchmark_platform.runners.profiles import (
     parse_goal,
 )
 from benchmark_platform.runners.stats import decode_samples, summaries_from_samples
-from benchmark_platform_tests.test_loadgen import emulator_process
-from benchmark_platform_tests.test_simulated_runner import CHATBOT, make_spec
+from benchmark_platform_tests.factories import CHATBOT, emulator_process, make_spec
 
 
 def load(url: str, **overrides) -> LoadSettings:

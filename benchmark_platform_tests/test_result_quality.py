@@ -11,7 +11,7 @@ from benchmark_platform.defs.checks import flagged_results_per_version
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.ranking import rank_use_case
 from benchmark_platform.ranking.store import load_results_frame
-from benchmark_platform_tests.test_rankings import chatbot, insert_results, result_row, results_frame
+from benchmark_platform_tests.factories import chatbot, insert_results, result_row, results_frame
 
 CLIENT_BOUND = {"client_bound": "the client's event loop lagged 9.0 ms at p99 (> 5 ms)"}
 THIN = {"too_few_requests": "50 requests cannot support a p99 (needs 100)"}
