@@ -26,21 +26,21 @@ from benchmark_platform.instance import prepare_dagster_home
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.ranking import store
 
-# One version of each bundled model, on one hardware config per GPU family: a matrix a laptop drains in minutes.
-DEMO_VERSIONS = ("llama-3.1-8b@int4-awq", "qwen2.5-7b@bf16", "llama-3.1-70b@fp8")
-DEMO_HARDWARE = (
-    "gcp-l4-x1",
-    "aws-l40s-x1",
-    "gcp-a100-80gb-x1",
-    "gcp-h100-sxm-x1",
-    "gcp-h100-sxm-x8",
-    "azure-mi300x-x8",
-)
+# An 8B and a 70B version, served by vLLM on three GPU pools (a one-GPU L4 node, a one-GPU H100 node and an eight-H100
+# node, the shape where TP 1 x 8 replicas meets TP 8 x 1): a matrix a shared laptop drains in a few minutes. Every use
+# case keeps its whole concurrency sweep and representative buckets, and every node every tensor-parallel degree; a
+# continuous-batching simulation costs milliseconds per config where the old static roofline cost a fraction of one,
+# so the demo runs two versions with one framework on three pools (990 configs) instead of three versions with every
+# framework on six pools (12,472 configs before).
+DEMO_VERSIONS = ("llama-3.1-8b@fp16", "llama-3.1-70b@fp8")
+DEMO_FRAMEWORKS = ("vllm",)
+DEMO_HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x1", "gcp-h100-sxm-x8")
 
 
 class DemoOptions(BaseModel):
     versions: Sequence[str] = DEMO_VERSIONS
     hardware: Sequence[str] = DEMO_HARDWARE
+    frameworks: Sequence[str] = DEMO_FRAMEWORKS
     replicas_per_pool: int = Field(2, ge=1, le=16)
     max_concurrent_steps: int = Field(4, ge=1, le=64)
     simulate_seconds: float = Field(0.0, ge=0)
@@ -69,6 +69,7 @@ def _run_benchmarks(instance, request: dg.RunRequest, options: DemoOptions, echo
             key,
             local_benchmark_run_config(
                 hardware=options.hardware,
+                frameworks=options.frameworks,
                 replicas_per_pool=options.replicas_per_pool,
                 max_concurrent_steps=options.max_concurrent_steps,
                 simulate_seconds=options.simulate_seconds,
@@ -81,20 +82,27 @@ def _run_benchmarks(instance, request: dg.RunRequest, options: DemoOptions, echo
         raise RuntimeError(f"benchmark run {result.run_id} for {key} failed; see `benchmark-platform dev` for its logs")
 
 
-def _print_top(echo: Callable[[str], None], top: int = 3) -> None:
+def _print_top(echo: Callable[[str], None]) -> None:
+    """Per use case, the best deployment of each model version (best first): what to deploy for each model."""
     engine = database.get_engine()
     use_cases = store.load_use_cases(engine)
     results = store.load_results_frame(engine, workload_types=[u.subcategory for u in use_cases])
     from benchmark_platform.ranking import rank_use_cases
 
-    echo("\nTop configurations per use case ([simulated] = roofline estimate, no GPU measured):")
+    echo(
+        "\nBest deployment of each model version per use case, ranked (TP = GPUs per replica; conc = concurrent "
+        "requests per replica; [simulated] = simulator estimate, no GPU measured):"
+    )
     for name, ranking in sorted(rank_use_cases(results, use_cases).items()):
         echo(f"  {name}")
-        for row in ranking.configurations.head(top).itertuples():
+        for row in ranking.configurations.drop_duplicates("version_key").itertuples():
             echo(
-                f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name} bs{row.batch_size}: "
-                f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, {row.throughput_tokens_sec:.0f} tok/s, "
-                f"${row.cost_per_million_tokens:.2f}/Mtok ({row.price_basis})"
+                f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name}, "
+                f"TP{row.tensor_parallel} x {row.replicas} replica{'s' if row.replicas > 1 else ''}, "
+                f"conc {row.batch_size}: "
+                f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, TPOT p90 {row.tpot_p90_ms:.1f} ms, "
+                f"{row.output_tokens_sec_per_gpu:,.0f} tok/s/GPU, {row.interactivity_tokens_sec:.0f} tok/s/user, "
+                f"${row.cost_per_million_tokens:.2f}/Mtok output ({row.price_basis})"
                 + (" [simulated]" if row.simulated else " [measured]")
             )
         if ranking.configurations.empty:
@@ -121,7 +129,10 @@ def run_demo(echo: Callable[[str], None] = print, options: DemoOptions | None = 
         if unknown:
             raise ValueError(f"unknown model versions {unknown}; registered: {', '.join(sorted(known))}")
 
-        echo(f"3/4 benchmarks of {len(options.versions)} versions on {len(options.hardware)} GPU pools")
+        echo(
+            f"3/4 benchmarks of {len(options.versions)} versions on {len(options.hardware)} GPU pools with "
+            f"{', '.join(options.frameworks) or 'every framework'}"
+        )
         by_key = {request.partition_key: request for request in requests}
         for key in options.versions:
             request = by_key.get(key) or dg.RunRequest(partition_key=key, run_key=new_version_run_key(key))

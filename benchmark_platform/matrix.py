@@ -1,13 +1,21 @@
-"""The config matrix of one model version: every hardware × framework × workload × batch size × sequence length that
-can run, each with a queue priority, plus a count of what was left out and why. Pure: no database, no Dagster.
+"""The config matrix of one model version: every hardware × framework × tensor-parallel degree × workload ×
+concurrency × sequence length that can run, each with a queue priority, plus a count of what was left out and why.
+Pure: no database, no Dagster.
+
+Deployment shape: a node of ``gpu_count`` GPUs serves the model as ``gpu_count / tensor_parallel`` replicas, each a
+tensor-parallel group; the degrees tried are those of ``TENSOR_PARALLEL_DEGREES`` dividing the GPU count (an 8-GPU
+node: TP 1, 2, 4 and 8, i.e. eight, four, two or one replicas). ``batch_size`` is the concurrency per replica.
+
+Per workload, only its own concurrency sweep and its representative sequence-length buckets are crossed (the use
+case declares both in use_cases.yaml): a chatbot sends 512-token prompts, so its 8,192-token bucket measured nothing
+the chatbot ranking should read.
 
 What "can run" means here is a cheap pre-filter, so that the queue does not hold configs every worker would fail:
 - the framework serves the version's quantization and weight format, on the hardware's GPU vendor;
 - the prompt fits the model's context window;
-- the weights plus the KV cache of the whole batch plus a runtime reserve fit in the GPUs' memory. The memory model
-  is the simulated runner's (``runners.roofline``: weights and KV heads split over the GPUs, a share of VRAM usable),
-  so the matrix never queues a config the roofline would reject (same KV bytes per element: one for fp8 versions,
-  which keep the cache in FP8, four for fp32, two otherwise).
+- the weights plus the KV cache of ONE full-length sequence (prompt + typical output) plus a runtime reserve fit on
+  every GPU of the tensor-parallel group (``memory.fits``). Concurrency does not exclude anything: under continuous
+  batching the KV cache bounds how many sequences run at once and the rest queue, which the simulator models.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from benchmark_platform import memory
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 SEQUENCE_LENGTHS = (1024, 2048, 4096, 8192)
+TENSOR_PARALLEL_DEGREES = (1, 2, 4, 8)
 
 # Lower runs first. The interactive baseline (chatbot at batch size 1) is what most users ask about first.
 BASELINE_WORKLOAD = "chatbot"
@@ -27,8 +36,15 @@ BASELINE_PRIORITY = 100
 MIN_PRIORITY = 200
 MAX_PRIORITY = 1000
 # How much each dimension pushes a config back in the queue (sum 1): cheap hardware first matters most, because a
-# cheap GPU's configs finish early and cost little, then small batches, short prompts and common workloads.
-PRIORITY_WEIGHTS = {"hardware_cost": 0.4, "batch_size": 0.2, "sequence_length": 0.2, "workload": 0.2}
+# cheap GPU's configs finish early and cost little, then small batches, short prompts, common workloads and small
+# tensor-parallel groups (the shape most models are served in).
+PRIORITY_WEIGHTS = {
+    "hardware_cost": 0.35,
+    "batch_size": 0.2,
+    "sequence_length": 0.2,
+    "workload": 0.15,
+    "tensor_parallel": 0.1,
+}
 
 # Reasons a combination is left out, in the order they are checked (a config is counted once, under the first).
 NOT_BENCHMARKED_BY_DEFAULT = "framework_not_benchmarked_by_default"
@@ -81,11 +97,15 @@ class FrameworkOption:
 
 @dataclass(frozen=True, slots=True)
 class WorkloadOption:
-    """A use case as a load; ``typical_output_tokens`` is what the KV cache holds beyond the prompt."""
+    """A use case as a load; ``typical_output_tokens`` is what the KV cache holds beyond the prompt.
+    ``sequence_lengths`` (its representative buckets) and ``batch_sizes`` (its concurrency sweep) are what the
+    matrix crosses for it."""
 
     name: str
     typical_input_tokens: int
     typical_output_tokens: int
+    sequence_lengths: tuple[int, ...] = SEQUENCE_LENGTHS
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +115,7 @@ class ConfigEntry:
     workload_type: str
     batch_size: int
     sequence_length: int
+    tensor_parallel: int
     priority: int
 
 
@@ -111,8 +132,14 @@ class ConfigMatrix:
         return sum(self.excluded.values())
 
 
-def fits_in_memory(version: VersionSpec, hardware: HardwareOption, batch_size: int, context_tokens: int) -> bool:
-    return memory.fits(version, hardware.vram_per_gpu_gb, hardware.gpu_count, context_tokens, sequences=batch_size)
+def tensor_parallel_options(gpu_count: int, degrees: Sequence[int] = TENSOR_PARALLEL_DEGREES) -> tuple[int, ...]:
+    """The degrees that split a node of ``gpu_count`` GPUs into whole replicas."""
+    return tuple(degree for degree in sorted(set(degrees)) if gpu_count % degree == 0)
+
+
+def fits_in_memory(version: VersionSpec, hardware: HardwareOption, tensor_parallel: int, context_tokens: int) -> bool:
+    """Weights + the KV cache of one sequence of ``context_tokens`` + the runtime reserve, on each GPU of the group."""
+    return memory.fits(version, hardware.vram_per_gpu_gb, tensor_parallel, context_tokens, sequences=1)
 
 
 def _framework_exclusion(version: VersionSpec, hardware: HardwareOption, framework: FrameworkOption) -> str | None:
@@ -144,6 +171,12 @@ def _rank_fraction(values: Sequence) -> dict:
     return {value: index / (len(ordered) - 1) for index, value in enumerate(ordered)}
 
 
+def _checked(values: Sequence[int], dimension: str) -> tuple[int, ...]:
+    if not values or min(values) < 1:
+        raise ValueError(f"{dimension} must be positive integers, got {list(values)}")
+    return tuple(sorted(set(values)))
+
+
 def build_matrix(
     version: VersionSpec,
     hardware: Sequence[HardwareOption],
@@ -151,31 +184,40 @@ def build_matrix(
     workloads: Sequence[WorkloadOption],
     *,
     include_frameworks: Collection[str] = (),
-    batch_sizes: Sequence[int] = BATCH_SIZES,
-    sequence_lengths: Sequence[int] = SEQUENCE_LENGTHS,
+    batch_sizes: Sequence[int] | None = None,
+    sequence_lengths: Sequence[int] | None = None,
+    tensor_parallel_degrees: Sequence[int] = TENSOR_PARALLEL_DEGREES,
 ) -> ConfigMatrix:
     """The configs of ``version`` that can run, in a deterministic order, with a priority each.
 
-    Frameworks whose ``benchmark_by_default`` is false (the local emulator) are left out unless named in
-    ``include_frameworks``. Priorities: chatbot at batch size 1 gets 100; every other config 200-1000 from a weighted
-    rank of its hardware's hourly cost, batch size, sequence length and workload commonness (cheap and small first).
+    Each workload crosses its own ``batch_sizes`` and ``sequence_lengths``; the arguments of the same names, when
+    given, replace them for every workload. Frameworks whose ``benchmark_by_default`` is false (the local emulator)
+    are left out unless named in ``include_frameworks``. Priorities: chatbot at batch size 1 gets 100; every other
+    config 200-1000 from a weighted rank of its hardware's hourly cost, batch size, sequence length, workload
+    commonness and tensor-parallel degree (cheap and small first).
     """
-    for dimension, values in (("batch_sizes", batch_sizes), ("sequence_lengths", sequence_lengths)):
-        if not values or min(values) < 1:
-            raise ValueError(f"{dimension} must be positive integers, got {list(values)}")
-    batch_sizes = sorted(set(batch_sizes))
-    sequence_lengths = sorted(set(sequence_lengths))
+    override_batches = _checked(batch_sizes, "batch_sizes") if batch_sizes is not None else None
+    override_lengths = _checked(sequence_lengths, "sequence_lengths") if sequence_lengths is not None else None
+    degrees = _checked(tensor_parallel_degrees, "tensor_parallel_degrees")
+    sweeps = {
+        w.name: (
+            override_batches or _checked(w.batch_sizes, f"batch_sizes of {w.name}"),
+            override_lengths or _checked(w.sequence_lengths, f"sequence_lengths of {w.name}"),
+        )
+        for w in workloads
+    }
     hardware = sorted(hardware, key=lambda h: (h.cost_per_hour_usd, h.name))
     cost_rank = _rank_fraction([h.name for h in hardware])
     workload_names = workload_order(workloads)
     workload_rank = _rank_fraction(workload_names)
     workloads_by_name = {w.name: w for w in workloads}
-    batch_rank = _rank_fraction(batch_sizes)
-    sequence_rank = _rank_fraction(sequence_lengths)
+    batch_rank = _rank_fraction(sorted({b for batches, _ in sweeps.values() for b in batches}) or [1])
+    sequence_rank = _rank_fraction(sorted({s for _, lengths in sweeps.values() for s in lengths}) or [1])
+    tp_rank = _rank_fraction(degrees)
     weights = PRIORITY_WEIGHTS
     span = MAX_PRIORITY - MIN_PRIORITY
 
-    def priority(hw: HardwareOption, workload: str, batch_size: int, sequence_length: int) -> int:
+    def priority(hw: HardwareOption, workload: str, batch_size: int, sequence_length: int, tp: int) -> int:
         if workload == BASELINE_WORKLOAD and batch_size == 1:
             return BASELINE_PRIORITY
         score = (
@@ -183,28 +225,34 @@ def build_matrix(
             + weights["batch_size"] * batch_rank[batch_size]
             + weights["sequence_length"] * sequence_rank[sequence_length]
             + weights["workload"] * workload_rank[workload]
+            + weights["tensor_parallel"] * tp_rank[tp]
         )
         return MIN_PRIORITY + round(span * score)
 
     configs: list[ConfigEntry] = []
     excluded: Counter[str] = Counter()
     excluded_by_pair: dict[tuple[str, str], Counter[str]] = {}
-    per_pair = len(workload_names) * len(batch_sizes) * len(sequence_lengths)
     frameworks = sorted(frameworks, key=lambda f: f.name)
     for hw in hardware:
-        # What fits depends on the hardware, not the framework: decide each (workload, length, batch) cell once.
-        runnable: list[tuple[str, int, int, int]] = []
+        # What fits depends on the hardware, not the framework: decide each (workload, length, batch, TP) cell once.
+        runnable: list[tuple[str, int, int, int, int]] = []
         cell_exclusions: Counter[str] = Counter()
+        hw_degrees = tensor_parallel_options(hw.gpu_count, degrees)
+        per_pair = 0
         for workload_name in workload_names:
             output_tokens = workloads_by_name[workload_name].typical_output_tokens
-            for sequence_length in sequence_lengths:
-                for batch_size in batch_sizes:
+            batches, lengths = sweeps[workload_name]
+            per_pair += len(hw_degrees) * len(lengths) * len(batches)
+            for tp in hw_degrees:
+                for sequence_length in lengths:
                     if version.max_position_embeddings and sequence_length > version.max_position_embeddings:
-                        cell_exclusions[EXCEEDS_CONTEXT] += 1
-                    elif not fits_in_memory(version, hw, batch_size, sequence_length + output_tokens):
-                        cell_exclusions[DOES_NOT_FIT] += 1
-                    else:
-                        cell = (workload_name, batch_size, sequence_length)
+                        cell_exclusions[EXCEEDS_CONTEXT] += len(batches)
+                        continue
+                    if not fits_in_memory(version, hw, tp, sequence_length + output_tokens):
+                        cell_exclusions[DOES_NOT_FIT] += len(batches)
+                        continue
+                    for batch_size in batches:
+                        cell = (workload_name, batch_size, sequence_length, tp)
                         runnable.append((*cell, priority(hw, *cell)))
         for fw in frameworks:
             pair = (hw.name, fw.name)
@@ -213,7 +261,7 @@ def build_matrix(
             else:
                 reason = _framework_exclusion(version, hw, fw)
             if reason is not None:
-                pair_exclusions: Counter[str] = Counter({reason: per_pair})
+                pair_exclusions: Counter[str] = Counter({reason: per_pair}) if per_pair else Counter()
             else:
                 pair_exclusions = cell_exclusions
                 configs.extend(ConfigEntry(hw.name, fw.name, *cell) for cell in runnable)

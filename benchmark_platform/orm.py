@@ -173,6 +173,7 @@ class BenchmarkConfig(Base):
     workload_type: Mapped[str] = mapped_column(String(100))
     batch_size: Mapped[int] = mapped_column(Integer)
     sequence_length: Mapped[int] = mapped_column(Integer)
+    tensor_parallel: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), server_default=text("'pending'"))
     priority: Mapped[int] = mapped_column(Integer, server_default=text("100"))
     created_at: Mapped[datetime] = _created_at()
@@ -191,9 +192,11 @@ class BenchmarkConfig(Base):
             "workload_type",
             "batch_size",
             "sequence_length",
+            "tensor_parallel",
             name="unique_config",
         ),
         CheckConstraint(_in("status", CONFIG_STATUSES), name="status_known"),
+        CheckConstraint("tensor_parallel > 0", name="tensor_parallel_positive"),
         CheckConstraint("batch_size > 0 AND sequence_length > 0", name="dimensions_positive"),
         Index(
             "idx_benchmark_config_status_priority",
@@ -232,6 +235,7 @@ class BenchmarkResult(Base):
     workload_type: Mapped[str] = mapped_column(String(100))
     batch_size: Mapped[int] = mapped_column(Integer)
     sequence_length: Mapped[int] = mapped_column(Integer)
+    tensor_parallel: Mapped[int] = mapped_column(Integer)
     ttft_p50_ms: Mapped[float | None] = mapped_column(Float)
     ttft_p90_ms: Mapped[float | None] = mapped_column(Float)
     ttft_p99_ms: Mapped[float | None] = mapped_column(Float)
@@ -243,6 +247,14 @@ class BenchmarkResult(Base):
     accuracy_score: Mapped[float | None] = mapped_column(Float)
     gpu_utilization_pct: Mapped[float | None] = mapped_column(Float)
     memory_used_gb: Mapped[float | None] = mapped_column(Float)
+    # Revision 0002: per-GPU, interactivity, cost, energy (throughput_tokens_sec is output tokens/s per node).
+    total_tokens_sec: Mapped[float | None] = mapped_column(Float)
+    output_tokens_sec_per_gpu: Mapped[float | None] = mapped_column(Float)
+    total_tokens_sec_per_gpu: Mapped[float | None] = mapped_column(Float)
+    interactivity_tokens_sec: Mapped[float | None] = mapped_column(Float)
+    cost_per_million_output_tokens: Mapped[float | None] = mapped_column(Float)
+    cost_per_million_total_tokens: Mapped[float | None] = mapped_column(Float)
+    energy_per_output_token_j: Mapped[float | None] = mapped_column(Float)
     detailed_metrics: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     runner: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = _created_at()
@@ -253,6 +265,7 @@ class BenchmarkResult(Base):
 
     __table_args__ = (
         CheckConstraint(_in("runner", RUNNER_LABELS), name="runner_known"),
+        CheckConstraint("tensor_parallel > 0", name="tensor_parallel_positive"),
         Index(
             "uq_benchmark_results_config_id", "config_id", unique=True, postgresql_where=text("config_id IS NOT NULL")
         ),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,7 @@ class PopulateReport:
     by_hardware_framework: dict[str, int]
     excluded_by_hardware_framework: dict[str, dict[str, int]]
     seconds: float
+    by_tensor_parallel: dict[int, int] = field(default_factory=dict)
 
     @property
     def matrix_size(self) -> int:
@@ -63,6 +65,7 @@ class PopulateReport:
             "excluded": self.excluded,
             "by_hardware_framework": self.by_hardware_framework,
             "excluded_by_hardware_framework": self.excluded_by_hardware_framework,
+            "by_tensor_parallel": {str(tp): count for tp, count in self.by_tensor_parallel.items()},
             "seconds": round(self.seconds, 3),
         }
 
@@ -142,6 +145,8 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
                 name=use_case.subcategory,
                 typical_input_tokens=use_case.characteristics["typical_input_tokens"],
                 typical_output_tokens=use_case.characteristics["typical_output_tokens"],
+                sequence_lengths=tuple(use_case.characteristics.get("sequence_lengths", matrix.SEQUENCE_LENGTHS)),
+                batch_sizes=tuple(use_case.characteristics.get("concurrency", matrix.BATCH_SIZES)),
             )
             for use_case in workload_rows
         ],
@@ -190,21 +195,21 @@ def populate_matrix(
                 """
                 CREATE TEMPORARY TABLE matrix_load (
                     hardware_config_id uuid, framework_id uuid, workload_type text,
-                    batch_size integer, sequence_length integer, priority integer
+                    batch_size integer, sequence_length integer, tensor_parallel integer, priority integer
                 ) ON COMMIT DROP
                 """
             )
         )
         copy_sql = (
-            "COPY matrix_load (hardware_config_id, framework_id, workload_type, batch_size, sequence_length, priority)"
-            " FROM STDIN"
+            "COPY matrix_load (hardware_config_id, framework_id, workload_type, batch_size, sequence_length,"
+            " tensor_parallel, priority) FROM STDIN"
         )
         hardware_text = {name: str(value) for name, value in hardware_ids.items()}
         framework_text = {name: str(value) for name, value in framework_ids.items()}
         workload_text = {workload.name: _copy_text(workload.name) for workload in inputs.workloads}
         rows = "".join(
             f"{hardware_text[c.hardware]}\t{framework_text[c.framework]}\t{workload_text[c.workload_type]}\t"
-            f"{c.batch_size}\t{c.sequence_length}\t{c.priority}\n"
+            f"{c.batch_size}\t{c.sequence_length}\t{c.tensor_parallel}\t{c.priority}\n"
             for c in built.configs
         )
         with connection.connection.driver_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
@@ -213,9 +218,9 @@ def populate_matrix(
             text(
                 """
                 INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,
-                                               batch_size, sequence_length, priority)
+                                               batch_size, sequence_length, tensor_parallel, priority)
                 SELECT :model_version_id, hardware_config_id, framework_id, workload_type, batch_size,
-                       sequence_length, priority
+                       sequence_length, tensor_parallel, priority
                 FROM matrix_load
                 ON CONFLICT ON CONSTRAINT unique_config DO NOTHING
                 """
@@ -235,6 +240,7 @@ def populate_matrix(
         by_hardware_framework=by_pair,
         excluded_by_hardware_framework={f"{h}/{f}": counts for (h, f), counts in built.excluded_by_pair.items()},
         seconds=time.perf_counter() - started,
+        by_tensor_parallel=dict(sorted(Counter(config.tensor_parallel for config in built.configs).items())),
     )
 
 
@@ -242,7 +248,7 @@ def populate_matrix(
 
 _CLAIM_COLUMNS = (
     "id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length, "
-    "priority, created_at, retry_count, started_at, lease_expires_at"
+    "tensor_parallel, priority, created_at, retry_count, started_at, lease_expires_at"
 )
 
 
@@ -257,6 +263,7 @@ class Claim:
     workload_type: str
     batch_size: int
     sequence_length: int
+    tensor_parallel: int
     priority: int
     created_at: datetime
     retry_count: int
@@ -391,8 +398,7 @@ def heartbeat(engine: Engine, worker_id: str, *, lease_seconds: float = DEFAULT_
 
 _RESULT_INSERT_COLUMNS = (
     "config_id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length, "
-    + ", ".join(METRIC_COLUMNS)
-    + ", detailed_metrics, runner"
+    "tensor_parallel, " + ", ".join(METRIC_COLUMNS) + ", detailed_metrics, runner"
 )
 _COMPLETE_SQL = f"""
     WITH done AS (
@@ -400,11 +406,13 @@ _COMPLETE_SQL = f"""
         SET status = 'completed', completed_at = now(), lease_expires_at = NULL, error_message = NULL
         WHERE id = :config_id AND claimed_by = :worker_id AND started_at = :claimed_at
           AND status = 'running' AND lease_expires_at > now()
-        RETURNING id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length
+        RETURNING id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length,
+                  tensor_parallel
     )
     INSERT INTO benchmark_results ({_RESULT_INSERT_COLUMNS})
     SELECT done.id, done.model_version_id, done.hardware_config_id, done.framework_id, done.workload_type,
-           done.batch_size, done.sequence_length, {", ".join(f":{column}" for column in METRIC_COLUMNS)},
+           done.batch_size, done.sequence_length, done.tensor_parallel,
+           {", ".join(f":{column}" for column in METRIC_COLUMNS)},
            CAST(:detailed_metrics AS jsonb), :runner
     FROM done
     RETURNING id
@@ -566,6 +574,7 @@ class Progress:
     by_model_version: dict[str, dict[str, int]]
     finished_in_window: int
     window_minutes: float
+    by_tensor_parallel: dict[str, dict[int, dict[str, int]]] = field(default_factory=dict)  # hardware -> TP -> status
     total: int = field(init=False)
     percent_complete: float = field(init=False)
     eta_seconds: float | None = field(init=False)
@@ -590,6 +599,10 @@ class Progress:
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
             "by_hardware": self.by_hardware,
             "by_model_version": self.by_model_version,
+            "by_hardware_tensor_parallel": {
+                hardware: {str(tp): counts for tp, counts in degrees.items()}
+                for hardware, degrees in self.by_tensor_parallel.items()
+            },
         }
 
 
@@ -606,7 +619,8 @@ def progress(
         rows = connection.execute(
             text(
                 f"""
-                SELECT h.name AS hardware, {VERSION_KEY} AS version_key, c.status, count(*) AS n,
+                SELECT h.name AS hardware, {VERSION_KEY} AS version_key, c.tensor_parallel, c.status,
+                       count(*) AS n,
                        count(*) FILTER (WHERE c.status IN ('completed', 'failed')
                                           AND c.completed_at > now() - make_interval(secs => :window * 60)) AS recent
                 FROM benchmark_configs c
@@ -614,7 +628,7 @@ def progress(
                 JOIN model_versions v ON v.id = c.model_version_id
                 JOIN models m ON m.id = v.model_id
                 {where}
-                GROUP BY 1, 2, 3
+                GROUP BY 1, 2, 3, 4
                 """
             ),
             {"model_version_id": model_version_id, "window": float(window_minutes)},
@@ -622,7 +636,10 @@ def progress(
     by_status: dict[str, int] = {}
     by_hardware: dict[str, dict[str, int]] = {}
     by_version: dict[str, dict[str, int]] = {}
+    by_tp: dict[str, dict[int, dict[str, int]]] = {}
     for row in rows:
+        degree = by_tp.setdefault(row.hardware, {}).setdefault(row.tensor_parallel, {})
+        degree[row.status] = degree.get(row.status, 0) + row.n
         by_status[row.status] = by_status.get(row.status, 0) + row.n
         hardware = by_hardware.setdefault(row.hardware, {})
         hardware[row.status] = hardware.get(row.status, 0) + row.n
@@ -635,4 +652,5 @@ def progress(
         by_model_version=dict(sorted(by_version.items())),
         finished_in_window=sum(row.recent for row in rows),
         window_minutes=window_minutes,
+        by_tensor_parallel={hardware: dict(sorted(by_tp[hardware].items())) for hardware in sorted(by_tp)},
     )

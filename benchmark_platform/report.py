@@ -1,5 +1,7 @@
-"""One self-contained HTML report of the rankings: per use case, the latency trade-offs with their Pareto fronts,
-the top configurations, and how one model version fares across hardware and frameworks.
+"""One self-contained HTML report of the rankings: per use case, the chart the field reads first (throughput per
+GPU versus interactivity, one line per hardware × framework, Pareto front marked) and cost versus interactivity,
+the latency trade-offs with their Pareto fronts, the top deployments, and how one model version fares across
+hardware and frameworks.
 
 Plotly draws the charts and its JavaScript is inlined once, so the file opens anywhere without a network. Simulated
 numbers (runner = simulated: roofline estimates, not measurements) are announced in banners, drawn as open markers
@@ -125,9 +127,84 @@ def _hover_data(configs: pd.DataFrame) -> list[list[Any]]:
             int(row.rank),
             float(row.score),
             "SIMULATED estimate" if row.simulated else "measured",
+            f"TP{int(row.tensor_parallel)} × {int(row.replicas)}",
         ]
         for row in configs.itertuples()
     ]
+
+
+def interactivity_front(interactivity: np.ndarray, y: np.ndarray, *, higher_y_better: bool) -> np.ndarray:
+    """Indices of the points on the (interactivity, y) Pareto front (more interactivity is better), ordered by
+    interactivity so they can be joined by a line."""
+    x, y = np.asarray(interactivity, dtype=float), np.asarray(y, dtype=float)
+    on_front = np.flatnonzero(pareto_front(np.column_stack([x, y]), [True, higher_y_better]))
+    return on_front[np.argsort(x[on_front], kind="stable")]
+
+
+def _interactivity_figure(
+    configs: pd.DataFrame, *, y_column: str, y_label: str, higher_y_better: bool, title: str, div_id: str
+) -> str:
+    """One line per hardware × framework through its own front (its deployments' best trade-offs over TP and
+    concurrency), every deployment as a marker (open when simulated), and the use case's front dashed."""
+    hover = (
+        "<b>%{customdata[0]}</b><br>%{customdata[1]} · %{customdata[2]} · %{customdata[7]} replicas · "
+        "concurrency %{customdata[3]} per replica<br>rank %{customdata[4]}, score %{customdata[5]:.3f}"
+        f"<br>interactivity: %{{x:.4g}} tokens/s per user<br>{y_label}: %{{y:.4g}}<extra>%{{customdata[6]}}</extra>"
+    )
+    usable = configs[np.isfinite(configs["interactivity_tokens_sec"]) & np.isfinite(configs[y_column])]
+    figure = go.Figure()
+    for (hardware, framework), series in usable.groupby(["hardware_name", "framework_name"], sort=True):
+        front = series.iloc[
+            interactivity_front(series["interactivity_tokens_sec"], series[y_column], higher_y_better=higher_y_better)
+        ]
+        figure.add_trace(
+            go.Scatter(
+                x=series["interactivity_tokens_sec"],
+                y=series[y_column],
+                mode="markers",
+                name=f"{hardware} · {framework}",
+                legendgroup=f"{hardware}/{framework}",
+                customdata=_hover_data(series),
+                hovertemplate=hover,
+                marker={"size": 7, "symbol": ["circle-open" if s else "circle" for s in series["simulated"]]},
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=front["interactivity_tokens_sec"],
+                y=front[y_column],
+                mode="lines",
+                legendgroup=f"{hardware}/{framework}",
+                showlegend=False,
+                line={"width": 1.5},
+                hoverinfo="skip",
+            )
+        )
+    overall = usable.iloc[
+        interactivity_front(usable["interactivity_tokens_sec"], usable[y_column], higher_y_better=higher_y_better)
+    ]
+    figure.add_trace(
+        go.Scatter(
+            x=overall["interactivity_tokens_sec"],
+            y=overall[y_column],
+            mode="lines+markers",
+            line={"color": "#d62728", "width": 3, "dash": "dash"},
+            marker={"symbol": "star", "size": 11, "color": "#d62728"},
+            name=f"Pareto front ({len(overall)})",
+            customdata=_hover_data(overall),
+            hovertemplate=hover,
+        )
+    )
+    figure.update_layout(
+        title={"text": title, "x": 0.01},
+        template="plotly_white",
+        height=FIGURE_HEIGHT,
+        margin={"l": 60, "r": 20, "t": 70, "b": 50},
+        legend={"font": {"size": 10}},
+        xaxis={"title": {"text": "interactivity (tokens/s per user = 1000 / TPOT p50)"}},
+        yaxis={"title": {"text": y_label}, **_axis(usable[y_column])},
+    )
+    return _figure_html(figure, div_id)
 
 
 def _scatter_figure(
@@ -205,7 +282,7 @@ def _axis_label(key: str) -> str:
     return {
         "ttft_p90": "TTFT p90 (ms)",
         "tpot_p90": "TPOT p90 (ms)",
-        "throughput": "throughput (tokens/s)",
+        "throughput": "throughput per GPU (output tokens/s)",
         "cost_per_million_tokens": "cost per million output tokens ($)",
     }[key]
 
@@ -253,10 +330,14 @@ _TABLE_COLUMNS = (
     ("version_key", "model version", None),
     ("hardware_name", "hardware", None),
     ("framework_name", "framework", None),
-    ("batch_size", "batch", "d"),
+    ("tensor_parallel", "TP", "d"),
+    ("replicas", "replicas", "d"),
+    ("batch_size", "concurrency / replica", "d"),
     ("ttft_p90_ms", "TTFT p90 ms", ".1f"),
     ("tpot_p90_ms", "TPOT p90 ms", ".2f"),
-    ("throughput_tokens_sec", "tokens/s", ",.0f"),
+    ("interactivity_tokens_sec", "tok/s per user", ".1f"),
+    ("output_tokens_sec_per_gpu", "tok/s per GPU", ",.0f"),
+    ("throughput_tokens_sec", "tok/s per node", ",.0f"),
     ("cost_per_million_tokens", "$ / Mtok", ".3f"),
     ("price_basis", "price", None),
     ("accuracy_score", "accuracy", ".3f"),
@@ -368,6 +449,19 @@ def _use_case_section(
     latency_key = _latency_criterion(ranking)
     latency = CRITERIA[latency_key].label
     parts.append('<div class="charts">')
+    for y_column, y_label, higher_better, name in (
+        ("output_tokens_sec_per_gpu", "throughput per GPU (output tokens/s)", True, "throughput per GPU"),
+        ("cost_per_million_tokens", "cost per million output tokens ($)", False, "cost"),
+    ):
+        figure = _interactivity_figure(
+            configs,
+            y_column=y_column,
+            y_label=y_label,
+            higher_y_better=higher_better,
+            title=f"{ranking.use_case.subcategory}: {name} vs interactivity",
+            div_id=f"{slug}-{name.replace(' ', '-')}-vs-interactivity",
+        )
+        parts.append(f'<div class="figure">{figure}</div>')
     for y_key, higher_better, name in (
         ("throughput", True, "throughput"),
         ("cost_per_million_tokens", False, "cost"),
@@ -455,9 +549,10 @@ def _render(
             "</head><body><h1>LLM inference benchmark report</h1>",
             f'<p class="scope">Scope: {_text(scope)}; {len(scoped)} benchmark results '
             f"({len(scoped) - simulated_results} measured, {simulated_results} simulated). Generated "
-            f"{generated_at:%Y-%m-%d %H:%M} UTC. Scores are TOPSIS closeness within this scope; a configuration is "
-            "model version × hardware × framework × batch size, its sequence lengths folded worst-case. The dashed "
-            "line on each scatter plot is the Pareto front of the two plotted axes.</p>",
+            f"{generated_at:%Y-%m-%d %H:%M} UTC. Scores are TOPSIS closeness within this scope; a deployment is "
+            "model version × hardware × framework × tensor-parallel degree × concurrency per replica, ranked on "
+            "its use case's representative sequence lengths (the ranking module's rules). The dashed line on each "
+            "scatter plot is the Pareto front of the two plotted axes.</p>",
             _simulated_banner(simulated, ranked, "in this report"),
             f"<nav>{nav}</nav>" if nav else '<p class="empty">No use case to report.</p>',
             *sections,

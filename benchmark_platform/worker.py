@@ -190,7 +190,8 @@ _FACTS_SQL = text(
     """
     SELECT m.name AS model_name, m.parameters, v.version, v.artifact_uri, v.quantization, v.quantization_bits,
            v.format, v.model_config,
-           h.name AS hardware_name, h.gpu_type, h.gpu_count, h.vram_per_gpu_gb, h.specs,
+           h.name AS hardware_name, h.gpu_type, h.gpu_count, h.vram_per_gpu_gb, h.specs, h.cost_per_hour_usd,
+           CASE WHEN h.spot_available THEN h.spot_cost_per_hour_usd END AS spot_cost_per_hour_usd,
            f.name AS framework_name, f.version AS framework_version, f.capabilities, f.config_template,
            u.subcategory, u.characteristics
     FROM model_versions v
@@ -264,6 +265,9 @@ def _load_facts(
             fp8_tflops=specs.get("fp8_tflops"),
             int8_tops=specs.get("int8_tops"),
             interconnect_bandwidth_gbps=specs.get("interconnect_bandwidth_gbps"),
+            tdp_watts=specs.get("tdp_watts"),
+            cost_per_hour_usd=row.cost_per_hour_usd,
+            spot_cost_per_hour_usd=row.spot_cost_per_hour_usd,
         ),
         framework=FrameworkFacts(
             name=row.framework_name,
@@ -302,6 +306,7 @@ def _spec_from_facts(facts: _Facts, config_row: Any) -> RunSpec:
         workload=facts.workload,
         batch_size=_config_value(config_row, "batch_size"),
         sequence_length=_config_value(config_row, "sequence_length"),
+        tensor_parallel=_config_value(config_row, "tensor_parallel"),
     )
 
 

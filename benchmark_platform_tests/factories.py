@@ -124,6 +124,7 @@ def result_row(
         "workload_type": "chatbot",
         "batch_size": 8,
         "sequence_length": 512,
+        "tensor_parallel": 1,
         "runner": "measured",
         "model_id": uid("model", model),
         "model_name": model,
@@ -140,6 +141,7 @@ def result_row(
         "framework_name": framework,
         **{column: np.nan for column in METRIC_COLUMNS},
         "ttft_p90_ms": 100.0,
+        "tpot_p50_ms": 16.0,
         "tpot_p90_ms": 20.0,
         "throughput_tokens_sec": 1000.0,
     }
@@ -236,6 +238,7 @@ def insert_results(engine: Engine, rows: list[dict[str, Any]]) -> None:
                     "workload_type": row["workload_type"],
                     "batch_size": row["batch_size"],
                     "sequence_length": row["sequence_length"],
+                    "tensor_parallel": row["tensor_parallel"],
                     "runner": row["runner"],
                     **{column: None if pd.isna(row[column]) else row[column] for column in METRIC_COLUMNS},
                 }

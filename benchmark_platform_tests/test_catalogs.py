@@ -85,7 +85,7 @@ def test_every_catalog_file_declares_its_version_and_source() -> None:
     for path in (catalogs.HARDWARE_FILE, catalogs.FRAMEWORKS_FILE, catalogs.USE_CASES_FILE):
         data = yaml.safe_load(path.read_text())
         assert data["catalog_version"] >= 1 and data["source"] and data["as_of"]
-    assert catalogs.catalog_versions() == {"hardware": 1, "frameworks": 1, "use_cases": 1}
+    assert catalogs.catalog_versions() == {"hardware": 1, "frameworks": 2, "use_cases": 2}
 
 
 # --- rejections ------------------------------------------------------------------------------------------------
@@ -178,6 +178,43 @@ def test_use_case_weights_must_sum_to_one_and_be_non_negative() -> None:
 def test_use_case_spec_rejects(changes, complaint) -> None:
     with pytest.raises(ValidationError, match=complaint):
         UseCaseSpec.model_validate(_use_case_entry(**changes))
+
+
+def _characteristics(**changes):
+    entry = _use_case_entry()
+    entry["characteristics"] = {**entry["characteristics"], **changes}
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"input_tokens_range": [600, 900]}, "must hold typical_input_tokens 512"),
+        ({"output_tokens_range": [16, 128]}, "must hold typical_output_tokens 256"),
+        ({"sequence_lengths": [2048, 1024]}, "ascending without repeats"),
+        ({"sequence_lengths": []}, "at least 1 item"),
+        ({"typical_input_tokens": 3000, "input_tokens_range": [128, 4096]}, "no bucket holding the typical prompt"),
+        ({"concurrency": [1, 2, 4, 8, 64]}, r"keep the base sweep .* missing \[16, 32\]"),
+        ({"concurrency": [1, 2, 4, 8, 16, 32]}, "interactive use case must reach 64"),
+        ({"serving": "offline"}, "offline use case must reach 256"),
+        ({"serving": "realtime"}, "'interactive' or 'offline'"),
+    ],
+)
+def test_use_case_lengths_and_sweeps_are_validated(changes, complaint) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        UseCaseSpec.model_validate(_characteristics(**changes))
+
+
+def test_every_use_case_declares_lengths_buckets_and_a_sweep_reaching_the_fields_range() -> None:
+    for spec in catalogs.load_use_cases():
+        traits = spec.characteristics
+        assert {1, 2, 4, 8, 16, 32} <= set(traits.concurrency)
+        assert max(traits.concurrency) >= (64 if traits.serving == "interactive" else 256)
+        assert traits.sequence_lengths[0] >= traits.typical_input_tokens or len(traits.sequence_lengths) > 1
+        assert traits.input_tokens_range[0] <= traits.typical_input_tokens <= traits.input_tokens_range[1]
+    by_name = {spec.subcategory: spec.characteristics for spec in catalogs.load_use_cases()}
+    assert by_name["chatbot"].sequence_lengths == [1024] and by_name["chatbot"].serving == "interactive"
+    assert max(by_name["batch-offline-generation"].concurrency) >= 256
 
 
 def _write(path: Path, data) -> Path:
@@ -275,7 +312,7 @@ def test_seed_command(engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["rows"]["hardware_configs"] == len(catalogs.load_hardware())
-    assert report["catalog_versions"]["frameworks"] == 1
+    assert report["catalog_versions"]["frameworks"] == 2
 
     result = CliRunner().invoke(main, ["seed"])
     assert result.exit_code == 0, result.output

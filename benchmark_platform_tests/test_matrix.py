@@ -28,25 +28,57 @@ SUMMARIZATION = WorkloadOption("summarization", typical_input_tokens=4096, typic
 CLASSIFICATION = WorkloadOption("classification", typical_input_tokens=256, typical_output_tokens=8)
 WORKLOADS = [SUMMARIZATION, CLASSIFICATION, CHATBOT]
 
-PER_PAIR = len(WORKLOADS) * len(matrix.BATCH_SIZES) * len(matrix.SEQUENCE_LENGTHS)
+# One workload's cells on one node: its batch sizes × sequence lengths × the tensor-parallel degrees dividing the node.
+PER_DEGREE = len(WORKLOADS) * len(matrix.BATCH_SIZES) * len(matrix.SEQUENCE_LENGTHS)
+PER_PAIR = 4 * PER_DEGREE  # an 8-GPU node: TP 1, 2, 4 and 8
+PER_PAIR_ONE_GPU = PER_DEGREE
 
 
 def _keys(built: matrix.ConfigMatrix) -> set[tuple]:
-    return {(c.hardware, c.framework, c.workload_type, c.batch_size, c.sequence_length) for c in built.configs}
+    return {
+        (c.hardware, c.framework, c.workload_type, c.batch_size, c.sequence_length, c.tensor_parallel)
+        for c in built.configs
+    }
 
 
 def test_every_dimension_is_crossed_when_everything_fits():
     built = matrix.build_matrix(AWQ, [H100, MI300X], [VLLM], WORKLOADS)
-    assert len(built.configs) == 2 * PER_PAIR == 144
+    assert len(built.configs) == 2 * PER_PAIR == 576
     assert len(_keys(built)) == len(built.configs)  # no duplicates
     assert {c.batch_size for c in built.configs} == {1, 2, 4, 8, 16, 32}
     assert {c.sequence_length for c in built.configs} == {1024, 2048, 4096, 8192}
+    assert {c.tensor_parallel for c in built.configs} == {1, 2, 4, 8}
     assert built.excluded == {}
+
+
+def test_tensor_parallel_degrees_divide_the_node():
+    assert matrix.tensor_parallel_options(1) == (1,)
+    assert matrix.tensor_parallel_options(2) == (1, 2)
+    assert matrix.tensor_parallel_options(4) == (1, 2, 4)
+    assert matrix.tensor_parallel_options(8) == (1, 2, 4, 8)
+    assert matrix.tensor_parallel_options(6) == (1, 2)
+    built = matrix.build_matrix(AWQ, [L4, H100], [VLLM], WORKLOADS)
+    assert {c.tensor_parallel for c in built.configs if c.hardware == "l4-x1"} == {1}
+
+
+def test_each_workload_crosses_its_own_sweep_and_representative_buckets():
+    chat = WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(1, 2, 4, 8, 16, 32, 64))
+    offline = WorkloadOption("batch", 1024, 512, sequence_lengths=(1024, 2048), batch_sizes=(1, 32, 256))
+    built = matrix.build_matrix(AWQ, [L4], [VLLM], [chat, offline])
+    by_workload = {
+        name: {(c.batch_size, c.sequence_length) for c in built.configs if c.workload_type == name}
+        for name in ("chatbot", "batch")
+    }
+    assert by_workload["chatbot"] == {(b, 1024) for b in (1, 2, 4, 8, 16, 32, 64)}
+    assert by_workload["batch"] == {(b, s) for b in (1, 32, 256) for s in (1024, 2048)}
+    overridden = matrix.build_matrix(AWQ, [L4], [VLLM], [chat, offline], batch_sizes=[4], sequence_lengths=[2048])
+    assert {(c.batch_size, c.sequence_length) for c in overridden.configs} == {(4, 2048)}
+    assert len(overridden.configs) == 2
 
 
 def test_every_candidate_is_either_kept_or_counted_under_one_reason():
     built = matrix.build_matrix(FP16, [L4, H100, MI300X], [VLLM, LMDEPLOY, FP16_ONLY, EMULATOR], WORKLOADS)
-    assert len(built.configs) + built.excluded_total == 3 * 4 * PER_PAIR
+    assert len(built.configs) + built.excluded_total == 4 * (PER_PAIR_ONE_GPU + 2 * PER_PAIR)
     assert set(built.excluded) <= set(matrix.EXCLUSION_REASONS)
     per_pair_total = sum(sum(counts.values()) for counts in built.excluded_by_pair.values())
     assert per_pair_total == built.excluded_total
@@ -79,22 +111,38 @@ def test_unsupported_quantization_and_format_are_counted_separately():
     assert matrix.build_matrix(int4_safetensors, [H100], [VLLM], WORKLOADS).excluded == {}
 
 
-def test_memory_fit_follows_weights_plus_kv_cache_of_batch_times_context():
+LLAMA_70B = dict(parameters=70_553_706_496, num_layers=80, num_kv_heads=8, head_dim=128)
+FP16_70B = VersionSpec(quantization="fp16", quantization_bits=16, format="safetensors", **LLAMA_70B)
+FP8_70B = VersionSpec(quantization="fp8", quantization_bits=8, format="safetensors", **LLAMA_70B)
+H100_X1 = HardwareOption(name="h100-x1", vendor="nvidia", gpu_count=1, vram_per_gpu_gb=80, cost_per_hour_usd=7.0)
+
+
+def test_memory_fit_needs_one_full_length_sequence_per_gpu_of_the_group_not_the_whole_batch():
     """llama-3.1-8b fp16 on one 24 GB L4: 21.6 GB usable - 1.5 reserve - 16.06 GB weights leaves 4.04 GB of KV cache
-    at 131,072 B per token (2 × 32 layers × 8 KV heads × 128 × 2 B): about 30,800 tokens of batch × context."""
+    at 131,072 B per token (2 × 32 layers × 8 KV heads × 128 × 2 B): about 30,800 tokens. One 8,448-token sequence
+    fits, so every concurrency is queued: under continuous batching the KV cache bounds what runs at once and the
+    rest of the requests wait, which the simulator models (it is not a reason to leave a config out)."""
     assert memory.kv_bytes_per_token(FP16, 1) == 131_072
     keys = _keys(matrix.build_matrix(FP16, [L4], [VLLM], [CHATBOT]))
-    assert ("l4-x1", "vllm", "chatbot", 4, 4096) in keys  # 4 × (4096 + 256) = 17,408 tokens
-    assert ("l4-x1", "vllm", "chatbot", 16, 1024) in keys  # 16 × 1,280 = 20,480
-    assert ("l4-x1", "vllm", "chatbot", 8, 4096) not in keys  # 8 × 4,352 = 34,816
-    assert ("l4-x1", "vllm", "chatbot", 32, 1024) not in keys  # 32 × 1,280 = 40,960
+    assert ("l4-x1", "vllm", "chatbot", 32, 8192, 1) in keys  # 32 × 8,448 tokens would not all fit at once
+    assert len(keys) == PER_DEGREE // len(WORKLOADS)
+
+
+def test_llama_70b_fp16_is_never_placed_on_a_single_80gb_gpu():
+    """141 GB of weights: not on one 80 GB GPU (TP 1), nor on two (70.6 GB + 1.5 GB reserve per GPU > 72 GB
+    usable); from four GPUs on, each holds 35 GB of weights and plenty of KV cache."""
+    built = matrix.build_matrix(FP16_70B, [H100_X1, H100], [VLLM], [CHATBOT])
+    assert {c.tensor_parallel for c in built.configs if c.hardware == "h100-x8"} == {4, 8}
+    assert not [c for c in built.configs if c.hardware == "h100-x1"]
+    assert built.excluded_by_pair[("h100-x1", "vllm")] == {matrix.DOES_NOT_FIT: PER_DEGREE // len(WORKLOADS)}
+    assert built.excluded_by_pair[("h100-x8", "vllm")] == {matrix.DOES_NOT_FIT: 2 * PER_DEGREE // len(WORKLOADS)}
 
 
 def test_fp8_halves_the_kv_cache_and_weights():
     assert memory.kv_bytes_per_token(FP8, 1) == 65_536
-    keys = _keys(matrix.build_matrix(FP8, [L4], [VLLM], [CHATBOT]))
-    assert ("l4-x1", "vllm", "chatbot", 16, 8192) in keys  # 16 × 8,448 × 64 KiB = 8.9 GB next to 8 GB of weights
-    assert ("l4-x1", "vllm", "chatbot", 32, 8192) not in keys
+    fp16 = {c.tensor_parallel for c in matrix.build_matrix(FP16_70B, [H100], [VLLM], [CHATBOT]).configs}
+    fp8 = {c.tensor_parallel for c in matrix.build_matrix(FP8_70B, [H100], [VLLM], [CHATBOT]).configs}
+    assert (fp16, fp8) == ({4, 8}, {2, 4, 8})  # at TP 2, 35 GB of FP8 weights per GPU fit where 70.6 GB did not
 
 
 def test_a_model_too_big_for_the_hardware_is_dropped_with_its_reason():
@@ -104,7 +152,7 @@ def test_a_model_too_big_for_the_hardware_is_dropped_with_its_reason():
     )  # fmt: skip
     built = matrix.build_matrix(llama_70b, [L4, H100], [VLLM], WORKLOADS)
     assert {c.hardware for c in built.configs} == {"h100-x8"}
-    assert built.excluded_by_pair[("l4-x1", "vllm")] == {matrix.DOES_NOT_FIT: PER_PAIR}
+    assert built.excluded_by_pair[("l4-x1", "vllm")] == {matrix.DOES_NOT_FIT: PER_PAIR_ONE_GPU}
 
 
 def test_prompts_longer_than_the_context_window_are_dropped():
@@ -114,22 +162,26 @@ def test_prompts_longer_than_the_context_window_are_dropped():
     )  # fmt: skip
     built = matrix.build_matrix(short_context, [H100], [VLLM], [CHATBOT])
     assert max(c.sequence_length for c in built.configs) == 4096
-    assert built.excluded[matrix.EXCEEDS_CONTEXT] == len(matrix.BATCH_SIZES)
+    assert built.excluded[matrix.EXCEEDS_CONTEXT] == len(matrix.BATCH_SIZES) * 4  # the 8,192 bucket at each TP
 
 
 def test_priorities_put_the_chatbot_baseline_first_then_cheap_small_configs():
     built = matrix.build_matrix(AWQ, [H100, L4, MI300X], [VLLM], WORKLOADS)
-    by_key = {(c.hardware, c.workload_type, c.batch_size, c.sequence_length): c.priority for c in built.configs}
-    baseline = [p for (_, workload, batch, _), p in by_key.items() if workload == "chatbot" and batch == 1]
-    others = [p for (_, workload, batch, _), p in by_key.items() if not (workload == "chatbot" and batch == 1)]
+    by_key = {
+        (c.hardware, c.workload_type, c.batch_size, c.sequence_length, c.tensor_parallel): c.priority
+        for c in built.configs
+    }
+    baseline = [p for (_, workload, batch, _, _), p in by_key.items() if workload == "chatbot" and batch == 1]
+    others = [p for (_, workload, batch, _, _), p in by_key.items() if not (workload == "chatbot" and batch == 1)]
     assert set(baseline) == {100}
     assert all(200 <= p <= 1000 for p in others)
-    assert by_key[("l4-x1", "summarization", 2, 1024)] < by_key[("h100-x8", "summarization", 2, 1024)]
-    assert by_key[("h100-x8", "chatbot", 2, 1024)] < by_key[("h100-x8", "chatbot", 4, 1024)]
-    assert by_key[("h100-x8", "chatbot", 2, 1024)] < by_key[("h100-x8", "chatbot", 2, 2048)]
-    assert by_key[("h100-x8", "chatbot", 2, 1024)] < by_key[("h100-x8", "summarization", 2, 1024)]
-    assert by_key[("l4-x1", "chatbot", 2, 1024)] == min(others)  # cheapest, smallest, commonest after the baseline
-    assert by_key[("h100-x8", "summarization", 32, 8192)] == 1000  # the dearest, biggest, rarest
+    assert by_key[("l4-x1", "summarization", 2, 1024, 1)] < by_key[("h100-x8", "summarization", 2, 1024, 1)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024, 1)] < by_key[("h100-x8", "chatbot", 4, 1024, 1)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024, 1)] < by_key[("h100-x8", "chatbot", 2, 2048, 1)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024, 1)] < by_key[("h100-x8", "summarization", 2, 1024, 1)]
+    assert by_key[("h100-x8", "chatbot", 2, 1024, 1)] < by_key[("h100-x8", "chatbot", 2, 1024, 2)]
+    assert by_key[("l4-x1", "chatbot", 2, 1024, 1)] == min(others)  # cheapest, smallest, commonest after the baseline
+    assert by_key[("h100-x8", "summarization", 32, 8192, 8)] == 1000  # the dearest, biggest, rarest, widest
     # deterministic: the same inputs in another order give the same matrix
     again = matrix.build_matrix(AWQ, [MI300X, L4, H100], [VLLM], list(reversed(WORKLOADS)))
     assert sorted(again.configs, key=repr) == sorted(built.configs, key=repr)
@@ -151,7 +203,8 @@ def test_non_positive_dimensions_are_rejected(dimension):
 
 
 def test_the_bundled_catalogs_give_a_full_matrix_with_reasons():
-    """The real catalogs: 8B AWQ fits nearly everywhere; the emulator and LMDeploy on AMD are the main exclusions."""
+    """The real catalogs: 8B AWQ fits everywhere at every degree; the emulator and LMDeploy on AMD are the main
+    exclusions. Each use case crosses its own concurrency sweep and representative buckets."""
     hardware = [
         HardwareOption(h.name, h.specs.vendor, h.gpu_count, h.vram_per_gpu_gb, h.cost_per_hour_usd)
         for h in catalogs.load_hardware()
@@ -167,15 +220,23 @@ def test_the_bundled_catalogs_give_a_full_matrix_with_reasons():
         for f in catalogs.load_frameworks()
     ]
     workloads = [
-        WorkloadOption(u.subcategory, u.characteristics.typical_input_tokens, u.characteristics.typical_output_tokens)
+        WorkloadOption(
+            u.subcategory,
+            u.characteristics.typical_input_tokens,
+            u.characteristics.typical_output_tokens,
+            tuple(u.characteristics.sequence_lengths),
+            tuple(u.characteristics.concurrency),
+        )
         for u in catalogs.load_use_cases()
     ]
     built = matrix.build_matrix(AWQ, hardware, frameworks, workloads)
-    candidates = len(hardware) * len(frameworks) * len(workloads) * 24
-    assert len(built.configs) + built.excluded_total == candidates
-    assert built.excluded[matrix.NOT_BENCHMARKED_BY_DEFAULT] == len(hardware) * len(workloads) * 24
+    cells_per_degree = sum(len(w.sequence_lengths) * len(w.batch_sizes) for w in workloads)
+    per_pair = {h.name: cells_per_degree * len(matrix.tensor_parallel_options(h.gpu_count)) for h in hardware}
+    assert len(built.configs) + built.excluded_total == len(frameworks) * sum(per_pair.values())
+    assert built.excluded[matrix.NOT_BENCHMARKED_BY_DEFAULT] == sum(per_pair.values())
     amd = [h.name for h in hardware if h.vendor == "amd"]
     assert amd and all(
-        built.excluded_by_pair[(name, "lmdeploy")] == {matrix.VENDOR_UNSUPPORTED: len(workloads) * 24} for name in amd
+        built.excluded_by_pair[(name, "lmdeploy")] == {matrix.VENDOR_UNSUPPORTED: per_pair[name]} for name in amd
     )
-    assert len(built.configs) > 20_000
+    assert matrix.DOES_NOT_FIT not in built.excluded
+    assert len(built.configs) > 40_000

@@ -74,7 +74,8 @@ def test_status_check_constraint_rejects_unknown_status(engine):
         conn.execute(
             text(
                 "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
-                " batch_size, sequence_length, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024, 'exploded'"
+                " batch_size, sequence_length, tensor_parallel, status)"
+                " SELECT v.id, h.id, f.id, 'chatbot', 1, 1024, 1, 'exploded'"
                 " FROM model_versions v, hardware_configs h, inference_frameworks f"
             )
         )
@@ -106,3 +107,74 @@ def test_db_commands(database_url):
     result = runner.invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert f"at revision {migrations.head_revision()}" in result.output
+
+
+def test_0002_gives_old_rows_the_whole_node_as_tensor_parallel_and_downgrades_back(engine):
+    """A database at 0001 holding a config and its result (simulated on all eight GPUs of its node, the only shape
+    0001 knew) upgrades to tensor_parallel = 8 on both rows, accepts a second degree of the same config, and
+    downgrades back keeping the node-wide config and every result."""
+    migrations.downgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (name, architecture, parameters) VALUES ('m', 'llama', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
+                " vram_requirement_gb) SELECT id, 'v', 'fp16', 16, 'safetensors', 'hf://m', 1 FROM models"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO hardware_configs (name, gpu_type, gpu_count, vram_per_gpu_gb, total_vram_gb,"
+                " cost_per_hour_usd, cloud_provider, instance_type) VALUES ('h', 'H100', 8, 80, 640, 90, 'gcp', 'a3')"
+            )
+        )
+        conn.execute(text("INSERT INTO inference_frameworks (name, version) VALUES ('vllm', '0')"))
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+                " batch_size, sequence_length, status) SELECT v.id, h.id, f.id, 'chatbot', 4, 1024, 'completed'"
+                " FROM model_versions v, hardware_configs h, inference_frameworks f"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_results (config_id, model_version_id, hardware_config_id, framework_id,"
+                " workload_type, batch_size, sequence_length, throughput_tokens_sec, runner)"
+                " SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
+                " sequence_length, 1000, 'simulated' FROM benchmark_configs"
+            )
+        )
+
+    migrations.upgrade(engine)
+
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT tensor_parallel FROM benchmark_configs")).scalars().all() == [8]
+        assert conn.execute(text("SELECT tensor_parallel FROM benchmark_results")).scalars().all() == [8]
+        assert conn.execute(text("SELECT output_tokens_sec_per_gpu FROM benchmark_results")).scalar_one() is None
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+                " batch_size, sequence_length, tensor_parallel) SELECT model_version_id, hardware_config_id,"
+                " framework_id, workload_type, batch_size, sequence_length, 1 FROM benchmark_configs"
+            )
+        )
+    with pytest.raises(IntegrityError, match="unique_config"), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+                " batch_size, sequence_length, tensor_parallel) SELECT model_version_id, hardware_config_id,"
+                " framework_id, workload_type, batch_size, sequence_length, 1 FROM benchmark_configs LIMIT 1"
+            )
+        )
+
+    migrations.downgrade(engine, "0001")
+
+    assert migrations.current_revision(engine) == "0001"
+    columns = {column["name"] for column in inspect(engine).get_columns("benchmark_results")}
+    assert "tensor_parallel" not in columns and "cost_per_million_output_tokens" not in columns
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM benchmark_configs")).scalars().all() == ["completed"]
+        result = conn.execute(text("SELECT config_id IS NOT NULL, throughput_tokens_sec FROM benchmark_results")).one()
+    assert tuple(result) == (True, 1000)
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision() == "0002"

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
 from benchmark_platform import matrix, queue
+from benchmark_platform.catalogs import load_use_cases
 from benchmark_platform.cli import main
 from benchmark_platform.runners import Measurement
 from benchmark_platform.worker import build_run_spec
@@ -108,8 +109,10 @@ def test_populate_twice_adds_nothing_and_changes_no_status(engine, version_id, s
 def test_populate_can_include_the_emulator_when_asked(engine, version_id):
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["emulator"])
     assert set(report.by_hardware_framework) == {"aws-l4-x1/emulator"}
-    assert report.created + sum(report.excluded.values()) == 10 * 24  # workloads × batch sizes × sequence lengths
-    assert set(report.excluded) == {matrix.DOES_NOT_FIT}  # batch 32 of long prompts overflows 24 GB
+    # each use case's concurrency sweep × its representative sequence lengths, at TP 1 (the node's only degree)
+    cells = sum(len(u.characteristics.concurrency) * len(u.characteristics.sequence_lengths) for u in load_use_cases())
+    assert report.created == cells and report.by_tensor_parallel == {1: cells}
+    assert report.excluded == {}  # one full-length sequence fits next to 4 GB of weights; concurrency excludes nothing
 
 
 def test_populate_with_an_unknown_name_writes_nothing(engine, version_id):

@@ -25,6 +25,7 @@ from benchmark_platform.ranking import (
     rank_use_cases,
     topsis,
 )
+from benchmark_platform.ranking.rankings import tokens_per_dollar
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases, refresh_rankings, write_rankings
 from benchmark_platform_tests.factories import (
     DAY,
@@ -39,98 +40,80 @@ from benchmark_platform_tests.factories import (
 # --- pure rules -------------------------------------------------------------------------------------------------
 
 
-def test_sequence_lengths_fold_worst_case() -> None:
+def test_representative_buckets_fold_by_the_documented_rule() -> None:
+    """Only the use case's representative buckets count: latency is their worst, throughput their harmonic mean,
+    accuracy their mean. A bucket the use case never sends (8,192 here) changes nothing."""
     frame = results_frame(
-        result_row(sequence_length=512, ttft_p90_ms=80.0, tpot_p90_ms=15.0, throughput_tokens_sec=1200.0),
-        result_row(sequence_length=4096, ttft_p90_ms=300.0, tpot_p90_ms=25.0, throughput_tokens_sec=800.0),
-        result_row(sequence_length=2048, ttft_p90_ms=150.0, tpot_p90_ms=18.0, throughput_tokens_sec=900.0),
+        result_row(sequence_length=1024, ttft_p90_ms=80.0, tpot_p90_ms=15.0, throughput_tokens_sec=1200.0),
+        result_row(sequence_length=2048, ttft_p90_ms=150.0, tpot_p90_ms=18.0, throughput_tokens_sec=600.0),
+        result_row(sequence_length=8192, ttft_p90_ms=3000.0, tpot_p90_ms=45.0, throughput_tokens_sec=100.0),
     )
     frame["accuracy_score"] = [0.6, 0.8, np.nan]
 
-    row = rank_use_case(frame, chatbot()).configurations.iloc[0]
+    row = rank_use_case(frame, chatbot(sequence_lengths=(1024, 2048))).configurations.iloc[0]
 
-    assert (row["ttft_p90_ms"], row["tpot_p90_ms"], row["throughput_tokens_sec"]) == (300.0, 25.0, 800.0)
+    assert (row["ttft_p90_ms"], row["tpot_p90_ms"]) == (150.0, 18.0)
+    assert row["throughput_tokens_sec"] == pytest.approx(2 / (1 / 1200 + 1 / 600)) == 800.0
     assert row["accuracy_score"] == pytest.approx(0.7)
-    assert (row["n_sequence_lengths"], row["min_sequence_length"], row["max_sequence_length"]) == (3, 512, 4096)
+    assert (row["n_sequence_lengths"], row["min_sequence_length"], row["max_sequence_length"]) == (2, 1024, 2048)
+
+    every_bucket = rank_use_case(frame, chatbot(sla_ttft_p90_ms=None)).configurations.iloc[0]  # none declared
+    assert (every_bucket["ttft_p90_ms"], every_bucket["n_sequence_lengths"]) == (3000.0, 3)
 
 
-def test_measured_result_outranks_a_newer_simulated_one_and_newer_outranks_older() -> None:
-    old_measured = result_row(benchmark_date=date(2026, 1, 1), ttft_p90_ms=111.0)
-    new_simulated = result_row(benchmark_date=date(2026, 1, 4), runner="simulated", ttft_p90_ms=222.0)
-    row = rank_use_case(results_frame(old_measured, new_simulated), chatbot()).configurations.iloc[0]
-    assert row["ttft_p90_ms"] == 111.0 and not row["simulated"]
-
-    newer_measured = result_row(benchmark_date=date(2026, 1, 3), ttft_p90_ms=133.0)
-    frame = results_frame(old_measured, new_simulated, newer_measured)
-    assert rank_use_case(frame, chatbot()).configurations.iloc[0]["ttft_p90_ms"] == 133.0
-
-    only_simulated = rank_use_case(results_frame(new_simulated), chatbot()).configurations.iloc[0]
-    assert only_simulated["simulated"]
-
-
-def test_sla_breakers_and_incomplete_configurations_are_excluded_and_counted() -> None:
+def test_a_deployment_missing_a_representative_bucket_is_incomplete() -> None:
     frame = results_frame(
-        result_row(batch_size=1),
-        result_row(batch_size=2, ttft_p90_ms=501.0),
-        result_row(batch_size=4, tpot_p90_ms=60.0),
-        result_row(batch_size=8, ttft_p90_ms=900.0, tpot_p90_ms=90.0),
-        result_row(batch_size=16, throughput_tokens_sec=np.nan),
-        result_row(batch_size=32, sequence_length=512),
-        result_row(batch_size=32, sequence_length=4096, ttft_p90_ms=700.0),  # breaks the SLA at one length only
-        result_row(batch_size=64, workload_type="summarization", ttft_p90_ms=5000.0),
+        result_row(batch_size=1, sequence_length=1024),
+        result_row(batch_size=1, sequence_length=2048),
+        result_row(batch_size=2, sequence_length=1024, ttft_p90_ms=50.0),  # never benchmarked at 2,048
     )
-
-    ranking = rank_use_case(frame, chatbot())
-
+    ranking = rank_use_case(frame, chatbot(sequence_lengths=(1024, 2048)))
     assert ranking.configurations["batch_size"].tolist() == [1]
-    assert ranking.considered == 6
-    assert ranking.excluded == {"incomplete": 1, "sla_ttft_p90": 3, "sla_tpot_p90": 2, "sla_total": 4}
-
-    no_sla = rank_use_case(frame, chatbot(sla_ttft_p90_ms=None, sla_tpot_p90_ms=None))
-    assert sorted(no_sla.configurations["batch_size"]) == [1, 2, 4, 8, 32]
+    assert ranking.excluded["incomplete"] == 1
 
 
-def test_cost_per_million_tokens_uses_the_spot_price_where_available() -> None:
+def test_a_deployment_is_keyed_by_tensor_parallel_and_ranked_on_throughput_per_gpu() -> None:
+    """The same node at TP 1 (eight replicas) and TP 8 (one replica) are two deployments; the throughput criterion
+    is per GPU (node / GPUs), so an eight-GPU node does not win on raw node tokens/s."""
     frame = results_frame(
-        result_row(hardware="spot-box", spot_available=True, spot_cost_per_hour_usd=1.8, throughput_tokens_sec=500.0),
-        result_row(hardware="no-spot-price", spot_available=True, spot_cost_per_hour_usd=None),
-        result_row(hardware="on-demand", spot_available=False, spot_cost_per_hour_usd=1.0),
+        result_row(hardware="h100-x8", gpu_count=8, tensor_parallel=1, throughput_tokens_sec=24000.0),
+        result_row(hardware="h100-x8", gpu_count=8, tensor_parallel=8, throughput_tokens_sec=8000.0),
+        result_row(hardware="h100-x1", gpu_count=1, tensor_parallel=1, throughput_tokens_sec=3000.0),
     )
-    configurations = rank_use_case(frame, chatbot()).configurations.set_index("hardware_name")
-
-    assert configurations.loc["spot-box", "price_basis"] == "spot"
-    assert configurations.loc["spot-box", "cost_per_million_tokens"] == pytest.approx(1.8 / (500 * 3600) * 1e6)
-    assert configurations.loc["no-spot-price", "price_basis"] == "on_demand"
-    assert configurations.loc["on-demand", "price_basis"] == "on_demand"
-    assert configurations.loc["on-demand", "hourly_price_usd"] == 4.0
-    assert configurations.loc["on-demand", "cost_per_million_tokens"] == pytest.approx(4.0 / (1000 * 3600) * 1e6)
-
-
-def test_accuracy_is_dropped_when_nobody_measured_it() -> None:
-    frame = results_frame(result_row(batch_size=1), result_row(batch_size=8, ttft_p90_ms=50.0))
-    ranking = rank_use_case(frame, chatbot())
-
-    assert "accuracy" not in ranking.weights
-    assert sum(ranking.weights.values()) == pytest.approx(1.0)
-    assert ranking.weights["ttft_p90"] == pytest.approx(0.3 / 0.85)
-    assert any("accuracy dropped" in note for note in ranking.notes)
-    assert ranking.configurations["closeness_accuracy"].isna().all()
-    assert not ranking.configurations["accuracy_imputed"].any()
+    configurations = rank_use_case(frame, chatbot()).configurations.set_index(["hardware_name", "tensor_parallel"])
+    assert configurations.loc[("h100-x8", 1), "replicas"] == 8 and configurations.loc[("h100-x8", 8), "replicas"] == 1
+    assert configurations.loc[("h100-x8", 1), "output_tokens_sec_per_gpu"] == 3000.0
+    assert configurations.loc[("h100-x8", 8), "output_tokens_sec_per_gpu"] == 1000.0
+    assert configurations.loc[("h100-x1", 1), "output_tokens_sec_per_gpu"] == 3000.0
+    assert configurations.loc[("h100-x8", 1), "closeness_throughput"] == 1.0
+    assert configurations.loc[("h100-x1", 1), "closeness_throughput"] == 1.0  # equal per GPU: equally good
+    assert configurations.loc[("h100-x8", 1), "interactivity_tokens_sec"] == pytest.approx(1000 / 16.0)
 
 
-def test_missing_accuracy_counts_as_the_worst_measured_and_is_flagged() -> None:
+def test_cost_spanning_orders_of_magnitude_is_not_flattened_by_vector_normalisation() -> None:
+    """A is half B's cost and 4 % slower to first token; C costs $500 per million tokens. In dollars, C's $500
+    dominates the cost column's norm, A and B look equally cheap (B 99.97 % of the way from worst to best), and B's
+    latency wins. Per dollar (rule 6) a 2x saving keeps its weight: A ranks above B, B is half-way on cost."""
+    weights = {"ttft_p90": 0.5, "cost_per_million_tokens": 0.5}
+    hourly = 3.6  # $/h: cost per million tokens = 1000 / throughput
     frame = results_frame(
-        result_row(batch_size=1, accuracy_score=0.9),
-        result_row(batch_size=2, accuracy_score=0.5),
-        result_row(batch_size=4),
+        result_row(model="a", cost_per_hour_usd=hourly, throughput_tokens_sec=1000 / 0.15, ttft_p90_ms=260.0),
+        result_row(model="b", cost_per_hour_usd=hourly, throughput_tokens_sec=1000 / 0.30, ttft_p90_ms=250.0),
+        result_row(model="c", cost_per_hour_usd=hourly, throughput_tokens_sec=1000 / 500, ttft_p90_ms=100.0),
     )
-    configurations = rank_use_case(frame, chatbot()).configurations.set_index("batch_size")
+    ranking = rank_use_case(frame, chatbot(weights=weights, sla_tpot_p90_ms=None))
+    configurations = ranking.configurations.set_index("model_name")
+    assert configurations["cost_per_million_tokens"].to_dict() == pytest.approx({"a": 0.15, "b": 0.30, "c": 500.0})
+    assert configurations.loc["a", "score"] > configurations.loc["b", "score"]
+    assert configurations.loc["b", "closeness_cost_per_million_tokens"] == pytest.approx(0.5, abs=1e-3)
 
-    assert configurations.loc[4, "accuracy_imputed"] and not configurations.loc[2, "accuracy_imputed"]
-    assert np.isnan(configurations.loc[4, "accuracy_score"])
-    # Otherwise identical, the unmeasured one ties with the worst measured: same score.
-    assert configurations.loc[4, "score"] == pytest.approx(configurations.loc[2, "score"])
-    assert configurations.loc[1, "score"] > configurations.loc[2, "score"]
+    dollars = configurations.loc[["a", "b", "c"], ["ttft_p90_ms", "cost_per_million_tokens"]].to_numpy()
+    raw = topsis(dollars, [0.5, 0.5], np.array([False, False]))
+    assert raw[1] > raw[0]  # what ranking on dollars would have said
+    per_dollar = dollars.copy()
+    per_dollar[:, 1] = tokens_per_dollar(per_dollar[:, 1])
+    expected = topsis(per_dollar, [0.5, 0.5], np.array([False, True]))
+    np.testing.assert_allclose(configurations.loc[["a", "b", "c"], "score"], expected)
 
 
 def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
@@ -153,9 +136,11 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
 
     assert list(configurations.columns) == list(CONFIGURATION_COLUMNS)
     keys = list(ranking.weights)
-    columns = ["ttft_p90_ms", "tpot_p90_ms", "throughput_tokens_sec", "cost_per_million_tokens", "accuracy_score"]
+    columns = ["ttft_p90_ms", "tpot_p90_ms", "output_tokens_sec_per_gpu", "cost_per_million_tokens", "accuracy_score"]
     benefit = np.array([False, False, True, False, True])
     matrix = configurations[columns].to_numpy()
+    matrix[:, 3] = tokens_per_dollar(matrix[:, 3])  # what TOPSIS is given: cost as tokens per dollar (rule 6)
+    benefit[3] = True
     np.testing.assert_allclose(configurations["score"], topsis(matrix, [ranking.weights[k] for k in keys], benefit))
     np.testing.assert_array_equal(configurations["pareto"], pareto_front(matrix, benefit))
     assert configurations["score"].is_monotonic_decreasing

@@ -58,7 +58,7 @@ def test_constraints_filter_but_keep_use_case_wide_ranks(ranking) -> None:
 
     assert recommendation.configurations["hardware_name"].tolist() == ["aws-h100-sxm-x1"]
     assert recommendation.matching == 1
-    assert recommendation.configurations["rank"].tolist() == [2]
+    assert recommendation.configurations["rank"].tolist() == [1]  # its rank in the whole use case
     assert recommendation.removed_by == {"max_ttft_p90_ms": 1, "hardware": 1}
 
 
@@ -88,8 +88,8 @@ def test_nothing_matching_names_the_most_restrictive_constraint(ranking) -> None
 def test_why_explains_strengths_weaknesses_and_labels(ranking) -> None:
     why = recommend(ranking, Constraints()).configurations.set_index("hardware_name")["why"]
 
-    assert why["azure-a100-x1"].startswith("rank 1 of 3")
-    assert why["aws-h100-sxm-x1"].startswith("rank 2 of 3")
+    assert why["aws-h100-sxm-x1"].startswith("rank 1 of 3")
+    assert why["azure-a100-x1"].startswith("rank 2 of 3")
     assert "best in use case on TTFT p90, TPOT p90, throughput" in why["aws-h100-sxm-x1"]
     assert "gives up most on cost per Mtok" in why["aws-h100-sxm-x1"]
     assert "Pareto-optimal" in why["gcp-l4-x1"]
@@ -121,8 +121,8 @@ def test_cli_prints_the_best_configurations_and_why(seeded: Engine) -> None:
     lines = result.output.splitlines()
     assert "use case chatbot: 3 of 4 configurations ranked" in lines[0] and "1 excluded" in lines[0]
     assert "note: accuracy dropped" in result.output
-    assert "1. qwen@fp16 on azure-a100-x1 / vllm: rank 1 of 3" in result.output
-    assert "2. llama@fp16 on aws-h100-sxm-x1 / vllm: rank 2 of 3" in result.output
+    assert "1. llama@fp16 on aws-h100-sxm-x1 / vllm, TP1 x 1 replica(s), concurrency 8: rank 1 of 3" in result.output
+    assert "2. qwen@fp16 on azure-a100-x1 / vllm, TP1 x 1 replica(s), concurrency 8: rank 2 of 3" in result.output
     assert "SIMULATED" in result.output and "WARNING: 1 of these 2 results are simulated" in result.output
 
 

@@ -84,8 +84,8 @@ def test_batch_8b_h100_is_in_the_published_range():
 
 
 def test_prefill_grows_quadratically_with_long_prompts():
-    short = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 1024)[0]
-    long = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 32768)[0]
+    short = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 1024, tensor_parallel=1)[0]
+    long = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 32768, tensor_parallel=1)[0]
     assert long > 1.5 * short
 
 
@@ -106,7 +106,7 @@ def test_simulated_measurement_is_deterministic_ordered_and_labelled():
     assert first.tpot_p50_ms < first.tpot_p90_ms < first.tpot_p99_ms
     assert first.throughput_tokens_sec == pytest.approx(first.rps_sustained * 256)
     assert set(first.result_columns()) >= {"ttft_p50_ms", "throughput_tokens_sec", "runner", "detailed_metrics"}
-    assert first.detailed_metrics["roofline"]["decode_bound"] == "memory"
+    assert first.detailed_metrics["replica"]["decode_bound"] == "memory"
     other_seed = runner.run(make_spec(seed=2))
     assert other_seed.ttft_p50_ms != first.ttft_p50_ms
     assert other_seed.ttft_p50_ms == pytest.approx(first.ttft_p50_ms, rel=0.1)  # small noise only

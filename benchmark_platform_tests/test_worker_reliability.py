@@ -155,7 +155,7 @@ def version_id(engine: Engine) -> uuid.UUID:
 
 
 def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, version_id):
-    pools = ("aws-l4-x1", "gcp-l4-x1", "aws-a10g-x1")
+    pools = ("aws-l4-x1", "gcp-l4-x1", "aws-a10g-x1", "gcp-l4-x4")  # the four-GPU pool at TP 1, 2 and 4
     report = queue.populate_matrix(engine, version_id, hardware=pools)
     assert report.created > 2500
     _commit_without_waiting_for_disk(engine)
@@ -253,14 +253,14 @@ def test_a_worker_drains_the_framework_it_has_loaded_before_switching(engine, ve
 
 
 def test_a_config_that_keeps_failing_fails_for_good_after_max_attempts(engine, version_id):
-    """A real failure: 8B fp16 needs 16 GB of weights, so batch 32 × 8192 tokens cannot fit one 24 GB L4, and the
-    simulated runner refuses it each time."""
-    fp16 = seed_with_model(engine, "llama-3.1-8b@fp16")
+    """A real failure: 70B fp16 needs 141 GB of weights, so one replica on one 24 GB L4 cannot hold even one
+    sequence, and the simulated runner refuses it each time."""
+    fp16 = seed_with_model(engine, "llama-3.1-70b@fp16")
     with engine.begin() as connection:
         connection.execute(
             text(
                 "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type, "
-                "batch_size, sequence_length) SELECT :v, h.id, f.id, 'chatbot', 32, 8192 "
+                "batch_size, sequence_length, tensor_parallel) SELECT :v, h.id, f.id, 'chatbot', 32, 8192, 1 "
                 "FROM hardware_configs h, inference_frameworks f WHERE h.name = 'aws-l4-x1' AND f.name = 'vllm'"
             ),
             {"v": fp16},
@@ -339,7 +339,10 @@ def test_workers_ride_out_a_database_restart(restartable_database):
     engine = restartable_database.engine
     _install_claim_log(engine)
     version_id = seed_with_model(engine, VERSION_KEY)
-    report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
+    # Four frameworks: 440 configs, as many as two gave before each use case had its own sweep and buckets, so the
+    # workers are still busy when the database goes away.
+    frameworks = ["vllm", "tgi", "sglang", "lmdeploy"]
+    report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=frameworks)
     arguments = ("--simulate-seconds", "0.005", "--batch-size", "5", "--db-retry-seconds", "60")
     workers = [_start_worker(*arguments, "--worker-id", f"w{i}") for i in range(4)]
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 50)

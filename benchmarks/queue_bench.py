@@ -5,11 +5,11 @@
     python benchmarks/queue_bench.py --quick              # smaller table and shorter runs, for a smoke test
 
 What it does: seeds the catalogs, registers the example models, adds synthetic copies of the 8-GPU H100 instance
-(``bench-h100-NNN``) so one model version's matrix reaches 10,000 and 100,000 configs, times ``populate_matrix`` for
-those (and an idempotent re-run), fills ``benchmark_configs`` to about 1,000,000 rows with further versions, ANALYZEs,
-then runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each claims from its hardware pool, records
-a fixed measurement per config with ``queue.complete`` and times every claim. Figures depend on the machine: note its
-cores and load next to them.
+(``bench-h100-NNN``) so one model version's matrix reaches 10,000 and 100,000 configs, times ``populate_matrix``
+for the bundled catalog, for those (and an idempotent re-run), fills ``benchmark_configs`` to about 1,000,000 rows
+with further versions, ANALYZEs, then runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each
+claims from its hardware pool, records a fixed measurement per config with ``queue.complete`` and times every
+claim. Figures depend on the machine: note its cores and load next to them.
 """
 
 from __future__ import annotations
@@ -75,13 +75,21 @@ def _populate(engine: Engine, key: str, hardware: list[str], label: str) -> queu
     return report
 
 
+# An 8B version fits every config on 8 x H100: each pool adds 4 frameworks x 4 tensor-parallel degrees x 110 cells
+# (each use case's concurrency sweep x its representative sequence lengths) = 1,760 configs.
+CONFIGS_PER_POOL = 1760
+
+
 def bench_population(engine: Engine, pools: list[str], target_rows: int, quick: bool) -> None:
-    """8B versions fit every config on 8 × H100, so each pool adds 960 configs (4 frameworks × 10 workloads × 24)."""
     print("matrix population (COPY into a temporary table + INSERT ... ON CONFLICT DO NOTHING, one transaction):")
-    _populate(engine, "llama-3.1-8b@int4-awq", pools[:11], "(new)")
+    catalog = [spec.name for spec in catalogs.load_hardware()]
+    for key in ("llama-3.1-8b@int4-awq", "llama-3.1-70b@fp16"):
+        _populate(engine, key, catalog, "(bundled catalog)")
+    _populate(engine, "llama-3.1-8b@int4-awq", pools[: round(10_000 / CONFIGS_PER_POOL)], "(new)")
     if not quick:
-        _populate(engine, "llama-3.1-8b@fp16", pools, "(new)")
-        _populate(engine, "llama-3.1-8b@fp16", pools, "(again)")
+        hundred_thousand = pools[: round(100_000 / CONFIGS_PER_POOL)]
+        _populate(engine, "llama-3.1-8b@fp16", hundred_thousand, "(new)")
+        _populate(engine, "llama-3.1-8b@fp16", hundred_thousand, "(again)")
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT count(*) FROM benchmark_configs")).scalar()
         versions = list(manifests.list_version_keys(connection))

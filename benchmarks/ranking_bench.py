@@ -91,6 +91,7 @@ def synthetic_results(rows: int, use_cases: list[UseCaseCriteria], rng: np.rando
             "workload_type": np.array([uc.subcategory for uc in use_cases], dtype=object)[use_case],
             "batch_size": batch,
             "sequence_length": sequence,
+            "tensor_parallel": 1,
             "runner": np.where(rng.random(rows) < 0.7, "simulated", "measured"),
             "model_id": model_ids[model_of_version[version]],
             "model_name": model_names[model_of_version[version]],

@@ -36,7 +36,7 @@ CloudProvider = Literal["aws", "gcp", "azure"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
 
 QUANTIZED = frozenset({"fp8", "int8", "int4"})
-LAUNCH_PLACEHOLDERS = frozenset({"model", "port", "tp", "max_model_len", "quantization_flag"})
+LAUNCH_PLACEHOLDERS = frozenset({"model", "port", "tp", "dp", "max_model_len", "quantization_flag"})
 CRITERIA = ("ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy")
 
 
@@ -283,9 +283,28 @@ class Sla(_Frozen):
     tpot_p90_ms: float | None = Field(gt=0)
 
 
+# The design's batch sizes (1-8) and the sweep the platform ran before per-use-case sweeps (up to 32): every use
+# case keeps them, so results stay comparable across catalog versions. Then the field's sweep goes further.
+BASE_CONCURRENCY = (1, 2, 4, 8, 16, 32)
+MIN_TOP_CONCURRENCY = {"interactive": 64, "offline": 256}
+
+
+def _ascending_unique(values: list[int], field: str) -> None:
+    if values != sorted(set(values)):
+        raise ValueError(f"{field} must be ascending without repeats, got {values}")
+
+
 class UseCaseCharacteristics(_Frozen):
+    """A use case as a load: lengths (typical and p10-p90 spread), how it is served, its representative
+    sequence-length buckets and concurrency sweep, and its SLA."""
+
     typical_input_tokens: Int32 = Field(gt=0)
     typical_output_tokens: Int32 = Field(gt=0)
+    input_tokens_range: tuple[Int32, Int32]
+    output_tokens_range: tuple[Int32, Int32]
+    serving: Literal["interactive", "offline"]
+    sequence_lengths: list[Annotated[Int32, Field(ge=128, le=131072)]] = Field(min_length=1)
+    concurrency: list[Annotated[Int32, Field(ge=1, le=4096)]] = Field(min_length=1)
     chat: bool
     measure_accuracy: bool
     dataset: str = Field(default="synthetic-fixed", description="key of runners.datasets.NAMED_DATASETS")
@@ -299,6 +318,29 @@ class UseCaseCharacteristics(_Frozen):
         if name not in NAMED_DATASETS:
             raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_DATASETS)}")
         return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UseCaseCharacteristics:
+        for kind in ("input", "output"):
+            low, high = getattr(self, f"{kind}_tokens_range")
+            typical = getattr(self, f"typical_{kind}_tokens")
+            if not 0 < low <= typical <= high:
+                raise ValueError(f"{kind}_tokens_range [{low}, {high}] must hold typical_{kind}_tokens {typical}")
+        _ascending_unique(self.sequence_lengths, "sequence_lengths")
+        if self.sequence_lengths[-1] < self.typical_input_tokens:
+            raise ValueError(
+                f"sequence_lengths {self.sequence_lengths} has no bucket holding the typical prompt "
+                f"({self.typical_input_tokens} tokens)"
+            )
+        _ascending_unique(self.concurrency, "concurrency")
+        if missing := sorted(set(BASE_CONCURRENCY) - set(self.concurrency)):
+            raise ValueError(f"concurrency must keep the base sweep {list(BASE_CONCURRENCY)}; missing {missing}")
+        if self.concurrency[-1] < MIN_TOP_CONCURRENCY[self.serving]:
+            raise ValueError(
+                f"concurrency of an {self.serving} use case must reach {MIN_TOP_CONCURRENCY[self.serving]}, "
+                f"got up to {self.concurrency[-1]}"
+            )
+        return self
 
 
 class CriteriaWeights(_Frozen):

@@ -9,6 +9,7 @@ from benchmark_platform.cli import (  # noqa: F401
     report_commands,
     results_commands,
     runner_commands,
+    simulate_command,
 )
 from benchmark_platform.cli.app import main
 

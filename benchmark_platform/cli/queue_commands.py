@@ -55,7 +55,8 @@ def populate_matrix_command(
 ) -> None:
     """Queue every runnable config of MODEL_VERSION (an id or a key such as llama-3.1-8b@int4-awq).
 
-    Configs are hardware × framework × workload × batch size (1-32) × sequence length (1024-8192), minus what
+    Configs are hardware × framework × tensor-parallel degree (1, 2, 4, 8 dividing the GPU count; the node runs
+    GPUs / TP replicas) × workload × its concurrency sweep × its representative sequence lengths, minus what
     cannot run (the report counts each reason). Running it again adds nothing and changes no status.
 
     Example: benchmark-platform populate-matrix llama-3.1-8b@int4-awq --json
@@ -75,6 +76,9 @@ def populate_matrix_command(
         f"{report.version_key}: {report.matrix_size} configs in the matrix, {report.created} created, "
         f"{report.existing} already queued ({report.seconds:.2f} s); left out: {excluded}"
     )
+    degrees = ", ".join(f"TP{tp} {count}" for tp, count in report.by_tensor_parallel.items())
+    if degrees:
+        click.echo(f"  by tensor-parallel degree: {degrees}")
     for pair, count in sorted(report.by_hardware_framework.items()):
         click.echo(f"  {pair}: {count}")
 
@@ -266,3 +270,8 @@ def progress_command(model_version: str, window_minutes: float, as_json: bool) -
     click.echo(f"{report.total} configs: {statuses}; {report.percent_complete:.1f}% complete; ETA {eta}")
     for hardware, counts in report.by_hardware.items():
         click.echo(f"  {hardware}: " + ", ".join(f"{status} {count}" for status, count in sorted(counts.items())))
+        degrees = report.by_tensor_parallel.get(hardware, {})
+        if len(degrees) > 1:
+            for tp, tp_counts in degrees.items():
+                shown = ", ".join(f"{status} {count}" for status, count in sorted(tp_counts.items()))
+                click.echo(f"    TP{tp}: {shown}")

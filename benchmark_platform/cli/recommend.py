@@ -29,10 +29,14 @@ _TABLE_COLUMNS = {
     "version_key": "version",
     "hardware_name": "hardware",
     "framework_name": "framework",
-    "batch_size": "batch",
+    "tensor_parallel": "TP",
+    "replicas": "replicas",
+    "batch_size": "conc/replica",
     "ttft_p90_ms": "TTFT p90 ms",
     "tpot_p90_ms": "TPOT p90 ms",
-    "throughput_tokens_sec": "tok/s",
+    "output_tokens_sec_per_gpu": "tok/s/GPU",
+    "interactivity_tokens_sec": "tok/s/user",
+    "throughput_tokens_sec": "tok/s/node",
     "cost_per_million_tokens": "$/Mtok",
     "price_basis": "price",
     "accuracy_score": "accuracy",
@@ -81,7 +85,9 @@ def _table(configurations: pd.DataFrame) -> str:
         "score": "{:.3f}".format,
         "TTFT p90 ms": "{:.1f}".format,
         "TPOT p90 ms": "{:.2f}".format,
-        "tok/s": "{:.0f}".format,
+        "tok/s/GPU": "{:.0f}".format,
+        "tok/s/user": "{:.1f}".format,
+        "tok/s/node": "{:.0f}".format,
         "$/Mtok": "{:.3f}".format,
         "accuracy": "{:.3f}".format,
         "pareto": lambda flag: "yes" if flag else "no",
@@ -119,7 +125,8 @@ def _print_text(recommendation: Recommendation) -> None:
     click.echo("")
     for position, (_, row) in enumerate(recommendation.configurations.iterrows(), start=1):
         click.echo(
-            f"{position}. {row['version_key']} on {row['hardware_name']} / {row['framework_name']}: {row['why']}"
+            f"{position}. {row['version_key']} on {row['hardware_name']} / {row['framework_name']}, "
+            f"TP{row['tensor_parallel']} x {row['replicas']} replica(s), concurrency {row['batch_size']}: {row['why']}"
         )
     simulated = int(recommendation.configurations["simulated"].sum())
     if simulated:
@@ -178,10 +185,11 @@ def recommend_command(
 ) -> None:
     """Print the best configurations for a use case that meet the given constraints, and why each ranks where it does.
 
-    Configurations are ranked by TOPSIS over the use case's weighted criteria (TTFT p90, TPOT p90, throughput,
-    cost per million output tokens, accuracy) after dropping those that break its SLA; the constraints then
-    filter that ranking. Exits 1 when nothing meets them (saying which constraint removed the most), 2 for an
-    unknown use case.
+    Deployments (model version x hardware x framework x tensor-parallel degree x concurrency per replica) are
+    ranked by TOPSIS over the use case's weighted criteria (TTFT p90, TPOT p90, throughput per GPU, cost per million
+    output tokens, accuracy) on its representative sequence lengths, after dropping those that break its SLA; the
+    constraints then filter that ranking. Exits 1 when nothing meets them (saying which constraint removed the
+    most), 2 for an unknown use case.
 
     Example: benchmark-platform recommend --use-case chatbot --max-ttft-p90-ms 300 --hardware H100 --top 5
     """

@@ -23,10 +23,13 @@ TOP_COLUMNS = [
     "version_key",
     "hardware_name",
     "framework_name",
+    "tensor_parallel",
+    "replicas",
     "batch_size",
     "ttft_p90_ms",
     "tpot_p90_ms",
-    "throughput_tokens_sec",
+    "output_tokens_sec_per_gpu",
+    "interactivity_tokens_sec",
     "cost_per_million_tokens",
     "pareto",
     "simulated",
@@ -64,7 +67,14 @@ class RankingConfig(dg.Config):
 
 def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
     shown = configurations.head(top)[TOP_COLUMNS].copy()
-    for column in ("score", "ttft_p90_ms", "tpot_p90_ms", "throughput_tokens_sec", "cost_per_million_tokens"):
+    for column in (
+        "score",
+        "ttft_p90_ms",
+        "tpot_p90_ms",
+        "output_tokens_sec_per_gpu",
+        "interactivity_tokens_sec",
+        "cost_per_million_tokens",
+    ):
         shown[column] = shown[column].astype(float).round(3 if column == "score" else 1)
     return shown.to_markdown(index=False)
 

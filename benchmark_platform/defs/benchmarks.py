@@ -120,6 +120,9 @@ def benchmark_config_matrix(
             "configs_excluded": dg.MetadataValue.int(sum(report.excluded.values())),
             "excluded_by_reason": dg.MetadataValue.md(excluded.to_markdown(index=False)),
             "configs_per_hardware_framework": dg.MetadataValue.md(table.to_markdown()),
+            "configs_per_tensor_parallel": dg.MetadataValue.json(
+                {str(tp): count for tp, count in report.by_tensor_parallel.items()}
+            ),
             "populate_seconds": dg.MetadataValue.float(round(report.seconds, 3)),
         }
     )
@@ -182,7 +185,8 @@ def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
             failed = (
                 conn.execute(
                     text(
-                        "SELECT h.name || ' / ' || f.name || ' / ' || c.workload_type || ' / bs' || c.batch_size"
+                        "SELECT h.name || ' / ' || f.name || ' / tp' || c.tensor_parallel || ' / ' || c.workload_type"
+                        " || ' / bs' || c.batch_size"
                         " || ' / seq' || c.sequence_length || ': ' || coalesce(c.error_message, '') AS config"
                         " FROM benchmark_configs c JOIN hardware_configs h ON h.id = c.hardware_config_id"
                         " JOIN inference_frameworks f ON f.id = c.framework_id"

@@ -32,7 +32,7 @@ def no_duplicate_configs(database: PlatformDatabase) -> dg.AssetCheckResult:
     bad = _rows(
         database,
         "SELECT model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length,"
-        " count(*) FROM benchmark_configs GROUP BY 1, 2, 3, 4, 5, 6 HAVING count(*) > 1",
+        " tensor_parallel, count(*) FROM benchmark_configs GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING count(*) > 1",
     )
     return _result(bad, "duplicated configs")
 

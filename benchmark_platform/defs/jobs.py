@@ -52,12 +52,14 @@ def reap_stale_configs_job():
 def local_benchmark_run_config(
     *,
     hardware: Sequence[str] = (),
+    frameworks: Sequence[str] = (),
     replicas_per_pool: int | None = None,
     max_concurrent_steps: int = 4,
     simulate_seconds: float = 0.0,
     preload: bool = True,
 ) -> dict:
-    """Run config for benchmarking on this machine: the matrix optionally limited to some hardware, replicas as
+    """Run config for benchmarking on this machine: the matrix optionally limited to some hardware and frameworks,
+    replicas as
     separate processes. ``preload`` forks them from a server that imported the code once (seconds saved per step);
     that server lives as long as this process and keeps its environment, so a process that switches databases
     between runs (the tests) passes ``preload=False`` to spawn fresh step processes."""
@@ -65,7 +67,7 @@ def local_benchmark_run_config(
     if replicas_per_pool is not None:
         runner["replicas_per_pool"] = replicas_per_pool
     config = {
-        "ops": {"benchmark_config_matrix": {"config": {"hardware": list(hardware)}}},
+        "ops": {"benchmark_config_matrix": {"config": {"hardware": list(hardware), "frameworks": list(frameworks)}}},
         "resources": {"benchmark_runner": {"config": runner}},
     }
     if benchmark_job.executor_def.name != "multiprocess":

@@ -16,6 +16,7 @@ RESULT_FRAME_COLUMNS = (
     "workload_type",
     "batch_size",
     "sequence_length",
+    "tensor_parallel",
     "runner",
     "quality_flags",
     "model_id",

@@ -1,23 +1,34 @@
-"""Per use case: which deployable configurations are best, by TOPSIS over latency, throughput, cost and accuracy.
+"""Per use case: which deployments are best, by TOPSIS over latency, per-GPU throughput, cost and accuracy.
 
 The rules, in the order they are applied:
 
-1. Rows: results whose ``workload_type`` is the use case's subcategory. Per configuration and sequence length the
+1. Rows: results whose ``workload_type`` is the use case's subcategory, at one of its representative sequence-length
+   buckets (``characteristics.sequence_lengths``; every bucket when it declares none). Per deployment and bucket the
    latest result is used, a measured one before any simulated one (a measurement outranks an estimate).
-2. A deployable configuration is model version x hardware x framework x batch size. Its sequence lengths are
-   folded worst-case, because the SLA must hold at every prompt length measured: TTFT p90 and TPOT p90 = the
-   maximum, throughput = the minimum; accuracy = the mean of the measured lengths. It is simulated if any of its
-   rows is.
-3. Cost per million output tokens = hourly price / (throughput x 3600) x 1e6, at the spot price where the hardware
-   is spot-available and has one, else on demand (``price_basis`` says which).
-4. Excluded and counted: configurations missing TTFT p90, TPOT p90, throughput or a price ("incomplete"), then
-   those breaking the use case's SLA on TTFT p90 or TPOT p90.
-5. Criteria: those with a positive default weight. Accuracy when no surviving configuration measured it: the
-   criterion is dropped for this use case (the others are re-weighted). When only some did: the missing ones
-   count as the worst measured accuracy and are flagged ``accuracy_imputed``.
-6. Score = TOPSIS closeness over the survivors; rank = competition rank (ties share the better rank); Pareto
-   flag over the same criteria. A model's score for the use case is its best configuration's; the top model
-   (ties included) is the recommended one.
+2. A deployment is model version x hardware x framework x tensor-parallel degree x concurrency per replica
+   (``batch_size``); the node runs ``gpu_count / tensor_parallel`` replicas. It must have a result at every
+   representative bucket of the use case (otherwise "incomplete"). Its buckets are folded as the use case's traffic
+   mixes them, in equal numbers of requests: TTFT p90 and TPOT p90 = the maximum over the representative buckets
+   (the SLA must hold for every prompt length the use case sends); throughput = the harmonic mean over them (the
+   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is.
+3. Throughput is output tokens/s per GPU (the node's / its GPU count): an eight-GPU node must earn its price per GPU,
+   not win on raw node tokens/s. Cost per million output tokens = the node's hourly price / (node output tokens/s x
+   3600) x 1e6, at the spot price where the hardware is spot-available and has one, else on demand
+   (``price_basis``).
+4. Excluded and counted: deployments missing a representative bucket, TTFT p90, TPOT p90, throughput or a price
+   ("incomplete"), then those breaking the use case's SLA on TTFT p90 or TPOT p90.
+5. Criteria: those with a positive default weight. Accuracy when no surviving deployment measured it: the criterion
+   is dropped for this use case (the others are re-weighted). When only some did: the missing ones count as the
+   worst measured accuracy and are flagged ``accuracy_imputed``.
+6. Cost enters TOPSIS as its reciprocal, million tokens per dollar, a benefit criterion, not as dollars: costs span
+   $0.1-$500 per million tokens, and TOPSIS's vector normalisation divides a column by its Euclidean norm, which
+   one $500 deployment dominates, squeezing every cheap deployment to the same value (a 2x saving between $0.15 and
+   $0.30 becomes invisible). Per dollar, the cheap deployments dominate the norm and keep their differences at full
+   linear weight, while the expensive ones all land near zero, where no buyer looks. The other criteria enter as
+   they are.
+7. Score = TOPSIS closeness over the survivors; rank = competition rank (ties share the better rank); Pareto flag
+   over the same criteria. A model's score for the use case is its best deployment's; the top model (ties
+   included) is the recommended one.
 """
 
 from __future__ import annotations
@@ -53,7 +64,7 @@ CRITERIA: dict[str, Criterion] = {
     for criterion in (
         Criterion("ttft_p90", "ttft_p90_ms", False, "TTFT p90"),
         Criterion("tpot_p90", "tpot_p90_ms", False, "TPOT p90"),
-        Criterion("throughput", "throughput_tokens_sec", True, "throughput"),
+        Criterion("throughput", "output_tokens_sec_per_gpu", True, "throughput per GPU"),
         Criterion("cost_per_million_tokens", "cost_per_million_tokens", False, "cost per Mtok"),
         Criterion("accuracy", "accuracy_score", True, "accuracy"),
     )
@@ -61,7 +72,7 @@ CRITERIA: dict[str, Criterion] = {
 
 DEFAULT_RANKING_TTL = timedelta(hours=24)
 
-CONFIGURATION_KEY = ("version_key", "hardware_name", "framework_name", "batch_size")
+CONFIGURATION_KEY = ("version_key", "hardware_name", "framework_name", "tensor_parallel", "batch_size")
 # What a configuration carries besides its key and metrics: who it is and what it costs.
 _IDENTITY_COLUMNS = (
     "model_id",
@@ -84,6 +95,7 @@ RANKING_INPUT_COLUMNS = (
     *_IDENTITY_COLUMNS,
     "ttft_p90_ms",
     "tpot_p90_ms",
+    "tpot_p50_ms",
     "throughput_tokens_sec",
     "accuracy_score",
 )
@@ -103,6 +115,8 @@ CONFIGURATION_COLUMNS = (
     "gpu_count",
     "framework_id",
     "framework_name",
+    "tensor_parallel",
+    "replicas",
     "batch_size",
     "n_sequence_lengths",
     "min_sequence_length",
@@ -110,6 +124,8 @@ CONFIGURATION_COLUMNS = (
     "ttft_p90_ms",
     "tpot_p90_ms",
     "throughput_tokens_sec",
+    "output_tokens_sec_per_gpu",
+    "interactivity_tokens_sec",
     "cost_per_million_tokens",
     "accuracy_score",
     "accuracy_imputed",
@@ -132,6 +148,9 @@ class UseCaseCriteria(BaseModel):
     sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
     sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
     weights: dict[CriterionKey, float]
+    sequence_lengths: tuple[int, ...] | None = Field(
+        default=None, description="the representative buckets it is ranked on; None: every bucket measured"
+    )
 
     @field_validator("weights")
     @classmethod
@@ -161,6 +180,7 @@ class UseCaseCriteria(BaseModel):
             sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
             sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
             weights=dict(default_weights),
+            sequence_lengths=tuple((characteristics or {}).get("sequence_lengths") or ()) or None,
         )
 
 
@@ -256,9 +276,16 @@ def _quality_flag_counts(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _deployable_configurations(rows: pd.DataFrame) -> pd.DataFrame:
+def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ...] | None) -> pd.DataFrame:
+    """One row per deployment, its representative buckets folded by rule 2, with its price and cost (rule 3)."""
+    if representative is not None:
+        rows = rows[rows["sequence_length"].isin(representative)]
     latest = _latest_results(rows)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_gpu = latest["throughput_tokens_sec"].to_numpy(float) / latest["gpu_count"].to_numpy(float)
+        inverse_per_gpu = np.where(per_gpu > 0, 1 / per_gpu, np.nan)
     latest = latest.assign(
+        _inverse_per_gpu=inverse_per_gpu,
         _incomplete=latest["ttft_p90_ms"].isna()
         | latest["tpot_p90_ms"].isna()
         | ~(latest["throughput_tokens_sec"] > 0)
@@ -268,7 +295,8 @@ def _deployable_configurations(rows: pd.DataFrame) -> pd.DataFrame:
     metrics = latest.groupby("_config", sort=False).agg(
         ttft_p90_ms=("ttft_p90_ms", "max"),
         tpot_p90_ms=("tpot_p90_ms", "max"),
-        throughput_tokens_sec=("throughput_tokens_sec", "min"),
+        tpot_p50_ms=("tpot_p50_ms", "max"),
+        inverse_per_gpu=("_inverse_per_gpu", "mean"),
         accuracy_score=("accuracy_score", "mean"),
         n_sequence_lengths=("sequence_length", "size"),
         min_sequence_length=("sequence_length", "min"),
@@ -277,9 +305,16 @@ def _deployable_configurations(rows: pd.DataFrame) -> pd.DataFrame:
         incomplete=("_incomplete", "any"),
         latest_benchmark_date=("benchmark_date", "max"),
     )
+    if representative is not None:
+        metrics["incomplete"] |= metrics["n_sequence_lengths"] < len(set(representative))
     identity = latest.drop_duplicates("_config").set_index("_config")[[*CONFIGURATION_KEY, *_IDENTITY_COLUMNS]]
     configs = identity.join(metrics).reset_index(drop=True)
     configs["latest_benchmark_date"] = configs["latest_benchmark_date"].dt.date
+    configs["replicas"] = configs["gpu_count"] // configs["tensor_parallel"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        configs["output_tokens_sec_per_gpu"] = 1 / configs.pop("inverse_per_gpu")
+        configs["interactivity_tokens_sec"] = 1000 / configs.pop("tpot_p50_ms")
+    configs["throughput_tokens_sec"] = configs["output_tokens_sec_per_gpu"] * configs["gpu_count"]
     on_spot = configs["spot_available"].eq(True).to_numpy() & configs["spot_cost_per_hour_usd"].notna().to_numpy()
     hourly = np.where(
         on_spot, configs["spot_cost_per_hour_usd"].to_numpy(float), configs["cost_per_hour_usd"].to_numpy(float)
@@ -307,14 +342,26 @@ def _chosen_criteria(use_case: UseCaseCriteria, survivors: pd.DataFrame) -> tupl
     return {key: weight / total for key, weight in weights.items()}, notes
 
 
+def tokens_per_dollar(cost_per_million_tokens: np.ndarray) -> np.ndarray:
+    """Rule 6: million tokens per dollar, the reciprocal of the cost (costs are positive)."""
+    return 1.0 / np.asarray(cost_per_million_tokens, dtype=float)
+
+
 def _criteria_matrix(survivors: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The matrix TOPSIS ranks and which columns are benefits: one column per criterion, cost as tokens per dollar
+    (rule 6, a benefit)."""
     matrix = survivors[[CRITERIA[key].column for key in keys]].to_numpy(dtype=float, copy=True)
+    benefit = np.array([CRITERIA[key].benefit for key in keys], dtype=bool)
+    if "cost_per_million_tokens" in keys:
+        column = keys.index("cost_per_million_tokens")
+        matrix[:, column] = tokens_per_dollar(matrix[:, column])
+        benefit[column] = True
     if "accuracy" in keys:
         column = keys.index("accuracy")
         missing = np.isnan(matrix[:, column])
         if missing.any() and not missing.all():
             matrix[missing, column] = np.nanmin(matrix[:, column])
-    return matrix, np.array([CRITERIA[key].benefit for key in keys], dtype=bool)
+    return matrix, benefit
 
 
 def configuration_breakdown(row: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
@@ -338,6 +385,8 @@ def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "gpu_type": row["gpu_type"],
         "gpu_count": json_value(row["gpu_count"]),
         "framework_name": row["framework_name"],
+        "tensor_parallel": json_value(row["tensor_parallel"]),
+        "replicas": json_value(row["replicas"]),
         "batch_size": json_value(row["batch_size"]),
         "sequence_lengths": [json_value(row["min_sequence_length"]), json_value(row["max_sequence_length"])],
         "price_basis": row["price_basis"],
@@ -423,7 +472,7 @@ def rank_use_case(
     flag_counts = _quality_flag_counts(results.loc[in_use_case])
     excluding = flag_counts.pop("_excluding_rows").reindex(results.index, fill_value=False).astype(bool)
     rows = results.loc[in_use_case & ~excluding, _columns_used(results)]
-    configs = _deployable_configurations(rows)
+    configs = _deployable_configurations(rows, use_case.sequence_lengths)
     complete = configs[~configs["incomplete"]]
     breaks_ttft = (
         complete["ttft_p90_ms"] > use_case.sla_ttft_p90_ms
@@ -460,7 +509,7 @@ def rank_use_case(
     survivors["use_case"] = use_case.subcategory
     survivors = survivors.sort_values(
         ["score", "cost_per_million_tokens", *CONFIGURATION_KEY],
-        ascending=[False, True, True, True, True, True],
+        ascending=[False, True, True, True, True, True, True],
         kind="stable",
     ).reset_index(drop=True)
     survivors["rank"] = survivors["score"].rank(method="min", ascending=False).astype(int)

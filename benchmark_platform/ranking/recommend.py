@@ -87,7 +87,7 @@ def explain(row: pd.Series, weights: dict[str, float], ranked: int) -> str:
     if row["accuracy_imputed"]:
         parts.append("accuracy not measured (counted as the worst measured)")
     if row["simulated"]:
-        parts.append("SIMULATED: roofline estimate, not a measurement")
+        parts.append("SIMULATED: simulator estimate, not a measurement")
     return "; ".join(parts)
 
 

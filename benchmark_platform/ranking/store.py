@@ -39,6 +39,7 @@ _FRAME_TYPES = {
     "spot_cost_per_hour_usd": float,
     "batch_size": "int64",
     "sequence_length": "int64",
+    "tensor_parallel": "int64",
     "gpu_count": "int64",
     "spot_available": bool,
 }
@@ -54,6 +55,7 @@ def _results_query(day: date | None, since: date | None, until: date | None, wor
             result.workload_type,
             result.batch_size,
             result.sequence_length,
+            result.tensor_parallel,
             result.runner,
             result.quality_flags,
             ModelVersion.model_id,

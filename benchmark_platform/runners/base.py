@@ -23,6 +23,14 @@ METRIC_COLUMNS = (
     "accuracy_score",
     "gpu_utilization_pct",
     "memory_used_gb",
+    # Revision 0002: the field's serving figures. throughput_tokens_sec above is output tokens/s per node.
+    "total_tokens_sec",
+    "output_tokens_sec_per_gpu",
+    "total_tokens_sec_per_gpu",
+    "interactivity_tokens_sec",
+    "cost_per_million_output_tokens",
+    "cost_per_million_total_tokens",
+    "energy_per_output_token_j",
 )
 
 
@@ -69,12 +77,27 @@ class HardwareFacts(_Frozen):
     fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 per GPU, where the chip has it")
     int8_tops: float | None = Field(default=None, gt=0, description="dense INT8 per GPU, where the chip has it")
     interconnect_bandwidth_gbps: float | None = Field(default=None, gt=0, description="per GPU, GB/s")
+    tdp_watts: float | None = Field(default=None, gt=0, description="board power per GPU, W (energy estimates)")
+    cost_per_hour_usd: float | None = Field(default=None, gt=0, description="on-demand price of the whole node")
+    spot_cost_per_hour_usd: float | None = Field(
+        default=None, gt=0, description="spot price of the whole node, where the node is offered on spot"
+    )
+
+    def hourly_price(self) -> tuple[float | None, str | None]:
+        """The price costs are quoted at and its basis: spot where offered (as the ranking does), else on demand."""
+        if self.spot_cost_per_hour_usd is not None:
+            return self.spot_cost_per_hour_usd, "spot"
+        if self.cost_per_hour_usd is not None:
+            return self.cost_per_hour_usd, "on_demand"
+        return None, None
 
 
 class FrameworkFacts(_Frozen):
     name: str
     version: str
-    launch_command: str = Field(description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag}")
+    launch_command: str = Field(
+        description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag} and optionally {dp}"
+    )
     quantization_flags: dict[str, str] = Field(
         default_factory=dict,
         description="format or quantization (awq, gptq, fp8...) -> launch flag, e.g. --quantization awq",
@@ -100,16 +123,37 @@ class WorkloadFacts(_Frozen):
 
 
 class RunSpec(_Frozen):
-    """A claimed config, fully resolved: everything needed to run it without touching the database."""
+    """A claimed config, fully resolved: everything needed to run it without touching the database.
+
+    The node serves ``replicas = gpu_count / tensor_parallel`` copies of the model, each on ``tensor_parallel``
+    GPUs; ``batch_size`` is the number of concurrent requests per replica. Left out, ``tensor_parallel`` is the
+    node's GPU count (one replica: the shape every config had before revision 0002).
+    """
 
     config_id: uuid.UUID | None = None
     model: ModelFacts
     hardware: HardwareFacts
     framework: FrameworkFacts
     workload: WorkloadFacts
-    batch_size: int = Field(gt=0)
+    batch_size: int = Field(gt=0, description="concurrent requests per replica")
     sequence_length: int = Field(gt=0, description="prompt length in tokens")
+    tensor_parallel: int = Field(default=0, ge=0, description="GPUs per replica; 0 = all of the node's GPUs")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _shape_divides_node(self) -> RunSpec:
+        if self.tensor_parallel == 0:
+            object.__setattr__(self, "tensor_parallel", self.hardware.gpu_count)
+        if self.hardware.gpu_count % self.tensor_parallel:
+            raise ValueError(
+                f"tensor_parallel {self.tensor_parallel} does not divide {self.hardware.name}'s "
+                f"{self.hardware.gpu_count} GPUs"
+            )
+        return self
+
+    @property
+    def replicas(self) -> int:
+        return self.hardware.gpu_count // self.tensor_parallel
 
 
 class Measurement(BaseModel):
@@ -128,6 +172,13 @@ class Measurement(BaseModel):
     accuracy_score: float | None = Field(default=None, ge=0, le=1)
     gpu_utilization_pct: float | None = Field(default=None, ge=0, le=100)
     memory_used_gb: float | None = Field(default=None, ge=0)
+    total_tokens_sec: float | None = Field(default=None, gt=0, description="input + output tokens/s, whole node")
+    output_tokens_sec_per_gpu: float | None = Field(default=None, gt=0)
+    total_tokens_sec_per_gpu: float | None = Field(default=None, gt=0)
+    interactivity_tokens_sec: float | None = Field(default=None, gt=0, description="1000 / TPOT p50: tok/s per user")
+    cost_per_million_output_tokens: float | None = Field(default=None, gt=0, description="at detailed price basis")
+    cost_per_million_total_tokens: float | None = Field(default=None, gt=0)
+    energy_per_output_token_j: float | None = Field(default=None, gt=0)
     detailed_metrics: dict[str, Any] = Field(default_factory=dict)
     runner: Literal["measured", "simulated"]
 

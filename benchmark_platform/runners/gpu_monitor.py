@@ -98,3 +98,24 @@ class GpuSampler:
         import pynvml
 
         pynvml.nvmlShutdown()
+
+
+def energy_counter_joules(indices: list[int]) -> float | None:
+    """The summed NVML energy counters (joules since driver load) of the GPUs at ``indices``; None without NVML, a
+    GPU, or a counter (before Volta). Read it before and after a window: the difference is what those GPUs drew."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no library, no driver, no GPU
+        return None
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        if not indices or max(indices) >= count:
+            return None
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(index) for index in indices]
+        return sum(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) for handle in handles) / 1e3
+    except Exception:  # a GPU without the counter
+        return None
+    finally:
+        pynvml.nvmlShutdown()

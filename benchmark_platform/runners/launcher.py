@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import threading
@@ -42,17 +43,30 @@ def model_argument(artifact_uri: str) -> str:
     return artifact_uri
 
 
+def serves_data_parallel(framework: FrameworkFacts) -> bool:
+    """Whether the framework's launch template takes ``{dp}``: one server then runs every replica of the node
+    (vLLM's ``--data-parallel-size``, SGLang's ``--dp``); otherwise a server is one replica."""
+    return any(name == "dp" for _, name, _, _ in string.Formatter().parse(framework.launch_command))
+
+
 def build_launch_command(
-    framework: FrameworkFacts, model: ModelFacts, tensor_parallel: int, port: int, max_model_len: int
+    framework: FrameworkFacts,
+    model: ModelFacts,
+    tensor_parallel: int,
+    port: int,
+    max_model_len: int,
+    data_parallel: int = 1,
 ) -> list[str]:
-    """The argv of the framework's launch template, filled in; the quantization flag is looked up by format
-    (awq, gptq, gguf) first, then by quantization (fp8, int8...), and is empty when neither is listed."""
+    """The argv of the framework's launch template, filled in (``{tp}`` GPUs per replica, ``{dp}`` replicas); the
+    quantization flag is looked up by format (awq, gptq, gguf) first, then by quantization (fp8, int8...), and is
+    empty when neither is listed."""
     flag = framework.quantization_flags.get(model.format) or framework.quantization_flags.get(model.quantization, "")
     try:
         line = framework.launch_command.format(
             model=shlex.quote(model_argument(model.artifact_uri)),
             port=port,
             tp=tensor_parallel,
+            dp=data_parallel,
             max_model_len=max_model_len,
             quantization_flag=flag,
         )

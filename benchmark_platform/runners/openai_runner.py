@@ -2,13 +2,21 @@
 "simulated" when the server is the local emulator, whose latencies are injected).
 
 Either point it at a running server (``base_url``) or let it launch the config's framework from the catalog launch
-command. A launched server stays up across consecutive configs of the same (framework, model version, hardware) and
-is replaced when that changes; ``close()`` stops it.
+command. A launched server stays up across consecutive configs of the same (framework, model version, hardware,
+tensor-parallel degree) and is replaced when that changes; ``close()`` stops it.
+
+Deployment shape: a node runs ``gpu_count / tensor_parallel`` replicas and ``batch_size`` is the concurrency per
+replica. When the framework's launch template takes ``{dp}`` (vLLM's ``--data-parallel-size``), one server runs every
+replica and is measured at ``batch_size x replicas`` concurrent requests: its figures are the node's. Otherwise one
+server (one replica, on the node's first ``tensor_parallel`` GPUs) is measured at ``batch_size`` and the node's
+figures are ``replicas x`` that replica's, as ``detailed_metrics.deployment`` says. Energy per output token comes from
+the NVML energy counters of the GPUs the server uses, read around the measurement (absent without a GPU).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +24,17 @@ from pydantic import ValidationError
 
 from benchmark_platform.runners.base import Measurement, RunnerError, RunSpec
 from benchmark_platform.runners.datasets import DatasetError, named_dataset
-from benchmark_platform.runners.launcher import ServerProcess, build_launch_command, free_port, served_model
+from benchmark_platform.runners.gpu_monitor import energy_counter_joules
+from benchmark_platform.runners.launcher import (
+    ServerProcess,
+    build_launch_command,
+    free_port,
+    served_model,
+    serves_data_parallel,
+)
 from benchmark_platform.runners.loadgen import LoadSettings
 from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.serving_metrics import deployment_figures
 
 # Room above prompt + output for the chat template and the prompt-length calibration.
 MAX_MODEL_LEN_MARGIN = 128
@@ -86,7 +102,9 @@ class OpenAIRunner:
 
     def run(self, spec: RunSpec) -> Measurement:
         base_url, model, server_detail = self._endpoint(spec)
-        batch = spec.batch_size
+        # A launched data-parallel server runs every replica of the node; anything else is measured as one replica.
+        whole_node = bool(server_detail.get("launched")) and serves_data_parallel(spec.framework)
+        batch = spec.batch_size * (spec.replicas if whole_node else 1)
         num_requests = self.num_requests
         if num_requests is None and self.duration_seconds is None:
             num_requests = max(5 * batch, 50)
@@ -132,13 +150,58 @@ class OpenAIRunner:
                 "workload": spec.workload.name,
             },
         }
+        gpus = list(range(spec.hardware.gpu_count if whole_node else spec.tensor_parallel))
+        energy_before, started = energy_counter_joules(gpus), time.monotonic()
         measurement = measure_profile(settings, profile, self.should_stop, detail)[0]
+        energy_after, seconds = energy_counter_joules(gpus), time.monotonic() - started
         measurement.detailed_metrics["tool_versions"][spec.framework.name] = spec.framework.version
+        self._add_deployment_figures(measurement, spec, whole_node, energy_before, energy_after, seconds)
         if spec.framework.name == EMULATOR or server_detail.get("owned_by") == EMULATOR:
             # The local emulator's latencies are injected, not a GPU's: never let them pass as a measurement.
             measurement.runner = "simulated"
             measurement.detailed_metrics["simulated_by"] = "the local OpenAI-compatible emulator (injected latencies)"
         return measurement
+
+    @staticmethod
+    def _add_deployment_figures(
+        measurement: Measurement,
+        spec: RunSpec,
+        whole_node: bool,
+        energy_before: float | None,
+        energy_after: float | None,
+        seconds: float,
+    ) -> None:
+        """Node, per-GPU, cost and energy figures (revision 0002's columns) from what was measured."""
+        scale = 1 if whole_node else spec.replicas
+        measured_output = measurement.throughput_tokens_sec
+        tokens_per_request = spec.sequence_length + spec.workload.typical_output_tokens
+        measured_total = measurement.rps_sustained * tokens_per_request
+        power = (energy_after - energy_before) / seconds if energy_before is not None and energy_after else None
+        figures, basis = deployment_figures(
+            spec.hardware,
+            output_tokens_per_s_node=measured_output * scale,
+            total_tokens_per_s_node=measured_total * scale,
+            tpot_p50_ms=measurement.tpot_p50_ms,
+            node_power_watts=power * scale if power and power > 0 else None,
+        )
+        for column, value in figures.items():
+            setattr(measurement, column, value)
+        measurement.rps_sustained *= scale
+        measurement.detailed_metrics["deployment"] = {
+            "tensor_parallel": spec.tensor_parallel,
+            "replicas": spec.replicas,
+            "gpu_count": spec.hardware.gpu_count,
+            "node_figures": "measured on the whole node (one data-parallel server)"
+            if whole_node
+            else f"one replica measured, x {spec.replicas} replicas; per GPU = node / gpu_count",
+        }
+        measurement.detailed_metrics["cost"] = {**basis, "note": "node price / node tokens per hour"}
+        measurement.detailed_metrics["energy"] = (
+            "NVML energy counters of the server's GPUs over the measurement / output tokens"
+            if power
+            else "not measured (no NVML energy counter)"
+        )
+        measurement.detailed_metrics["total_tokens"] = "requests/s x (prompt + output tokens asked for)"
 
     def _endpoint(self, spec: RunSpec) -> tuple[str, str, dict[str, Any]]:
         """The server to measure and the model name to request, launching (or reusing) one when needed."""
@@ -146,13 +209,25 @@ class OpenAIRunner:
             served = served_model(self.base_url)
             detail = {"launched": False, "base_url": self.base_url, "owned_by": served.get("owned_by")}
             return self.base_url, self.model_name or served["id"], detail
-        key = (spec.framework.name, spec.framework.version, spec.model.version_key, spec.hardware.name)
+        key = (
+            spec.framework.name,
+            spec.framework.version,
+            spec.model.version_key,
+            spec.hardware.name,
+            str(spec.tensor_parallel),
+        )
         if self._server is None or self._server_key != key or not self._server.running:
             self.close()
             port = free_port(LAUNCH_HOST)
             max_model_len = spec.sequence_length + spec.workload.typical_output_tokens + MAX_MODEL_LEN_MARGIN
-            argv = build_launch_command(spec.framework, spec.model, spec.hardware.gpu_count, port, max_model_len)
-            server = ServerProcess(argv, f"http://{LAUNCH_HOST}:{port}", self.log, name=spec.framework.name)
+            data_parallel = spec.replicas if serves_data_parallel(spec.framework) else 1
+            argv = build_launch_command(
+                spec.framework, spec.model, spec.tensor_parallel, port, max_model_len, data_parallel=data_parallel
+            )
+            # One replica without data parallelism: the server sees only the node's first tensor_parallel GPUs.
+            gpus = spec.hardware.gpu_count if data_parallel > 1 else spec.tensor_parallel
+            env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(gpus)))} if gpus < spec.hardware.gpu_count else None
+            server = ServerProcess(argv, f"http://{LAUNCH_HOST}:{port}", self.log, name=spec.framework.name, env=env)
             server.start(self.startup_timeout_seconds)
             try:
                 served = served_model(server.base_url)

@@ -1,10 +1,15 @@
-"""Roofline estimate of LLM serving speed: pure arithmetic from spec-sheet figures, no I/O.
+"""Roofline cost of one forward pass (a serving step) of LLM serving: pure arithmetic from spec-sheet figures, no I/O.
 
-Prefill is compute-bound (about 2 × parameters FLOPs per prompt token plus attention's quadratic term) at the
-effective peak of the precision the kernels run in; a decode step is memory-bound (every weight plus the KV cache of
-the whole batch read once) at the effective memory bandwidth. Tensor parallelism splits weights and KV heads across
-GPUs and pays two all-reduces per layer over the interconnect. The model assumes the closed-loop load the measured
-runner applies: ``batch_size`` identical requests start together, prefill in chunks, then decode in lock-step.
+A step runs some tokens through the model: decode tokens (one per running sequence) and prefill chunks. Its GPU time
+is the larger of the compute time (about 2 × parameters FLOPs per token plus attention's 4 × layers × hidden FLOPs
+per query-key pair, at the effective peak of the precision the kernels run in) and the memory time (every weight
+plus the KV cache the step attends to, read once at the effective memory bandwidth), plus two all-reduces per layer
+under tensor parallelism. The host adds a fixed cost per step that the GPU does not overlap.
+
+Every function takes the replica's ``tensor_parallel`` degree explicitly: a node of ``gpu_count`` GPUs may run
+several replicas. ``runners.serving_sim`` builds its continuous-batching simulation on ``StepCosts``.
+``estimate`` is the older static-batch cycle (one tensor-parallel group spanning the whole node), kept for the
+``simulated`` runner until it moves to ``serving_sim``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from benchmark_platform.memory import ACTIVATION_BYTES, USABLE_VRAM_FRACTION, kv
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 
-# Tokens one prefill forward pass takes (vLLM's default max_num_batched_tokens with chunked prefill is of this order);
-# prompts beyond it are prefilled over several passes, so later requests of a batch see their first token later.
+# Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
+# GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
 PREFILL_CHUNK_TOKENS = 8192
 # Host-side work per forward pass (scheduling, sampling, kernel launches, detokenization) that the GPU does not
 # overlap. Calibrated once on vLLM's published latency test of Llama 3.1 8B on one H100 (the step time left over
@@ -32,12 +37,130 @@ DEFAULT_INTERCONNECT_GBPS = 32.0
 
 
 class DoesNotFitError(ValueError):
-    """The weights and the batch's KV cache exceed the GPUs' usable memory."""
+    """The weights and the KV cache of the smallest load exceed the GPUs' usable memory."""
+
+
+def compute_peak_flops(hardware: HardwareFacts, quantization: str) -> float:
+    """Dense peak FLOP/s per GPU for the precision the matrix multiplies run in."""
+    fp16 = hardware.fp16_tflops * 1e12
+    if quantization == "fp8" and hardware.fp8_tflops:
+        return hardware.fp8_tflops * 1e12
+    if quantization == "int8" and hardware.int8_tops:
+        return hardware.int8_tops * 1e12
+    if quantization == "fp32":
+        return fp16 / 2  # TF32 tensor cores run at half the FP16 rate
+    return fp16
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Seconds per unit of work of one forward pass on one replica. A step runs two kinds of kernels one after the
+    other, each bound by its own roofline: the matrix multiplies with the weights (read every weight once, or do
+    2 × parameters FLOPs per token, whichever is slower) and attention (read the cached keys and values the step
+    attends to, or do its query-key FLOPs), then the all-reduces. So for ``tokens`` through the model, ``pairs``
+    query-key pairs and ``kv_tokens`` cached tokens read or written:
+
+    ``gpu = max(weights_s, token_s × tokens) + max(kv_token_s × kv_tokens, pair_s × pairs) + allreduce(tokens)``
+
+    with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. Every method
+    takes plain numbers or numpy arrays.
+    """
+
+    tensor_parallel: int
+    weights_s: float
+    kv_token_s: float
+    token_s: float
+    pair_s: float
+    allreduce_s: float
+    allreduce_token_s: float
+
+    def gpu_seconds(self, tokens, pairs, kv_tokens):
+        linear = np.maximum(self.weights_s, self.token_s * tokens)
+        attention = np.maximum(self.kv_token_s * kv_tokens, self.pair_s * pairs)
+        return linear + attention + self.allreduce_seconds(tokens)
+
+    def compute_bound(self, tokens, pairs, kv_tokens):
+        """Whether the step's FLOPs take longer than its memory reads (over both kinds of kernels)."""
+        return self.token_s * tokens + self.pair_s * pairs >= self.weights_s + self.kv_token_s * kv_tokens
+
+    def allreduce_seconds(self, tokens):
+        return self.allreduce_s + self.allreduce_token_s * tokens if self.tensor_parallel > 1 else 0.0 * tokens
+
+
+def step_costs(
+    model: ModelFacts, hardware: HardwareFacts, framework: FrameworkFacts, *, tensor_parallel: int
+) -> StepCosts:
+    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware``."""
+    tp = tensor_parallel
+    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
+    flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency
+    link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
+    # ring all-reduce of each token's hidden state: 2 (tp - 1) / tp of the message crosses each GPU's link
+    allreduce_bytes_per_token = 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES[model.quantization]
+    return StepCosts(
+        tensor_parallel=tp,
+        weights_s=weight_bytes(model) / tp / bandwidth,
+        kv_token_s=kv_bytes_per_token(model, tp) / bandwidth,
+        token_s=2 * model.parameters / tp / flops,
+        # QK and AV: 2 FLOPs per multiply-add over hidden_size dims each, per layer
+        pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
+        allreduce_s=2 * model.num_layers * ALLREDUCE_LATENCY_SECONDS,
+        allreduce_token_s=2 * model.num_layers * allreduce_bytes_per_token / link,
+    )
+
+
+def memory_per_gpu_gb(model: ModelFacts, tensor_parallel: int, sequences: int, context_tokens: int) -> float:
+    return _memory_per_gpu_gb(model, tensor_parallel, sequences, context_tokens)
+
+
+def allreduce_seconds(model: ModelFacts, hardware: HardwareFacts, tokens: int, *, tensor_parallel: int) -> float:
+    """Two ring all-reduces per layer of the hidden states of ``tokens`` tokens; zero on one GPU."""
+    costs = step_costs(model, hardware, _NEUTRAL_FRAMEWORK, tensor_parallel=tensor_parallel)
+    return float(costs.allreduce_seconds(tokens))
+
+
+def prefill_pass_seconds(
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    tokens: int,
+    prompt_tokens: int,
+    *,
+    tensor_parallel: int,
+) -> tuple[float, str]:
+    """One forward pass over ``tokens`` prompt tokens of prompts ``prompt_tokens`` long: GPU seconds and its bound."""
+    costs = step_costs(model, hardware, framework, tensor_parallel=tensor_parallel)
+    # a token at position i of its prompt attends to i earlier tokens: prompt_tokens / 2 pairs on average
+    pairs = tokens * prompt_tokens / 2
+    gpu = costs.gpu_seconds(tokens, pairs, tokens)
+    return float(gpu), "compute" if costs.compute_bound(tokens, pairs, tokens) else "memory"
+
+
+def decode_steps_seconds(
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    batch_size: int,
+    contexts: np.ndarray,
+    *,
+    tensor_parallel: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GPU seconds of each decode step (one token for each of ``batch_size`` requests) at the given context lengths,
+    and whether each step is memory-bound."""
+    costs = step_costs(model, hardware, framework, tensor_parallel=tensor_parallel)
+    kv_tokens = batch_size * contexts
+    gpu = costs.gpu_seconds(batch_size, kv_tokens, kv_tokens)
+    return gpu, ~costs.compute_bound(batch_size, kv_tokens, kv_tokens)
+
+
+_NEUTRAL_FRAMEWORK = FrameworkFacts(
+    name="all-reduce only", version="-", launch_command="-", prefill_efficiency=1.0, decode_efficiency=1.0
+)
 
 
 @dataclass(frozen=True)
 class RooflineEstimate:
-    """Noise-free timings of one closed-loop cycle: ``batch_size`` requests from send to last token."""
+    """Noise-free timings of one closed-loop static-batch cycle: ``batch_size`` requests from send to last token."""
 
     ttft_seconds: tuple[float, ...]  # per request of the batch, in prefill order
     decode_step_seconds: tuple[float, ...]  # per decode step (context grows by one token each)
@@ -65,62 +188,6 @@ class RooflineEstimate:
         }
 
 
-def compute_peak_flops(hardware: HardwareFacts, quantization: str) -> float:
-    """Dense peak FLOP/s per GPU for the precision the matrix multiplies run in."""
-    fp16 = hardware.fp16_tflops * 1e12
-    if quantization == "fp8" and hardware.fp8_tflops:
-        return hardware.fp8_tflops * 1e12
-    if quantization == "int8" and hardware.int8_tops:
-        return hardware.int8_tops * 1e12
-    if quantization == "fp32":
-        return fp16 / 2  # TF32 tensor cores run at half the FP16 rate
-    return fp16
-
-
-def memory_per_gpu_gb(model: ModelFacts, hardware: HardwareFacts, batch_size: int, context_tokens: int) -> float:
-    return _memory_per_gpu_gb(model, hardware.gpu_count, batch_size, context_tokens)
-
-
-def allreduce_seconds(model: ModelFacts, hardware: HardwareFacts, tokens: int) -> float:
-    """Two ring all-reduces per layer of the hidden states of ``tokens`` tokens; zero on one GPU."""
-    tp = hardware.gpu_count
-    if tp == 1:
-        return 0.0
-    link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
-    message = tokens * model.hidden_size * ACTIVATION_BYTES[model.quantization]
-    per_allreduce = ALLREDUCE_LATENCY_SECONDS + 2 * (tp - 1) / tp * message / link
-    return 2 * model.num_layers * per_allreduce
-
-
-def prefill_pass_seconds(
-    model: ModelFacts, hardware: HardwareFacts, framework: FrameworkFacts, tokens: int, prompt_tokens: int
-) -> tuple[float, str]:
-    """One forward pass over ``tokens`` prompt tokens of prompts ``prompt_tokens`` long: GPU seconds and its bound."""
-    tp = hardware.gpu_count
-    # causal attention: S²/2 query-key pairs per layer, 2 FLOPs each for QK and for AV, over hidden_size dims
-    attention_flops_per_token = 2 * model.num_layers * model.hidden_size * prompt_tokens
-    flops = tokens * (2 * model.parameters + attention_flops_per_token) / tp
-    compute = flops / (compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency)
-    weights_read = weight_bytes(model) / tp / (hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency)
-    gpu = max(compute, weights_read) + allreduce_seconds(model, hardware, tokens)
-    return gpu, "compute" if compute >= weights_read else "memory"
-
-
-def decode_steps_seconds(
-    model: ModelFacts, hardware: HardwareFacts, framework: FrameworkFacts, batch_size: int, contexts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """GPU seconds of each decode step (one token for each of ``batch_size`` requests) at the given context lengths,
-    and whether each step is memory-bound."""
-    tp = hardware.gpu_count
-    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
-    bytes_read = weight_bytes(model) / tp + kv_bytes_per_token(model, tp) * batch_size * contexts
-    memory = bytes_read / bandwidth
-    flops = batch_size * (2 * model.parameters + 4 * model.num_layers * model.hidden_size * contexts) / tp
-    compute = flops / (compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency)
-    gpu = np.maximum(memory, compute) + allreduce_seconds(model, hardware, batch_size)
-    return gpu, memory >= compute
-
-
 def estimate(
     model: ModelFacts,
     hardware: HardwareFacts,
@@ -129,8 +196,10 @@ def estimate(
     prompt_tokens: int,
     output_tokens: int,
 ) -> RooflineEstimate:
-    """Timings of one closed-loop cycle. Raises ``DoesNotFitError`` when the config cannot be served at all."""
-    needed_gb = memory_per_gpu_gb(model, hardware, batch_size, prompt_tokens + output_tokens)
+    """The static-batch cycle on one tensor-parallel group of all ``hardware.gpu_count`` GPUs (superseded by
+    ``serving_sim.simulate_serving``). Raises ``DoesNotFitError`` when the config cannot be served at all."""
+    tp = hardware.gpu_count
+    needed_gb = memory_per_gpu_gb(model, tp, batch_size, prompt_tokens + output_tokens)
     usable_gb = hardware.vram_per_gpu_gb * USABLE_VRAM_FRACTION
     if needed_gb > usable_gb:
         raise DoesNotFitError(
@@ -147,14 +216,16 @@ def estimate(
     elapsed = 0.0
     for start in range(0, total_prompt, PREFILL_CHUNK_TOKENS):
         tokens = min(PREFILL_CHUNK_TOKENS, total_prompt - start)
-        gpu, prefill_bound = prefill_pass_seconds(model, hardware, framework, tokens, prompt_tokens)
+        gpu, prefill_bound = prefill_pass_seconds(model, hardware, framework, tokens, prompt_tokens, tensor_parallel=tp)
         prefill_gpu += gpu
         elapsed += gpu + STEP_OVERHEAD_SECONDS
         pass_ends.append(elapsed)
     ttft = tuple(pass_ends[((i + 1) * prompt_tokens - 1) // PREFILL_CHUNK_TOKENS] for i in range(batch_size))
 
     contexts = prompt_tokens + 1 + np.arange(max(output_tokens - 1, 0), dtype=float)
-    decode_gpu, memory_bound = decode_steps_seconds(model, hardware, framework, batch_size, contexts)
+    decode_gpu, memory_bound = decode_steps_seconds(
+        model, hardware, framework, batch_size, contexts, tensor_parallel=tp
+    )
     steps = decode_gpu + STEP_OVERHEAD_SECONDS
     tpot = float(steps.mean()) if steps.size else 0.0
     cycle = elapsed + float(steps.sum())

@@ -1,7 +1,13 @@
-"""The ``simulated`` runner: roofline timings plus small seeded noise, labelled runner="simulated".
+"""The ``simulated`` runner: one replica's serving simulated, scaled to the node, labelled runner="simulated".
 
-It lets the whole pipeline (queue, results, ranking) run without GPUs. Its numbers are estimates from spec sheets and
-are never presented as measurements; docs/simulator-accuracy.md compares them with published results.
+The simulation is ``serving_sim.simulate_serving`` (continuous batching with chunked prefill, KV-cache admission,
+roofline step costs).
+
+It lets the whole pipeline (queue, results, ranking) run without GPUs. The simulator predicts ONE replica (one
+tensor-parallel group of ``spec.tensor_parallel`` GPUs at ``spec.batch_size`` concurrent requests); this module
+turns that into the config's result: per node = replicas x replica figures, per GPU = per node / gpu_count, cost at
+the node's price, energy = board power x busy share. Its numbers are estimates from spec sheets and are never
+presented as measurements; docs/simulator-accuracy.md compares them with published results.
 """
 
 from __future__ import annotations
@@ -15,18 +21,22 @@ import numpy as np
 
 import benchmark_platform
 from benchmark_platform.runners import roofline
-from benchmark_platform.runners.base import Measurement, RunInterrupted, RunnerError, RunSpec
+from benchmark_platform.runners.base import (
+    FrameworkFacts,
+    HardwareFacts,
+    Measurement,
+    ModelFacts,
+    RunInterrupted,
+    RunnerError,
+    RunSpec,
+)
+from benchmark_platform.runners.serving_metrics import deployment_figures, simulated_node_power_watts
+from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.stats import summarize
 
 # Accuracy lost to quantization, in absolute points of an exact-match score: typical of published AWQ/GPTQ/FP8
 # evaluations of 7B-70B models (FP8 and INT8 within half a point, 4-bit one to two points).
 QUANTIZATION_ACCURACY_PENALTY = {"fp32": 0.0, "fp16": 0.0, "bf16": 0.0, "fp8": 0.003, "int8": 0.006, "int4": 0.015}
-# Relative spread (log-normal sigma) of the simulated samples: prefill varies more (scheduling, chunk boundaries)
-# than decode steps.
-TTFT_NOISE = 0.05
-TPOT_NOISE = 0.02
-CYCLE_NOISE = 0.01
-MIN_SIMULATED_REQUESTS = 200
 SLEEP_SLICE_SECONDS = 0.05
 
 
@@ -77,8 +87,8 @@ class SimulatedRunner:
             time.sleep(min(SLEEP_SLICE_SECONDS, left))
 
 
-def _rng(spec: RunSpec, seed: int) -> np.random.Generator:
-    """A generator that depends only on what is measured and the seed, so a config re-run gives the same numbers."""
+def config_seed(spec: RunSpec, seed: int) -> int:
+    """A seed that depends only on what is measured and ``seed``, so a config re-run gives the same numbers."""
     identity = "|".join(
         str(part)
         for part in (
@@ -89,10 +99,11 @@ def _rng(spec: RunSpec, seed: int) -> np.random.Generator:
             spec.workload.name,
             spec.batch_size,
             spec.sequence_length,
+            spec.tensor_parallel,
             seed,
         )
     )
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "big"))
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "big")
 
 
 def simulated_accuracy(spec: RunSpec) -> float | None:
@@ -102,26 +113,62 @@ def simulated_accuracy(spec: RunSpec) -> float | None:
     return max(0.0, spec.model.baseline_accuracy - QUANTIZATION_ACCURACY_PENALTY[spec.model.quantization])
 
 
-def simulate(spec: RunSpec, seed: int) -> Measurement:
-    """A deterministic simulated measurement of ``spec`` (raises ``roofline.DoesNotFitError``)."""
-    output_tokens = spec.workload.typical_output_tokens
-    estimate = roofline.estimate(
-        spec.model, spec.hardware, spec.framework, spec.batch_size, spec.sequence_length, output_tokens
+def simulate_replica(
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    *,
+    tensor_parallel: int,
+    input_tokens: int,
+    output_tokens: int,
+    concurrency: int | None = None,
+    request_rate: float | None = None,
+    seed: int = 0,
+) -> ServingSimulation:
+    """One replica under load: ``serving_sim.simulate_serving`` (raises ``roofline.DoesNotFitError``, ValueError)."""
+    return simulate_serving(
+        model,
+        hardware,
+        framework,
+        tensor_parallel=tensor_parallel,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        concurrency=concurrency,
+        request_rate=request_rate,
+        seed=seed,
     )
-    rng = _rng(spec, seed)
-    cycles = math.ceil(max(MIN_SIMULATED_REQUESTS, 4 * spec.batch_size) / spec.batch_size)
-    requests = cycles * spec.batch_size
-    ttft = np.tile(estimate.ttft_seconds, cycles) * rng.lognormal(0.0, TTFT_NOISE, requests)
-    tpot = estimate.tpot_seconds * rng.lognormal(0.0, TPOT_NOISE, requests) if output_tokens > 1 else np.zeros(requests)
-    e2e = ttft + tpot * (output_tokens - 1)
-    cycle_seconds = estimate.cycle_seconds * rng.lognormal(0.0, CYCLE_NOISE)
-    ttft_ms, tpot_ms = summarize(ttft, 1e3), summarize(tpot, 1e3)
-    sla_met = np.ones(requests, dtype=bool)
-    if spec.workload.sla_ttft_p90_ms is not None:
-        sla_met &= ttft * 1e3 <= spec.workload.sla_ttft_p90_ms
-    if spec.workload.sla_tpot_p90_ms is not None:
-        sla_met &= tpot * 1e3 <= spec.workload.sla_tpot_p90_ms
-    requests_per_second = spec.batch_size / cycle_seconds
+
+
+def measurement_from_replica(
+    replica: ServingSimulation,
+    hardware: HardwareFacts,
+    *,
+    tensor_parallel: int,
+    concurrency: int | None,
+    input_tokens: int,
+    output_tokens: int,
+    sla_ttft_p90_ms: float | None = None,
+    sla_tpot_p90_ms: float | None = None,
+    accuracy_score: float | None = None,
+    seed: int = 0,
+) -> Measurement:
+    """The node's result from one replica's simulation: per node = replicas x replica, per GPU = node / GPUs."""
+    replicas = hardware.gpu_count // tensor_parallel
+    ttft_ms, tpot_ms = summarize(replica.ttft_s, 1e3), summarize(replica.tpot_s, 1e3)
+    ttft, tpot = replica.ttft_s, replica.tpot_s
+    sla_met = np.ones(ttft.size, dtype=bool)
+    if sla_ttft_p90_ms is not None:
+        sla_met &= ttft * 1e3 <= sla_ttft_p90_ms
+    if sla_tpot_p90_ms is not None:
+        sla_met &= tpot * 1e3 <= sla_tpot_p90_ms
+    node_rps = replicas * replica.requests_per_s
+    figures, basis = deployment_figures(
+        hardware,
+        output_tokens_per_s_node=replicas * replica.output_tokens_per_s,
+        total_tokens_per_s_node=replicas * replica.total_tokens_per_s,
+        tpot_p50_ms=tpot_ms["p50"],
+        node_power_watts=simulated_node_power_watts(hardware, replica.gpu_busy_fraction),
+    )
     return Measurement(
         ttft_p50_ms=ttft_ms["p50"],
         ttft_p90_ms=ttft_ms["p90"],
@@ -129,41 +176,88 @@ def simulate(spec: RunSpec, seed: int) -> Measurement:
         tpot_p50_ms=tpot_ms["p50"],
         tpot_p90_ms=tpot_ms["p90"],
         tpot_p99_ms=tpot_ms["p99"],
-        throughput_tokens_sec=requests_per_second * output_tokens,
-        rps_sustained=requests_per_second,
-        accuracy_score=simulated_accuracy(spec),
-        gpu_utilization_pct=100.0 * estimate.gpu_busy_fraction,
-        memory_used_gb=estimate.memory_per_gpu_gb * spec.hardware.gpu_count,
+        rps_sustained=node_rps,
+        accuracy_score=accuracy_score,
+        gpu_utilization_pct=100.0 * replica.gpu_busy_fraction,
+        memory_used_gb=replica.memory_per_gpu_gb * hardware.gpu_count,
         runner="simulated",
+        **figures,
         detailed_metrics={
             "runner_name": "simulated",
             "tool_versions": {"benchmark_platform": benchmark_platform.__version__},
             "seed": seed,
+            "deployment": {
+                "tensor_parallel": tensor_parallel,
+                "replicas": replicas,
+                "gpu_count": hardware.gpu_count,
+                "node_figures": "replicas x one simulated replica; per GPU = node / gpu_count",
+            },
             "load": {
-                "mode": "closed-loop",
-                "concurrency": spec.batch_size,
-                "input_tokens": spec.sequence_length,
+                "mode": "closed-loop" if concurrency is not None else "open-loop",
+                "concurrency_per_replica": concurrency,
+                "concurrency_node": concurrency * replicas if concurrency is not None else None,
+                "request_rate_node": node_rps if concurrency is None else None,
+                "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
-                "simulated_requests": requests,
+                "simulated_requests": replica.completed_requests,
+                "window_seconds": replica.duration_s,
             },
             "ttft_ms": ttft_ms,
             "tpot_ms": tpot_ms,
-            "itl_ms": summarize(estimate.decode_step_seconds, 1e3),
-            "e2e_ms": summarize(e2e, 1e3),
-            "goodput_rps": requests_per_second * float(sla_met.mean()),
+            "itl_ms": summarize(replica.itl_s, 1e3),
+            "e2e_ms": summarize(replica.e2e_s, 1e3),
+            "goodput_rps": node_rps * float(sla_met.mean()),
             "sla_met_fraction": float(sla_met.mean()),
             "errors": 0,
-            "roofline": estimate.as_dict(),
-            "assumptions": {
-                "noise_sigma": {"ttft": TTFT_NOISE, "tpot": TPOT_NOISE, "cycle": CYCLE_NOISE},
-                "prefill_chunk_tokens": roofline.PREFILL_CHUNK_TOKENS,
-                "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
-                "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
-                "prefill_efficiency": spec.framework.prefill_efficiency,
-                "decode_efficiency": spec.framework.decode_efficiency,
-                "accuracy_penalty": QUANTIZATION_ACCURACY_PENALTY[spec.model.quantization],
-                "gpu_utilization": "roofline GPU-busy share of the cycle",
-                "memory_used_gb": "weights + KV cache at full context + runtime reserve, all GPUs",
+            "replica": {
+                "output_tokens_per_s": replica.output_tokens_per_s,
+                "total_tokens_per_s": replica.total_tokens_per_s,
+                "requests_per_s": replica.requests_per_s,
+                "memory_per_gpu_gb": replica.memory_per_gpu_gb,
+                "gpu_busy_fraction": replica.gpu_busy_fraction,
+                "prefill_bound": replica.prefill_bound,
+                "decode_bound": replica.decode_bound,
+                "kv_capacity_tokens": replica.kv_capacity_tokens,
+                "max_running_sequences": replica.max_running_sequences,
+                "mean_running_sequences": replica.mean_running_sequences,
+            },
+            "cost": {**basis, "note": "node price / node tokens per hour"},
+            "energy": "simulated: board power (tdp_watts) x GPU busy share x GPUs / output tokens per second",
+            "assumptions": replica.assumptions
+            | {
+                "gpu_utilization": "simulated GPU-busy share of the window",
+                "memory_used_gb": "per-GPU peak (weights + KV cache in use + runtime reserve) x the node's GPUs",
             },
         },
     )
+
+
+def simulate(spec: RunSpec, seed: int) -> Measurement:
+    """A deterministic simulated measurement of ``spec`` (raises ``roofline.DoesNotFitError``)."""
+    output_tokens = spec.workload.typical_output_tokens
+    replica = simulate_replica(
+        spec.model,
+        spec.hardware,
+        spec.framework,
+        tensor_parallel=spec.tensor_parallel,
+        input_tokens=spec.sequence_length,
+        output_tokens=output_tokens,
+        concurrency=spec.batch_size,
+        seed=config_seed(spec, seed),
+    )
+    measurement = measurement_from_replica(
+        replica,
+        spec.hardware,
+        tensor_parallel=spec.tensor_parallel,
+        concurrency=spec.batch_size,
+        input_tokens=spec.sequence_length,
+        output_tokens=output_tokens,
+        sla_ttft_p90_ms=spec.workload.sla_ttft_p90_ms,
+        sla_tpot_p90_ms=spec.workload.sla_tpot_p90_ms,
+        accuracy_score=simulated_accuracy(spec),
+        seed=seed,
+    )
+    measurement.detailed_metrics["assumptions"]["accuracy_penalty"] = QUANTIZATION_ACCURACY_PENALTY[
+        spec.model.quantization
+    ]
+    return measurement

@@ -1,0 +1,256 @@
+"""`benchmark-platform simulate`: what the simulator predicts for one deployment, without touching the database.
+
+Model versions, hardware and frameworks come from the bundled catalogs and example manifests (plus any manifest
+named with ``--manifest``): the command needs no database, so it answers in well under a second and never writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from benchmark_platform import catalogs, manifests, matrix, memory
+from benchmark_platform.cli.app import fail, main
+from benchmark_platform.cli.params import bounded_int, finite
+from benchmark_platform.runners import roofline
+from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+from benchmark_platform.runners.simulated import measurement_from_replica, simulate_replica
+
+
+def _model_facts(extra_manifests: tuple[Path, ...]) -> dict[str, ModelFacts]:
+    paths = sorted(manifests.EXAMPLE_MANIFESTS_DIR.glob("*.yaml")) + list(extra_manifests)
+    found: dict[str, ModelFacts] = {}
+    for manifest in manifests.load_manifests(paths):
+        facts = manifest.architecture_facts
+        for version in manifest.versions:
+            key = manifests.version_key(manifest.name, version.version)
+            found[key] = ModelFacts(
+                name=manifest.name,
+                version_key=key,
+                artifact_uri=version.artifact_uri,
+                parameters=manifest.parameters,
+                quantization=version.quantization,
+                quantization_bits=version.quantization_bits,
+                format=version.format,
+                num_layers=facts.num_layers,
+                hidden_size=facts.hidden_size,
+                num_kv_heads=facts.num_kv_heads,
+                head_dim=facts.head_dim,
+                baseline_accuracy=facts.baseline_accuracy,
+            )
+    return found
+
+
+def hardware_facts(spec: catalogs.HardwareSpec) -> HardwareFacts:
+    chip = spec.specs
+    return HardwareFacts(
+        name=spec.name,
+        gpu_type=spec.gpu_type,
+        gpu_count=spec.gpu_count,
+        vendor=chip.vendor,
+        vram_per_gpu_gb=spec.vram_per_gpu_gb,
+        memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
+        fp16_tflops=chip.fp16_tflops,
+        fp8_tflops=chip.fp8_tflops,
+        int8_tops=chip.int8_tops,
+        interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
+        tdp_watts=chip.tdp_watts,
+        cost_per_hour_usd=spec.cost_per_hour_usd,
+        spot_cost_per_hour_usd=spec.spot_cost_per_hour_usd if spec.spot_available else None,
+    )
+
+
+def framework_facts(spec: catalogs.FrameworkSpec) -> FrameworkFacts:
+    return FrameworkFacts(
+        name=spec.name,
+        version=spec.version,
+        launch_command=spec.launch_command,
+        quantization_flags=dict(spec.quantization_flags),
+        completions_path=spec.completions_path,
+        chat_completions_path=spec.chat_completions_path,
+        supports_ignore_eos=spec.supports_ignore_eos,
+        prefill_efficiency=spec.efficiency.prefill,
+        decode_efficiency=spec.efficiency.decode,
+    )
+
+
+def _lookup(kind: str, option: str, name: str, known: dict[str, Any]) -> Any:
+    if name not in known:
+        fail(f"{option}: unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def _default_tensor_parallel(model: ModelFacts, hardware: HardwareFacts, context_tokens: int) -> int:
+    """The smallest degree that holds the weights and one full-length sequence (what a serving engineer tries)."""
+    for degree in matrix.tensor_parallel_options(hardware.gpu_count):
+        if memory.fits(model, hardware.vram_per_gpu_gb, degree, context_tokens):
+            return degree
+    fail(
+        f"--model-version: {model.version_key} does not fit {hardware.name} at any tensor-parallel degree "
+        f"({', '.join(map(str, matrix.tensor_parallel_options(hardware.gpu_count)))}) with one sequence of "
+        f"{context_tokens} tokens"
+    )
+    raise AssertionError  # unreachable: fail() exits
+
+
+def _framework_problem(framework: catalogs.FrameworkSpec, model: ModelFacts, hardware: HardwareFacts) -> str | None:
+    if hardware.vendor not in framework.vendors:
+        return f"{framework.name} does not run on {hardware.vendor} GPUs"
+    if model.quantization not in framework.supports_quantizations:
+        return f"{framework.name} does not serve {model.quantization} weights"
+    if model.format not in framework.supports_formats:
+        return f"{framework.name} does not load {model.format} checkpoints"
+    return None
+
+
+def _print_text(payload: dict[str, Any]) -> None:
+    detail = payload["detailed_metrics"]
+    deployment, load, cost = detail["deployment"], detail["load"], detail["cost"]
+    config = detail["config"]
+    if load["concurrency_per_replica"] is not None:
+        shape = f"{load['concurrency_per_replica']} concurrent requests per replica"
+    else:
+        shape = f"{config['request_rate_per_replica']:g} requests/s per replica (Poisson)"
+    click.echo(
+        f"SIMULATED (not a measurement): {config['model_version']} on {config['hardware']} / {config['framework']}, "
+        f"TP{deployment['tensor_parallel']} x {deployment['replicas']} replica(s) on {deployment['gpu_count']} GPU(s), "
+        f"{shape}, {load['input_tokens']} in / {load['output_tokens']} out tokens"
+    )
+    rows = [
+        ("TTFT p50 / p90 / p99", f"{payload['ttft_p50_ms']:.1f} / {payload['ttft_p90_ms']:.1f} / "
+         f"{payload['ttft_p99_ms']:.1f} ms"),
+        ("TPOT p50 / p90 / p99", f"{payload['tpot_p50_ms']:.2f} / {payload['tpot_p90_ms']:.2f} / "
+         f"{payload['tpot_p99_ms']:.2f} ms"),
+        ("interactivity", f"{payload['interactivity_tokens_sec'] or 0:.1f} tokens/s per user (1000 / TPOT p50)"),
+        ("output tokens/s", f"{payload['throughput_tokens_sec']:,.0f} per node, "
+         f"{payload['output_tokens_sec_per_gpu']:,.0f} per GPU"),
+        ("total tokens/s", f"{payload['total_tokens_sec']:,.0f} per node, "
+         f"{payload['total_tokens_sec_per_gpu']:,.0f} per GPU"),
+        ("requests/s", f"{payload['rps_sustained']:.2f} per node"),
+        ("cost per million tokens", f"${payload['cost_per_million_output_tokens']:.3f} output, "
+         f"${payload['cost_per_million_total_tokens']:.3f} total ({cost['price_basis']} "
+         f"${cost['hourly_price_usd']:.2f}/h for the node)"),
+        ("energy", f"{payload['energy_per_output_token_j']:.3f} J per output token (board power x busy share)"),
+        ("GPU busy / memory", f"{payload['gpu_utilization_pct']:.0f} % / "
+         f"{detail['replica']['memory_per_gpu_gb']:.1f} GB per GPU "
+         f"(KV cache holds {detail['replica']['kv_capacity_tokens']:,} tokens per replica)"),
+    ]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"  {label:<{width}}  {value}")
+
+
+@main.command("simulate")
+@click.option("--model-version", required=True, help="Version key, e.g. llama-3.1-8b@fp16 (bundled manifests).")
+@click.option("--hardware", required=True, help="Hardware config name of the catalog, e.g. gcp-h100-sxm-x1.")
+@click.option("--framework", required=True, help="Inference framework of the catalog, e.g. vllm.")
+@click.option(
+    "--tensor-parallel",
+    type=bounded_int(1, 64),
+    help="GPUs per replica; must divide the node's GPU count [default: the smallest degree that fits].",
+)
+@click.option("--concurrency", type=bounded_int(1, 4096), help="Concurrent requests per replica [default: 1].")
+@click.option(
+    "--request-rate",
+    type=finite(min=0, max=1e6, min_open=True),
+    help="Open loop instead: Poisson arrivals per second, per replica.",
+)
+@click.option("--input-tokens", required=True, type=bounded_int(1, 1_048_576), help="Prompt tokens per request.")
+@click.option("--output-tokens", required=True, type=bounded_int(1, 131_072), help="Output tokens per request.")
+@click.option(
+    "--manifest",
+    "extra_manifests",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another model manifest to take versions from (repeatable).",
+)
+@click.option("--seed", default=0, show_default=True, type=bounded_int(0), help="Simulator seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (keys are result column names).")
+def simulate_command(
+    model_version: str,
+    hardware: str,
+    framework: str,
+    tensor_parallel: int | None,
+    concurrency: int | None,
+    request_rate: float | None,
+    input_tokens: int,
+    output_tokens: int,
+    extra_manifests: tuple[Path, ...],
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Predict how one deployment serves a load: every result metric, per node and per GPU. Writes nothing.
+
+    The node runs GPUs / TP replicas; the simulator (continuous batching, chunked prefill, KV-cache admission,
+    roofline step costs) simulates one replica, and node figures are replicas x replica. Costs use the node's
+    spot price where it has one, else on demand. Exits 2 naming the problem for unknown names, a degree that does
+    not divide the node's GPUs, or a shape that does not fit in memory.
+
+    Example: benchmark-platform simulate --model-version llama-3.1-8b@fp16 --hardware gcp-h100-sxm-x1
+    --framework vllm --concurrency 64 --input-tokens 1024 --output-tokens 256
+    """
+    if concurrency is not None and request_rate is not None:
+        fail("--concurrency and --request-rate exclude each other: give one (closed or open loop)")
+    if concurrency is None and request_rate is None:
+        concurrency = 1
+    try:
+        models = _model_facts(extra_manifests)
+    except manifests.ManifestError as error:
+        fail(f"--manifest: {error}")
+        return
+    model = _lookup("model version", "--model-version", model_version, models)
+    hardware_spec = _lookup("hardware", "--hardware", hardware, {h.name: h for h in catalogs.load_hardware()})
+    framework_spec = _lookup("framework", "--framework", framework, {f.name: f for f in catalogs.load_frameworks()})
+    node = hardware_facts(hardware_spec)
+    if problem := _framework_problem(framework_spec, model, node):
+        fail(f"--framework: {problem}")
+    if tensor_parallel is None:
+        tensor_parallel = _default_tensor_parallel(model, node, input_tokens + output_tokens)
+    elif node.gpu_count % tensor_parallel:
+        fail(f"--tensor-parallel: {tensor_parallel} does not divide {node.name}'s {node.gpu_count} GPUs")
+    try:
+        replica = simulate_replica(
+            model,
+            node,
+            framework_facts(framework_spec),
+            tensor_parallel=tensor_parallel,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            concurrency=concurrency,
+            request_rate=request_rate,
+            seed=seed,
+        )
+    except roofline.DoesNotFitError as error:
+        fail(f"--tensor-parallel: does not fit: {error}")
+        return
+    except ValueError as error:
+        fail(str(error))
+        return
+    measurement = measurement_from_replica(
+        replica,
+        node,
+        tensor_parallel=tensor_parallel,
+        concurrency=concurrency,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        seed=seed,
+    )
+    payload = {
+        "batch_size": concurrency,
+        "sequence_length": input_tokens,
+        "tensor_parallel": tensor_parallel,
+        **measurement.result_columns(),
+    }
+    payload["detailed_metrics"]["config"] = {
+        "model_version": model.version_key,
+        "hardware": node.name,
+        "framework": f"{framework_spec.name} {framework_spec.version}",
+        "request_rate_per_replica": request_rate,
+    }
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, allow_nan=False))
+    else:
+        _print_text(payload)

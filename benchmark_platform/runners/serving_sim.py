@@ -1,0 +1,531 @@
+"""A continuous-batching simulation of one serving replica (a tensor-parallel group): pure, seeded, fast.
+
+Requests arrive (closed loop: ``concurrency`` in flight, each completion sends the next; open loop: Poisson arrivals
+at ``request_rate``). Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one
+token first, then prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest
+of ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
+chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
+``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
+the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
+TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
+
+Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
+between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark_platform import memory
+from benchmark_platform.runners import roofline
+from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+
+# vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
+# 70 GiB, except the A100, get a token budget of 8,192 per step and at most 1,024 running sequences; others 2,048 and
+# 256. SGLang's defaults are of the same order; FrameworkFacts carries none, so every framework gets vLLM's.
+LARGE_GPU_GIB = 70
+LARGE_GPU_LIMITS = (8192, 1024)
+SMALL_GPU_LIMITS = (2048, 256)
+# Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
+# (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
+# launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
+# Fit once on the published TTFT p50 of SGLang 0.3.0, Llama 3.1 70B, 4 x H100, ShareGPT at 4 req/s (53.9 ms;
+# simulated 30.1 ms without it, 52.1 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
+# graphs for mixed prefill/decode steps, so it pays only STEP_OVERHEAD_SECONDS.
+EAGER_PREFILL_SECONDS_PER_LAYER = 0.25e-3
+# Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
+# drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
+STEP_JITTER_SIGMA = 0.02
+# At most this many inter-token gaps are returned (a seeded sample when the measured requests hold more).
+MAX_ITL_SAMPLES = 50_000
+# Open loop: share of the requests sent before the measured ones (warm-up) and after them (keeps the load on
+# while the last measured requests finish).
+OPEN_LOOP_WARMUP_SHARE = 0.25
+# Steps take their jitter factor from a seeded table of this many, by step number modulo its size.
+JITTER_TABLE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class ServingSimulation:
+    """What one replica serving a fixed-length load did in the measured window (all figures simulated)."""
+
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    itl_s: np.ndarray
+    e2e_s: np.ndarray
+    input_tokens: int
+    output_tokens: int
+    duration_s: float
+    completed_requests: int
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+    requests_per_s: float
+    gpu_busy_fraction: float
+    memory_per_gpu_gb: float
+    kv_capacity_tokens: int
+    max_running_sequences: int
+    mean_running_sequences: float
+    prefill_bound: str
+    decode_bound: str
+    assumptions: dict
+
+
+def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) a vLLM server starts with on this GPU."""
+    large = hardware.vram_per_gpu_gb * 1e9 >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
+    return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+
+
+def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
+    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, TGI and
+    LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless --enable-mixed-chunk, vLLM's V0
+    engine before 0.8 without chunked prefill)."""
+    if framework.name == "sglang":
+        return False
+    return not (framework.name == "vllm" and _version(framework) < (0, 8))
+
+
+def _version(framework: FrameworkFacts) -> tuple[int, int]:
+    major, minor = (int(part) if part.isdigit() else 0 for part in (framework.version.split(".") + ["0"])[:2])
+    return major, minor
+
+
+def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
+    """Whether the framework launches the kernels of steps with prompt tokens one by one (no CUDA graph)."""
+    if framework.name == "vllm":
+        return _version(framework) < (0, 8)
+    return framework.name != "emulator"
+
+
+def _validate(
+    hardware: HardwareFacts,
+    tensor_parallel: int,
+    input_tokens: int,
+    output_tokens: int,
+    concurrency: int | None,
+    request_rate: float | None,
+    num_requests: int | None,
+) -> None:
+    def positive_int(name: str, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    positive_int("tensor_parallel", tensor_parallel)
+    if hardware.gpu_count % tensor_parallel:
+        raise ValueError(
+            f"tensor_parallel must divide the GPU count of {hardware.name} ({hardware.gpu_count}), "
+            f"got {tensor_parallel}"
+        )
+    positive_int("input_tokens", input_tokens)
+    positive_int("output_tokens", output_tokens)
+    if (concurrency is None) == (request_rate is None):
+        raise ValueError("give exactly one of concurrency (closed loop) or request_rate (open loop)")
+    if concurrency is not None:
+        positive_int("concurrency", concurrency)
+    if request_rate is not None and not (isinstance(request_rate, int | float) and 0 < request_rate < math.inf):
+        raise ValueError(f"request_rate must be a finite number > 0 (requests per second), got {request_rate!r}")
+    if num_requests is not None:
+        positive_int("num_requests", num_requests)
+
+
+def simulate_serving(
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    *,
+    tensor_parallel: int,
+    input_tokens: int,
+    output_tokens: int,
+    concurrency: int | None = None,
+    request_rate: float | None = None,
+    num_requests: int | None = None,
+    seed: int = 0,
+) -> ServingSimulation:
+    """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
+
+    Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
+    GPU, ``ValueError`` for bad arguments.
+    """
+    _validate(hardware, tensor_parallel, input_tokens, output_tokens, concurrency, request_rate, num_requests)
+    tp = tensor_parallel
+    capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp)
+    sequence_tokens = input_tokens + output_tokens
+    if capacity < sequence_tokens:
+        needed = memory.memory_per_gpu_gb(model, tp, 1, sequence_tokens)
+        raise roofline.DoesNotFitError(
+            f"{model.version_key} at tensor parallel {tp} needs {needed:.1f} GB per GPU for its weights and one "
+            f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
+            f"{hardware.vram_per_gpu_gb * memory.USABLE_VRAM_FRACTION:.1f} GB usable per GPU"
+        )
+    costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
+    budget, max_seqs = scheduler_limits(hardware)
+    rng = np.random.default_rng(seed)
+    # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
+    jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + output_tokens)
+    overhead = roofline.STEP_OVERHEAD_SECONDS
+    decode_attention_s = max(costs.kv_token_s, costs.pair_s)
+    eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
+    prompt, out = input_tokens, output_tokens
+
+    closed = concurrency is not None
+    if closed:
+        measured = num_requests or max(200, 4 * concurrency)
+        warmup = concurrency
+        capacity_requests = warmup + measured + concurrency
+        arrival = np.zeros(capacity_requests)
+        issued = concurrency  # the first wave is sent at once
+    else:
+        if num_requests is None:
+            # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
+            # closed loop's 4 x concurrency
+            unloaded_e2e = out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
+            measured = max(200, math.ceil(4 * request_rate * unloaded_e2e))
+        else:
+            measured = num_requests
+        warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
+        capacity_requests = warmup + measured + warmup
+        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
+        issued = capacity_requests
+    first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
+    # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
+    # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
+    # tokens at decode number d. Where prompt chunks ride along with decodes, every step is a decode step.
+    first_decode = np.full(capacity_requests, -1, dtype=np.int64)
+    measured_end = warmup + measured
+    mixed = mixes_prefill_with_decodes(framework)
+
+    # per run of steps: durations (a numpy array, or a one-element tuple) and the sequences running
+    durations: list = []
+    run_lengths: list[int] = []
+    run_running: list[int] = []
+    decode_runs: list[tuple[int, int]] = []  # (first step, steps) of each run of decode steps, when not mixed
+    eager_steps: list[int] = []  # steps that paid eager_prefill on top of the host overhead
+    bound_time = {"prefill_compute": 0.0, "prefill_memory": 0.0, "decode_compute": 0.0, "decode_memory": 0.0}
+
+    waiting: deque[int] = deque()
+    prefilling: deque[list[int]] = deque()  # [request, prompt tokens done], in admission order
+    decoding: deque[int] = deque()  # in first-token order, which is also completion order (equal lengths)
+    n_decoding = 0
+    first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
+    reserved = 0
+    peak_reserved = 0
+    next_arrival = 0  # open loop: next request not yet in `waiting`
+    done_measured = 0
+    step = 0
+    decode = 0  # the number of the next decode step
+    now = 0.0
+    if closed:
+        waiting.extend(range(issued))
+
+    def complete(request: int) -> None:
+        nonlocal reserved, done_measured, issued
+        reserved -= sequence_tokens
+        if warmup <= request < measured_end:
+            done_measured += 1
+        if closed and issued < capacity_requests:
+            arrival[issued] = now
+            waiting.append(issued)
+            issued += 1
+
+    def complete_decodes_through(last_decode: int) -> None:
+        nonlocal n_decoding, first_decode_sum
+        while decoding and first_decode[decoding[0]] + out - 1 <= last_decode:
+            request = decoding.popleft()
+            n_decoding -= 1
+            first_decode_sum -= int(first_decode[request])
+            complete(request)
+
+    while done_measured < measured:
+        if not closed:
+            while next_arrival < issued and arrival[next_arrival] <= now:
+                waiting.append(next_arrival)
+                next_arrival += 1
+        running = len(prefilling) + n_decoding
+        admissible = running < max_seqs and reserved + sequence_tokens <= capacity
+        if prefilling or (waiting and admissible):
+            # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
+            # then of newly admitted requests
+            decodes = n_decoding if mixed else 0
+            left = budget - decodes
+            context = decodes * (prompt + decode) - (first_decode_sum if mixed else 0)
+            tokens, pairs, kv_tokens = decodes, context, context
+            finished: list[int] = []
+            for entry in prefilling:
+                if left <= 0:
+                    break
+                done = entry[1]
+                chunk = min(prompt - done, left)
+                pairs += chunk * done + chunk * (chunk + 1) / 2
+                kv_tokens += done + chunk
+                tokens += chunk
+                left -= chunk
+                entry[1] = done + chunk
+                if entry[1] == prompt:
+                    finished.append(entry[0])
+            while waiting and left > 0 and running < max_seqs and reserved + sequence_tokens <= capacity:
+                request = waiting.popleft()
+                reserved += sequence_tokens
+                running += 1
+                chunk = min(prompt, left)
+                pairs += chunk * (chunk + 1) / 2
+                kv_tokens += chunk
+                tokens += chunk
+                left -= chunk
+                if chunk == prompt:
+                    finished.append(request)
+                else:
+                    prefilling.append([request, chunk])
+            peak_reserved = max(peak_reserved, reserved)
+            while prefilling and prefilling[0][1] == prompt:
+                prefilling.popleft()
+            factor = float(jitter[step % JITTER_TABLE_SIZE])
+            gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
+            host = overhead + eager_prefill
+            if eager_prefill:
+                eager_steps.append(step)
+            duration = gpu + host * factor
+            now += duration
+            durations.append((duration,))
+            run_lengths.append(1)
+            run_running.append(running)
+            compute_bound = costs.compute_bound(tokens, pairs, kv_tokens)
+            bound_time["prefill_compute" if compute_bound else "prefill_memory"] += duration
+            if mixed:
+                complete_decodes_through(decode)
+            for request in finished:
+                first_step[request] = step
+                first_decode[request] = decode if mixed else decode - 1
+                if out == 1:
+                    complete(request)
+                else:
+                    decoding.append(request)
+                    n_decoding += 1
+                    first_decode_sum += int(first_decode[request])
+            step += 1
+            decode += 1 if mixed else 0
+        elif n_decoding:
+            # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival)
+            count = int(first_decode[decoding[0]]) + out - decode
+            # contexts grow by one token per sequence per step, so both costs are linear in the step number;
+            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
+            context = n_decoding * (prompt + decode) - first_decode_sum
+            duration = np.arange(count, dtype=float)
+            duration *= n_decoding * decode_attention_s
+            duration += float(costs.gpu_seconds(n_decoding, context, context)) + overhead
+            start = step % JITTER_TABLE_SIZE
+            duration *= jitter[start : start + count]
+            run_end = now + float(duration.sum())
+            if not closed and next_arrival < issued and admissible and arrival[next_arrival] < run_end:
+                count = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
+                duration = duration[:count]
+                run_end = now + float(duration.sum())
+            middle = context + n_decoding * (count // 2)
+            compute_bound = costs.compute_bound(n_decoding, middle, middle)
+            bound_time["decode_compute" if compute_bound else "decode_memory"] += run_end - now
+            now = run_end
+            durations.append(duration)
+            run_lengths.append(count)
+            run_running.append(running)
+            if not mixed:
+                decode_runs.append((step, count))
+            step += count
+            decode += count
+            complete_decodes_through(decode - 1)
+        else:
+            # idle until the next arrival (open loop only: a closed loop always has requests in flight)
+            gap = float(arrival[next_arrival]) - now
+            now += gap
+            durations.append((gap,))
+            run_lengths.append(1)
+            run_running.append(0)
+            step += 1
+            decode += 1 if mixed else 0
+
+    if mixed:
+        decode_steps = np.arange(step, dtype=np.int64)
+    else:
+        starts, counts = np.asarray(decode_runs, dtype=np.int64).reshape(-1, 2).T
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        decode_steps = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    return _summarize(
+        model=model,
+        framework=framework,
+        tensor_parallel=tp,
+        prompt=prompt,
+        out=out,
+        arrival=arrival,
+        first_step=first_step,
+        first_decode=first_decode,
+        decode_steps=decode_steps,
+        warmup=warmup,
+        measured_end=measured_end,
+        durations=np.concatenate(durations),
+        jitter=jitter,
+        overhead=overhead,
+        eager_prefill=eager_prefill,
+        eager_steps=np.asarray(eager_steps, dtype=np.int64),
+        run_lengths=np.asarray(run_lengths, dtype=np.int64),
+        run_running=np.asarray(run_running, dtype=np.int64),
+        bound_time=bound_time,
+        capacity=capacity,
+        peak_reserved=peak_reserved,
+        budget=budget,
+        max_seqs=max_seqs,
+        closed=closed,
+        mixed=mixed,
+        load={"mode": "closed-loop", "concurrency": concurrency}
+        if closed
+        else {"mode": "open-loop-poisson", "request_rate": request_rate},
+        rng=rng,
+        seed=seed,
+    )
+
+
+def _summarize(
+    *,
+    model: ModelFacts,
+    framework: FrameworkFacts,
+    tensor_parallel: int,
+    prompt: int,
+    out: int,
+    arrival: np.ndarray,
+    first_step: np.ndarray,
+    first_decode: np.ndarray,
+    decode_steps: np.ndarray,
+    warmup: int,
+    measured_end: int,
+    durations: np.ndarray,
+    jitter: np.ndarray,
+    overhead: float,
+    eager_prefill: float,
+    eager_steps: np.ndarray,
+    run_lengths: np.ndarray,
+    run_running: np.ndarray,
+    bound_time: dict[str, float],
+    capacity: int,
+    peak_reserved: int,
+    budget: int,
+    max_seqs: int,
+    closed: bool,
+    mixed: bool,
+    load: dict,
+    rng: np.random.Generator,
+    seed: int,
+) -> ServingSimulation:
+    """Per-request latencies of the measured requests and rates over the measured window."""
+    ends = np.cumsum(durations)
+    first = first_step[warmup:measured_end]
+    base = first_decode[warmup:measured_end]
+    start = arrival[warmup:measured_end]
+    last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
+    ttft = ends[first] - start
+    e2e = ends[last] - start
+    tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
+    # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
+    if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
+        later = ends[decode_steps[base[:, None] + np.arange(1, out)]]
+        itl = np.diff(np.concatenate([ends[first][:, None], later], axis=1), axis=1).ravel()
+    else:
+        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
+        token = rng.integers(1, out, MAX_ITL_SAMPLES)
+        previous = np.where(token == 1, ends[first[picks]], ends[decode_steps[base[picks] + token - 1]])
+        itl = ends[decode_steps[base[picks] + token]] - previous
+
+    # the window: from the first measured arrival to the last measured completion; a closed loop starts it only
+    # once the warm-up wave has completed (the first wave starts together and leaves over a whole cycle)
+    window_start, window_end = float(start.min()), float(ends[last].max())
+    if closed:
+        warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
+        warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
+        warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
+        if warm_last.size and float(ends[warm_last].max()) < window_end:
+            window_start = max(window_start, float(ends[warm_last].max()))
+    duration = window_end - window_start
+    lo = int(np.searchsorted(ends, window_start, side="right"))
+    hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
+    decode_lo, decode_hi = np.searchsorted(decode_steps, [lo, hi])  # decode numbers whose steps lie in it
+    started = first_step >= 0
+    starts, bases = first_step[started], first_decode[started]
+    first_tokens = int(((starts >= lo) & (starts < hi)).sum())
+    later_tokens = np.clip(np.minimum(bases + out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None)
+    output_in_window = first_tokens + int(later_tokens.sum())
+    last_decode = bases + out - 1
+    if out > 1:
+        finished = last_decode < decode_steps.size
+        last_steps = decode_steps[last_decode[finished]]
+    else:
+        last_steps = starts
+    completed = int(((last_steps >= lo) & (last_steps < hi)).sum())
+    output_rate = output_in_window / duration
+    # per run of steps (constant running sequences): its seconds inside the window, from the cumulative step ends
+    cumulative = np.concatenate(([0.0], ends))
+    run_ends = np.cumsum(run_lengths)
+    first_in, past_in = np.clip(run_ends - run_lengths, lo, hi), np.clip(run_ends, lo, hi)
+    run_seconds = cumulative[past_in] - cumulative[first_in]
+    mean_running = float((run_running * run_seconds).sum() / run_seconds.sum())
+    # GPU time: the window less idle gaps (nothing running) and the host's jittered overhead of every other step
+    table_sum, table_prefix = (
+        jitter[:JITTER_TABLE_SIZE].sum(),
+        np.concatenate(([0.0], np.cumsum(jitter[:JITTER_TABLE_SIZE]))),
+    )
+
+    def jitter_sum(until: np.ndarray) -> np.ndarray:  # sum of the factors of steps 0 .. until - 1
+        return until // JITTER_TABLE_SIZE * table_sum + table_prefix[until % JITTER_TABLE_SIZE]
+
+    working = run_running > 0
+    host_seconds = overhead * float((jitter_sum(past_in[working]) - jitter_sum(first_in[working])).sum())
+    eager = eager_steps[(eager_steps >= lo) & (eager_steps < hi)]
+    host_seconds += eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
+    busy = (float(run_seconds[working].sum()) - host_seconds) / duration
+    decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
+    prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
+    peak_sequences = peak_reserved // (prompt + out)
+    return ServingSimulation(
+        ttft_s=ttft,
+        tpot_s=tpot,
+        itl_s=itl,
+        e2e_s=e2e,
+        input_tokens=prompt,
+        output_tokens=out,
+        duration_s=duration,
+        completed_requests=completed,
+        output_tokens_per_s=output_rate,
+        total_tokens_per_s=output_rate * (prompt + out) / out,
+        requests_per_s=output_rate / out,
+        gpu_busy_fraction=min(1.0, busy),
+        memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + out),
+        kv_capacity_tokens=capacity,
+        max_running_sequences=int(run_running.max()),
+        mean_running_sequences=mean_running,
+        prefill_bound=prefill_bound,
+        decode_bound=decode_bound,
+        assumptions={
+            "simulator": "continuous batching with chunked prefill, one replica",
+            "prefill_steps": "ride along with decodes (vLLM V1)"
+            if mixed
+            else "run alone, decodes wait (SGLang, vLLM V0)",
+            "load": load,
+            "seed": seed,
+            "tensor_parallel": tensor_parallel,
+            "warmup_requests": warmup,
+            "measured_requests": measured_end - warmup,
+            "max_num_batched_tokens": budget,
+            "max_num_seqs": max_seqs,
+            "kv_admission": "a request is admitted when the KV cache can hold its prompt and all its output",
+            "kv_capacity_tokens": capacity,
+            "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
+            "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
+            "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
+            "eager_prefill_overhead_ms": eager_prefill * 1e3,
+            "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
+            "prefill_efficiency": framework.prefill_efficiency,
+            "decode_efficiency": framework.decode_efficiency,
+            "step_jitter_sigma": STEP_JITTER_SIGMA,
+            "prefix_caching": "off (every prompt unique)",
+        },
+    )
