@@ -177,4 +177,4 @@ def test_0002_gives_old_rows_the_whole_node_as_tensor_parallel_and_downgrades_ba
         result = conn.execute(text("SELECT config_id IS NOT NULL, throughput_tokens_sec FROM benchmark_results")).one()
     assert tuple(result) == (True, 1000)
     migrations.upgrade(engine)
-    assert migrations.current_revision(engine) == migrations.head_revision() == "0002"
+    assert migrations.current_revision(engine) == migrations.head_revision()  # 0002, or a later revision on it

@@ -22,6 +22,9 @@ from benchmark_platform.cli.app import fail, main
 @click.option("--framework", required=True, help="Inference framework name, as the catalog has it.")
 @click.option("--use-case", "workload_type", default="chatbot", show_default=True, help="Use case it measured.")
 @click.option("--batch-size", required=True, type=click.IntRange(1, 4096), help="Concurrency the tool ran at.")
+@click.option(
+    "--tensor-parallel", type=click.IntRange(1, 64), help="GPUs one server replica spans [default: the whole node]."
+)
 @click.option("--sequence-length", type=click.IntRange(1, 10_000_000), help="Prompt tokens [default: file's mean].")
 @click.option("--benchmark-index", default=0, show_default=True, type=click.IntRange(0), help="GuideLLM: which one.")
 @click.option("--date", "benchmark_date", type=click.DateTime(["%Y-%m-%d"]), help="Benchmark date [default: today].")
@@ -33,6 +36,7 @@ def import_results(
     framework: str,
     workload_type: str,
     batch_size: int,
+    tensor_parallel: int | None,
     sequence_length: int | None,
     benchmark_index: int,
     benchmark_date,
@@ -52,7 +56,7 @@ def import_results(
 
     from benchmark_platform import database, interop
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.orm import BenchmarkResult, InferenceFramework, UseCase
+    from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework, UseCase
     from benchmark_platform.runners import Measurement, quality
     from benchmark_platform.worker import resolve_hardware
 
@@ -96,7 +100,12 @@ def import_results(
         if connection.scalar(select(UseCase.id).where(UseCase.subcategory == workload_type)) is None:
             fail(f"--use-case: unknown use case {workload_type!r}")
             return
+        gpu_count = connection.scalar(select(HardwareConfig.gpu_count).where(HardwareConfig.id == hardware_id))
+        if tensor_parallel is not None and tensor_parallel > gpu_count:
+            fail(f"--tensor-parallel: {tensor_parallel} is more than the {gpu_count} GPUs of {hardware}")
+            return
         row = measurement.result_columns() | {
+            "tensor_parallel": tensor_parallel or gpu_count,
             "model_version_id": version_id,
             "hardware_config_id": hardware_id,
             "framework_id": framework_id,

@@ -3,11 +3,11 @@
 A generated column: whatever writes a result (the queue's complete, an import) only puts the flags in its detail,
 and the column follows, so no writer can forget it. Ranking and the flagged-results asset check read the column.
 
-down_revision is "0001" for now: other branches add revisions 0002-0004 in parallel, and the integrator re-chains
-this one after the last of them.
+down_revision is "0002", the last revision on main when this branch merged it (the task said "0001" for now; 0002
+landed meanwhile and two heads would stop every upgrade). The integrator re-chains it after 0003/0004 when they land.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-29 23:40:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: str | None = "0001"  # re-chained by the integrator after 0002-0004
+down_revision: str | None = "0002"  # re-chained by the integrator after 0003-0004
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
