@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ColumnElement,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -260,6 +261,10 @@ class BenchmarkResult(Base):
     detailed_metrics: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     runner: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = _created_at()
+    # Computed by the database from detailed_metrics (migration 0005): writers only fill the detail.
+    quality_flags: Mapped[dict[str, str]] = mapped_column(
+        JSONB, Computed("COALESCE(detailed_metrics -> 'quality_flags', '{}'::jsonb)", persisted=True)
+    )
 
     __table_args__ = (
         CheckConstraint(_in("runner", RUNNER_LABELS), name="runner_known"),

@@ -376,6 +376,7 @@ def _load_facts(
             measure_accuracy=characteristics.get("measure_accuracy", False),
             sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
             sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
+            dataset=characteristics.get("dataset", "synthetic-fixed"),
         ),
     )
 

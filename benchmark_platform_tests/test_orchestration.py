@@ -100,6 +100,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
         "no_duplicate_configs": True,
         "one_result_per_completed_config": True,
         "result_sanity": True,
+        "flagged_results_per_version": True,
     }
     rankings = dagster_instance.get_latest_materialization_event(dg.AssetKey("model_rankings"))
     assert "chatbot" in rankings.asset_materialization.metadata["top_configurations"].value
