@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ColumnElement,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -32,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
-CONFIG_STATUSES = ("pending", "running", "completed", "failed", "skipped")
+CONFIG_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "skipped")
 RUNNER_LABELS = ("measured", "simulated")
 
 NAMING = {
@@ -182,6 +183,9 @@ class BenchmarkConfig(Base):
     retry_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Revision 0003: retry backoff (not claimed before run_after) and preemptions (expired leases) counted apart.
+    run_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    preemption_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # Adaptive benchmarking (migration 0004): why the planner skipped it, whether it is exempt from pruning, and what
     # the simulator predicted for it.
     skip_reason: Mapped[str | None] = mapped_column(String(50))
@@ -263,6 +267,10 @@ class BenchmarkResult(Base):
     detailed_metrics: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     runner: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = _created_at()
+    # Computed by the database from detailed_metrics (migration 0005): writers only fill the detail.
+    quality_flags: Mapped[dict[str, str]] = mapped_column(
+        JSONB, Computed("COALESCE(detailed_metrics -> 'quality_flags', '{}'::jsonb)", persisted=True)
+    )
 
     __table_args__ = (
         CheckConstraint(_in("runner", RUNNER_LABELS), name="runner_known"),

@@ -3,11 +3,29 @@
 Every function here is one short transaction of its own (the engine's ``begin()``): no transaction stays open while a
 benchmark runs, so ownership is the lease (``claimed_by`` + ``lease_expires_at``), not a row lock. All times come from
 the database clock (``now()``), never from a worker's. A claim's ``started_at`` doubles as its fencing token: every
-write after the claim names the worker AND the token, so a worker that lost its claim (lease expired, reaped, claimed
-again, even by itself) can no longer change the row.
+write after the claim names the worker AND the token, so a worker that lost its claim (lease expired, rescued,
+cancelled, claimed again, even by itself) can no longer change the row. Each statement's guarantees are written
+beside it.
 
-Status moves: pending -> running (claim); running -> completed (complete); running -> pending or failed (fail, reap:
-an attempt is counted); running -> pending (release: no attempt counted).
+Status moves: pending -> running (claim); running -> completed (complete); running -> pending after a backoff, or
+failed (fail: a failed attempt is counted); running -> pending or failed (rescue of an expired lease by a claim or
+the reaper: a preemption is counted); running -> pending (release on a clean stop: nothing counted); pending or
+running -> cancelled (cancel).
+
+Statements that wait for row locks on several configs (heartbeat, complete_batch, release, cancel) take them in
+``id`` order, so that two of them (a worker's heartbeat thread and its main loop, say) can never deadlock; the claim
+and the rescue never wait (SKIP LOCKED).
+
+Liveness is the heartbeat alone: a claim is taken back only when its lease expired, never for its age, so a benchmark
+that runs for hours but heartbeats is never reaped (the worker itself enforces a maximum run time per config).
+
+Preemptions are counted apart from failures. A lease expires when its worker vanished without a word: a spot node
+reclaimed, a pod evicted, a process killed. That is not the config's failure, so it does not spend one of the
+``max_attempts`` (3) failed attempts, which are for runs that ended with an error; three spot losses in a row must
+not fail a config for good. But a config that kills its own worker (the kernel's OOM killer, a driver crash taking the
+node) looks exactly like a preemption, so preemptions have a limit of their own, larger (``max_preemptions``, 5):
+past it the config fails for good saying so, instead of taking down node after node forever. A clean stop (SIGTERM,
+which releases the claims) counts nothing: the worker lived to hand the config back.
 """
 
 from __future__ import annotations
@@ -16,7 +34,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +48,10 @@ from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement
 
 DEFAULT_LEASE_SECONDS = 600.0
 DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_STALE_MINUTES = 120.0
+DEFAULT_MAX_PREEMPTIONS = 5
+DEFAULT_RETRY_BASE_SECONDS = 30.0
+DEFAULT_RETRY_MAX_SECONDS = 900.0
+DEFAULT_MAX_RUN_SECONDS = 7200.0
 DEFAULT_THROUGHPUT_WINDOW_MINUTES = 15.0
 ERROR_MESSAGE_LIMIT = 1000
 VERSION_KEY = version_key_sql()  # over tables aliased m (models) and v (model_versions)
@@ -246,6 +268,24 @@ def populate_matrix(
 
 # ------------------------------------------------------------------------------------------------ the queue proper
 
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """One transaction: on an Engine, a pooled connection's (committed at the end); on a caller's Connection, its own
+    (committed at the end; in autocommit mode, as a worker holds it, each statement commits by itself: one round trip
+    per statement, no pool checkout or pre-ping)."""
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            yield connection
+        return
+    try:
+        yield bind
+    except BaseException:
+        bind.rollback()
+        raise
+    bind.commit()
+
+
 _CLAIM_COLUMNS = (
     "id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length, "
     "tensor_parallel, priority, created_at, retry_count, started_at, lease_expires_at"
@@ -271,21 +311,47 @@ class Claim:
     lease_expires_at: datetime
 
 
-def _pending_filter(hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None) -> str:
+@dataclass(frozen=True)
+class ClaimToken:
+    """What fences a write after the claim: the config and the claim's token. A ``Claim`` carries both too."""
+
+    id: uuid.UUID
+    started_at: datetime
+
+
+def _filters(hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None) -> list[str]:
     """Only the filters given appear in the SQL, so every variant keeps an index-friendly plan (no ``:x IS NULL OR``,
     which a generic prepared plan cannot push into an index)."""
-    clauses = ["status = 'pending'"]
+    clauses = []
     if hardware_config_id is not None:
         clauses.append("hardware_config_id = :hardware_config_id")
     if model_version_id is not None:
         clauses.append("model_version_id = :model_version_id")
-    return " AND ".join(clauses)
+    return clauses
+
+
+def _pending_filter(hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None) -> str:
+    """Pending and due (its retry backoff, if any, has passed)."""
+    return " AND ".join(
+        ["status = 'pending'", "(run_after IS NULL OR run_after <= now())"]
+        + _filters(hardware_config_id, model_version_id)
+    )
+
+
+def _expired_filter(hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None) -> str:
+    """Running with an expired lease: its worker stopped heartbeating (reads idx_benchmark_config_lease)."""
+    return " AND ".join(
+        ["status = 'running'", "lease_expires_at < now()"] + _filters(hardware_config_id, model_version_id)
+    )
 
 
 def claim_sql(
     *, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, preferred_framework: bool
 ) -> str:
-    """The claim statement for these filters (public so the benchmark and the plan test EXPLAIN the very same SQL)."""
+    """The claim statement for these filters (public so the benchmark and the plan test EXPLAIN the very same SQL).
+
+    It first rescues expired claims of the same filters (``rescue_sql``'s CTEs, run to completion by PostgreSQL even
+    though the claim does not read them): they are back to pending for the next claim, in the same round trip."""
     where = _pending_filter(hardware_config_id, model_version_id)
     if preferred_framework:
         # Same order as ORDER BY (framework_id = :preferred) DESC, priority, created_at, written as two index-ordered
@@ -316,19 +382,60 @@ def claim_sql(
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED
             )"""
+    rescue = _rescue_ctes(hardware_config_id=hardware_config_id, model_version_id=model_version_id, limited=True)
     return f"""
-        WITH {picked}
+        WITH {rescue},
+        {picked}
         UPDATE benchmark_configs AS c
         SET status = 'running', claimed_by = :worker_id, started_at = now(),
-            lease_expires_at = now() + make_interval(secs => :lease_seconds), completed_at = NULL
+            lease_expires_at = now() + make_interval(secs => :lease_seconds), completed_at = NULL, run_after = NULL
         FROM picked
         WHERE c.id = picked.id AND c.status = 'pending'
         RETURNING {", ".join(f"c.{column.strip()}" for column in _CLAIM_COLUMNS.split(","))}
     """
 
 
+def _rescue_ctes(*, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, limited: bool) -> str:
+    limit = "LIMIT :rescue_limit" if limited else ""
+    return f"""
+        expired AS MATERIALIZED (
+            SELECT id FROM benchmark_configs
+            WHERE {_expired_filter(hardware_config_id, model_version_id)}
+            {limit}
+            FOR UPDATE SKIP LOCKED
+        ),
+        rescued AS (
+            UPDATE benchmark_configs AS r
+            SET preemption_count = r.preemption_count + 1,
+                status = CASE WHEN r.preemption_count + 1 >= :max_preemptions THEN 'failed' ELSE 'pending' END,
+                error_message = left(format(
+                    'lease of worker %s expired (claimed %s, lease until %s): preemption %s of %s',
+                    r.claimed_by, r.started_at, r.lease_expires_at, r.preemption_count + 1, :max_preemptions), 1000),
+                completed_at = CASE WHEN r.preemption_count + 1 >= :max_preemptions THEN now() END,
+                claimed_by = NULL, started_at = NULL, lease_expires_at = NULL, run_after = NULL
+            FROM expired
+            WHERE r.id = expired.id AND r.status = 'running' AND r.lease_expires_at < now()
+            RETURNING r.status
+        )"""
+
+
+def rescue_sql(*, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, limited: bool) -> str:
+    """Take back expired claims (of these filters): each counts a preemption; back to pending (due at once), or
+    failed for good once ``max_preemptions`` preemptions are spent. Public for the plan test.
+
+    Guarantees: only leases already expired on the database clock (a worker that heartbeats is never touched); SKIP
+    LOCKED, so concurrent rescuers (claims, the reaper) take disjoint rows, and the WHERE re-checked under the row lock
+    makes a row completed or rescued meanwhile a no-op; the claim's token (``started_at``) is cleared, so the old
+    holder's complete/fail/heartbeat can no longer match it."""
+    ctes = _rescue_ctes(hardware_config_id=hardware_config_id, model_version_id=model_version_id, limited=limited)
+    return f"WITH {ctes} SELECT status FROM rescued"
+
+
+RESCUE_PER_CLAIM = 100
+
+
 def claim(
-    engine: Engine,
+    bind: Engine | Connection,
     worker_id: str,
     *,
     limit: int = 10,
@@ -336,13 +443,20 @@ def claim(
     hardware_config_id: uuid.UUID | None = None,
     model_version_id: uuid.UUID | None = None,
     preferred_framework_id: uuid.UUID | None = None,
+    max_preemptions: int = DEFAULT_MAX_PREEMPTIONS,
 ) -> list[Claim]:
-    """Claim up to ``limit`` pending configs, lowest priority value first (then oldest), and commit at once.
+    """Claim up to ``limit`` due pending configs, lowest priority value first (then oldest), and commit at once.
+
+    Self-healing: the same statement rescues expired claims of these filters (``rescue_sql``: a preemption counted,
+    back to pending or failed past ``max_preemptions``), so a worker lost with its node needs no reaper: any worker's
+    next claims on that pool take its configs back (the statement's snapshot predates the rescue, so they are claimed
+    by the following claim: ``outstanding`` counts them as due meanwhile).
 
     Guarantees: a config is handed to one claimer only (the MATERIALIZED CTE is evaluated once and locks what it
     picks; SKIP LOCKED makes concurrent claimers take disjoint rows instead of waiting); only configs of the given
-    hardware pool / model version; the preferred framework's configs before any other. A short or empty batch does
-    not mean the queue is empty (rows locked by a concurrent claim are skipped): see ``count_claimable``.
+    hardware pool / model version whose backoff (``run_after``) has passed; the preferred framework's configs before
+    any other. A short or empty batch does not mean the queue is empty (rows locked by a concurrent claim are
+    skipped): see ``outstanding``.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
@@ -358,126 +472,281 @@ def claim(
         "hardware_config_id": hardware_config_id,
         "model_version_id": model_version_id,
         "preferred_framework_id": preferred_framework_id,
+        "max_preemptions": max_preemptions,
+        "rescue_limit": RESCUE_PER_CLAIM,
     }
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         rows = connection.execute(text(sql), params).all()
     claims = [Claim(*row) for row in rows]
     claims.sort(key=lambda c: (c.framework_id != preferred_framework_id, c.priority, c.created_at))
     return claims
 
 
-def count_claimable(
-    engine: Engine, *, hardware_config_id: uuid.UUID | None = None, model_version_id: uuid.UUID | None = None
-) -> int:
-    """Pending configs matching a worker's filters, locked or not: zero means the queue is drained for it."""
-    sql = f"SELECT count(*) FROM benchmark_configs WHERE {_pending_filter(hardware_config_id, model_version_id)}"
-    with engine.begin() as connection:
-        return connection.execute(
-            text(sql), {"hardware_config_id": hardware_config_id, "model_version_id": model_version_id}
-        ).scalar_one()
+@dataclass(frozen=True)
+class Outstanding:
+    """What is left for a worker's filters: ``due`` (pending and due, or running with an expired lease: claimable
+    now), ``waiting`` (pending in retry backoff) and how long until the first of those is due."""
+
+    due: int
+    waiting: int
+    next_due_seconds: float | None
+
+    @property
+    def drained(self) -> bool:
+        return self.due == 0 and self.waiting == 0
 
 
-def heartbeat(engine: Engine, worker_id: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
-    """Push the lease of every config this worker still holds to ``now() + lease_seconds``; returns how many it holds.
-
-    Guarantee: an already expired lease is not revived (the reaper may be taking it back), so a worker never extends a
-    claim that ``complete`` would refuse.
-    """
-    with engine.begin() as connection:
-        return connection.execute(
+def outstanding(
+    bind: Engine | Connection, *, hardware_config_id: uuid.UUID | None = None, model_version_id: uuid.UUID | None = None
+) -> Outstanding:
+    """Counts, locked rows included: a worker is drained only when nothing is due, nothing waits for a retry and no
+    expired claim is left for its filters. Read-only."""
+    clauses = " AND ".join(["status IN ('pending', 'running')"] + _filters(hardware_config_id, model_version_id))
+    with _transaction(bind) as connection:
+        row = connection.execute(
             text(
-                """
-                UPDATE benchmark_configs
-                SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
-                WHERE status = 'running' AND claimed_by = :worker_id AND lease_expires_at > now()
+                f"""
+                SELECT count(*) FILTER (WHERE (status = 'pending' AND (run_after IS NULL OR run_after <= now()))
+                                           OR (status = 'running' AND lease_expires_at < now())) AS due,
+                       count(*) FILTER (WHERE status = 'pending' AND run_after > now()) AS waiting,
+                       extract(epoch FROM min(run_after) FILTER (WHERE status = 'pending' AND run_after > now())
+                                          - now()) AS next_due_seconds
+                FROM benchmark_configs WHERE {clauses}
                 """
             ),
-            {"worker_id": worker_id, "lease_seconds": float(lease_seconds)},
-        ).rowcount
-
-
-_RESULT_INSERT_COLUMNS = (
-    "config_id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length, "
-    "tensor_parallel, " + ", ".join(METRIC_COLUMNS) + ", detailed_metrics, runner"
-)
-_COMPLETE_SQL = f"""
-    WITH done AS (
-        UPDATE benchmark_configs
-        SET status = 'completed', completed_at = now(), lease_expires_at = NULL, error_message = NULL
-        WHERE id = :config_id AND claimed_by = :worker_id AND started_at = :claimed_at
-          AND status = 'running' AND lease_expires_at > now()
-        RETURNING id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length,
-                  tensor_parallel
+            {"hardware_config_id": hardware_config_id, "model_version_id": model_version_id},
+        ).one()
+    return Outstanding(
+        due=row.due,
+        waiting=row.waiting,
+        next_due_seconds=None if row.next_due_seconds is None else float(row.next_due_seconds),
     )
-    INSERT INTO benchmark_results ({_RESULT_INSERT_COLUMNS})
-    SELECT done.id, done.model_version_id, done.hardware_config_id, done.framework_id, done.workload_type,
-           done.batch_size, done.sequence_length, done.tensor_parallel,
-           {", ".join(f":{column}" for column in METRIC_COLUMNS)},
+
+
+def heartbeat(
+    bind: Engine | Connection, worker_id: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> set[uuid.UUID]:
+    """Push the lease of every config this worker still holds to ``now() + lease_seconds``; returns their ids.
+
+    A config the worker thinks it holds but that is missing from the answer was taken from it (cancelled, or its
+    lease expired and it was rescued): the worker stops running it. Guarantees: an already expired lease is not
+    revived (a rescuer may be taking it back), so a worker never extends a claim that ``complete`` would refuse; rows
+    locked in id order (see the module docstring), the WHERE re-checked under each lock.
+    """
+    with _transaction(bind) as connection:
+        return set(
+            connection.execute(
+                text(
+                    """
+                    WITH mine AS MATERIALIZED (
+                        SELECT id FROM benchmark_configs
+                        WHERE status = 'running' AND claimed_by = :worker_id AND lease_expires_at > now()
+                        ORDER BY id
+                        FOR UPDATE
+                    )
+                    UPDATE benchmark_configs AS c
+                    SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
+                    FROM mine
+                    WHERE c.id = mine.id
+                    RETURNING c.id
+                    """
+                ),
+                {"worker_id": worker_id, "lease_seconds": float(lease_seconds)},
+            ).scalars()
+        )
+
+
+# The config's columns a result copies (so a result stays meaningful if its config is deleted).
+_RESULT_CONFIG_COLUMNS = (
+    "model_version_id",
+    "hardware_config_id",
+    "framework_id",
+    "workload_type",
+    "batch_size",
+    "sequence_length",
+    "tensor_parallel",
+)
+_RESULT_VALUE_COLUMNS = (*METRIC_COLUMNS, "detailed_metrics", "runner")
+_VALUE_TYPES = {"detailed_metrics": "jsonb", "runner": "text"}
+
+
+def _unnest_values() -> str:
+    """The batch's values as one relation: a parallel array per column, unnested together."""
+    arrays = [("config_id", "uuid"), ("claimed_at", "timestamptz")] + [
+        (column, _VALUE_TYPES.get(column, "float8")) for column in _RESULT_VALUE_COLUMNS
+    ]
+    casts = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in arrays)
+    return f"SELECT * FROM unnest({casts}) AS v({', '.join(name for name, _ in arrays)})"
+
+
+# A statement that records an outcome commits durably (waits for the WAL flush) even on a session whose
+# synchronous_commit is off (a worker's, for cheap claims): set_config(..., true) lasts until this transaction's commit,
+# which is when PostgreSQL reads it.
+DURABLE_COMMIT = "durable AS MATERIALIZED (SELECT set_config('synchronous_commit', 'on', true) AS setting)"
+
+_COMPLETE_SQL = f"""
+    WITH {DURABLE_COMMIT},
+    v AS MATERIALIZED ({_unnest_values()}),
+    locked AS MATERIALIZED (
+        SELECT c.id FROM benchmark_configs AS c JOIN v ON c.id = v.config_id ORDER BY c.id FOR UPDATE OF c
+    ),
+    done AS (
+        UPDATE benchmark_configs AS c
+        SET status = 'completed', completed_at = now(), lease_expires_at = NULL, error_message = NULL
+        FROM v, durable, locked
+        WHERE c.id = v.config_id AND c.id = locked.id AND c.claimed_by = :worker_id AND c.started_at = v.claimed_at
+          AND c.status = 'running' AND c.lease_expires_at > now()
+        RETURNING c.id, {", ".join(f"c.{column}" for column in _RESULT_CONFIG_COLUMNS)}
+    )
+    INSERT INTO benchmark_results (config_id, {", ".join(_RESULT_CONFIG_COLUMNS)}, {", ".join(_RESULT_VALUE_COLUMNS)})
+    SELECT done.id, {", ".join(f"done.{column}" for column in _RESULT_CONFIG_COLUMNS)},
+           {", ".join(f"v.{column}" for column in _RESULT_VALUE_COLUMNS)}
+    FROM done JOIN v ON v.config_id = done.id
+    RETURNING config_id
+"""
+
+_COMPLETED_BY_SQL = """
+    SELECT c.id FROM benchmark_configs AS c
+    JOIN unnest(CAST(:config_ids AS uuid[]), CAST(:claimed_at AS timestamptz[])) AS v(config_id, claimed_at)
+      ON c.id = v.config_id AND c.started_at = v.claimed_at
+    WHERE c.claimed_by = :worker_id AND c.status = 'completed'
+"""
+
+
+def _value_arrays(finished: Sequence[tuple[Claim | ClaimToken, Measurement]]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {"config_id": [], "claimed_at": []}
+    arrays.update({column: [] for column in _RESULT_VALUE_COLUMNS})
+    for held, measurement in finished:
+        columns = measurement.result_columns()
+        arrays["config_id"].append(held.id)
+        arrays["claimed_at"].append(held.started_at)
+        for column in METRIC_COLUMNS:
+            arrays[column].append(columns[column])
+        arrays["detailed_metrics"].append(json.dumps(columns["detailed_metrics"], allow_nan=False))
+        arrays["runner"].append(columns["runner"])
+    return arrays
+
+
+def complete_batch(
+    bind: Engine | Connection, worker_id: str, finished: Sequence[tuple[Claim | ClaimToken, Measurement]]
+) -> set[uuid.UUID]:
+    """Record each measurement as its config's result and mark the config completed; returns the configs recorded
+    (a config missing from the answer had its claim lost: its measurement is not recorded).
+
+    Guarantees: one statement for the whole batch, so results and status changes commit together or not at all;
+    fenced per config (this worker, that claim's token, still running, lease unexpired: otherwise no row for it); the
+    unique index on ``benchmark_results(config_id)`` rejects a second result whatever happens. Idempotent for its
+    caller: when a retry follows a commit whose acknowledgement was lost (connection dropped), the earlier commit is
+    recognised as ours and the config counts as recorded, with still exactly one result row.
+    """
+    if not finished:
+        return set()
+    params = _value_arrays(finished) | {"worker_id": worker_id}
+    with _transaction(bind) as connection:
+        recorded = set(connection.execute(text(_COMPLETE_SQL), params).scalars())
+        missing = [held for held, _ in finished if held.id not in recorded]
+        if missing:
+            recorded |= set(
+                connection.execute(
+                    text(_COMPLETED_BY_SQL),
+                    {
+                        "worker_id": worker_id,
+                        "config_ids": [held.id for held in missing],
+                        "claimed_at": [held.started_at for held in missing],
+                    },
+                ).scalars()
+            )
+    return recorded
+
+
+def complete(bind: Engine | Connection, held: Claim | ClaimToken, worker_id: str, measurement: Measurement) -> bool:
+    """``complete_batch`` of one: True when recorded, False when the claim was lost."""
+    return held.id in complete_batch(bind, worker_id, [(held, measurement)])
+
+
+_UNLINKED_SQL = f"""
+    INSERT INTO benchmark_results (config_id, {", ".join(_RESULT_CONFIG_COLUMNS)}, {", ".join(_RESULT_VALUE_COLUMNS)})
+    SELECT NULL, {", ".join(_RESULT_CONFIG_COLUMNS)}, {", ".join(f":{column}" for column in METRIC_COLUMNS)},
            CAST(:detailed_metrics AS jsonb), :runner
-    FROM done
+    FROM benchmark_configs
+    WHERE id = :config_id
+      AND NOT EXISTS (SELECT 1 FROM benchmark_results
+                      WHERE config_id IS NULL AND detailed_metrics -> 'unlinked' ->> 'spool_id' = :spool_id)
     RETURNING id
 """
 
 
-def complete(engine: Engine, held: Claim, worker_id: str, measurement: Measurement) -> bool:
-    """Record ``measurement`` as the config's result and mark it completed; False when the claim was lost.
+def record_unlinked(
+    bind: Engine | Connection, config_id: uuid.UUID, measurement: Measurement, *, spool_id: str, reason: str
+) -> bool:
+    """Keep a measurement whose claim was lost as an unlinked result: ``config_id`` NULL (the config keeps its own
+    status and will be, or was, measured again), the config's dimensions copied, and ``detailed_metrics.unlinked``
+    saying which config, why, and the spool entry it came from. False when the config no longer exists.
 
-    Guarantees: one statement, so the result row and the status change commit together or not at all; fenced (this
-    worker, this claim's token, still running, lease unexpired: otherwise nothing is inserted); the unique index on
-    ``benchmark_results(config_id)`` rejects a second result whatever happens. Idempotent for its caller: when a retry
-    follows a commit whose acknowledgement was lost (connection dropped), the earlier commit is recognised as ours and
-    True is returned, with still exactly one result row.
+    Guarantees: at most one row per spool entry, even when two workers sharing a platform home record the same entry
+    at once (a transaction-scoped advisory lock on the entry orders them; a replay after a crash between commit and the
+    spool file's removal inserts nothing); never touches the config, so the fencing of its current holder is
+    unaffected. Pass an Engine (the lock needs a transaction of its own).
     """
     columns = measurement.result_columns()
+    detail = dict(columns["detailed_metrics"])
+    detail["unlinked"] = {"config_id": str(config_id), "spool_id": spool_id, "reason": reason}
     params = {column: columns[column] for column in METRIC_COLUMNS}
     params.update(
-        config_id=held.id,
-        worker_id=worker_id,
-        claimed_at=held.started_at,
-        detailed_metrics=json.dumps(columns["detailed_metrics"], allow_nan=False),
+        config_id=config_id,
+        spool_id=spool_id,
+        detailed_metrics=json.dumps(detail, allow_nan=False),
         runner=columns["runner"],
     )
-    with engine.begin() as connection:
-        if connection.execute(text(_COMPLETE_SQL), params).first() is not None:
+    with _transaction(bind) as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:spool_id))"), {"spool_id": spool_id})
+        inserted = connection.execute(text(_UNLINKED_SQL), params).first() is not None
+        if inserted:
             return True
-        return _completed_by(connection, held, worker_id)
-
-
-def _completed_by(connection: Any, held: Claim, worker_id: str) -> bool:
-    return (
-        connection.execute(
-            text(
-                """
-                SELECT 1 FROM benchmark_configs
-                WHERE id = :config_id AND claimed_by = :worker_id AND started_at = :claimed_at AND status = 'completed'
-                """
-            ),
-            {"config_id": held.id, "worker_id": worker_id, "claimed_at": held.started_at},
-        ).first()
-        is not None
-    )
+        return (
+            connection.execute(
+                text(
+                    "SELECT 1 FROM benchmark_results WHERE config_id IS NULL "
+                    "AND detailed_metrics -> 'unlinked' ->> 'spool_id' = :spool_id"
+                ),
+                {"spool_id": spool_id},
+            ).first()
+            is not None
+        )
 
 
 @dataclass(frozen=True)
 class FailOutcome:
-    status: str  # "pending" (will be retried) or "failed" (attempts used up)
+    status: str  # "pending" (will be retried after run_after) or "failed" (attempts used up)
     retry_count: int
 
 
 def fail(
-    engine: Engine, held: Claim, worker_id: str, error: str, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    bind: Engine | Connection,
+    held: Claim | ClaimToken,
+    worker_id: str,
+    error: str,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    retry_base_seconds: float = DEFAULT_RETRY_BASE_SECONDS,
+    retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS,
 ) -> FailOutcome | None:
-    """Count a failed attempt: back to pending, or failed for good once ``max_attempts`` attempts have failed.
+    """Count a failed attempt: back to pending after a backoff, or failed for good once ``max_attempts`` attempts
+    have failed.
 
-    Guarantees: fenced like ``complete`` (None when the claim was lost: nothing changes); the message is kept (first
-    1000 characters) so a person can see why; ``retry_count`` is the number of failed attempts.
+    The backoff is exponential with jitter: attempt n waits ``min(retry_max, retry_base * 2**(n-1))`` scaled by a
+    random factor in [0.5, 1) (so that configs failing together do not come back together); claims skip the config
+    until then. Guarantees: fenced like ``complete`` (None when the claim was lost: nothing changes); the delay is on
+    the database clock; the message is kept (first 1000 characters) so a person can see why; ``retry_count`` is the
+    number of failed attempts (preemptions are counted apart, in ``preemption_count``).
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         row = connection.execute(
             text(
-                """
+                f"""
+                WITH {DURABLE_COMMIT}
                 UPDATE benchmark_configs
                 SET retry_count = retry_count + 1,
                     error_message = :error,
@@ -485,7 +754,10 @@ def fail(
                     completed_at = CASE WHEN retry_count + 1 >= :max_attempts THEN now() END,
                     claimed_by = CASE WHEN retry_count + 1 >= :max_attempts THEN claimed_by END,
                     started_at = CASE WHEN retry_count + 1 >= :max_attempts THEN started_at END,
+                    run_after = CASE WHEN retry_count + 1 < :max_attempts THEN now() + make_interval(secs =>
+                        least(:retry_max, :retry_base * power(2, retry_count)) * (0.5 + random() / 2)) END,
                     lease_expires_at = NULL
+                FROM durable
                 WHERE id = :config_id AND claimed_by = :worker_id AND started_at = :claimed_at
                   AND status = 'running' AND lease_expires_at > now()
                 RETURNING status, retry_count
@@ -497,28 +769,46 @@ def fail(
                 "claimed_at": held.started_at,
                 "error": (error or "unknown error")[:ERROR_MESSAGE_LIMIT],
                 "max_attempts": max_attempts,
+                "retry_base": float(retry_base_seconds),
+                "retry_max": float(retry_max_seconds),
             },
         ).first()
     return FailOutcome(status=row.status, retry_count=row.retry_count) if row is not None else None
 
 
-def release(engine: Engine, worker_id: str, config_ids: list[uuid.UUID] | None = None) -> int:
-    """Give this worker's unfinished claims (all, or those listed) back to pending without counting an attempt.
+def release(
+    bind: Engine | Connection,
+    worker_id: str,
+    config_ids: Collection[uuid.UUID] | None = None,
+    *,
+    keep: Collection[uuid.UUID] = (),
+) -> int:
+    """Give this worker's unfinished claims (all, or those listed; never those in ``keep``) back to pending without
+    counting anything.
 
-    For a clean stop (SIGTERM, spot notice): the configs can be claimed again at once instead of after the lease.
-    Guarantee: only rows this worker still holds (claimed_by, running) change; returns how many.
+    For a clean stop (SIGTERM, spot notice, Ctrl-C): the configs can be claimed again at once instead of after the
+    lease. A clean stop is never the config's fault (the worker lived to hand it back), so neither an attempt nor a
+    preemption is counted. ``keep``: claims whose result waits in the spool stay held, so that the spool can still
+    complete them. Guarantee: only rows this worker still holds (claimed_by, running) change; returns how many.
     """
     id_filter = "AND id = ANY(:config_ids)" if config_ids is not None else ""
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         return connection.execute(
             text(
                 f"""
-                UPDATE benchmark_configs
+                WITH mine AS MATERIALIZED (
+                    SELECT id FROM benchmark_configs
+                    WHERE status = 'running' AND claimed_by = :worker_id {id_filter} AND NOT (id = ANY(:keep))
+                    ORDER BY id
+                    FOR UPDATE
+                )
+                UPDATE benchmark_configs AS c
                 SET status = 'pending', claimed_by = NULL, started_at = NULL, lease_expires_at = NULL
-                WHERE status = 'running' AND claimed_by = :worker_id {id_filter}
+                FROM mine
+                WHERE c.id = mine.id
                 """
             ),
-            {"worker_id": worker_id, "config_ids": config_ids},
+            {"worker_id": worker_id, "config_ids": list(config_ids or ()), "keep": list(keep)},
         ).rowcount
 
 
@@ -528,40 +818,88 @@ class ReapReport:
     failed: int
 
 
-def reap(
-    engine: Engine, *, timeout_minutes: float = DEFAULT_STALE_MINUTES, max_attempts: int = DEFAULT_MAX_ATTEMPTS
-) -> ReapReport:
-    """Take back claims whose worker vanished: lease expired, or running for longer than ``timeout_minutes``.
+def reap(bind: Engine | Connection, *, max_preemptions: int = DEFAULT_MAX_PREEMPTIONS) -> ReapReport:
+    """Take back every expired claim, whatever its pool (``rescue_sql`` without filters or limit).
 
-    Each counts an attempt (back to pending), and past ``max_attempts`` the config fails for good with a message
-    saying its lease expired. Guarantees: safe to run from several places at once (a row already reaped no longer
-    matches ``status = 'running'`` when the second reaper gets its lock); races with ``complete`` resolve by row lock,
-    and the loser's fence (lease check) makes it a no-op.
+    Claims already do this for their own filters; the reaper is for pools no worker is looking at any more. Only
+    leases matter: a claim that heartbeats is never reaped, however long its benchmark runs (the worker enforces the
+    maximum run time itself). Guarantees: those of ``rescue_sql``; safe to run from several places at once.
     """
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         statuses = (
             connection.execute(
-                text(
-                    """
-                UPDATE benchmark_configs
-                SET retry_count = retry_count + 1,
-                    status = CASE WHEN retry_count + 1 >= :max_attempts THEN 'failed' ELSE 'pending' END,
-                    error_message = left(format(
-                        'lease of worker %s expired (claimed %s, lease until %s); attempt %s of %s',
-                        claimed_by, started_at, lease_expires_at, retry_count + 1, :max_attempts), 1000),
-                    completed_at = CASE WHEN retry_count + 1 >= :max_attempts THEN now() END,
-                    claimed_by = NULL, started_at = NULL, lease_expires_at = NULL
-                WHERE status = 'running'
-                  AND (lease_expires_at < now() OR started_at < now() - make_interval(secs => :timeout_minutes * 60))
-                RETURNING status
-                """
-                ),
-                {"max_attempts": max_attempts, "timeout_minutes": float(timeout_minutes)},
+                text(rescue_sql(hardware_config_id=None, model_version_id=None, limited=False)),
+                {"max_preemptions": max_preemptions},
             )
             .scalars()
             .all()
         )
     return ReapReport(returned_to_pending=statuses.count("pending"), failed=statuses.count("failed"))
+
+
+def statuses(bind: Engine | Connection, config_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The current status of each config (missing: deleted). Read-only."""
+    with _transaction(bind) as connection:
+        rows = connection.execute(
+            text("SELECT id, status FROM benchmark_configs WHERE id = ANY(:ids)"), {"ids": list(config_ids)}
+        ).all()
+    return {row.id: row.status for row in rows}
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    pending: int  # pending configs cancelled
+    running: int  # running configs cancelled (their workers stop on their next heartbeat)
+
+
+def cancel(
+    bind: Engine | Connection,
+    model_version_id: uuid.UUID,
+    *,
+    hardware_config_ids: Collection[uuid.UUID] | None = None,
+    framework_ids: Collection[uuid.UUID] | None = None,
+) -> CancelReport:
+    """Cancel a version's pending and running configs (optionally only some hardware configs / frameworks).
+
+    Guarantees: one statement; row locks order it with concurrent writes (a config completed or failed just before
+    keeps that outcome: the WHERE is re-checked under the lock); a cancelled config is never claimed again, and its
+    worker can no longer complete, fail or heartbeat it (they are fenced on status 'running'), so no result is
+    recorded for it; its worker learns it from its next heartbeat and stops the run.
+    """
+    clauses = ["model_version_id = :model_version_id", "status IN ('pending', 'running')"]
+    if hardware_config_ids is not None:
+        clauses.append("hardware_config_id = ANY(:hardware_config_ids)")
+    if framework_ids is not None:
+        clauses.append("framework_id = ANY(:framework_ids)")
+    with _transaction(bind) as connection:
+        before = (
+            connection.execute(
+                text(
+                    f"""
+                    WITH target AS MATERIALIZED (
+                        SELECT id, status FROM benchmark_configs WHERE {" AND ".join(clauses)} ORDER BY id FOR UPDATE
+                    )
+                    UPDATE benchmark_configs AS c
+                    SET status = 'cancelled', completed_at = now(), lease_expires_at = NULL, run_after = NULL,
+                        error_message = 'cancelled'
+                    FROM target
+                    WHERE c.id = target.id AND c.status IN ('pending', 'running')
+                    RETURNING target.status
+                    """
+                ),
+                {
+                    "model_version_id": model_version_id,
+                    "hardware_config_ids": list(hardware_config_ids or ()),
+                    "framework_ids": list(framework_ids or ()),
+                },
+            )
+            .scalars()
+            .all()
+        )
+    return CancelReport(pending=before.count("pending"), running=before.count("running"))
+
+
+FINISHED_STATUSES = ("completed", "failed", "cancelled", "skipped")  # skipped: by the adaptive planner
 
 
 @dataclass(frozen=True)
@@ -575,17 +913,17 @@ class Progress:
     finished_in_window: int
     window_minutes: float
     by_tensor_parallel: dict[str, dict[int, dict[str, int]]] = field(default_factory=dict)  # hardware -> TP -> status
+    unlinked_results: int = 0  # measurements kept without a config (their claim was lost): see record_unlinked
     total: int = field(init=False)
     percent_complete: float = field(init=False)
     eta_seconds: float | None = field(init=False)
 
     def __post_init__(self) -> None:
         total = sum(self.by_status.values())
-        skipped = self.by_status.get("skipped", 0)  # skipped by the planner: nothing left to run
-        done = self.by_status.get("completed", 0) + self.by_status.get("failed", 0) + skipped
+        done = sum(self.by_status.get(status, 0) for status in FINISHED_STATUSES)
         remaining = total - done
         rate = self.finished_in_window / (self.window_minutes * 60)
-        to_run = total - skipped
+        to_run = total - self.by_status.get("skipped", 0)  # skipped by the planner: not to run
         object.__setattr__(self, "total", total)
         object.__setattr__(
             self, "percent_complete", 100.0 * self.by_status.get("completed", 0) / to_run if to_run else 0
@@ -607,25 +945,27 @@ class Progress:
                 hardware: {str(tp): counts for tp, counts in degrees.items()}
                 for hardware, degrees in self.by_tensor_parallel.items()
             },
+            "unlinked_results": self.unlinked_results,
         }
 
 
 def progress(
-    engine: Engine,
+    bind: Engine | Connection,
     model_version_id: uuid.UUID | None = None,
     *,
     window_minutes: float = DEFAULT_THROUGHPUT_WINDOW_MINUTES,
 ) -> Progress:
     """Counts by status (per hardware config and per model version), completion % and an ETA from the configs
-    finished (completed or failed for good) in the last ``window_minutes``. Read-only."""
+    finished (completed, failed for good or cancelled) in the last ``window_minutes``, and the unlinked results.
+    Read-only."""
     where = "WHERE c.model_version_id = :model_version_id" if model_version_id is not None else ""
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         rows = connection.execute(
             text(
                 f"""
                 SELECT h.name AS hardware, {VERSION_KEY} AS version_key, c.tensor_parallel, c.status,
                        count(*) AS n,
-                       count(*) FILTER (WHERE c.status IN ('completed', 'failed')
+                       count(*) FILTER (WHERE c.status IN ('completed', 'failed', 'cancelled')
                                           AND c.completed_at > now() - make_interval(secs => :window * 60)) AS recent
                 FROM benchmark_configs c
                 JOIN hardware_configs h ON h.id = c.hardware_config_id
@@ -637,6 +977,11 @@ def progress(
             ),
             {"model_version_id": model_version_id, "window": float(window_minutes)},
         ).all()
+        result_filter = "AND model_version_id = :model_version_id" if model_version_id is not None else ""
+        unlinked = connection.execute(
+            text(f"SELECT count(*) FROM benchmark_results WHERE config_id IS NULL {result_filter}"),
+            {"model_version_id": model_version_id},
+        ).scalar_one()
     by_status: dict[str, int] = {}
     by_hardware: dict[str, dict[str, int]] = {}
     by_version: dict[str, dict[str, int]] = {}
@@ -657,6 +1002,7 @@ def progress(
         finished_in_window=sum(row.recent for row in rows),
         window_minutes=window_minutes,
         by_tensor_parallel={hardware: dict(sorted(by_tp[hardware].items())) for hardware in sorted(by_tp)},
+        unlinked_results=unlinked,
     )
 
 

@@ -1,16 +1,26 @@
-"""The benchmark worker: claim a batch of configs, run each, record the result or the failure, until the queue is dry.
+"""The benchmark worker: claim a batch of configs, run each, record the results or the failures, until none is left.
 
-``run_worker`` is what both ``benchmark-platform worker`` and Dagster ops call. It stops on its ``stop_event`` (the CLI
-sets it on SIGTERM/SIGINT): it starts nothing new, the runner aborts the config in flight (``RunInterrupted``), and
-every unfinished claim goes back to pending without counting an attempt. A background thread heartbeats the leases
-while it works. Database errors (a server restart, a dropped connection) are retried with exponential backoff on
-fresh pooled connections (the engine pre-pings); a result is never dropped silently: if it cannot be recorded the
-summary counts it and the claim's lease expiry hands the config to another worker.
+``run_worker`` is what both ``benchmark-platform worker`` and Dagster ops call. A background thread heartbeats the
+leases; the heartbeat's answer (the claims still held) is also how the worker learns that a config was cancelled or
+taken from it, and it stops that run. Liveness is the heartbeat only: the worker itself stops a run longer than its
+``max_run_seconds`` and fails that attempt saying so. Failed attempts come back after an exponential backoff; the
+worker waits for them (a worker is done only when nothing is claimable, nothing waits for a retry and no expired claim
+is left for its filters: claims rescue expired leases themselves, so a worker killed with ``kill -9`` is recovered by
+the next claim, no reaper needed).
+
+It stops on its ``stop_event`` (the CLI sets it on SIGTERM/SIGINT): it starts nothing new, the runner aborts the config
+in flight (``RunInterrupted``), results already measured are recorded, and every unfinished claim goes back to
+pending without counting anything. Results of fast runs are recorded a batch at a time (one statement) at most
+``RECORD_EVERY_SECONDS`` after they finish; a slow run's result is recorded as soon as it ends. Database errors (a
+server restart, a dropped connection) are retried with exponential backoff on fresh pooled connections; when the
+database stays away longer than the retry budget, finished results go to the local spool (``spool``) and are recorded
+by the next worker started with the same platform home, so a measured result is never dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -19,17 +29,19 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from benchmark_platform import queue
+from benchmark_platform import queue, spool
 from benchmark_platform.manifests import version_key
 from benchmark_platform.runners import (
     FrameworkFacts,
     HardwareFacts,
+    Measurement,
     ModelFacts,
     RunInterrupted,
     RunnerError,
@@ -45,6 +57,10 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_RESULTS_LOST = 3
+
+MAX_HEARTBEAT_SECONDS = 30.0
+RECORD_EVERY_SECONDS = 1.0  # results of fast runs wait at most this long to be recorded together
+MAX_IDLE_WAIT_SECONDS = 5.0  # while only retries in backoff are left, look again at least this often
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -64,6 +80,13 @@ class WorkerOptions(BaseModel):
     lease_seconds: float = Field(default=queue.DEFAULT_LEASE_SECONDS, ge=1)
     heartbeat_seconds: float | None = Field(default=None, gt=0, description="default: a third of the lease")
     max_attempts: int = Field(default=queue.DEFAULT_MAX_ATTEMPTS, ge=1)
+    max_preemptions: int = Field(default=queue.DEFAULT_MAX_PREEMPTIONS, ge=1)
+    retry_base_seconds: float = Field(default=queue.DEFAULT_RETRY_BASE_SECONDS, ge=0, le=86_400)
+    retry_max_seconds: float = Field(default=queue.DEFAULT_RETRY_MAX_SECONDS, ge=0, le=86_400)
+    max_run_seconds: float = Field(
+        default=queue.DEFAULT_MAX_RUN_SECONDS, gt=0, le=7 * 86_400, description="a run longer than this is stopped"
+    )
+    spool_dir: Path | None = Field(default=None, description="default: the platform home's spool folder")
     runner: str = "simulated"
     runner_options: dict[str, Any] = Field(default_factory=dict)
     max_configs: int | None = Field(default=None, ge=1)
@@ -86,6 +109,13 @@ class WorkerOptions(BaseModel):
             raise ValueError("heartbeat_seconds must be shorter than lease_seconds, or every lease expires")
         return self
 
+    def heartbeat_interval(self) -> float:
+        """A third of the lease (two beats may fail before it expires), at most ``MAX_HEARTBEAT_SECONDS`` so that a
+        cancellation reaches the worker quickly."""
+        if self.heartbeat_seconds is not None:
+            return self.heartbeat_seconds
+        return min(self.lease_seconds / 3, MAX_HEARTBEAT_SECONDS)
+
 
 @dataclass
 class WorkerSummary:
@@ -95,7 +125,11 @@ class WorkerSummary:
     failed_for_good: int = 0
     released: int = 0
     lost_claims: int = 0  # claims taken back (lease expired) before this worker could record them
-    unrecorded_results: int = 0  # results the database never accepted (it stayed unreachable)
+    cancelled: int = 0  # configs cancelled while this worker held them (runs stopped, results not recorded)
+    timed_out: int = 0  # runs stopped at max_run_seconds (each a failed attempt)
+    spooled_results: int = 0  # results written to the local spool (the database stayed unreachable)
+    recorded_from_spool: int = 0  # spooled results (of this or an earlier worker) recorded at start
+    unlinked_from_spool: int = 0  # spooled results kept as unlinked results: their claim had been lost
     database_retries: int = 0
     stopped: bool = False
     reached_max: bool = False
@@ -107,7 +141,7 @@ class WorkerSummary:
     def exit_code(self) -> int:
         if self.error is not None:
             return EXIT_FAILURE
-        if self.unrecorded_results or self.lost_claims:
+        if self.lost_claims:
             return EXIT_RESULTS_LOST
         return EXIT_OK
 
@@ -118,8 +152,10 @@ class WorkerSummary:
             ending = "stopped" if self.stopped else "max configs reached" if self.reached_max else "queue drained"
         return (
             f"worker {self.worker_id}: {self.completed} completed, {self.failed_attempts} failed attempts "
-            f"({self.failed_for_good} failed for good), {self.released} released, {self.lost_claims} lost claims, "
-            f"{self.unrecorded_results} unrecorded, {self.database_retries} database retries, "
+            f"({self.failed_for_good} failed for good, {self.timed_out} over the maximum run time), "
+            f"{self.released} released, {self.lost_claims} lost claims, {self.cancelled} cancelled, "
+            f"{self.spooled_results} spooled, {self.recorded_from_spool + self.unlinked_from_spool} recorded from "
+            f"the spool ({self.unlinked_from_spool} unlinked), {self.database_retries} database retries, "
             f"{self.framework_switches} framework switches in {self.elapsed_seconds:.1f} s ({ending})"
         )
 
@@ -136,16 +172,39 @@ def _is_transient(error: BaseException) -> bool:
 
 
 class _Database:
-    """Runs one queue call at a time, retrying transient errors with capped exponential backoff and jitter. Once the
-    worker is told to stop, a call gets at most ``STOP_RETRY_SECONDS`` more, so that a stop is quick even while the
-    database is away (unreleased claims then come back through their lease)."""
+    """Runs one queue call at a time on the worker's own connection, retrying transient errors with capped
+    exponential backoff and jitter. Once the worker is told to stop, a call gets at most ``STOP_RETRY_SECONDS`` more,
+    so that a stop is quick even while the database is away (unreleased claims then come back through their lease).
+
+    The connection stays checked out in autocommit mode: every queue statement is its own transaction and costs one
+    round trip (no pool checkout, pre-ping or separate COMMIT). After a transient error it is dropped and the next
+    attempt opens a fresh one."""
 
     STOP_RETRY_SECONDS = 5.0
 
-    def __init__(self, summary: WorkerSummary, retry_seconds: float, stop: threading.Event) -> None:
+    def __init__(self, engine: Engine, summary: WorkerSummary, retry_seconds: float, stop: threading.Event) -> None:
+        self.engine = engine
         self.summary = summary
         self.retry_seconds = retry_seconds
         self.stop = stop
+        self._connection: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._connection is None:
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            # Claims, releases and reads need not wait for the WAL flush (see queue.DURABLE_COMMIT): a claim lost in a
+            # server crash is claimed again, its result fenced out. Results and failures still wait for it.
+            connection.exec_driver_sql("SET synchronous_commit = off")
+            self._connection = connection
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except DBAPIError:
+                pass  # already broken: the pool discards it
+            self._connection = None
 
     def call(self, action: Callable[[], T], *, retry_seconds: float | None = None) -> T:
         budget = self.retry_seconds if retry_seconds is None else retry_seconds
@@ -158,6 +217,7 @@ class _Database:
             except DBAPIError as error:
                 if not _is_transient(error):
                     raise
+                self.close()
                 if self.stop.is_set() and stop_deadline is None:
                     stop_deadline = time.monotonic() + self.STOP_RETRY_SECONDS
                     deadline = min(deadline, stop_deadline)
@@ -169,18 +229,46 @@ class _Database:
                 delay = min(delay * 2, 5.0)
 
 
-class _Heartbeat(threading.Thread):
-    """Extends this worker's leases every ``interval`` seconds until stopped; after an error the next beat retries."""
+class _Leases:
+    """The claims this worker holds and those taken from it, as its heartbeats see them (shared with the loop)."""
 
-    def __init__(self, engine: Engine, worker_id: str, lease_seconds: float, interval: float) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.held: set[uuid.UUID] = set()
+        self.taken: set[uuid.UUID] = set()
+
+    def add(self, ids: list[uuid.UUID]) -> None:
+        with self._lock:
+            self.held.update(ids)
+
+    def drop(self, ids: list[uuid.UUID]) -> None:
+        with self._lock:
+            self.held.difference_update(ids)
+
+    def beat(self, extend: Callable[[], set[uuid.UUID]]) -> None:
+        """Extend the leases; a claim held before the beat and missing from its answer was taken (cancelled, or
+        rescued after its lease expired). Claims added during the beat are not judged by it."""
+        with self._lock:
+            before = set(self.held)
+        alive = extend()
+        with self._lock:
+            self.taken |= (before & self.held) - alive
+
+
+class _Heartbeat(threading.Thread):
+    """Extends this worker's leases every ``interval`` seconds until stopped; after any error the next beat retries
+    (the thread never dies while the worker runs)."""
+
+    def __init__(self, engine: Engine, worker_id: str, leases: _Leases, lease_seconds: float, interval: float) -> None:
         super().__init__(name=f"heartbeat-{worker_id}", daemon=True)
         self.engine, self.worker_id, self.lease_seconds, self.interval = engine, worker_id, lease_seconds, interval
+        self.leases = leases
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
             try:
-                queue.heartbeat(self.engine, self.worker_id, lease_seconds=self.lease_seconds)
+                self.leases.beat(lambda: queue.heartbeat(self.engine, self.worker_id, lease_seconds=self.lease_seconds))
             except DBAPIError as error:
                 log.warning("heartbeat failed (will retry): %s", error.orig)
             except Exception:  # any other error must not end the beats silently while the worker goes on
@@ -291,6 +379,7 @@ def _load_facts(
             measure_accuracy=characteristics.get("measure_accuracy", False),
             sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
             sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
+            dataset=characteristics.get("dataset", "synthetic-fixed"),
         ),
     )
 
@@ -334,6 +423,15 @@ def resolve_hardware(connection: Connection, name: str) -> uuid.UUID:
     return found
 
 
+def resolve_framework(connection: Connection, name: str) -> uuid.UUID:
+    """The id of the inference framework called ``name``; LookupError listing the known names otherwise."""
+    found = connection.execute(text("SELECT id FROM inference_frameworks WHERE name = :name"), {"name": name}).scalar()
+    if found is None:
+        known = connection.execute(text("SELECT name FROM inference_frameworks ORDER BY name")).scalars().all()
+        raise LookupError(f"unknown framework {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
+    return found
+
+
 # ---------------------------------------------------------------------------------------------------- the loop
 
 
@@ -343,14 +441,35 @@ class _Worker:
         self.options = options
         self.summary = summary
         self.stop = stop
-        self.db = _Database(summary, options.db_retry_seconds, stop)
+        self.db = _Database(engine, summary, options.db_retry_seconds, stop)
+        self.leases = _Leases()
         self.facts: dict[tuple[Any, ...], _Facts] = {}
         self.loaded_framework_id: uuid.UUID | None = None
         self.hardware_config_id: uuid.UUID | None = None
+        self.spool_dir = options.spool_dir or spool.default_directory()
+        self.finished: list[tuple[queue.Claim, Measurement]] = []  # measured, not yet recorded
+        self.spooled: list[uuid.UUID] = []  # configs whose result went to the spool: their claims stay held
+        self.first_finished_at = 0.0
+        self.running: uuid.UUID | None = None  # the config whose run is in flight
+        self.run_deadline = math.inf
 
     @property
     def worker_id(self) -> str:
         return self.summary.worker_id
+
+    def should_stop(self) -> bool:
+        """What the runner polls: stop the run in flight on a stop request, when its config was taken from this
+        worker (cancelled, lease lost) or once it ran for ``max_run_seconds``."""
+        return (
+            self.stop.is_set()
+            or (self.running is not None and self.running in self.leases.taken)
+            or time.monotonic() > self.run_deadline
+        )
+
+    def record_spool(self) -> None:
+        report = self.db.call(lambda: spool.record(self.engine, self.spool_dir))
+        self.summary.recorded_from_spool += report.recorded
+        self.summary.unlinked_from_spool += report.unlinked
 
     def run(self, runner: Any) -> None:
         processed = 0
@@ -363,33 +482,48 @@ class _Worker:
                     return
             batch = self.db.call(self._claim(wanted))
             if not batch:
-                if self.db.call(self._count_claimable) == 0:
+                if not self._wait_for_work():
                     return
-                # Pending rows exist but were locked by a concurrent claim: they are about to be running; look again.
-                self.stop.wait(random.uniform(0.02, 0.1))
                 continue
+            self.leases.add([held.id for held in batch])
             for position, held in enumerate(batch):
                 if self.stop.is_set() or not self._run_one(runner, held):
+                    self.record_finished()
                     self._release(batch[position:])
                     return
                 processed += 1
+            self.record_finished()
             if self.options.between_batches is not None and not self.stop.is_set():
                 self.db.call(self.options.between_batches)
 
+    def _wait_for_work(self) -> bool:
+        """After an empty claim: False when this worker is done; else wait a moment (rows locked by a concurrent
+        claim, or retries in backoff) and True."""
+        left = self.db.call(
+            lambda: queue.outstanding(
+                self.db.connection(),
+                hardware_config_id=self.hardware_config_id,
+                model_version_id=self.options.model_version_id,
+            )
+        )
+        if left.drained:
+            return False
+        if left.due:  # locked by a concurrent claim (about to be running), or expired and rescued by the next claim
+            self.stop.wait(random.uniform(0.02, 0.1))
+        else:  # only retries in backoff: wait until the first is due
+            self.stop.wait(min(max(left.next_due_seconds or 0.0, 0.01), MAX_IDLE_WAIT_SECONDS))
+        return True
+
     def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
         return lambda: queue.claim(
-            self.engine,
+            self.db.connection(),
             self.worker_id,
             limit=limit,
             lease_seconds=self.options.lease_seconds,
             hardware_config_id=self.hardware_config_id,
             model_version_id=self.options.model_version_id,
             preferred_framework_id=self.loaded_framework_id,
-        )
-
-    def _count_claimable(self) -> int:
-        return queue.count_claimable(
-            self.engine, hardware_config_id=self.hardware_config_id, model_version_id=self.options.model_version_id
+            max_preemptions=self.options.max_preemptions,
         )
 
     def _spec(self, held: queue.Claim) -> RunSpec:
@@ -401,15 +535,34 @@ class _Worker:
         return _spec_from_facts(facts, held)
 
     def _run_one(self, runner: Any, held: queue.Claim) -> bool:
-        """Run one claimed config and record the outcome; False when interrupted (the claim is still held)."""
+        """Run one claimed config and keep or record the outcome; False when stopped (the claim is still held)."""
+        if held.id in self.leases.taken:  # cancelled (or lost) while it waited in the batch: never started
+            self._taken_from_us([held])
+            return True
         try:
             spec = self.db.call(lambda: self._spec(held))
             if self.loaded_framework_id not in (None, held.framework_id):
                 self.summary.framework_switches += 1
             self.loaded_framework_id = held.framework_id
-            measurement = runner.run(spec)
+            deadline = time.monotonic() + self.options.max_run_seconds
+            self.running, self.run_deadline = held.id, deadline
+            try:
+                measurement = runner.run(spec)
+            finally:
+                self.running, self.run_deadline = None, math.inf
         except RunInterrupted:
-            return False
+            if held.id in self.leases.taken and not self.stop.is_set():
+                self._taken_from_us([held])
+                return True
+            if self.stop.is_set() or time.monotonic() <= deadline:
+                return False  # asked to stop (or the runner stopped by itself): the claim goes back, nothing counted
+            self.summary.timed_out += 1
+            self._record_failure(
+                held,
+                f"ran longer than the maximum run time of {self.options.max_run_seconds:g} s: stopped by worker "
+                f"{self.worker_id}",
+            )
+            return True
         except (RunnerError, LookupError, ValueError) as error:
             self._record_failure(held, f"{type(error).__name__}: {error}")
             return True
@@ -417,24 +570,62 @@ class _Worker:
             log.exception("runner crashed on config %s", held.id)
             self._record_failure(held, f"runner crashed: {type(error).__name__}: {error}")
             return True
-        try:
-            recorded = self.db.call(lambda: queue.complete(self.engine, held, self.worker_id, measurement))
-        except DatabaseUnavailable:
-            self.summary.unrecorded_results += 1
-            raise
-        if recorded:
-            self.summary.completed += 1
-        else:
-            self.summary.lost_claims += 1
-            log.warning("claim on config %s was lost (lease expired); its result was discarded", held.id)
+        if not self.finished:
+            self.first_finished_at = time.monotonic()
+        self.finished.append((held, measurement))
+        if time.monotonic() - self.first_finished_at >= RECORD_EVERY_SECONDS:
+            self.record_finished()
         return True
+
+    def record_finished(self) -> None:
+        """Record the measured results in one statement. If the database stays away past the retry budget they stay
+        in ``finished`` (``run_worker`` spools them) and DatabaseUnavailable propagates."""
+        if not self.finished:
+            return
+        finished = list(self.finished)
+        recorded = self.db.call(lambda: queue.complete_batch(self.db.connection(), self.worker_id, finished))
+        self.finished.clear()
+        self.summary.completed += len(recorded)
+        self.leases.drop([held.id for held, _ in finished])
+        lost = [held for held, _ in finished if held.id not in recorded]
+        if lost:
+            self._taken_from_us(lost)
+
+    def spool_finished(self) -> None:
+        """Write the results the database would not take to the local spool (recorded by a later worker)."""
+        for held, measurement in self.finished:
+            path = spool.write(self.spool_dir, self.worker_id, held, measurement)
+            self.spooled.append(held.id)
+            log.warning("database unreachable: result of config %s spooled to %s", held.id, path)
+        self.summary.spooled_results += len(self.finished)
+        self.finished.clear()
+
+    def _taken_from_us(self, configs: list[queue.Claim]) -> None:
+        """Claims this worker no longer holds: cancelled ones are counted as such, the others as lost claims."""
+        ids = [held.id for held in configs]
+        self.leases.drop(ids)
+        statuses = self.db.call(lambda: queue.statuses(self.db.connection(), ids))
+        cancelled = sum(statuses.get(config_id) == "cancelled" for config_id in ids)
+        self.summary.cancelled += cancelled
+        self.summary.lost_claims += len(ids) - cancelled
+        if len(ids) > cancelled:
+            log.warning("%d claims were taken from this worker (lease expired); their results are discarded", len(ids))
 
     def _record_failure(self, held: queue.Claim, message: str) -> None:
         outcome = self.db.call(
-            lambda: queue.fail(self.engine, held, self.worker_id, message, max_attempts=self.options.max_attempts)
+            lambda: queue.fail(
+                self.db.connection(),
+                held,
+                self.worker_id,
+                message,
+                max_attempts=self.options.max_attempts,
+                retry_base_seconds=self.options.retry_base_seconds,
+                retry_max_seconds=self.options.retry_max_seconds,
+            )
         )
+        self.leases.drop([held.id])
         if outcome is None:
-            self.summary.lost_claims += 1
+            self._taken_from_us([held])
             return
         self.summary.failed_attempts += 1
         if outcome.status == "failed":
@@ -442,14 +633,19 @@ class _Worker:
 
     def _release(self, unfinished: list[queue.Claim]) -> None:
         if unfinished:
-            self.summary.released += self.db.call(
-                lambda: queue.release(self.engine, self.worker_id, [held.id for held in unfinished])
-            )
+            ids = [held.id for held in unfinished]
+            self.summary.released += self.db.call(lambda: queue.release(self.db.connection(), self.worker_id, ids))
+            self.leases.drop(ids)
 
 
-def run_worker(engine: Engine, options: WorkerOptions) -> WorkerSummary:
+RunnerFactory = Callable[[Callable[[], bool]], Any]
+
+
+def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: RunnerFactory | None = None) -> WorkerSummary:
     """Work the queue until it is drained for this worker, ``max_configs`` are done, or ``stop_event`` is set.
 
+    Results spooled by an earlier worker with the same platform home are recorded first. ``runner_factory`` (given
+    the ``should_stop`` callable) replaces the runner named in the options, for runners defined elsewhere.
     Never raises for database trouble or runner failures: the summary says what happened (``exit_code``, ``error``).
     Bad options (unknown hardware or runner) raise LookupError/ValueError before anything is claimed.
     """
@@ -459,23 +655,36 @@ def run_worker(engine: Engine, options: WorkerOptions) -> WorkerSummary:
     worker = _Worker(engine, options, summary, stop)
     if options.hardware is not None:
         worker.hardware_config_id = worker.db.call(lambda: _resolve_hardware_id(engine, options.hardware))
-    runner = get_runner(options.runner, should_stop=stop.is_set, **options.runner_options)
+    if runner_factory is not None:
+        runner = runner_factory(worker.should_stop)
+    else:
+        runner = get_runner(options.runner, should_stop=worker.should_stop, **options.runner_options)
     heartbeat = _Heartbeat(
-        engine, summary.worker_id, options.lease_seconds, options.heartbeat_seconds or options.lease_seconds / 3
+        engine, summary.worker_id, worker.leases, options.lease_seconds, options.heartbeat_interval()
     )
     heartbeat.start()
     try:
+        worker.record_spool()
         worker.run(runner)
     except DatabaseUnavailable as error:
         summary.error = str(error)
     finally:
+        try:
+            worker.record_finished()  # results measured before an error elsewhere (a no-op after a clean run)
+        except (DatabaseUnavailable, DBAPIError) as error:
+            summary.error = summary.error or str(error)
+        if worker.finished:
+            worker.spool_finished()
         heartbeat.done.set()
         heartbeat.join()
         try:
             # Anything still held (a stop, or an error mid-batch) goes back now rather than after its lease.
-            summary.released += worker.db.call(lambda: queue.release(engine, summary.worker_id), retry_seconds=10)
+            summary.released += worker.db.call(
+                lambda: queue.release(engine, summary.worker_id, keep=worker.spooled), retry_seconds=10
+            )
         except (DatabaseUnavailable, DBAPIError) as error:
             log.warning("could not release claims (their leases will expire): %s", error)
+        worker.db.close()
         runner.close()
         summary.stopped = stop.is_set()
         summary.elapsed_seconds = time.monotonic() - started

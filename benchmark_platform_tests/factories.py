@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -329,3 +332,23 @@ def render_step_job(
         env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": "benchmark"}],
     )
     return kubernetes.client.ApiClient().sanitize_for_serialization(job)
+
+
+@contextmanager
+def emulator_process(*flags: str) -> Iterator[str]:
+    """`emulate-server` in its own process (own GIL), so its timing does not depend on the client's load; yields
+    its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from benchmark_platform.cli import main; main()", "emulate-server", "--port", "0"]
+        + list(flags),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("emulator listening on"), line
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

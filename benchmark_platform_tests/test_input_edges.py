@@ -21,7 +21,7 @@ from benchmark_platform.cli import main
 from benchmark_platform.manifests import EXAMPLE_MANIFESTS_DIR, ManifestError, load_manifest
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.safe_yaml import MAX_YAML_BYTES, YamlInputError, load_yaml_text
-from benchmark_platform.worker import _Heartbeat
+from benchmark_platform.worker import _Heartbeat, _Leases
 from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
 
 LLAMA_8B = (EXAMPLE_MANIFESTS_DIR / "llama-3.1-8b.yaml").read_text()
@@ -174,7 +174,10 @@ BAD_ARGUMENTS = [
     (["recommend", "--use-case", "chatbot", "--max-ttft-p90-ms", "nan"], "--max-ttft-p90-ms"),
     (["recommend", "--use-case", "chatbot", "--max-cost-per-mtok", "inf"], "--max-cost-per-mtok"),
     (["recommend", "--use-case", "chatbot", "--top", "1e3"], "--top"),
-    (["reap-stale", "--timeout-minutes", "inf"], "--timeout-minutes"),
+    (["reap-stale", "--max-preemptions", "true"], "--max-preemptions"),
+    (["worker", "--model-version", DEFAULT_VERSION_KEY, "--max-run-minutes", "inf"], "--max-run-minutes"),
+    (["worker", "--model-version", DEFAULT_VERSION_KEY, "--retry-base-seconds", "nan"], "--retry-base-seconds"),
+    (["cancel", DEFAULT_VERSION_KEY, "--hardware", "tpu-v9"], "unknown hardware 'tpu-v9'"),
     (["progress", DEFAULT_VERSION_KEY, "--window-minutes", "nan"], "--window-minutes"),
     (["populate-matrix", "llama\x00"], "argument 2 contains a NUL character"),
     (["progress", "llama-3.1-8b@\udcff"], "argument 2 is not valid UTF-8"),
@@ -216,7 +219,7 @@ def test_report_still_replaces_a_regular_file(seeded, tmp_path: Path) -> None:
 
 def test_the_heartbeat_thread_survives_an_error_that_is_not_the_databases(seeded, caplog) -> None:
     caplog.set_level(logging.ERROR, logger="benchmark_platform.worker")
-    beat = _Heartbeat(seeded, "worker-x", lease_seconds="not a number", interval=0.01)  # type: ignore[arg-type]
+    beat = _Heartbeat(seeded, "worker-x", _Leases(), lease_seconds="not a number", interval=0.01)  # type: ignore[arg-type]
     beat.start()
     try:
         time.sleep(0.2)

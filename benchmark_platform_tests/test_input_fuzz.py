@@ -107,7 +107,7 @@ COMMANDS = {
     "worker-hardware": (["worker", "--model-version", DEFAULT_VERSION_KEY, "--hardware"], ["--max-configs", "1"]),
     "progress-window": (["progress", DEFAULT_VERSION_KEY, "--window-minutes"], []),
     "progress-version": (["progress"], []),
-    "reap-timeout": (["reap-stale", "--timeout-minutes"], []),
+    "reap-preemptions": (["reap-stale", "--max-preemptions"], []),
     "recommend-ttft": (["recommend", "--use-case", "chatbot", "--max-ttft-p90-ms"], []),
     "recommend-top": (["recommend", "--use-case", "chatbot", "--top"], []),
     "recommend-use-case": (["recommend", "--use-case"], []),

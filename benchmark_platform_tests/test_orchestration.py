@@ -102,6 +102,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
         "no_duplicate_configs": True,
         "one_result_per_completed_config": True,
         "result_sanity": True,
+        "flagged_results_per_version": True,
     }
     rankings = dagster_instance.get_latest_materialization_event(dg.AssetKey("model_rankings"))
     assert "chatbot" in rankings.asset_materialization.metadata["top_configurations"].value
@@ -197,7 +198,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     _one_result_per_completed_config(engine)
     with engine.connect() as conn:
         kept = set(conn.execute(text("SELECT id FROM benchmark_results")).scalars())
-        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE retry_count = 1")).scalar_one()
+        retried = conn.execute(text("SELECT count(*) FROM benchmark_configs WHERE preemption_count = 1")).scalar_one()
     assert first_results <= kept, "completed configs are never re-run"
     assert retried == before["running"]
 

@@ -147,7 +147,7 @@ def test_concurrent_claims_never_share_a_config(engine, small_queue):
     """The first claim's transaction stays open (its rows locked, its update not yet visible) while a second worker
     claims: SKIP LOCKED passes over the locked rows at once instead of waiting for them or taking them too."""
     sql = queue.claim_sql(hardware_config_id=None, model_version_id=None, preferred_framework=False)
-    params = {"limit": 50, "worker_id": "w1", "lease_seconds": 60.0}
+    params = {"limit": 50, "worker_id": "w1", "lease_seconds": 60.0, "max_preemptions": 5, "rescue_limit": 100}
     second: list[queue.Claim] = []
     with engine.connect() as holding:
         first = holding.execute(text(sql), params).all()
@@ -189,9 +189,9 @@ def test_claim_prefers_the_framework_already_loaded(engine, small_queue):
     assert [c.framework_id == sglang for c in mixed] == [True] * 3 + [False] * 7
 
 
-def test_count_claimable_sees_pending_rows_only(engine, small_queue):
+def test_outstanding_counts_what_is_left_locked_or_not(engine, small_queue):
     queue.claim(engine, "w1", limit=7)
-    assert queue.count_claimable(engine) == small_queue.created - 7
+    assert queue.outstanding(engine) == queue.Outstanding(due=small_queue.created - 7, waiting=0, next_due_seconds=None)
 
 
 # ------------------------------------------------------------------------------------------------ heartbeat, complete
@@ -200,7 +200,7 @@ def test_count_claimable_sees_pending_rows_only(engine, small_queue):
 def test_heartbeat_extends_only_unexpired_leases_of_the_worker(engine, small_queue):
     queue.claim(engine, "w1", limit=4, lease_seconds=5)
     queue.claim(engine, "w2", limit=2, lease_seconds=5)
-    assert queue.heartbeat(engine, "w1", lease_seconds=600) == 4
+    assert len(queue.heartbeat(engine, "w1", lease_seconds=600)) == 4
     with engine.connect() as connection:
         leases = dict(
             connection.execute(
@@ -212,7 +212,7 @@ def test_heartbeat_extends_only_unexpired_leases_of_the_worker(engine, small_que
         )
     assert leases["w1"] > 590 and leases["w2"] <= 5
     _expire_leases(engine, "w2")
-    assert queue.heartbeat(engine, "w2") == 0
+    assert queue.heartbeat(engine, "w2") == set()
 
 
 def test_complete_records_one_result_and_marks_the_config_completed(engine, small_queue):
@@ -278,16 +278,17 @@ def test_the_unique_index_refuses_a_second_result_for_a_config(engine, small_que
 
 
 def test_fail_retries_until_max_attempts_then_fails_for_good(engine, small_queue):
+    no_backoff = {"max_attempts": 3, "retry_base_seconds": 0}
     first = queue.claim(engine, "w1", limit=1)[0]
     _put_first(engine, first.id)
-    assert queue.fail(engine, first, "w1", "boom 1", max_attempts=3) == queue.FailOutcome("pending", 1)
+    assert queue.fail(engine, first, "w1", "boom 1", **no_backoff) == queue.FailOutcome("pending", 1)
     row = _config(engine, first.id)
     assert (row.status, row.claimed_by, row.error_message, row.retry_count) == ("pending", None, "boom 1", 1)
     second = queue.claim(engine, "w2", limit=1)[0]
     assert second.id == first.id
-    assert queue.fail(engine, second, "w2", "boom 2", max_attempts=3) == queue.FailOutcome("pending", 2)
+    assert queue.fail(engine, second, "w2", "boom 2", **no_backoff) == queue.FailOutcome("pending", 2)
     third = queue.claim(engine, "w3", limit=1)[0]
-    assert queue.fail(engine, third, "w3", "x" * 5000, max_attempts=3) == queue.FailOutcome("failed", 3)
+    assert queue.fail(engine, third, "w3", "x" * 5000, **no_backoff) == queue.FailOutcome("failed", 3)
     row = _config(engine, first.id)
     assert (row.status, row.retry_count, len(row.error_message)) == ("failed", 3, 1000)
     assert row.completed_at is not None
@@ -313,32 +314,115 @@ def test_release_returns_claims_without_counting_an_attempt(engine, small_queue)
     assert status_counts(engine)["running"] == 2  # w2 keeps its own
 
 
-def test_reap_takes_back_expired_leases_and_fails_past_the_limit(engine, small_queue):
+def test_a_failed_attempt_waits_out_an_exponential_backoff_with_jitter(engine, version_id, small_queue):
+    held = queue.claim(engine, "w1", limit=1)[0]
+    _put_first(engine, held.id)
+    assert queue.fail(engine, held, "w1", "flaky", retry_base_seconds=60, retry_max_seconds=3600).status == "pending"
+    with engine.connect() as connection:
+        delay = connection.execute(
+            text("SELECT extract(epoch FROM run_after - now()) FROM benchmark_configs WHERE id = :id"), {"id": held.id}
+        ).scalar_one()
+    assert 29 < delay <= 60  # attempt 1: 60 s × [0.5, 1)
+    assert held.id not in {c.id for c in queue.claim(engine, "w2", limit=1000)}  # not due: skipped
+    left = queue.outstanding(engine, model_version_id=version_id)
+    assert (left.due, left.waiting, left.drained) == (0, 1, False) and 29 < left.next_due_seconds <= 60
+    with engine.begin() as connection:  # time passes
+        connection.execute(
+            text("UPDATE benchmark_configs SET run_after = now() - interval '1 second' WHERE id = :id"), {"id": held.id}
+        )
+    again = queue.claim(engine, "w3", limit=1)[0]
+    assert again.id == held.id
+    queue.fail(engine, again, "w3", "flaky", retry_base_seconds=60, retry_max_seconds=90)
+    with engine.connect() as connection:
+        delay = connection.execute(
+            text("SELECT extract(epoch FROM run_after - now()) FROM benchmark_configs WHERE id = :id"), {"id": held.id}
+        ).scalar_one()
+    assert 44 < delay <= 90  # attempt 2: min(90, 120) × [0.5, 1)
+
+
+def test_reap_takes_back_expired_leases_as_preemptions_and_fails_past_their_limit(engine, small_queue):
     held = queue.claim(engine, "w1", limit=3)
     queue.claim(engine, "alive", limit=2)
     with engine.begin() as connection:
-        connection.execute(text("UPDATE benchmark_configs SET retry_count = 2 WHERE id = :id"), {"id": held[0].id})
+        connection.execute(text("UPDATE benchmark_configs SET preemption_count = 2 WHERE id = :id"), {"id": held[0].id})
     _expire_leases(engine, "w1")
-    assert queue.reap(engine, max_attempts=3) == queue.ReapReport(returned_to_pending=2, failed=1)
-    assert queue.reap(engine, max_attempts=3) == queue.ReapReport(0, 0)
+    assert queue.reap(engine, max_preemptions=3) == queue.ReapReport(returned_to_pending=2, failed=1)
+    assert queue.reap(engine, max_preemptions=3) == queue.ReapReport(0, 0)
     failed = _config(engine, held[0].id)
-    assert failed.status == "failed" and failed.retry_count == 3
-    assert "lease of worker w1 expired" in failed.error_message and "attempt 3 of 3" in failed.error_message
-    assert {(r.status, r.retry_count, r.claimed_by) for r in (_config(engine, c.id) for c in held[1:])} == {
-        ("pending", 1, None)
+    assert (failed.status, failed.preemption_count, failed.retry_count) == ("failed", 3, 0)
+    assert "lease of worker w1 expired" in failed.error_message and "preemption 3 of 3" in failed.error_message
+    rows = [_config(engine, c.id) for c in held[1:]]
+    assert {(r.status, r.preemption_count, r.retry_count, r.claimed_by, r.run_after) for r in rows} == {
+        ("pending", 1, 0, None, None)  # a preemption spends no failed attempt and is due at once
     }
     assert status_counts(engine)["running"] == 2
 
 
-def test_reap_also_takes_back_claims_running_past_the_timeout(engine, small_queue):
-    held = queue.claim(engine, "w1", limit=2, lease_seconds=3600)
-    with engine.begin() as connection:
+def test_a_live_claim_is_never_reaped_however_long_it_runs(engine, small_queue):
+    held = queue.claim(engine, "w1", limit=2, lease_seconds=60)
+    with engine.begin() as connection:  # claimed three hours ago (past the old 120-minute rule), still heartbeating
+        connection.execute(text("UPDATE benchmark_configs SET started_at = now() - interval '3 hours'"))
+    assert queue.reap(engine) == queue.ReapReport(returned_to_pending=0, failed=0)
+    assert queue.claim(engine, "w2", limit=1000) and status_counts(engine)["running"] > 2
+    assert {_config(engine, c.id).claimed_by for c in held} == {"w1"}
+
+
+def test_a_claim_rescues_expired_leases_of_its_pool_itself(engine, version_id, small_queue):
+    pool = hardware_id(engine, "aws-l4-x1")
+    other_pool = hardware_id(engine, "gcp-l4-x1")
+    dead = queue.claim(engine, "dead", limit=3, hardware_config_id=pool)
+    dead_elsewhere = queue.claim(engine, "dead", limit=2, hardware_config_id=other_pool)
+    _expire_leases(engine, "dead")
+    left = queue.outstanding(engine, hardware_config_id=pool)
+    assert left.due == small_queue.created // 2  # pending of the pool (minus the 3) + the 3 expired claims
+    with engine.begin() as connection:  # the dead worker's configs come first by priority
         connection.execute(
-            text("UPDATE benchmark_configs SET started_at = now() - interval '3 hours' WHERE id = :id"),
-            {"id": held[0].id},
+            text("UPDATE benchmark_configs SET priority = 1 WHERE id = ANY(:ids)"), {"ids": [c.id for c in dead]}
         )
-    assert queue.reap(engine, timeout_minutes=120) == queue.ReapReport(returned_to_pending=1, failed=0)
-    assert _config(engine, held[1].id).status == "running"
+    first = queue.claim(engine, "rescuer", limit=3, hardware_config_id=pool)  # rescues them as it claims others
+    assert not {c.id for c in first} & {c.id for c in dead}
+    rows = [_config(engine, c.id) for c in dead]
+    assert {(r.status, r.preemption_count, r.retry_count, r.claimed_by) for r in rows} == {("pending", 1, 0, None)}
+    rescuer = queue.claim(engine, "rescuer", limit=3, hardware_config_id=pool)  # the next claim takes them
+    assert {c.id for c in rescuer} == {c.id for c in dead}
+    assert not queue.complete(engine, dead[0], "dead", _measurement())  # the old token is fenced out
+    assert {_config(engine, c.id).status for c in dead_elsewhere} == {"running"}  # another pool: not this claim's
+
+
+def test_complete_batch_records_a_batch_in_one_statement_fenced_per_config(engine, small_queue):
+    held = queue.claim(engine, "w1", limit=4)
+    with engine.begin() as connection:  # the third claim was lost meanwhile (rescued and claimed again)
+        connection.execute(
+            text("UPDATE benchmark_configs SET claimed_by = 'w2', started_at = now() WHERE id = :id"),
+            {"id": held[2].id},
+        )
+    finished = [(c, _measurement(throughput_tokens_sec=100.0 + i)) for i, c in enumerate(held)]
+    recorded = queue.complete_batch(engine, "w1", finished)
+    assert recorded == {held[0].id, held[1].id, held[3].id}
+    assert [_results(engine, c.id)[0].throughput_tokens_sec for c in (held[0], held[1], held[3])] == [
+        100.0,
+        101.0,
+        103.0,
+    ]
+    assert _results(engine, held[2].id) == [] and _config(engine, held[2].id).status == "running"
+    assert queue.complete_batch(engine, "w1", finished) == recorded  # a replay: recognised, nothing added
+    assert sum(len(_results(engine, c.id)) for c in held) == 3
+
+
+def test_cancel_stops_pending_and_running_configs_and_fences_their_workers(engine, version_id, small_queue):
+    pool = hardware_id(engine, "aws-l4-x1")
+    running = queue.claim(engine, "w1", limit=2, hardware_config_id=pool)
+    elsewhere = queue.claim(engine, "w2", limit=1, hardware_config_id=hardware_id(engine, "gcp-l4-x1"))
+    report = queue.cancel(engine, version_id, hardware_config_ids=[pool])
+    assert report == queue.CancelReport(pending=small_queue.created // 2 - 2, running=2)
+    assert queue.heartbeat(engine, "w1") == set()  # how the worker learns it
+    assert not queue.complete(engine, running[0], "w1", _measurement())
+    assert queue.fail(engine, running[1], "w1", "boom") is None
+    assert _results(engine, running[0].id) == []
+    assert {c.hardware_config_id for c in queue.claim(engine, "w3", limit=1000)} == {elsewhere[0].hardware_config_id}
+    assert queue.cancel(engine, version_id, hardware_config_ids=[pool]) == queue.CancelReport(0, 0)
+    assert status_counts(engine)["cancelled"] == small_queue.created // 2
+    assert queue.progress(engine, version_id).by_status["cancelled"] == small_queue.created // 2
 
 
 # ------------------------------------------------------------------------------------------------ progress, plan
@@ -383,7 +467,7 @@ def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
     for preferred in (None, framework_id(engine, "vllm")):
         sql = queue.claim_sql(hardware_config_id=pool, model_version_id=None, preferred_framework=preferred is not None)
         params = {"limit": 10, "worker_id": "explain", "lease_seconds": 60.0, "hardware_config_id": pool}
-        params["preferred_framework_id"] = preferred
+        params |= {"preferred_framework_id": preferred, "max_preemptions": 5, "rescue_limit": 100}
         with engine.begin() as connection:
             plan = "\n".join(connection.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}"), params).scalars())
             connection.rollback()
@@ -391,6 +475,15 @@ def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
         assert "Sort" not in plan, plan
         if preferred is None:  # (the preferred-framework scan does skip the pool's other frameworks)
             assert "Rows Removed by Filter" not in plan, plan
+    rescue = queue.rescue_sql(hardware_config_id=pool, model_version_id=None, limited=True)
+    with engine.begin() as connection:
+        params = {"hardware_config_id": pool, "max_preemptions": 5, "rescue_limit": 100}
+        plan = "\n".join(connection.execute(text(f"EXPLAIN {rescue}"), params).scalars())
+        connection.rollback()
+    # expired leases: read through a partial index of running rows (the lease index, or the running one), never
+    # a scan of the table
+    assert "idx_benchmark_config_lease" in plan or "idx_benchmark_config_stale_running" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 def test_build_run_spec_joins_the_catalogs(engine, small_queue):
@@ -435,6 +528,7 @@ def test_commands_reject_an_unknown_model_version_with_exit_2(database_url, engi
         ["populate-matrix", "llama-3.1-8b@int5"],
         ["progress", "nope@x"],
         ["worker", "--model-version", "x@y"],
+        ["cancel", "x@y"],
     ):
         result = runner.invoke(main, command)
         assert result.exit_code == 2, result.output
@@ -444,6 +538,8 @@ def test_commands_reject_an_unknown_model_version_with_exit_2(database_url, engi
     assert bad_hardware.exit_code == 2 and "unknown hardware tpu-v9" in bad_hardware.output
     bad_pool = runner.invoke(main, ["worker", "--model-version", "llama-3.1-8b@int4-awq", "--hardware", "tpu-v9"])
     assert bad_pool.exit_code == 2 and "unknown hardware 'tpu-v9'" in bad_pool.output
+    bad_framework = runner.invoke(main, ["cancel", "llama-3.1-8b@int4-awq", "--framework", "nope"])
+    assert bad_framework.exit_code == 2 and "unknown framework 'nope'" in bad_framework.output
 
 
 def test_progress_and_reap_stale_commands(database_url, engine, version_id, small_queue):

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pgserver
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from benchmark_platform import database, migrations, queue, settings
+from benchmark_platform.cli import main
+from benchmark_platform.runners import RunnerError, get_runner
 from benchmark_platform.worker import WorkerOptions, run_worker
 from benchmark_platform_tests.factories import hardware_id, seed_with_model, status_counts
 
@@ -116,6 +119,13 @@ def _count(engine: Engine, where: str, **params) -> int:
         return connection.execute(text(f"SELECT count(*) FROM benchmark_configs WHERE {where}"), params).scalar()
 
 
+def _keep_one_config(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM benchmark_configs WHERE id <> (SELECT id FROM benchmark_configs ORDER BY id LIMIT 1)")
+        )
+
+
 def _commit_without_waiting_for_disk(engine: Engine) -> None:
     """Test speed only: sessions of this throwaway database stop waiting for the WAL flush at commit. Locking and
     visibility, which these tests are about, are unchanged; the server is never crashed, so nothing is lost."""
@@ -179,26 +189,119 @@ def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, ver
             assert pool == pool_ids[worker], f"{worker} claimed a config outside its pool"
 
 
-def test_killed_workers_lose_nothing_after_reaping(engine, version_id):
+def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine, version_id):
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
     _commit_without_waiting_for_disk(engine)
-    lease = ("--lease-seconds", "4", "--simulate-seconds", "0.01", "--batch-size", "10")
-    workers = [_start_worker(*lease, "--worker-id", f"w{i}") for i in range(6)]
-    _wait_for(lambda: _count(engine, "status = 'completed'") >= 100)
-    victims, survivors = workers[:3], workers[3:]
-    for victim in victims:
-        os.kill(victim.pid, signal.SIGKILL)
-    for victim in victims:
-        victim.wait(timeout=10)
-    orphaned = _count(engine, "status = 'running' AND claimed_by IN ('w0', 'w1', 'w2')")
-    assert [_finish(worker)[0] for worker in survivors] == [0, 0, 0]
-    assert _count(engine, "status = 'running'") == orphaned  # only the dead workers' claims are left
-    _wait_for(lambda: _count(engine, "status = 'running' AND lease_expires_at < now()") == orphaned, timeout=10)
-    assert queue.reap(engine) == queue.ReapReport(returned_to_pending=orphaned, failed=0)
-    assert _count(engine, "status = 'pending' AND retry_count = 1") == orphaned
-    late = [_start_worker(*lease, "--worker-id", f"late{i}") for i in range(2)]
-    assert [_finish(worker)[0] for worker in late] == [0, 0]
+    # 0.02 s per config: the heir needs several seconds of wall time for the rest, the victim's 2 s leases expire
+    # well before it is done.
+    arguments = ("--lease-seconds", "2", "--simulate-seconds", "0.02", "--batch-size", "10")
+    victim = _start_worker(*arguments, "--worker-id", "victim")
+    _wait_for(lambda: _count(engine, "status = 'completed'") >= 20 and _count(engine, "status = 'running'") > 0)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    orphaned = _count(engine, "status = 'running' AND claimed_by = 'victim'")
+    assert orphaned > 0
+    heir = _start_worker(*arguments, "--worker-id", "heir")  # nobody runs reap-stale
+    code, output = _finish(heir)
+    assert code == 0 and "queue drained" in output, output
     assert len(_assert_every_config_completed_once_by_one_holder_at_a_time(engine)) == report.created
+    assert _count(engine, "preemption_count = 1 AND retry_count = 0") == orphaned  # counted, not as failures
+    with engine.connect() as connection:
+        rescued = (
+            connection.execute(text("SELECT DISTINCT worker FROM claim_log WHERE event = 'end:pending'"))
+            .scalars()
+            .all()
+        )
+    assert rescued == ["victim"]  # the claims the heir took back were the victim's
+
+
+def test_a_long_benchmark_that_heartbeats_is_never_taken_away(engine, version_id):
+    """Time scaled: a 1 s lease stands for the old rule's 120 minutes; the run lasts four leases, while the reaper
+    and a rival worker try all the time to take it."""
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    _keep_one_config(engine)
+    worker = _start_worker("--lease-seconds", "1", "--simulate-seconds", "4", "--worker-id", "slow")
+    _wait_for(lambda: _count(engine, "status = 'running'") == 1)
+    oldest_age = 0.0
+    while worker.poll() is None:
+        assert queue.reap(engine) == queue.ReapReport(0, 0)
+        assert queue.claim(engine, "rival", limit=1) == []
+        with engine.connect() as connection:
+            age = connection.execute(
+                text("SELECT extract(epoch FROM now() - started_at) FROM benchmark_configs WHERE status = 'running'")
+            ).scalar()
+        oldest_age = max(oldest_age, age or 0.0)
+        time.sleep(0.1)
+    code, output = _finish(worker)
+    assert code == 0 and "1 completed" in output, output
+    assert oldest_age > 3  # the claim outlived its lease three times over and more
+    history = _assert_every_config_completed_once_by_one_holder_at_a_time(engine)
+    assert [events for events in history.values()] == [[("claim", "slow"), ("end:completed", "slow")]]
+
+
+def test_a_run_past_its_maximum_run_time_is_stopped_and_its_attempt_fails(engine, version_id):
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    _keep_one_config(engine)
+    options = WorkerOptions(
+        model_version_id=version_id, runner_options={"simulate_seconds": 30}, max_run_seconds=0.3, max_attempts=1,
+    )  # fmt: skip
+    started = time.monotonic()
+    summary = run_worker(engine, options)
+    assert time.monotonic() - started < 10
+    assert (summary.timed_out, summary.failed_for_good, summary.completed) == (1, 1, 0)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT status, error_message FROM benchmark_configs")).one()
+    assert row.status == "failed" and "maximum run time of 0.3 s" in row.error_message
+
+
+class _FlakyRunner:
+    """The simulated runner behind a fault that strikes each config's first run only (a dropped connection to the
+    inference server, say): what a retry after a backoff is for."""
+
+    name = "flaky"
+
+    def __init__(self, should_stop) -> None:
+        self.inner = get_runner("simulated", should_stop=should_stop)
+        self.failed_once: set = set()
+
+    def run(self, spec):
+        if spec.config_id not in self.failed_once:
+            self.failed_once.add(spec.config_id)
+            raise RunnerError("connection reset by the inference server")
+        return self.inner.run(spec)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_transient_fault_is_retried_after_the_backoff_and_succeeds(engine, version_id):
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    _keep_one_config(engine)
+    options = WorkerOptions(model_version_id=version_id, retry_base_seconds=1.0, worker_id="patient")
+    summary = run_worker(engine, options, runner_factory=_FlakyRunner)
+    assert (summary.completed, summary.failed_attempts, summary.failed_for_good) == (1, 1, 0)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT status, retry_count, error_message FROM benchmark_configs")).one()
+        claims = connection.execute(text("SELECT at FROM claim_log WHERE event = 'claim' ORDER BY seq")).scalars()
+        first, second = claims.all()
+        results = connection.execute(text("SELECT count(*) FROM benchmark_results")).scalar_one()
+    assert (row.status, row.retry_count, results) == ("completed", 1, 1)
+    assert (second - first).total_seconds() >= 0.5  # the backoff: 1 s × [0.5, 1), not at once
+
+
+def test_cancel_stops_a_running_config(database_url, engine, version_id):
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    worker = _start_worker("--lease-seconds", "1.5", "--simulate-seconds", "60", "--batch-size", "1")
+    _wait_for(lambda: _count(engine, "status = 'running'") == 1)
+    cancelled = CliRunner().invoke(main, ["cancel", VERSION_KEY, "--hardware", "aws-l4-x1", "--framework", "vllm"])
+    assert cancelled.exit_code == 0 and "1 running" in cancelled.output, cancelled.output
+    asked = time.monotonic()
+    code, output = _finish(worker, timeout=30)
+    assert time.monotonic() - asked < 10  # seen at the next heartbeat (0.5 s), not after the 60 s run
+    assert code == 0 and "1 cancelled" in output and "0 completed" in output, output
+    assert status_counts(engine) == {"cancelled": _count(engine, "true")}
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM benchmark_results")).scalar_one() == 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -265,7 +368,7 @@ def test_a_config_that_keeps_failing_fails_for_good_after_max_attempts(engine, v
             ),
             {"v": fp16},
         )
-    summary = run_worker(engine, WorkerOptions(model_version_id=fp16, max_attempts=3))
+    summary = run_worker(engine, WorkerOptions(model_version_id=fp16, max_attempts=3, retry_base_seconds=0.02))
     assert (summary.failed_attempts, summary.failed_for_good, summary.completed) == (3, 1, 0)
     with engine.connect() as connection:
         row = connection.execute(text("SELECT status, retry_count, error_message FROM benchmark_configs")).one()
@@ -339,16 +442,40 @@ def test_workers_ride_out_a_database_restart(restartable_database):
     engine = restartable_database.engine
     _install_claim_log(engine)
     version_id = seed_with_model(engine, VERSION_KEY)
-    # Four frameworks: 440 configs, as many as two gave before each use case had its own sweep and buckets, so the
-    # workers are still busy when the database goes away.
+    # Four frameworks (about 440 configs) at 0.05 s per config: workers are still busy when the server goes away.
     frameworks = ["vllm", "tgi", "sglang", "lmdeploy"]
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=frameworks)
-    arguments = ("--simulate-seconds", "0.005", "--batch-size", "5", "--db-retry-seconds", "60")
+    arguments = ("--simulate-seconds", "0.05", "--batch-size", "5", "--db-retry-seconds", "60")
     workers = [_start_worker(*arguments, "--worker-id", f"w{i}") for i in range(4)]
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 50)
+    assert _count(engine, "status = 'pending'") > 100
     restartable_database.restart(2.0)
     outcomes = [_finish(worker, timeout=90) for worker in workers]
     assert [code for code, _ in outcomes] == [0] * 4, outcomes
     retried = [output for _, output in outcomes if " 0 database retries" not in output]
     assert retried, "no worker noticed the restart"
     assert len(_assert_every_config_completed_once_by_one_holder_at_a_time(engine)) == report.created
+
+
+def test_a_result_survives_a_database_outage_longer_than_the_retry_budget(restartable_database, tmp_path):
+    engine = restartable_database.engine
+    _install_claim_log(engine)
+    version_id = seed_with_model(engine, VERSION_KEY)
+    queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
+    _keep_one_config(engine)
+    home = {**os.environ, settings.HOME_ENV: str(tmp_path / "home")}
+    arguments = [*WORKER_COMMAND, "--model-version", VERSION_KEY, "--lease-seconds", "120", "--db-retry-seconds", "1"]
+    first = subprocess.Popen(
+        [*arguments, "--simulate-seconds", "2", "--worker-id", "cut-off"],
+        env=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    _wait_for(lambda: _count(engine, "status = 'running'") == 1)
+    restartable_database.restart(6.0)  # the run ends at 2 s; the worker gives up at about 3 s
+    code, output = _finish(first)
+    assert code == 1 and "1 spooled" in output and "database unreachable" in output, output
+    assert len(list((tmp_path / "home" / "spool").glob("*.json"))) == 1
+    second = subprocess.run([*arguments, "--worker-id", "next"], env=home, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0 and "1 recorded from the spool (0 unlinked)" in second.stdout, second.stdout
+    assert list((tmp_path / "home" / "spool").glob("*.json")) == []
+    history = _assert_every_config_completed_once_by_one_holder_at_a_time(engine)
+    assert list(history.values()) == [[("claim", "cut-off"), ("end:completed", "cut-off")]]  # measured once

@@ -4,7 +4,8 @@ per token.
 
 The emulator runs in its own process, pinned to another core where there is one, so the two do not share a GIL.
 When the client's CPU share is near 100 % the client is the limit; otherwise the emulator is, and the client's
-ceiling is higher than printed.
+ceiling is higher than printed. The last section spreads the same loads over 1 and then 2 client processes
+(``--client-processes``; unpinned, so they may share cores with the emulator on a small machine).
 
     python benchmarks/loadgen_bench.py [--quick]
 """
@@ -18,6 +19,7 @@ import sys
 from contextlib import contextmanager
 
 from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
+from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
 
 CLIENT_CORE, SERVER_CORE = 0, 1
 
@@ -58,6 +60,18 @@ def run(url: str, **load) -> dict:
     }
 
 
+def run_processes(url: str, processes: int, concurrency: int, **load) -> dict:
+    settings = LoadSettings(base_url=url, model="emulator", input_tokens=32, concurrency=concurrency, **load)
+    profile = ProfileSettings(concurrency=concurrency, client_processes=processes, sample_server_metrics=False)
+    measured = measure_profile(settings, profile)[0]
+    return {
+        "tokens_per_s": measured.throughput_tokens_sec,
+        "tpot_p50_ms": measured.tpot_p50_ms,
+        "tpot_p99_ms": measured.tpot_p99_ms,
+        "client_cpu_cores": measured.detailed_metrics["client"]["cpu_fraction_of_one_core"],
+    }
+
+
 def show(label: str, figures: dict) -> None:
     values = "  ".join(f"{key}={value:,.3g}" for key, value in figures.items())
     print(f"{label:<40} {values}", flush=True)
@@ -94,6 +108,28 @@ def main() -> None:
     print(f"most streamed tokens/s:    {best_tokens:,.0f}")
     for concurrency, p50, p99 in added:
         print(f"added latency per token at c={concurrency}: p50 {p50 * 1e3:+.0f} us, p99 {p99 * 1e3:+.0f} us")
+
+    if _cores() > 1:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    by_processes = {}
+    for processes in (1, 2):
+        with emulator() as url:
+            streams = run_processes(url, processes, 32, output_tokens=1024, num_requests=max(int(128 * scale), 32))
+        show(f"1024-token streams, c=32, {processes} client process(es)", streams)
+        with emulator("--tpot-ms", str(tpot_ms), "--ttft-ms", "20") as url:
+            timed = run_processes(url, processes, 64, output_tokens=64, num_requests=max(int(192 * scale), 64))
+        show(f"{tpot_ms:g} ms/token injected, c=64, {processes} process(es)", timed)
+        by_processes[processes] = (
+            streams["tokens_per_s"],
+            timed["tpot_p50_ms"] - tpot_ms,
+            timed["tpot_p99_ms"] - tpot_ms,
+        )
+    print()
+    for processes, (tokens, p50, p99) in by_processes.items():
+        print(
+            f"{processes} client process(es): most streamed tokens/s {tokens:,.0f}; added latency per token at c=64 "
+            f"p50 {p50 * 1e3:+.0f} us, p99 {p99 * 1e3:+.0f} us"
+        )
 
 
 if __name__ == "__main__":

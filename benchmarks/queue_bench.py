@@ -3,6 +3,7 @@
     python benchmarks/queue_bench.py                      # a throwaway embedded PostgreSQL (deleted afterwards)
     python benchmarks/queue_bench.py --database-url URL   # an existing, EMPTY database (it is migrated and filled)
     python benchmarks/queue_bench.py --quick              # smaller table and shorter runs, for a smoke test
+    python benchmarks/queue_bench.py --versus-only        # only the side-by-side drain against PgQueuer
 
 What it does: seeds the catalogs, registers the example models, adds synthetic copies of the 8-GPU H100 instance
 (``bench-h100-NNN``) so one model version's matrix reaches 10,000 and 100,000 configs, times ``populate_matrix``
@@ -10,21 +11,30 @@ for the bundled catalog, for those (and an idempotent re-run), fills ``benchmark
 with further versions, ANALYZEs, then runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each
 claims from its hardware pool, records a fixed measurement per config with ``queue.complete`` and times every
 claim. Figures depend on the machine: note its cores and load next to them.
+
+Side by side with a peer (first, in a database of its own on the same server): one model version's whole matrix
+(about 40,000 configs) drained by ``--workers`` worker processes (``run_worker``: claims, the simulated runner's
+serving simulation per config, results recorded a batch per statement, heartbeats), then the same number of no-op
+jobs drained through PgQueuer (``QueueManager.run(mode=drain)``) by as many processes with the same batch size.
+Process start is included on both sides. Before it, the simulator's own cost per config is timed in one process, so
+that what the queue costs and what the simulated benchmark costs can be told apart.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import multiprocessing
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from benchmark_platform import catalogs, database, manifests, migrations, queue
 from benchmark_platform.runners import Measurement
@@ -197,7 +207,7 @@ def print_claim_plan(engine: Engine) -> None:
                 hardware_config_id=pool_id, model_version_id=None, preferred_framework=bool(preferred)
             )
             params = {"limit": 10, "worker_id": "explain", "lease_seconds": 60.0, "hardware_config_id": pool_id}
-            params["preferred_framework_id"] = preferred
+            params |= {"preferred_framework_id": preferred, "max_preemptions": 5, "rescue_limit": 100}
             plan = connection.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}"), params).scalars().all()
             connection.rollback()  # EXPLAIN ANALYZE really claims: undo it
             title = "with a preferred framework" if preferred else "without a preferred framework"
@@ -205,10 +215,176 @@ def print_claim_plan(engine: Engine) -> None:
             print("\n".join(f"  {line}" for line in plan))
 
 
+OUR_WORKER = """
+import sys
+from benchmark_platform import database
+from benchmark_platform.runners import Measurement
+from benchmark_platform.worker import WorkerOptions, run_worker
+url, version, batch, runner = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+FIXED = Measurement(ttft_p50_ms=80.0, ttft_p90_ms=95.0, ttft_p99_ms=120.0, tpot_p50_ms=12.0, tpot_p90_ms=14.0,
+                    tpot_p99_ms=18.0, throughput_tokens_sec=900.0, rps_sustained=3.5, runner="simulated")
+
+class FixedRunner:
+    # No benchmark at all: every config gets the same (simulated-labelled) result row.
+    name = "fixed"
+    def __init__(self, should_stop): pass
+    def run(self, spec): return FIXED
+    def close(self): pass
+
+summary = run_worker(database.get_engine(url, migrate=False),
+                     WorkerOptions(model_version_id=version, batch_size=batch, spool_dir="/nonexistent"),
+                     runner_factory=FixedRunner if runner == "fixed" else None)
+print(summary.completed)
+sys.exit(summary.exit_code)
+"""
+
+PGQUEUER_WORKER = """
+import asyncio, sys
+from datetime import timedelta
+import psycopg
+from pgqueuer.db import PsycopgDriver
+from pgqueuer.qm import QueueManager
+from pgqueuer.queries import Queries
+from pgqueuer.types import QueueExecutionMode
+
+async def main(url, batch):
+    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    manager = QueueManager(Queries(PsycopgDriver(connection)))
+    done = 0
+
+    @manager.entrypoint("noop")
+    async def noop(job):
+        nonlocal done
+        done += 1
+
+    await manager.run(batch_size=batch, mode=QueueExecutionMode.drain, dequeue_timeout=timedelta(seconds=1))
+    await connection.close()
+    print(done)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def _database(url: str, name: str) -> str:
+    """A fresh database ``name`` on the server of ``url``; its URL."""
+    admin = create_engine(database.with_driver(url, "psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drain(command: list[list[str]]) -> tuple[float, int]:
+    """Start the processes together, wait for all; wall seconds (process start included) and the sum they print."""
+    began = time.perf_counter()
+    processes = [subprocess.Popen(arguments, stdout=subprocess.PIPE, text=True) for arguments in command]
+    outputs = [process.communicate()[0] for process in processes]
+    wall = time.perf_counter() - began
+    if any(process.returncode for process in processes):
+        raise RuntimeError(f"a drain process failed: {[p.returncode for p in processes]}")
+    return wall, sum(int(output.split()[-1]) for output in outputs)
+
+
+def _simulator_cost(engine: Engine, version_id, samples: int = 2000) -> float:
+    """Seconds of one process's CPU per config spent building its run spec and simulating it (no queue at all)."""
+    from benchmark_platform.runners import get_runner
+    from benchmark_platform.worker import build_run_spec
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT * FROM benchmark_configs WHERE model_version_id = :v ORDER BY id LIMIT :n"),
+            {"v": version_id, "n": samples},
+        ).all()
+        specs = [build_run_spec(connection, row) for row in rows]
+    runner = get_runner("simulated")
+    began = time.process_time()
+    for spec in specs:
+        runner.run(spec)
+    return (time.process_time() - began) / len(specs)
+
+
+def bench_versus_pgqueuer(url: str, workers: int, batch: int) -> None:
+    import asyncio
+
+    import psycopg
+    from pgqueuer.db import PsycopgDriver
+    from pgqueuer.queries import Queries
+
+    ours_url = _database(url, "queue_bench_ours")
+    engine = _connect(ours_url)
+    migrations.upgrade(engine)
+    catalogs.seed(engine)
+    for path in sorted(manifests.EXAMPLE_MANIFESTS_DIR.glob("*.yaml")):
+        manifests.register_model(engine, manifests.load_manifest(path))
+    version_id = _version_id(engine, "llama-3.1-8b@int4-awq")
+    jobs = queue.populate_matrix(engine, version_id).created
+    per_config = _simulator_cost(engine, version_id)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE benchmark_configs")
+    print(
+        f"side by side with PgQueuer {importlib.metadata.version('pgqueuer')}: {jobs:,} jobs, {workers} worker "
+        f"processes, batch {batch}, process start included"
+    )
+    print(
+        f"  simulator alone (run spec + serving simulation, one process): {per_config * 1e6:,.0f} us per config, "
+        f"at most {1 / per_config:,.0f} configs/s per process before any queue work"
+    )
+    walls = {}
+    for runner in ("simulated", "fixed"):
+        with engine.begin() as connection:  # the same queue again for the second drain
+            connection.execute(text("DELETE FROM benchmark_results"))
+            connection.execute(
+                text(
+                    "UPDATE benchmark_configs SET status = 'pending', claimed_by = NULL, started_at = NULL, "
+                    "completed_at = NULL, lease_expires_at = NULL"
+                )
+            )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE benchmark_configs")
+            connection.exec_driver_sql("VACUUM ANALYZE benchmark_results")
+        walls[runner], done = _drain(
+            [[sys.executable, "-c", OUR_WORKER, ours_url, str(version_id), str(batch), runner] for _ in range(workers)]
+        )
+        with engine.connect() as connection:
+            results = connection.execute(text("SELECT count(*) FROM benchmark_results")).scalar_one()
+        assert done == results == jobs, (runner, done, results, jobs)
+    engine.dispose()
+
+    peer_url = _database(url, "queue_bench_pgqueuer")
+    plain_peer_url = make_url(peer_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def fill() -> None:
+        connection = await psycopg.AsyncConnection.connect(plain_peer_url, autocommit=True)
+        queries = Queries(PsycopgDriver(connection))
+        await queries.install()
+        for start in range(0, jobs, 10_000):
+            size = min(10_000, jobs - start)
+            await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+        await connection.close()
+
+    asyncio.run(fill())
+    peer_wall, peer_done = _drain(
+        [[sys.executable, "-c", PGQUEUER_WORKER, plain_peer_url, str(batch)] for _ in range(workers)]
+    )
+    assert peer_done == jobs, (peer_done, jobs)
+    peer_rate = jobs / peer_wall
+    print(f"  PgQueuer, no-op jobs:                        {peer_rate:>8,.0f} jobs/s    ({peer_wall:.1f} s)")
+    for runner, label in (("fixed", "a fixed result row per config (no benchmark)"), ("simulated", "simulated runner")):
+        rate = jobs / walls[runner]
+        print(
+            f"  ours, {label + ':':<39}{rate:>8,.0f} configs/s ({walls[runner]:.1f} s), "
+            f"ratio to PgQueuer {rate / peer_rate:.2f}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use instead of a throwaway one")
     parser.add_argument("--quick", action="store_true", help="about 100,000 rows and 1 s per cell")
+    parser.add_argument("--versus-only", action="store_true", help="only the side-by-side drain against PgQueuer")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes of the side-by-side drain")
+    parser.add_argument("--batch", type=int, default=10, help="claim batch of the side-by-side drain")
     args = parser.parse_args()
     target_rows = 100_000 if args.quick else 1_000_000
     seconds = 1.0 if args.quick else 4.0
@@ -224,6 +400,9 @@ def main() -> int:
         url = server.get_uri()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     try:
+        bench_versus_pgqueuer(url, args.workers, args.batch)
+        if args.versus_only:
+            return 0
         engine = _connect(url)
         migrations.upgrade(engine)
         catalogs.seed(engine)

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert
 
@@ -307,7 +307,17 @@ class UseCaseCharacteristics(_Frozen):
     concurrency: list[Annotated[Int32, Field(ge=1, le=4096)]] = Field(min_length=1)
     chat: bool
     measure_accuracy: bool
+    dataset: str = Field(default="synthetic-fixed", description="key of runners.datasets.NAMED_DATASETS")
     sla: Sla
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from benchmark_platform.runners.datasets import NAMED_DATASETS
+
+        if name not in NAMED_DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_DATASETS)}")
+        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> UseCaseCharacteristics:

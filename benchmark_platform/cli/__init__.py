@@ -7,6 +7,7 @@ from benchmark_platform.cli import (  # noqa: F401
     queue_commands,
     recommend,
     report_commands,
+    results_commands,
     runner_commands,
     simulate_command,
 )

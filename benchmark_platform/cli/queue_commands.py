@@ -1,4 +1,4 @@
-"""`benchmark-platform populate-matrix`, `worker`, `reap-stale` and `progress`: the benchmark queue."""
+"""`benchmark-platform populate-matrix`, `worker`, `reap-stale`, `cancel` and `progress`: the benchmark queue."""
 
 from __future__ import annotations
 
@@ -143,6 +143,20 @@ def _replanner(engine: Engine, version_id: uuid.UUID, replan_seconds: float | No
     type=bounded_int(),
     help="Failed attempts before a config fails for good.",
 )
+@click.option(
+    "--max-run-minutes",
+    default=queue.DEFAULT_MAX_RUN_SECONDS / 60,
+    show_default=True,
+    type=finite(0, MAX_SECONDS / 60, min_open=True),
+    help="A config's run is stopped after this long and the attempt fails (liveness itself is the heartbeat).",
+)
+@click.option(
+    "--retry-base-seconds",
+    default=queue.DEFAULT_RETRY_BASE_SECONDS,
+    show_default=True,
+    type=finite(0, MAX_SECONDS),
+    help="Backoff before the first retry of a failed config; doubled for each further attempt, with jitter.",
+)
 @click.option("--worker-id", help="Name recorded in claimed_by (default: host-pid-random).")
 @click.option(
     "--db-retry-seconds",
@@ -167,6 +181,8 @@ def worker_command(
     base_url: str | None,
     max_configs: int | None,
     max_attempts: int,
+    max_run_minutes: float,
+    retry_base_seconds: float,
     worker_id: str | None,
     db_retry_seconds: float,
     replan_seconds: float | None,
@@ -174,10 +190,13 @@ def worker_command(
 ) -> None:
     """Claim, run and record configs until none is pending for this worker.
 
-    SIGTERM or SIGINT (a spot notice, Ctrl-C): nothing new starts, the config in flight is abandoned and every
-    unfinished claim goes back to pending without counting an attempt. Exit 0 when drained or stopped, 1 on a
-    fatal error (database unreachable too long), 2 on bad input (nothing claimed), 3 when some results were
-    discarded because a claim was lost.
+    Claims also take back configs whose lease expired (a worker lost with its node), and failed configs come back
+    after a backoff: the worker waits for them. SIGTERM or SIGINT (a spot notice, Ctrl-C): nothing new starts, the
+    config in flight is abandoned and every unfinished claim goes back to pending without counting an attempt. A
+    cancelled config (benchmark-platform cancel) is stopped at the next heartbeat. Results the database cannot take
+    go to a spool under the platform home, recorded by the next worker. Exit 0 when drained or stopped, 1 on a fatal
+    error (database unreachable too long), 2 on bad input (nothing claimed), 3 when some results were discarded
+    because a claim was lost.
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
@@ -201,6 +220,8 @@ def worker_command(
             batch_size=batch_size,
             lease_seconds=lease_seconds,
             max_attempts=max_attempts,
+            max_run_seconds=max_run_minutes * 60,
+            retry_base_seconds=retry_base_seconds,
             runner=runner,
             runner_options=runner_options,
             max_configs=max_configs,
@@ -240,31 +261,52 @@ def worker_command(
 
 @main.command("reap-stale")
 @click.option(
-    "--timeout-minutes",
-    default=queue.DEFAULT_STALE_MINUTES,
-    show_default=True,
-    type=finite(0, MAX_MINUTES, min_open=True),
-    help="Also reap claims running longer than this.",
-)
-@click.option(
-    "--max-attempts",
-    default=queue.DEFAULT_MAX_ATTEMPTS,
+    "--max-preemptions",
+    default=queue.DEFAULT_MAX_PREEMPTIONS,
     show_default=True,
     type=bounded_int(),
-    help="Attempts after which a reaped config fails for good.",
+    help="Expired leases after which a config fails for good.",
 )
-def reap_stale_command(timeout_minutes: float, max_attempts: int) -> None:
-    """Give configs whose worker vanished (lease expired, or running too long) back to the queue.
+def reap_stale_command(max_preemptions: int) -> None:
+    """Give configs whose lease expired (their worker vanished) back to the queue, on every pool.
 
-    Each counts an attempt; past --max-attempts the config fails with a message saying its lease expired.
+    Workers' claims already do this for their own pool; this is for pools no worker looks at. A claim that still
+    heartbeats is never reaped, however long it runs. Each counts a preemption (not a failed attempt); past
+    --max-preemptions the config fails with a message saying its lease expired.
 
-    Example: benchmark-platform reap-stale --timeout-minutes 120
+    Example: benchmark-platform reap-stale
     """
-    report = queue.reap(database.get_engine(), timeout_minutes=timeout_minutes, max_attempts=max_attempts)
+    report = queue.reap(database.get_engine(), max_preemptions=max_preemptions)
     click.echo(
         f"reaped {report.returned_to_pending + report.failed}: {report.returned_to_pending} back to pending, "
         f"{report.failed} failed for good"
     )
+
+
+@main.command("cancel")
+@click.argument("model_version")
+@click.option("--hardware", "hardware", multiple=True, help="Only these hardware configs (repeatable).")
+@click.option("--framework", "frameworks", multiple=True, help="Only these frameworks (repeatable).")
+def cancel_command(model_version: str, hardware: tuple[str, ...], frameworks: tuple[str, ...]) -> None:
+    """Cancel MODEL_VERSION's pending and running configs (all, or those of some hardware configs / frameworks).
+
+    Workers running a cancelled config stop it at their next heartbeat; no result is recorded for it.
+
+    Example: benchmark-platform cancel llama-3.1-8b@int4-awq --hardware aws-l4-x1
+    """
+    from benchmark_platform.worker import resolve_framework, resolve_hardware
+
+    engine = database.get_engine()
+    version_id = _resolve_version(engine, model_version)
+    try:
+        with engine.connect() as connection:
+            hardware_ids = [resolve_hardware(connection, name) for name in hardware] or None
+            framework_ids = [resolve_framework(connection, name) for name in frameworks] or None
+    except LookupError as error:
+        fail(str(error))
+        return
+    report = queue.cancel(engine, version_id, hardware_config_ids=hardware_ids, framework_ids=framework_ids)
+    click.echo(f"cancelled {report.pending + report.running}: {report.pending} pending, {report.running} running")
 
 
 @main.command("progress")
@@ -301,6 +343,11 @@ def progress_command(model_version: str, window_minutes: float, as_json: bool) -
             f"  skipped by the adaptive planner ({reasons}): about {pruning.gpu_hours_saved:.1f} GPU-hours saved of "
             f"{pruning.gpu_hours_saved + pruning.gpu_hours_to_run:.1f} predicted for the whole matrix "
             "(run times predicted by the simulator); `requeue` puts them back"
+        )
+    if report.unlinked_results:
+        click.echo(
+            f"  {report.unlinked_results} unlinked results (measured, recorded from a worker's spool after its claim "
+            "was lost; config_id NULL, detailed_metrics.unlinked names the config)"
         )
     for hardware, counts in report.by_hardware.items():
         click.echo(f"  {hardware}: " + ", ".join(f"{status} {count}" for status, count in sorted(counts.items())))

@@ -19,10 +19,19 @@ def _validation_message(error: ValidationError) -> str:
     )
 
 
+PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "replay", "sweep", "sla-search")
+
+
 @main.command("bench-endpoint")
 @click.option("--base-url", required=True, help="Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine).")
 @click.option("--model", "model", required=True, help="Model name to put in requests (as /v1/models lists it).")
-@click.option("--concurrency", default=1, show_default=True, type=int, help="Requests in flight (closed loop).")
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    help="Load shape [default: concurrent, or poisson with --request-rate]. sweep: synchronous, throughput, then "
+    "--sweep-points rates between; sla-search: the highest load meeting every --goal.",
+)
+@click.option("--concurrency", default=1, show_default=True, type=int, help="Users (closed loop) or in-flight cap.")
 @click.option(
     "--max-concurrency",
     default=DEFAULT_MAX_CONCURRENCY,
@@ -39,9 +48,23 @@ def _validation_message(error: ValidationError) -> str:
 )
 @click.option("--num-requests", default=100, show_default=True, type=int, help="Measured requests (after warm-up).")
 @click.option("--duration", "duration_seconds", type=float, help="Stop issuing requests after this many seconds.")
-@click.option("--input-tokens", required=True, type=int, help="Prompt length in tokens.")
-@click.option("--output-tokens", required=True, type=int, help="Output tokens per request (max_tokens, ignore_eos).")
-@click.option("--request-rate", type=float, help="Open loop: Poisson arrivals at this many requests/s.")
+@click.option("--input-tokens", required=True, help="Prompt tokens: N, LOW-HIGH (uniform) or MEAN~STD (normal).")
+@click.option("--output-tokens", required=True, help="Output tokens (max_tokens, ignore_eos): N, LOW-HIGH, MEAN~STD.")
+@click.option("--request-rate", type=float, help="Open loop: arrivals at this many requests/s.")
+@click.option("--burstiness", default=1.0, show_default=True, help="Gamma shape of arrival gaps (1 = Poisson).")
+@click.option("--sweep-points", default=4, show_default=True, help="Rates between synchronous and throughput.")
+@click.option("--goal", "goals", multiple=True, help="SLA search target, e.g. ttft_p90_ms=500 (repeatable).")
+@click.option("--search-by", type=click.Choice(["concurrency", "rate"]), default="concurrency", show_default=True)
+@click.option("--search-max", default=256.0, show_default=True, help="Highest concurrency or rate the search tries.")
+@click.option("--repeats", default=1, show_default=True, help="Runs per load, for means and 95% intervals.")
+@click.option("--client-processes", default=1, show_default=True, help="Client processes sharing the load.")
+@click.option("--no-oversaturation-stop", is_flag=True, help="Do not stop open-loop runs whose queue keeps growing.")
+@click.option("--no-server-metrics", is_flag=True, help="Do not sample the server's Prometheus /metrics.")
+@click.option("--dataset", type=click.Choice(["synthetic", "multiturn", "trace"]), default="synthetic")
+@click.option("--shared-prefix", default=0.0, show_default=True, help="Share of each prompt common to all (0-1).")
+@click.option("--trace", "trace_path", type=click.Path(), help="JSON Lines trace (timestamp, input_tokens, ...).")
+@click.option("--time-scale", default=1.0, show_default=True, help="Multiply the trace's arrival times by this.")
+@click.option("--turns", default=4, show_default=True, help="Turns per multi-turn session.")
 @click.option("--warmup-requests", type=int, help="Unmeasured requests sent first [default: the concurrency].")
 @click.option("--chat", is_flag=True, help="Use /v1/chat/completions instead of /v1/completions.")
 @click.option("--no-ignore-eos", is_flag=True, help="Do not send ignore_eos (for servers that reject it).")
@@ -51,42 +74,129 @@ def _validation_message(error: ValidationError) -> str:
 @click.option("--sla-tpot-ms", type=float, help="TPOT limit a request must meet to count in goodput.")
 @click.option("--accuracy-tasks", default=0, show_default=True, help="Score this many bundled exact-match tasks.")
 @click.option("--seed", default=0, show_default=True, help="Seed of prompts and arrivals.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (benchmark_results column names).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (benchmark_results column names); a list for sweeps.")
 def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> None:
     """Measure an OpenAI-compatible streaming server (vLLM, TGI, LMDeploy, SGLang, the emulator).
 
-    TTFT, TPOT, ITL and E2E percentiles, output tokens/s, requests/s and goodput, as vLLM's serving benchmark
-    measures them. Exit code 1 when the run fails (too many errors, server unreachable), 2 on bad input.
+    TTFT, TPOT, ITL and E2E percentiles (p50 to p99.9), output tokens/s, requests/s, goodput and SLO attainment,
+    as vLLM's serving benchmark measures them, under a load profile; quality flags say when a figure is not to be
+    trusted. Exit code 1 when the run fails (too many errors, server unreachable), 2 on bad input.
 
     \b
-    Example:
+    Examples:
         benchmark-platform bench-endpoint --base-url http://127.0.0.1:8000 \\
             --model meta-llama/Llama-3.1-8B-Instruct --concurrency 16 --num-requests 200 \\
             --input-tokens 512 --output-tokens 128 --json
+        benchmark-platform bench-endpoint --base-url http://127.0.0.1:8000 --model m --profile sla-search \\
+            --goal ttft_p90_ms=500 --goal tpot_p90_ms=50 --input-tokens 256-1024 --output-tokens 128
     """
     from benchmark_platform.runners.base import RunnerError
-    from benchmark_platform.runners.loadgen import LoadSettings, flat_figures, measure_endpoint
+    from benchmark_platform.runners.datasets import DatasetError, DatasetSpec, LengthDistribution
+    from benchmark_platform.runners.loadgen import LoadSettings
+    from benchmark_platform.runners.profiles import ProfileSettings, measure_profile, parse_goal
 
+    profile_options = {
+        name: options.pop(name)
+        for name in ("profile", "burstiness", "sweep_points", "goals", "search_by", "search_max", "repeats")
+        + ("client_processes", "no_oversaturation_stop", "no_server_metrics", "dataset", "shared_prefix")
+        + ("trace_path", "time_scale", "turns")
+    }
     try:
-        settings = LoadSettings(ignore_eos=not no_ignore_eos, **options)
+        inputs = LengthDistribution.parse(str(options.pop("input_tokens")), "input_tokens")
+        outputs = LengthDistribution.parse(str(options.pop("output_tokens")), "output_tokens")
+        goals = dict(parse_goal(goal) for goal in profile_options["goals"])
+        kind = profile_options["dataset"]
+        dataset = DatasetSpec(
+            kind=kind,
+            input_tokens=inputs,
+            output_tokens=outputs,
+            shared_prefix_fraction=profile_options["shared_prefix"],
+            trace_path=profile_options["trace_path"],
+            time_scale=profile_options["time_scale"],
+            turns=profile_options["turns"] if kind == "multiturn" else 1,
+        )
+        settings = LoadSettings(
+            ignore_eos=not no_ignore_eos,
+            input_tokens=inputs.typical,
+            output_tokens=outputs.typical,
+            **options,
+        )
+        rate = settings.request_rate
+        default_kind = "replay" if kind == "trace" else ("poisson" if rate else "concurrent")
+        profile_kind = profile_options["profile"] or default_kind
+        kind_closed = profile_kind in ("synchronous", "concurrent") or (
+            profile_kind == "sla-search" and profile_options["search_by"] == "concurrency"
+        )
+        source = click.get_current_context().get_parameter_source("concurrency")
+        concurrency_given = source is not None and source.name != "DEFAULT"
+        profile = ProfileSettings(
+            kind=profile_kind,
+            # Open-loop profiles without an explicit --concurrency are capped only by the load generator's ceiling.
+            concurrency=settings.concurrency if concurrency_given or kind_closed else None,
+            rate=rate,
+            burstiness=profile_options["burstiness"],
+            sweep_points=profile_options["sweep_points"],
+            goals=goals,
+            search_by=profile_options["search_by"],
+            search_max=profile_options["search_max"],
+            repeats=profile_options["repeats"],
+            client_processes=profile_options["client_processes"],
+            stop_when_oversaturated=not profile_options["no_oversaturation_stop"],
+            sample_server_metrics=not profile_options["no_server_metrics"],
+            dataset=dataset,
+        )
     except ValidationError as error:
         fail(_validation_message(error))
         return
+    except (DatasetError, ValueError) as error:
+        fail(str(error))
+        return
     try:
-        measurement = measure_endpoint(settings)
+        measurements = measure_profile(settings, profile)
     except RunnerError as error:
         fail(str(error), EXIT_FAILURE)
         return
-    figures = flat_figures(measurement)
+    results = [_figures(measurement) for measurement in measurements]
     if as_json:
-        click.echo(json.dumps(figures))
+        click.echo(json.dumps(results[0] if len(results) == 1 else results))
         return
-    for key, value in figures.items():
-        if key == "warnings":
-            continue
-        click.echo(f"{key:>24}  {value:.3f}" if isinstance(value, float) else f"{key:>24}  {value}")
-    for warning in figures["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+    for figures in results:
+        for key, value in figures.items():
+            if key in ("warnings", "quality_flags", "repeats", "server_metrics", "sla_search"):
+                continue
+            click.echo(f"{key:>24}  {value:.3f}" if isinstance(value, float) else f"{key:>24}  {value}")
+        if figures.get("sla_search"):
+            search = figures["sla_search"]
+            click.echo(f"{'sla search':>24}  best {search['by']} {search['best']:g} in {search['trials']} trials")
+        for name, interval in (figures.get("repeats") or {}).items():
+            click.echo(f"{name:>24}  95% CI [{interval['ci95_low']:.3f}, {interval['ci95_high']:.3f}]")
+        for name, reason in figures["quality_flags"].items():
+            click.echo(f"flag {name}: {reason}", err=True)
+        for warning in figures["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo("")
+
+
+def _figures(measurement) -> dict:
+    """flat_figures plus what the profile added: the load point, intervals, flags, server metrics, search."""
+    from benchmark_platform.runners.loadgen import flat_figures
+
+    detail = measurement.detailed_metrics
+    figures = flat_figures(measurement)
+    figures["profile"] = (detail.get("profile") or {}).get("point")
+    figures["slo_attainment"] = detail.get("slo_attainment")
+    if "goodput_distserve_rps" in detail:
+        figures["goodput_distserve_rps"] = detail["goodput_distserve_rps"]
+    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        for percentile in ("p95", "p99.9"):
+            figures[f"{name[:-3]}_{percentile}_ms"] = (detail.get(name) or {}).get(percentile)
+    figures["repeats"] = (detail.get("repeats") or {}).get("metrics")
+    figures["quality_flags"] = detail.get("quality_flags") or {}
+    figures["server_metrics"] = detail.get("server_metrics")
+    search = detail.get("sla_search")
+    figures["sla_search"] = {key: search[key] for key in ("by", "best", "first_miss", "trials")} if search else None
+    figures["oversaturated"] = detail.get("oversaturated")
+    return figures
 
 
 @main.command("emulate-server")
@@ -114,6 +224,8 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
 @click.option("--eos-after-tokens", type=int, help="Answer length when the request does not set ignore_eos.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered with HTTP 500.")
 @click.option("--accuracy-error-rate", default=0.0, show_default=True, help="Share of accuracy answers made wrong.")
+@click.option("--max-num-seqs", type=int, help="Requests generating at once; the others queue (TTFT grows).")
+@click.option("--preempt-above-running", type=int, help="Count a preemption (in /metrics) above this many running.")
 @click.option("--seed", default=0, show_default=True, help="Seed of jitter and injected errors.")
 @click.option("--max-model-len", type=int, hidden=True, help="Accepted for launch templates; ignored.")
 @click.option("--tensor-parallel-size", type=int, hidden=True, help="Accepted for launch templates; ignored.")

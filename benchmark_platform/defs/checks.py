@@ -5,6 +5,7 @@ from sqlalchemy import text
 
 from benchmark_platform.defs.benchmarks import benchmark_config_matrix, benchmark_results
 from benchmark_platform.defs.resources import PlatformDatabase
+from benchmark_platform.runners import quality
 
 SHOWN = 10
 
@@ -60,6 +61,45 @@ def result_sanity(database: PlatformDatabase) -> dg.AssetCheckResult:
     return _result(bad, "results failing sanity checks")
 
 
+@dg.asset_check(
+    asset=benchmark_results,
+    description="Results carrying quality flags, per model version; fails (warning) while any carries a flag that "
+    "leaves it out of the rankings (client-bound, over-saturated, prefix cache warm).",
+)
+def flagged_results_per_version(database: PlatformDatabase) -> dg.AssetCheckResult:
+    excluding = ", ".join(f"'{name}'" for name in sorted(quality.EXCLUDING))
+    rows = _rows(
+        database,
+        "SELECT m.name || '@' || v.version, count(*),"
+        " count(*) FILTER (WHERE r.quality_flags <> '{}'::jsonb),"
+        f" count(*) FILTER (WHERE r.quality_flags ?| ARRAY[{excluding}])"
+        " FROM benchmark_results r JOIN model_versions v ON v.id = r.model_version_id"
+        " JOIN models m ON m.id = v.model_id"
+        " GROUP BY 1 HAVING count(*) FILTER (WHERE r.quality_flags <> '{}'::jsonb) > 0 ORDER BY 1",
+    )
+    flag_rows = _rows(
+        database,
+        "SELECT flag, count(*) FROM benchmark_results, jsonb_object_keys(quality_flags) AS flag GROUP BY 1 ORDER BY 1",
+    )
+    excluded = sum(row[3] for row in rows)
+    table = "\n".join(f"| {key} | {total} | {flagged} | {left_out} |" for key, total, flagged, left_out in rows)
+    return dg.AssetCheckResult(
+        passed=excluded == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "flagged_results": dg.MetadataValue.int(sum(row[2] for row in rows)),
+            "excluded_from_rankings": dg.MetadataValue.int(excluded),
+            "per_flag": dg.MetadataValue.json({flag: count for flag, count in flag_rows}),
+            "per_version": dg.MetadataValue.md(
+                "| version | results | flagged | left out of rankings |\n| --- | --- | --- | --- |\n" + table
+                if rows
+                else "none"
+            ),
+        },
+        description=f"{excluded} results left out of rankings by their quality flags" if excluded else None,
+    )
+
+
 @dg.asset_check(asset="model_rankings", description="Every use case is ranked and every score lies in [0, 1].")
 def rankings_cover_every_use_case(database: PlatformDatabase) -> dg.AssetCheckResult:
     bad = _rows(
@@ -84,6 +124,7 @@ asset_checks = [
     no_duplicate_configs,
     one_result_per_completed_config,
     result_sanity,
+    flagged_results_per_version,
     rankings_cover_every_use_case,
     rankings_not_expired,
 ]

@@ -34,13 +34,13 @@ rankings_job = dg.define_asset_job(
 
 
 class ReapConfig(dg.Config):
-    stale_minutes: float = queue.DEFAULT_STALE_MINUTES
-    max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
+    max_preemptions: int = queue.DEFAULT_MAX_PREEMPTIONS
 
 
-@dg.op(description="Return expired or stale claims to pending (or fail them past the attempt limit).")
+@dg.op(description="Return claims whose lease expired to pending (or fail them past the preemption limit).")
 def reap_stale_configs(context: dg.OpExecutionContext, config: ReapConfig, database: PlatformDatabase) -> None:
-    report = queue.reap(database.get_engine(), timeout_minutes=config.stale_minutes, max_attempts=config.max_attempts)
+    """Only expired leases: a claim that heartbeats is never reaped, however long it runs."""
+    report = queue.reap(database.get_engine(), max_preemptions=config.max_preemptions)
     context.log.info(f"{report.returned_to_pending} claims returned to pending, {report.failed} failed for good")
 
 

@@ -11,7 +11,8 @@ stale_config_reaper = dg.ScheduleDefinition(
     job=reap_stale_configs_job,
     cron_schedule="*/30 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Resets expired leases (claims of workers lost with their spot node) to pending.",
+    description="Returns expired leases (claims of workers lost with their spot node) to pending, on pools no worker is"
+    " claiming from (claims rescue their own pool's). Live claims are never touched, however long they run.",
 )
 
 

@@ -18,6 +18,7 @@ RESULT_FRAME_COLUMNS = (
     "sequence_length",
     "tensor_parallel",
     "runner",
+    "quality_flags",
     "model_id",
     "model_name",
     "model_version_id",

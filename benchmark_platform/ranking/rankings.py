@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from benchmark_platform.ranking.frames import require_columns
 from benchmark_platform.ranking.pareto import pareto_front
 from benchmark_platform.ranking.topsis import criterion_closeness, topsis
+from benchmark_platform.runners import quality
 
 CriterionKey = Literal["ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy"]
 
@@ -257,6 +258,24 @@ def _latest_results(rows: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates(["_config", "sequence_length"], keep="last")
 
 
+def _quality_flag_counts(rows: pd.DataFrame) -> dict[str, Any]:
+    """Results per quality flag; ``_excluding_rows`` marks the rows whose flags leave them out of the ranking (their
+    numbers describe the client or a warm cache, not the configuration: see runners.quality), ``_excluded`` counts
+    them. Frames without the column (older callers) have no flags."""
+    if "quality_flags" not in rows.columns:
+        return {"_excluding_rows": pd.Series(False, index=rows.index), "_excluded": 0}
+    flags = rows["quality_flags"].map(lambda value: set(value) if isinstance(value, dict | list) else set())
+    excluding = flags.map(lambda names: bool(names & quality.EXCLUDING))
+    counts: dict[str, Any] = {}
+    for names in flags:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts | {
+        "_excluding_rows": excluding.reindex(rows.index, fill_value=False),
+        "_excluded": int(excluding.sum()),
+    }
+
+
 def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ...] | None) -> pd.DataFrame:
     """One row per deployment, its representative buckets folded by rule 2, with its price and cost (rule 3)."""
     if representative is not None:
@@ -449,7 +468,10 @@ def rank_use_case(
     if ttl <= timedelta(0):
         raise ValueError(f"ranking TTL must be positive, got {ttl}")
     calculated_at = calculated_at or datetime.now(UTC)
-    rows = results.loc[results["workload_type"] == use_case.subcategory, _columns_used(results)]
+    in_use_case = results["workload_type"] == use_case.subcategory
+    flag_counts = _quality_flag_counts(results.loc[in_use_case])
+    excluding = flag_counts.pop("_excluding_rows").reindex(results.index, fill_value=False).astype(bool)
+    rows = results.loc[in_use_case & ~excluding, _columns_used(results)]
     configs = _deployable_configurations(rows, use_case.sequence_lengths)
     complete = configs[~configs["incomplete"]]
     breaks_ttft = (
@@ -469,7 +491,13 @@ def rank_use_case(
         "sla_tpot_p90": int(breaks_tpot.sum()),
         "sla_total": int((breaks_ttft | breaks_tpot).sum()),
     }
+    if flagged := int(flag_counts.pop("_excluded")):
+        excluded["quality_flagged_results"] = flagged
     weights, notes = _chosen_criteria(use_case, survivors)
+    notes += [
+        f"{count} results flagged {name}: {'left out' if name in quality.EXCLUDING else 'ranked, but marked'}"
+        for name, count in sorted(flag_counts.items())
+    ]
     keys = list(weights)
     matrix, benefit = _criteria_matrix(survivors, keys)
     survivors["score"] = topsis(matrix, [weights[key] for key in keys], benefit)

@@ -57,6 +57,7 @@ def _results_query(day: date | None, since: date | None, until: date | None, wor
             result.sequence_length,
             result.tensor_parallel,
             result.runner,
+            result.quality_flags,
             ModelVersion.model_id,
             Model.name.label("model_name"),
             result.model_version_id,

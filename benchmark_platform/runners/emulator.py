@@ -7,6 +7,12 @@ delay drawn from the jitter distribution; tokens are scheduled against the reque
 usage comes in a final chunk when ``stream_options.include_usage`` asks for it, and questions of the bundled accuracy
 task set are answered (wrong at ``accuracy_error_rate``).
 
+With ``max_num_seqs`` at most that many requests generate at once; the others wait (their TTFT grows), as in a
+server whose batch is full. ``/metrics`` exposes vLLM's Prometheus names for running and waiting requests, KV-cache
+usage (running / max_num_seqs), prefix-cache queries and hits (blocks of ``prefix_block_tokens`` words already seen
+at the start of an earlier prompt), preemptions (counted when more than ``preempt_above_running`` run) and prompt and
+generation tokens.
+
 Faults for tests: a request for one of the ``FAULT_MODELS`` misbehaves as named, and ``error_rate`` answers that
 share of requests with HTTP 500.
 """
@@ -14,6 +20,7 @@ share of requests with HTTP 500.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -57,7 +64,66 @@ class EmulatorSettings(BaseModel):
     eos_after_tokens: int | None = Field(default=None, gt=0, description="natural answer length without ignore_eos")
     error_rate: float = Field(default=0.0, ge=0, le=1)
     accuracy_error_rate: float = Field(default=0.0, ge=0, le=1)
+    max_num_seqs: int | None = Field(default=None, gt=0, le=100_000, description="requests generating at once")
+    prefix_block_tokens: int = Field(default=16, gt=0)
+    preempt_above_running: int | None = Field(default=None, gt=0, description="count a preemption above this")
     seed: int = 0
+
+
+class _ServerState:
+    """What /metrics reports: gauges of the moment and counters since start."""
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self.settings = settings
+        self.slots = asyncio.Semaphore(settings.max_num_seqs) if settings.max_num_seqs else None
+        self.running = self.waiting = 0
+        self.counters = dict.fromkeys(
+            ("prompt_tokens", "generation_tokens", "prefix_cache_queries", "prefix_cache_hits", "num_preemptions"), 0
+        )
+        self._seen_blocks: set[int] = set()
+
+    def look_up_prefix(self, prompt: str) -> None:
+        words, size = prompt.split(), self.settings.prefix_block_tokens
+        chained, hitting = 0, True
+        for start in range(0, len(words) - size + 1, size):
+            chained = hash((chained, *words[start : start + size]))
+            self.counters["prefix_cache_queries"] += size
+            hitting = hitting and chained in self._seen_blocks
+            self.counters["prefix_cache_hits"] += size if hitting else 0
+            self._seen_blocks.add(chained)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Hold a generation slot; yields the seconds waited for it."""
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        self.waiting += 1
+        try:
+            if self.slots is not None:
+                await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        limit = self.settings.preempt_above_running
+        if limit is not None and self.running > limit:
+            self.counters["num_preemptions"] += 1
+        try:
+            yield loop.time() - asked
+        finally:
+            self.running -= 1
+            if self.slots is not None:
+                self.slots.release()
+
+    def prometheus(self, model: str) -> str:
+        label = f'{{model_name="{model}"}}'
+        usage = self.running / self.settings.max_num_seqs if self.settings.max_num_seqs else 0.0
+        lines = [
+            f"vllm:num_requests_running{label} {self.running}",
+            f"vllm:num_requests_waiting{label} {self.waiting}",
+            f"vllm:kv_cache_usage_perc{label} {usage}",
+        ]
+        lines += [f"vllm:{name}_total{label} {value}" for name, value in self.counters.items()]
+        return "\n".join(lines) + "\n"
 
 
 class _BadRequest(ValueError):
@@ -70,11 +136,13 @@ class Emulator:
     def __init__(self, settings: EmulatorSettings) -> None:
         self.settings = settings
         self._rng = random.Random(settings.seed)
+        self.state = _ServerState(settings)
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/health", self.health),
+                Route("/metrics", self.metrics),
                 Route("/v1/models", self.models),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
@@ -83,6 +151,9 @@ class Emulator:
 
     async def health(self, request: Request) -> Response:
         return PlainTextResponse("ok")
+
+    async def metrics(self, request: Request) -> Response:
+        return PlainTextResponse(self.state.prometheus(self.settings.model))
 
     async def models(self, request: Request) -> Response:
         names = [self.settings.model, *FAULT_MODELS]
@@ -144,14 +215,34 @@ class Emulator:
         ttft = self._jittered(self.settings.ttft_ms + self.settings.prefill_ms_per_token * prompt_tokens)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self.state.look_up_prefix(prompt)
+        self.state.counters["prompt_tokens"] += prompt_tokens
+        self.state.counters["generation_tokens"] += len(tokens)
         if not body.get("stream"):
-            await asyncio.sleep(ttft + sum(self._jittered(self.settings.tpot_ms) for _ in tokens[1:]))
+            async with self.state.slot():
+                await asyncio.sleep(ttft + sum(self._jittered(self.settings.tpot_ms) for _ in tokens[1:]))
             return JSONResponse(_full_response(chat, model, "".join(tokens), finish_reason, usage))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = self._stream(chat, model, tokens, finish_reason, usage if include_usage else None, started, ttft)
         return StreamingResponse(events, media_type="text/event-stream")
 
     async def _stream(
+        self,
+        chat: bool,
+        model: str,
+        tokens: list[str],
+        finish_reason: str,
+        usage: dict[str, int] | None,
+        started: float,
+        ttft: float,
+    ) -> AsyncIterator[str]:
+        async with self.state.slot() as queued:
+            # A request that waited for a slot starts its prefill only then: the wait adds to its TTFT.
+            events = self._events(chat, model, tokens, finish_reason, usage, started + queued, ttft)
+            async for event in events:
+                yield event
+
+    async def _events(
         self,
         chat: bool,
         model: str,

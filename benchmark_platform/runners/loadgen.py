@@ -146,6 +146,7 @@ class RequestRecord:
     usage_reported: bool = False
     error: str | None = None
     text: str = ""
+    max_tokens: int | None = None  # the output length asked for, when it differs per request (datasets)
 
     @property
     def ttft(self) -> float:
@@ -572,11 +573,11 @@ def build_measurement(
             f"client event loop lagged (p99 {lag['p99']:.1f} ms): client-side timings may be inflated; "
             "lower the concurrency or spread the load over more client processes"
         )
-    short = sum(record.output_tokens < settings.output_tokens for record in completed)
+    short = sum(record.output_tokens < (record.max_tokens or settings.output_tokens) for record in completed)
     if short:
+        asked = "the max_tokens asked" if completed[0].max_tokens else settings.output_tokens
         warnings.append(
-            f"{short} of {len(completed)} requests returned fewer than {settings.output_tokens} tokens "
-            "(ignore_eos not honoured?)"
+            f"{short} of {len(completed)} requests returned fewer than {asked} tokens (ignore_eos not honoured?)"
         )
     prompt_tokens = [record.prompt_tokens for record in completed if record.prompt_tokens]
     ttft_ms, tpot_ms = summarize(ttft, 1e3), summarize(tpot, 1e3)

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from benchmark_platform.runners.base import Measurement, RunnerError, RunSpec
+from benchmark_platform.runners.datasets import DatasetError, named_dataset
 from benchmark_platform.runners.gpu_monitor import energy_counter_joules
 from benchmark_platform.runners.launcher import (
     ServerProcess,
@@ -31,7 +32,8 @@ from benchmark_platform.runners.launcher import (
     served_model,
     serves_data_parallel,
 )
-from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
+from benchmark_platform.runners.loadgen import LoadSettings
+from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
 from benchmark_platform.runners.serving_metrics import deployment_figures
 
 # Room above prompt + output for the chat template and the prompt-length calibration.
@@ -48,6 +50,9 @@ class OpenAIRunner:
     - ``num_requests`` (default max(5 × batch size, 50)) or ``duration_seconds``; ``request_rate`` switches to
       open-loop Poisson arrivals (the batch size then caps requests in flight); ``warmup_requests`` (default one
       per concurrent request).
+    - ``profile``: load-profile options (``runners.profiles.ProfileSettings`` fields: kind, rate, burstiness,
+      goals, repeats, client_processes...; a sweep is not allowed: a config has one result). The requests
+      follow the use case's named dataset; the batch size is the concurrency unless the profile sets one.
     - ``request_timeout_seconds``, ``max_error_fraction`` (the run fails above it), ``accuracy_tasks`` (scored
       only when the workload measures accuracy).
     - ``startup_timeout_seconds`` and ``stop_grace_seconds`` for launched servers, ``log`` (a logger, e.g. the
@@ -68,6 +73,7 @@ class OpenAIRunner:
         request_timeout_seconds: float = 120.0,
         max_error_fraction: float = 0.05,
         accuracy_tasks: int = 50,
+        profile: dict[str, Any] | None = None,
         startup_timeout_seconds: float = 1200.0,
         stop_grace_seconds: float = 30.0,
         log: logging.Logger | Any | None = None,
@@ -82,6 +88,9 @@ class OpenAIRunner:
         self.request_timeout_seconds = request_timeout_seconds
         self.max_error_fraction = max_error_fraction
         self.accuracy_tasks = accuracy_tasks
+        self.profile = dict(profile or {})
+        if self.profile.get("kind") == "sweep":
+            raise ValueError("the sweep profile gives several results; a config has one (use bench-endpoint)")
         self.startup_timeout_seconds = startup_timeout_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.log = log or logging.getLogger("benchmark_platform.runners.openai")
@@ -121,7 +130,16 @@ class OpenAIRunner:
                 accuracy_tasks=self.accuracy_tasks if spec.workload.measure_accuracy else 0,
                 seed=spec.seed,
             )
-        except ValidationError as error:
+            workload = spec.workload
+            kind = self.profile.get("kind") or ("poisson" if self.request_rate else "concurrent")
+            profile = ProfileSettings(
+                **(
+                    {"kind": kind, "rate": self.request_rate, "concurrency": batch}
+                    | self.profile
+                    | {"dataset": named_dataset(workload.dataset, spec.sequence_length, workload.typical_output_tokens)}
+                )
+            )
+        except (ValidationError, DatasetError) as error:
             raise RunnerError(f"cannot build the load for this config: {error}") from error
         detail = {
             "server": server_detail,
@@ -134,7 +152,7 @@ class OpenAIRunner:
         }
         gpus = list(range(spec.hardware.gpu_count if whole_node else spec.tensor_parallel))
         energy_before, started = energy_counter_joules(gpus), time.monotonic()
-        measurement = measure_endpoint(settings, self.should_stop, detail)
+        measurement = measure_profile(settings, profile, self.should_stop, detail)[0]
         energy_after, seconds = energy_counter_joules(gpus), time.monotonic() - started
         measurement.detailed_metrics["tool_versions"][spec.framework.name] = spec.framework.version
         self._add_deployment_figures(measurement, spec, whole_node, energy_before, energy_after, seconds)

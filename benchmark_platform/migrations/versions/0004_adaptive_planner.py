@@ -2,12 +2,11 @@
 prediction of each config (the planner's input and the residuals' reference).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0005
 Create Date: 2026-11-29 23:30:00
 
-Written in parallel with other schema changes: first chained to 0001, re-chained to 0002 (deployment shape) once that
-landed; if the queue's backoff migration (0003) lands, chain this one after it. It touches only the columns and the
-two CHECK constraints below.
+Written in parallel with other schema changes: first chained to 0001, re-chained after main's head (0005) when merged;
+the integrator may re-chain it again. It touches only the three columns and the two CHECK constraints below.
 """
 
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -34,7 +33,9 @@ def upgrade() -> None:
     op.add_column("benchmark_configs", sa.Column("prediction", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.drop_constraint(op.f(STATUS_CHECK), "benchmark_configs", type_="check")
     op.create_check_constraint(
-        op.f(STATUS_CHECK), "benchmark_configs", "status IN ('pending', 'running', 'completed', 'failed', 'skipped')"
+        op.f(STATUS_CHECK),
+        "benchmark_configs",
+        "status IN ('pending', 'running', 'completed', 'failed', 'cancelled', 'skipped')",
     )
     op.create_check_constraint(
         op.f(REASON_CHECK), "benchmark_configs", "status <> 'skipped' OR skip_reason IS NOT NULL"
@@ -47,7 +48,7 @@ def downgrade() -> None:
     op.execute("UPDATE benchmark_configs SET status = 'pending' WHERE status = 'skipped'")
     op.drop_constraint(op.f(STATUS_CHECK), "benchmark_configs", type_="check")
     op.create_check_constraint(
-        op.f(STATUS_CHECK), "benchmark_configs", "status IN ('pending', 'running', 'completed', 'failed')"
+        op.f(STATUS_CHECK), "benchmark_configs", "status IN ('pending', 'running', 'completed', 'failed', 'cancelled')"
     )
     op.drop_column("benchmark_configs", "prediction")
     op.drop_column("benchmark_configs", "pruning_exempt")
