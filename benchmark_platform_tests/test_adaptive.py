@@ -75,7 +75,8 @@ def test_claims_never_return_skipped_configs(engine: Engine, version_id):
     assert skipped, "the optimistic bound already rules out some configs before any measurement"
     claimed = queue.claim(engine, "w", limit=1000, model_version_id=version_id)
     assert claimed and not skipped & {c.id for c in claimed}
-    assert queue.count_claimable(engine, model_version_id=version_id) == 0
+    left = queue.outstanding(engine, model_version_id=version_id)
+    assert (left.due, left.waiting) == (0, 0), "nothing claimable is left: the rest is skipped"
 
 
 def test_requeue_by_reason_restores_skipped_configs_and_the_planner_leaves_them_alone(engine: Engine, version_id):
