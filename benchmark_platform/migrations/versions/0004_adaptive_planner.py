@@ -2,11 +2,8 @@
 prediction of each config (the planner's input and the residuals' reference).
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0003
 Create Date: 2026-11-29 23:30:00
-
-Written in parallel with other schema changes: first chained to 0001, re-chained after main's head (0005) when merged;
-the integrator may re-chain it again. It touches only the three columns and the two CHECK constraints below.
 """
 
 from collections.abc import Sequence
@@ -16,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
-down_revision: str | None = "0005"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
