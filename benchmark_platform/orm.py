@@ -215,12 +215,8 @@ class BenchmarkConfig(Base):
             postgresql_where=text("status IN ('pending', 'running')"),
         ),
         Index("idx_benchmark_config_model_status", "model_version_id", "status"),
-        Index(
-            "idx_benchmark_config_stale_running",
-            "status",
-            "started_at",
-            postgresql_where=text("status = 'running'"),
-        ),
+        # idx_benchmark_config_stale_running (status, started_at) was dropped by migration 0006: only the removed
+        # claim-age reaper rule read it; expired leases are found through idx_benchmark_config_lease.
         Index(
             "idx_benchmark_config_claim",
             "hardware_config_id",

@@ -17,7 +17,9 @@ DESIGN_INDEXES = {
     "benchmark_configs": {
         "idx_benchmark_config_status_priority",
         "idx_benchmark_config_model_status",
-        "idx_benchmark_config_stale_running",
+        # idx_benchmark_config_stale_running is no longer a design index: migration 0006 dropped it, since only the
+        # removed 120-minute claim-age reaper rule read it (the reaper now uses idx_benchmark_config_lease) and every
+        # claim paid an index insert for it.
     },
     "benchmark_results": {
         "idx_benchmark_results_model_hardware_framework",
