@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform.runners.stats import PERCENTILE_METHOD
 
 SourceFormat = Literal["guidellm", "vllm", "aiperf"]
@@ -247,7 +248,7 @@ def parse(source: SourceFormat, path: str | Path, benchmark_index: int = 0) -> I
         raise ImportFormatError(f"{path}: {error}") from None
 
 
-EXPORT_COLUMNS = (
+EXPORT_CONFIG_COLUMNS = (
     "result_id",
     "benchmark_date",
     "version_key",
@@ -259,17 +260,6 @@ EXPORT_COLUMNS = (
     "batch_size",
     "sequence_length",
     "runner",
-    "ttft_p50_ms",
-    "ttft_p90_ms",
-    "ttft_p99_ms",
-    "tpot_p50_ms",
-    "tpot_p90_ms",
-    "tpot_p99_ms",
-    "throughput_tokens_sec",
-    "rps_sustained",
-    "accuracy_score",
-    "gpu_utilization_pct",
-    "memory_used_gb",
-    "quality_flags",
-    "source_tool",
 )
+# Every metric a result row stores (the runners' METRIC_COLUMNS, so a metric added by a migration is exported too).
+EXPORT_COLUMNS = (*EXPORT_CONFIG_COLUMNS, *METRIC_COLUMNS, "quality_flags", "source_tool")

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from benchmark_platform.cli import main
 from benchmark_platform.interop import ImportFormatError, parse_aiperf, parse_guidellm, parse_vllm
+from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform_tests.factories import seed_with_model
 
 VERSION = "qwen2.5-7b@int4-awq"
@@ -176,9 +177,13 @@ def test_import_then_export(engine, tmp_path):
     ]
     assert all(row[4] == {} for row in rows)  # 200 requests, no errors: nothing to flag
 
+    with engine.begin() as connection:  # a serving column of migration 0002, to see it exported under its name
+        connection.execute(text("UPDATE benchmark_results SET energy_per_output_token_j = 0.25"))
     csv_out = CliRunner().invoke(main, ["export-results", "--format", "csv"])
     assert csv_out.exit_code == 0, csv_out.output
-    assert csv_out.output.splitlines()[0].startswith("result_id,benchmark_date,version_key,hardware_name")
+    header = csv_out.output.splitlines()[0].split(",")
+    assert header[:4] == ["result_id", "benchmark_date", "version_key", "hardware_name"]
+    assert [column for column in header if column in METRIC_COLUMNS] == list(METRIC_COLUMNS)  # every metric, in order
     assert sum(VERSION in line for line in csv_out.output.splitlines()) == 3
     parquet = tmp_path / "r.parquet"
     assert CliRunner().invoke(main, ["export-results", "--format", "parquet", "--out", str(parquet)]).exit_code == 0
@@ -186,6 +191,7 @@ def test_import_then_export(engine, tmp_path):
     assert sorted(frame["source_tool"]) == ["aiperf", "guidellm", "vllm"] and set(frame["hardware_name"]) == {
         "gcp-l4-x1"
     }
+    assert list(frame["energy_per_output_token_j"]) == [0.25] * 3 and list(frame["tpot_p90_ms"]) == [9.1] * 3
     as_json = json.loads(
         CliRunner().invoke(main, ["export-results", "--format", "json", "--model-version", VERSION]).output
     )

@@ -52,3 +52,11 @@ def test_simulate_seconds_reaches_only_the_simulated_runner() -> None:
     assert RUNNERS["openai"].options_from({"simulate_seconds": 0.5, "base_url": "http://x"}) == {"base_url": "http://x"}
     with pytest.raises(ValueError, match="unknown runner 'gpu'; choose one of simulated, openai"):
         WorkerOptions(runner="gpu")
+
+
+def test_the_openai_runner_takes_a_load_profile_by_name() -> None:
+    options = RUNNERS["openai"].options_from({"profile": {"kind": "poisson", "rate": 4.0}, "seed": 1})
+    assert options == {"profile": {"kind": "poisson", "rate": 4.0}}
+    assert get_runner("openai", **options).profile == {"kind": "poisson", "rate": 4.0}
+    with pytest.raises(ValueError, match="the sweep profile gives several results"):
+        get_runner("openai", profile={"kind": "sweep"})

@@ -137,6 +137,7 @@ def export_results(out_format: str, out: str | None, model_version: str | None) 
     from benchmark_platform import database
     from benchmark_platform.interop import EXPORT_COLUMNS
     from benchmark_platform.manifests import resolve_model_version
+    from benchmark_platform.runners.base import METRIC_COLUMNS
 
     if out_format == "parquet" and out is None:
         fail("--out: parquet is binary; give a file")
@@ -157,9 +158,8 @@ def export_results(out_format: str, out: str | None, model_version: str | None) 
             text(
                 "SELECT r.id AS result_id, r.benchmark_date, m.name || '@' || v.version AS version_key,"
                 " h.name AS hardware_name, h.gpu_type, h.gpu_count, f.name AS framework_name, r.workload_type,"
-                " r.batch_size, r.sequence_length, r.runner, r.ttft_p50_ms, r.ttft_p90_ms, r.ttft_p99_ms,"
-                " r.tpot_p50_ms, r.tpot_p90_ms, r.tpot_p99_ms, r.throughput_tokens_sec, r.rps_sustained,"
-                " r.accuracy_score, r.gpu_utilization_pct, r.memory_used_gb, r.quality_flags,"
+                " r.batch_size, r.sequence_length, r.runner,"
+                f" {', '.join(f'r.{column}' for column in METRIC_COLUMNS)}, r.quality_flags,"
                 " COALESCE(r.detailed_metrics -> 'source_tool' ->> 'name', r.detailed_metrics ->> 'runner_name')"
                 " AS source_tool"
                 " FROM benchmark_results r JOIN model_versions v ON v.id = r.model_version_id"

@@ -60,7 +60,7 @@ RUNNERS: dict[str, RunnerEntry] = {
         RunnerEntry(
             "openai",
             "benchmark_platform.runners.openai_runner:OpenAIRunner",
-            user_options=("base_url", "model_name", "num_requests", "duration_seconds", "request_rate"),
+            user_options=("base_url", "model_name", "num_requests", "duration_seconds", "request_rate", "profile"),
             claim_batch=1,
             description="measures an OpenAI-compatible server (launched from the framework's template, or base_url)",
         ),
