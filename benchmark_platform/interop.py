@@ -97,7 +97,8 @@ def _columns(ttft: dict[str, float], tpot: dict[str, float], output_tps: float, 
 
 
 def parse_guidellm(data: Any, benchmark_index: int = 0) -> ImportedResult:
-    """One benchmark of a GuideLLM ``benchmarks.json`` (``guidellm benchmark run --output-path``)."""
+    """One benchmark of a GuideLLM 0.8 ``benchmarks.json`` (``guidellm run --output kind=json,path=...``). Its
+    figures leave out the warm-up and cool-down requests; the per-request records (``requests``) are not read."""
     base = f"benchmarks.{benchmark_index}"
     benchmark = _get(data, base)
     metrics = f"{base}.metrics"
@@ -109,7 +110,7 @@ def parse_guidellm(data: Any, benchmark_index: int = 0) -> ImportedResult:
     tpot = distribution("inter_token_latency_ms")  # decode-only per request: our TPOT (see the module docstring)
     output_tps = _number(data, f"{metrics}.output_tokens_per_second.successful.mean", positive=True)
     rps = _number(data, f"{metrics}.requests_per_second.successful.mean", positive=True)
-    totals = benchmark.get("request_totals") if isinstance(benchmark, dict) else None
+    totals = _get(data, metrics).get("request_totals") if isinstance(_get(data, metrics), dict) else None
     detail = {
         "ttft_ms": _summary(data, f"{metrics}.time_to_first_token_ms.successful"),
         "tpot_ms": _summary(data, f"{metrics}.inter_token_latency_ms.successful"),
@@ -124,12 +125,10 @@ def parse_guidellm(data: Any, benchmark_index: int = 0) -> ImportedResult:
 
 
 def _strategy(benchmark: Any) -> Any:
-    for path in ("scheduler.strategy", "config.strategy", "args.profile"):
-        try:
-            return _get(benchmark, path)
-        except ImportFormatError:
-            continue
-    return None
+    try:
+        return _get(benchmark, "config.strategy")
+    except ImportFormatError:
+        return None
 
 
 def _summary(data: Any, path: str, scale: float = 1.0) -> dict[str, float] | None:

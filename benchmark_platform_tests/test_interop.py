@@ -1,9 +1,10 @@
 """import-results and export-results.
 
-The GuideLLM and vLLM files are written here from the tools' documented schemas (GuideLLM 0.8's GenerativeBenchmark
-metrics, ``vllm bench serve --save-result`` keys): neither tool runs here (both need PyTorch). The AIPerf sample is
-written the same way, and ``data/aiperf_0.13_profile_export_aiperf.json`` is a file AIPerf 0.13.0 really produced,
-against the local emulator (10 ms per token injected, concurrency 2, 10 requests of 32 -> 8 tokens).
+The samples below are written from the tools' documented schemas (GuideLLM 0.8's GenerativeBenchmark metrics,
+``vllm bench serve --save-result`` keys, AIPerf's profile export). Two files in ``data/`` were really produced
+against the local emulator (50 ms TTFT and 10 ms per token injected; how: ``data/README.md``):
+``aiperf_0.13_profile_export_aiperf.json`` (AIPerf 0.13.0) and ``guidellm_0.8.1_benchmarks.json`` (GuideLLM 0.8.1,
+its per-request records cut to two). vLLM's serving benchmark needs vLLM itself, which is not installed here.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ GUIDELLM = {
     "benchmarks": [
         {
             "type_": "generative_benchmark",
-            "scheduler": {"strategy": {"type_": "concurrent", "streams": 16}},
-            "request_totals": {"successful": 200, "errored": 0, "incomplete": 0, "total": 200},
+            "config": {"strategy": {"type_": "concurrent", "streams": 16}},
             "metrics": {
+                "request_totals": {"successful": 200, "errored": 0, "incomplete": 0, "total": 200},
                 "requests_per_second": _distribution(12.5, 12.4, 13.0, 13.5),
                 "request_latency": _distribution(1.2, 1.1, 1.4, 1.6),
                 "prompt_token_count": _distribution(512, 512, 512, 512),
@@ -113,6 +114,44 @@ def test_a_file_aiperf_really_wrote():
     assert imported.metrics["tpot_p50_ms"] == pytest.approx(10.0, abs=0.1)  # the emulator's injected 10 ms per token
     assert imported.metrics["ttft_p50_ms"] > 50  # 50 ms injected
     assert imported.detail["completed_requests"] == 10 and imported.mean_prompt_tokens == 32
+
+
+def test_a_file_guidellm_really_wrote():
+    data = json.loads((Path(__file__).parent / "data/guidellm_0.8.1_benchmarks.json").read_text())
+    imported = parse_guidellm(data)
+    metrics = data["benchmarks"][0]["metrics"]
+    decode = metrics["inter_token_latency_ms"]["successful"]["percentiles"]
+    with_first_token = metrics["time_per_output_token_ms"]["successful"]["percentiles"]
+    assert imported.metrics["tpot_p50_ms"] == decode["p50"] != with_first_token["p50"]
+    assert 5 < imported.metrics["tpot_p50_ms"] < 12  # the emulator's 10 ms per token, on a loaded machine
+    assert imported.metrics["ttft_p50_ms"] >= 50  # 50 ms injected
+    assert imported.metrics["throughput_tokens_sec"] == metrics["output_tokens_per_second"]["successful"]["mean"]
+    assert 60 < imported.detail["e2e_ms"]["p50"] < 1000  # GuideLLM's request_latency is in seconds
+    assert imported.detail["completed_requests"] == 10 and imported.detail["errors"] == 0
+    assert imported.mean_prompt_tokens == 32
+    assert (
+        imported.detail["source_profile"]["type_"] == "concurrent" and imported.detail["source_profile"]["streams"] == 2
+    )
+
+
+def test_import_results_reads_the_file_guidellm_really_wrote(engine):
+    seed_with_model(engine, VERSION)
+    path = Path(__file__).parent / "data/guidellm_0.8.1_benchmarks.json"
+    common = ["--model-version", VERSION, "--hardware", "gcp-l4-x1", "--framework", "vllm", "--batch-size", "2"]
+    outcome = CliRunner().invoke(main, ["import-results", str(path), "--format", "guidellm", *common])
+    assert outcome.exit_code == 0, outcome.output
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT runner, sequence_length, tpot_p50_ms, quality_flags,"
+                " detailed_metrics -> 'source_tool' ->> 'name', detailed_metrics ->> 'completed_requests'"
+                " FROM benchmark_results"
+            )
+        ).one()
+    decode_p50 = json.loads(path.read_text())["benchmarks"][0]["metrics"]["inter_token_latency_ms"]["successful"]
+    assert row[:3] == ("measured", 32, pytest.approx(decode_p50["percentiles"]["p50"]))
+    assert "too_few_requests" in row[3]  # ten requests cannot carry a p99
+    assert row[4:] == ("guidellm", "10")
 
 
 def test_guidellm_time_per_output_token_is_not_taken_for_tpot():

@@ -48,9 +48,10 @@ def build(out_dir: str | Path, vocab_size: int | None = None) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out / "tokenizer.json"))
+    # "[UNK]" is deliberately not declared a special token: GuideLLM builds prompts by decoding N token ids with
+    # skip_special_tokens, so an unknown word must decode to a word ("[UNK]") for an N-token prompt to stay N words.
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "unk_token": "[UNK]",
         "bos_token": "<s>",
         "eos_token": "</s>",
         "pad_token": "[PAD]",
@@ -59,7 +60,7 @@ def build(out_dir: str | Path, vocab_size: int | None = None) -> Path:
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     (out / "special_tokens_map.json").write_text(
-        json.dumps({"unk_token": "[UNK]", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "[PAD]"})
+        json.dumps({"bos_token": "<s>", "eos_token": "</s>", "pad_token": "[PAD]"})
     )
     return out
 
