@@ -174,8 +174,8 @@ def create_app(engine: Engine, model_name: str):
         body = await request.json()
         chat = request.url.path.endswith("/chat/completions")
         prompt = "\n".join(m["content"] for m in body["messages"]) if chat else body["prompt"]
-        max_tokens = int(body.get("max_tokens") or 16)
-        if max_tokens < 1 or not isinstance(prompt, str):
+        max_tokens = body.get("max_tokens", 16)
+        if not isinstance(max_tokens, int) or max_tokens < 1 or not isinstance(prompt, str):
             return JSONResponse({"error": {"message": "bad request"}}, status_code=400)
         pending = Pending(prompt, max_tokens, asyncio.Queue(), asyncio.get_running_loop())
         engine.submit(pending)
