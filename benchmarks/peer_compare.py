@@ -30,7 +30,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from benchmark_platform.interop import ImportedResult, ImportFormatError, parse_aiperf, parse_guidellm, read_json
 from benchmark_platform.runners.loadgen import LoadSettings
@@ -64,10 +67,44 @@ def run_ours(url: str, concurrency: int, requests: int, input_tokens: int, outpu
         num_requests=requests,
     )
     measured = measure_profile(settings, ProfileSettings(concurrency=concurrency, sample_server_metrics=False))[0]
-    return {figure: getattr(measured, figure) for figure in FIGURES}
+    return {figure: getattr(measured, figure) for figure in FIGURES} | {
+        "requests": measured.detailed_metrics["completed_requests"]
+    }
 
 
-def run_aiperf(
+@dataclass(frozen=True)
+class PeerRun:
+    """How to run one peer measurement and where its JSON lands."""
+
+    name: str
+    command: list[str]
+    output: Path
+    parser: Callable[[object], ImportedResult]
+    offline: bool
+    cwd: Path | None = None
+
+    def start(self) -> subprocess.Popen:
+        environment = os.environ | (OFFLINE if self.offline else {})
+        return subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=self.cwd
+        )
+
+    def finish(self, process: subprocess.Popen) -> dict[str, float]:
+        output, _ = process.communicate(timeout=900)
+        if process.returncode != 0:
+            raise SystemExit(f"error: {self.name} failed ({process.returncode}):\n{output[-6000:]}")
+        if not self.output.exists():
+            raise SystemExit(f"error: {self.name} wrote no {self.output}")
+        try:
+            imported = self.parser(read_json(self.output))
+        except ImportFormatError as error:
+            print(f"error: {self.output}: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        figures = {figure: imported.metrics[figure] for figure in FIGURES}
+        return figures | {"requests": imported.detail["completed_requests"]}
+
+
+def aiperf(
     peer_bin: Path,
     url: str,
     tokenizer: Path,
@@ -76,7 +113,7 @@ def run_aiperf(
     requests: int,
     inputs: int,
     outputs: int,
-) -> dict[str, float]:
+) -> PeerRun:
     command = [
         str(peer_bin / "aiperf"),
         "profile",
@@ -111,17 +148,17 @@ def run_aiperf(
         str(artifacts),
         "--ui-type",
         "none",
+        # This runner's side samples neither the server's /metrics nor GPUs; AIPerf would do both by default.
+        "--no-server-metrics",
+        "--no-gpu-telemetry",
     ]
     # The tokenizer is a local folder, which AIPerf loads without the network (its HF offline mode would instead look
-    # the folder up in the hub cache and fail), so AIPerf runs without the offline switches.
-    _run_peer("aiperf", command, offline=False)
-    export = artifacts / "profile_export_aiperf.json"  # the profiling phase (phases/warmup/ holds the warm-up's)
-    if not export.exists():
-        raise SystemExit(f"error: aiperf wrote no {export}")
-    return _figures(export, parse_aiperf)
+    # the folder up in the hub cache and fail), so AIPerf runs without the offline switches. Its top-level export
+    # holds the profiling phase (phases/warmup/ the warm-up's).
+    return PeerRun("aiperf", command, artifacts / "profile_export_aiperf.json", parse_aiperf, offline=False)
 
 
-def run_guidellm(
+def guidellm(
     peer_bin: Path,
     url: str,
     tokenizer: Path,
@@ -130,9 +167,10 @@ def run_guidellm(
     requests: int,
     inputs: int,
     outputs: int,
-) -> dict[str, float]:
-    """GuideLLM's concurrent profile: ``requests`` measured after ``concurrency`` warm-up requests (GuideLLM counts
-    warm-up requests in its request limit and leaves them out of its figures)."""
+) -> PeerRun:
+    """GuideLLM's concurrent profile: ``requests`` measured after ``concurrency`` warm-up requests. GuideLLM counts
+    warm-up requests in its request limit, and its warm-up ends when the request after them starts, which it leaves
+    out too: hence one more."""
     artifacts.mkdir(parents=True, exist_ok=True)
     output = artifacts / "benchmarks.json"
     profile = {"kind": "concurrent", "streams": concurrency, "warmup": {"value": concurrency, "mode": "requests"}}
@@ -144,7 +182,7 @@ def run_guidellm(
         "--profile",
         json.dumps(profile),
         "--constraint",
-        f"kind=max_requests,count={requests + concurrency}",
+        f"kind=max_requests,count={requests + concurrency + 1}",
         "--data",
         f"kind=synthetic_text,prompt_tokens={inputs},output_tokens={outputs}",
         "--tokenizer",
@@ -155,32 +193,34 @@ def run_guidellm(
         f"kind=json,path={output}",
         "--disable-console",
     ]
-    _run_peer("guidellm", command, offline=True, cwd=artifacts)
-    return _figures(output, parse_guidellm)
+    return PeerRun("guidellm", command, output, parse_guidellm, offline=True, cwd=artifacts)
 
 
-def _run_peer(name: str, command: list[str], offline: bool, cwd: Path | None = None) -> None:
-    environment = os.environ | (OFFLINE if offline else {})
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment, cwd=cwd)
-    if finished.returncode != 0:
-        raise SystemExit(
-            f"error: {name} failed ({finished.returncode}):\n{finished.stdout[-3000:]}{finished.stderr[-3000:]}"
-        )
+def alongside(peer: PeerRun, url: str, shape: tuple[int, int, int, int]) -> tuple[dict, dict, bool]:
+    """The peer and this runner at the same time: this runner starts once the peer's requests reach the emulator
+    and measures while the peer goes on, so both see the same machine and server. True when the peer outlasted it."""
+    process = peer.start()
+    deadline = time.monotonic() + 300
+    while _running_requests(url) == 0:
+        if process.poll() is not None or time.monotonic() > deadline:
+            peer.finish(process)
+            raise SystemExit(f"error: {peer.name} sent no request within 300 s")
+        time.sleep(0.2)
+    time.sleep(2)  # past the peer's warm-up requests
+    ours = run_ours(url, *shape)
+    overlapped = process.poll() is None
+    return ours, peer.finish(process), overlapped
+
+
+def _running_requests(url: str) -> float:
+    text = httpx.get(f"{url.removesuffix('/v1')}/metrics", timeout=5).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("vllm:num_requests_running"))
 
 
 def _children_cpu_seconds() -> float:
     """User + system CPU of the finished child processes (a peer's own worker processes included once reaped)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _figures(path: Path, parser: Callable[[object], ImportedResult]) -> dict[str, float]:
-    try:
-        imported = parser(read_json(path))
-    except ImportFormatError as error:
-        print(f"error: {path}: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return {figure: imported.metrics[figure] for figure in FIGURES}
 
 
 def main() -> None:
@@ -194,6 +234,9 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=50.0)
     parser.add_argument("--tpot-ms", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per tool; medians are compared")
+    parser.add_argument(
+        "--alongside", action="store_true", help="run this runner while each peer runs, not one after the other"
+    )
     arguments = parser.parse_args()
     if not 1 <= arguments.repeats <= 20:
         parser.error("--repeats must be between 1 and 20")
@@ -203,8 +246,8 @@ def main() -> None:
     peers = {
         name: (bin_dir, runner)
         for name, bin_dir, runner in (
-            ("guidellm", arguments.guidellm_bin, run_guidellm),
-            ("aiperf", arguments.aiperf_bin, run_aiperf),
+            ("guidellm", arguments.guidellm_bin, guidellm),
+            ("aiperf", arguments.aiperf_bin, aiperf),
         )
         if bin_dir is not None
     }
@@ -214,7 +257,8 @@ def main() -> None:
         if not (bin_dir / name).exists():
             parser.error(f"--{name}-bin: no {name} in {bin_dir}")
     shape = (arguments.concurrency, arguments.requests, arguments.input_tokens, arguments.output_tokens)
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ("this runner", *peers)}
+    ours_names = [f"this runner beside {name}" for name in peers] if arguments.alongside else ["this runner"]
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in (*ours_names, *peers)}
     cpu_seconds: dict[str, list[float]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory(prefix="peer-compare-") as scratch:
         tokenizer = Path(scratch) / "tokenizer"
@@ -227,12 +271,24 @@ def main() -> None:
         with emulator(arguments.ttft_ms, arguments.tpot_ms) as url:
             # Interleaved, so a burst of load from other work on the machine falls on every tool alike.
             for repeat in range(arguments.repeats):
-                before = time.process_time()
-                runs["this runner"].append(run_ours(url, *shape))
-                cpu_seconds["this runner"].append(time.process_time() - before)
-                for name, (bin_dir, runner) in peers.items():
+                for name, (bin_dir, build) in peers.items():
+                    artifacts = Path(scratch) / f"{name}-{repeat}"
+                    if arguments.alongside:
+                        # The peer runs three times as many requests, so that it outlasts this runner.
+                        peer = build(bin_dir, url, tokenizer, artifacts, shape[0], 3 * shape[1], *shape[2:])
+                        ours, theirs, overlapped = alongside(peer, url, shape)
+                        runs[f"this runner beside {name}"].append(ours)
+                        runs[name].append(theirs)
+                        if not overlapped:
+                            print(f"warning: {name} ended before this runner (repeat {repeat})", file=sys.stderr)
+                        continue
+                    if name == next(iter(peers)):
+                        before = time.process_time()
+                        runs["this runner"].append(run_ours(url, *shape))
+                        cpu_seconds["this runner"].append(time.process_time() - before)
+                    peer = build(bin_dir, url, tokenizer, artifacts, *shape)
                     before = _children_cpu_seconds()
-                    runs[name].append(runner(bin_dir, url, tokenizer, Path(scratch) / f"{name}-{repeat}", *shape))
+                    runs[name].append(peer.finish(peer.start()))
                     cpu_seconds[name].append(_children_cpu_seconds() - before)
     results = {
         name: {f: statistics.median(run[f] for run in tool_runs) for f in FIGURES} for name, tool_runs in runs.items()
@@ -240,25 +296,21 @@ def main() -> None:
     print(
         f"emulator: TTFT {arguments.ttft_ms:g} ms, {arguments.tpot_ms:g} ms/token; concurrency {arguments.concurrency},"
         f" {arguments.requests} requests of {arguments.input_tokens} -> {arguments.output_tokens} tokens;"
-        f" median of {arguments.repeats} interleaved runs per tool; load average {os.getloadavg()[0]:.1f}"
+        f" median of {arguments.repeats} {'runs alongside each peer' if arguments.alongside else 'interleaved runs'}"
+        f" per tool; load average {os.getloadavg()[0]:.1f}"
     )
-    ours = results["this runner"]
-    header = f"{'figure':<24}{'this runner':>13}"
+    differences: dict[str, dict[str, float]] = {}
     for name in peers:
-        header += f"{name:>13}{'ours vs ' + name:>18}"
-    print(header)
-    differences: dict[str, dict[str, float]] = {name: {} for name in peers}
-    for figure in FIGURES:
-        line = f"{figure:<24}{ours[figure]:>13.2f}"
-        for name in peers:
-            peer = results[name][figure]
-            differences[name][figure] = (ours[figure] - peer) / peer * 100
-            line += f"{peer:>13.2f}{differences[name][figure]:>+17.1f}%"
-        print(line)
-    line = f"{'client CPU s per run':<24}{statistics.median(cpu_seconds['this runner']):>13.2f}"
-    for name in peers:
-        line += f"{statistics.median(cpu_seconds[name]):>13.2f}{'':>18}"
-    print(line)
+        ours_name = f"this runner beside {name}" if arguments.alongside else "this runner"
+        ours, theirs = results[ours_name], results[name]
+        print(f"\n{'figure':<24}{ours_name:>26}{name:>12}{'difference':>12}")
+        differences[name] = {figure: (ours[figure] - theirs[figure]) / theirs[figure] * 100 for figure in FIGURES}
+        for figure in FIGURES:
+            print(f"{figure:<24}{ours[figure]:>26.2f}{theirs[figure]:>12.2f}{differences[name][figure]:>+11.1f}%")
+        print(f"{'requests measured':<24}{runs[ours_name][0]['requests']!s:>26}{runs[name][0]['requests']!s:>12}")
+        if cpu_seconds[name]:
+            mine, peer_cpu = statistics.median(cpu_seconds[ours_name]), statistics.median(cpu_seconds[name])
+            print(f"{'client CPU s per run':<24}{mine:>26.2f}{peer_cpu:>12.2f}")
     print(
         json.dumps(
             {"median": results, "runs": runs, "client_cpu_seconds": cpu_seconds, "difference_percent": differences}
