@@ -8,8 +8,12 @@ cannot read exits 2 naming the field. Both need a tokenizer: one is built locall
 (``benchmarks/local_tokenizer.py``); nothing is downloaded (the Hugging Face offline switches are set for the peers).
 Every tool sends one warm-up request per concurrent user first and leaves it out of its figures.
 
+By default the tools take turns (``--repeats`` rounds; medians compared). On a machine whose load moves, turns see
+different conditions, so ``--alongside`` runs this runner while each peer runs (the peer with three times the
+requests, so it outlasts ours): both then measure the same server under the same load at the same moment.
+
     python benchmarks/peer_compare.py --guidellm-bin /tmp/guidellm-venv/bin [--aiperf-bin /tmp/measure-aiperf/bin]
-        [--concurrency 4] [--requests 120] [--input-tokens 128] [--output-tokens 64]
+        [--alongside] [--repeats 3] [--concurrency 4] [--requests 120] [--input-tokens 128] [--output-tokens 64]
 
 Each ``--*-bin`` is the bin folder of a separate virtual environment holding the peer and ``tokenizers``:
 ``python3.11 -m venv /tmp/guidellm-venv && /tmp/guidellm-venv/bin/pip install torch guidellm`` (GuideLLM's data
