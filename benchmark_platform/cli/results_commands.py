@@ -52,11 +52,11 @@ def import_results(
         benchmark-platform import-results benchmarks.json --format guidellm \\
             --model-version llama-3.1-8b@bf16 --hardware aws-h100-sxm-x1 --framework vllm --batch-size 16
     """
-    from sqlalchemy import insert, select
+    from sqlalchemy import select
 
-    from benchmark_platform import database, interop
+    from benchmark_platform import database, interop, queue
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework, UseCase
+    from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
     from benchmark_platform.runners import Measurement, quality
     from benchmark_platform.worker import resolve_hardware
 
@@ -114,7 +114,7 @@ def import_results(
             "sequence_length": length,
             "benchmark_date": benchmark_date.date() if benchmark_date else date.today(),
         }
-        result_id = connection.execute(insert(BenchmarkResult).values(**row).returning(BenchmarkResult.id)).scalar()
+        result_id = queue.record_imported(connection, row)
     flags = ", ".join(detail["quality_flags"]) or "none"
     click.echo(f"imported {source} result {result_id} (runner measured; quality flags: {flags})")
 
