@@ -33,8 +33,8 @@ its docstring:
 
 - ``common``: the defaults above and ``_transaction`` (one transaction per call, on an Engine or a worker's
   connection); the version key over aliases ``m`` and ``v``.
-- ``facts``: the facts of a model version and the catalogs (``load_matrix_inputs`` for the matrix,
-  ``load_config_facts`` for a claimed config's run).
+- ``facts``: the one loader of ``domain``'s facts from the database (``load_matrix_inputs`` for the matrix,
+  ``load_config_facts`` for a claimed config's run, ``load_model_version``).
 - ``populate``: ``populate_matrix`` (COPY + ``INSERT … ON CONFLICT DO NOTHING``).
 - ``claims``: ``claim`` (with ``rescue_sql``), ``outstanding``, ``heartbeat``, ``complete_batch``/``complete``,
   ``record_unlinked``, ``fail``, ``release``, ``reap``, ``statuses``, ``cancel``.
@@ -83,8 +83,11 @@ from benchmark_platform.queue.common import (
     VERSION_KEY,
 )
 from benchmark_platform.queue.facts import (
+    ConfigFacts,
     MatrixInputs,
+    load_config_facts,
     load_matrix_inputs,
+    load_model_version,
 )
 from benchmark_platform.queue.planning import (
     PLAN_LOCK_NAMESPACE,
@@ -120,6 +123,7 @@ from benchmark_platform.queue.results import (
 
 __all__ = [
     "CancelReport",
+    "ConfigFacts",
     "Claim",
     "ClaimToken",
     "DEFAULT_LEASE_SECONDS",
@@ -157,7 +161,9 @@ __all__ = [
     "failed_configs",
     "heartbeat",
     "invariants",
+    "load_config_facts",
     "load_matrix_inputs",
+    "load_model_version",
     "load_plan_rows",
     "outstanding",
     "populate_matrix",
