@@ -22,6 +22,7 @@ from benchmark_platform.safe_yaml import FiniteFloat, Int32, Int64, NoBooleanNum
 if TYPE_CHECKING:
     from benchmark_platform.catalogs import FrameworkSpec, HardwareSpec
 
+# Mirror orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
 Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
 Vendor = Literal["nvidia", "amd"]

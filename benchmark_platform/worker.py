@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from benchmark_platform import queue, spool
@@ -303,24 +303,6 @@ def build_run_spec(connection: Connection, config_row: Any) -> RunSpec:
     return _spec_from_facts(queue.load_config_facts(connection, *_facts_key(config_row)), config_row)
 
 
-def resolve_hardware(connection: Connection, name: str) -> uuid.UUID:
-    """The id of the hardware config called ``name``; LookupError listing the known names otherwise."""
-    found = connection.execute(text("SELECT id FROM hardware_configs WHERE name = :name"), {"name": name}).scalar()
-    if found is None:
-        known = connection.execute(text("SELECT name FROM hardware_configs ORDER BY name")).scalars().all()
-        raise LookupError(f"unknown hardware {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
-    return found
-
-
-def resolve_framework(connection: Connection, name: str) -> uuid.UUID:
-    """The id of the inference framework called ``name``; LookupError listing the known names otherwise."""
-    found = connection.execute(text("SELECT id FROM inference_frameworks WHERE name = :name"), {"name": name}).scalar()
-    if found is None:
-        known = connection.execute(text("SELECT name FROM inference_frameworks ORDER BY name")).scalars().all()
-        raise LookupError(f"unknown framework {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
-    return found
-
-
 # ---------------------------------------------------------------------------------------------------- the loop
 
 
@@ -582,4 +564,4 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
 
 def _resolve_hardware_id(engine: Engine, name: str) -> uuid.UUID:
     with engine.connect() as connection:
-        return resolve_hardware(connection, name)
+        return queue.resolve_hardware(connection, name)

@@ -29,7 +29,6 @@ HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
 FRAMEWORKS_FILE = CATALOG_DIR / "frameworks.yaml"
 USE_CASES_FILE = CATALOG_DIR / "use_cases.yaml"
 
-# Mirrors orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
 CloudProvider = Literal["aws", "gcp", "azure"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
 

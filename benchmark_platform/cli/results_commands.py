@@ -58,7 +58,6 @@ def import_results(
     from benchmark_platform.manifests import resolve_model_version
     from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
     from benchmark_platform.runners import Measurement, quality
-    from benchmark_platform.worker import resolve_hardware
 
     try:
         imported = interop.parse(source, file, benchmark_index)  # type: ignore[arg-type]
@@ -89,7 +88,7 @@ def import_results(
     with engine.begin() as connection:
         try:
             version_id = resolve_model_version(connection, model_version)
-            hardware_id = resolve_hardware(connection, hardware)
+            hardware_id = queue.resolve_hardware(connection, hardware)
         except LookupError as error:
             fail(str(error))
             return

@@ -34,7 +34,8 @@ its docstring:
 - ``common``: the defaults above and ``_transaction`` (one transaction per call, on an Engine or a worker's
   connection); the version key over aliases ``m`` and ``v``.
 - ``facts``: the one loader of ``domain``'s facts from the database (``load_matrix_inputs`` for the matrix,
-  ``load_config_facts`` for a claimed config's run, ``load_model_version``).
+  ``load_config_facts`` for a claimed config's run, ``load_model_version``) and the catalog lookups by name
+  (``resolve_hardware``, ``resolve_framework``).
 - ``populate``: ``populate_matrix`` (COPY + ``INSERT … ON CONFLICT DO NOTHING``).
 - ``claims``: ``claim`` (with ``rescue_sql``), ``outstanding``, ``heartbeat``, ``complete_batch``/``complete``,
   ``record_unlinked``, ``fail``, ``release``, ``reap``, ``statuses``, ``cancel``.
@@ -88,6 +89,8 @@ from benchmark_platform.queue.facts import (
     load_config_facts,
     load_matrix_inputs,
     load_model_version,
+    resolve_framework,
+    resolve_hardware,
 )
 from benchmark_platform.queue.planning import (
     PLAN_LOCK_NAMESPACE,
@@ -174,6 +177,8 @@ __all__ = [
     "record_unlinked",
     "release",
     "requeue_skipped",
+    "resolve_framework",
+    "resolve_hardware",
     "rescue_sql",
     "residual_rows",
     "result_counts",

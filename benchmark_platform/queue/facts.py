@@ -226,3 +226,21 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
         hardware_ids={hw.name: hw.id for hw in hardware_rows},
         framework_ids={fw.name: fw.id for fw in framework_rows},
     )
+
+
+def resolve_hardware(connection: Connection, name: str) -> uuid.UUID:
+    """The id of the hardware config called ``name``; LookupError listing the known names otherwise."""
+    found = connection.execute(text("SELECT id FROM hardware_configs WHERE name = :name"), {"name": name}).scalar()
+    if found is None:
+        known = connection.execute(text("SELECT name FROM hardware_configs ORDER BY name")).scalars().all()
+        raise LookupError(f"unknown hardware {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
+    return found
+
+
+def resolve_framework(connection: Connection, name: str) -> uuid.UUID:
+    """The id of the inference framework called ``name``; LookupError listing the known names otherwise."""
+    found = connection.execute(text("SELECT id FROM inference_frameworks WHERE name = :name"), {"name": name}).scalar()
+    if found is None:
+        known = connection.execute(text("SELECT name FROM inference_frameworks ORDER BY name")).scalars().all()
+        raise LookupError(f"unknown framework {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
+    return found
