@@ -110,7 +110,7 @@ def parse_guidellm(data: Any, benchmark_index: int = 0) -> ImportedResult:
     tpot = distribution("inter_token_latency_ms")  # decode-only per request: our TPOT (see the module docstring)
     output_tps = _number(data, f"{metrics}.output_tokens_per_second.successful.mean", positive=True)
     rps = _number(data, f"{metrics}.requests_per_second.successful.mean", positive=True)
-    totals = _get(data, metrics).get("request_totals") if isinstance(_get(data, metrics), dict) else None
+    totals = _get(data, metrics).get("request_totals")  # a dict: its distributions were read above
     detail = {
         "ttft_ms": _summary(data, f"{metrics}.time_to_first_token_ms.successful"),
         "tpot_ms": _summary(data, f"{metrics}.inter_token_latency_ms.successful"),
