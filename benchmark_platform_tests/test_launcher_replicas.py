@@ -5,7 +5,6 @@ processes (the emulator behind a small wrapper that records what it was given)."
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import threading
@@ -28,9 +27,10 @@ from benchmark_platform_tests.factories import CHATBOT, H100, emulator_process, 
 H100_X2 = H100.model_copy(update={"name": "h100-x2", "gpu_count": 2, "cost_per_hour_usd": 8.0})
 SHORT_WORKLOAD = CHATBOT.model_copy(update={"typical_output_tokens": 4, "measure_accuracy": False})
 
-# Records its pid and visible devices, can fail on one GPU or never get healthy, else serves the emulator.
+# Records its pid and visible devices, starts a worker process, can fail on one GPU (leaving the worker behind) or
+# never get healthy, else serves the emulator.
 WRAPPER = """
-import argparse, json, os, sys, time
+import argparse, json, os, subprocess, sys, time
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int)
 parser.add_argument("--model")
@@ -39,6 +39,7 @@ parser.add_argument("--record-dir")
 parser.add_argument("--fail-on-device")
 parser.add_argument("--never-healthy", action="store_true")
 args = parser.parse_args()
+worker = subprocess.Popen(["sleep", "600"])  # as a framework's engine processes: in the server's process group
 visible = {name: os.environ.get(name) for name in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")}
 record = {"pid": os.getpid(), "port": args.port, **visible}
 with open(os.path.join(args.record_dir, f"{args.port}.json"), "w") as file:
@@ -72,13 +73,30 @@ def records(tmp_path: Path) -> list[dict]:
     return sorted((json.loads(path.read_text()) for path in tmp_path.glob("*.json")), key=lambda r: r["port"])
 
 
-def group_is_gone(pid: int) -> bool:
-    """No process is left in the server's process group (its session: the launcher starts each in its own)."""
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of the process group that are not zombies (a zombie waits for a reaper: it holds no GPU)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def group_is_gone(pid: int, wait_seconds: float = 5.0) -> bool:
+    """No live process is left in the server's process group (each server is started in its own session); the
+    wait lets a signalled worker finish dying."""
+    deadline = time.monotonic() + wait_seconds
+    while live_group_members(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def generation_tokens(base_url: str) -> int:
@@ -135,9 +153,11 @@ def test_two_replicas_are_two_servers_on_their_own_ports_and_gpus_loaded_togethe
     finally:
         openai.close()
 
-    assert len(started) == 2 and started[0]["port"] != started[1]["port"]
-    assert [r["CUDA_VISIBLE_DEVICES"] for r in started] == ["0", "1"]
     detail = result.detailed_metrics
+    ports = [int(replica["base_url"].rsplit(":", 1)[1]) for replica in detail["server"]["replicas"]]
+    assert len(set(ports)) == 2 and sorted(ports) == [r["port"] for r in started]
+    by_port = {r["port"]: r for r in started}
+    assert [by_port[port]["CUDA_VISIBLE_DEVICES"] for port in ports] == ["0", "1"]  # replica r on GPU r
     assert [replica["env"] for replica in detail["server"]["replicas"]] == [
         {"CUDA_VISIBLE_DEVICES": "0"},
         {"CUDA_VISIBLE_DEVICES": "1"},
@@ -185,7 +205,7 @@ def test_an_interrupted_load_leaves_both_servers_to_close_which_stops_them(tmp_p
         with pytest.raises(RunInterrupted):
             openai.run(spec)
         started = records(tmp_path)
-        assert len(started) == 2 and not any(group_is_gone(r["pid"]) for r in started)
+        assert len(started) == 2 and all(live_group_members(r["pid"]) for r in started)
     finally:
         stop.set()
         openai.close()
@@ -205,7 +225,7 @@ def test_a_replica_that_dies_at_start_up_stops_the_others(tmp_path):
     with pytest.raises(RunnerError, match=r"emulator\[1\] exited with code 3 during startup.*out of memory on GPU 1"):
         openai.run(spec)
     started = records(tmp_path)
-    assert [r["HIP_VISIBLE_DEVICES"] for r in started] == ["0", "1"]
+    assert sorted(r["HIP_VISIBLE_DEVICES"] for r in started) == ["0", "1"]
     assert all(group_is_gone(r["pid"]) for r in started)
     openai.close()  # nothing left to stop
 

@@ -203,17 +203,15 @@ class ServerProcess:
         tail = " | ".join(list(self.log_tail)[-5:])
         return f"last log lines: {tail}" if tail else "no log output"
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     def terminate(self) -> None:
         """Send SIGTERM to the server's process group without waiting (``stop`` waits)."""
         if self._process is not None and self._process.poll() is None:
             self._signal_group(self._process, signal.SIGTERM)
 
     def stop(self, grace_seconds: float = 30.0) -> int | None:
-        """SIGTERM the server's process group, SIGKILL it after ``grace_seconds``; returns the exit code."""
+        """SIGTERM the server's process group, SIGKILL it after ``grace_seconds``; returns the exit code. Whatever
+        the server leaves in its group once it has ended (the workers of a server that crashed) is killed: a
+        leftover would hold its GPUs."""
         process, self._process = self._process, None
         if process is None:
             return None
@@ -225,6 +223,7 @@ class ServerProcess:
                 self.log.warning(f"{self.name} ignored SIGTERM for {grace_seconds:g} s; killing it")
                 self._signal_group(process, signal.SIGKILL)
                 process.wait()
+        self._signal_group(process, signal.SIGKILL)
         if self._reader is not None:
             self._reader.join(timeout=5)
         self.log.info(f"{self.name} stopped (exit code {process.returncode})")
