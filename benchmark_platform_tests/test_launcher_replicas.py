@@ -35,6 +35,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int)
 parser.add_argument("--model")
 parser.add_argument("--tp", type=int)
+parser.add_argument("--dp", type=int)
 parser.add_argument("--record-dir")
 parser.add_argument("--fail-on-device")
 parser.add_argument("--never-healthy", action="store_true")
@@ -174,6 +175,33 @@ def test_two_replicas_are_two_servers_on_their_own_ports_and_gpus_loaded_togethe
     assert all(group_is_gone(r["pid"]) for r in started)
     messages = [record.getMessage() for record in caplog.records]
     assert {"emulator[0] stopped", "emulator[1] stopped"} <= {m.split(" (")[0] for m in messages}
+
+
+def test_a_data_parallel_template_runs_every_replica_in_one_server_on_the_whole_node(tmp_path):
+    framework = replica_framework(tmp_path)
+    framework = framework.model_copy(update={"launch_command": framework.launch_command + " --dp {dp}"})
+    spec = make_spec(
+        hardware=H100_X2,
+        framework=framework,
+        workload=SHORT_WORKLOAD,
+        tensor_parallel=1,
+        batch_size=2,
+        sequence_length=16,
+    )
+    openai = runner(num_requests=20)
+    try:
+        result = openai.run(spec)
+    finally:
+        openai.close()
+    (started,) = records(tmp_path)
+    assert started["CUDA_VISIBLE_DEVICES"] is None  # the server places its replicas on the node's GPUs itself
+    detail = result.detailed_metrics
+    command = detail["server"]["command"]
+    assert command[command.index("--dp") + 1] == "2" and command[command.index("--tp") + 1] == "1"
+    assert detail["load"]["concurrency"] == 4 and len(detail["load"]["replica_urls"]) == 0
+    assert result.throughput_tokens_sec == pytest.approx(detail["output_tokens_total"] / detail["wall_seconds"])
+    assert detail["deployment"]["servers"] == 1 and "data-parallel" in detail["deployment"]["node_figures"]
+    assert group_is_gone(started["pid"])
 
 
 def test_an_interrupted_load_leaves_both_servers_to_close_which_stops_them(tmp_path):
