@@ -177,6 +177,27 @@ def test_two_replicas_are_two_servers_on_their_own_ports_and_gpus_loaded_togethe
     assert {"emulator[0] stopped", "emulator[1] stopped"} <= {m.split(" (")[0] for m in messages}
 
 
+def test_client_processes_keep_each_replica_at_its_share_of_the_users(tmp_path):
+    """Three users per replica over two client processes of three users each: the second process starts on the
+    second replica, so each replica still has three users (not four and two)."""
+    spec = make_spec(
+        hardware=H100_X2,
+        framework=replica_framework(tmp_path),
+        workload=SHORT_WORKLOAD,
+        tensor_parallel=1,
+        batch_size=3,
+        sequence_length=16,
+    )
+    openai = runner(num_requests=120, profile={"client_processes": 2})
+    try:
+        result = openai.run(spec)
+        served = [generation_tokens(replica["base_url"]) for replica in result.detailed_metrics["server"]["replicas"]]
+    finally:
+        openai.close()
+    assert result.detailed_metrics["completed_requests"] == 120
+    assert min(served) >= 0.4 * sum(served), served
+
+
 def test_a_data_parallel_template_runs_every_replica_in_one_server_on_the_whole_node(tmp_path):
     framework = replica_framework(tmp_path)
     framework = framework.model_copy(update={"launch_command": framework.launch_command + " --dp {dp}"})

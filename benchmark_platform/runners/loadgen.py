@@ -140,6 +140,14 @@ class LoadSettings(BaseModel):
     def server_urls(self) -> list[str]:
         return [self.base_url, *self.replica_urls]
 
+    def starting_at_server(self, shard: int) -> LoadSettings:
+        """The same load with its servers rotated so that shard 0 goes where shard ``shard`` of the whole load goes:
+        a client process holding users ``shard, shard + 1, …`` keeps each replica at its share of the users."""
+        urls = self.server_urls
+        first = shard % len(urls)
+        rotated = urls[first:] + urls[:first]
+        return self.model_copy(update={"base_url": rotated[0], "replica_urls": tuple(rotated[1:])})
+
 
 # httpcore trace events that mark the request's first byte leaving for the network (a new connection, or headers
 # on a kept-alive one): the clock starts there, so the client's own request building is not counted as latency.

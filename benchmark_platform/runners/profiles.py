@@ -387,13 +387,16 @@ def execute_in_processes(
     stop_flag = context.Event()
     start_at = time.perf_counter() + CLIENT_START_DELAY_SECONDS + 1.5 * processes  # spawned interpreters import first
     workers = []
+    first_user = 0
     for index in range(processes):
         users = point.users // processes + (index < point.users % processes)
         if users == 0:
             continue
+        share_settings = settings.starting_at_server(first_user)  # its users are first_user… of the whole load
+        first_user += users
         share_point = LoadPoint(point.kind, users, point.rate, point.burstiness)
         share_offsets = offsets[index::processes] if offsets is not None else None
-        args = (settings, share_point, chains[index::processes], share_offsets, stop_rule, start_at, words)
+        args = (share_settings, share_point, chains[index::processes], share_offsets, stop_rule, start_at, words)
         worker = context.Process(target=_process_main, args=(args, results, stop_flag), daemon=True)
         worker.start()
         workers.append(worker)
