@@ -196,7 +196,7 @@ class OpenAIRunner:
         for column, value in figures.items():
             setattr(measurement, column, value)
         measurement.rps_sustained *= scale
-        servers = len(server_detail.get("replicas") or [None])
+        servers = len(server_detail["replicas"]) if whole_node else 0
         if not whole_node:
             how = f"one replica measured (an external endpoint), x {spec.replicas} replicas"
         elif servers > 1:
@@ -220,7 +220,7 @@ class OpenAIRunner:
             measurement.detailed_metrics["deployment"]["server_metrics_from"] = server_detail["base_url"]
         measurement.detailed_metrics["cost"] = {**basis, "note": "node price / node tokens per hour"}
         measurement.detailed_metrics["energy"] = (
-            "NVML energy counters of the server's GPUs over the measurement / output tokens"
+            "NVML energy counters of the servers' GPUs over the measurement / output tokens"
             if power
             else "not measured (no NVML energy counter)"
         )
