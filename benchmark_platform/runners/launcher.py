@@ -21,10 +21,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
+from benchmark_platform.domain import Vendor
 from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunInterrupted, RunnerError
 
 HEALTH_PATHS = ("/health", "/v1/models")
@@ -62,7 +63,7 @@ def replica_devices(tensor_parallel: int, replica: int) -> list[int]:
 
 
 def visible_devices_env(
-    vendor: Literal["nvidia", "amd"], devices: list[int], inherited: Mapping[str, str] | None = None
+    vendor: Vendor, devices: list[int], inherited: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The environment that shows a server only ``devices`` (indices of the node's GPUs). When this process already
     sees a subset (the variable set by a scheduler), the indices pick entries of that list, so a server never
