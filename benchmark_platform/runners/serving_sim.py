@@ -9,6 +9,11 @@ chunks as steps of their own, first, while the decodes wait. A waiting request i
 the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
 TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
 
+Multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps N``, a V0 option gone in V1) is modelled by
+``scheduler_steps``: the scheduler runs only after a block of N decode steps, so a request that arrives meanwhile
+waits for the block's end before its prompt is prefilled (one step of its own), sequences that finish inside a block
+keep their slot (and are computed) until its end, and each block's tokens reach the client together at its end.
+
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
 """
@@ -104,12 +109,14 @@ def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
 
 def _validate(
     hardware: HardwareFacts,
+    framework: FrameworkFacts,
     tensor_parallel: int,
     input_tokens: int,
     output_tokens: int,
     concurrency: int | None,
     request_rate: float | None,
     num_requests: int | None,
+    scheduler_steps: int,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -131,6 +138,12 @@ def _validate(
         raise ValueError(f"request_rate must be a finite number > 0 (requests per second), got {request_rate!r}")
     if num_requests is not None:
         positive_int("num_requests", num_requests)
+    positive_int("scheduler_steps", scheduler_steps)
+    if scheduler_steps > 1 and mixes_prefill_with_decodes(framework):
+        raise ValueError(
+            f"scheduler_steps > 1 (multi-step scheduling) is modelled only for engines that run prefill steps alone "
+            f"(vLLM before 0.8), not for {framework.name} {framework.version}"
+        )
 
 
 def simulate_serving(
@@ -144,14 +157,28 @@ def simulate_serving(
     concurrency: int | None = None,
     request_rate: float | None = None,
     num_requests: int | None = None,
+    scheduler_steps: int = 1,
     seed: int = 0,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
+    ``scheduler_steps`` is the server's multi-step scheduling setting (vLLM 0.6's ``--num-scheduler-steps``; 1, the
+    default everywhere, schedules every step).
+
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
     """
-    _validate(hardware, tensor_parallel, input_tokens, output_tokens, concurrency, request_rate, num_requests)
+    _validate(
+        hardware,
+        framework,
+        tensor_parallel,
+        input_tokens,
+        output_tokens,
+        concurrency,
+        request_rate,
+        num_requests,
+        scheduler_steps,
+    )
     tp = tensor_parallel
     capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp)
     sequence_tokens = input_tokens + output_tokens
@@ -166,7 +193,8 @@ def simulate_serving(
     budget, max_seqs = scheduler_limits(hardware)
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
-    jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + output_tokens)
+    longest_run = max(output_tokens, scheduler_steps)
+    jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
     decode_attention_s = max(costs.kv_token_s, costs.pair_s)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
@@ -309,8 +337,10 @@ def simulate_serving(
             step += 1
             decode += 1 if mixed else 0
         elif n_decoding:
-            # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival)
-            count = int(first_decode[decoding[0]]) + out - decode
+            # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival);
+            # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
+            multi_step = scheduler_steps > 1
+            count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
             # contexts grow by one token per sequence per step, so both costs are linear in the step number;
             # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
             context = n_decoding * (prompt + decode) - first_decode_sum
@@ -320,7 +350,7 @@ def simulate_serving(
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
-            if not closed and next_arrival < issued and admissible and arrival[next_arrival] < run_end:
+            if not (closed or multi_step) and next_arrival < issued and admissible and arrival[next_arrival] < run_end:
                 count = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
@@ -352,6 +382,9 @@ def simulate_serving(
         starts, counts = np.asarray(decode_runs, dtype=np.int64).reshape(-1, 2).T
         offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
         decode_steps = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    run_lengths_array = np.asarray(run_lengths, dtype=np.int64)
+    # the step whose end brings each step's tokens to the client: under multi-step scheduling the last of its block
+    delivery = np.repeat(np.cumsum(run_lengths_array) - 1, run_lengths_array) if scheduler_steps > 1 else None
     return _summarize(
         model=model,
         framework=framework,
@@ -369,7 +402,9 @@ def simulate_serving(
         overhead=overhead,
         eager_prefill=eager_prefill,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
-        run_lengths=np.asarray(run_lengths, dtype=np.int64),
+        run_lengths=run_lengths_array,
+        delivery=delivery,
+        scheduler_steps=scheduler_steps,
         run_running=np.asarray(run_running, dtype=np.int64),
         bound_time=bound_time,
         capacity=capacity,
@@ -405,6 +440,8 @@ def _summarize(
     eager_prefill: float,
     eager_steps: np.ndarray,
     run_lengths: np.ndarray,
+    delivery: np.ndarray | None,
+    scheduler_steps: int,
     run_running: np.ndarray,
     bound_time: dict[str, float],
     capacity: int,
@@ -419,32 +456,35 @@ def _summarize(
 ) -> ServingSimulation:
     """Per-request latencies of the measured requests and rates over the measured window."""
     ends = np.cumsum(durations)
+    token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
     start = arrival[warmup:measured_end]
     last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
-    ttft = ends[first] - start
-    e2e = ends[last] - start
+    ttft = token_ends[first] - start
+    e2e = token_ends[last] - start
     tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
     # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
     if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
-        later = ends[decode_steps[base[:, None] + np.arange(1, out)]]
-        itl = np.diff(np.concatenate([ends[first][:, None], later], axis=1), axis=1).ravel()
+        later = token_ends[decode_steps[base[:, None] + np.arange(1, out)]]
+        itl = np.diff(np.concatenate([token_ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
         picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
         token = rng.integers(1, out, MAX_ITL_SAMPLES)
-        previous = np.where(token == 1, ends[first[picks]], ends[decode_steps[base[picks] + token - 1]])
-        itl = ends[decode_steps[base[picks] + token]] - previous
+        previous = np.where(token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + token - 1]])
+        itl = token_ends[decode_steps[base[picks] + token]] - previous
+    if delivery is not None:
+        itl = itl[itl > 0]  # tokens of one multi-step block arrive in one chunk: a client sees one gap per chunk
 
     # the window: from the first measured arrival to the last measured completion; a closed loop starts it only
     # once the warm-up wave has completed (the first wave starts together and leaves over a whole cycle)
-    window_start, window_end = float(start.min()), float(ends[last].max())
+    window_start, window_end = float(start.min()), float(token_ends[last].max())
     if closed:
         warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
         warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
         warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
-        if warm_last.size and float(ends[warm_last].max()) < window_end:
-            window_start = max(window_start, float(ends[warm_last].max()))
+        if warm_last.size and float(token_ends[warm_last].max()) < window_end:
+            window_start = max(window_start, float(token_ends[warm_last].max()))
     duration = window_end - window_start
     lo = int(np.searchsorted(ends, window_start, side="right"))
     hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
@@ -516,6 +556,7 @@ def _summarize(
             "measured_requests": measured_end - warmup,
             "max_num_batched_tokens": budget,
             "max_num_seqs": max_seqs,
+            "scheduler_steps": scheduler_steps,
             "kv_admission": "a request is admitted when the KV cache can hold its prompt and all its output",
             "kv_capacity_tokens": capacity,
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
