@@ -60,14 +60,15 @@ def test_latency_does_not_fall_as_concurrency_rises():
 def test_throughput_rises_then_flattens_when_the_kv_cache_is_full():
     """1,024 + 1,024 tokens per sequence: the H100's KV cache holds about 200 sequences of Llama 3.1 8B, so beyond
     that concurrency requests wait (TTFT jumps) and output throughput stops growing."""
-    runs = {c: serve(concurrency=c, output_tokens=1024) for c in (1, 16, 64, 128, 256, 512)}
+    runs = {c: serve(concurrency=c, output_tokens=1024) for c in (1, 16, 64, 128, 256, 512, 1024)}
     throughput = [runs[c].output_tokens_per_s for c in sorted(runs)]
     assert all(later > earlier for earlier, later in zip(throughput[:4], throughput[1:4], strict=False))
     kv_bound = runs[256].kv_capacity_tokens // 2048
     assert 150 < kv_bound < 256
     assert runs[256].max_running_sequences == runs[512].max_running_sequences == kv_bound
     assert runs[128].max_running_sequences == 128
-    assert runs[512].output_tokens_per_s == pytest.approx(runs[256].output_tokens_per_s, rel=0.02)
+    assert runs[1024].output_tokens_per_s == pytest.approx(runs[512].output_tokens_per_s, rel=0.02)
+    assert runs[512].output_tokens_per_s == pytest.approx(runs[256].output_tokens_per_s, rel=0.05)
     assert runs[256].output_tokens_per_s < 1.25 * runs[128].output_tokens_per_s
     assert p50_ms(runs[512].ttft_s) > 20 * p50_ms(runs[128].ttft_s)  # queued for the KV cache
 
@@ -80,7 +81,7 @@ def test_throughput_flattens_when_compute_saturates():
     assert runs[64].decode_bound == "memory"
     assert runs[1024].decode_bound == "compute"
     assert runs[1024].output_tokens_per_s < 1.3 * runs[512].output_tokens_per_s
-    assert runs[512].output_tokens_per_s > 2 * runs[64].output_tokens_per_s
+    assert runs[512].output_tokens_per_s > 1.5 * runs[64].output_tokens_per_s
 
 
 @pytest.mark.parametrize("concurrency", [1, 16, 64, 256])
@@ -94,17 +95,18 @@ def test_a_model_that_fits_one_gpu_gains_no_per_gpu_throughput_from_tensor_paral
 
 
 def test_llama_70b_fp16_needs_more_than_one_80gb_gpu():
-    """141 GB of weights: never on one 80 GB GPU. Two are borderline (70.6 GB of weights per GPU against 72 GB usable
-    by memory.py's model of an 80 GB card, so no KV cache is left); four and eight serve it."""
-    for tp in (1, 2):
-        with pytest.raises(roofline.DoesNotFitError, match="llama-3.1-70b@fp16"):
-            serve(model=LLAMA_70B, hardware=H100_X8, tensor_parallel=tp, concurrency=1, output_tokens=16)
-    tpot = {}
-    for tp in (4, 8):
+    """141 GB of weights: never on one 80 GB GPU. Two hold it with a small KV cache, as vLLM serves it (70.6 GB of
+    weights per GPU of the 77.3 GB usable: 90 % of 80 GiB; about 32,000 tokens of KV cache); four and eight with
+    plenty."""
+    with pytest.raises(roofline.DoesNotFitError, match="llama-3.1-70b@fp16"):
+        serve(model=LLAMA_70B, hardware=H100_X8, tensor_parallel=1, concurrency=1, output_tokens=16)
+    tpot, capacity = {}, {}
+    for tp in (2, 4, 8):
         run = serve(model=LLAMA_70B, hardware=H100_X8, tensor_parallel=tp, concurrency=1, output_tokens=16)
         assert run.memory_per_gpu_gb < H100_X8.vram_per_gpu_gb
-        tpot[tp] = p50_ms(run.tpot_s)
-    assert tpot[4] > tpot[8]  # weights split further, one stream decodes faster
+        tpot[tp], capacity[tp] = p50_ms(run.tpot_s), run.kv_capacity_tokens
+    assert 20_000 < capacity[2] < 50_000 < 10 * capacity[2] < capacity[4]
+    assert tpot[2] > tpot[4] > tpot[8]  # weights split further, one stream decodes faster
 
 
 def test_continuous_batching_admits_a_new_request_within_a_few_steps():

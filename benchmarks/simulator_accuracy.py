@@ -157,11 +157,16 @@ def compare(row: dict, seed: int = 0) -> Comparison | None:
     rate = row.get("request_rate")
     sent_at_once = rate is not None and math.isinf(rate)
     if row.get("concurrency"):
-        load = {"concurrency": int(row["concurrency"])}
+        # clients ramp up one by one, unless the source started them together (vLLM's latency test: one batch)
+        load = {"concurrency": int(row["concurrency"]), "staggered_start": not row.get("started_together", False)}
         described = f"concurrency {row['concurrency']}"
     elif sent_at_once:
         # every prompt sent at once: the server runs as many as it admits; a closed loop at its sequence limit
-        load = {"concurrency": SATURATION_CONCURRENCY, "num_requests": 2 * SATURATION_CONCURRENCY}
+        load = {
+            "concurrency": SATURATION_CONCURRENCY,
+            "num_requests": 2 * SATURATION_CONCURRENCY,
+            "staggered_start": False,
+        }
         described = "all at once"
     else:
         load = {"request_rate": float(rate)}

@@ -1,9 +1,14 @@
 """A continuous-batching simulation of one serving replica (a tensor-parallel group): pure, seeded, fast.
 
-Requests arrive (closed loop: ``concurrency`` in flight, each completion sends the next; open loop: Poisson arrivals
-at ``request_rate``). Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one
-token first, then prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest
-of ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
+Requests arrive (closed loop: ``concurrency`` clients, each sending its next request when the last completes;
+open loop: Poisson arrivals at ``request_rate``). The closed loop's clients start one by one, evenly spread over one
+unloaded request latency, as load generators ramp up: started together, fixed-length requests would stay in
+lockstep forever (each wave completes in one step and its successors' prompts land in one prefill step, so TTFT
+is the whole wave's prefill), where real clients drift apart with the lengths of real requests.
+
+Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one token first, then
+prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest of
+``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
 chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
 ``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
 the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
@@ -82,7 +87,9 @@ class ServingSimulation:
 
 def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) a vLLM server starts with on this GPU."""
-    large = hardware.vram_per_gpu_gb * 1e9 >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
+    large = (
+        memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
+    )
     return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
 
 
@@ -158,12 +165,14 @@ def simulate_serving(
     request_rate: float | None = None,
     num_requests: int | None = None,
     scheduler_steps: int = 1,
+    staggered_start: bool = True,
     seed: int = 0,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
     ``scheduler_steps`` is the server's multi-step scheduling setting (vLLM 0.6's ``--num-scheduler-steps``; 1, the
-    default everywhere, schedules every step).
+    default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
+    one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -187,7 +196,7 @@ def simulate_serving(
         raise roofline.DoesNotFitError(
             f"{model.version_key} at tensor parallel {tp} needs {needed:.1f} GB per GPU for its weights and one "
             f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
-            f"{hardware.vram_per_gpu_gb * memory.USABLE_VRAM_FRACTION:.1f} GB usable per GPU"
+            f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
     costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
     budget, max_seqs = scheduler_limits(hardware)
@@ -206,7 +215,15 @@ def simulate_serving(
         warmup = concurrency
         capacity_requests = warmup + measured + concurrency
         arrival = np.zeros(capacity_requests)
-        issued = concurrency  # the first wave is sent at once
+        if staggered_start:
+            # the clients start one by one, evenly over one unloaded request latency (the module docstring says why)
+            unloaded_latency = (
+                float(costs.gpu_seconds(prompt, prompt * (prompt + 1) / 2, prompt))
+                + eager_prefill
+                + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
+            )
+            arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
+        scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
             # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
@@ -218,7 +235,7 @@ def simulate_serving(
         warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
         capacity_requests = warmup + measured + warmup
         arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
-        issued = capacity_requests
+        scheduled = issued = capacity_requests
     first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
     # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
     # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
@@ -242,13 +259,11 @@ def simulate_serving(
     first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
     reserved = 0
     peak_reserved = 0
-    next_arrival = 0  # open loop: next request not yet in `waiting`
+    next_arrival = 0  # the next request of those with arrival times set that is not yet in `waiting`
     done_measured = 0
     step = 0
     decode = 0  # the number of the next decode step
     now = 0.0
-    if closed:
-        waiting.extend(range(issued))
 
     def complete(request: int) -> None:
         nonlocal reserved, done_measured, issued
@@ -269,10 +284,9 @@ def simulate_serving(
             complete(request)
 
     while done_measured < measured:
-        if not closed:
-            while next_arrival < issued and arrival[next_arrival] <= now:
-                waiting.append(next_arrival)
-                next_arrival += 1
+        while next_arrival < scheduled and arrival[next_arrival] <= now:
+            waiting.append(next_arrival)
+            next_arrival += 1
         running = len(prefilling) + n_decoding
         admissible = running < max_seqs and reserved + sequence_tokens <= capacity
         if prefilling or (waiting and admissible):
@@ -350,7 +364,7 @@ def simulate_serving(
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
-            if not (closed or multi_step) and next_arrival < issued and admissible and arrival[next_arrival] < run_end:
+            if not multi_step and next_arrival < scheduled and admissible and arrival[next_arrival] < run_end:
                 count = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
@@ -367,7 +381,7 @@ def simulate_serving(
             decode += count
             complete_decodes_through(decode - 1)
         else:
-            # idle until the next arrival (open loop only: a closed loop always has requests in flight)
+            # idle until the next arrival (open loop, or a closed loop's clients still starting)
             gap = float(arrival[next_arrival]) - now
             now += gap
             durations.append((gap,))
@@ -413,7 +427,7 @@ def simulate_serving(
         max_seqs=max_seqs,
         closed=closed,
         mixed=mixed,
-        load={"mode": "closed-loop", "concurrency": concurrency}
+        load={"mode": "closed-loop", "concurrency": concurrency, "staggered_start": staggered_start}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
         rng=rng,
@@ -477,7 +491,7 @@ def _summarize(
         itl = itl[itl > 0]  # tokens of one multi-step block arrive in one chunk: a client sees one gap per chunk
 
     # the window: from the first measured arrival to the last measured completion; a closed loop starts it only
-    # once the warm-up wave has completed (the first wave starts together and leaves over a whole cycle)
+    # once the warm-up wave (the clients' first requests) has completed
     window_start, window_end = float(start.min()), float(token_ends[last].max())
     if closed:
         warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
