@@ -118,6 +118,19 @@ def test_continuous_batching_admits_a_new_request_within_a_few_steps():
     assert p50_ms(single.ttft_s) < 50  # one prefill step of 1,024 tokens
 
 
+def test_closed_loop_clients_ramp_up_instead_of_moving_in_lockstep():
+    """Four clients of 1,024-token prompts and 8 output tokens: started together, every wave completes in one step and
+    its four successors are prefilled as one 4,096-token step forever (TTFT = that whole step); ramped up, each prompt
+    is prefilled on its own, as for a single client."""
+    load = {"concurrency": 4, "input_tokens": 1024, "output_tokens": 8}
+    ramped, together = serve(**load), serve(staggered_start=False, **load)
+    single = p50_ms(serve(concurrency=1, input_tokens=1024, output_tokens=8).ttft_s)
+    assert p50_ms(ramped.ttft_s) == pytest.approx(single, rel=0.1)
+    assert p50_ms(together.ttft_s) > 3 * single
+    assert ramped.assumptions["load"]["staggered_start"] and not together.assumptions["load"]["staggered_start"]
+    assert ramped.output_tokens_per_s > together.output_tokens_per_s
+
+
 def test_results_are_deterministic_for_a_seed():
     first, again = serve(concurrency=16, seed=7), serve(concurrency=16, seed=7)
     for name in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
