@@ -200,6 +200,15 @@ def test_accuracy_against_published_measurements_meets_its_goal():
         assert medians[metric] <= goal, (metric, medians[metric])
 
 
+def test_vllm_v0_runs_at_most_256_sequences():
+    """vLLM before 0.8 defaulted to max_num_seqs 256 on every GPU; V1 raised it to 1,024 on large GPUs."""
+    load = {"concurrency": 512, "input_tokens": 128, "output_tokens": 128}
+    v0 = simulate_serving(LLAMA_8B, H100, VLLM.model_copy(update={"version": "0.6.0"}), tensor_parallel=1, **load)
+    v1 = simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, **load)
+    assert v0.max_running_sequences == v0.assumptions["max_num_seqs"] == 256
+    assert v1.max_running_sequences == 512
+
+
 def test_multi_step_scheduling_delays_admission_to_the_block_end_and_streams_in_bursts():
     """vLLM 0.6's --num-scheduler-steps 10: an arrival waits for the running block of ten decode steps to end before
     its prompt is prefilled (TTFT grows by about half a block), and each block's tokens reach the client together

@@ -41,6 +41,8 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 LARGE_GPU_GIB = 70
 LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
+# vLLM's V0 engine (before 0.8) ran at most 256 sequences on every GPU (EngineArgs.max_num_seqs = 256).
+V0_MAX_NUM_SEQS = 256
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
 # launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
@@ -85,12 +87,15 @@ class ServingSimulation:
     assumptions: dict
 
 
-def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) a vLLM server starts with on this GPU."""
+def scheduler_limits(hardware: HardwareFacts, framework: FrameworkFacts) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU."""
     large = (
         memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     )
-    return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+    budget, max_seqs = LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+    if framework.name == "vllm" and _version(framework) < (0, 8):
+        max_seqs = V0_MAX_NUM_SEQS
+    return budget, max_seqs
 
 
 def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
@@ -199,7 +204,7 @@ def simulate_serving(
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
     costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
-    budget, max_seqs = scheduler_limits(hardware)
+    budget, max_seqs = scheduler_limits(hardware, framework)
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
     longest_run = max(output_tokens, scheduler_steps)
