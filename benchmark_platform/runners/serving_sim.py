@@ -206,7 +206,8 @@ def simulate_serving(
     costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
     budget, max_seqs = scheduler_limits(hardware, framework)
     rng = np.random.default_rng(seed)
-    # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
+    # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
+    # slice
     longest_run = max(output_tokens, scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
