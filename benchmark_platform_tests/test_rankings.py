@@ -17,9 +17,9 @@ from benchmark_platform.orm import (
     ModelUseCase,
 )
 from benchmark_platform.ranking import (
-    CONFIGURATION_COLUMNS,
     RESULT_FRAME_COLUMNS,
     UseCaseCriteria,
+    configuration_columns,
     pareto_front,
     rank_use_case,
     rank_use_cases,
@@ -134,7 +134,7 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
     ranking = rank_use_case(results_frame(*rows), chatbot())
     configurations = ranking.configurations
 
-    assert list(configurations.columns) == list(CONFIGURATION_COLUMNS)
+    assert list(configurations.columns) == list(configuration_columns())
     keys = list(ranking.weights)
     columns = ["ttft_p90_ms", "tpot_p90_ms", "output_tokens_sec_per_gpu", "cost_per_million_tokens", "accuracy_score"]
     benefit = np.array([False, False, True, False, True])

@@ -19,8 +19,9 @@ from sqlalchemy import Engine, insert, select
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.cli import main
 from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework
-from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria
+from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria, UseCaseRanking, rank_use_cases
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
+from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import render_report, trade_off_front, write_report
 from benchmark_platform_tests.factories import system_program
 
@@ -143,6 +144,11 @@ def catalog_use_cases(*names: str) -> list[UseCaseCriteria]:
     ]
 
 
+def rankings_of(measurements: list[dict[str, Any]], *use_cases: str) -> list[UseCaseRanking]:
+    """The use cases' rankings of these measurements, as the rankings step would store them."""
+    return list(rank_use_cases(results_frame(measurements), catalog_use_cases(*use_cases)).values())
+
+
 def meets_sla(row: dict[str, Any]) -> bool:
     """Whether the row's configuration is ranked: counted once, at its use case's first representative bucket."""
     if row["sequence_length"] != BUCKETS[row["workload_type"]][0]:
@@ -197,11 +203,11 @@ def test_trade_off_front_keeps_the_non_dominated_points_in_latency_order() -> No
 
 def test_simulated_numbers_get_banners_and_tags_and_measured_ones_do_not() -> None:
     measured_only = [row for row in measurement_grid(("chatbot",)) if row["runner"] == "measured"]
-    page = render_report(results_frame(measured_only), catalog_use_cases("chatbot"))
+    page = render_report(rankings_of(measured_only, "chatbot"))
     assert 'class="banner-simulated"' not in page and 'class="tag-simulated"' not in page
 
     mixed = measurement_grid(("chatbot",))
-    page = render_report(results_frame(mixed), catalog_use_cases("chatbot"), top=100)
+    page = render_report(rankings_of(mixed, "chatbot"), top=100)
     simulated = sum(1 for row in mixed if row["runner"] == "simulated" and meets_sla(row))
     ranked = sum(1 for row in mixed if meets_sla(row))
     assert f"{simulated} of {ranked} configurations in this report are roofline estimates" in page
@@ -220,8 +226,10 @@ def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_s
     ] + [measurement("qwen2.5-7b@bf16", "aws-h100-sxm-x8", "vllm", "chatbot", 8)]
     for row in rows:
         row["ttft_p99_ms"] = max(row["ttft_p99_ms"], row["ttft_p90_ms"])
-    page = render_report(results_frame(rows), catalog_use_cases("chatbot", "summarization"), model_version=version)
-    assert f"Scope: model version {version}; 6 benchmark results (6 measured, 0 simulated)" in page
+    page = render_report(rankings_of(rows, "chatbot", "summarization"), model_version=version)
+    assert (
+        f"Scope: model version {version}; 6 deployments considered over the use cases (6 measured, 0 simulated)" in page
+    )
     assert "qwen2.5-7b" not in page
     assert f"{version} across hardware and frameworks" in page
     assert "Benchmarked hardware with no configuration meeting the SLA or complete: aws-l4-x1." in page
@@ -231,7 +239,7 @@ def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_s
 
 def test_render_refuses_a_top_below_one() -> None:
     with pytest.raises(ValueError, match="top must be at least 1"):
-        render_report(results_frame(measurement_grid(("chatbot",))), catalog_use_cases("chatbot"), top=0)
+        render_report(rankings_of(measurement_grid(("chatbot",)), "chatbot"), top=0)
 
 
 # --- the written report in a browser --------------------------------------------------------------------------------
@@ -260,6 +268,7 @@ def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, t
     }
     expected_simulated = sum(1 for row in grid if row["runner"] == "simulated" and meets_sla(row))
     insert_results(engine, grid)
+    refresh_rankings(engine)
 
     summary = write_report(engine, tmp_path / "out" / "report.html")
 
@@ -303,11 +312,16 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
     insert_results(engine, measurement_grid(("chatbot",)))
     out = tmp_path / "report.html"
     runner = CliRunner()
+    chatbot_args = ["report", "--use-case", "chatbot", "--model-version", "llama-3.1-8b@int4-awq", "--out", str(out)]
 
-    result = runner.invoke(
-        main,
-        ["report", "--use-case", "chatbot", "--model-version", "llama-3.1-8b@int4-awq", "--out", str(out), "--json"],
+    not_ranked = runner.invoke(main, chatbot_args)  # results, but the rankings step has not run: it does not rank
+    assert not_ranked.exit_code == 2 and not out.exists()
+    assert not_ranked.stderr.strip() == (
+        "error: no stored ranking for use case 'chatbot': run the refresh_rankings job (benchmark-platform dev, or "
+        "the daily schedule) or pass --refresh-rankings"
     )
+
+    result = runner.invoke(main, [*chatbot_args, "--refresh-rankings", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["path"] == str(out.resolve()) and summary["use_cases"] == ["chatbot"]
