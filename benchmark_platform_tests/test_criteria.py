@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from benchmark_platform import catalogs, report
 from benchmark_platform.cli import recommend as recommend_command
 from benchmark_platform.defs import analytics
-from benchmark_platform.ranking import Constraints, criteria, rank_use_case, recommend
-from benchmark_platform.ranking.rankings import configuration_columns
-from benchmark_platform_tests.factories import chatbot, result_row, results_frame
+from benchmark_platform.ranking import Constraints, criteria, rank_use_case, recommend, store
+from benchmark_platform.ranking.rankings import DEPLOYMENT_COLUMNS, configuration_columns
+from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
 INTERACTIVITY = criteria.Criterion(
     key="interactivity",
@@ -108,3 +108,30 @@ def test_registry_entries_are_complete_and_unique() -> None:
         format(1234.5, criterion.format)  # a usable format spec
     assert len({criterion.column for criterion in criteria.CRITERIA.values()}) == len(criteria.CRITERIA)
     assert any(criterion.latency for criterion in criteria.CRITERIA.values())  # the report's x-axis needs one
+
+
+def test_a_criterion_without_a_deployment_column_is_stored_and_read_back_without_a_migration(
+    monkeypatch, engine
+) -> None:
+    list_price = dataclasses.replace(
+        INTERACTIVITY, key="list_price", column="cost_per_hour_usd", benefit=False, label="list price"
+    )
+    monkeypatch.setattr(criteria, "CRITERIA", MappingProxyType({**criteria.CRITERIA, "list_price": list_price}))
+    insert_use_case(engine, weights={"throughput": 0.5, "list_price": 0.5})
+    insert_results(
+        engine,
+        [
+            result_row(model="cheap", cost_per_hour_usd=2.0),
+            result_row(model="dear", hardware="dear-h100", cost_per_hour_usd=8.0, throughput_tokens_sec=1500.0),
+        ],
+    )
+    ranked = store.refresh_rankings(engine)["chatbot"]
+
+    stored = store.load_stored_rankings(engine, store.load_use_cases(engine))["chatbot"]
+
+    assert "cost_per_hour_usd" not in DEPLOYMENT_COLUMNS  # so it travels in the stored criteria breakdown
+    assert stored.configurations.set_index("model_name")["cost_per_hour_usd"].to_dict() == {"cheap": 2.0, "dear": 8.0}
+    assert (
+        stored.configurations["closeness_list_price"].tolist() == ranked.configurations["closeness_list_price"].tolist()
+    )
+    assert stored.weights == pytest.approx({"throughput": 0.5, "list_price": 0.5})

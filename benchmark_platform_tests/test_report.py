@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.cli import main
-from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework
+from benchmark_platform.demo import print_stored_rankings
+from benchmark_platform.orm import BenchmarkResult, DeploymentRanking, HardwareConfig, InferenceFramework
 from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria, UseCaseRanking, rank_use_cases
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
 from benchmark_platform.ranking.store import refresh_rankings
@@ -343,3 +344,30 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
 
     help_text = runner.invoke(main, ["report", "--help"]).output
     assert "Example:" in help_text and "benchmark-platform report --use-case chatbot" in help_text
+
+
+def test_the_report_and_the_demo_summary_show_the_stored_rankings_and_never_rank(engine: Engine, tmp_path: Path):
+    """Once ranked, the results can go and a stored row can be edited: the report and the demo's summary show exactly
+    what is stored, because neither ranks."""
+    insert_results(engine, measurement_grid(("chatbot",)))
+    refresh_rankings(engine)
+    with engine.begin() as connection:
+        connection.execute(delete(BenchmarkResult))
+        connection.execute(
+            update(DeploymentRanking)
+            .where(DeploymentRanking.use_case == "chatbot", DeploymentRanking.rank == 1)
+            .values(ttft_p90_ms=4321.25, cost_per_million_tokens=9.875)
+        )
+        stored = connection.execute(
+            select(func.count()).select_from(DeploymentRanking).where(DeploymentRanking.status == "ranked")
+        ).scalar_one()
+
+    summary = write_report(engine, tmp_path / "report.html", use_cases=["chatbot"])
+    page = summary.path.read_text()
+    assert summary.configurations == stored > 0
+    assert '<td class="num">4321.2</td>' in page and '<td class="num">9.875</td>' in page
+
+    printed: list[str] = []
+    print_stored_rankings(printed.append)
+    [best] = [line for line in printed if line.startswith("    1. ")]
+    assert "TTFT p90 4321 ms" in best and "$9.88/Mtok output" in best

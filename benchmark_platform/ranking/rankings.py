@@ -119,14 +119,20 @@ RANKED, INCOMPLETE, BREAKS_SLA = "ranked", "incomplete", "breaks_sla"
 DEPLOYMENT_STATUSES = (RANKED, INCOMPLETE, BREAKS_SLA)
 
 
+def _criterion_metric_columns() -> tuple[str, ...]:
+    """Metric columns of registered criteria that DEPLOYMENT_COLUMNS does not list yet."""
+    return tuple(c.column for c in criteria.CRITERIA.values() if c.column not in DEPLOYMENT_COLUMNS)
+
+
 def configuration_columns() -> tuple[str, ...]:
     """The columns of a ranked configuration: the deployment, then its closeness on every registered criterion."""
-    return (*DEPLOYMENT_COLUMNS, *(criteria.closeness_column(key) for key in criteria.keys()))
+    closeness = (criteria.closeness_column(key) for key in criteria.keys())
+    return (*DEPLOYMENT_COLUMNS, *_criterion_metric_columns(), *closeness)
 
 
 def unranked_columns() -> tuple[str, ...]:
     """The columns of a deployment left out of the ranking: the deployment (no score, rank or closeness) and why."""
-    return (*DEPLOYMENT_COLUMNS, "status")
+    return (*DEPLOYMENT_COLUMNS, *_criterion_metric_columns(), "status")
 
 
 class UseCaseCriteria(BaseModel):

@@ -192,6 +192,13 @@ class _DeploymentRow(BaseModel):
     calculated_at: datetime
 
 
+def _criteria_breakdown(record: dict[str, Any], weights: dict[str, float], *, ranked: bool) -> dict[str, Any]:
+    """Per registered criterion the deployment's value; for a ranked one also its weight and closeness. Kept as
+    JSON so that a criterion added to the registry is stored without a migration."""
+    values = {key: {"value": json_value(record[c.column])} for key, c in criteria.CRITERIA.items()}
+    return values | (configuration_breakdown(record, weights) if ranked else {})
+
+
 def _deployment_rows(ranking: UseCaseRanking, calculated_at: datetime) -> list[dict[str, Any]]:
     """Every deployment the ranking considered, ranked ones first (best first), as ``deployment_rankings`` rows."""
     rows = []
@@ -202,7 +209,7 @@ def _deployment_rows(ranking: UseCaseRanking, calculated_at: datetime) -> list[d
                 values
                 | {
                     "status": record[status_of] if status_of else RANKED,
-                    "criteria": configuration_breakdown(record, ranking.weights) if status_of is None else {},
+                    "criteria": _criteria_breakdown(record, ranking.weights, ranked=status_of is None),
                     "calculated_at": calculated_at,
                 }
             )
@@ -285,8 +292,8 @@ _STORED_TYPES = {
 }
 
 
-def _closeness(breakdown: dict[str, Any], key: str) -> float:
-    value = (breakdown.get(key) or {}).get("closeness")
+def _breakdown_value(breakdown: dict[str, Any], key: str, field: str) -> float:
+    value = (breakdown.get(key) or {}).get(field)
     return float("nan") if value is None else value
 
 
@@ -297,8 +304,10 @@ def _stored_frames(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFra
     if frame.empty:
         return pd.DataFrame(columns=ranked_columns), pd.DataFrame(columns=unranked)
     frame = frame.astype(_STORED_TYPES)
-    for key in criteria.keys():
-        frame[criteria.closeness_column(key)] = [_closeness(breakdown, key) for breakdown in frame["criteria"]]
+    for key, criterion in criteria.CRITERIA.items():
+        frame[criteria.closeness_column(key)] = [_breakdown_value(b, key, "closeness") for b in frame["criteria"]]
+        if criterion.column not in frame.columns:  # a criterion without a column of its own: its stored value
+            frame[criterion.column] = [_breakdown_value(b, key, "value") for b in frame["criteria"]]
     is_ranked = frame["status"].eq(RANKED)
     configurations = frame.loc[is_ranked, ranked_columns].reset_index(drop=True)
     configurations = configurations.astype({"rank": "int64", "score": float, "pareto": bool})
