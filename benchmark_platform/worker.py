@@ -19,6 +19,7 @@ by the next worker started with the same platform home, so a measured result is 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -480,7 +481,7 @@ class _Worker:
                 if wanted <= 0:
                     self.summary.reached_max = True
                     return
-            batch = self.db.call(self._claim(wanted))
+            batch = self._record_and_claim(wanted)
             if not batch:
                 if not self._wait_for_work():
                     return
@@ -492,9 +493,23 @@ class _Worker:
                     self._release(batch[position:])
                     return
                 processed += 1
-            self.record_finished()
             if self.options.between_batches is not None and not self.stop.is_set():
+                self.record_finished()  # the planner sees this batch's results
                 self.db.call(self.options.between_batches)
+        # the last batch's results (still in ``finished``) are recorded by run_worker
+
+    def _record_and_claim(self, limit: int) -> list[queue.Claim]:
+        """Claim the next batch; the results of the last one, if any are still unrecorded, go in the same statement
+        (``queue.complete_and_claim``: one round trip and one commit). Like ``record_finished``, if the database stays
+        away the results stay in ``finished`` and DatabaseUnavailable propagates."""
+        if not self.finished:
+            return self.db.call(self._claim(limit))
+        finished = list(self.finished)
+        recorded, batch = self.db.call(
+            lambda: queue.complete_and_claim(self.db.connection(), self.worker_id, finished, self._request(limit))
+        )
+        self._recorded(finished, recorded)
+        return batch
 
     def _wait_for_work(self) -> bool:
         """After an empty claim: False when this worker is done; else wait a moment (rows locked by a concurrent
@@ -514,10 +529,8 @@ class _Worker:
             self.stop.wait(min(max(left.next_due_seconds or 0.0, 0.01), MAX_IDLE_WAIT_SECONDS))
         return True
 
-    def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
-        return lambda: queue.claim(
-            self.db.connection(),
-            self.worker_id,
+    def _request(self, limit: int) -> queue.ClaimRequest:
+        return queue.ClaimRequest(
             limit=limit,
             lease_seconds=self.options.lease_seconds,
             hardware_config_id=self.hardware_config_id,
@@ -526,12 +539,14 @@ class _Worker:
             max_preemptions=self.options.max_preemptions,
         )
 
+    def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
+        return lambda: queue.claim(self.db.connection(), self.worker_id, **dataclasses.asdict(self._request(limit)))
+
     def _spec(self, held: queue.Claim) -> RunSpec:
         key = _facts_key(held)
         facts = self.facts.get(key)
-        if facts is None:
-            with self.engine.connect() as connection:
-                facts = self.facts[key] = _load_facts(connection, *key)
+        if facts is None:  # on the worker's own connection: one round trip, no pool checkout or pre-ping
+            facts = self.facts[key] = _load_facts(self.db.connection(), *key)
         return _spec_from_facts(facts, held)
 
     def _run_one(self, runner: Any, held: queue.Claim) -> bool:
@@ -584,6 +599,10 @@ class _Worker:
             return
         finished = list(self.finished)
         recorded = self.db.call(lambda: queue.complete_batch(self.db.connection(), self.worker_id, finished))
+        self._recorded(finished, recorded)
+
+    def _recorded(self, finished: list[tuple[queue.Claim, Measurement]], recorded: set[uuid.UUID]) -> None:
+        """Account for a recording of ``finished``: those missing from ``recorded`` had their claims taken."""
         self.finished.clear()
         self.summary.completed += len(recorded)
         self.leases.drop([held.id for held, _ in finished])
