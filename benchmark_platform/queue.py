@@ -372,11 +372,21 @@ def _claim_ctes(
         # append once it has :limit rows, so ``others`` is read (and its rows locked) only as far as needed; and it
         # tells the planner the batch is :limit rows, so the UPDATE below joins by primary key (with a computed
         # ``LIMIT :limit - count`` on ``others`` it guessed thousands and hashed a sequential scan of the table).
+        if hardware_config_id is not None:  # a pool's pending rows, through idx_benchmark_config_claim
+            preferred_where, preferred_order = "framework_id = :preferred_framework_id", "priority, created_at"
+        else:
+            # Without a pool, start at the preferred framework's first pending row (through migration 0008's
+            # idx_benchmark_config_claim_framework) rather than walk the status index past every other framework's
+            # pending rows in front of it, a walk that grows with each batch of a drain. Written as "= ANY(array)"
+            # and ordered by framework_id first, so that this index is the one plan without a sort (with "= :id" the
+            # planner, blind to where the preferred rows lie, keeps the status index).
+            preferred_where = "framework_id = ANY(CAST(ARRAY[:preferred_framework_id] AS uuid[]))"
+            preferred_order = "framework_id, priority, created_at"
         picked = f"""
             preferred AS MATERIALIZED (
                 SELECT id FROM benchmark_configs
-                WHERE {where} AND framework_id = :preferred_framework_id
-                ORDER BY priority, created_at
+                WHERE {where} AND {preferred_where}
+                ORDER BY {preferred_order}
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED
             ),

@@ -485,7 +485,8 @@ def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
     queue.populate_matrix(engine, version_id)
     queue.populate_matrix(engine, seed_with_model(engine, "llama-3.1-8b@fp8"))
     # a worker without --hardware, everything pending: a model version's claim, preferring the framework it has
-    # loaded, updates the claimed rows through the primary key (not a hash join over a sequential scan)
+    # loaded, starts at that framework's first pending row and updates the claimed rows through the primary key (not a
+    # hash join over a sequential scan)
     sql = queue.claim_sql(hardware_config_id=None, model_version_id=version_id, preferred_framework=True)
     params = {"limit": 10, "worker_id": "explain", "lease_seconds": 60.0, "model_version_id": version_id}
     params |= {"preferred_framework_id": framework_id(engine, "vllm"), "max_preemptions": 5, "rescue_limit": 100}
@@ -495,6 +496,7 @@ def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
         plan = "\n".join(connection.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}"), params).scalars())
         connection.rollback()
     assert "Seq Scan" not in plan and "Index Scan using pk_benchmark_configs" in plan, plan
+    assert "Index Scan using idx_benchmark_config_claim_framework" in plan and "Sort" not in plan, plan
     with engine.begin() as connection:
         connection.execute(
             text(
