@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationError, fiel
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert
 
+from benchmark_platform.domain import Quantization, Vendor, WeightFormat
 from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
 from benchmark_platform.safe_yaml import Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
 
@@ -28,10 +29,6 @@ HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
 FRAMEWORKS_FILE = CATALOG_DIR / "frameworks.yaml"
 USE_CASES_FILE = CATALOG_DIR / "use_cases.yaml"
 
-# Mirrors orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
-Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
-WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
-Vendor = Literal["nvidia", "amd"]
 CloudProvider = Literal["aws", "gcp", "azure"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
 
