@@ -9,7 +9,7 @@ first pending row. It is partial on ``status = 'pending'`` like ``idx_benchmark_
 running) adds no entry to it; only rows written as pending (populate, retries, rescues, releases) do.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-30 02:58:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
