@@ -13,17 +13,18 @@ from sqlalchemy.exc import IntegrityError
 
 from benchmark_platform import adaptive, planner, queue
 from benchmark_platform.cli import main
+from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
 from benchmark_platform_tests.factories import seed_with_model, status_counts
 
-POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1")
+POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1", "gcp-h100-sxm-x1")
 WORKLOADS = ("chatbot", "summarization")
 
 
 @pytest.fixture
 def version_id(engine: Engine) -> uuid.UUID:
-    """Three single-GPU pools, two frameworks, two use cases: about 250 configs, so that draining stays quick."""
+    """Four single-GPU pools, two frameworks, two use cases: about 200 configs, so that draining stays quick."""
     version = seed_with_model(engine)
     queue.populate_matrix(engine, version, hardware=POOLS, frameworks=("vllm", "sglang"))
     _keep_workloads(engine)
@@ -168,6 +169,7 @@ def test_recommend_says_when_the_answer_rests_on_few_measurements(engine: Engine
 
 def test_the_report_says_what_pruning_skipped_and_saved(engine: Engine, version_id, tmp_path):
     _drain(engine, version_id)
+    refresh_rankings(engine)  # the report reads the stored rankings
     summary = write_report(engine, tmp_path / "report.html", model_version="llama-3.1-8b@int4-awq")
     page = summary.path.read_text()
     assert "Adaptive benchmarking skipped" in page and "GPU-hours" in page
