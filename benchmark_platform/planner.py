@@ -25,6 +25,14 @@ Rules (each decision names one reason, checked in this order):
   Criteria are the use case's positively weighted TTFT p90, TPOT p90, throughput (per node AND per GPU, so that
   the rule holds whichever the ranking uses) and cost per million tokens. Accuracy is left out: it belongs to the
   model version's weights, not to the deployment, and configs of one version differ in it only by noise.
+- ``dominated_by_planned``: the same test, counting besides the measured configurations those that will be measured
+  (not skipped, not fully measured yet) at their *pessimistic* bound (the prediction widened to the unfavourable
+  side by the same margin; measured values where measured), when that bound meets the SLA. Both sides carry the
+  margin, so the gap must be about twice the learned error. Without it, every hardware pool runs its own most
+  promising configs in parallel and spends GPU-hours on ones that results from other pools, arriving later, prove
+  dominated. Safe by re-evaluation: if a planned dominator is later skipped for another reason or measured worse,
+  the config is back to run at the next plan; if it is skipped as dominated itself, its own dominators (at least
+  ``top_k``, transitively) dominate this config too. ``Settings.planned_dominators`` turns it off.
 
 The optimistic bound widens the simulator's prediction by what was observed on the same hardware x framework: per
 metric, the log ratio measured / predicted has mean ``mu`` over the pair's ``n`` measurements and spread ``sd``
@@ -64,12 +72,14 @@ EXCEEDS_SLA_AT_LOWER_CONCURRENCY = "exceeds_sla_at_lower_concurrency"
 THROUGHPUT_SATURATED = "throughput_saturated"
 CANNOT_MEET_SLA = "cannot_meet_sla"
 DOMINATED = "dominated"
+DOMINATED_BY_PLANNED = "dominated_by_planned"
 SKIP_REASONS = (
     EXCEEDS_SLA_AT_OTHER_SEQUENCE_LENGTH,
     EXCEEDS_SLA_AT_LOWER_CONCURRENCY,
     THROUGHPUT_SATURATED,
     CANNOT_MEET_SLA,
     DOMINATED,
+    DOMINATED_BY_PLANNED,
 )
 RUN = "run"
 SKIP = "skip"
@@ -151,6 +161,7 @@ class Settings:
     min_log_sd: float = 0.03
     min_pooled_measurements: int = 8
     saturation_gain: float = 0.05
+    planned_dominators: bool = True
 
 
 DEFAULT_SETTINGS = Settings()
@@ -426,13 +437,33 @@ def plan(
             return DOMINATED, f"optimistic bound dominated by >= {settings.top_k} measured configurations"
         return None
 
+    verdicts = {
+        key: skip_reason(key, members)
+        for key, members in by_configuration.items()
+        if any(c.status in NOT_STARTED_STATUSES for c in members)
+    }
+    if settings.planned_dominators:
+        pessimistic_factors = {pair: _widening_factors(pair, residuals, settings, -settings.z) for pair in pairs}
+        planned = _planned_rows(
+            by_configuration, verdicts, measured_folds, predictions, measured_of, pessimistic_factors, use_cases
+        )
+        for key, verdict in verdicts.items():
+            members = by_configuration[key]
+            if verdict is not None or any(c.status in STARTED_STATUSES or c.key not in predictions for c in members):
+                continue
+            bound = _fold([_widen(predictions[c.key], optimistic_factors[c.pair]) for c in members])
+            if _dominated_with_planned(bound, key, members[0], incumbents, planned, use_cases, settings.top_k):
+                verdicts[key] = (
+                    DOMINATED_BY_PLANNED,
+                    f"optimistic bound dominated by the pessimistic bounds of >= {settings.top_k} measured or "
+                    "planned configurations",
+                )
+
     decisions: dict[Hashable, Decision] = {}
     runnable: list[tuple] = []
-    for key, members in by_configuration.items():
+    for key, verdict in verdicts.items():
+        members = by_configuration[key]
         waiting = [c for c in members if c.status in NOT_STARTED_STATUSES]
-        if not waiting:
-            continue
-        verdict = skip_reason(key, members)
         for config in waiting:
             if verdict is not None and not config.exempt:
                 decisions[config.key] = Decision(SKIP, reason=verdict[0], detail=verdict[1])
@@ -454,6 +485,65 @@ def plan(
             if config.status in NOT_STARTED_STATUSES and config.key not in decisions:
                 decisions[config.key] = Decision(RUN, priority=PRIORITY_BASE + tier * SLOTS_PER_RANK + offset)
     return Plan(decisions=decisions, residuals=residuals)
+
+
+def _planned_rows(
+    by_configuration: Mapping[tuple, list[Config]],
+    verdicts: Mapping[tuple, tuple[str, str] | None],
+    measured_folds: Mapping[tuple, Metrics],
+    predictions: Mapping[Hashable, Metrics],
+    measured_of,
+    pessimistic_factors: Mapping[tuple[str, str], tuple[float, float, float]],
+    use_cases: Mapping[str, UseCase],
+) -> dict[str, tuple[list[tuple], np.ndarray]]:
+    """Per use case: the configurations that will be measured (not skipped, not yet fully measured) whose pessimistic
+    bound (measured values where measured, else the prediction widened to the unfavourable side) meets its SLA, as
+    keys and oriented criterion rows."""
+    bounds: dict[tuple, Metrics] = {}
+    for key, verdict in verdicts.items():
+        if verdict is not None or key in measured_folds:
+            continue
+        values = []
+        for config in by_configuration[key]:
+            value = measured_of(config)
+            if value is None and config.key in predictions:
+                value = _widen(predictions[config.key], pessimistic_factors[config.pair])
+            values.append(value)
+        if all(v is not None for v in values):
+            bounds[key] = _fold(values)
+    planned: dict[str, tuple[list[tuple], np.ndarray]] = {}
+    for name, use_case in use_cases.items():
+        criteria = _criteria(use_case)
+        keys = [
+            k for k, bound in bounds.items() if name in by_configuration[k][0].serves and not use_case.broken_by(bound)
+        ]
+        rows = [_oriented(bounds[k], by_configuration[k][0], criteria) for k in keys]
+        planned[name] = (keys, np.array(rows, dtype=float).reshape(len(rows), len(criteria)))
+    return planned
+
+
+def _dominated_with_planned(
+    bound: Metrics,
+    key: tuple,
+    sample: Config,
+    incumbents: Mapping[str, np.ndarray],
+    planned: Mapping[str, tuple[list[tuple], np.ndarray]],
+    use_cases: Mapping[str, UseCase],
+    top_k: int,
+) -> bool:
+    """In every use case it serves, ``bound`` is dominated by at least ``top_k`` rows among the measured incumbents
+    and the other planned configurations' pessimistic bounds."""
+    for name in sample.serves:
+        use_case = use_cases.get(name)
+        if use_case is None:
+            return False
+        point = np.array(_oriented(bound, sample, _criteria(use_case)))
+        keys, rows = planned[name]
+        rows = np.vstack([incumbents[name], rows[[k != key for k in keys]]]) if keys else incumbents[name]
+        dominating = np.all(rows <= point, axis=1) & np.any(rows < point, axis=1)
+        if int(dominating.sum()) < top_k:
+            return False
+    return True
 
 
 def _promise_ranks(

@@ -113,6 +113,31 @@ def test_dominated_needs_top_k_measured_configurations_beating_the_optimistic_bo
     assert decide([*fewer, candidate], predictions, measured4)["slow"].action == planner.RUN
 
 
+def test_dominated_by_planned_counts_the_pessimistic_bounds_of_configurations_that_will_run():
+    """A hopeless config need not wait until five better ones are measured when their pessimistic bounds already
+    beat its optimistic one; it is back to run once they are skipped instead (they will then never be measured)."""
+    planned = [config(f"fast-c{2**i}", hw="fast", c=2**i) for i in range(5)]
+    candidate = config("slow", hw="slow")
+    predictions = {c.key: scaled(GOOD, latency=0.1, throughput=10) for c in planned}
+    predictions["slow"] = scaled(GOOD, latency=3, throughput=0.2)  # prior margin x2.2 either way: still far behind
+
+    decisions = decide([*planned, candidate], predictions, {})
+
+    assert decisions["slow"].reason == planner.DOMINATED_BY_PLANNED
+    assert all(decisions[c.key].action == planner.RUN for c in planned)
+    assert decide([*planned[:4], candidate], predictions, {})["slow"].action == planner.RUN
+    without = Settings(planned_dominators=False)
+    assert decide([*planned, candidate], predictions, {}, without)["slow"].action == planner.RUN
+    close = predictions | {"slow": scaled(GOOD, latency=0.2, throughput=5)}  # within both margins
+    assert decide([*planned, candidate], close, {})["slow"].action == planner.RUN
+
+    broke_sla = [dataclasses.replace(planned[0], status="completed"), *planned[1:], candidate]
+    measured = {"fast-c1": Metrics(ttft_p90_ms=600, tpot_p90_ms=1, throughput_tokens_sec=10_000)}
+    after = decide(broke_sla, predictions, measured)
+    assert {after[c.key].reason for c in planned[1:]} == {planner.EXCEEDS_SLA_AT_LOWER_CONCURRENCY}
+    assert after["slow"].action == planner.RUN
+
+
 def test_the_margin_comes_from_the_error_seen_on_that_hardware_and_framework():
     """Slightly worse than the incumbents: kept while its pair is unknown (wide prior), skipped once measurements
     show the simulator is accurate there, kept again when they show it underestimates that pair by 2x."""
