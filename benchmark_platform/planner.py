@@ -444,20 +444,28 @@ def plan(
     }
     if settings.planned_dominators:
         pessimistic_factors = {pair: _widening_factors(pair, residuals, settings, -settings.z) for pair in pairs}
-        planned = _planned_rows(
-            by_configuration, verdicts, measured_folds, predictions, measured_of, pessimistic_factors, use_cases
+        dominators = _measured_and_planned_rows(
+            by_configuration,
+            verdicts,
+            measured_folds,
+            incumbents,
+            predictions,
+            measured_of,
+            pessimistic_factors,
+            use_cases,
         )
-        for key, verdict in verdicts.items():
-            members = by_configuration[key]
-            if verdict is not None or any(c.status in STARTED_STATUSES or c.key not in predictions for c in members):
-                continue
-            bound = _fold([_widen(predictions[c.key], optimistic_factors[c.pair]) for c in members])
-            if _dominated_with_planned(bound, key, members[0], incumbents, planned, use_cases, settings.top_k):
-                verdicts[key] = (
-                    DOMINATED_BY_PLANNED,
-                    f"optimistic bound dominated by the pessimistic bounds of >= {settings.top_k} measured or "
-                    "planned configurations",
-                )
+        candidates = {
+            key: _fold([_widen(predictions[c.key], optimistic_factors[c.pair]) for c in by_configuration[key]])
+            for key, verdict in verdicts.items()
+            if verdict is None
+            and not any(c.status in STARTED_STATUSES or c.key not in predictions for c in by_configuration[key])
+        }
+        for key in _dominated_by_rows(candidates, by_configuration, dominators, use_cases, settings.top_k):
+            verdicts[key] = (
+                DOMINATED_BY_PLANNED,
+                f"optimistic bound dominated by >= {settings.top_k} measured configurations or pessimistic bounds of "
+                "planned ones",
+            )
 
     decisions: dict[Hashable, Decision] = {}
     runnable: list[tuple] = []
@@ -487,18 +495,19 @@ def plan(
     return Plan(decisions=decisions, residuals=residuals)
 
 
-def _planned_rows(
+def _measured_and_planned_rows(
     by_configuration: Mapping[tuple, list[Config]],
     verdicts: Mapping[tuple, tuple[str, str] | None],
     measured_folds: Mapping[tuple, Metrics],
+    incumbents: Mapping[str, np.ndarray],
     predictions: Mapping[Hashable, Metrics],
     measured_of,
     pessimistic_factors: Mapping[tuple[str, str], tuple[float, float, float]],
     use_cases: Mapping[str, UseCase],
-) -> dict[str, tuple[list[tuple], np.ndarray]]:
-    """Per use case: the configurations that will be measured (not skipped, not yet fully measured) whose pessimistic
-    bound (measured values where measured, else the prediction widened to the unfavourable side) meets its SLA, as
-    keys and oriented criterion rows."""
+) -> dict[str, np.ndarray]:
+    """Per use case, oriented criterion rows: the measured incumbents, then the configurations that will be measured
+    (not skipped, not yet fully measured) at their pessimistic bound (measured values where measured, else the
+    prediction widened to the unfavourable side) where that bound meets the SLA."""
     bounds: dict[tuple, Metrics] = {}
     for key, verdict in verdicts.items():
         if verdict is not None or key in measured_folds:
@@ -511,39 +520,46 @@ def _planned_rows(
             values.append(value)
         if all(v is not None for v in values):
             bounds[key] = _fold(values)
-    planned: dict[str, tuple[list[tuple], np.ndarray]] = {}
+    rows: dict[str, np.ndarray] = {}
     for name, use_case in use_cases.items():
         criteria = _criteria(use_case)
-        keys = [
-            k for k, bound in bounds.items() if name in by_configuration[k][0].serves and not use_case.broken_by(bound)
+        planned = [
+            _oriented(bound, by_configuration[key][0], criteria)
+            for key, bound in bounds.items()
+            if name in by_configuration[key][0].serves and not use_case.broken_by(bound)
         ]
-        rows = [_oriented(bounds[k], by_configuration[k][0], criteria) for k in keys]
-        planned[name] = (keys, np.array(rows, dtype=float).reshape(len(rows), len(criteria)))
-    return planned
+        rows[name] = np.vstack([incumbents[name], np.array(planned, dtype=float).reshape(len(planned), len(criteria))])
+    return rows
 
 
-def _dominated_with_planned(
-    bound: Metrics,
-    key: tuple,
-    sample: Config,
-    incumbents: Mapping[str, np.ndarray],
-    planned: Mapping[str, tuple[list[tuple], np.ndarray]],
+_COMPARISON_BUDGET = 1 << 22  # candidate x row x criterion comparisons per numpy block
+
+
+def _dominated_by_rows(
+    bounds: Mapping[tuple, Metrics],
+    by_configuration: Mapping[tuple, list[Config]],
+    rows_by_use_case: Mapping[str, np.ndarray],
     use_cases: Mapping[str, UseCase],
     top_k: int,
-) -> bool:
-    """In every use case it serves, ``bound`` is dominated by at least ``top_k`` rows among the measured incumbents
-    and the other planned configurations' pessimistic bounds."""
-    for name in sample.serves:
-        use_case = use_cases.get(name)
-        if use_case is None:
-            return False
-        point = np.array(_oriented(bound, sample, _criteria(use_case)))
-        keys, rows = planned[name]
-        rows = np.vstack([incumbents[name], rows[[k != key for k in keys]]]) if keys else incumbents[name]
-        dominating = np.all(rows <= point, axis=1) & np.any(rows < point, axis=1)
-        if int(dominating.sum()) < top_k:
-            return False
-    return True
+) -> set[tuple]:
+    """The configurations whose bound, in every use case they serve, is dominated by at least ``top_k`` of that use
+    case's rows. A configuration's own pessimistic row never counts against it: it is nowhere better than its
+    optimistic bound, so it cannot dominate it."""
+    dominated_in: dict[tuple, int] = dict.fromkeys(bounds, 0)
+    for name, use_case in use_cases.items():
+        rows = rows_by_use_case[name]
+        keys = [key for key in bounds if name in by_configuration[key][0].serves]
+        if not keys or len(rows) < top_k:
+            continue
+        criteria = _criteria(use_case)
+        points = np.array([_oriented(bounds[key], by_configuration[key][0], criteria) for key in keys], dtype=float)
+        block = max(1, _COMPARISON_BUDGET // (len(rows) * len(criteria)))
+        for start in range(0, len(keys), block):
+            chunk = points[start : start + block, None, :]
+            beats = np.all(rows[None] <= chunk, axis=2) & np.any(rows[None] < chunk, axis=2)
+            for key, count in zip(keys[start : start + block], beats.sum(axis=1), strict=True):
+                dominated_in[key] += int(count >= top_k)
+    return {key for key, count in dominated_in.items() if count == len(by_configuration[key][0].serves)}
 
 
 def _promise_ranks(
