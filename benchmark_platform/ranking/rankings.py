@@ -33,12 +33,11 @@ The rules, in the order they are applied:
    anti-ideal and the norms and can reverse the top (rank reversal by irrelevant alternatives; Garcia-Cascales &
    Lamata 2012, Aires & Ferreira 2019): here they change no front configuration's score (with a front of two points
    or more, nobody else's either), so a ranking of the configurations worth measuring (what the adaptive planner
-   keeps) equals the ranking of the whole matrix at the top. Front
-   configurations are ranked exactly as classic TOPSIS over the front; a dominated one never scores above its
-   dominator, and one worse than the front's worst on every criterion scores 0. A front of a single point spans
-   nothing: then every survivor is the reference (that point scores 1 either way). Rank = competition rank (ties
-   share the better rank). A model's score for the use case is its best deployment's; the top model (ties
-   included) is the recommended one.
+   keeps) equals the ranking of the whole matrix at the top. Front configurations are ranked exactly as classic
+   TOPSIS over the front; a dominated one never scores above its dominator, and one worse than the front's worst on
+   every criterion scores 0. A front of a single point spans nothing: then every survivor is the reference (that
+   point scores 1 either way). Rank = competition rank (ties share the better rank). A model's score for the use case
+   is its best deployment's; the top model (ties included) is the recommended one.
 """
 
 from __future__ import annotations
