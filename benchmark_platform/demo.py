@@ -2,8 +2,8 @@
 
 Catalogs and the bundled model versions are materialized, the new-version sensor ticks (adding a partition per
 version), the benchmark job runs for the demo's versions on a multiprocess executor (replicas per GPU pool in
-parallel, simulated runner), then the day's stats and the rankings. Everything lands in the Dagster instance that
-`benchmark-platform dev` opens.
+parallel, simulated runner), then the day's stats and the rankings; the summary printed at the end is read from the
+stored rankings. Everything lands in the Dagster instance that `benchmark-platform dev` opens.
 """
 
 from __future__ import annotations
@@ -88,18 +88,19 @@ def _run_benchmarks(instance, request: dg.RunRequest, options: DemoOptions, echo
     )
 
 
-def _print_top(echo: Callable[[str], None]) -> None:
-    """Per use case, the best deployment of each model version (best first): what to deploy for each model."""
+def print_stored_rankings(echo: Callable[[str], None]) -> None:
+    """Per use case, the best deployment of each model version (best first), as the rankings step stored them:
+    what to deploy for each model. Nothing is ranked here."""
     engine = database.get_engine()
-    use_cases = store.load_use_cases(engine)
-    results = store.load_results_frame(engine, workload_types=[u.subcategory for u in use_cases])
-    from benchmark_platform.ranking import rank_use_cases
-
+    rankings = store.load_stored_rankings(engine, store.load_use_cases(engine))
+    if not rankings:
+        echo("\nNo stored rankings: the rankings step has not run.")
+        return
     echo(
         "\nBest deployment of each model version per use case, ranked (TP = GPUs per replica; conc = concurrent "
         "requests per replica; [simulated] = simulator estimate, no GPU measured):"
     )
-    for name, ranking in sorted(rank_use_cases(results, use_cases).items()):
+    for name, ranking in sorted(rankings.items()):
         echo(f"  {name}")
         for row in ranking.configurations.drop_duplicates("version_key").itertuples():
             echo(
@@ -151,4 +152,4 @@ def run_demo(echo: Callable[[str], None] = print, options: DemoOptions | None = 
         )
         for event in refreshed.get_asset_check_evaluations():
             echo(f"    check {event.check_name}: {'passed' if event.passed else 'FAILED'}")
-    _print_top(echo)
+    print_stored_rankings(echo)

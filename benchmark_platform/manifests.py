@@ -19,9 +19,9 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
+from benchmark_platform.domain import Architecture, ModelFacts
 from benchmark_platform.orm import VERSION_KEY_SEPARATOR, Model, ModelVersion
 from benchmark_platform.safe_yaml import (
-    FiniteFloat,
     Int32,
     Int64,
     JsonObject,
@@ -60,26 +60,13 @@ class _Frozen(NoBooleanNumbers):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class ArchitectureFacts(_Frozen):
-    """The shape of the network, from the model's config.json; the roofline and KV-cache estimates need it."""
+class ArchitectureFacts(Architecture):
+    """The shape of the network, from the model's config.json; the roofline and KV-cache estimates need it. A
+    manifest states the whole shape: the fields some readers do without (``domain.Architecture``) are required."""
 
-    num_layers: Int32 = Field(gt=0)
     hidden_size: Int32 = Field(gt=0)
     num_attention_heads: Int32 = Field(gt=0)
-    num_kv_heads: Int32 = Field(gt=0)
-    head_dim: Int32 = Field(gt=0)
     max_position_embeddings: Int32 = Field(gt=0)
-    intermediate_size: Int32 | None = Field(default=None, gt=0)
-    vocab_size: Int32 | None = Field(default=None, gt=0)
-    baseline_accuracy: FiniteFloat | None = Field(default=None, ge=0, le=1, description="published score, 0..1")
-
-    @field_validator("num_kv_heads")
-    @classmethod
-    def _kv_heads_divide_heads(cls, value: int, info: ValidationInfo) -> int:
-        heads = info.data.get("num_attention_heads")
-        if heads is not None and heads % value:
-            raise ValueError(f"num_attention_heads ({heads}) is not a multiple of num_kv_heads ({value})")
-        return value
 
 
 class ModelVersionSpec(_Frozen):
@@ -146,6 +133,20 @@ class ModelManifest(_Frozen):
 def version_key(model_name: str, version: str) -> str:
     """The readable key of a model version, e.g. ``llama-3.1-8b@int4-awq``."""
     return f"{model_name}{VERSION_KEY_SEPARATOR}{version}"
+
+
+def model_facts(manifest: ModelManifest, version: ModelVersionSpec) -> ModelFacts:
+    """One version of a validated manifest, as a runner sees it (no database needed)."""
+    return ModelFacts(
+        name=manifest.name,
+        version_key=version_key(manifest.name, version.version),
+        artifact_uri=version.artifact_uri,
+        parameters=manifest.parameters,
+        quantization=version.quantization,
+        quantization_bits=version.quantization_bits,
+        format=version.format,
+        **manifest.architecture_facts.model_dump(),
+    )
 
 
 def vram_requirement_gb(parameters: int, bits: int) -> float:

@@ -25,6 +25,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from benchmark_platform import memory
+from benchmark_platform.domain import ModelShape
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 SEQUENCE_LENGTHS = (1024, 2048, 4096, 8192)
@@ -63,18 +64,7 @@ EXCLUSION_REASONS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class VersionSpec:
-    """What the matrix needs of a model version: its size, precision and attention shape."""
-
-    parameters: int
-    quantization: str
-    quantization_bits: int
-    format: str
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    max_position_embeddings: int | None = None
+VersionSpec = ModelShape  # what the matrix needs of a model version: its size, precision and attention shape
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,3 +352,74 @@ class ModelRanking(Base):
             text("calculated_at DESC"),
         ),
     )
+
+
+DEPLOYMENT_STATUSES = ("ranked", "incomplete", "breaks_sla")  # mirrors ranking.rankings (a test keeps them equal)
+
+
+class UseCaseRankingSummary(Base):
+    """One use case's stored ranking: what the rankings step computed for it (weights used, how many deployments
+    it considered and excluded, notes). Its deployments are in ``deployment_rankings``."""
+
+    __tablename__ = "use_case_rankings"
+
+    use_case: Mapped[str] = mapped_column(String(100), primary_key=True)
+    use_case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("use_case_taxonomy.id", ondelete="CASCADE"))
+    weights: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    considered: Mapped[int] = mapped_column(Integer)
+    excluded: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    notes: Mapped[list[str]] = mapped_column(server_default=text("'{}'::text[]"))
+    calculated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentRanking(Base):
+    """Every deployment a use case's ranking considered: ranked ones with rank, score, Pareto flag and per-criterion
+    closeness (``criteria``), the others with the reason they were left out (``status``)."""
+
+    __tablename__ = "deployment_rankings"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    use_case: Mapped[str] = mapped_column(ForeignKey("use_case_rankings.use_case", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20))
+    rank: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    pareto: Mapped[bool | None] = mapped_column(Boolean)
+    model_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    hardware_config_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hardware_configs.id", ondelete="CASCADE"))
+    framework_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("inference_frameworks.id", ondelete="CASCADE"))
+    tensor_parallel: Mapped[int] = mapped_column(Integer)
+    replicas: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    n_sequence_lengths: Mapped[int] = mapped_column(Integer)
+    min_sequence_length: Mapped[int] = mapped_column(Integer)
+    max_sequence_length: Mapped[int] = mapped_column(Integer)
+    ttft_p90_ms: Mapped[float | None] = mapped_column(Float)
+    tpot_p90_ms: Mapped[float | None] = mapped_column(Float)
+    throughput_tokens_sec: Mapped[float | None] = mapped_column(Float)
+    output_tokens_sec_per_gpu: Mapped[float | None] = mapped_column(Float)
+    interactivity_tokens_sec: Mapped[float | None] = mapped_column(Float)
+    cost_per_million_tokens: Mapped[float | None] = mapped_column(Float)
+    accuracy_score: Mapped[float | None] = mapped_column(Float)
+    accuracy_imputed: Mapped[bool] = mapped_column(Boolean)
+    hourly_price_usd: Mapped[float | None] = mapped_column(Float)
+    price_basis: Mapped[str] = mapped_column(String(20))
+    simulated: Mapped[bool] = mapped_column(Boolean)
+    latest_benchmark_date: Mapped[date | None] = mapped_column(Date)
+    criteria: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    calculated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint(
+            "use_case",
+            "model_version_id",
+            "hardware_config_id",
+            "framework_id",
+            "tensor_parallel",
+            "batch_size",
+            name="uq_deployment_rankings_deployment",
+        ),
+        CheckConstraint(_in("status", DEPLOYMENT_STATUSES), name="status_known"),
+        CheckConstraint("(status = 'ranked') = (rank IS NOT NULL AND score IS NOT NULL)", name="ranked_has_score"),
+        CheckConstraint("score >= 0 AND score <= 1", name="score_in_unit_range"),
+        Index("idx_deployment_rankings_use_case_rank", "use_case", "rank"),
+    )

@@ -7,7 +7,8 @@ Plotly draws the charts and its JavaScript is inlined once, so the file opens an
 numbers (runner = simulated: roofline estimates, not measurements) are announced in banners, drawn as open markers
 and hatched bars, and tagged in every table, so nobody mistakes an estimate for a measurement.
 
-``render_report`` is pure (results frame in, HTML out); ``write_report`` is the database edge around it.
+The report never ranks: ``render_report`` is pure (the use cases' rankings in, HTML out) and ``write_report``, the
+database edge around it, reads the rankings the rankings step stored (``ranking.store.load_stored_rankings``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,15 @@ from sqlalchemy import Engine
 from benchmark_platform import planner, queue
 from benchmark_platform.manifests import list_version_keys, resolve_model_version
 from benchmark_platform.progress import ProgressReporter
-from benchmark_platform.ranking import CRITERIA, UseCaseCriteria, UseCaseRanking, pareto_front, rank_use_case
-from benchmark_platform.ranking.store import load_results_frame, load_use_cases
+from benchmark_platform.ranking import UseCaseCriteria, UseCaseRanking, criteria, pareto_front
+from benchmark_platform.ranking.rankings import BREAKS_SLA, INCOMPLETE
+from benchmark_platform.ranking.store import RankingsNotStoredError, load_stored_rankings, load_use_cases
 
 DEFAULT_TOP = 10
 # Beyond this max/min ratio an axis is drawn logarithmic: an L4 and an 8xH100 differ by orders of magnitude.
 LOG_AXIS_RATIO = 30.0
 FIGURE_HEIGHT = 420
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-_LATENCY_KEYS = ("ttft_p90", "tpot_p90")
 _BAR_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e")
 
 
@@ -70,9 +71,29 @@ class _Rendered:
     simulated: int
 
 
-def scoped_results(results: pd.DataFrame, model_version: str | None) -> pd.DataFrame:
-    """The results the report covers: all of them, or one model version's (``version_key``)."""
-    return results if model_version is None else results[results["version_key"] == model_version]
+def scoped_ranking(ranking: UseCaseRanking, model_version: str | None) -> UseCaseRanking:
+    """What the report shows of a use case's ranking: all of it, or one model version's deployments (``version_key``)
+    with their use-case-wide ranks and scores, and the counts recounted over that version's deployments."""
+    if model_version is None:
+        return ranking
+    configurations = ranking.configurations[ranking.configurations["version_key"] == model_version]
+    unranked = ranking.unranked[ranking.unranked["version_key"] == model_version]
+    return replace(
+        ranking,
+        configurations=configurations.reset_index(drop=True),
+        unranked=unranked.reset_index(drop=True),
+        considered=len(configurations) + len(unranked),
+        excluded={
+            "incomplete": int(unranked["status"].eq(INCOMPLETE).sum()),
+            "sla_total": int(unranked["status"].eq(BREAKS_SLA).sum()),
+        },
+    )
+
+
+def _deployments(ranking: UseCaseRanking) -> pd.DataFrame:
+    """Every deployment the ranking considered, ranked or not."""
+    columns = ["version_key", "hardware_name", "framework_name", "simulated"]
+    return pd.concat([ranking.configurations[columns], ranking.unranked[columns]], ignore_index=True)
 
 
 def trade_off_front(x: np.ndarray, y: np.ndarray, *, higher_y_better: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -101,9 +122,10 @@ def _slug(index: int, name: str) -> str:
 
 
 def _latency_criterion(ranking: UseCaseRanking) -> str:
-    """The latency the use case cares most about (the heavier-weighted of TTFT p90 and TPOT p90)."""
+    """The latency the use case cares most about (the heaviest-weighted latency criterion; the first on a tie)."""
     weights = ranking.use_case.weights
-    return max(_LATENCY_KEYS, key=lambda key: weights.get(key, 0.0))
+    latencies = [key for key, criterion in criteria.CRITERIA.items() if criterion.latency]
+    return max(latencies, key=lambda key: weights.get(key, 0.0))
 
 
 def _axis(values: pd.Series) -> dict[str, Any]:
@@ -211,7 +233,7 @@ def _interactivity_figure(
 def _scatter_figure(
     configs: pd.DataFrame, *, x_key: str, y_key: str, higher_y_better: bool, title: str, div_id: str
 ) -> str:
-    x_column, y_column = CRITERIA[x_key].column, CRITERIA[y_key].column
+    x_column, y_column = criteria.CRITERIA[x_key].column, criteria.CRITERIA[y_key].column
     x_label, y_label = _axis_label(x_key), _axis_label(y_key)
     hover = (
         "<b>%{customdata[0]}</b><br>%{customdata[1]} · %{customdata[2]} · batch %{customdata[3]}"
@@ -280,12 +302,7 @@ def _annotation_coordinate(value: float, values: pd.Series) -> float:
 
 
 def _axis_label(key: str) -> str:
-    return {
-        "ttft_p90": "TTFT p90 (ms)",
-        "tpot_p90": "TPOT p90 (ms)",
-        "throughput": "throughput per GPU (output tokens/s)",
-        "cost_per_million_tokens": "cost per million output tokens ($)",
-    }[key]
+    return criteria.CRITERIA[key].axis_label
 
 
 def _best_per(configs: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -305,7 +322,7 @@ def _comparison_figure(best: pd.DataFrame, *, group: str, latency_key: str, titl
         figure.add_trace(
             go.Bar(
                 x=best[group],
-                y=best[CRITERIA[key].column],
+                y=best[criteria.CRITERIA[key].column],
                 name=_axis_label(key),
                 customdata=_hover_data(best),
                 hovertemplate=hover,
@@ -315,7 +332,7 @@ def _comparison_figure(best: pd.DataFrame, *, group: str, latency_key: str, titl
             row=1,
             col=position,
         )
-        figure.update_yaxes(**_axis(best[CRITERIA[key].column]), row=1, col=position)
+        figure.update_yaxes(**_axis(best[criteria.CRITERIA[key].column]), row=1, col=position)
     figure.update_layout(
         title={"text": title, "x": 0.01},
         template="plotly_white",
@@ -325,26 +342,25 @@ def _comparison_figure(best: pd.DataFrame, *, group: str, latency_key: str, titl
     return _figure_html(figure, div_id)
 
 
-_TABLE_COLUMNS = (
-    ("rank", "rank", "d"),
-    ("score", "score", ".3f"),
-    ("version_key", "model version", None),
-    ("hardware_name", "hardware", None),
-    ("framework_name", "framework", None),
-    ("tensor_parallel", "TP", "d"),
-    ("replicas", "replicas", "d"),
-    ("batch_size", "concurrency / replica", "d"),
-    ("ttft_p90_ms", "TTFT p90 ms", ".1f"),
-    ("tpot_p90_ms", "TPOT p90 ms", ".2f"),
-    ("interactivity_tokens_sec", "tok/s per user", ".1f"),
-    ("output_tokens_sec_per_gpu", "tok/s per GPU", ",.0f"),
-    ("throughput_tokens_sec", "tok/s per node", ",.0f"),
-    ("cost_per_million_tokens", "$ / Mtok", ".3f"),
-    ("price_basis", "price", None),
-    ("accuracy_score", "accuracy", ".3f"),
-    ("pareto", "Pareto (all criteria)", None),
-    ("simulated", "numbers", None),
-)
+def table_columns() -> tuple[tuple[str, str, str | None], ...]:
+    """The top-configurations table's (column, header, format): the deployment, every registered criterion, then
+    what serving it means (interactivity, node throughput, price basis) and its Pareto and simulated flags."""
+    return (
+        ("rank", "rank", "d"),
+        ("score", "score", ".3f"),
+        ("version_key", "model version", None),
+        ("hardware_name", "hardware", None),
+        ("framework_name", "framework", None),
+        ("tensor_parallel", "TP", "d"),
+        ("replicas", "replicas", "d"),
+        ("batch_size", "concurrency / replica", "d"),
+        *((c.column, c.short_label, c.format) for c in criteria.CRITERIA.values()),
+        ("interactivity_tokens_sec", "tok/s per user", ".1f"),
+        ("throughput_tokens_sec", "tok/s per node", ",.0f"),
+        ("price_basis", "price", None),
+        ("pareto", "Pareto (all criteria)", None),
+        ("simulated", "numbers", None),
+    )
 
 
 def _cell(column: str, value: Any, spec: str | None) -> str:
@@ -357,7 +373,8 @@ def _cell(column: str, value: Any, spec: str | None) -> str:
     return f'<td class="num">{_text(_number(value, spec))}</td>'
 
 
-def _table(configs: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]] = _TABLE_COLUMNS) -> str:
+def _table(configs: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]] | None = None) -> str:
+    columns = columns or table_columns()
     head = "".join(f"<th>{_text(label)}</th>" for _, label, _ in columns)
     rows = []
     for _, row in configs.iterrows():
@@ -384,7 +401,7 @@ def _use_case_header(ranking: UseCaseRanking) -> str:
         for label, value in (("TTFT p90", use_case.sla_ttft_p90_ms), ("TPOT p90", use_case.sla_tpot_p90_ms))
         if value is not None
     )
-    weights = ", ".join(f"{CRITERIA[key].label} {weight:.2f}" for key, weight in ranking.weights.items())
+    weights = ", ".join(f"{criteria.CRITERIA[key].label} {weight:.2f}" for key, weight in ranking.weights.items())
     excluded = ranking.excluded
     notes = "".join(f"<li>{_text(note)}</li>" for note in ranking.notes)
     return (
@@ -398,7 +415,7 @@ def _use_case_header(ranking: UseCaseRanking) -> str:
     )
 
 
-def _comparisons(ranking: UseCaseRanking, use_case_results: pd.DataFrame, model_version: str | None, slug: str) -> str:
+def _comparisons(ranking: UseCaseRanking, model_version: str | None, slug: str) -> str:
     configs = ranking.configurations
     version = model_version or configs.iloc[0]["version_key"]
     why = "the report's model version" if model_version else "the top-ranked model version; --model-version chooses"
@@ -412,7 +429,8 @@ def _comparisons(ranking: UseCaseRanking, use_case_results: pd.DataFrame, model_
         "hover for the configuration. Hatched bars are simulated.</p>"
     )
     latency_key = _latency_criterion(ranking)
-    benchmarked = use_case_results.loc[use_case_results["version_key"] == version]
+    deployments = _deployments(ranking)
+    benchmarked = deployments.loc[deployments["version_key"] == version]
     for group, label in (("hardware_name", "hardware"), ("framework_name", "framework")):
         best = _best_per(mine, group)
         parts.append(
@@ -436,19 +454,17 @@ def _comparisons(ranking: UseCaseRanking, use_case_results: pd.DataFrame, model_
     return "".join(parts)
 
 
-def _use_case_section(
-    ranking: UseCaseRanking, use_case_results: pd.DataFrame, model_version: str | None, top: int, slug: str
-) -> str:
+def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: int, slug: str) -> str:
     configs = ranking.configurations
     parts = [f'<section class="use-case" id="{slug}">', _use_case_header(ranking)]
     if configs.empty:
-        reason = "no benchmark results" if use_case_results.empty else "no configuration meets the SLA"
+        reason = "no benchmark results" if ranking.considered == 0 else "no configuration meets the SLA"
         parts.append(f'<p class="empty">Nothing to rank: {reason}.</p></section>')
         return "".join(parts)
     simulated = int(configs["simulated"].sum())
     parts.append(_simulated_banner(simulated, len(configs), "ranked for this use case"))
     latency_key = _latency_criterion(ranking)
-    latency = CRITERIA[latency_key].label
+    latency = criteria.CRITERIA[latency_key].label
     parts.append('<div class="charts">')
     for y_column, y_label, higher_better, name in (
         ("output_tokens_sec_per_gpu", "throughput per GPU (output tokens/s)", True, "throughput per GPU"),
@@ -481,7 +497,7 @@ def _use_case_section(
     parts.append(f"<h3>Top {len(shown)} configurations</h3>")
     parts.append(_simulated_banner(int(shown["simulated"].sum()), len(shown), "in this table"))
     parts.append(_table(shown))
-    parts.append(_comparisons(ranking, use_case_results, model_version, slug))
+    parts.append(_comparisons(ranking, model_version, slug))
     parts.append("</section>")
     return "".join(parts)
 
@@ -507,40 +523,34 @@ nav a { margin-right: 12px; }
 
 
 def _render(
-    results: pd.DataFrame,
-    use_cases: Sequence[UseCaseCriteria],
+    rankings: Sequence[UseCaseRanking],
     *,
     model_version: str | None,
     top: int,
     generated_at: datetime,
     progress: ProgressReporter | None,
-    rankings: Mapping[str, UseCaseRanking] | None = None,
     pruning_note: str = "",
 ) -> _Rendered:
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
-    scoped = scoped_results(results, model_version)
+    scoped = [scoped_ranking(ranking, model_version) for ranking in rankings]
     sections, ranked, simulated = [], 0, 0
     with progress if progress is not None else nullcontext():
-        for index, use_case in enumerate(use_cases):
-            use_case_results = scoped[scoped["workload_type"] == use_case.subcategory]
-            ranking = (
-                rankings[use_case.subcategory]
-                if rankings is not None
-                else rank_use_case(use_case_results, use_case, calculated_at=generated_at)
-            )
-            sections.append(
-                _use_case_section(ranking, use_case_results, model_version, top, _slug(index, use_case.subcategory))
-            )
+        for index, ranking in enumerate(scoped):
+            sections.append(_use_case_section(ranking, model_version, top, _slug(index, ranking.use_case.subcategory)))
             ranked += len(ranking.configurations)
             simulated += int(ranking.configurations["simulated"].sum())
             if progress is not None:
-                progress.update(index + 1, len(use_cases))
+                progress.update(index + 1, len(scoped))
     scope = f"model version {model_version}" if model_version else "all model versions"
-    simulated_results = int((scoped["runner"] == "simulated").sum())
+    deployments = pd.concat([_deployments(ranking) for ranking in scoped], ignore_index=True) if scoped else None
+    considered = 0 if deployments is None else len(deployments)
+    simulated_deployments = 0 if deployments is None else int(deployments["simulated"].astype(bool).sum())
+    computed = sorted({ranking.calculated_at for ranking in scoped})
+    ranked_at = f" Rankings computed {computed[-1]:%Y-%m-%d %H:%M} UTC." if computed else ""
     nav = "".join(
-        f'<a href="#{_slug(index, use_case.subcategory)}">{_text(use_case.subcategory)}</a>'
-        for index, use_case in enumerate(use_cases)
+        f'<a href="#{_slug(index, ranking.use_case.subcategory)}">{_text(ranking.use_case.subcategory)}</a>'
+        for index, ranking in enumerate(scoped)
     )
     has_figures = ranked > 0
     page = "".join(
@@ -549,12 +559,13 @@ def _render(
             f"<title>Benchmark report: {_text(scope)}</title><style>{_STYLE}</style>",
             f'<script type="text/javascript">{get_plotlyjs()}</script>' if has_figures else "",
             "</head><body><h1>LLM inference benchmark report</h1>",
-            f'<p class="scope">Scope: {_text(scope)}; {len(scoped)} benchmark results '
-            f"({len(scoped) - simulated_results} measured, {simulated_results} simulated). Generated "
-            f"{generated_at:%Y-%m-%d %H:%M} UTC. Scores are TOPSIS closeness within this scope; a deployment is "
-            "model version × hardware × framework × tensor-parallel degree × concurrency per replica, ranked on "
-            "its use case's representative sequence lengths (the ranking module's rules). The dashed line on each "
-            "scatter plot is the Pareto front of the two plotted axes.</p>",
+            f'<p class="scope">Scope: {_text(scope)}; {considered} deployments considered over the use cases '
+            f"({considered - simulated_deployments} measured, {simulated_deployments} simulated).{ranked_at} Generated "
+            f"{generated_at:%Y-%m-%d %H:%M} UTC from the stored rankings. Scores are TOPSIS closeness within each use "
+            "case over every model version ranked; a deployment is model version × hardware × framework × "
+            "tensor-parallel degree × concurrency per replica, ranked on its use case's representative sequence "
+            "lengths (the ranking module's rules). The dashed line on each scatter plot is the Pareto front of the "
+            "two plotted axes.</p>",
             _simulated_banner(simulated, ranked, "in this report"),
             f'<p class="scope">{_text(pruning_note)}</p>' if pruning_note else "",
             f"<nav>{nav}</nav>" if nav else '<p class="empty">No use case to report.</p>',
@@ -562,26 +573,24 @@ def _render(
             "</body></html>",
         ]
     )
-    return _Rendered(page, [use_case.subcategory for use_case in use_cases], ranked, simulated)
+    return _Rendered(page, [ranking.use_case.subcategory for ranking in scoped], ranked, simulated)
 
 
 def render_report(
-    results: pd.DataFrame,
-    use_cases: Sequence[UseCaseCriteria],
+    rankings: Sequence[UseCaseRanking],
     *,
     model_version: str | None = None,
     top: int = DEFAULT_TOP,
     generated_at: datetime | None = None,
     progress: ProgressReporter | None = None,
 ) -> str:
-    """The report's HTML for ``use_cases`` (in that order) from a results frame, without touching a database.
+    """The report's HTML for the use cases' ``rankings`` (in that order), without touching a database.
 
-    ``model_version`` (a version key) limits the report to that version's results; ``top`` is the number of rows
+    ``model_version`` (a version key) limits the report to that version's deployments; ``top`` is the number of rows
     of each top-configurations table; ``progress`` (not yet entered) is advanced once per use case.
     """
     return _render(
-        results,
-        use_cases,
+        rankings,
         model_version=model_version,
         top=top,
         generated_at=generated_at or datetime.now(UTC),
@@ -631,6 +640,27 @@ def pruning_note(engine: Engine, model_version: str | None) -> str:
     )
 
 
+def stored_rankings(
+    engine: Engine, *, model_version: str | None = None, use_cases: Sequence[str] | None = None
+) -> list[UseCaseRanking]:
+    """The stored rankings the report covers, in taxonomy order: the named use cases, or every use case with a
+    deployment in scope. Raises ReportScopeError for unknown names and RankingsNotStoredError when a named use case
+    (or, with none named, every one) has no stored ranking yet."""
+    chosen = resolve_scope(engine, model_version=model_version, use_cases=use_cases)
+    stored = load_stored_rankings(engine, chosen)
+    if use_cases is not None:
+        if missing := [use_case.subcategory for use_case in chosen if use_case.subcategory not in stored]:
+            raise RankingsNotStoredError(f"no stored ranking for use case {', '.join(map(repr, missing))}")
+        return [stored[use_case.subcategory] for use_case in chosen]
+    if not stored:
+        raise RankingsNotStoredError("no stored rankings")
+    return [
+        stored[use_case.subcategory]
+        for use_case in chosen
+        if use_case.subcategory in stored and scoped_ranking(stored[use_case.subcategory], model_version).considered
+    ]
+
+
 def write_report(
     engine: Engine,
     out_path: Path | str,
@@ -639,28 +669,17 @@ def write_report(
     use_cases: list[str] | None = None,
     top: int = DEFAULT_TOP,
     progress: ProgressReporter | None = None,
-    since: date | None = None,
-    rankings: Mapping[str, UseCaseRanking] | None = None,
 ) -> ReportSummary:
-    """Render the report from the database's results (those dated ``since`` or later, when given) and write it to
-    ``out_path`` (replaced whole, never left half-written). Without ``use_cases``, every use case that has results
-    in scope is reported. ``rankings`` are the use cases' rankings already computed from those same results (the
-    rankings asset passes what it stored), so that the report does not rank a second time."""
-    if rankings is not None and model_version is not None:
-        raise ValueError("rankings cover every model version: a report limited to one must rank its own results")
-    chosen = resolve_scope(engine, model_version=model_version, use_cases=use_cases)
-    results = load_results_frame(engine, since=since, workload_types=[use_case.subcategory for use_case in chosen])
-    if use_cases is None:
-        present = set(scoped_results(results, model_version)["workload_type"])
-        chosen = [use_case for use_case in chosen if use_case.subcategory in present]
+    """Render the report from the stored rankings (``stored_rankings``; nothing is ranked here) and write it to
+    ``out_path`` (replaced whole, never left half-written). Without ``use_cases``, every use case with a deployment
+    in scope is reported."""
+    rankings = stored_rankings(engine, model_version=model_version, use_cases=use_cases)
     rendered = _render(
-        results,
-        chosen,
+        rankings,
         model_version=model_version,
         top=top,
         generated_at=datetime.now(UTC),
         progress=progress,
-        rankings=rankings,
         pruning_note=pruning_note(engine, model_version),
     )
     path = Path(out_path).resolve()

@@ -33,20 +33,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from benchmark_platform import queue, spool
-from benchmark_platform.manifests import version_key
 from benchmark_platform.runners import (
-    FrameworkFacts,
-    HardwareFacts,
     Measurement,
-    ModelFacts,
     RunInterrupted,
     RunnerError,
     RunSpec,
-    WorkloadFacts,
     get_runner,
     runner_entry,
 )
@@ -277,118 +272,12 @@ class _Heartbeat(threading.Thread):
 
 # ---------------------------------------------------------------------------------------------------- run specs
 
-_FACTS_SQL = text(
-    """
-    SELECT m.name AS model_name, m.parameters, v.version, v.artifact_uri, v.quantization, v.quantization_bits,
-           v.format, v.model_config,
-           h.name AS hardware_name, h.gpu_type, h.gpu_count, h.vram_per_gpu_gb, h.specs, h.cost_per_hour_usd,
-           CASE WHEN h.spot_available THEN h.spot_cost_per_hour_usd END AS spot_cost_per_hour_usd,
-           f.name AS framework_name, f.version AS framework_version, f.capabilities, f.config_template,
-           u.subcategory, u.characteristics
-    FROM model_versions v
-    JOIN models m ON m.id = v.model_id
-    JOIN hardware_configs h ON h.id = :hardware_config_id
-    JOIN inference_frameworks f ON f.id = :framework_id
-    JOIN use_case_taxonomy u ON u.subcategory = :workload_type
-    WHERE v.id = :model_version_id
-    """
-)
-
-
-@dataclass(frozen=True)
-class _Facts:
-    model: ModelFacts
-    hardware: HardwareFacts
-    framework: FrameworkFacts
-    workload: WorkloadFacts
-
-
-def _load_facts(
-    connection: Connection,
-    model_version_id: uuid.UUID,
-    hardware_config_id: uuid.UUID,
-    framework_id: uuid.UUID,
-    workload_type: str,
-) -> _Facts:
-    row = connection.execute(
-        _FACTS_SQL,
-        {
-            "model_version_id": model_version_id,
-            "hardware_config_id": hardware_config_id,
-            "framework_id": framework_id,
-            "workload_type": workload_type,
-        },
-    ).first()
-    if row is None:
-        raise LookupError(
-            f"config refers to a missing catalog entry (model version {model_version_id}, hardware "
-            f"{hardware_config_id}, framework {framework_id}, workload {workload_type!r})"
-        )
-    architecture = row.model_config
-    specs = row.specs
-    capabilities = row.capabilities
-    efficiency = capabilities.get("efficiency", {})
-    characteristics = row.characteristics
-    sla = characteristics.get("sla") or {}
-    return _Facts(
-        model=ModelFacts(
-            name=row.model_name,
-            version_key=version_key(row.model_name, row.version),
-            artifact_uri=row.artifact_uri,
-            parameters=row.parameters,
-            quantization=row.quantization,
-            quantization_bits=row.quantization_bits,
-            format=row.format,
-            num_layers=architecture["num_layers"],
-            hidden_size=architecture["hidden_size"],
-            num_kv_heads=architecture["num_kv_heads"],
-            head_dim=architecture["head_dim"],
-            baseline_accuracy=architecture.get("baseline_accuracy"),
-        ),
-        hardware=HardwareFacts(
-            name=row.hardware_name,
-            gpu_type=row.gpu_type,
-            gpu_count=row.gpu_count,
-            vendor=specs["vendor"],
-            vram_per_gpu_gb=row.vram_per_gpu_gb,
-            memory_bandwidth_gbps=specs["memory_bandwidth_gbps"],
-            fp16_tflops=specs["fp16_tflops"],
-            fp8_tflops=specs.get("fp8_tflops"),
-            int8_tops=specs.get("int8_tops"),
-            interconnect_bandwidth_gbps=specs.get("interconnect_bandwidth_gbps"),
-            tdp_watts=specs.get("tdp_watts"),
-            cost_per_hour_usd=row.cost_per_hour_usd,
-            spot_cost_per_hour_usd=row.spot_cost_per_hour_usd,
-        ),
-        framework=FrameworkFacts(
-            name=row.framework_name,
-            version=row.framework_version,
-            launch_command=row.config_template.get("launch_command", ""),
-            quantization_flags=row.config_template.get("quantization_flags", {}),
-            completions_path=capabilities.get("completions_path", "/v1/completions"),
-            chat_completions_path=capabilities.get("chat_completions_path", "/v1/chat/completions"),
-            supports_ignore_eos=capabilities.get("supports_ignore_eos", True),
-            prefill_efficiency=efficiency["prefill"],
-            decode_efficiency=efficiency["decode"],
-        ),
-        workload=WorkloadFacts(
-            name=row.subcategory,
-            typical_input_tokens=characteristics["typical_input_tokens"],
-            typical_output_tokens=characteristics["typical_output_tokens"],
-            chat=characteristics.get("chat", False),
-            measure_accuracy=characteristics.get("measure_accuracy", False),
-            sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
-            sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
-            dataset=characteristics.get("dataset", "synthetic-fixed"),
-        ),
-    )
-
 
 def _config_value(config_row: Any, name: str) -> Any:
     return config_row[name] if isinstance(config_row, Mapping) else getattr(config_row, name)
 
 
-def _spec_from_facts(facts: _Facts, config_row: Any) -> RunSpec:
+def _spec_from_facts(facts: queue.ConfigFacts, config_row: Any) -> RunSpec:
     return RunSpec(
         config_id=_config_value(config_row, "id"),
         model=facts.model,
@@ -411,25 +300,7 @@ def _facts_key(config_row: Any) -> tuple[Any, ...]:
 def build_run_spec(connection: Connection, config_row: Any) -> RunSpec:
     """Resolve a ``benchmark_configs`` row (a ``queue.Claim``, a Row or a mapping with its columns) into the
     ``RunSpec`` a runner needs, joining the model version, hardware, framework and use case catalogs."""
-    return _spec_from_facts(_load_facts(connection, *_facts_key(config_row)), config_row)
-
-
-def resolve_hardware(connection: Connection, name: str) -> uuid.UUID:
-    """The id of the hardware config called ``name``; LookupError listing the known names otherwise."""
-    found = connection.execute(text("SELECT id FROM hardware_configs WHERE name = :name"), {"name": name}).scalar()
-    if found is None:
-        known = connection.execute(text("SELECT name FROM hardware_configs ORDER BY name")).scalars().all()
-        raise LookupError(f"unknown hardware {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
-    return found
-
-
-def resolve_framework(connection: Connection, name: str) -> uuid.UUID:
-    """The id of the inference framework called ``name``; LookupError listing the known names otherwise."""
-    found = connection.execute(text("SELECT id FROM inference_frameworks WHERE name = :name"), {"name": name}).scalar()
-    if found is None:
-        known = connection.execute(text("SELECT name FROM inference_frameworks ORDER BY name")).scalars().all()
-        raise LookupError(f"unknown framework {name!r}; known: {', '.join(known) or 'none (seed the catalogs)'}")
-    return found
+    return _spec_from_facts(queue.load_config_facts(connection, *_facts_key(config_row)), config_row)
 
 
 # ---------------------------------------------------------------------------------------------------- the loop
@@ -443,7 +314,7 @@ class _Worker:
         self.stop = stop
         self.db = _Database(engine, summary, options.db_retry_seconds, stop)
         self.leases = _Leases()
-        self.facts: dict[tuple[Any, ...], _Facts] = {}
+        self.facts: dict[tuple[Any, ...], queue.ConfigFacts] = {}
         self.loaded_framework_id: uuid.UUID | None = None
         self.hardware_config_id: uuid.UUID | None = None
         self.spool_dir = options.spool_dir or spool.default_directory()
@@ -531,7 +402,7 @@ class _Worker:
         facts = self.facts.get(key)
         if facts is None:
             with self.engine.connect() as connection:
-                facts = self.facts[key] = _load_facts(connection, *key)
+                facts = self.facts[key] = queue.load_config_facts(connection, *key)
         return _spec_from_facts(facts, held)
 
     def _run_one(self, runner: Any, held: queue.Claim) -> bool:
@@ -693,4 +564,4 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
 
 def _resolve_hardware_id(engine: Engine, name: str) -> uuid.UUID:
     with engine.connect() as connection:
-        return resolve_hardware(connection, name)
+        return queue.resolve_hardware(connection, name)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from benchmark_platform import adaptive, planner, queue
 from benchmark_platform.cli import main
+from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
 from benchmark_platform_tests.factories import seed_with_model, status_counts
@@ -168,6 +169,7 @@ def test_recommend_says_when_the_answer_rests_on_few_measurements(engine: Engine
 
 def test_the_report_says_what_pruning_skipped_and_saved(engine: Engine, version_id, tmp_path):
     _drain(engine, version_id)
+    refresh_rankings(engine)  # the report reads the stored rankings
     summary = write_report(engine, tmp_path / "report.html", model_version="llama-3.1-8b@int4-awq")
     page = summary.path.read_text()
     assert "Adaptive benchmarking skipped" in page and "GPU-hours" in page

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, select, text, update
 
 from benchmark_platform import catalogs
 from benchmark_platform.catalogs import (
-    CRITERIA,
     CatalogError,
     CriteriaWeights,
     FrameworkSpec,
@@ -24,6 +23,7 @@ from benchmark_platform.catalogs import (
 )
 from benchmark_platform.cli import main
 from benchmark_platform.orm import FORMATS, QUANTIZATIONS, HardwareConfig, InferenceFramework, UseCase
+from benchmark_platform.ranking.criteria import CRITERIA
 
 # --- the shipped files -----------------------------------------------------------------------------------------
 
@@ -158,13 +158,17 @@ def test_framework_spec_rejects(changes, complaint) -> None:
 
 def test_use_case_weights_must_sum_to_one_and_be_non_negative() -> None:
     weights = dict.fromkeys(CRITERIA, 0.2)
-    assert CriteriaWeights(**weights)
+    assert CriteriaWeights.model_validate(weights)
     with pytest.raises(ValidationError, match="sum to 1.1"):
-        CriteriaWeights(**{**weights, "accuracy": 0.3})
+        CriteriaWeights.model_validate({**weights, "accuracy": 0.3})
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
-        CriteriaWeights(**{**weights, "accuracy": -0.2, "throughput": 0.6})
-    with pytest.raises(ValidationError, match="latency"):
-        CriteriaWeights(**weights, latency=0.0)
+        CriteriaWeights.model_validate({**weights, "accuracy": -0.2, "throughput": 0.6})
+    with pytest.raises(ValidationError, match="expected a number, not true/false"):
+        CriteriaWeights.model_validate({**weights, "accuracy": True})
+    with pytest.raises(ValidationError, match=r"not a registered criterion: 'latency' \(registered: ttft_p90, "):
+        CriteriaWeights.model_validate({**weights, "latency": 0.0})
+    with pytest.raises(ValidationError, match="no weight for the registered criterion 'accuracy'"):
+        CriteriaWeights.model_validate({key: 0.25 for key in CRITERIA if key != "accuracy"})
 
 
 @pytest.mark.parametrize(

@@ -212,7 +212,7 @@ def test_report_refuses_a_missing_or_unwritable_directory_in_one_line(seeded, tm
 def test_report_still_replaces_a_regular_file(seeded, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     out.write_text("old")
-    result = CliRunner().invoke(main, ["report", "--out", str(out)])
+    result = CliRunner().invoke(main, ["report", "--out", str(out), "--refresh-rankings"])  # nothing ranked yet
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("<!DOCTYPE html>") or "<html" in out.read_text()
 

@@ -31,6 +31,7 @@ DESIGN_INDEXES = {
     "model_versions": {"idx_model_versions_vram_quantization"},
     "model_rankings": {"idx_model_rankings_use_case"},
     "model_use_cases": {"idx_recommended_models", "idx_models_use_cases_suitability"},
+    "deployment_rankings": {"idx_deployment_rankings_use_case_rank"},
 }
 
 
@@ -180,3 +181,55 @@ def test_0002_gives_old_rows_the_whole_node_as_tensor_parallel_and_downgrades_ba
     assert tuple(result) == (True, 1000)
     migrations.upgrade(engine, "0002")
     assert migrations.current_revision(engine) == "0002"
+
+
+def test_0007_adds_the_deployment_rankings_and_downgrades_back_to_model_rankings_only(engine):
+    """At 0007 a ranked deployment must carry its rank and score and belong to a stored use-case ranking (deleting
+    that deletes it); going down to 0006 drops both tables and nothing else, and coming back up restores them."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (name, architecture, parameters) VALUES ('m', 'llama', 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
+                " vram_requirement_gb) SELECT id, 'v', 'fp16', 16, 'safetensors', 'hf://m', 1 FROM models"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO hardware_configs (name, gpu_type, gpu_count, vram_per_gpu_gb, total_vram_gb,"
+                " cost_per_hour_usd, cloud_provider, instance_type) VALUES ('h', 'L4', 1, 24, 24, 1, 'gcp', 'g2')"
+            )
+        )
+        conn.execute(text("INSERT INTO inference_frameworks (name, version) VALUES ('vllm', '0')"))
+        conn.execute(
+            text(
+                "INSERT INTO use_case_taxonomy (category, subcategory, pipeline_tag) "
+                "VALUES ('conversational', 'chatbot', 'text-generation')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
+                " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
+            )
+        )
+    deployment = (
+        "INSERT INTO deployment_rankings (use_case, status, rank, score, model_version_id, hardware_config_id,"
+        " framework_id, tensor_parallel, replicas, batch_size, n_sequence_lengths, min_sequence_length,"
+        " max_sequence_length, accuracy_imputed, price_basis, simulated, calculated_at)"
+        " SELECT 'chatbot', 'ranked', {rank}, 0.5, v.id, h.id, f.id, 1, 1, 8, 1, 1024, 1024, false, 'on_demand', true,"
+        " now() FROM model_versions v, hardware_configs h, inference_frameworks f"
+    )
+    with pytest.raises(IntegrityError, match="ranked_has_score"), engine.begin() as conn:
+        conn.execute(text(deployment.format(rank="NULL")))
+    with engine.begin() as conn:
+        conn.execute(text(deployment.format(rank=1)))
+        conn.execute(text("DELETE FROM use_case_rankings"))
+        assert conn.execute(text("SELECT count(*) FROM deployment_rankings")).scalar_one() == 0
+
+    migrations.downgrade(engine, "0006")
+    assert not {"use_case_rankings", "deployment_rankings"} & _tables(engine)
+    assert {"model_rankings", "model_use_cases", "benchmark_results"} <= _tables(engine)
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision()
+    assert {"use_case_rankings", "deployment_rankings"} <= _tables(engine)

@@ -87,6 +87,57 @@ def test_nothing_under_defs_imports_the_assembled_definitions():
         assert "benchmark_platform.definitions" not in _imported_modules(path), f"{path.name} closes an import cycle"
 
 
+_RAW_SQL = re.compile(r"\bSELECT\b.*\bFROM\b|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b", re.S)
+
+
+def _raw_sql_uses(path: Path) -> list[str]:
+    """Where a file reaches for raw SQL: ``sqlalchemy.text`` imported or called (``text(...)``,
+    ``sqlalchemy.text(...)``)
+    or a string literal holding a SQL statement."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            found += [f"line {node.lineno}: imports {node.module}.text" for alias in node.names if alias.name == "text"]
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id == "text") or (
+                isinstance(func, ast.Attribute)
+                and func.attr == "text"
+                and isinstance(func.value, ast.Name)
+                and func.value.id in ("sqlalchemy", "sa")
+            ):
+                found.append(f"line {node.lineno}: calls {ast.unparse(func)}(...)")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _RAW_SQL.search(node.value):
+            found.append(f"line {node.lineno}: SQL in a string literal")
+    return found
+
+
+def test_nothing_under_defs_holds_raw_sql():
+    """Dagster code calls named statements of the queue package (``benchmark_platform.queue``) and the ranking store;
+    it holds no SQL of its own."""
+    uses = {
+        path.name: found
+        for path in sorted((ROOT / "benchmark_platform" / "defs").glob("*.py"))
+        if (found := _raw_sql_uses(path))
+    }
+    assert not uses, f"raw SQL under defs/: {uses}"
+
+
+def test_the_raw_sql_scan_finds_each_way_in(tmp_path):
+    """The scan above would see SQL coming back: an import of ``text``, a call, a statement in a string."""
+    cases = {
+        "from sqlalchemy import text\n": "imports sqlalchemy.text",
+        "import sqlalchemy\nsqlalchemy.text('x')\n": "calls sqlalchemy.text(...)",
+        "q = 'SELECT id FROM benchmark_configs'\n": "SQL in a string literal",
+        "x = dg.MetadataValue.text('a selection from the queue')\n": None,
+    }
+    for source, expected in cases.items():
+        path = tmp_path / "module.py"
+        path.write_text(source)
+        found = _raw_sql_uses(path)
+        assert (expected in found[0]) if expected else not found, (source, found)
+
+
 def test_no_test_module_imports_another():
     for path in (ROOT / "benchmark_platform_tests").glob("*.py"):
         imported = {module for module in _imported_modules(path) if module.startswith("benchmark_platform_tests.test")}

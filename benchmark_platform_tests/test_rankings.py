@@ -7,26 +7,36 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, func, select
 
 from benchmark_platform.orm import (
+    DEPLOYMENT_STATUSES,
+    DeploymentRanking,
     Model,
     ModelRanking,
     ModelUseCase,
 )
 from benchmark_platform.ranking import (
-    CONFIGURATION_COLUMNS,
     RESULT_FRAME_COLUMNS,
     UseCaseCriteria,
+    configuration_columns,
     pareto_front,
     rank_use_case,
     rank_use_cases,
     topsis,
 )
+from benchmark_platform.ranking.rankings import DEPLOYMENT_STATUSES as RANKING_STATUSES
 from benchmark_platform.ranking.rankings import tokens_per_dollar
-from benchmark_platform.ranking.store import load_results_frame, load_use_cases, refresh_rankings, write_rankings
+from benchmark_platform.ranking.store import (
+    load_results_frame,
+    load_stored_rankings,
+    load_use_cases,
+    refresh_rankings,
+    write_rankings,
+)
 from benchmark_platform_tests.factories import (
     DAY,
     chatbot,
@@ -134,7 +144,7 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
     ranking = rank_use_case(results_frame(*rows), chatbot())
     configurations = ranking.configurations
 
-    assert list(configurations.columns) == list(CONFIGURATION_COLUMNS)
+    assert list(configurations.columns) == list(configuration_columns())
     keys = list(ranking.weights)
     columns = ["ttft_p90_ms", "tpot_p90_ms", "output_tokens_sec_per_gpu", "cost_per_million_tokens", "accuracy_score"]
     benefit = np.array([False, False, True, False, True])
@@ -337,3 +347,63 @@ def test_write_rankings_is_all_or_nothing(engine: Engine) -> None:
     with engine.connect() as connection:
         names = connection.execute(select(Model.name).join(ModelRanking, ModelRanking.model_id == Model.id)).scalars()
         assert sorted(names) == ["kept", "kept"]
+
+
+def test_stored_deployment_rankings_read_back_as_ranked(engine: Engine) -> None:
+    """Every deployment the ranking considered is stored with the model rankings (one transaction) and reads back
+    as the ranking returned it: ranked configurations with their closeness, unranked ones with their reason."""
+    insert_use_case(engine, sla={"ttft_p90_ms": 500, "tpot_p90_ms": 50})
+    insert_use_case(engine, "summarization", weights={"throughput": 0.5, "cost_per_million_tokens": 0.5})
+    insert_results(
+        engine,
+        [
+            result_row(model="fast", ttft_p90_ms=50.0, accuracy_score=0.7),
+            result_row(model="slow", ttft_p90_ms=400.0, batch_size=4),
+            result_row(model="too-slow", ttft_p90_ms=900.0),
+            result_row(model="untimed", ttft_p90_ms=None),
+        ],
+    )
+    ranked = refresh_rankings(engine)["chatbot"]
+
+    stored = load_stored_rankings(engine, load_use_cases(engine))
+
+    assert set(stored) == {"chatbot", "summarization"}
+    chatbot_stored = stored["chatbot"]
+    pd.testing.assert_frame_equal(
+        chatbot_stored.configurations, ranked.configurations, check_dtype=False, check_exact=False
+    )
+    assert chatbot_stored.unranked.set_index("model_name")["status"].to_dict() == {
+        "too-slow": "breaks_sla",
+        "untimed": "incomplete",
+    }
+    assert (chatbot_stored.weights, chatbot_stored.excluded, chatbot_stored.notes) == (
+        ranked.weights,
+        ranked.excluded,
+        ranked.notes,
+    )
+    assert chatbot_stored.considered == 4 and chatbot_stored.calculated_at == ranked.calculated_at
+    assert stored["summarization"].considered == 0 and stored["summarization"].configurations.empty
+
+
+def test_stored_deployment_rankings_are_replaced_with_the_model_rankings_or_not_at_all(engine: Engine) -> None:
+    chatbot_id = insert_use_case(engine, sla={"ttft_p90_ms": 500})
+    insert_results(engine, [result_row(model="kept"), result_row(model="kept", batch_size=2)])
+    refresh_rankings(engine)
+    before = load_stored_rankings(engine, load_use_cases(engine))["chatbot"].configurations
+
+    frame = results_frame(result_row(model="not-in-db"))
+    with pytest.raises(Exception, match="foreign key"):
+        write_rankings(engine, rank_use_cases(frame, [chatbot(id=chatbot_id)]).values())
+
+    after = load_stored_rankings(engine, load_use_cases(engine))["chatbot"].configurations
+    pd.testing.assert_frame_equal(after, before)
+    insert_results(engine, [result_row(model="newcomer", ttft_p90_ms=40.0)])
+    refresh_rankings(engine)
+    replaced = load_stored_rankings(engine, load_use_cases(engine))["chatbot"].configurations
+    assert replaced["model_name"].tolist()[0] == "newcomer" and len(replaced) == 3
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(DeploymentRanking)).scalar_one() == 3
+
+
+def test_the_schema_knows_every_deployment_status_the_ranking_gives() -> None:
+    assert DEPLOYMENT_STATUSES == RANKING_STATUSES

@@ -14,13 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.cli import main
-from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework
-from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria
+from benchmark_platform.demo import print_stored_rankings
+from benchmark_platform.orm import BenchmarkResult, DeploymentRanking, HardwareConfig, InferenceFramework
+from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria, UseCaseRanking, rank_use_cases
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
+from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import render_report, trade_off_front, write_report
 from benchmark_platform_tests.factories import system_program
 
@@ -143,6 +145,11 @@ def catalog_use_cases(*names: str) -> list[UseCaseCriteria]:
     ]
 
 
+def rankings_of(measurements: list[dict[str, Any]], *use_cases: str) -> list[UseCaseRanking]:
+    """The use cases' rankings of these measurements, as the rankings step would store them."""
+    return list(rank_use_cases(results_frame(measurements), catalog_use_cases(*use_cases)).values())
+
+
 def meets_sla(row: dict[str, Any]) -> bool:
     """Whether the row's configuration is ranked: counted once, at its use case's first representative bucket."""
     if row["sequence_length"] != BUCKETS[row["workload_type"]][0]:
@@ -197,11 +204,11 @@ def test_trade_off_front_keeps_the_non_dominated_points_in_latency_order() -> No
 
 def test_simulated_numbers_get_banners_and_tags_and_measured_ones_do_not() -> None:
     measured_only = [row for row in measurement_grid(("chatbot",)) if row["runner"] == "measured"]
-    page = render_report(results_frame(measured_only), catalog_use_cases("chatbot"))
+    page = render_report(rankings_of(measured_only, "chatbot"))
     assert 'class="banner-simulated"' not in page and 'class="tag-simulated"' not in page
 
     mixed = measurement_grid(("chatbot",))
-    page = render_report(results_frame(mixed), catalog_use_cases("chatbot"), top=100)
+    page = render_report(rankings_of(mixed, "chatbot"), top=100)
     simulated = sum(1 for row in mixed if row["runner"] == "simulated" and meets_sla(row))
     ranked = sum(1 for row in mixed if meets_sla(row))
     assert f"{simulated} of {ranked} configurations in this report are roofline estimates" in page
@@ -220,8 +227,10 @@ def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_s
     ] + [measurement("qwen2.5-7b@bf16", "aws-h100-sxm-x8", "vllm", "chatbot", 8)]
     for row in rows:
         row["ttft_p99_ms"] = max(row["ttft_p99_ms"], row["ttft_p90_ms"])
-    page = render_report(results_frame(rows), catalog_use_cases("chatbot", "summarization"), model_version=version)
-    assert f"Scope: model version {version}; 6 benchmark results (6 measured, 0 simulated)" in page
+    page = render_report(rankings_of(rows, "chatbot", "summarization"), model_version=version)
+    assert (
+        f"Scope: model version {version}; 6 deployments considered over the use cases (6 measured, 0 simulated)" in page
+    )
     assert "qwen2.5-7b" not in page
     assert f"{version} across hardware and frameworks" in page
     assert "Benchmarked hardware with no configuration meeting the SLA or complete: aws-l4-x1." in page
@@ -231,7 +240,7 @@ def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_s
 
 def test_render_refuses_a_top_below_one() -> None:
     with pytest.raises(ValueError, match="top must be at least 1"):
-        render_report(results_frame(measurement_grid(("chatbot",))), catalog_use_cases("chatbot"), top=0)
+        render_report(rankings_of(measurement_grid(("chatbot",)), "chatbot"), top=0)
 
 
 # --- the written report in a browser --------------------------------------------------------------------------------
@@ -260,6 +269,7 @@ def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, t
     }
     expected_simulated = sum(1 for row in grid if row["runner"] == "simulated" and meets_sla(row))
     insert_results(engine, grid)
+    refresh_rankings(engine)
 
     summary = write_report(engine, tmp_path / "out" / "report.html")
 
@@ -303,11 +313,16 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
     insert_results(engine, measurement_grid(("chatbot",)))
     out = tmp_path / "report.html"
     runner = CliRunner()
+    chatbot_args = ["report", "--use-case", "chatbot", "--model-version", "llama-3.1-8b@int4-awq", "--out", str(out)]
 
-    result = runner.invoke(
-        main,
-        ["report", "--use-case", "chatbot", "--model-version", "llama-3.1-8b@int4-awq", "--out", str(out), "--json"],
+    not_ranked = runner.invoke(main, chatbot_args)  # results, but the rankings step has not run: it does not rank
+    assert not_ranked.exit_code == 2 and not out.exists()
+    assert not_ranked.stderr.strip() == (
+        "error: no stored ranking for use case 'chatbot': run the refresh_rankings job (benchmark-platform dev, or "
+        "the daily schedule) or pass --refresh-rankings"
     )
+
+    result = runner.invoke(main, [*chatbot_args, "--refresh-rankings", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["path"] == str(out.resolve()) and summary["use_cases"] == ["chatbot"]
@@ -329,3 +344,30 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
 
     help_text = runner.invoke(main, ["report", "--help"]).output
     assert "Example:" in help_text and "benchmark-platform report --use-case chatbot" in help_text
+
+
+def test_the_report_and_the_demo_summary_show_the_stored_rankings_and_never_rank(engine: Engine, tmp_path: Path):
+    """Once ranked, the results can go and a stored row can be edited: the report and the demo's summary show exactly
+    what is stored, because neither ranks."""
+    insert_results(engine, measurement_grid(("chatbot",)))
+    refresh_rankings(engine)
+    with engine.begin() as connection:
+        connection.execute(delete(BenchmarkResult))
+        connection.execute(
+            update(DeploymentRanking)
+            .where(DeploymentRanking.use_case == "chatbot", DeploymentRanking.rank == 1)
+            .values(ttft_p90_ms=4321.25, cost_per_million_tokens=9.875)
+        )
+        stored = connection.execute(
+            select(func.count()).select_from(DeploymentRanking).where(DeploymentRanking.status == "ranked")
+        ).scalar_one()
+
+    summary = write_report(engine, tmp_path / "report.html", use_cases=["chatbot"])
+    page = summary.path.read_text()
+    assert summary.configurations == stored > 0
+    assert '<td class="num">4321.2</td>' in page and '<td class="num">9.875</td>' in page
+
+    printed: list[str] = []
+    print_stored_rankings(printed.append)
+    [best] = [line for line in printed if line.startswith("    1. ")]
+    assert "TTFT p90 4321 ms" in best and "$9.88/Mtok output" in best

@@ -16,28 +16,33 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects.postgresql import insert
 
+from benchmark_platform.domain import Quantization, Vendor, WeightFormat
 from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
-from benchmark_platform.safe_yaml import Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
+from benchmark_platform.ranking import criteria
+from benchmark_platform.safe_yaml import FiniteFloat, Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
 
 CATALOG_DIR = Path(__file__).parent
 HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
 FRAMEWORKS_FILE = CATALOG_DIR / "frameworks.yaml"
 USE_CASES_FILE = CATALOG_DIR / "use_cases.yaml"
 
-# Mirrors orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
-Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
-WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
-Vendor = Literal["nvidia", "amd"]
 CloudProvider = Literal["aws", "gcp", "azure"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
 
 QUANTIZED = frozenset({"fp8", "int8", "int4"})
 LAUNCH_PLACEHOLDERS = frozenset({"model", "port", "tp", "dp", "max_model_len", "quantization_flag"})
-CRITERIA = ("ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy")
 
 
 class CatalogError(ValueError):
@@ -343,21 +348,23 @@ class UseCaseCharacteristics(_Frozen):
         return self
 
 
-class CriteriaWeights(_Frozen):
-    """Default ranking weights over the five criteria; non-negative and summing to 1."""
+class CriteriaWeights(RootModel[dict[str, Annotated[FiniteFloat, Field(ge=0, le=1)]]]):
+    """Default ranking weights: one per criterion of the registry (``ranking.criteria.CRITERIA``), no other name,
+    each in [0, 1], summing to 1. A criterion the use case ignores weighs 0."""
 
-    ttft_p90: float = Field(ge=0, le=1)
-    tpot_p90: float = Field(ge=0, le=1)
-    throughput: float = Field(ge=0, le=1)
-    cost_per_million_tokens: float = Field(ge=0, le=1)
-    accuracy: float = Field(ge=0, le=1)
+    model_config = ConfigDict(frozen=True)
 
     @model_validator(mode="after")
-    def _sum_to_one(self) -> CriteriaWeights:
-        total = math.fsum(getattr(self, criterion) for criterion in CRITERIA)
+    def _registered_and_summing_to_one(self) -> CriteriaWeights:
+        if problems := criteria.weight_problems(self.root):
+            raise ValueError("; ".join(problems))
+        total = math.fsum(self.root.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"weights sum to {total:.6g}, not 1")
         return self
+
+    def __getitem__(self, key: str) -> float:
+        return self.root[key]
 
 
 class UseCaseSpec(_Frozen):

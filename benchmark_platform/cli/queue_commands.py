@@ -200,7 +200,8 @@ def worker_command(
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
-    from benchmark_platform.worker import WorkerOptions, resolve_hardware, run_worker
+    from benchmark_platform.queue import resolve_hardware
+    from benchmark_platform.worker import WorkerOptions, run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = database.get_engine()
@@ -294,7 +295,7 @@ def cancel_command(model_version: str, hardware: tuple[str, ...], frameworks: tu
 
     Example: benchmark-platform cancel llama-3.1-8b@int4-awq --hardware aws-l4-x1
     """
-    from benchmark_platform.worker import resolve_framework, resolve_hardware
+    from benchmark_platform.queue import resolve_framework, resolve_hardware
 
     engine = database.get_engine()
     version_id = _resolve_version(engine, model_version)

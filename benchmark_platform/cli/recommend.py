@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark_platform import database, queue
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
-from benchmark_platform.ranking import CRITERIA, Constraints, Recommendation, rank_use_case, recommend
+from benchmark_platform.ranking import Constraints, Recommendation, criteria, rank_use_case, recommend
 from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
 
@@ -23,7 +23,7 @@ _CONSTRAINT_OPTIONS = {
     "hardware": "--hardware",
     "model_version": "--model-version",
 }
-_TABLE_COLUMNS = {
+_DEPLOYMENT_COLUMNS = {
     "rank": "rank",
     "score": "score",
     "version_key": "version",
@@ -32,14 +32,11 @@ _TABLE_COLUMNS = {
     "tensor_parallel": "TP",
     "replicas": "replicas",
     "batch_size": "conc/replica",
-    "ttft_p90_ms": "TTFT p90 ms",
-    "tpot_p90_ms": "TPOT p90 ms",
-    "output_tokens_sec_per_gpu": "tok/s/GPU",
+}
+_SERVING_COLUMNS = {
     "interactivity_tokens_sec": "tok/s/user",
     "throughput_tokens_sec": "tok/s/node",
-    "cost_per_million_tokens": "$/Mtok",
     "price_basis": "price",
-    "accuracy_score": "accuracy",
     "pareto": "pareto",
     "simulated": "simulated",
 }
@@ -106,16 +103,17 @@ def _payload(recommendation: Recommendation) -> dict[str, Any]:
 
 
 def _table(configurations: pd.DataFrame) -> str:
-    table = configurations[list(_TABLE_COLUMNS)].rename(columns=_TABLE_COLUMNS)
+    """The deployment, every registered criterion (its short label and format), then what serving it means."""
+    headers = _DEPLOYMENT_COLUMNS | {
+        criterion.column: criterion.short_label for criterion in criteria.CRITERIA.values()
+    }
+    headers |= {column: label for column, label in _SERVING_COLUMNS.items() if column not in headers}
+    table = configurations[list(headers)].rename(columns=headers)
     formats = {
         "score": "{:.3f}".format,
-        "TTFT p90 ms": "{:.1f}".format,
-        "TPOT p90 ms": "{:.2f}".format,
-        "tok/s/GPU": "{:.0f}".format,
+        **{c.short_label: f"{{:{c.format.replace(',', '')}}}".format for c in criteria.CRITERIA.values()},
         "tok/s/user": "{:.1f}".format,
         "tok/s/node": "{:.0f}".format,
-        "$/Mtok": "{:.3f}".format,
-        "accuracy": "{:.3f}".format,
         "pareto": lambda flag: "yes" if flag else "no",
         "simulated": lambda flag: "SIMULATED" if flag else "measured",
     }
@@ -136,7 +134,8 @@ def _print_text(recommendation: Recommendation) -> None:
         f"ranked (SLA {sla or 'none'}: {excluded['sla_total']} excluded; {excluded['incomplete']} incomplete)"
     )
     click.echo(
-        "weights: " + ", ".join(f"{CRITERIA[key].label} {weight:.2f}" for key, weight in ranking.weights.items())
+        "weights: "
+        + ", ".join(f"{criteria.CRITERIA[key].label} {weight:.2f}" for key, weight in ranking.weights.items())
     )
     for note in ranking.notes:
         click.echo(f"note: {note}")

@@ -52,13 +52,12 @@ def import_results(
         benchmark-platform import-results benchmarks.json --format guidellm \\
             --model-version llama-3.1-8b@bf16 --hardware aws-h100-sxm-x1 --framework vllm --batch-size 16
     """
-    from sqlalchemy import insert, select
+    from sqlalchemy import select
 
-    from benchmark_platform import database, interop
+    from benchmark_platform import database, interop, queue
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.orm import BenchmarkResult, HardwareConfig, InferenceFramework, UseCase
+    from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
     from benchmark_platform.runners import Measurement, quality
-    from benchmark_platform.worker import resolve_hardware
 
     try:
         imported = interop.parse(source, file, benchmark_index)  # type: ignore[arg-type]
@@ -89,7 +88,7 @@ def import_results(
     with engine.begin() as connection:
         try:
             version_id = resolve_model_version(connection, model_version)
-            hardware_id = resolve_hardware(connection, hardware)
+            hardware_id = queue.resolve_hardware(connection, hardware)
         except LookupError as error:
             fail(str(error))
             return
@@ -114,7 +113,7 @@ def import_results(
             "sequence_length": length,
             "benchmark_date": benchmark_date.date() if benchmark_date else date.today(),
         }
-        result_id = connection.execute(insert(BenchmarkResult).values(**row).returning(BenchmarkResult.id)).scalar()
+        result_id = queue.record_imported(connection, row)
     flags = ", ".join(detail["quality_flags"]) or "none"
     click.echo(f"imported {source} result {result_id} (runner measured; quality flags: {flags})")
 

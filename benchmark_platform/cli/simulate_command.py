@@ -15,8 +15,13 @@ import click
 from benchmark_platform import catalogs, manifests, matrix, memory
 from benchmark_platform.cli.app import fail, main
 from benchmark_platform.cli.params import bounded_int, finite
+from benchmark_platform.domain import (
+    HardwareFacts,
+    ModelFacts,
+    framework_facts_from_catalog,
+    hardware_facts_from_catalog,
+)
 from benchmark_platform.runners import roofline
-from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import measurement_from_replica, simulate_replica
 
 
@@ -24,57 +29,10 @@ def _model_facts(extra_manifests: tuple[Path, ...]) -> dict[str, ModelFacts]:
     paths = sorted(manifests.EXAMPLE_MANIFESTS_DIR.glob("*.yaml")) + list(extra_manifests)
     found: dict[str, ModelFacts] = {}
     for manifest in manifests.load_manifests(paths):
-        facts = manifest.architecture_facts
         for version in manifest.versions:
-            key = manifests.version_key(manifest.name, version.version)
-            found[key] = ModelFacts(
-                name=manifest.name,
-                version_key=key,
-                artifact_uri=version.artifact_uri,
-                parameters=manifest.parameters,
-                quantization=version.quantization,
-                quantization_bits=version.quantization_bits,
-                format=version.format,
-                num_layers=facts.num_layers,
-                hidden_size=facts.hidden_size,
-                num_kv_heads=facts.num_kv_heads,
-                head_dim=facts.head_dim,
-                baseline_accuracy=facts.baseline_accuracy,
-            )
+            facts = manifests.model_facts(manifest, version)
+            found[facts.version_key] = facts
     return found
-
-
-def hardware_facts(spec: catalogs.HardwareSpec) -> HardwareFacts:
-    chip = spec.specs
-    return HardwareFacts(
-        name=spec.name,
-        gpu_type=spec.gpu_type,
-        gpu_count=spec.gpu_count,
-        vendor=chip.vendor,
-        vram_per_gpu_gb=spec.vram_per_gpu_gb,
-        memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
-        fp16_tflops=chip.fp16_tflops,
-        fp8_tflops=chip.fp8_tflops,
-        int8_tops=chip.int8_tops,
-        interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
-        tdp_watts=chip.tdp_watts,
-        cost_per_hour_usd=spec.cost_per_hour_usd,
-        spot_cost_per_hour_usd=spec.spot_cost_per_hour_usd if spec.spot_available else None,
-    )
-
-
-def framework_facts(spec: catalogs.FrameworkSpec) -> FrameworkFacts:
-    return FrameworkFacts(
-        name=spec.name,
-        version=spec.version,
-        launch_command=spec.launch_command,
-        quantization_flags=dict(spec.quantization_flags),
-        completions_path=spec.completions_path,
-        chat_completions_path=spec.chat_completions_path,
-        supports_ignore_eos=spec.supports_ignore_eos,
-        prefill_efficiency=spec.efficiency.prefill,
-        decode_efficiency=spec.efficiency.decode,
-    )
 
 
 def _lookup(kind: str, option: str, name: str, known: dict[str, Any]) -> Any:
@@ -204,7 +162,7 @@ def simulate_command(
     model = _lookup("model version", "--model-version", model_version, models)
     hardware_spec = _lookup("hardware", "--hardware", hardware, {h.name: h for h in catalogs.load_hardware()})
     framework_spec = _lookup("framework", "--framework", framework, {f.name: f for f in catalogs.load_frameworks()})
-    node = hardware_facts(hardware_spec)
+    node = hardware_facts_from_catalog(hardware_spec)
     if problem := _framework_problem(framework_spec, model, node):
         fail(f"--framework: {problem}")
     if tensor_parallel is None:
@@ -215,7 +173,7 @@ def simulate_command(
         replica = simulate_replica(
             model,
             node,
-            framework_facts(framework_spec),
+            framework_facts_from_catalog(framework_spec),
             tensor_parallel=tensor_parallel,
             input_tokens=input_tokens,
             output_tokens=output_tokens,

@@ -1,9 +1,9 @@
 """Daily stats, TOPSIS rankings and the report: the answers users come for.
 
 ``daily_model_stats`` is kept per UTC day (a partition rewrites only its day). The rankings and the report are one
-current snapshot, not partitioned: each materialization ranks the results once, replaces the stored rankings and
-writes the report from those same rankings. The daily schedule and every new benchmark result refresh them, so a
-backfill of old days rewrites those days' stats and never today's rankings."""
+current snapshot, not partitioned: each materialization ranks the results once, replaces the stored rankings (model
+and deployment level) and writes the report from the stored deployment rankings. The daily schedule and every new
+benchmark result refresh them, so a backfill of old days rewrites those days' stats and never today's rankings."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -12,28 +12,13 @@ import pandas as pd
 
 from benchmark_platform.defs.partitions import daily_partitions
 from benchmark_platform.defs.resources import PlatformDatabase, ReportDestination
-from benchmark_platform.ranking import store
+from benchmark_platform.ranking import criteria, store
 from benchmark_platform.report import write_report
 
 GROUP = "analytics"
 TOP_SHOWN = 5
-TOP_COLUMNS = [
-    "rank",
-    "score",
-    "version_key",
-    "hardware_name",
-    "framework_name",
-    "tensor_parallel",
-    "replicas",
-    "batch_size",
-    "ttft_p90_ms",
-    "tpot_p90_ms",
-    "output_tokens_sec_per_gpu",
-    "interactivity_tokens_sec",
-    "cost_per_million_tokens",
-    "pareto",
-    "simulated",
-]
+DEPLOYMENT_COLUMNS = ["rank", "score", "version_key", "hardware_name", "framework_name", "tensor_parallel"]
+SHAPE_COLUMNS = ["replicas", "batch_size"]
 
 
 @dg.asset(
@@ -65,17 +50,24 @@ class RankingConfig(dg.Config):
     ttl_hours: float = 48.0
 
 
+def top_columns() -> list[str]:
+    """The metadata table's columns: the deployment, every registered criterion's metric, interactivity, flags."""
+    metrics = [criterion.column for criterion in criteria.CRITERIA.values()]
+    return list(
+        dict.fromkeys(
+            [*DEPLOYMENT_COLUMNS, *SHAPE_COLUMNS, *metrics, "interactivity_tokens_sec", "pareto", "simulated"]
+        )
+    )
+
+
 def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
-    shown = configurations.head(top)[TOP_COLUMNS].copy()
-    for column in (
-        "score",
-        "ttft_p90_ms",
-        "tpot_p90_ms",
-        "output_tokens_sec_per_gpu",
-        "interactivity_tokens_sec",
-        "cost_per_million_tokens",
-    ):
-        shown[column] = shown[column].astype(float).round(3 if column == "score" else 1)
+    shown = configurations.head(top)[top_columns()].copy()
+    shown["score"] = shown["score"].astype(float).round(3)
+    shown["interactivity_tokens_sec"] = shown["interactivity_tokens_sec"].astype(float).round(1)
+    for criterion in criteria.CRITERIA.values():  # each in its registered format; "-" where unmeasured
+        shown[criterion.column] = [
+            format(value, criterion.format) if pd.notna(value) else "-" for value in shown[criterion.column]
+        ]
     return shown.to_markdown(index=False)
 
 
@@ -152,7 +144,7 @@ def rankings(
             ),
         },
     )
-    report = write_report(engine, report_destination.path(REPORT_FILE), since=since, rankings=ranked)
+    report = write_report(engine, report_destination.path(REPORT_FILE))
     yield dg.MaterializeResult(
         asset_key="benchmark_report",
         metadata={

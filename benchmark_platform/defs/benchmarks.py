@@ -13,7 +13,6 @@ import time
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import text
 
 from benchmark_platform import adaptive, catalogs, manifests, queue
 from benchmark_platform.catalogs import HardwareSpec
@@ -205,30 +204,8 @@ def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
         version_id = model_version_id(context, database)
         progress = queue.progress(engine, version_id)
         run_started = context.instance.get_run_stats(context.run_id).start_time or time.time()
-        with engine.connect() as conn:
-            results = conn.execute(
-                text(
-                    "SELECT count(*) AS total, count(*) FILTER (WHERE runner = 'simulated') AS simulated,"
-                    " count(*) FILTER (WHERE created_at >= to_timestamp(:started)) AS this_run"
-                    " FROM benchmark_results WHERE model_version_id = :v"
-                ),
-                {"v": version_id, "started": run_started},
-            ).one()
-            failed = (
-                conn.execute(
-                    text(
-                        "SELECT h.name || ' / ' || f.name || ' / tp' || c.tensor_parallel || ' / ' || c.workload_type"
-                        " || ' / bs' || c.batch_size"
-                        " || ' / seq' || c.sequence_length || ': ' || coalesce(c.error_message, '') AS config"
-                        " FROM benchmark_configs c JOIN hardware_configs h ON h.id = c.hardware_config_id"
-                        " JOIN inference_frameworks f ON f.id = c.framework_id"
-                        " WHERE c.model_version_id = :v AND c.status = 'failed' ORDER BY 1 LIMIT :n"
-                    ),
-                    {"v": version_id, "n": FAILED_NAMED_IN_ERROR},
-                )
-                .scalars()
-                .all()
-            )
+        results = queue.result_counts(engine, version_id, since_epoch=run_started)
+        failed = queue.failed_configs(engine, version_id, limit=FAILED_NAMED_IN_ERROR)
         pruning = queue.pruning_summary(engine, version_id)
         residuals = pd.DataFrame(adaptive.residual_table(engine))
         wall = max(time.time() - run_started, 1e-3)
@@ -238,8 +215,8 @@ def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
                 **{status: dg.MetadataValue.int(n) for status, n in counts.items()},
                 "percent_complete": dg.MetadataValue.float(round(progress.percent_complete, 2)),
                 "per_hardware_progress": dg.MetadataValue.md(_progress_markdown(progress)),
-                "results_this_run": dg.MetadataValue.int(results.this_run),
-                "configs_per_second": dg.MetadataValue.float(round(results.this_run / wall, 2)),
+                "results_this_run": dg.MetadataValue.int(results.recorded_since),
+                "configs_per_second": dg.MetadataValue.float(round(results.recorded_since / wall, 2)),
                 "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
                 "simulated_results": dg.MetadataValue.int(results.simulated),
                 "measured_results": dg.MetadataValue.int(results.total - results.simulated),

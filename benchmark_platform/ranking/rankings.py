@@ -47,37 +47,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.frames import require_columns
 from benchmark_platform.ranking.pareto import pareto_front
 from benchmark_platform.ranking.topsis import criterion_closeness, topsis
 from benchmark_platform.runners import quality
-
-CriterionKey = Literal["ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens", "accuracy"]
-
-
-class Criterion(NamedTuple):
-    key: str
-    column: str
-    benefit: bool
-    label: str
-
-
-CRITERIA: dict[str, Criterion] = {
-    criterion.key: criterion
-    for criterion in (
-        Criterion("ttft_p90", "ttft_p90_ms", False, "TTFT p90"),
-        Criterion("tpot_p90", "tpot_p90_ms", False, "TPOT p90"),
-        Criterion("throughput", "output_tokens_sec_per_gpu", True, "throughput per GPU"),
-        Criterion("cost_per_million_tokens", "cost_per_million_tokens", False, "cost per Mtok"),
-        Criterion("accuracy", "accuracy_score", True, "accuracy"),
-    )
-}
 
 DEFAULT_RANKING_TTL = timedelta(hours=24)
 
@@ -108,8 +88,8 @@ RANKING_INPUT_COLUMNS = (
     "throughput_tokens_sec",
     "accuracy_score",
 )
-CLOSENESS_COLUMNS = tuple(f"closeness_{key}" for key in CRITERIA)
-CONFIGURATION_COLUMNS = (
+# A deployment as the ranking describes it; ranked ones add their closeness per criterion (configuration_columns).
+DEPLOYMENT_COLUMNS = (
     "use_case",
     "rank",
     "score",
@@ -142,8 +122,26 @@ CONFIGURATION_COLUMNS = (
     "price_basis",
     "simulated",
     "latest_benchmark_date",
-    *CLOSENESS_COLUMNS,
 )
+# Why a considered deployment is or is not ranked (rule 4).
+RANKED, INCOMPLETE, BREAKS_SLA = "ranked", "incomplete", "breaks_sla"
+DEPLOYMENT_STATUSES = (RANKED, INCOMPLETE, BREAKS_SLA)
+
+
+def _criterion_metric_columns() -> tuple[str, ...]:
+    """Metric columns of registered criteria that DEPLOYMENT_COLUMNS does not list yet."""
+    return tuple(c.column for c in criteria.CRITERIA.values() if c.column not in DEPLOYMENT_COLUMNS)
+
+
+def configuration_columns() -> tuple[str, ...]:
+    """The columns of a ranked configuration: the deployment, then its closeness on every registered criterion."""
+    closeness = (criteria.closeness_column(key) for key in criteria.keys())
+    return (*DEPLOYMENT_COLUMNS, *_criterion_metric_columns(), *closeness)
+
+
+def unranked_columns() -> tuple[str, ...]:
+    """The columns of a deployment left out of the ranking: the deployment (no score, rank or closeness) and why."""
+    return (*DEPLOYMENT_COLUMNS, *_criterion_metric_columns(), "status")
 
 
 class UseCaseCriteria(BaseModel):
@@ -156,7 +154,7 @@ class UseCaseCriteria(BaseModel):
     category: str | None = None
     sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
     sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
-    weights: dict[CriterionKey, float]
+    weights: dict[str, float] = Field(description="weight per registered criterion (ranking.criteria); absent = 0")
     sequence_lengths: tuple[int, ...] | None = Field(
         default=None, description="the representative buckets it is ranked on; None: every bucket measured"
     )
@@ -164,11 +162,14 @@ class UseCaseCriteria(BaseModel):
     @field_validator("weights")
     @classmethod
     def _usable_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        if unknown := [name for name in weights if name not in criteria.CRITERIA]:
+            raise ValueError(f"unknown criteria {unknown}; registered: {', '.join(criteria.keys())}")
         if any(not math.isfinite(weight) or weight < 0 for weight in weights.values()):
             raise ValueError(f"weights must be finite and non-negative, got {weights}")
-        # Accuracy may be dropped for lack of measurements, so something else must carry weight.
-        if not any(weight > 0 for key, weight in weights.items() if key != "accuracy"):
-            raise ValueError("at least one of ttft_p90, tpot_p90, throughput, cost_per_million_tokens needs weight")
+        # An optional criterion may be dropped for lack of measurements, so another one must carry weight.
+        required = [key for key, criterion in criteria.CRITERIA.items() if not criterion.optional]
+        if not any(weights.get(key, 0) > 0 for key in required):
+            raise ValueError(f"at least one of {', '.join(required)} needs weight")
         return weights
 
     @classmethod
@@ -218,8 +219,9 @@ class ModelUseCaseRecord(BaseModel):
 
 @dataclass(frozen=True)
 class UseCaseRanking:
-    """Everything one use case's ranking produced: the ranked configurations (CONFIGURATION_COLUMNS, best
-    first), the weights actually used, what was excluded and why, and the per-model rows to store."""
+    """Everything one use case's ranking produced: the ranked configurations (``configuration_columns()``, best
+    first), the deployments left out (``unranked_columns()``: why in ``status``), the weights actually used, what
+    was excluded and why, and the per-model rows to store."""
 
     use_case: UseCaseCriteria
     configurations: pd.DataFrame
@@ -229,6 +231,8 @@ class UseCaseRanking:
     notes: tuple[str, ...]
     model_rankings: tuple[ModelRankingRecord, ...]
     model_use_cases: tuple[ModelUseCaseRecord, ...]
+    unranked: pd.DataFrame
+    calculated_at: datetime
 
 
 def json_value(value: Any) -> Any:
@@ -336,16 +340,21 @@ def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ..
 
 
 def _chosen_criteria(use_case: UseCaseCriteria, survivors: pd.DataFrame) -> tuple[dict[str, float], list[str]]:
-    weights = {key: use_case.weights[key] for key in CRITERIA if use_case.weights.get(key, 0) > 0}
+    """Rule 5: the registered criteria with weight, minus optional ones nobody measured; weights summing to 1."""
+    weights = {key: use_case.weights[key] for key in criteria.keys() if use_case.weights.get(key, 0) > 0}
     notes: list[str] = []
-    if "accuracy" in weights:
-        measured = survivors["accuracy_score"].notna()
+    for key in list(weights):
+        criterion = criteria.CRITERIA[key]
+        if not criterion.optional:
+            continue
+        measured = survivors[criterion.column].notna()
         if len(survivors) and not measured.any():
-            del weights["accuracy"]
-            notes.append("accuracy dropped: no ranked configuration has a measured accuracy")
+            del weights[key]
+            notes.append(f"{criterion.label} dropped: no ranked configuration has a measured {criterion.label}")
         elif not measured.all():
             notes.append(
-                f"accuracy missing for {int((~measured).sum())} configuration(s): counted as the worst measured"
+                f"{criterion.label} missing for {int((~measured).sum())} configuration(s): counted as the worst "
+                "measured"
             )
     total = sum(weights.values())
     return {key: weight / total for key, weight in weights.items()}, notes
@@ -357,19 +366,19 @@ def tokens_per_dollar(cost_per_million_tokens: np.ndarray) -> np.ndarray:
 
 
 def _criteria_matrix(survivors: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The matrix TOPSIS ranks and which columns are benefits: one column per criterion, cost as tokens per dollar
-    (rule 6, a benefit)."""
-    matrix = survivors[[CRITERIA[key].column for key in keys]].to_numpy(dtype=float, copy=True)
-    benefit = np.array([CRITERIA[key].benefit for key in keys], dtype=bool)
-    if "cost_per_million_tokens" in keys:
-        column = keys.index("cost_per_million_tokens")
-        matrix[:, column] = tokens_per_dollar(matrix[:, column])
-        benefit[column] = True
-    if "accuracy" in keys:
-        column = keys.index("accuracy")
+    """The matrix TOPSIS ranks and which columns are benefits: one column per criterion, reciprocal ones (cost) as
+    their reciprocal, a benefit (rule 6); an optional criterion's missing values as its worst measured one."""
+    chosen = [criteria.CRITERIA[key] for key in keys]
+    matrix = survivors[[criterion.column for criterion in chosen]].to_numpy(dtype=float, copy=True)
+    benefit = np.array([criterion.benefit for criterion in chosen], dtype=bool)
+    for column, criterion in enumerate(chosen):
+        if criterion.reciprocal:
+            matrix[:, column] = tokens_per_dollar(matrix[:, column])
+            benefit[column] = True
         missing = np.isnan(matrix[:, column])
-        if missing.any() and not missing.all():
-            matrix[missing, column] = np.nanmin(matrix[:, column])
+        if criterion.optional and missing.any() and not missing.all():
+            worst = np.nanmax(matrix[:, column]) if not benefit[column] else np.nanmin(matrix[:, column])
+            matrix[missing, column] = worst
     return matrix, benefit
 
 
@@ -384,10 +393,10 @@ def configuration_breakdown(row: Mapping[str, Any], weights: Mapping[str, float]
     """Per criterion: the value, its weight and its closeness (0 = worst of the use case, 1 = best)."""
     return {
         key: {
-            "value": json_value(row[CRITERIA[key].column]),
+            "value": json_value(row[criteria.CRITERIA[key].column]),
             "weight": weight,
-            "closeness": json_value(row[f"closeness_{key}"]),
-            "better": "higher" if CRITERIA[key].benefit else "lower",
+            "closeness": json_value(row[criteria.closeness_column(key)]),
+            "better": criteria.CRITERIA[key].better,
         }
         for key, weight in weights.items()
     }
@@ -462,7 +471,7 @@ def _model_records(
                 priority=model_rank,
                 performance_summary={
                     "best_configuration": configuration,
-                    **{CRITERIA[key].column: json_value(row[CRITERIA[key].column]) for key in CRITERIA},
+                    **{c.column: json_value(row[c.column]) for c in criteria.CRITERIA.values()},
                     "configurations_ranked": int(model_stats["configurations"]),
                     "configurations_on_pareto_front": int(model_stats["on_pareto_front"]),
                     "configurations_simulated": int(model_stats["simulated"]),
@@ -470,6 +479,18 @@ def _model_records(
             )
         )
     return tuple(rankings), tuple(use_cases)
+
+
+def _unranked(configs: pd.DataFrame, breaks_sla: pd.Series, use_case: str) -> pd.DataFrame:
+    """The considered deployments rule 4 leaves out, each with its reason (incomplete before breaking the SLA)."""
+    status = pd.Series(RANKED, index=configs.index, dtype=object)
+    status[breaks_sla.reindex(configs.index, fill_value=False).astype(bool)] = BREAKS_SLA
+    status[configs["incomplete"].astype(bool)] = INCOMPLETE
+    left_out = configs[status != RANKED].assign(
+        status=status[status != RANKED], use_case=use_case, rank=np.nan, score=np.nan, pareto=np.nan
+    )
+    left_out["accuracy_imputed"] = False
+    return left_out[list(unranked_columns())].reset_index(drop=True)
 
 
 def rank_use_case(
@@ -501,6 +522,7 @@ def rank_use_case(
         else pd.Series(False, index=complete.index)
     )
     survivors = complete[~(breaks_ttft | breaks_tpot)].reset_index(drop=True)
+    unranked = _unranked(configs, breaks_ttft | breaks_tpot, use_case.subcategory)
     excluded = {
         "incomplete": int(configs["incomplete"].sum()),
         "sla_ttft_p90": int(breaks_ttft.sum()),
@@ -521,8 +543,8 @@ def rank_use_case(
     survivors["score"] = topsis(matrix, [weights[key] for key in keys], benefit, reference=reference)
     survivors["pareto"] = front
     closeness = criterion_closeness(matrix, benefit, reference=reference)
-    for key in CRITERIA:
-        survivors[f"closeness_{key}"] = closeness[:, keys.index(key)] if key in keys else np.nan
+    for key in criteria.keys():
+        survivors[criteria.closeness_column(key)] = closeness[:, keys.index(key)] if key in keys else np.nan
     survivors["accuracy_imputed"] = survivors["accuracy_score"].isna() & ("accuracy" in keys)
     survivors["use_case"] = use_case.subcategory
     survivors = survivors.sort_values(
@@ -531,7 +553,7 @@ def rank_use_case(
         kind="stable",
     ).reset_index(drop=True)
     survivors["rank"] = survivors["score"].rank(method="min", ascending=False).astype(int)
-    configurations = survivors[list(CONFIGURATION_COLUMNS)]
+    configurations = survivors[list(configuration_columns())]
     notes_tuple = tuple(notes)
     model_rankings, model_use_cases = _model_records(
         use_case, configurations, weights, excluded, notes_tuple, calculated_at, ttl
@@ -545,6 +567,8 @@ def rank_use_case(
         notes=notes_tuple,
         model_rankings=model_rankings,
         model_use_cases=model_use_cases,
+        unranked=unranked,
+        calculated_at=calculated_at,
     )
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchmark_platform.ranking.rankings import CRITERIA, UseCaseRanking
+from benchmark_platform.ranking import criteria
+from benchmark_platform.ranking.rankings import UseCaseRanking
 
 _BEST = 0.999
 
@@ -69,9 +70,9 @@ class Recommendation:
 
 def explain(row: pd.Series, weights: dict[str, float], ranked: int) -> str:
     """Why a configuration sits where it does: where it is best, where it gives up the most weighted ground."""
-    closeness = {key: float(row[f"closeness_{key}"]) for key in weights}
+    closeness = {key: float(row[criteria.closeness_column(key)]) for key in weights}
     parts = [f"rank {int(row['rank'])} of {ranked}, score {float(row['score']):.3f}"]
-    best = [CRITERIA[key].label for key, value in closeness.items() if value >= _BEST]
+    best = [criteria.CRITERIA[key].label for key, value in closeness.items() if value >= _BEST]
     if best:
         parts.append("best in use case on " + ", ".join(best))
     losses = {key: weights[key] * (1 - value) for key, value in closeness.items()}
@@ -82,7 +83,7 @@ def explain(row: pd.Series, weights: dict[str, float], ranked: int) -> str:
             if closeness[worst] <= 1 - _BEST
             else f"{closeness[worst]:.0%} of the way from worst to best"
         )
-        parts.append(f"gives up most on {CRITERIA[worst].label} ({where}, weight {weights[worst]:.2f})")
+        parts.append(f"gives up most on {criteria.CRITERIA[worst].label} ({where}, weight {weights[worst]:.2f})")
     parts.append("Pareto-optimal" if row["pareto"] else "dominated by another configuration")
     if row["accuracy_imputed"]:
         parts.append("accuracy not measured (counted as the worst measured)")

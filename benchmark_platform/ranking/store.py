@@ -10,11 +10,12 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, Float, delete, insert, select
 
 from benchmark_platform.orm import (
     BenchmarkResult,
     DailyModelStats,
+    DeploymentRanking,
     HardwareConfig,
     InferenceFramework,
     Model,
@@ -22,15 +23,23 @@ from benchmark_platform.orm import (
     ModelUseCase,
     ModelVersion,
     UseCase,
+    UseCaseRankingSummary,
     version_key_expression,
 )
+from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.daily_stats import DAILY_STATS_COLUMNS, daily_model_stats
 from benchmark_platform.ranking.frames import METRIC_COLUMNS, RESULT_FRAME_COLUMNS, require_columns
 from benchmark_platform.ranking.rankings import (
     DEFAULT_RANKING_TTL,
+    DEPLOYMENT_COLUMNS,
+    RANKED,
     UseCaseCriteria,
     UseCaseRanking,
+    configuration_breakdown,
+    configuration_columns,
+    json_value,
     rank_use_cases,
+    unranked_columns,
 )
 
 _FRAME_TYPES = {
@@ -148,8 +157,69 @@ def write_daily_stats(engine: Engine, day: date, frame: pd.DataFrame) -> int:
     return len(rows)
 
 
+class _DeploymentRow(BaseModel):
+    """One ``deployment_rankings`` row, validated before the write starts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    use_case: str
+    status: str
+    rank: int | None = Field(ge=1)
+    score: float | None = Field(ge=0, le=1)
+    pareto: bool | None
+    model_version_id: uuid.UUID
+    hardware_config_id: uuid.UUID
+    framework_id: uuid.UUID
+    tensor_parallel: int = Field(ge=1)
+    replicas: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    n_sequence_lengths: int = Field(ge=1)
+    min_sequence_length: int = Field(ge=1)
+    max_sequence_length: int = Field(ge=1)
+    ttft_p90_ms: float | None
+    tpot_p90_ms: float | None
+    throughput_tokens_sec: float | None
+    output_tokens_sec_per_gpu: float | None
+    interactivity_tokens_sec: float | None
+    cost_per_million_tokens: float | None
+    accuracy_score: float | None
+    accuracy_imputed: bool
+    hourly_price_usd: float | None
+    price_basis: str
+    simulated: bool
+    latest_benchmark_date: date | None
+    criteria: dict[str, Any]
+    calculated_at: datetime
+
+
+def _criteria_breakdown(record: dict[str, Any], weights: dict[str, float], *, ranked: bool) -> dict[str, Any]:
+    """Per registered criterion the deployment's value; for a ranked one also its weight and closeness. Kept as
+    JSON so that a criterion added to the registry is stored without a migration."""
+    values = {key: {"value": json_value(record[c.column])} for key, c in criteria.CRITERIA.items()}
+    return values | (configuration_breakdown(record, weights) if ranked else {})
+
+
+def _deployment_rows(ranking: UseCaseRanking, calculated_at: datetime) -> list[dict[str, Any]]:
+    """Every deployment the ranking considered, ranked ones first (best first), as ``deployment_rankings`` rows."""
+    rows = []
+    for status_of, frame in ((None, ranking.configurations), ("status", ranking.unranked)):
+        for record in frame.to_dict("records"):
+            values = {column: json_value(record[column]) for column in DEPLOYMENT_COLUMNS}
+            rows.append(
+                values
+                | {
+                    "status": record[status_of] if status_of else RANKED,
+                    "criteria": _criteria_breakdown(record, ranking.weights, ranked=status_of is None),
+                    "calculated_at": calculated_at,
+                }
+            )
+    return [_DeploymentRow.model_validate(row).model_dump() for row in rows]
+
+
 def write_rankings(engine: Engine, rankings: Iterable[UseCaseRanking]) -> dict[str, int]:
-    """Replace each ranked use case's ``model_rankings`` and ``model_use_cases`` rows, all in one transaction.
+    """Replace each ranked use case's stored rankings, all in one transaction: its ``model_rankings`` and
+    ``model_use_cases`` rows, its ``use_case_rankings`` row and every deployment it considered
+    (``deployment_rankings``), so that the report and the demo read what was ranked instead of ranking again.
 
     Returns the number of models written per use case. A use case that no longer has any ranked configuration
     loses its old rows: stale rankings are worse than none.
@@ -158,17 +228,122 @@ def write_rankings(engine: Engine, rankings: Iterable[UseCaseRanking]) -> dict[s
     unknown = [ranking.use_case.subcategory for ranking in rankings if ranking.use_case.id is None]
     if unknown:
         raise ValueError(f"use cases without a use_case_taxonomy id cannot be stored: {', '.join(unknown)}")
+    prepared = []
+    for ranking in rankings:
+        calculated_at = ranking.calculated_at
+        summary = {
+            "use_case": ranking.use_case.subcategory,
+            "use_case_id": ranking.use_case.id,
+            "weights": ranking.weights,
+            "considered": ranking.considered,
+            "excluded": ranking.excluded,
+            "notes": list(ranking.notes),
+            "calculated_at": calculated_at,
+        }
+        prepared.append((ranking, summary, _deployment_rows(ranking, calculated_at)))
     written: dict[str, int] = {}
     with engine.begin() as connection:
-        for ranking in rankings:
+        for ranking, summary, deployments in prepared:
             use_case = ranking.use_case
             connection.execute(delete(ModelRanking).where(ModelRanking.use_case_category == use_case.subcategory))
             connection.execute(delete(ModelUseCase).where(ModelUseCase.use_case_id == use_case.id))
+            connection.execute(
+                delete(UseCaseRankingSummary).where(UseCaseRankingSummary.use_case == use_case.subcategory)
+            )  # its deployment_rankings rows go with it (ON DELETE CASCADE)
             if ranking.model_rankings:
                 connection.execute(insert(ModelRanking), [record.model_dump() for record in ranking.model_rankings])
                 connection.execute(insert(ModelUseCase), [record.model_dump() for record in ranking.model_use_cases])
+            connection.execute(insert(UseCaseRankingSummary), [summary])
+            if deployments:
+                connection.execute(insert(DeploymentRanking), deployments)
             written[use_case.subcategory] = len(ranking.model_rankings)
     return written
+
+
+class RankingsNotStoredError(LookupError):
+    """No stored ranking for a use case: the rankings have not been computed since its results arrived."""
+
+
+def _stored_deployments_query(names: Sequence[str]):
+    ranked = DeploymentRanking
+    return (
+        select(
+            *ranked.__table__.columns,
+            ModelVersion.model_id,
+            Model.name.label("model_name"),
+            version_key_expression().label("version_key"),
+            HardwareConfig.name.label("hardware_name"),
+            HardwareConfig.gpu_type,
+            HardwareConfig.gpu_count,
+            InferenceFramework.name.label("framework_name"),
+        )
+        .join(ModelVersion, ModelVersion.id == ranked.model_version_id)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .join(HardwareConfig, HardwareConfig.id == ranked.hardware_config_id)
+        .join(InferenceFramework, InferenceFramework.id == ranked.framework_id)
+        .where(ranked.use_case.in_(list(names)))
+        .order_by(ranked.use_case, ranked.rank.asc().nulls_last(), ranked.id)
+    )
+
+
+_STORED_TYPES = {
+    **{column.key: float for column in DeploymentRanking.__table__.columns if isinstance(column.type, Float)},
+    "gpu_count": "int64",
+}
+
+
+def _breakdown_value(breakdown: dict[str, Any], key: str, field: str) -> float:
+    value = (breakdown.get(key) or {}).get(field)
+    return float("nan") if value is None else value
+
+
+def _stored_frames(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stored deployments as the ranking returned them: ranked configurations and the unranked ones."""
+    frame = pd.DataFrame(rows)
+    ranked_columns, unranked = list(configuration_columns()), list(unranked_columns())
+    if frame.empty:
+        return pd.DataFrame(columns=ranked_columns), pd.DataFrame(columns=unranked)
+    frame = frame.astype(_STORED_TYPES)
+    for key, criterion in criteria.CRITERIA.items():
+        frame[criteria.closeness_column(key)] = [_breakdown_value(b, key, "closeness") for b in frame["criteria"]]
+        if criterion.column not in frame.columns:  # a criterion without a column of its own: its stored value
+            frame[criterion.column] = [_breakdown_value(b, key, "value") for b in frame["criteria"]]
+    is_ranked = frame["status"].eq(RANKED)
+    configurations = frame.loc[is_ranked, ranked_columns].reset_index(drop=True)
+    configurations = configurations.astype({"rank": "int64", "score": float, "pareto": bool})
+    return configurations, frame.loc[~is_ranked, unranked].reset_index(drop=True)
+
+
+def load_stored_rankings(engine: Engine, use_cases: Sequence[UseCaseCriteria]) -> dict[str, UseCaseRanking]:
+    """The stored rankings of ``use_cases`` (those ranked so far; keyed by subcategory), exactly as the rankings
+    step wrote them: nothing is ranked here. Only the configurations, unranked deployments, weights, counts and
+    notes are loaded; the model-level records stay in ``model_rankings``."""
+    by_name = {use_case.subcategory: use_case for use_case in use_cases}
+    with engine.connect() as connection:
+        summaries = connection.execute(
+            select(UseCaseRankingSummary.__table__).where(UseCaseRankingSummary.use_case.in_(list(by_name)))
+        ).mappings()
+        summaries = {summary["use_case"]: summary for summary in summaries}
+        rows = connection.execute(_stored_deployments_query(list(summaries))).mappings().all()
+    per_use_case: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        per_use_case.setdefault(row["use_case"], []).append(dict(row))
+    rankings = {}
+    for name, summary in summaries.items():
+        configurations, unranked = _stored_frames(per_use_case.get(name, []))
+        rankings[name] = UseCaseRanking(
+            use_case=by_name[name],
+            configurations=configurations,
+            weights=dict(summary["weights"]),
+            considered=summary["considered"],
+            excluded=dict(summary["excluded"]),
+            notes=tuple(summary["notes"]),
+            model_rankings=(),
+            model_use_cases=(),
+            unranked=unranked,
+            calculated_at=summary["calculated_at"],
+        )
+    return rankings
 
 
 def refresh_rankings(

@@ -1,5 +1,8 @@
 """The one interface every runner implements: a claimed config in, a validated measurement out.
 
+The facts a ``RunSpec`` carries (model, hardware, framework, workload) are ``benchmark_platform.domain``'s, re-exported
+here for the runners.
+
 A runner raises ``RunnerError`` (with a message a person can act on) instead of returning a partial result;
 the worker turns that into the config's failure message.
 """
@@ -10,6 +13,8 @@ import uuid
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from benchmark_platform.domain import FrameworkFacts, HardwareFacts, ModelFacts, WorkloadFacts
 
 METRIC_COLUMNS = (
     "ttft_p50_ms",
@@ -45,81 +50,6 @@ class RunInterrupted(RunnerError):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelFacts(_Frozen):
-    """What a runner needs to know of a model version (from `models` and `model_versions.model_config`)."""
-
-    name: str
-    version_key: str = Field(description="readable key, e.g. llama-3.1-8b@int4-awq")
-    artifact_uri: str
-    parameters: int = Field(gt=0)
-    quantization: Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
-    quantization_bits: int = Field(gt=0)
-    format: Literal["gguf", "gptq", "awq", "safetensors"]
-    num_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    baseline_accuracy: float | None = Field(default=None, ge=0, le=1)
-
-
-class HardwareFacts(_Frozen):
-    """One hardware config of the catalog, with the spec-sheet figures the roofline model uses."""
-
-    name: str
-    gpu_type: str
-    gpu_count: int = Field(gt=0)
-    vendor: Literal["nvidia", "amd"]
-    vram_per_gpu_gb: float = Field(gt=0)
-    memory_bandwidth_gbps: float = Field(gt=0, description="per GPU, GB/s")
-    fp16_tflops: float = Field(gt=0, description="dense FP16/BF16 per GPU")
-    fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 per GPU, where the chip has it")
-    int8_tops: float | None = Field(default=None, gt=0, description="dense INT8 per GPU, where the chip has it")
-    interconnect_bandwidth_gbps: float | None = Field(default=None, gt=0, description="per GPU, GB/s")
-    tdp_watts: float | None = Field(default=None, gt=0, description="board power per GPU, W (energy estimates)")
-    cost_per_hour_usd: float | None = Field(default=None, gt=0, description="on-demand price of the whole node")
-    spot_cost_per_hour_usd: float | None = Field(
-        default=None, gt=0, description="spot price of the whole node, where the node is offered on spot"
-    )
-
-    def hourly_price(self) -> tuple[float | None, str | None]:
-        """The price costs are quoted at and its basis: spot where offered (as the ranking does), else on demand."""
-        if self.spot_cost_per_hour_usd is not None:
-            return self.spot_cost_per_hour_usd, "spot"
-        if self.cost_per_hour_usd is not None:
-            return self.cost_per_hour_usd, "on_demand"
-        return None, None
-
-
-class FrameworkFacts(_Frozen):
-    name: str
-    version: str
-    launch_command: str = Field(
-        description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag} and optionally {dp}"
-    )
-    quantization_flags: dict[str, str] = Field(
-        default_factory=dict,
-        description="format or quantization (awq, gptq, fp8...) -> launch flag, e.g. --quantization awq",
-    )
-    completions_path: str = "/v1/completions"
-    chat_completions_path: str = "/v1/chat/completions"
-    supports_ignore_eos: bool = True
-    prefill_efficiency: float = Field(gt=0, le=1, description="fraction of peak FLOPs reached in prefill")
-    decode_efficiency: float = Field(gt=0, le=1, description="fraction of peak bandwidth reached in decode")
-
-
-class WorkloadFacts(_Frozen):
-    """A use case seen as a load: typical lengths, its SLA and whether accuracy is scored."""
-
-    name: str
-    typical_input_tokens: int = Field(gt=0)
-    typical_output_tokens: int = Field(gt=0)
-    chat: bool = False
-    measure_accuracy: bool = False
-    sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
-    sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
-    dataset: str = Field(default="synthetic-fixed", description="the use case's named dataset (runners.datasets)")
 
 
 class RunSpec(_Frozen):
@@ -203,3 +133,17 @@ class Runner(Protocol):
     def run(self, spec: RunSpec) -> Measurement: ...
 
     def close(self) -> None: ...
+
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "FrameworkFacts",
+    "HardwareFacts",
+    "Measurement",
+    "ModelFacts",
+    "RunInterrupted",
+    "Runner",
+    "RunnerError",
+    "RunSpec",
+    "WorkloadFacts",
+]

@@ -1,0 +1,179 @@
+"""The facts of a model version, a hardware config, an inference framework and a workload: one set of pydantic models,
+pure (no I/O, no SQL).
+
+The network's architecture is declared once, in ``Architecture`` (what a model's config.json states). A manifest
+states all of it (``manifests.ArchitectureFacts`` requires what is optional here) and ``model_versions.model_config``
+stores it; ``ModelShape`` adds the version's size and precision (what the matrix and the memory model read:
+``matrix.VersionSpec`` is this class); ``ModelFacts`` adds the version's identity (what a runner reads).
+
+Where facts come from: ``queue.facts`` loads them from the database (the matrix's inputs and a claimed config's run
+spec); ``manifests.model_facts``, ``hardware_facts_from_catalog`` and ``framework_facts_from_catalog`` build them from
+the bundled manifests and catalogs without one (``benchmark-platform simulate``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from benchmark_platform.safe_yaml import FiniteFloat, Int32, Int64, NoBooleanNumbers
+
+if TYPE_CHECKING:
+    from benchmark_platform.catalogs import FrameworkSpec, HardwareSpec
+
+# Mirror orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
+Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
+WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
+Vendor = Literal["nvidia", "amd"]
+
+
+class _Strict(NoBooleanNumbers):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- a model version -------------------------------------------------------------------------------------------------
+
+
+class Architecture(_Strict):
+    """The shape of the network, from the model's config.json: every architecture field, declared once.
+
+    Optional here where some reader does without it (the matrix needs no hidden size, a runner no context window);
+    a manifest requires the whole shape (``manifests.ArchitectureFacts``)."""
+
+    num_layers: Int32 = Field(gt=0)
+    hidden_size: Int32 | None = Field(default=None, gt=0)
+    num_attention_heads: Int32 | None = Field(default=None, gt=0)
+    num_kv_heads: Int32 = Field(gt=0)
+    head_dim: Int32 = Field(gt=0)
+    max_position_embeddings: Int32 | None = Field(default=None, gt=0, description="context window, tokens")
+    intermediate_size: Int32 | None = Field(default=None, gt=0)
+    vocab_size: Int32 | None = Field(default=None, gt=0)
+    baseline_accuracy: FiniteFloat | None = Field(default=None, ge=0, le=1, description="published score, 0..1")
+
+    @field_validator("num_kv_heads")
+    @classmethod
+    def _kv_heads_divide_heads(cls, value: int, info: ValidationInfo) -> int:
+        heads = info.data.get("num_attention_heads")
+        if heads is not None and heads % value:
+            raise ValueError(f"num_attention_heads ({heads}) is not a multiple of num_kv_heads ({value})")
+        return value
+
+
+class ModelShape(Architecture):
+    """A model version as the matrix and the memory model see it: its size, precision and attention shape."""
+
+    parameters: Int64 = Field(gt=0)
+    quantization: Quantization
+    quantization_bits: Int32 = Field(gt=0)
+    format: WeightFormat
+
+
+class ModelFacts(ModelShape):
+    """What a runner needs to know of a model version (from ``models``, ``model_versions`` and its
+    ``model_config``). The roofline reads the hidden size, so a runner's model states it."""
+
+    name: str
+    version_key: str = Field(description="readable key, e.g. llama-3.1-8b@int4-awq")
+    artifact_uri: str
+    hidden_size: Int32 = Field(gt=0)
+
+
+# --- hardware, framework, workload -----------------------------------------------------------------------------------
+
+
+class HardwareFacts(_Frozen):
+    """One hardware config of the catalog, with the spec-sheet figures the roofline model uses."""
+
+    name: str
+    gpu_type: str
+    gpu_count: int = Field(gt=0)
+    vendor: Vendor
+    vram_per_gpu_gb: float = Field(gt=0)
+    memory_bandwidth_gbps: float = Field(gt=0, description="per GPU, GB/s")
+    fp16_tflops: float = Field(gt=0, description="dense FP16/BF16 per GPU")
+    fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 per GPU, where the chip has it")
+    int8_tops: float | None = Field(default=None, gt=0, description="dense INT8 per GPU, where the chip has it")
+    interconnect_bandwidth_gbps: float | None = Field(default=None, gt=0, description="per GPU, GB/s")
+    tdp_watts: float | None = Field(default=None, gt=0, description="board power per GPU, W (energy estimates)")
+    cost_per_hour_usd: float | None = Field(default=None, gt=0, description="on-demand price of the whole node")
+    spot_cost_per_hour_usd: float | None = Field(
+        default=None, gt=0, description="spot price of the whole node, where the node is offered on spot"
+    )
+
+    def hourly_price(self) -> tuple[float | None, str | None]:
+        """The price costs are quoted at and its basis: spot where offered (as the ranking does), else on demand."""
+        if self.spot_cost_per_hour_usd is not None:
+            return self.spot_cost_per_hour_usd, "spot"
+        if self.cost_per_hour_usd is not None:
+            return self.cost_per_hour_usd, "on_demand"
+        return None, None
+
+
+def hardware_facts_from_catalog(spec: HardwareSpec) -> HardwareFacts:
+    """A hardware catalog entry as a runner sees it (the spot price only where the node is offered on spot)."""
+    chip = spec.specs
+    return HardwareFacts(
+        name=spec.name,
+        gpu_type=spec.gpu_type,
+        gpu_count=spec.gpu_count,
+        vendor=chip.vendor,
+        vram_per_gpu_gb=spec.vram_per_gpu_gb,
+        memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
+        fp16_tflops=chip.fp16_tflops,
+        fp8_tflops=chip.fp8_tflops,
+        int8_tops=chip.int8_tops,
+        interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
+        tdp_watts=chip.tdp_watts,
+        cost_per_hour_usd=spec.cost_per_hour_usd,
+        spot_cost_per_hour_usd=spec.spot_cost_per_hour_usd if spec.spot_available else None,
+    )
+
+
+class FrameworkFacts(_Frozen):
+    name: str
+    version: str
+    launch_command: str = Field(
+        description="template with {model}, {port}, {tp}, {max_model_len}, {quantization_flag} and optionally {dp}"
+    )
+    quantization_flags: dict[str, str] = Field(
+        default_factory=dict,
+        description="format or quantization (awq, gptq, fp8...) -> launch flag, e.g. --quantization awq",
+    )
+    completions_path: str = "/v1/completions"
+    chat_completions_path: str = "/v1/chat/completions"
+    supports_ignore_eos: bool = True
+    prefill_efficiency: float = Field(gt=0, le=1, description="fraction of peak FLOPs reached in prefill")
+    decode_efficiency: float = Field(gt=0, le=1, description="fraction of peak bandwidth reached in decode")
+
+
+def framework_facts_from_catalog(spec: FrameworkSpec) -> FrameworkFacts:
+    """A framework catalog entry as a runner sees it."""
+    return FrameworkFacts(
+        name=spec.name,
+        version=spec.version,
+        launch_command=spec.launch_command,
+        quantization_flags=dict(spec.quantization_flags),
+        completions_path=spec.completions_path,
+        chat_completions_path=spec.chat_completions_path,
+        supports_ignore_eos=spec.supports_ignore_eos,
+        prefill_efficiency=spec.efficiency.prefill,
+        decode_efficiency=spec.efficiency.decode,
+    )
+
+
+class WorkloadFacts(_Frozen):
+    """A use case seen as a load: typical lengths, its SLA and whether accuracy is scored."""
+
+    name: str
+    typical_input_tokens: int = Field(gt=0)
+    typical_output_tokens: int = Field(gt=0)
+    chat: bool = False
+    measure_accuracy: bool = False
+    sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
+    sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
+    dataset: str = Field(default="synthetic-fixed", description="the use case's named dataset (runners.datasets)")

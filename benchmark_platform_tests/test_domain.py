@@ -1,0 +1,85 @@
+"""The domain facts: declared once, loaded from the database by one loader, and the same whether they come from the
+database or straight from the catalogs and manifests (as ``simulate`` reads them)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+
+from benchmark_platform import catalogs, domain, manifests, matrix, queue
+from benchmark_platform.runners import ModelFacts
+from benchmark_platform_tests.factories import seed_with_model
+
+
+def test_the_architecture_is_declared_once():
+    """The matrix's version, a runner's model and a manifest's architecture block all extend ``domain.Architecture``:
+    none declares an architecture field of its own beyond making it required."""
+    assert matrix.VersionSpec is domain.ModelShape
+    assert ModelFacts is domain.ModelFacts
+    for model in (domain.ModelShape, domain.ModelFacts, manifests.ArchitectureFacts):
+        assert issubclass(model, domain.Architecture)
+        assert list(model.model_fields)[: len(domain.Architecture.model_fields)] == list(
+            domain.Architecture.model_fields
+        )
+    # what each reader requires of the shape
+    required = {
+        model: {name for name, field in model.model_fields.items() if field.is_required()}
+        & set(domain.Architecture.model_fields)
+        for model in (domain.ModelShape, domain.ModelFacts, manifests.ArchitectureFacts)
+    }
+    assert required[domain.ModelShape] == {"num_layers", "num_kv_heads", "head_dim"}
+    assert required[domain.ModelFacts] == {"num_layers", "num_kv_heads", "head_dim", "hidden_size"}
+    assert required[manifests.ArchitectureFacts] == required[domain.ModelFacts] | {
+        "num_attention_heads",
+        "max_position_embeddings",
+    }
+
+
+def test_the_kv_heads_check_holds_wherever_the_shape_is_given():
+    shape = dict(parameters=8, quantization="fp16", quantization_bits=16, format="safetensors", num_layers=2)
+    with pytest.raises(ValidationError, match="not a multiple of num_kv_heads"):
+        domain.ModelShape(**shape, num_attention_heads=32, num_kv_heads=7, head_dim=128)
+    assert domain.ModelShape(**shape, num_attention_heads=32, num_kv_heads=8, head_dim=128).num_kv_heads == 8
+
+
+def test_facts_from_the_database_equal_facts_from_the_catalogs_and_manifest(engine):
+    """One loader for the matrix and the worker (``queue.facts``), and ``simulate``'s converters from the bundled
+    files: for every seeded hardware config and framework, and the registered version, they agree field by field."""
+    version_id = seed_with_model(engine)
+    manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "llama-3.1-8b.yaml")
+    awq = next(version for version in manifest.versions if version.version == "int4-awq")
+    with engine.connect() as connection:
+        model = queue.load_model_version(connection, version_id)
+        inputs = queue.load_matrix_inputs(connection, version_id)
+        hardware_ids = dict(connection.execute(text("SELECT name, id FROM hardware_configs")).all())
+        framework_ids = dict(connection.execute(text("SELECT name, id FROM inference_frameworks")).all())
+        loaded = [
+            (hardware, framework, queue.load_config_facts(
+                connection, version_id, hardware_ids[hardware.name], framework_ids[framework.name], "chatbot"
+            ))
+            for hardware in catalogs.load_hardware()
+            for framework in catalogs.load_frameworks()
+        ]  # fmt: skip
+    assert model == manifests.model_facts(manifest, awq)
+    assert model.max_position_embeddings == manifest.architecture_facts.max_position_embeddings
+    assert inputs.version == model  # the matrix reads the version through the same loader
+    assert loaded
+    for hardware, framework, facts in loaded:
+        assert facts.model == model
+        assert facts.hardware == domain.hardware_facts_from_catalog(hardware)
+        assert facts.framework == domain.framework_facts_from_catalog(framework)
+        assert facts.workload.name == "chatbot"
+
+
+def test_a_version_lacking_an_architecture_fact_is_refused_naming_it(engine):
+    version_id = seed_with_model(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE model_versions SET model_config = model_config - 'hidden_size' WHERE id = :id"),
+            {"id": version_id},
+        )
+    with engine.connect() as connection, pytest.raises(LookupError, match="lacks architecture fact 'hidden_size'"):
+        queue.load_model_version(connection, version_id)
+    with pytest.raises(LookupError, match="lacks architecture fact 'hidden_size'"):
+        queue.populate_matrix(engine, version_id)
