@@ -5,6 +5,9 @@ sequences run at once. A replica of tensor-parallel degree ``tp`` splits the wei
 GPUs (KV heads are replicated when there are fewer of them than GPUs). The serving framework takes a share of each
 GPU's memory (vLLM's ``gpu_memory_utilization``, 0.9 by default); what the weights and the runtime (activations,
 CUDA graphs, the framework itself) leave of it is the KV cache.
+
+Units: the hardware catalog's ``vram_gb`` is the vendor's nominal capacity, which counts binary gigabytes (GiB), and
+is read as such (``vram_bytes``); everything this module returns in "GB" is 10^9 bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+# The catalog's VRAM figures are nominal GiB: an "80 GB" H100 reports 81,559 MiB (79.6 GiB) to nvidia-smi, an
+# A100 80GB 81,920 MiB, an "141 GB" H200 143,771 MiB, an "192 GB" MI300X 192 GiB; vLLM's gpu_memory_utilization
+# multiplies that total. Reading "80" as 10^9 bytes understated every GPU by 7 % (Llama-3.1-70B fp16 then did not fit
+# two H100s, which vLLM serves with a small KV cache). GDDR6 cards with ECC on (L4, A10G, L40S) report 1/16 less
+# than nominal (L4: 23,034 MiB of 24 GiB); the catalog carries no memory type, so they are read as nominal too.
+BYTES_PER_CATALOG_GB = 2**30
 # Share of VRAM the serving framework may use (vLLM's gpu_memory_utilization default) and what activations, CUDA
 # graphs and the framework itself hold outside weights and KV cache, per GPU.
 USABLE_VRAM_FRACTION = 0.9
@@ -47,8 +56,18 @@ def kv_bytes_per_token(model: ModelShape, tensor_parallel: int = 1) -> float:
     return 2 * model.num_layers * heads_per_gpu * model.head_dim * KV_CACHE_BYTES[model.quantization]
 
 
+def vram_bytes(vram_per_gpu_gb: float) -> float:
+    """Bytes of memory of a GPU whose catalog figure is ``vram_per_gpu_gb`` (nominal GiB)."""
+    return vram_per_gpu_gb * BYTES_PER_CATALOG_GB
+
+
 def usable_bytes_per_gpu(vram_per_gpu_gb: float) -> float:
-    return vram_per_gpu_gb * USABLE_VRAM_FRACTION * 1e9
+    return vram_bytes(vram_per_gpu_gb) * USABLE_VRAM_FRACTION
+
+
+def usable_gb_per_gpu(vram_per_gpu_gb: float) -> float:
+    """What the serving framework may use of one GPU, in 10^9 bytes (the unit of ``memory_per_gpu_gb``)."""
+    return usable_bytes_per_gpu(vram_per_gpu_gb) / 1e9
 
 
 def kv_cache_bytes_per_gpu(model: ModelShape, vram_per_gpu_gb: float, tensor_parallel: int) -> float:
@@ -73,5 +92,4 @@ def fits(
     model: ModelShape, vram_per_gpu_gb: float, tensor_parallel: int, context_tokens: int, sequences: int = 1
 ) -> bool:
     """Whether ``sequences`` sequences of ``context_tokens`` fit next to the weights on every GPU of the group."""
-    usable_gb = vram_per_gpu_gb * USABLE_VRAM_FRACTION
-    return memory_per_gpu_gb(model, tensor_parallel, sequences, context_tokens) <= usable_gb
+    return memory_per_gpu_gb(model, tensor_parallel, sequences, context_tokens) <= usable_gb_per_gpu(vram_per_gpu_gb)

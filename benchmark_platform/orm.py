@@ -225,6 +225,15 @@ class BenchmarkConfig(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("idx_benchmark_config_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
+        # Migration 0008: a claim preferring the framework a worker has loaded, without a hardware pool, starts at
+        # that framework's first pending row instead of filtering every other framework's in front of it.
+        Index(
+            "idx_benchmark_config_claim_framework",
+            "framework_id",
+            "priority",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
 

@@ -10,8 +10,9 @@ the next claim, no reaper needed).
 
 It stops on its ``stop_event`` (the CLI sets it on SIGTERM/SIGINT): it starts nothing new, the runner aborts the config
 in flight (``RunInterrupted``), results already measured are recorded, and every unfinished claim goes back to
-pending without counting anything. Results of fast runs are recorded a batch at a time (one statement) at most
-``RECORD_EVERY_SECONDS`` after they finish; a slow run's result is recorded as soon as it ends. Database errors (a
+pending without counting anything. A batch's results are recorded by the statement that claims the next batch (one
+round trip and one commit per batch), or by one of their own at most ``RECORD_EVERY_SECONDS`` after they finish
+when the batch is still running; a slow run's result is recorded as soon as it ends. Database errors (a
 server restart, a dropped connection) are retried with exponential backoff on fresh pooled connections; when the
 database stays away longer than the retry budget, finished results go to the local spool (``spool``) and are recorded
 by the next worker started with the same platform home, so a measured result is never dropped.
@@ -19,6 +20,7 @@ by the next worker started with the same platform home, so a measured result is 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -351,7 +353,7 @@ class _Worker:
                 if wanted <= 0:
                     self.summary.reached_max = True
                     return
-            batch = self.db.call(self._claim(wanted))
+            batch = self._record_and_claim(wanted)
             if not batch:
                 if not self._wait_for_work():
                     return
@@ -363,9 +365,23 @@ class _Worker:
                     self._release(batch[position:])
                     return
                 processed += 1
-            self.record_finished()
             if self.options.between_batches is not None and not self.stop.is_set():
+                self.record_finished()  # the planner sees this batch's results
                 self.db.call(self.options.between_batches)
+        # the last batch's results (still in ``finished``) are recorded by run_worker
+
+    def _record_and_claim(self, limit: int) -> list[queue.Claim]:
+        """Claim the next batch; the results of the last one, if any are still unrecorded, go in the same statement
+        (``queue.complete_and_claim``: one round trip and one commit). Like ``record_finished``, if the database stays
+        away the results stay in ``finished`` and DatabaseUnavailable propagates."""
+        if not self.finished:
+            return self.db.call(self._claim(limit))
+        finished = list(self.finished)
+        recorded, batch = self.db.call(
+            lambda: queue.complete_and_claim(self.db.connection(), self.worker_id, finished, self._request(limit))
+        )
+        self._recorded(finished, recorded)
+        return batch
 
     def _wait_for_work(self) -> bool:
         """After an empty claim: False when this worker is done; else wait a moment (rows locked by a concurrent
@@ -385,10 +401,8 @@ class _Worker:
             self.stop.wait(min(max(left.next_due_seconds or 0.0, 0.01), MAX_IDLE_WAIT_SECONDS))
         return True
 
-    def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
-        return lambda: queue.claim(
-            self.db.connection(),
-            self.worker_id,
+    def _request(self, limit: int) -> queue.ClaimRequest:
+        return queue.ClaimRequest(
             limit=limit,
             lease_seconds=self.options.lease_seconds,
             hardware_config_id=self.hardware_config_id,
@@ -397,12 +411,14 @@ class _Worker:
             max_preemptions=self.options.max_preemptions,
         )
 
+    def _claim(self, limit: int) -> Callable[[], list[queue.Claim]]:
+        return lambda: queue.claim(self.db.connection(), self.worker_id, **dataclasses.asdict(self._request(limit)))
+
     def _spec(self, held: queue.Claim) -> RunSpec:
         key = _facts_key(held)
         facts = self.facts.get(key)
-        if facts is None:
-            with self.engine.connect() as connection:
-                facts = self.facts[key] = queue.load_config_facts(connection, *key)
+        if facts is None:  # on the worker's own connection: one round trip, no pool checkout or pre-ping
+            facts = self.facts[key] = queue.load_config_facts(self.db.connection(), *key)
         return _spec_from_facts(facts, held)
 
     def _run_one(self, runner: Any, held: queue.Claim) -> bool:
@@ -455,6 +471,10 @@ class _Worker:
             return
         finished = list(self.finished)
         recorded = self.db.call(lambda: queue.complete_batch(self.db.connection(), self.worker_id, finished))
+        self._recorded(finished, recorded)
+
+    def _recorded(self, finished: list[tuple[queue.Claim, Measurement]], recorded: set[uuid.UUID]) -> None:
+        """Account for a recording of ``finished``: those missing from ``recorded`` had their claims taken."""
         self.finished.clear()
         self.summary.completed += len(recorded)
         self.leases.drop([held.id for held, _ in finished])

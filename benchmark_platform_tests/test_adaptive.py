@@ -18,13 +18,13 @@ from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
 from benchmark_platform_tests.factories import seed_with_model, status_counts
 
-POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1")
+POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1", "gcp-h100-sxm-x1")
 WORKLOADS = ("chatbot", "summarization")
 
 
 @pytest.fixture
 def version_id(engine: Engine) -> uuid.UUID:
-    """Three single-GPU pools, two frameworks, two use cases: about 250 configs, so that draining stays quick."""
+    """Four single-GPU pools, two frameworks, two use cases: about 200 configs, so that draining stays quick."""
     version = seed_with_model(engine)
     queue.populate_matrix(engine, version, hardware=POOLS, frameworks=("vllm", "sglang"))
     _keep_workloads(engine)

@@ -85,7 +85,7 @@ def test_every_catalog_file_declares_its_version_and_source() -> None:
     for path in (catalogs.HARDWARE_FILE, catalogs.FRAMEWORKS_FILE, catalogs.USE_CASES_FILE):
         data = yaml.safe_load(path.read_text())
         assert data["catalog_version"] >= 1 and data["source"] and data["as_of"]
-    assert catalogs.catalog_versions() == {"hardware": 1, "frameworks": 2, "use_cases": 2}
+    assert catalogs.catalog_versions() == {"hardware": 1, "frameworks": 3, "use_cases": 2}
 
 
 # --- rejections ------------------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def test_seed_command(engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["rows"]["hardware_configs"] == len(catalogs.load_hardware())
-    assert report["catalog_versions"]["frameworks"] == 2
+    assert report["catalog_versions"]["frameworks"] == 3
 
     result = CliRunner().invoke(main, ["seed"])
     assert result.exit_code == 0, result.output

@@ -118,31 +118,34 @@ H100_X1 = HardwareOption(name="h100-x1", vendor="nvidia", gpu_count=1, vram_per_
 
 
 def test_memory_fit_needs_one_full_length_sequence_per_gpu_of_the_group_not_the_whole_batch():
-    """llama-3.1-8b fp16 on one 24 GB L4: 21.6 GB usable - 1.5 reserve - 16.06 GB weights leaves 4.04 GB of KV cache
-    at 131,072 B per token (2 × 32 layers × 8 KV heads × 128 × 2 B): about 30,800 tokens. One 8,448-token sequence
+    """llama-3.1-8b fp16 on one 24 GB (GiB) L4: 23.2 GB usable - 1.5 reserve - 16.06 GB weights leaves 5.63 GB of KV
+    cache at 131,072 B per token (2 × 32 layers × 8 KV heads × 128 × 2 B): about 43,000 tokens. One 8,448-token sequence
     fits, so every concurrency is queued: under continuous batching the KV cache bounds what runs at once and the
     rest of the requests wait, which the simulator models (it is not a reason to leave a config out)."""
     assert memory.kv_bytes_per_token(FP16, 1) == 131_072
+    assert memory.kv_capacity_tokens(FP16, 24, 1) == 42_971
     keys = _keys(matrix.build_matrix(FP16, [L4], [VLLM], [CHATBOT]))
     assert ("l4-x1", "vllm", "chatbot", 32, 8192, 1) in keys  # 32 × 8,448 tokens would not all fit at once
     assert len(keys) == PER_DEGREE // len(WORKLOADS)
 
 
 def test_llama_70b_fp16_is_never_placed_on_a_single_80gb_gpu():
-    """141 GB of weights: not on one 80 GB GPU (TP 1), nor on two (70.6 GB + 1.5 GB reserve per GPU > 72 GB
-    usable); from four GPUs on, each holds 35 GB of weights and plenty of KV cache."""
+    """141 GB of weights: not on one 80 GB GPU (TP 1). Two hold it as vLLM serves it: an "80 GB" GPU has 80 GiB, of
+    which 90 % (77.3 GB) is usable, and 70.6 GB of weights + 1.5 GB reserve leave a small KV cache (about 32,000
+    tokens: one 8,448-token sequence fits); from four GPUs on, each holds 35 GB of weights and plenty of KV cache."""
     built = matrix.build_matrix(FP16_70B, [H100_X1, H100], [VLLM], [CHATBOT])
-    assert {c.tensor_parallel for c in built.configs if c.hardware == "h100-x8"} == {4, 8}
+    assert {c.tensor_parallel for c in built.configs if c.hardware == "h100-x8"} == {2, 4, 8}
     assert not [c for c in built.configs if c.hardware == "h100-x1"]
     assert built.excluded_by_pair[("h100-x1", "vllm")] == {matrix.DOES_NOT_FIT: PER_DEGREE // len(WORKLOADS)}
-    assert built.excluded_by_pair[("h100-x8", "vllm")] == {matrix.DOES_NOT_FIT: 2 * PER_DEGREE // len(WORKLOADS)}
+    assert built.excluded_by_pair[("h100-x8", "vllm")] == {matrix.DOES_NOT_FIT: PER_DEGREE // len(WORKLOADS)}
+    assert 20_000 < memory.kv_capacity_tokens(FP16_70B, 80, 2) < 50_000
 
 
 def test_fp8_halves_the_kv_cache_and_weights():
     assert memory.kv_bytes_per_token(FP8, 1) == 65_536
     fp16 = {c.tensor_parallel for c in matrix.build_matrix(FP16_70B, [H100], [VLLM], [CHATBOT]).configs}
     fp8 = {c.tensor_parallel for c in matrix.build_matrix(FP8_70B, [H100], [VLLM], [CHATBOT]).configs}
-    assert (fp16, fp8) == ({4, 8}, {2, 4, 8})  # at TP 2, 35 GB of FP8 weights per GPU fit where 70.6 GB did not
+    assert (fp16, fp8) == ({2, 4, 8}, {1, 2, 4, 8})  # 70.6 GB of FP8 weights fit one GPU where 141 GB did not
 
 
 def test_a_model_too_big_for_the_hardware_is_dropped_with_its_reason():

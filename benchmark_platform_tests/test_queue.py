@@ -409,6 +409,38 @@ def test_complete_batch_records_a_batch_in_one_statement_fenced_per_config(engin
     assert sum(len(_results(engine, c.id)) for c in held) == 3
 
 
+def test_complete_and_claim_records_a_batch_and_claims_the_next_in_one_statement(engine, small_queue):
+    """The recording keeps complete_batch's fencing per config, the claim its preference, SKIP LOCKED pick and rescue
+    of expired leases; what it claims is disjoint from what it records; a replay records nothing twice."""
+    sglang = framework_id(engine, "sglang")
+    held = queue.claim(engine, "w1", limit=4, preferred_framework_id=sglang)
+    dead = queue.claim(engine, "dead", limit=2)
+    with engine.begin() as connection:  # a claim of w1 lost meanwhile; the dead worker's leases expired
+        connection.execute(
+            text("UPDATE benchmark_configs SET claimed_by = 'w2', started_at = now() WHERE id = :id"),
+            {"id": held[2].id},
+        )
+        connection.execute(
+            text("UPDATE benchmark_configs SET lease_expires_at = now() - interval '1 s' WHERE claimed_by = 'dead'")
+        )
+    finished = [(c, _measurement(throughput_tokens_sec=100.0 + i)) for i, c in enumerate(held)]
+    request = queue.ClaimRequest(limit=5, lease_seconds=300, preferred_framework_id=sglang)
+
+    recorded, claims = queue.complete_and_claim(engine, "w1", finished, request)
+
+    assert recorded == {held[0].id, held[1].id, held[3].id}
+    assert [_results(engine, c.id)[0].throughput_tokens_sec for c in held if c.id in recorded] == [100.0, 101.0, 103.0]
+    assert _results(engine, held[2].id) == [] and _config(engine, held[2].id).status == "running"
+    assert len(claims) == 5 and {c.framework_id for c in claims} == {sglang}
+    assert not {c.id for c in claims} & {c.id for c in held + dead}
+    assert {(_config(engine, c.id).status, _config(engine, c.id).claimed_by) for c in claims} == {("running", "w1")}
+    assert {(_config(engine, c.id).status, _config(engine, c.id).preemption_count) for c in dead} == {("pending", 1)}
+    again, more = queue.complete_and_claim(engine, "w1", finished, request)  # a retry after a lost acknowledgement
+    assert again == recorded and sum(len(_results(engine, c.id)) for c in held) == 3
+    assert len(more) == 5 and not {c.id for c in more} & {c.id for c in claims}
+    assert queue.complete_and_claim(engine, "w1", [], queue.ClaimRequest(limit=1))[0] == set()
+
+
 def test_cancel_stops_pending_and_running_configs_and_fences_their_workers(engine, version_id, small_queue):
     pool = hardware_id(engine, "aws-l4-x1")
     running = queue.claim(engine, "w1", limit=2, hardware_config_id=pool)
@@ -448,9 +480,23 @@ def test_progress_counts_statuses_and_estimates_the_rest(engine, version_id, sma
 def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
     """On a table of about 65,000 configs (two versions, every pool) whose front of the queue is finished, after
     ANALYZE, a pool's claim is an index scan of idx_benchmark_config_claim in priority order over pending rows only:
-    it reads only the rows it returns (an index over every row would walk past the finished ones, filtering them)."""
+    it reads only the rows it returns (an index over every row would walk past the finished ones, filtering them).
+    Every claim updates what it picked through the primary key."""
     queue.populate_matrix(engine, version_id)
     queue.populate_matrix(engine, seed_with_model(engine, "llama-3.1-8b@fp8"))
+    # a worker without --hardware, everything pending: a model version's claim, preferring the framework it has
+    # loaded, starts at that framework's first pending row and updates the claimed rows through the primary key (not a
+    # hash join over a sequential scan)
+    sql = queue.claim_sql(hardware_config_id=None, model_version_id=version_id, preferred_framework=True)
+    params = {"limit": 10, "worker_id": "explain", "lease_seconds": 60.0, "model_version_id": version_id}
+    params |= {"preferred_framework_id": framework_id(engine, "vllm"), "max_preemptions": 5, "rescue_limit": 100}
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE benchmark_configs"))
+    with engine.begin() as connection:
+        plan = "\n".join(connection.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}"), params).scalars())
+        connection.rollback()
+    assert "Seq Scan" not in plan and "Index Scan using pk_benchmark_configs" in plan, plan
+    assert "Index Scan using idx_benchmark_config_claim_framework" in plan and "Sort" not in plan, plan
     with engine.begin() as connection:
         connection.execute(
             text(
@@ -473,6 +519,8 @@ def test_claim_plan_reads_the_partial_claim_index(engine, version_id):
             connection.rollback()
         assert "Index Scan using idx_benchmark_config_claim" in plan, plan
         assert "Sort" not in plan, plan
+        # the claimed rows are updated through the primary key: the planner knows the batch is :limit rows
+        assert "Seq Scan" not in plan and "Index Scan using pk_benchmark_configs" in plan, plan
         if preferred is None:  # (the preferred-framework scan does skip the pool's other frameworks)
             assert "Rows Removed by Filter" not in plan, plan
     rescue = queue.rescue_sql(hardware_config_id=pool, model_version_id=None, limited=True)

@@ -60,14 +60,15 @@ def test_latency_does_not_fall_as_concurrency_rises():
 def test_throughput_rises_then_flattens_when_the_kv_cache_is_full():
     """1,024 + 1,024 tokens per sequence: the H100's KV cache holds about 200 sequences of Llama 3.1 8B, so beyond
     that concurrency requests wait (TTFT jumps) and output throughput stops growing."""
-    runs = {c: serve(concurrency=c, output_tokens=1024) for c in (1, 16, 64, 128, 256, 512)}
+    runs = {c: serve(concurrency=c, output_tokens=1024) for c in (1, 16, 64, 128, 256, 512, 1024)}
     throughput = [runs[c].output_tokens_per_s for c in sorted(runs)]
     assert all(later > earlier for earlier, later in zip(throughput[:4], throughput[1:4], strict=False))
     kv_bound = runs[256].kv_capacity_tokens // 2048
     assert 150 < kv_bound < 256
     assert runs[256].max_running_sequences == runs[512].max_running_sequences == kv_bound
     assert runs[128].max_running_sequences == 128
-    assert runs[512].output_tokens_per_s == pytest.approx(runs[256].output_tokens_per_s, rel=0.02)
+    assert runs[1024].output_tokens_per_s == pytest.approx(runs[512].output_tokens_per_s, rel=0.02)
+    assert runs[512].output_tokens_per_s == pytest.approx(runs[256].output_tokens_per_s, rel=0.05)
     assert runs[256].output_tokens_per_s < 1.25 * runs[128].output_tokens_per_s
     assert p50_ms(runs[512].ttft_s) > 20 * p50_ms(runs[128].ttft_s)  # queued for the KV cache
 
@@ -80,7 +81,7 @@ def test_throughput_flattens_when_compute_saturates():
     assert runs[64].decode_bound == "memory"
     assert runs[1024].decode_bound == "compute"
     assert runs[1024].output_tokens_per_s < 1.3 * runs[512].output_tokens_per_s
-    assert runs[512].output_tokens_per_s > 2 * runs[64].output_tokens_per_s
+    assert runs[512].output_tokens_per_s > 1.5 * runs[64].output_tokens_per_s
 
 
 @pytest.mark.parametrize("concurrency", [1, 16, 64, 256])
@@ -94,17 +95,18 @@ def test_a_model_that_fits_one_gpu_gains_no_per_gpu_throughput_from_tensor_paral
 
 
 def test_llama_70b_fp16_needs_more_than_one_80gb_gpu():
-    """141 GB of weights: never on one 80 GB GPU. Two are borderline (70.6 GB of weights per GPU against 72 GB usable
-    by memory.py's model of an 80 GB card, so no KV cache is left); four and eight serve it."""
-    for tp in (1, 2):
-        with pytest.raises(roofline.DoesNotFitError, match="llama-3.1-70b@fp16"):
-            serve(model=LLAMA_70B, hardware=H100_X8, tensor_parallel=tp, concurrency=1, output_tokens=16)
-    tpot = {}
-    for tp in (4, 8):
+    """141 GB of weights: never on one 80 GB GPU. Two hold it with a small KV cache, as vLLM serves it (70.6 GB of
+    weights per GPU of the 77.3 GB usable: 90 % of 80 GiB; about 32,000 tokens of KV cache); four and eight with
+    plenty."""
+    with pytest.raises(roofline.DoesNotFitError, match="llama-3.1-70b@fp16"):
+        serve(model=LLAMA_70B, hardware=H100_X8, tensor_parallel=1, concurrency=1, output_tokens=16)
+    tpot, capacity = {}, {}
+    for tp in (2, 4, 8):
         run = serve(model=LLAMA_70B, hardware=H100_X8, tensor_parallel=tp, concurrency=1, output_tokens=16)
         assert run.memory_per_gpu_gb < H100_X8.vram_per_gpu_gb
-        tpot[tp] = p50_ms(run.tpot_s)
-    assert tpot[4] > tpot[8]  # weights split further, one stream decodes faster
+        tpot[tp], capacity[tp] = p50_ms(run.tpot_s), run.kv_capacity_tokens
+    assert 20_000 < capacity[2] < 50_000 < 10 * capacity[2] < capacity[4]
+    assert tpot[2] > tpot[4] > tpot[8]  # weights split further, one stream decodes faster
 
 
 def test_continuous_batching_admits_a_new_request_within_a_few_steps():
@@ -114,6 +116,19 @@ def test_continuous_batching_admits_a_new_request_within_a_few_steps():
     assert float(np.percentile(run.ttft_s, 90)) * 1e3 < 890 / 2
     single = serve(model=QWEN_7B, concurrency=1)
     assert p50_ms(single.ttft_s) < 50  # one prefill step of 1,024 tokens
+
+
+def test_closed_loop_clients_ramp_up_instead_of_moving_in_lockstep():
+    """Four clients of 1,024-token prompts and 8 output tokens: started together, every wave completes in one step and
+    its four successors are prefilled as one 4,096-token step forever (TTFT = that whole step); ramped up, each prompt
+    is prefilled on its own, as for a single client."""
+    load = {"concurrency": 4, "input_tokens": 1024, "output_tokens": 8}
+    ramped, together = serve(**load), serve(staggered_start=False, **load)
+    single = p50_ms(serve(concurrency=1, input_tokens=1024, output_tokens=8).ttft_s)
+    assert p50_ms(ramped.ttft_s) == pytest.approx(single, rel=0.1)
+    assert p50_ms(together.ttft_s) > 3 * single
+    assert ramped.assumptions["load"]["staggered_start"] and not together.assumptions["load"]["staggered_start"]
+    assert ramped.output_tokens_per_s > together.output_tokens_per_s
 
 
 def test_results_are_deterministic_for_a_seed():
@@ -166,6 +181,7 @@ def test_shapes_and_window_are_consistent():
         ({"concurrency": 1, "input_tokens": 0}, "input_tokens"),
         ({"concurrency": 1, "output_tokens": -5}, "output_tokens"),
         ({"concurrency": 1, "num_requests": 0}, "num_requests"),
+        ({"concurrency": 1, "scheduler_steps": 0}, "scheduler_steps"),
     ],
 )
 def test_bad_arguments_name_the_argument(arguments, named):
@@ -176,18 +192,39 @@ def test_bad_arguments_name_the_argument(arguments, named):
 
 def test_accuracy_against_published_measurements_meets_its_goal():
     """benchmarks/simulator_accuracy.py: median |error| at most 20 % on output throughput and 30 % on TTFT p50 and
-    TPOT p50 over the published rows whose server settings the simulator models; over all rows, throughput and
-    TPOT meet the goal too and TTFT stays below 40 % (docs/simulator-accuracy.md reports 34 %; a calibration
-    tripwire)."""
+    TPOT p50 over every published row that gives the figure (docs/simulator-accuracy.md)."""
     comparisons, _ = accuracy.run_accuracy()
     assert len(comparisons) >= 10
-    modelled = accuracy.median_absolute_errors(comparisons, modelled_only=True)
-    every_row = accuracy.median_absolute_errors(comparisons)
+    medians = accuracy.median_absolute_errors(comparisons)
     for metric, goal in accuracy.GOALS.items():
-        assert modelled[metric] <= goal, (metric, modelled[metric])
-    assert every_row["output_throughput"] <= accuracy.GOALS["output_throughput"]
-    assert every_row["tpot_p50"] <= accuracy.GOALS["tpot_p50"]
-    assert every_row["ttft_p50"] <= 0.40
+        assert medians[metric] <= goal, (metric, medians[metric])
+
+
+def test_vllm_v0_runs_at_most_256_sequences():
+    """vLLM before 0.8 defaulted to max_num_seqs 256 on every GPU; V1 raised it to 1,024 on large GPUs."""
+    load = {"concurrency": 512, "input_tokens": 128, "output_tokens": 128}
+    v0 = simulate_serving(LLAMA_8B, H100, VLLM.model_copy(update={"version": "0.6.0"}), tensor_parallel=1, **load)
+    v1 = simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, **load)
+    assert v0.max_running_sequences == v0.assumptions["max_num_seqs"] == 256
+    assert v1.max_running_sequences == 512
+
+
+def test_multi_step_scheduling_delays_admission_to_the_block_end_and_streams_in_bursts():
+    """vLLM 0.6's --num-scheduler-steps 10: an arrival waits for the running block of ten decode steps to end before
+    its prompt is prefilled (TTFT grows by about half a block), and each block's tokens reach the client together
+    (one gap per block); decode steps themselves cost the same."""
+    v0 = VLLM.model_copy(update={"version": "0.6.0"})
+    load = {"input_tokens": 256, "output_tokens": 200, "request_rate": 4.0}
+    single = simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, **load)
+    multi = simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, scheduler_steps=10, **load)
+    assert multi.assumptions["scheduler_steps"] == 10 and single.assumptions["scheduler_steps"] == 1
+    step_ms = p50_ms(single.itl_s)
+    assert p50_ms(multi.ttft_s) - p50_ms(single.ttft_s) == pytest.approx(5 * step_ms, rel=0.5)
+    assert p50_ms(multi.itl_s) == pytest.approx(10 * step_ms, rel=0.2)
+    assert p50_ms(multi.tpot_s) == pytest.approx(p50_ms(single.tpot_s), rel=0.15)
+    assert multi.output_tokens_per_s == pytest.approx(single.output_tokens_per_s, rel=0.05)
+    with pytest.raises(ValueError, match="scheduler_steps"):
+        simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, scheduler_steps=10, **load)  # V1: no multi-step
 
 
 def test_engines_that_run_prefill_alone_stall_the_running_decodes():

@@ -22,7 +22,8 @@ from benchmark_platform.domain import (
     hardware_facts_from_catalog,
 )
 from benchmark_platform.runners import roofline
-from benchmark_platform.runners.simulated import measurement_from_replica, simulate_replica
+from benchmark_platform.runners.serving_sim import simulate_serving
+from benchmark_platform.runners.simulated import measurement_from_replica
 
 
 def _model_facts(extra_manifests: tuple[Path, ...]) -> dict[str, ModelFacts]:
@@ -170,7 +171,7 @@ def simulate_command(
     elif node.gpu_count % tensor_parallel:
         fail(f"--tensor-parallel: {tensor_parallel} does not divide {node.name}'s {node.gpu_count} GPUs")
     try:
-        replica = simulate_replica(
+        replica = simulate_serving(
             model,
             node,
             framework_facts_from_catalog(framework_spec),

@@ -38,6 +38,7 @@ its docstring:
   (``resolve_hardware``, ``resolve_framework``).
 - ``populate``: ``populate_matrix`` (COPY + ``INSERT … ON CONFLICT DO NOTHING``).
 - ``claims``: ``claim`` (with ``rescue_sql``), ``outstanding``, ``heartbeat``, ``complete_batch``/``complete``,
+  ``complete_and_claim`` (a batch's results and the next claim in one statement),
   ``record_unlinked``, ``fail``, ``release``, ``reap``, ``statuses``, ``cancel``.
 - ``results``: ``record_imported`` (a result no claim produced).
 - ``progress``: ``progress``, ``result_counts``, ``failed_configs``.
@@ -54,6 +55,7 @@ from benchmark_platform.queue.claims import (
     RESCUE_PER_CLAIM,
     CancelReport,
     Claim,
+    ClaimRequest,
     ClaimToken,
     FailOutcome,
     Outstanding,
@@ -62,6 +64,7 @@ from benchmark_platform.queue.claims import (
     claim,
     claim_sql,
     complete,
+    complete_and_claim,
     complete_batch,
     fail,
     heartbeat,
@@ -128,6 +131,7 @@ __all__ = [
     "CancelReport",
     "ConfigFacts",
     "Claim",
+    "ClaimRequest",
     "ClaimToken",
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_ATTEMPTS",
@@ -157,6 +161,7 @@ __all__ = [
     "claim",
     "claim_sql",
     "complete",
+    "complete_and_claim",
     "complete_batch",
     "configs_without_prediction",
     "exempt_from_pruning",

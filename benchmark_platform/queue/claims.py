@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -90,16 +90,41 @@ def claim_sql(
 
     It first rescues expired claims of the same filters (``rescue_sql``'s CTEs, run to completion by PostgreSQL even
     though the claim does not read them): they are back to pending for the next claim, in the same round trip."""
+    ctes = _claim_ctes(
+        hardware_config_id=hardware_config_id,
+        model_version_id=model_version_id,
+        preferred_framework=preferred_framework,
+    )
+    return f"WITH {ctes}\n{_CLAIM_UPDATE}"
+
+
+def _claim_ctes(
+    *, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, preferred_framework: bool
+) -> str:
+    """The rescue CTEs and ``picked`` (the ids to claim, locked) for these filters."""
     where = _pending_filter(hardware_config_id, model_version_id)
     if preferred_framework:
         # Same order as ORDER BY (framework_id = :preferred) DESC, priority, created_at, written as two index-ordered
         # scans: the preferred framework's configs first, then the others fill what is left of the limit. A sort on
-        # the expression would read and sort every pending row of the pool on each claim.
+        # the expression would read and sort every pending row of the pool on each claim. The outer LIMIT stops the
+        # append once it has :limit rows, so ``others`` is read (and its rows locked) only as far as needed; and it
+        # tells the planner the batch is :limit rows, so the UPDATE below joins by primary key (with a computed
+        # ``LIMIT :limit - count`` on ``others`` it guessed thousands and hashed a sequential scan of the table).
+        if hardware_config_id is not None:  # a pool's pending rows, through idx_benchmark_config_claim
+            preferred_where, preferred_order = "framework_id = :preferred_framework_id", "priority, created_at"
+        else:
+            # Without a pool, start at the preferred framework's first pending row (through migration 0008's
+            # idx_benchmark_config_claim_framework) rather than walk the status index past every other framework's
+            # pending rows in front of it, a walk that grows with each batch of a drain. Written as "= ANY(array)"
+            # and ordered by framework_id first, so that this index is the one plan without a sort (with "= :id" the
+            # planner, blind to where the preferred rows lie, keeps the status index).
+            preferred_where = "framework_id = ANY(CAST(ARRAY[:preferred_framework_id] AS uuid[]))"
+            preferred_order = "framework_id, priority, created_at"
         picked = f"""
             preferred AS MATERIALIZED (
                 SELECT id FROM benchmark_configs
-                WHERE {where} AND framework_id = :preferred_framework_id
-                ORDER BY priority, created_at
+                WHERE {where} AND {preferred_where}
+                ORDER BY {preferred_order}
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED
             ),
@@ -107,10 +132,12 @@ def claim_sql(
                 SELECT id FROM benchmark_configs
                 WHERE {where} AND framework_id <> :preferred_framework_id
                 ORDER BY priority, created_at
-                LIMIT :limit - (SELECT count(*) FROM preferred)
+                LIMIT :limit
                 FOR UPDATE SKIP LOCKED
             ),
-            picked AS (SELECT id FROM preferred UNION ALL SELECT id FROM others)"""
+            picked AS MATERIALIZED (
+                SELECT id FROM (SELECT id FROM preferred UNION ALL SELECT id FROM others) AS both_scans LIMIT :limit
+            )"""
     else:
         picked = f"""
             picked AS MATERIALIZED (
@@ -121,16 +148,17 @@ def claim_sql(
                 FOR UPDATE SKIP LOCKED
             )"""
     rescue = _rescue_ctes(hardware_config_id=hardware_config_id, model_version_id=model_version_id, limited=True)
-    return f"""
-        WITH {rescue},
-        {picked}
-        UPDATE benchmark_configs AS c
-        SET status = 'running', claimed_by = :worker_id, started_at = now(),
-            lease_expires_at = now() + make_interval(secs => :lease_seconds), completed_at = NULL, run_after = NULL
-        FROM picked
-        WHERE c.id = picked.id AND c.status = 'pending'
-        RETURNING {", ".join(f"c.{column.strip()}" for column in _CLAIM_COLUMNS.split(","))}
-    """
+    return f"{rescue},\n{picked}"
+
+
+_CLAIM_UPDATE = f"""
+    UPDATE benchmark_configs AS c
+    SET status = 'running', claimed_by = :worker_id, started_at = now(),
+        lease_expires_at = now() + make_interval(secs => :lease_seconds), completed_at = NULL, run_after = NULL
+    FROM picked
+    WHERE c.id = picked.id AND c.status = 'pending'
+    RETURNING {", ".join(f"c.{column.strip()}" for column in _CLAIM_COLUMNS.split(","))}
+"""
 
 
 def _rescue_ctes(*, hardware_config_id: uuid.UUID | None, model_version_id: uuid.UUID | None, limited: bool) -> str:
@@ -196,28 +224,61 @@ def claim(
     any other. A short or empty batch does not mean the queue is empty (rows locked by a concurrent claim are
     skipped): see ``outstanding``.
     """
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+    request = ClaimRequest(
+        limit=limit,
+        lease_seconds=lease_seconds,
+        hardware_config_id=hardware_config_id,
+        model_version_id=model_version_id,
+        preferred_framework_id=preferred_framework_id,
+        max_preemptions=max_preemptions,
+    )
     sql = claim_sql(
         hardware_config_id=hardware_config_id,
         model_version_id=model_version_id,
         preferred_framework=preferred_framework_id is not None,
     )
-    params: dict[str, Any] = {
-        "limit": limit,
-        "worker_id": worker_id,
-        "lease_seconds": float(lease_seconds),
-        "hardware_config_id": hardware_config_id,
-        "model_version_id": model_version_id,
-        "preferred_framework_id": preferred_framework_id,
-        "max_preemptions": max_preemptions,
-        "rescue_limit": RESCUE_PER_CLAIM,
-    }
     with _transaction(bind) as connection:
-        rows = connection.execute(text(sql), params).all()
-    claims = [Claim(*row) for row in rows]
-    claims.sort(key=lambda c: (c.framework_id != preferred_framework_id, c.priority, c.created_at))
-    return claims
+        rows = connection.execute(text(sql), request.params(worker_id)).all()
+    return request.in_order([Claim(*row) for row in rows])
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What a claim asks for (``claim``'s arguments), so that ``complete_and_claim`` can ask the same."""
+
+    limit: int = 10
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    hardware_config_id: uuid.UUID | None = None
+    model_version_id: uuid.UUID | None = None
+    preferred_framework_id: uuid.UUID | None = None
+    max_preemptions: int = DEFAULT_MAX_PREEMPTIONS
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"limit must be at least 1, got {self.limit}")
+
+    def ctes(self) -> str:
+        return _claim_ctes(
+            hardware_config_id=self.hardware_config_id,
+            model_version_id=self.model_version_id,
+            preferred_framework=self.preferred_framework_id is not None,
+        )
+
+    def params(self, worker_id: str) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "worker_id": worker_id,
+            "lease_seconds": float(self.lease_seconds),
+            "hardware_config_id": self.hardware_config_id,
+            "model_version_id": self.model_version_id,
+            "preferred_framework_id": self.preferred_framework_id,
+            "max_preemptions": self.max_preemptions,
+            "rescue_limit": RESCUE_PER_CLAIM,
+        }
+
+    def in_order(self, claims: list[Claim]) -> list[Claim]:
+        """The preferred framework's configs first, then by priority and age (the order the claim picked them)."""
+        return sorted(claims, key=lambda c: (c.framework_id != self.preferred_framework_id, c.priority, c.created_at))
 
 
 @dataclass(frozen=True)
@@ -322,8 +383,8 @@ def _unnest_values() -> str:
 # which is when PostgreSQL reads it.
 DURABLE_COMMIT = "durable AS MATERIALIZED (SELECT set_config('synchronous_commit', 'on', true) AS setting)"
 
-_COMPLETE_SQL = f"""
-    WITH {DURABLE_COMMIT},
+_COMPLETE_CTES = f"""
+    {DURABLE_COMMIT},
     v AS MATERIALIZED ({_unnest_values()}),
     locked AS MATERIALIZED (
         SELECT c.id FROM benchmark_configs AS c JOIN v ON c.id = v.config_id ORDER BY c.id FOR UPDATE OF c
@@ -335,13 +396,17 @@ _COMPLETE_SQL = f"""
         WHERE c.id = v.config_id AND c.id = locked.id AND c.claimed_by = :worker_id AND c.started_at = v.claimed_at
           AND c.status = 'running' AND c.lease_expires_at > now()
         RETURNING c.id, {", ".join(f"c.{column}" for column in _RESULT_CONFIG_COLUMNS)}
-    )
+    )"""
+
+_RECORD_RESULTS = f"""
     INSERT INTO benchmark_results (config_id, {", ".join(_RESULT_CONFIG_COLUMNS)}, {", ".join(_RESULT_VALUE_COLUMNS)})
     SELECT done.id, {", ".join(f"done.{column}" for column in _RESULT_CONFIG_COLUMNS)},
            {", ".join(f"v.{column}" for column in _RESULT_VALUE_COLUMNS)}
     FROM done JOIN v ON v.config_id = done.id
     RETURNING config_id
 """
+
+_COMPLETE_SQL = f"WITH {_COMPLETE_CTES}\n{_RECORD_RESULTS}"
 
 _COMPLETED_BY_SQL = """
     SELECT c.id FROM benchmark_configs AS c
@@ -382,19 +447,68 @@ def complete_batch(
     params = _value_arrays(finished) | {"worker_id": worker_id}
     with _transaction(bind) as connection:
         recorded = set(connection.execute(text(_COMPLETE_SQL), params).scalars())
-        missing = [held for held, _ in finished if held.id not in recorded]
-        if missing:
-            recorded |= set(
-                connection.execute(
-                    text(_COMPLETED_BY_SQL),
-                    {
-                        "worker_id": worker_id,
-                        "config_ids": [held.id for held in missing],
-                        "claimed_at": [held.started_at for held in missing],
-                    },
-                ).scalars()
-            )
-    return recorded
+        return recorded | _completed_earlier(connection, worker_id, finished, recorded)
+
+
+def _completed_earlier(
+    connection: Connection,
+    worker_id: str,
+    finished: Sequence[tuple[Claim | ClaimToken, Measurement]],
+    recorded: set[uuid.UUID],
+) -> set[uuid.UUID]:
+    """Of the configs the recording statement did not record, those an earlier commit of the same claim did (a retry
+    after a lost acknowledgement)."""
+    missing = [held for held, _ in finished if held.id not in recorded]
+    if not missing:
+        return set()
+    return set(
+        connection.execute(
+            text(_COMPLETED_BY_SQL),
+            {
+                "worker_id": worker_id,
+                "config_ids": [held.id for held in missing],
+                "claimed_at": [held.started_at for held in missing],
+            },
+        ).scalars()
+    )
+
+
+def complete_and_claim(
+    bind: Engine | Connection,
+    worker_id: str,
+    finished: Sequence[tuple[Claim | ClaimToken, Measurement]],
+    request: ClaimRequest,
+) -> tuple[set[uuid.UUID], list[Claim]]:
+    """``complete_batch(finished)`` and then ``claim(request)`` in one statement: one round trip and one commit
+    per batch instead of two. Returns the configs recorded and the new claims.
+
+    Guarantees: each part keeps its own (the recording fenced per config by worker, claim token, status and lease;
+    the claim's SKIP LOCKED pick and its rescue of expired leases); they commit together, durably (the recording's
+    ``durable`` CTE sets synchronous_commit for the whole transaction), so a new claim is never visible while the
+    results before it are not. The parts touch disjoint rows: the recording only this worker's running rows with an
+    unexpired lease, the rescue only expired ones, the claim only pending ones; and the only waits (row locks of the
+    recording, in id order as everywhere) are the ones ``complete_batch`` takes alone. A retry after a lost
+    acknowledgement recognises the recorded results as ``complete_batch`` does; the claims of the lost commit come
+    back through their lease like those of any claim whose acknowledgement was lost.
+    """
+    if not finished:
+        return set(), claim(bind, worker_id, **asdict(request))
+    claim_columns = ", ".join(f"claimed.{column.strip()}" for column in _CLAIM_COLUMNS.split(","))
+    sql = f"""
+        WITH {_COMPLETE_CTES},
+        recorded AS ({_RECORD_RESULTS}),
+        {request.ctes()},
+        claimed AS ({_CLAIM_UPDATE})
+        SELECT (SELECT array_agg(config_id) FROM recorded) AS recorded_ids, {claim_columns}
+        FROM (SELECT 1) AS one LEFT JOIN claimed ON true
+    """
+    params = _value_arrays(finished) | request.params(worker_id)
+    with _transaction(bind) as connection:
+        rows = connection.execute(text(sql), params).all()
+        recorded = set(rows[0][0] or ())
+        recorded |= _completed_earlier(connection, worker_id, finished, recorded)
+    claims = [Claim(*row[1:]) for row in rows if row[1] is not None]
+    return recorded, request.in_order(claims)
 
 
 def complete(bind: Engine | Connection, held: Claim | ClaimToken, worker_id: str, measurement: Measurement) -> bool:

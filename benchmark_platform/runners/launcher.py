@@ -1,5 +1,9 @@
-"""Starts an inference server from its framework's catalog launch command, waits until it is healthy, streams its
-log to a logger and stops it cleanly (SIGTERM to its process group, SIGKILL after a grace period)."""
+"""Starts inference servers from their framework's catalog launch command, waits until they are healthy, streams
+their logs to a logger and stops them cleanly (SIGTERM to each process group, SIGKILL after a grace period).
+
+A deployment of ``replicas`` copies of a model on a node is one server when the framework's template takes ``{dp}``
+(data parallelism inside the server), else one server per replica (``ServerGroup``), replica ``r`` on its own port
+and seeing only GPUs ``[r * tp, (r + 1) * tp)`` of the node."""
 
 from __future__ import annotations
 
@@ -16,16 +20,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunnerError
+from benchmark_platform.domain import Vendor
+from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunInterrupted, RunnerError
 
 HEALTH_PATHS = ("/health", "/v1/models")
 LOG_TAIL_LINES = 40
 URI_PREFIXES_TO_STRIP = ("hf://", "file://")
 MAX_MODELS_BODY_BYTES = 1 << 20  # /v1/models of a server with a few models is a few KB
+# The variable that limits which GPUs a process sees, by vendor (ROCm: HIP's; vLLM is deprecating CUDA's there).
+VISIBLE_DEVICES_VARIABLE = {"nvidia": "CUDA_VISIBLE_DEVICES", "amd": "HIP_VISIBLE_DEVICES"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,8 +53,29 @@ def model_argument(artifact_uri: str) -> str:
 
 def serves_data_parallel(framework: FrameworkFacts) -> bool:
     """Whether the framework's launch template takes ``{dp}``: one server then runs every replica of the node
-    (vLLM's ``--data-parallel-size``, SGLang's ``--dp``); otherwise a server is one replica."""
+    (vLLM's ``--data-parallel-size``, SGLang's ``--dp-size``); otherwise a server is one replica."""
     return any(name == "dp" for _, name, _, _ in string.Formatter().parse(framework.launch_command))
+
+
+def replica_devices(tensor_parallel: int, replica: int) -> list[int]:
+    """The node's GPU indices replica ``replica`` runs on: ``[replica * tp, (replica + 1) * tp)``."""
+    return list(range(replica * tensor_parallel, (replica + 1) * tensor_parallel))
+
+
+def visible_devices_env(
+    vendor: Vendor, devices: list[int], inherited: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment that shows a server only ``devices`` (indices of the node's GPUs). When this process already
+    sees a subset (the variable set by a scheduler), the indices pick entries of that list, so a server never
+    reaches a GPU this process was not given."""
+    variable = VISIBLE_DEVICES_VARIABLE[vendor]
+    current = (os.environ if inherited is None else inherited).get(variable, "").strip()
+    names = [part.strip() for part in current.split(",") if part.strip()] if current else None
+    if names is not None and max(devices) >= len(names):
+        raise RunnerError(
+            f"{variable}={current} shows {len(names)} GPU(s), but the deployment needs GPU index {max(devices)}"
+        )
+    return {variable: ",".join(names[index] if names else str(index) for index in devices)}
 
 
 def build_launch_command(
@@ -101,13 +130,21 @@ class ServerProcess:
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        self._spawned_at = 0.0
 
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, timeout_seconds: float) -> None:
+    def start(self, timeout_seconds: float, should_stop: Callable[[], bool] | None = None) -> None:
+        """Spawn the server and wait until it is healthy; it is stopped again if it is not (or on interrupt)."""
+        self.spawn()
+        self.wait_until_healthy(timeout_seconds, should_stop)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (``wait_until_healthy`` does)."""
         self.log.info(f"starting {self.name}: {shlex.join(self.argv)}")
+        self._spawned_at = time.monotonic()
         self._process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -120,8 +157,13 @@ class ServerProcess:
         )
         self._reader = threading.Thread(target=self._stream_log, name=f"{self.name}-log", daemon=True)
         self._reader.start()
+
+    def wait_until_healthy(self, timeout_seconds: float, should_stop: Callable[[], bool] | None = None) -> None:
+        """Block until the spawned server answers a health path, at most ``timeout_seconds`` after it was spawned;
+        on failure or interrupt (``should_stop`` true: ``RunInterrupted``) the server is stopped and the error
+        raised."""
         try:
-            self._wait_healthy(timeout_seconds)
+            self._wait_healthy(timeout_seconds, should_stop)
         except BaseException:
             self.stop()
             raise
@@ -134,12 +176,14 @@ class ServerProcess:
             self.log_tail.append(line)
             self.log.info(f"[{self.name}] {line}")
 
-    def _wait_healthy(self, timeout_seconds: float) -> None:
+    def _wait_healthy(self, timeout_seconds: float, should_stop: Callable[[], bool] | None) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + timeout_seconds
+        deadline = self._spawned_at + timeout_seconds
         pause = 0.05
         with httpx.Client(base_url=self.base_url, timeout=2.0, trust_env=False) as client:
             while True:
+                if should_stop is not None and should_stop():
+                    raise RunInterrupted(f"{self.name} start-up interrupted")
                 code = self._process.poll()
                 if code is not None:
                     if self._reader is not None:
@@ -160,8 +204,15 @@ class ServerProcess:
         tail = " | ".join(list(self.log_tail)[-5:])
         return f"last log lines: {tail}" if tail else "no log output"
 
+    def terminate(self) -> None:
+        """Send SIGTERM to the server's process group without waiting (``stop`` waits)."""
+        if self._process is not None and self._process.poll() is None:
+            self._signal_group(self._process, signal.SIGTERM)
+
     def stop(self, grace_seconds: float = 30.0) -> int | None:
-        """SIGTERM the server's process group, SIGKILL it after ``grace_seconds``; returns the exit code."""
+        """SIGTERM the server's process group, SIGKILL it after ``grace_seconds``; returns the exit code. Whatever
+        the server leaves in its group once it has ended (the workers of a server that crashed) is killed: a
+        leftover would hold its GPUs."""
         process, self._process = self._process, None
         if process is None:
             return None
@@ -173,6 +224,7 @@ class ServerProcess:
                 self.log.warning(f"{self.name} ignored SIGTERM for {grace_seconds:g} s; killing it")
                 self._signal_group(process, signal.SIGKILL)
                 process.wait()
+        self._signal_group(process, signal.SIGKILL)
         if self._reader is not None:
             self._reader.join(timeout=5)
         self.log.info(f"{self.name} stopped (exit code {process.returncode})")
@@ -184,6 +236,44 @@ class ServerProcess:
             os.killpg(process.pid, signum)
         except ProcessLookupError:
             pass
+
+
+class ServerGroup:
+    """The servers of one deployment, one per replica: started together (each may take minutes to load its model),
+    healthy together, stopped together. Whatever goes wrong while starting (a replica that dies or never gets
+    healthy, an interrupt) stops every server already spawned."""
+
+    def __init__(self, servers: list[ServerProcess], stop_grace_seconds: float = 30.0) -> None:
+        if not servers:
+            raise ValueError("a server group needs at least one server")
+        self.servers = servers
+        self.stop_grace_seconds = stop_grace_seconds
+
+    @property
+    def running(self) -> bool:
+        return all(server.running for server in self.servers)
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [server.base_url for server in self.servers]
+
+    def start(self, timeout_seconds: float, should_stop: Callable[[], bool] | None = None) -> None:
+        try:
+            for server in self.servers:
+                server.spawn()
+            for server in self.servers:  # each waits until timeout_seconds after its own spawn: a common deadline
+                server.wait_until_healthy(timeout_seconds, should_stop)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, grace_seconds: float | None = None) -> list[int | None]:
+        """SIGTERM every server at once, then wait for each within one grace period; returns their exit codes."""
+        grace = self.stop_grace_seconds if grace_seconds is None else grace_seconds
+        for server in self.servers:
+            server.terminate()
+        deadline = time.monotonic() + grace
+        return [server.stop(max(0.0, deadline - time.monotonic())) for server in self.servers]
 
 
 def served_model(base_url: str, timeout_seconds: float = 10.0) -> dict[str, Any]:

@@ -69,6 +69,11 @@ class LoadSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     base_url: str = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is dropped)")
+    replica_urls: tuple[str, ...] = Field(
+        default=(),
+        description="the other servers of a deployment without a shared front end (one server per replica): "
+        "requests and closed-loop users are dealt round-robin over base_url and these",
+    )
     model: str = Field(min_length=1)
     input_tokens: int = Field(gt=0, le=10_000_000)
     output_tokens: int = Field(ge=2, le=10_000_000, description="TPOT needs at least two output tokens")
@@ -106,6 +111,11 @@ class LoadSettings(BaseModel):
         value = value.rstrip("/")
         return value.removesuffix("/v1")
 
+    @field_validator("replica_urls")
+    @classmethod
+    def _http_roots(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(cls._http_root(value) for value in values)
+
     @model_validator(mode="after")
     def _bounded(self) -> LoadSettings:
         if self.num_requests is None and self.duration_seconds is None:
@@ -125,6 +135,18 @@ class LoadSettings(BaseModel):
     @property
     def path(self) -> str:
         return self.chat_completions_path if self.chat else self.completions_path
+
+    @property
+    def server_urls(self) -> list[str]:
+        return [self.base_url, *self.replica_urls]
+
+    def starting_at_server(self, shard: int) -> LoadSettings:
+        """The same load with its servers rotated so that shard 0 goes where shard ``shard`` of the whole load goes:
+        a client process holding users ``shard, shard + 1, …`` keeps each replica at its share of the users."""
+        urls = self.server_urls
+        first = shard % len(urls)
+        rotated = urls[first:] + urls[:first]
+        return self.model_copy(update={"base_url": rotated[0], "replica_urls": tuple(rotated[1:])})
 
 
 # httpcore trace events that mark the request's first byte leaving for the network (a new connection, or headers
@@ -483,18 +505,29 @@ class _Load:
         return sum(accuracy.is_correct(r.text, t.answer) for r, t in zip(records, tasks, strict=True)), count
 
 
+async def open_clients(
+    settings: LoadSettings, in_flight: int, stack: contextlib.AsyncExitStack
+) -> list[httpx.AsyncClient]:
+    """Pools of about ``CONNECTIONS_PER_CLIENT`` connections for ``in_flight`` requests. With replicas, client ``k``
+    talks to server ``k mod n`` and their number is a multiple of n, so shard (request or user) ``i`` always goes
+    to server ``i mod n``: closed-loop users are spread evenly and stay on their server."""
+    urls = settings.server_urls
+    limits = httpx.Limits(max_connections=in_flight + 1, max_keepalive_connections=in_flight + 1)
+    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=min(10.0, settings.request_timeout_seconds))
+    count = math.ceil(math.ceil(in_flight / CONNECTIONS_PER_CLIENT) / len(urls)) * len(urls)
+    return [
+        await stack.enter_async_context(
+            httpx.AsyncClient(base_url=urls[index % len(urls)], limits=limits, timeout=timeout, trust_env=False)
+        )
+        for index in range(count)
+    ]
+
+
 async def run_load(settings: LoadSettings, gpu: GpuSampler | None = None) -> LoadRun:
     """Warm up, apply the load (sampling ``gpu`` during it), then score accuracy if asked; raises RunnerError when
     the endpoint cannot be measured."""
-    limits = httpx.Limits(max_connections=settings.concurrency + 1, max_keepalive_connections=settings.concurrency + 1)
-    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=min(10.0, settings.request_timeout_seconds))
     async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=settings.base_url, limits=limits, timeout=timeout, trust_env=False)
-            )
-            for _ in range(math.ceil(settings.concurrency / CONNECTIONS_PER_CLIENT))
-        ]
+        clients = await open_clients(settings, settings.concurrency, stack)
         load = _Load(settings, clients)
         words, warmup_prompt_tokens = await load.warm_up()
         prompts = _Prompts(words, settings.seed)

@@ -2,15 +2,19 @@
 "simulated" when the server is the local emulator, whose latencies are injected).
 
 Either point it at a running server (``base_url``) or let it launch the config's framework from the catalog launch
-command. A launched server stays up across consecutive configs of the same (framework, model version, hardware,
-tensor-parallel degree) and is replaced when that changes; ``close()`` stops it.
+command. Launched servers stay up across consecutive configs of the same (framework, model version, hardware,
+tensor-parallel degree) and are replaced when that changes; ``close()`` stops them.
 
-Deployment shape: a node runs ``gpu_count / tensor_parallel`` replicas and ``batch_size`` is the concurrency per
-replica. When the framework's launch template takes ``{dp}`` (vLLM's ``--data-parallel-size``), one server runs every
-replica and is measured at ``batch_size x replicas`` concurrent requests: its figures are the node's. Otherwise one
-server (one replica, on the node's first ``tensor_parallel`` GPUs) is measured at ``batch_size`` and the node's
-figures are ``replicas x`` that replica's, as ``detailed_metrics.deployment`` says. Energy per output token comes from
-the NVML energy counters of the GPUs the server uses, read around the measurement (absent without a GPU).
+Deployment shape: a node runs ``replicas = gpu_count / tensor_parallel`` replicas and ``batch_size`` is the
+concurrency per replica. A launched deployment is measured whole, at ``batch_size x replicas`` concurrent requests:
+when the framework's launch template takes ``{dp}`` (vLLM's ``--data-parallel-size``, SGLang's ``--dp-size``) one
+server runs every replica; otherwise one server per replica is started, replica ``r`` on its own port and seeing only
+GPUs ``[r * tp, (r + 1) * tp)`` (``CUDA_VISIBLE_DEVICES``, ``HIP_VISIBLE_DEVICES`` on AMD), and the load is dealt
+round-robin over them (closed-loop user ``i`` stays on replica ``i mod replicas``, so each gets ``batch_size``).
+Throughput is then the node's (every replica's tokens over one window), percentiles are over all requests and
+per-GPU figures divide by ``gpu_count``. An external ``base_url`` is one replica: it is measured at ``batch_size``
+and its figures are scaled by the node's replicas, as ``detailed_metrics.deployment`` says. Energy per output token
+comes from the NVML energy counters of the GPUs the servers use, read around the measurement (absent without a GPU).
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from benchmark_platform.runners.base import Measurement, RunnerError, RunSpec
 from benchmark_platform.runners.datasets import DatasetError, named_dataset
 from benchmark_platform.runners.gpu_monitor import energy_counter_joules
 from benchmark_platform.runners.launcher import (
+    ServerGroup,
     ServerProcess,
     build_launch_command,
     free_port,
+    replica_devices,
     served_model,
     serves_data_parallel,
+    visible_devices_env,
 )
 from benchmark_platform.runners.loadgen import LoadSettings
 from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
@@ -56,8 +63,8 @@ class OpenAIRunner:
     - ``request_timeout_seconds``, ``max_error_fraction`` (the run fails above it), ``accuracy_tasks`` (scored
       only when the workload measures accuracy).
     - ``startup_timeout_seconds`` and ``stop_grace_seconds`` for launched servers, ``log`` (a logger, e.g. the
-      op's ``context.log``) receiving the server's output, ``should_stop`` polled to abort (raises
-      ``RunInterrupted``).
+      op's ``context.log``) receiving the servers' output, ``should_stop`` polled to abort a start-up or a load
+      (raises ``RunInterrupted``; ``close()`` then stops the servers).
     """
 
     name = "openai"
@@ -95,22 +102,23 @@ class OpenAIRunner:
         self.stop_grace_seconds = stop_grace_seconds
         self.log = log or logging.getLogger("benchmark_platform.runners.openai")
         self.should_stop = should_stop
-        self._server: ServerProcess | None = None
+        self._servers: ServerGroup | None = None
         self._server_key: tuple[str, ...] | None = None
         self._owned_by: str | None = None
         self._served_model: str | None = None
 
     def run(self, spec: RunSpec) -> Measurement:
-        base_url, model, server_detail = self._endpoint(spec)
-        # A launched data-parallel server runs every replica of the node; anything else is measured as one replica.
-        whole_node = bool(server_detail.get("launched")) and serves_data_parallel(spec.framework)
+        base_urls, model, server_detail = self._endpoint(spec)
+        # Launched servers run every replica of the node; an external endpoint is measured as one replica.
+        whole_node = bool(server_detail["launched"])
         batch = spec.batch_size * (spec.replicas if whole_node else 1)
         num_requests = self.num_requests
         if num_requests is None and self.duration_seconds is None:
             num_requests = max(5 * batch, 50)
         try:
             settings = LoadSettings(
-                base_url=base_url,
+                base_url=base_urls[0],
+                replica_urls=tuple(base_urls[1:]),
                 model=model,
                 input_tokens=spec.sequence_length,
                 output_tokens=spec.workload.typical_output_tokens,
@@ -155,7 +163,7 @@ class OpenAIRunner:
         measurement = measure_profile(settings, profile, self.should_stop, detail)[0]
         energy_after, seconds = energy_counter_joules(gpus), time.monotonic() - started
         measurement.detailed_metrics["tool_versions"][spec.framework.name] = spec.framework.version
-        self._add_deployment_figures(measurement, spec, whole_node, energy_before, energy_after, seconds)
+        self._add_deployment_figures(measurement, spec, server_detail, energy_before, energy_after, seconds)
         if spec.framework.name == EMULATOR or server_detail.get("owned_by") == EMULATOR:
             # The local emulator's latencies are injected, not a GPU's: never let them pass as a measurement.
             measurement.runner = "simulated"
@@ -166,12 +174,13 @@ class OpenAIRunner:
     def _add_deployment_figures(
         measurement: Measurement,
         spec: RunSpec,
-        whole_node: bool,
+        server_detail: dict[str, Any],
         energy_before: float | None,
         energy_after: float | None,
         seconds: float,
     ) -> None:
         """Node, per-GPU, cost and energy figures (revision 0002's columns) from what was measured."""
+        whole_node = bool(server_detail["launched"])
         scale = 1 if whole_node else spec.replicas
         measured_output = measurement.throughput_tokens_sec
         tokens_per_request = spec.sequence_length + spec.workload.typical_output_tokens
@@ -187,28 +196,43 @@ class OpenAIRunner:
         for column, value in figures.items():
             setattr(measurement, column, value)
         measurement.rps_sustained *= scale
+        servers = len(server_detail["replicas"]) if whole_node else 0
+        if not whole_node:
+            how = f"one replica measured (an external endpoint), x {spec.replicas} replicas"
+        elif servers > 1:
+            how = (
+                f"measured on the whole node: {servers} servers, one per replica, {spec.batch_size} concurrent "
+                "requests each (round-robin); throughput is their sum over one window, percentiles over all requests"
+            )
+        elif spec.replicas > 1:
+            how = "measured on the whole node (one data-parallel server)"
+        else:
+            how = "measured on the whole node (one replica)"
         measurement.detailed_metrics["deployment"] = {
             "tensor_parallel": spec.tensor_parallel,
             "replicas": spec.replicas,
             "gpu_count": spec.hardware.gpu_count,
-            "node_figures": "measured on the whole node (one data-parallel server)"
-            if whole_node
-            else f"one replica measured, x {spec.replicas} replicas; per GPU = node / gpu_count",
+            "servers": servers if whole_node else None,
+            "scaled_from_one_replica": not whole_node,
+            "node_figures": f"{how}; per GPU = node / gpu_count",
         }
+        if servers > 1:
+            measurement.detailed_metrics["deployment"]["server_metrics_from"] = server_detail["base_url"]
         measurement.detailed_metrics["cost"] = {**basis, "note": "node price / node tokens per hour"}
         measurement.detailed_metrics["energy"] = (
-            "NVML energy counters of the server's GPUs over the measurement / output tokens"
+            "NVML energy counters of the servers' GPUs over the measurement / output tokens"
             if power
             else "not measured (no NVML energy counter)"
         )
         measurement.detailed_metrics["total_tokens"] = "requests/s x (prompt + output tokens asked for)"
 
-    def _endpoint(self, spec: RunSpec) -> tuple[str, str, dict[str, Any]]:
-        """The server to measure and the model name to request, launching (or reusing) one when needed."""
+    def _endpoint(self, spec: RunSpec) -> tuple[list[str], str, dict[str, Any]]:
+        """The servers to measure (one, or one per replica) and the model name to request, launching (or reusing)
+        them when needed."""
         if self.base_url is not None:
             served = served_model(self.base_url)
             detail = {"launched": False, "base_url": self.base_url, "owned_by": served.get("owned_by")}
-            return self.base_url, self.model_name or served["id"], detail
+            return [self.base_url], self.model_name or served["id"], detail
         key = (
             spec.framework.name,
             spec.framework.version,
@@ -216,40 +240,71 @@ class OpenAIRunner:
             spec.hardware.name,
             str(spec.tensor_parallel),
         )
-        if self._server is None or self._server_key != key or not self._server.running:
+        if self._servers is None or self._server_key != key or not self._servers.running:
             self.close()
-            port = free_port(LAUNCH_HOST)
-            max_model_len = spec.sequence_length + spec.workload.typical_output_tokens + MAX_MODEL_LEN_MARGIN
-            data_parallel = spec.replicas if serves_data_parallel(spec.framework) else 1
-            argv = build_launch_command(
-                spec.framework, spec.model, spec.tensor_parallel, port, max_model_len, data_parallel=data_parallel
-            )
-            # One replica without data parallelism: the server sees only the node's first tensor_parallel GPUs.
-            gpus = spec.hardware.gpu_count if data_parallel > 1 else spec.tensor_parallel
-            env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(gpus)))} if gpus < spec.hardware.gpu_count else None
-            server = ServerProcess(argv, f"http://{LAUNCH_HOST}:{port}", self.log, name=spec.framework.name, env=env)
-            server.start(self.startup_timeout_seconds)
+            servers = self._launch(spec)
             try:
-                served = served_model(server.base_url)
+                models = [served_model(url) for url in servers.base_urls]
             except RunnerError:
-                server.stop(self.stop_grace_seconds)
+                servers.stop()
                 raise
-            self._server, self._server_key, self._served_model = server, key, self.model_name or served["id"]
-            self._owned_by = served.get("owned_by")
-        assert self._server is not None and self._served_model is not None
+            if len({model["id"] for model in models}) > 1:
+                servers.stop()
+                raise RunnerError(f"the replicas serve different models: {sorted({m['id'] for m in models})}")
+            self._servers, self._server_key = servers, key
+            self._served_model = self.model_name or models[0]["id"]
+            self._owned_by = models[0].get("owned_by")
+        assert self._servers is not None and self._served_model is not None
+        first = self._servers.servers[0]
         return (
-            self._server.base_url,
+            self._servers.base_urls,
             self._served_model,
             {
                 "launched": True,
-                "base_url": self._server.base_url,
-                "command": self._server.argv,
+                "base_url": first.base_url,
+                "command": first.argv,
                 "owned_by": self._owned_by,
+                "replicas": [
+                    {"base_url": server.base_url, "command": server.argv, "env": server.env}
+                    for server in self._servers.servers
+                ],
             },
         )
 
+    def _launch(self, spec: RunSpec) -> ServerGroup:
+        """Start the deployment's servers and wait until all are healthy: one data-parallel server where the
+        template takes ``{dp}``, else one per replica on its own port and GPUs."""
+        max_model_len = spec.sequence_length + spec.workload.typical_output_tokens + MAX_MODEL_LEN_MARGIN
+        data_parallel = serves_data_parallel(spec.framework)
+        count = 1 if data_parallel else spec.replicas
+        servers: list[ServerProcess] = []
+        ports: set[int] = set()
+        for replica in range(count):
+            port = free_port(LAUNCH_HOST)
+            while port in ports:  # the ports are bound only when the servers start: never hand one out twice
+                port = free_port(LAUNCH_HOST)
+            ports.add(port)
+            argv = build_launch_command(
+                spec.framework,
+                spec.model,
+                spec.tensor_parallel,
+                port,
+                max_model_len,
+                data_parallel=spec.replicas if data_parallel else 1,
+            )
+            env = None
+            name = spec.framework.name
+            if count > 1:
+                devices = replica_devices(spec.tensor_parallel, replica)
+                env = visible_devices_env(spec.hardware.vendor, devices)
+                name = f"{spec.framework.name}[{replica}]"
+            servers.append(ServerProcess(argv, f"http://{LAUNCH_HOST}:{port}", self.log, name=name, env=env))
+        group = ServerGroup(servers, self.stop_grace_seconds)
+        group.start(self.startup_timeout_seconds, self.should_stop)
+        return group
+
     def close(self) -> None:
-        """Stop the launched server, if any."""
-        server, self._server, self._server_key, self._served_model = self._server, None, None, None
-        if server is not None:
-            server.stop(self.stop_grace_seconds)
+        """Stop the launched servers, if any."""
+        servers, self._servers, self._server_key, self._served_model = self._servers, None, None, None
+        if servers is not None:
+            servers.stop(self.stop_grace_seconds)

@@ -39,7 +39,6 @@ from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInte
 from benchmark_platform.runners.datasets import Chain, DatasetSpec, LengthDistribution, PlannedRequest, build_chains
 from benchmark_platform.runners.gpu_monitor import GpuSampler
 from benchmark_platform.runners.loadgen import (
-    CONNECTIONS_PER_CLIENT,
     STOP_POLL_SECONDS,
     LoadRun,
     LoadSettings,
@@ -49,6 +48,7 @@ from benchmark_platform.runners.loadgen import (
     _payload,
     _sample_loop_lag,
     build_measurement,
+    open_clients,
     send_streaming,
 )
 from benchmark_platform.runners.server_metrics import ServerMetricSamples, sample_server_metrics
@@ -227,20 +227,6 @@ class TrialResult:
     stopped: str | None = None
 
 
-async def _open_clients(
-    settings: LoadSettings, in_flight: int, stack: contextlib.AsyncExitStack
-) -> list[httpx.AsyncClient]:
-    """Pools of ``CONNECTIONS_PER_CLIENT`` connections, as the load generator sizes them."""
-    limits = httpx.Limits(max_connections=in_flight + 1, max_keepalive_connections=in_flight + 1)
-    timeout = httpx.Timeout(settings.request_timeout_seconds, connect=min(10.0, settings.request_timeout_seconds))
-    return [
-        await stack.enter_async_context(
-            httpx.AsyncClient(base_url=settings.base_url, limits=limits, timeout=timeout, trust_env=False)
-        )
-        for _ in range(math.ceil(in_flight / CONNECTIONS_PER_CLIENT))
-    ]
-
-
 async def _send(load: _Load, planned: PlannedRequest, shard: int) -> RequestRecord:
     settings = load.settings
     payload = _payload(settings, planned.prompt, planned.output_tokens, settings.ignore_eos, load.include_usage)
@@ -271,7 +257,7 @@ async def execute(
     set by whichever detects over-saturation first; ``window_opening`` is awaited just before the measured window
     opens (after the warm-up)."""
     async with contextlib.AsyncExitStack() as stack:
-        clients = await _open_clients(settings, point.users, stack)
+        clients = await open_clients(settings, point.users, stack)
         warm = settings.model_copy(update={"concurrency": point.users})
         if settings.warmup_requests is None:
             warm = warm.model_copy(update={"warmup_requests": min(point.users, WARMUP_CAP)})
@@ -401,13 +387,16 @@ def execute_in_processes(
     stop_flag = context.Event()
     start_at = time.perf_counter() + CLIENT_START_DELAY_SECONDS + 1.5 * processes  # spawned interpreters import first
     workers = []
+    first_user = 0
     for index in range(processes):
         users = point.users // processes + (index < point.users % processes)
         if users == 0:
             continue
+        share_settings = settings.starting_at_server(first_user)  # its users are first_user… of the whole load
+        first_user += users
         share_point = LoadPoint(point.kind, users, point.rate, point.burstiness)
         share_offsets = offsets[index::processes] if offsets is not None else None
-        args = (settings, share_point, chains[index::processes], share_offsets, stop_rule, start_at, words)
+        args = (share_settings, share_point, chains[index::processes], share_offsets, stop_rule, start_at, words)
         worker = context.Process(target=_process_main, args=(args, results, stop_flag), daemon=True)
         worker.start()
         workers.append(worker)
@@ -724,7 +713,7 @@ class ProfileRunner:
     def _score_accuracy(self) -> tuple[int, int]:
         async def score() -> tuple[int, int]:
             async with contextlib.AsyncExitStack() as stack:
-                clients = await _open_clients(self.settings, self.settings.concurrency, stack)
+                clients = await open_clients(self.settings, self.settings.concurrency, stack)
                 return await _Load(self.settings, clients).score_accuracy(self.settings.accuracy_tasks)
 
         runner, _ = _event_loop_runner()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark_platform.memory import ACTIVATION_BYTES, USABLE_VRAM_FRACTION, kv_bytes_per_token, weight_bytes
+from benchmark_platform.memory import ACTIVATION_BYTES, kv_bytes_per_token, usable_gb_per_gpu, weight_bytes
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 
@@ -200,7 +200,7 @@ def estimate(
     ``serving_sim.simulate_serving``). Raises ``DoesNotFitError`` when the config cannot be served at all."""
     tp = hardware.gpu_count
     needed_gb = memory_per_gpu_gb(model, tp, batch_size, prompt_tokens + output_tokens)
-    usable_gb = hardware.vram_per_gpu_gb * USABLE_VRAM_FRACTION
+    usable_gb = usable_gb_per_gpu(hardware.vram_per_gpu_gb)
     if needed_gb > usable_gb:
         raise DoesNotFitError(
             f"{model.version_key} at batch {batch_size} × {prompt_tokens + output_tokens} tokens needs "

@@ -1,13 +1,23 @@
 """A continuous-batching simulation of one serving replica (a tensor-parallel group): pure, seeded, fast.
 
-Requests arrive (closed loop: ``concurrency`` in flight, each completion sends the next; open loop: Poisson arrivals
-at ``request_rate``). Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one
-token first, then prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest
-of ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
+Requests arrive (closed loop: ``concurrency`` clients, each sending its next request when the last completes;
+open loop: Poisson arrivals at ``request_rate``). The closed loop's clients start one by one, evenly spread over one
+unloaded request latency, as load generators ramp up: started together, fixed-length requests would stay in
+lockstep forever (each wave completes in one step and its successors' prompts land in one prefill step, so TTFT
+is the whole wave's prefill), where real clients drift apart with the lengths of real requests.
+
+Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one token first, then
+prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest of
+``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
 chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
 ``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
 the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
 TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
+
+Multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps N``, a V0 option gone in V1) is modelled by
+``scheduler_steps``: the scheduler runs only after a block of N decode steps, so a request that arrives meanwhile
+waits for the block's end before its prompt is prefilled (one step of its own), sequences that finish inside a block
+keep their slot (and are computed) until its end, and each block's tokens reach the client together at its end.
 
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
@@ -31,6 +41,8 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 LARGE_GPU_GIB = 70
 LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
+# vLLM's V0 engine (before 0.8) ran at most 256 sequences on every GPU (EngineArgs.max_num_seqs = 256).
+V0_MAX_NUM_SEQS = 256
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
 # launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
@@ -75,10 +87,15 @@ class ServingSimulation:
     assumptions: dict
 
 
-def scheduler_limits(hardware: HardwareFacts) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) a vLLM server starts with on this GPU."""
-    large = hardware.vram_per_gpu_gb * 1e9 >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
-    return LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+def scheduler_limits(hardware: HardwareFacts, framework: FrameworkFacts) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU."""
+    large = (
+        memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
+    )
+    budget, max_seqs = LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
+    if framework.name == "vllm" and _version(framework) < (0, 8):
+        max_seqs = V0_MAX_NUM_SEQS
+    return budget, max_seqs
 
 
 def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
@@ -104,12 +121,14 @@ def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
 
 def _validate(
     hardware: HardwareFacts,
+    framework: FrameworkFacts,
     tensor_parallel: int,
     input_tokens: int,
     output_tokens: int,
     concurrency: int | None,
     request_rate: float | None,
     num_requests: int | None,
+    scheduler_steps: int,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -131,6 +150,12 @@ def _validate(
         raise ValueError(f"request_rate must be a finite number > 0 (requests per second), got {request_rate!r}")
     if num_requests is not None:
         positive_int("num_requests", num_requests)
+    positive_int("scheduler_steps", scheduler_steps)
+    if scheduler_steps > 1 and mixes_prefill_with_decodes(framework):
+        raise ValueError(
+            f"scheduler_steps > 1 (multi-step scheduling) is modelled only for engines that run prefill steps alone "
+            f"(vLLM before 0.8), not for {framework.name} {framework.version}"
+        )
 
 
 def simulate_serving(
@@ -144,14 +169,30 @@ def simulate_serving(
     concurrency: int | None = None,
     request_rate: float | None = None,
     num_requests: int | None = None,
+    scheduler_steps: int = 1,
+    staggered_start: bool = True,
     seed: int = 0,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
+    ``scheduler_steps`` is the server's multi-step scheduling setting (vLLM 0.6's ``--num-scheduler-steps``; 1, the
+    default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
+    one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
+
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
     """
-    _validate(hardware, tensor_parallel, input_tokens, output_tokens, concurrency, request_rate, num_requests)
+    _validate(
+        hardware,
+        framework,
+        tensor_parallel,
+        input_tokens,
+        output_tokens,
+        concurrency,
+        request_rate,
+        num_requests,
+        scheduler_steps,
+    )
     tp = tensor_parallel
     capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp)
     sequence_tokens = input_tokens + output_tokens
@@ -160,13 +201,15 @@ def simulate_serving(
         raise roofline.DoesNotFitError(
             f"{model.version_key} at tensor parallel {tp} needs {needed:.1f} GB per GPU for its weights and one "
             f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
-            f"{hardware.vram_per_gpu_gb * memory.USABLE_VRAM_FRACTION:.1f} GB usable per GPU"
+            f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
     costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
-    budget, max_seqs = scheduler_limits(hardware)
+    budget, max_seqs = scheduler_limits(hardware, framework)
     rng = np.random.default_rng(seed)
-    # a cyclic extension of the table, so that a run of up to `output_tokens` steps is one slice
-    jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + output_tokens)
+    # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
+    # slice
+    longest_run = max(output_tokens, scheduler_steps)
+    jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
     decode_attention_s = max(costs.kv_token_s, costs.pair_s)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
@@ -178,7 +221,15 @@ def simulate_serving(
         warmup = concurrency
         capacity_requests = warmup + measured + concurrency
         arrival = np.zeros(capacity_requests)
-        issued = concurrency  # the first wave is sent at once
+        if staggered_start:
+            # the clients start one by one, evenly over one unloaded request latency (the module docstring says why)
+            unloaded_latency = (
+                float(costs.gpu_seconds(prompt, prompt * (prompt + 1) / 2, prompt))
+                + eager_prefill
+                + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
+            )
+            arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
+        scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
             # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
@@ -190,7 +241,7 @@ def simulate_serving(
         warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
         capacity_requests = warmup + measured + warmup
         arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
-        issued = capacity_requests
+        scheduled = issued = capacity_requests
     first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
     # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
     # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
@@ -214,13 +265,11 @@ def simulate_serving(
     first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
     reserved = 0
     peak_reserved = 0
-    next_arrival = 0  # open loop: next request not yet in `waiting`
+    next_arrival = 0  # the next request of those with arrival times set that is not yet in `waiting`
     done_measured = 0
     step = 0
     decode = 0  # the number of the next decode step
     now = 0.0
-    if closed:
-        waiting.extend(range(issued))
 
     def complete(request: int) -> None:
         nonlocal reserved, done_measured, issued
@@ -241,10 +290,9 @@ def simulate_serving(
             complete(request)
 
     while done_measured < measured:
-        if not closed:
-            while next_arrival < issued and arrival[next_arrival] <= now:
-                waiting.append(next_arrival)
-                next_arrival += 1
+        while next_arrival < scheduled and arrival[next_arrival] <= now:
+            waiting.append(next_arrival)
+            next_arrival += 1
         running = len(prefilling) + n_decoding
         admissible = running < max_seqs and reserved + sequence_tokens <= capacity
         if prefilling or (waiting and admissible):
@@ -309,8 +357,10 @@ def simulate_serving(
             step += 1
             decode += 1 if mixed else 0
         elif n_decoding:
-            # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival)
-            count = int(first_decode[decoding[0]]) + out - decode
+            # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival);
+            # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
+            multi_step = scheduler_steps > 1
+            count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
             # contexts grow by one token per sequence per step, so both costs are linear in the step number;
             # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
             context = n_decoding * (prompt + decode) - first_decode_sum
@@ -320,7 +370,7 @@ def simulate_serving(
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
-            if not closed and next_arrival < issued and admissible and arrival[next_arrival] < run_end:
+            if not multi_step and next_arrival < scheduled and admissible and arrival[next_arrival] < run_end:
                 count = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
@@ -337,7 +387,7 @@ def simulate_serving(
             decode += count
             complete_decodes_through(decode - 1)
         else:
-            # idle until the next arrival (open loop only: a closed loop always has requests in flight)
+            # idle until the next arrival (open loop, or a closed loop's clients still starting)
             gap = float(arrival[next_arrival]) - now
             now += gap
             durations.append((gap,))
@@ -352,6 +402,9 @@ def simulate_serving(
         starts, counts = np.asarray(decode_runs, dtype=np.int64).reshape(-1, 2).T
         offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
         decode_steps = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    run_lengths_array = np.asarray(run_lengths, dtype=np.int64)
+    # the step whose end brings each step's tokens to the client: under multi-step scheduling the last of its block
+    delivery = np.repeat(np.cumsum(run_lengths_array) - 1, run_lengths_array) if scheduler_steps > 1 else None
     return _summarize(
         model=model,
         framework=framework,
@@ -369,7 +422,9 @@ def simulate_serving(
         overhead=overhead,
         eager_prefill=eager_prefill,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
-        run_lengths=np.asarray(run_lengths, dtype=np.int64),
+        run_lengths=run_lengths_array,
+        delivery=delivery,
+        scheduler_steps=scheduler_steps,
         run_running=np.asarray(run_running, dtype=np.int64),
         bound_time=bound_time,
         capacity=capacity,
@@ -378,7 +433,7 @@ def simulate_serving(
         max_seqs=max_seqs,
         closed=closed,
         mixed=mixed,
-        load={"mode": "closed-loop", "concurrency": concurrency}
+        load={"mode": "closed-loop", "concurrency": concurrency, "staggered_start": staggered_start}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
         rng=rng,
@@ -405,6 +460,8 @@ def _summarize(
     eager_prefill: float,
     eager_steps: np.ndarray,
     run_lengths: np.ndarray,
+    delivery: np.ndarray | None,
+    scheduler_steps: int,
     run_running: np.ndarray,
     bound_time: dict[str, float],
     capacity: int,
@@ -419,32 +476,35 @@ def _summarize(
 ) -> ServingSimulation:
     """Per-request latencies of the measured requests and rates over the measured window."""
     ends = np.cumsum(durations)
+    token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
     start = arrival[warmup:measured_end]
     last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
-    ttft = ends[first] - start
-    e2e = ends[last] - start
+    ttft = token_ends[first] - start
+    e2e = token_ends[last] - start
     tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
     # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
     if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
-        later = ends[decode_steps[base[:, None] + np.arange(1, out)]]
-        itl = np.diff(np.concatenate([ends[first][:, None], later], axis=1), axis=1).ravel()
+        later = token_ends[decode_steps[base[:, None] + np.arange(1, out)]]
+        itl = np.diff(np.concatenate([token_ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
         picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
         token = rng.integers(1, out, MAX_ITL_SAMPLES)
-        previous = np.where(token == 1, ends[first[picks]], ends[decode_steps[base[picks] + token - 1]])
-        itl = ends[decode_steps[base[picks] + token]] - previous
+        previous = np.where(token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + token - 1]])
+        itl = token_ends[decode_steps[base[picks] + token]] - previous
+    if delivery is not None:
+        itl = itl[itl > 0]  # tokens of one multi-step block arrive in one chunk: a client sees one gap per chunk
 
     # the window: from the first measured arrival to the last measured completion; a closed loop starts it only
-    # once the warm-up wave has completed (the first wave starts together and leaves over a whole cycle)
-    window_start, window_end = float(start.min()), float(ends[last].max())
+    # once the warm-up wave (the clients' first requests) has completed
+    window_start, window_end = float(start.min()), float(token_ends[last].max())
     if closed:
         warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
         warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
         warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
-        if warm_last.size and float(ends[warm_last].max()) < window_end:
-            window_start = max(window_start, float(ends[warm_last].max()))
+        if warm_last.size and float(token_ends[warm_last].max()) < window_end:
+            window_start = max(window_start, float(token_ends[warm_last].max()))
     duration = window_end - window_start
     lo = int(np.searchsorted(ends, window_start, side="right"))
     hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
@@ -516,6 +576,7 @@ def _summarize(
             "measured_requests": measured_end - warmup,
             "max_num_batched_tokens": budget,
             "max_num_seqs": max_seqs,
+            "scheduler_steps": scheduler_steps,
             "kv_admission": "a request is admitted when the KV cache can hold its prompt and all its output",
             "kv_capacity_tokens": capacity,
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,

@@ -21,15 +21,7 @@ import numpy as np
 
 import benchmark_platform
 from benchmark_platform.runners import roofline
-from benchmark_platform.runners.base import (
-    FrameworkFacts,
-    HardwareFacts,
-    Measurement,
-    ModelFacts,
-    RunInterrupted,
-    RunnerError,
-    RunSpec,
-)
+from benchmark_platform.runners.base import HardwareFacts, Measurement, RunInterrupted, RunnerError, RunSpec
 from benchmark_platform.runners.serving_metrics import deployment_figures, simulated_node_power_watts
 from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.stats import summarize
@@ -111,32 +103,6 @@ def simulated_accuracy(spec: RunSpec) -> float | None:
     if not spec.workload.measure_accuracy or spec.model.baseline_accuracy is None:
         return None
     return max(0.0, spec.model.baseline_accuracy - QUANTIZATION_ACCURACY_PENALTY[spec.model.quantization])
-
-
-def simulate_replica(
-    model: ModelFacts,
-    hardware: HardwareFacts,
-    framework: FrameworkFacts,
-    *,
-    tensor_parallel: int,
-    input_tokens: int,
-    output_tokens: int,
-    concurrency: int | None = None,
-    request_rate: float | None = None,
-    seed: int = 0,
-) -> ServingSimulation:
-    """One replica under load: ``serving_sim.simulate_serving`` (raises ``roofline.DoesNotFitError``, ValueError)."""
-    return simulate_serving(
-        model,
-        hardware,
-        framework,
-        tensor_parallel=tensor_parallel,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        concurrency=concurrency,
-        request_rate=request_rate,
-        seed=seed,
-    )
 
 
 def measurement_from_replica(
@@ -235,7 +201,7 @@ def measurement_from_replica(
 def simulate(spec: RunSpec, seed: int) -> Measurement:
     """A deterministic simulated measurement of ``spec`` (raises ``roofline.DoesNotFitError``)."""
     output_tokens = spec.workload.typical_output_tokens
-    replica = simulate_replica(
+    replica = simulate_serving(
         spec.model,
         spec.hardware,
         spec.framework,
