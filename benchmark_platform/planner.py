@@ -25,6 +25,14 @@ Rules (each decision names one reason, checked in this order):
   Criteria are the use case's positively weighted TTFT p90, TPOT p90, throughput (per node AND per GPU, so that
   the rule holds whichever the ranking uses) and cost per million tokens. Accuracy is left out: it belongs to the
   model version's weights, not to the deployment, and configs of one version differ in it only by noise.
+- ``dominated_by_planned``: the same test, counting besides the measured configurations those that will be measured
+  (not skipped, not fully measured yet) at their *pessimistic* bound (the prediction widened to the unfavourable
+  side by the same margin; measured values where measured), when that bound meets the SLA. Both sides carry the
+  margin, so the gap must be about twice the learned error. Without it, every hardware pool runs its own most
+  promising configs in parallel and spends GPU-hours on ones that results from other pools, arriving later, prove
+  dominated. Safe by re-evaluation: if a planned dominator is later skipped for another reason or measured worse,
+  the config is back to run at the next plan; if it is skipped as dominated itself, its own dominators (at least
+  ``top_k``, transitively) dominate this config too. ``Settings.planned_dominators`` turns it off.
 
 The optimistic bound widens the simulator's prediction by what was observed on the same hardware x framework: per
 metric, the log ratio measured / predicted has mean ``mu`` over the pair's ``n`` measurements and spread ``sd``
@@ -64,12 +72,14 @@ EXCEEDS_SLA_AT_LOWER_CONCURRENCY = "exceeds_sla_at_lower_concurrency"
 THROUGHPUT_SATURATED = "throughput_saturated"
 CANNOT_MEET_SLA = "cannot_meet_sla"
 DOMINATED = "dominated"
+DOMINATED_BY_PLANNED = "dominated_by_planned"
 SKIP_REASONS = (
     EXCEEDS_SLA_AT_OTHER_SEQUENCE_LENGTH,
     EXCEEDS_SLA_AT_LOWER_CONCURRENCY,
     THROUGHPUT_SATURATED,
     CANNOT_MEET_SLA,
     DOMINATED,
+    DOMINATED_BY_PLANNED,
 )
 RUN = "run"
 SKIP = "skip"
@@ -151,6 +161,7 @@ class Settings:
     min_log_sd: float = 0.03
     min_pooled_measurements: int = 8
     saturation_gain: float = 0.05
+    planned_dominators: bool = True
 
 
 DEFAULT_SETTINGS = Settings()
@@ -426,13 +437,41 @@ def plan(
             return DOMINATED, f"optimistic bound dominated by >= {settings.top_k} measured configurations"
         return None
 
+    verdicts = {
+        key: skip_reason(key, members)
+        for key, members in by_configuration.items()
+        if any(c.status in NOT_STARTED_STATUSES for c in members)
+    }
+    if settings.planned_dominators:
+        pessimistic_factors = {pair: _widening_factors(pair, residuals, settings, -settings.z) for pair in pairs}
+        dominators = _measured_and_planned_rows(
+            by_configuration,
+            verdicts,
+            measured_folds,
+            incumbents,
+            predictions,
+            measured_of,
+            pessimistic_factors,
+            use_cases,
+        )
+        candidates = {
+            key: _fold([_widen(predictions[c.key], optimistic_factors[c.pair]) for c in by_configuration[key]])
+            for key, verdict in verdicts.items()
+            if verdict is None
+            and not any(c.status in STARTED_STATUSES or c.key not in predictions for c in by_configuration[key])
+        }
+        for key in _dominated_by_rows(candidates, by_configuration, dominators, use_cases, settings.top_k):
+            verdicts[key] = (
+                DOMINATED_BY_PLANNED,
+                f"optimistic bound dominated by >= {settings.top_k} measured configurations or pessimistic bounds of "
+                "planned ones",
+            )
+
     decisions: dict[Hashable, Decision] = {}
     runnable: list[tuple] = []
-    for key, members in by_configuration.items():
+    for key, verdict in verdicts.items():
+        members = by_configuration[key]
         waiting = [c for c in members if c.status in NOT_STARTED_STATUSES]
-        if not waiting:
-            continue
-        verdict = skip_reason(key, members)
         for config in waiting:
             if verdict is not None and not config.exempt:
                 decisions[config.key] = Decision(SKIP, reason=verdict[0], detail=verdict[1])
@@ -454,6 +493,73 @@ def plan(
             if config.status in NOT_STARTED_STATUSES and config.key not in decisions:
                 decisions[config.key] = Decision(RUN, priority=PRIORITY_BASE + tier * SLOTS_PER_RANK + offset)
     return Plan(decisions=decisions, residuals=residuals)
+
+
+def _measured_and_planned_rows(
+    by_configuration: Mapping[tuple, list[Config]],
+    verdicts: Mapping[tuple, tuple[str, str] | None],
+    measured_folds: Mapping[tuple, Metrics],
+    incumbents: Mapping[str, np.ndarray],
+    predictions: Mapping[Hashable, Metrics],
+    measured_of,
+    pessimistic_factors: Mapping[tuple[str, str], tuple[float, float, float]],
+    use_cases: Mapping[str, UseCase],
+) -> dict[str, np.ndarray]:
+    """Per use case, oriented criterion rows: the measured incumbents, then the configurations that will be measured
+    (not skipped, not yet fully measured) at their pessimistic bound (measured values where measured, else the
+    prediction widened to the unfavourable side) where that bound meets the SLA."""
+    bounds: dict[tuple, Metrics] = {}
+    for key, verdict in verdicts.items():
+        if verdict is not None or key in measured_folds:
+            continue
+        values = []
+        for config in by_configuration[key]:
+            value = measured_of(config)
+            if value is None and config.key in predictions:
+                value = _widen(predictions[config.key], pessimistic_factors[config.pair])
+            values.append(value)
+        if all(v is not None for v in values):
+            bounds[key] = _fold(values)
+    rows: dict[str, np.ndarray] = {}
+    for name, use_case in use_cases.items():
+        criteria = _criteria(use_case)
+        planned = [
+            _oriented(bound, by_configuration[key][0], criteria)
+            for key, bound in bounds.items()
+            if name in by_configuration[key][0].serves and not use_case.broken_by(bound)
+        ]
+        rows[name] = np.vstack([incumbents[name], np.array(planned, dtype=float).reshape(len(planned), len(criteria))])
+    return rows
+
+
+_COMPARISON_BUDGET = 1 << 22  # candidate x row x criterion comparisons per numpy block
+
+
+def _dominated_by_rows(
+    bounds: Mapping[tuple, Metrics],
+    by_configuration: Mapping[tuple, list[Config]],
+    rows_by_use_case: Mapping[str, np.ndarray],
+    use_cases: Mapping[str, UseCase],
+    top_k: int,
+) -> set[tuple]:
+    """The configurations whose bound, in every use case they serve, is dominated by at least ``top_k`` of that use
+    case's rows. A configuration's own pessimistic row never counts against it: it is nowhere better than its
+    optimistic bound, so it cannot dominate it."""
+    dominated_in: dict[tuple, int] = dict.fromkeys(bounds, 0)
+    for name, use_case in use_cases.items():
+        rows = rows_by_use_case[name]
+        keys = [key for key in bounds if name in by_configuration[key][0].serves]
+        if not keys or len(rows) < top_k:
+            continue
+        criteria = _criteria(use_case)
+        points = np.array([_oriented(bounds[key], by_configuration[key][0], criteria) for key in keys], dtype=float)
+        block = max(1, _COMPARISON_BUDGET // (len(rows) * len(criteria)))
+        for start in range(0, len(keys), block):
+            chunk = points[start : start + block, None, :]
+            beats = np.all(rows[None] <= chunk, axis=2) & np.any(rows[None] < chunk, axis=2)
+            for key, count in zip(keys[start : start + block], beats.sum(axis=1), strict=True):
+                dominated_in[key] += int(count >= top_k)
+    return {key for key, count in dominated_in.items() if count == len(by_configuration[key][0].serves)}
 
 
 def _promise_ranks(

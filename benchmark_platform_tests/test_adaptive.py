@@ -127,7 +127,7 @@ def test_a_worker_dying_mid_run_leaves_the_plan_consistent(engine: Engine, versi
                   ON (h.hardware_config_id, h.framework_id, h.workload_type, h.batch_size)
                    = (c.hardware_config_id, c.framework_id, c.workload_type, c.batch_size)
                 WHERE h.id = ANY(:held) AND c.id <> h.id AND c.status = 'skipped'
-                  AND c.skip_reason IN ('dominated', 'cannot_meet_sla')
+                  AND c.skip_reason IN ('dominated', 'dominated_by_planned', 'cannot_meet_sla')
                 """
             ),
             {"held": [c.id for c in held]},

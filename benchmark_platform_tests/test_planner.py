@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark_platform import planner
 from benchmark_platform.planner import Config, Metrics, Settings, UseCase
+from benchmark_platform.ranking import UseCaseCriteria, rank_use_case, topsis
+from benchmark_platform_tests.factories import result_row, results_frame
 
 CHAT = UseCase(
     "chat",
@@ -107,6 +111,31 @@ def test_dominated_needs_top_k_measured_configurations_beating_the_optimistic_bo
     assert decide([*incumbents, candidate], predictions, measured)["slow"].reason == planner.DOMINATED
     fewer, measured4 = _incumbents(4)
     assert decide([*fewer, candidate], predictions, measured4)["slow"].action == planner.RUN
+
+
+def test_dominated_by_planned_counts_the_pessimistic_bounds_of_configurations_that_will_run():
+    """A hopeless config need not wait until five better ones are measured when their pessimistic bounds already
+    beat its optimistic one; it is back to run once they are skipped instead (they will then never be measured)."""
+    planned = [config(f"fast-c{2**i}", hw="fast", c=2**i) for i in range(5)]
+    candidate = config("slow", hw="slow")
+    predictions = {c.key: scaled(GOOD, latency=0.1, throughput=10) for c in planned}
+    predictions["slow"] = scaled(GOOD, latency=3, throughput=0.2)  # prior margin x2.2 either way: still far behind
+
+    decisions = decide([*planned, candidate], predictions, {})
+
+    assert decisions["slow"].reason == planner.DOMINATED_BY_PLANNED
+    assert all(decisions[c.key].action == planner.RUN for c in planned)
+    assert decide([*planned[:4], candidate], predictions, {})["slow"].action == planner.RUN
+    without = Settings(planned_dominators=False)
+    assert decide([*planned, candidate], predictions, {}, without)["slow"].action == planner.RUN
+    close = predictions | {"slow": scaled(GOOD, latency=0.2, throughput=5)}  # within both margins
+    assert decide([*planned, candidate], close, {})["slow"].action == planner.RUN
+
+    broke_sla = [dataclasses.replace(planned[0], status="completed"), *planned[1:], candidate]
+    measured = {"fast-c1": Metrics(ttft_p90_ms=600, tpot_p90_ms=1, throughput_tokens_sec=10_000)}
+    after = decide(broke_sla, predictions, measured)
+    assert {after[c.key].reason for c in planned[1:]} == {planner.EXCEEDS_SLA_AT_LOWER_CONCURRENCY}
+    assert after["slow"].action == planner.RUN
 
 
 def test_the_margin_comes_from_the_error_seen_on_that_hardware_and_framework():
@@ -212,3 +241,37 @@ def test_tensor_parallel_defaults_to_the_node_and_separates_deployments():
     replicas = config("tp1", gpu_count=8, tensor_parallel=1)
     assert one_group.tensor_parallel == 8
     assert one_group.deployment != replicas.deployment
+
+
+def test_what_dominance_skips_cannot_reverse_the_ranking_of_what_was_measured():
+    """Configurations skipped as dominated used to reverse classic TOPSIS: ranked with them, the stretched TTFT
+    column let throughput decide and the order of the five measured ones flipped. The ranking now normalises over
+    the Pareto front, which they are not on: measuring them changes no score."""
+    latency_and_throughput = UseCase("chatbot", weights={"ttft_p90": 0.5, "throughput": 0.5})
+    front = {"c1": (100, 1000), "c2": (120, 1100), "c4": (150, 1300), "c8": (180, 1500), "c16": (200, 1600)}
+    configs = [config(key, c=int(key[1:]), workload="chatbot", status="completed") for key in front]
+    configs += [config(f"slow{c}", hw="h2", c=c, workload="chatbot") for c in (1, 2, 4)]
+    measured = {key: Metrics(ttft, 10, throughput) for key, (ttft, throughput) in front.items()}
+    slow = {f"slow{c}": Metrics(2000 + c, 10, 300 - c) for c in (1, 2, 4)}  # what they would measure
+    decisions = planner.plan(configs, measured | slow, measured, {"chatbot": latency_and_throughput}).decisions
+    assert {decisions[key].reason for key in slow} == {planner.DOMINATED}
+
+    def ranked(results: dict[str, Metrics]) -> pd.DataFrame:
+        rows = [
+            result_row(
+                hardware=next(c.hardware for c in configs if c.key == key),
+                batch_size=next(c.concurrency for c in configs if c.key == key),
+                ttft_p90_ms=float(m.ttft_p90_ms),
+                throughput_tokens_sec=float(m.throughput_tokens_sec),
+            )
+            for key, m in results.items()
+        ]
+        criteria = UseCaseCriteria(subcategory="chatbot", weights=dict(latency_and_throughput.weights))
+        return rank_use_case(results_frame(*rows), criteria).configurations
+
+    every_config, what_was_measured = ranked(measured | slow), ranked(measured)
+    columns = ["hardware_name", "batch_size", "score"]
+    pd.testing.assert_frame_equal(every_config[columns].head(5), what_was_measured[columns])
+    assert list(what_was_measured["batch_size"]) == [1, 2, 4, 8, 16]
+    points = np.array([[m.ttft_p90_ms, m.throughput_tokens_sec] for m in (measured | slow).values()], dtype=float)
+    assert np.argmax(topsis(points, [0.5, 0.5], [False, True])) == 4  # classic TOPSIS over all: c16 first

@@ -151,13 +151,46 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
     matrix = configurations[columns].to_numpy()
     matrix[:, 3] = tokens_per_dollar(matrix[:, 3])  # what TOPSIS is given: cost as tokens per dollar (rule 6)
     benefit[3] = True
-    np.testing.assert_allclose(configurations["score"], topsis(matrix, [ranking.weights[k] for k in keys], benefit))
-    np.testing.assert_array_equal(configurations["pareto"], pareto_front(matrix, benefit))
+    front = pareto_front(matrix, benefit)
+    weights = [ranking.weights[k] for k in keys]
+    np.testing.assert_array_equal(configurations["pareto"], front)
+    # The front is ranked by classic TOPSIS over itself; the rest are scored against the front's normalisation.
+    np.testing.assert_allclose(configurations["score"][front], topsis(matrix[front], weights, benefit))
+    np.testing.assert_allclose(configurations["score"], topsis(matrix, weights, benefit, reference=matrix[front]))
+    assert 0 < front.sum() < len(front)
     assert configurations["score"].is_monotonic_decreasing
     assert configurations["rank"].is_monotonic_increasing and configurations["rank"].iloc[0] == 1
     twins = configurations[configurations["batch_size"].isin([1, 999])]
     assert twins["rank"].nunique() == 1 and twins["score"].nunique() == 1
     assert configurations["pareto"].iloc[0]  # the TOPSIS winner is never dominated
+
+
+def test_dominated_configurations_move_no_score_so_measuring_fewer_keeps_the_top() -> None:
+    """TOPSIS's rank reversal by irrelevant alternatives: over every configuration, three slow ones that both front
+    configurations dominate stretch the TTFT column (its norm and anti-ideal) until throughput decides, and the top-1
+    flips against a ranking of the front alone; the adaptive planner skips exactly such configurations."""
+    use_case = UseCaseCriteria(subcategory="chatbot", weights={"ttft_p90": 0.5, "throughput": 0.5})
+    front = [
+        result_row(hardware="quick-start", ttft_p90_ms=100.0, throughput_tokens_sec=1000.0),
+        result_row(hardware="high-throughput", ttft_p90_ms=200.0, throughput_tokens_sec=1600.0),
+    ]
+    slow = [
+        result_row(hardware=f"slow-{index}", ttft_p90_ms=2000.0 + index, throughput_tokens_sec=900.0 - index)
+        for index in range(3)
+    ]
+    every_row = np.array([[row["ttft_p90_ms"], row["throughput_tokens_sec"]] for row in front + slow])
+    classic = topsis(every_row, [0.5, 0.5], [False, True])
+    assert classic[1] > classic[0]  # what ranking every configuration by classic TOPSIS did
+
+    measured_only = rank_use_case(results_frame(*front), use_case).configurations
+    everything = rank_use_case(results_frame(*front, *slow), use_case).configurations
+
+    assert list(measured_only["hardware_name"]) == ["quick-start", "high-throughput"]
+    assert list(everything["hardware_name"][:2]) == ["quick-start", "high-throughput"]
+    np.testing.assert_allclose(everything["score"][:2], measured_only["score"], atol=1e-12)
+    assert list(everything["pareto"]) == [True, True, False, False, False]
+    assert (everything["score"][2:] == 0).all()  # worse than the front's anti-ideal everywhere
+    np.testing.assert_allclose(everything["closeness_ttft_p90"][:2], [1.0, 0.0])
 
 
 def test_model_summary_takes_each_models_best_configuration() -> None:

@@ -47,6 +47,42 @@ def test_agrees_with_pymcdm_and_scikit_criteria(seed: int) -> None:
     assert np.all((ours >= 0) & (ours <= 1))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_reference_set_fixes_the_normalisation_and_scores_its_own_rows_as_classic_topsis(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    matrix = rng.uniform(0.1, 10.0, size=(30, 4)) * np.array([1.0, 100.0, 0.01, 10.0])
+    weights = rng.uniform(0.1, 1.0, size=4)
+    benefit = np.array([True, False, True, False])
+    reference = matrix[:12]
+
+    scores = topsis(matrix, weights, benefit, reference=reference)
+
+    np.testing.assert_allclose(scores[:12], _pymcdm(reference, weights, benefit), rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(topsis(matrix, weights, benefit, reference=matrix), topsis(matrix, weights, benefit))
+    # Another alternative's presence changes no reference row's score.
+    np.testing.assert_allclose(topsis(matrix[5:], weights, benefit, reference=reference)[:7], scores[5:12], atol=1e-12)
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_scores_against_a_reference_stay_monotone_beyond_its_anti_ideal() -> None:
+    reference = np.array([[100.0, 1000.0], [200.0, 1600.0]])  # latency (cost), throughput (benefit)
+    worse = np.array([[300.0, 900.0], [3000.0, 10.0], [150.0, 800.0]])
+
+    scores = topsis(worse, [0.5, 0.5], [False, True], reference=reference)
+
+    # The first two are worse than the anti-ideal (200, 1000) on both criteria: clipped to it, not rewarded for being
+    # far from it; the third sits between the reference points on latency only.
+    assert scores[0] == scores[1] == 0.0
+    assert 0.0 < scores[2] < topsis(reference, [0.5, 0.5], [False, True]).min()
+    closeness = criterion_closeness(worse, [False, True], reference=reference)
+    np.testing.assert_allclose(closeness, [[0.0, 0.0], [0.0, 0.0], [0.5, 0.0]])
+
+
+def test_an_empty_reference_is_rejected() -> None:
+    with pytest.raises(ValueError, match="reference holds no alternative"):
+        topsis(np.ones((2, 2)), [1, 1], [True, False], reference=np.empty((0, 2)))
+
+
 def test_textbook_example() -> None:
     # pymcdm's documented example (cost, benefit), computed by hand with vector normalisation.
     matrix = np.array([[1, 3000], [2, 3750], [5, 4500]], dtype=float)

@@ -26,9 +26,18 @@ The rules, in the order they are applied:
    $0.30 becomes invisible). Per dollar, the cheap deployments dominate the norm and keep their differences at full
    linear weight, while the expensive ones all land near zero, where no buyer looks. The other criteria enter as
    they are.
-7. Score = TOPSIS closeness over the survivors; rank = competition rank (ties share the better rank); Pareto flag
-   over the same criteria. A model's score for the use case is its best deployment's; the top model (ties
-   included) is the recommended one.
+7. Score = TOPSIS closeness, normalised over the survivors' Pareto front (over the same criteria, flagged
+   ``pareto``): the front sets each criterion's vector norm, ideal and anti-ideal, and every survivor is scored
+   against them, a value worse than the front's worst counting as that worst (``topsis(reference=...)``). Classic
+   TOPSIS normalises over every alternative, so adding or removing configurations that the front dominates moves the
+   anti-ideal and the norms and can reverse the top (rank reversal by irrelevant alternatives; Garcia-Cascales &
+   Lamata 2012, Aires & Ferreira 2019): here they change no front configuration's score (with a front of two points
+   or more, nobody else's either), so a ranking of the configurations worth measuring (what the adaptive planner
+   keeps) equals the ranking of the whole matrix at the top. Front configurations are ranked exactly as classic
+   TOPSIS over the front; a dominated one never scores above its dominator, and one worse than the front's worst on
+   every criterion scores 0. A front of a single point spans nothing: then every survivor is the reference (that
+   point scores 1 either way). Rank = competition rank (ties share the better rank). A model's score for the use case
+   is its best deployment's; the top model (ties included) is the recommended one.
 """
 
 from __future__ import annotations
@@ -373,6 +382,13 @@ def _criteria_matrix(survivors: pd.DataFrame, keys: list[str]) -> tuple[np.ndarr
     return matrix, benefit
 
 
+def _normalisation_reference(matrix: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Rule 7: what TOPSIS normalises over: the Pareto front, unless it is one point (all the same row), which spans
+    no range to normalise over: then every survivor (the dominant point scores 1 either way)."""
+    reference = matrix[front]
+    return reference if len(np.unique(reference, axis=0)) > 1 else matrix
+
+
 def configuration_breakdown(row: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
     """Per criterion: the value, its weight and its closeness (0 = worst of the use case, 1 = best)."""
     return {
@@ -522,9 +538,11 @@ def rank_use_case(
     ]
     keys = list(weights)
     matrix, benefit = _criteria_matrix(survivors, keys)
-    survivors["score"] = topsis(matrix, [weights[key] for key in keys], benefit)
-    survivors["pareto"] = pareto_front(matrix, benefit)
-    closeness = criterion_closeness(matrix, benefit)
+    front = pareto_front(matrix, benefit)
+    reference = _normalisation_reference(matrix, front)
+    survivors["score"] = topsis(matrix, [weights[key] for key in keys], benefit, reference=reference)
+    survivors["pareto"] = front
+    closeness = criterion_closeness(matrix, benefit, reference=reference)
     for key in criteria.keys():
         survivors[criteria.closeness_column(key)] = closeness[:, keys.index(key)] if key in keys else np.nan
     survivors["accuracy_imputed"] = survivors["accuracy_score"].isna() & ("accuracy" in keys)

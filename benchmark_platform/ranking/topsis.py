@@ -47,22 +47,34 @@ def _validated(matrix: ArrayLike, weights: ArrayLike, benefit: ArrayLike) -> tup
     return values, weight_vector / total, benefit_vector
 
 
-def topsis(matrix: ArrayLike, weights: ArrayLike, benefit: ArrayLike) -> np.ndarray:
+def topsis(
+    matrix: ArrayLike, weights: ArrayLike, benefit: ArrayLike, *, reference: ArrayLike | None = None
+) -> np.ndarray:
     """Closeness coefficient C in [0, 1] of each alternative (row); higher is better.
 
     ``matrix`` is alternatives x criteria, ``weights`` one non-negative weight per criterion (normalised here),
     ``benefit`` True where more is better and False where less is better (a cost).
+
+    ``reference`` (default: ``matrix`` itself, classic TOPSIS) is the set of alternatives that fixes the
+    normalisation (each criterion's vector norm) and the ideal and anti-ideal points; ``matrix`` is scored against
+    it, its values first clipped to the reference's range per criterion, so that an alternative worse than every
+    reference point on a criterion counts as the anti-ideal there (without the clip, moving further away from the
+    anti-ideal would raise its score). Scores of the reference's own rows equal classic TOPSIS over the reference.
     """
     values, weight_vector, benefit_vector = _validated(matrix, weights, benefit)
     if values.shape[0] == 0:
         return np.empty(0)
+    basis = values if reference is None else _validated(reference, weights, benefit)[0]
+    if basis.shape[0] == 0:
+        raise ValueError("reference holds no alternative")
     # Criteria x alternatives, each criterion contiguous: per-criterion reductions run several times faster.
-    columns = np.ascontiguousarray(values.T)
+    columns = np.ascontiguousarray(basis.T)
     norms = np.sqrt(np.einsum("ji,ji->j", columns, columns))
     safe_norms = np.where(norms > 0, norms, 1.0)
-    weighted = columns * (weight_vector / safe_norms)[:, None]
-    column_max = weighted.max(axis=1)
-    column_min = weighted.min(axis=1)
+    scale = (weight_vector / safe_norms)[:, None]
+    column_max = (columns * scale).max(axis=1)
+    column_min = (columns * scale).min(axis=1)
+    weighted = np.clip(np.ascontiguousarray(values.T) * scale, column_min[:, None], column_max[:, None])
     ideal = np.where(benefit_vector, column_max, column_min)
     anti_ideal = np.where(benefit_vector, column_min, column_max)
     distance_ideal = np.sqrt(np.square(weighted - ideal[:, None]).sum(axis=0))
@@ -71,17 +83,20 @@ def topsis(matrix: ArrayLike, weights: ArrayLike, benefit: ArrayLike) -> np.ndar
     return np.divide(distance_anti_ideal, total, out=np.ones_like(total), where=total > 0)
 
 
-def criterion_closeness(matrix: ArrayLike, benefit: ArrayLike) -> np.ndarray:
-    """Per criterion, where each alternative sits between the worst (0) and the best (1) value; 1 where all tie.
+def criterion_closeness(matrix: ArrayLike, benefit: ArrayLike, *, reference: ArrayLike | None = None) -> np.ndarray:
+    """Per criterion, where each alternative sits between the worst (0) and the best (1) value of ``reference``
+    (default: ``matrix``), clipped to [0, 1]; 1 where all tie.
 
     It explains a TOPSIS score criterion by criterion (vector normalisation and weights are linear per column,
-    so this is the same position as in TOPSIS's weighted space).
+    so this is the same position as in TOPSIS's weighted space, given the same reference).
     """
     values = np.asarray(matrix, dtype=float)
     benefit_vector = np.asarray(benefit, dtype=bool)
     if values.shape[0] == 0:
         return np.empty_like(values)
-    best = np.where(benefit_vector, values.max(axis=0), values.min(axis=0))
-    worst = np.where(benefit_vector, values.min(axis=0), values.max(axis=0))
+    basis = values if reference is None else np.asarray(reference, dtype=float)
+    best = np.where(benefit_vector, basis.max(axis=0), basis.min(axis=0))
+    worst = np.where(benefit_vector, basis.min(axis=0), basis.max(axis=0))
     span = best - worst
-    return np.divide(values - worst, span, out=np.ones_like(values), where=span != 0) + 0.0  # no -0.0
+    position = np.divide(values - worst, span, out=np.ones_like(values), where=span != 0)
+    return np.clip(position, 0.0, 1.0) + 0.0  # no -0.0
