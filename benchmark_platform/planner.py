@@ -104,7 +104,7 @@ class Metrics:
 
 @dataclass(frozen=True, slots=True)
 class UseCase:
-    """A use case's SLA (None: no limit) and ranking weights (keys of ``ranking.rankings.CRITERIA``)."""
+    """A use case's SLA (None: no limit) and ranking weights (keys of ``ranking.criteria.CRITERIA``)."""
 
     name: str
     sla_ttft_p90_ms: float | None = None
@@ -295,29 +295,35 @@ def _fold(values: Sequence[Metrics]) -> Metrics:
     )
 
 
+# Each ranking criterion (``ranking.criteria.CRITERIA``) as the dominance criteria it becomes. ``accuracy`` belongs to
+# the model version, the same for every config the planner compares, so it can never break a dominance. A criterion
+# added to the registry must be added here too (a test checks), or dominance could skip a config that wins on it.
+DOMINANCE_CRITERIA: Mapping[str, tuple[str, ...]] = {
+    "ttft_p90": ("ttft",),
+    "tpot_p90": ("tpot",),
+    "throughput": ("throughput_node", "throughput_gpu"),
+    "cost_per_million_tokens": ("cost",),
+}
+VERSION_LEVEL_CRITERIA = frozenset({"accuracy"})
+
+
 def _criteria(use_case: UseCase) -> list[str]:
     """The dominance criteria of a use case (lower is better for each, after orientation)."""
-    weight = use_case.weights.get
-    keys = []
-    if weight("ttft_p90", 0) > 0:
-        keys.append("ttft")
-    if weight("tpot_p90", 0) > 0:
-        keys.append("tpot")
-    if weight("throughput", 0) > 0:
-        keys += ["throughput_node", "throughput_gpu"]
-    if weight("cost_per_million_tokens", 0) > 0:
-        keys.append("cost")
-    return keys or ["ttft", "tpot", "throughput_node", "throughput_gpu", "cost"]
-
-
-_WEIGHT_KEYS = {"ttft": "ttft_p90", "tpot": "tpot_p90", "cost": "cost_per_million_tokens"}
+    keys = [
+        criterion
+        for weight_key, criteria in DOMINANCE_CRITERIA.items()
+        if use_case.weights.get(weight_key, 0) > 0
+        for criterion in criteria
+    ]
+    return keys or [criterion for criteria in DOMINANCE_CRITERIA.values() for criterion in criteria]
 
 
 def _criterion_weight(use_case: UseCase, criterion: str) -> float:
-    """The use case's weight of a dominance criterion; the two throughput views share the throughput weight."""
-    if criterion.startswith("throughput"):
-        return use_case.weights.get("throughput", 0) / 2 or 1.0
-    return use_case.weights.get(_WEIGHT_KEYS[criterion], 0) or 1.0
+    """The use case's weight of a dominance criterion, shared by the views of one ranking criterion."""
+    for weight_key, criteria in DOMINANCE_CRITERIA.items():
+        if criterion in criteria:
+            return use_case.weights.get(weight_key, 0) / len(criteria) or 1.0
+    raise KeyError(criterion)
 
 
 def _oriented(metrics: Metrics, sample: Config, keys: Sequence[str]) -> list[float]:

@@ -12,6 +12,7 @@ import pytest
 from benchmark_platform import planner
 from benchmark_platform.planner import Config, Metrics, Settings, UseCase
 from benchmark_platform.ranking import UseCaseCriteria, rank_use_case, topsis
+from benchmark_platform.ranking.criteria import CRITERIA as RANKING_CRITERIA
 from benchmark_platform_tests.factories import result_row, results_frame
 
 CHAT = UseCase(
@@ -275,3 +276,9 @@ def test_what_dominance_skips_cannot_reverse_the_ranking_of_what_was_measured():
     assert list(what_was_measured["batch_size"]) == [1, 2, 4, 8, 16]
     points = np.array([[m.ttft_p90_ms, m.throughput_tokens_sec] for m in (measured | slow).values()], dtype=float)
     assert np.argmax(topsis(points, [0.5, 0.5], [False, True])) == 4  # classic TOPSIS over all: c16 first
+
+
+def test_every_registered_ranking_criterion_is_known_to_the_planner():
+    """A criterion the planner ignored could make dominance skip the config that wins on it."""
+    known = set(planner.DOMINANCE_CRITERIA) | planner.VERSION_LEVEL_CRITERIA
+    assert set(RANKING_CRITERIA) == known
