@@ -57,14 +57,9 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
     again, _ = _tick(dagster_instance, cursor)
     assert not again.run_requests and again.skip_reason, "a repeated tick must request nothing twice"
 
-    run = execute_benchmark_run(
-        dagster_instance, VERSION, local_benchmark_run_config(hardware=HARDWARE, replicas_per_pool=2, preload=False)
-    )
+    run_config = local_benchmark_run_config(hardware=HARDWARE, replicas_per_pool=2, preload=False)
+    run = execute_benchmark_run(dagster_instance, VERSION, run_config)
     assert run.success
-    statuses = status_counts(engine)
-    assert set(statuses) == {"completed", "skipped"} and statuses["completed"] > 100  # the planner pruned the rest
-    _one_result_per_completed_config(engine)
-
     drains = [
         step
         for step in dagster_instance.get_run_step_stats(run.run_id)
@@ -72,14 +67,28 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
     ]
     assert len(drains) == 2 * len(HARDWARE), "two replicas for each GPU pool"
     assert all(step.status.value == "SUCCESS" for step in drains)
+    matrix_event = dagster_instance.get_latest_materialization_event(dg.AssetKey("benchmark_config_matrix"))
+    configs_created = matrix_event.asset_materialization.metadata["configs_created"].value
+
+    # A pool's workers exit once its queue is drained; results that land later from another pool can put one of
+    # its skipped configs back to pending (the planner re-evaluates). The unfinished-matrix sensor resumes such a
+    # version with another run, as it does after a lost spot node: the matrix converges within a few runs.
+    for _ in range(3):
+        if "pending" not in status_counts(engine):
+            break
+        requests, _ = _sensor(unfinished_matrix_sensor, dagster_instance)
+        assert [request.partition_key for request in requests] == [VERSION]
+        assert execute_benchmark_run(dagster_instance, VERSION, run_config).success
+    statuses = status_counts(engine)
+    assert set(statuses) == {"completed", "skipped"} and statuses["completed"] > 100  # the planner pruned the rest
+    assert configs_created == sum(statuses.values())
+    _one_result_per_completed_config(engine)
 
     results_event = dagster_instance.get_latest_materialization_event(dg.AssetKey("benchmark_results"))
     metadata = results_event.asset_materialization.metadata
     assert metadata["completed"].value == statuses["completed"] and metadata["pending"].value == 0
     assert metadata["simulated_results"].value == statuses["completed"]
     assert "gcp-h100-sxm-x8" in metadata["per_hardware_progress"].value
-    matrix_event = dagster_instance.get_latest_materialization_event(dg.AssetKey("benchmark_config_matrix"))
-    assert matrix_event.asset_materialization.metadata["configs_created"].value == sum(statuses.values())
     assert sum(metadata["skipped_by_reason"].value.values()) == statuses["skipped"]
     assert metadata["gpu_hours_saved_by_pruning"].value > 0
 
