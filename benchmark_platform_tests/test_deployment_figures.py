@@ -12,25 +12,19 @@ from pydantic import ValidationError
 
 from benchmark_platform.cli import main
 from benchmark_platform.runners import RunSpec, get_runner
-from benchmark_platform.runners.base import METRIC_COLUMNS, HardwareFacts
+from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform.runners.serving_sim import ServingSimulation
 from benchmark_platform.runners.simulated import measurement_from_replica
-from benchmark_platform_tests.factories import CHATBOT, VLLM, llama_8b
+from benchmark_platform_tests.factories import CHATBOT, H100, VLLM, llama_8b
 
-H100_X8 = HardwareFacts(
-    name="h100-x8",
-    gpu_type="H100-SXM",
-    gpu_count=8,
-    vendor="nvidia",
-    vram_per_gpu_gb=80,
-    memory_bandwidth_gbps=3350,
-    fp16_tflops=989,
-    fp8_tflops=1979,
-    int8_tops=1979,
-    interconnect_bandwidth_gbps=450,
-    tdp_watts=700,
-    cost_per_hour_usd=88.0,
-    spot_cost_per_hour_usd=40.0,
+H100_X8 = H100.model_copy(
+    update={
+        "name": "h100-x8",
+        "gpu_count": 8,
+        "tdp_watts": 700,
+        "cost_per_hour_usd": 88.0,
+        "spot_cost_per_hour_usd": 40.0,
+    }
 )
 
 
