@@ -258,6 +258,7 @@ EXPORT_CONFIG_COLUMNS = (
     "workload_type",
     "batch_size",
     "sequence_length",
+    "tensor_parallel",
     "runner",
 )
 # Every metric a result row stores (the runners' METRIC_COLUMNS, so a metric added by a migration is exported too).

@@ -12,7 +12,9 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import Connection, Engine, func, select
@@ -20,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
 from benchmark_platform.domain import Architecture, ModelFacts
-from benchmark_platform.orm import VERSION_KEY_SEPARATOR, Model, ModelVersion
+from benchmark_platform.orm import VERSION_KEY_SEPARATOR, Model, ModelVersion, version_key_expression
 from benchmark_platform.safe_yaml import (
     Int32,
     Int64,
@@ -257,6 +259,36 @@ def list_version_keys(connection: Connection) -> dict[str, uuid.UUID]:
         .order_by(Model.name, ModelVersion.version)
     )
     return {version_key(name, version): version_id for name, version, version_id in rows}
+
+
+def stored_versions(engine: Engine) -> list[dict[str, Any]]:
+    """Every registered version as the model catalog asset shows it: key, quantization, format and VRAM need."""
+    query = (
+        select(
+            version_key_expression().label("version_key"),
+            ModelVersion.quantization,
+            ModelVersion.format,
+            ModelVersion.vram_requirement_gb,
+        )
+        .join(Model, Model.id == ModelVersion.model_id)
+        .order_by(Model.name, ModelVersion.version)
+    )
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def versions_registered_after(engine: Engine, after: datetime | None) -> list[Any]:
+    """Versions (``created_at``, ``key``) registered after ``after`` (all when None), oldest first: the new-version
+    sensor's scan."""
+    query = (
+        select(ModelVersion.created_at, version_key_expression().label("key"))
+        .join(Model, Model.id == ModelVersion.model_id)
+        .order_by(ModelVersion.created_at, ModelVersion.id)
+    )
+    if after is not None:
+        query = query.where(ModelVersion.created_at > after)
+    with engine.connect() as connection:
+        return connection.execute(query).all()
 
 
 def _as_uuid(ref: str | uuid.UUID) -> uuid.UUID | None:

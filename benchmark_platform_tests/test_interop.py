@@ -235,6 +235,9 @@ def test_import_then_export(engine, tmp_path):
         CliRunner().invoke(main, ["export-results", "--format", "json", "--model-version", VERSION]).output
     )
     assert len(as_json) == 3 and as_json[0]["batch_size"] == 16
+    # The export reads the ranking's own results query, so it carries every configuration column the ranking keys on.
+    assert [row["tensor_parallel"] for row in as_json] == [1, 1, 1]  # gcp-l4-x1: the whole one-GPU node
+    assert "tensor_parallel" in header
 
 
 def test_bad_imports_exit_2_and_write_nothing(engine, tmp_path):

@@ -90,14 +90,20 @@ def test_nothing_under_defs_imports_the_assembled_definitions():
 _RAW_SQL = re.compile(r"\bSELECT\b.*\bFROM\b|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b", re.S)
 
 
-def _raw_sql_uses(path: Path) -> list[str]:
-    """Where a file reaches for raw SQL: ``sqlalchemy.text`` imported or called (``text(...)``,
-    ``sqlalchemy.text(...)``)
-    or a string literal holding a SQL statement."""
+def _data_access_leaks(path: Path) -> list[str]:
+    """Where a file reaches the database itself: an import of SQLAlchemy or of the ORM (so no ``select(...)``,
+    ``text(...)`` or table class), a call to ``sqlalchemy.text``, or a string literal holding a SQL statement."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
-            found += [f"line {node.lineno}: imports {node.module}.text" for alias in node.names if alias.name == "text"]
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [
+                f"line {node.lineno}: imports {module}"
+                for module in modules
+                if module.split(".")[0] == "sqlalchemy" or module == "benchmark_platform.orm"
+            ]
+            if isinstance(node, ast.ImportFrom) and node.module == "benchmark_platform":
+                found += [f"line {node.lineno}: imports the ORM" for alias in node.names if alias.name == "orm"]
         elif isinstance(node, ast.Call):
             func = node.func
             if (isinstance(func, ast.Name) and func.id == "text") or (
@@ -112,29 +118,36 @@ def _raw_sql_uses(path: Path) -> list[str]:
     return found
 
 
-def test_nothing_under_defs_holds_raw_sql():
-    """Dagster code calls named statements of the queue package (``benchmark_platform.queue``) and the ranking store;
-    it holds no SQL of its own."""
-    uses = {
-        path.name: found
-        for path in sorted((ROOT / "benchmark_platform" / "defs").glob("*.py"))
-        if (found := _raw_sql_uses(path))
+def test_dagster_and_cli_code_reach_the_database_only_through_named_functions():
+    """``defs/`` and ``cli/`` call the queue package, the ranking store and the catalog stores (``catalogs``,
+    ``manifests``); they import neither SQLAlchemy nor the ORM and hold no SQL of their own."""
+    package = ROOT / "benchmark_platform"
+    leaks = {
+        str(path.relative_to(package)): found
+        for folder in ("defs", "cli")
+        for path in sorted((package / folder).glob("*.py"))
+        if (found := _data_access_leaks(path))
     }
-    assert not uses, f"raw SQL under defs/: {uses}"
+    assert not leaks, f"data access outside the stores: {leaks}"
 
 
-def test_the_raw_sql_scan_finds_each_way_in(tmp_path):
-    """The scan above would see SQL coming back: an import of ``text``, a call, a statement in a string."""
+def test_the_data_access_scan_finds_each_way_in(tmp_path):
+    """The scan above would see the database coming back: an import, a call, a statement in a string."""
     cases = {
-        "from sqlalchemy import text\n": "imports sqlalchemy.text",
-        "import sqlalchemy\nsqlalchemy.text('x')\n": "calls sqlalchemy.text(...)",
+        "from sqlalchemy import text\n": "imports sqlalchemy",
+        "from sqlalchemy import select\nselect(1)\n": "imports sqlalchemy",
+        "import sqlalchemy.orm\n": "imports sqlalchemy.orm",
+        "from benchmark_platform.orm import Model\n": "imports benchmark_platform.orm",
+        "from benchmark_platform import orm\n": "imports the ORM",
+        "text('x')\n": "calls text(...)",
         "q = 'SELECT id FROM benchmark_configs'\n": "SQL in a string literal",
         "x = dg.MetadataValue.text('a selection from the queue')\n": None,
+        "from benchmark_platform import database, queue\n": None,
     }
     for source, expected in cases.items():
         path = tmp_path / "module.py"
         path.write_text(source)
-        found = _raw_sql_uses(path)
+        found = _data_access_leaks(path)
         assert (expected in found[0]) if expected else not found, (source, found)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import string
+import uuid
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.domain import Quantization, Vendor, WeightFormat
@@ -506,3 +507,54 @@ def seed(engine: Engine) -> dict[str, int]:
             InferenceFramework.__tablename__: _seed_frameworks(connection),
             UseCase.__tablename__: _seed_use_cases(connection),
         }
+
+
+# --- reading back ----------------------------------------------------------------------------------------------
+
+
+def _rows(engine: Engine, query) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def stored_hardware(engine: Engine) -> list[dict[str, Any]]:
+    """The seeded hardware configs as the reference asset shows them: name, GPU, count, VRAM, cloud and prices."""
+    return _rows(
+        engine,
+        select(
+            HardwareConfig.name,
+            HardwareConfig.gpu_type,
+            HardwareConfig.gpu_count,
+            HardwareConfig.total_vram_gb,
+            HardwareConfig.cloud_provider,
+            HardwareConfig.cost_per_hour_usd,
+            HardwareConfig.spot_cost_per_hour_usd,
+        ).order_by(HardwareConfig.gpu_type, HardwareConfig.gpu_count, HardwareConfig.cloud_provider),
+    )
+
+
+def stored_frameworks(engine: Engine) -> list[dict[str, Any]]:
+    """The seeded inference frameworks: name, version and whether they stream."""
+    return _rows(
+        engine,
+        select(InferenceFramework.name, InferenceFramework.version, InferenceFramework.supports_streaming).order_by(
+            InferenceFramework.name
+        ),
+    )
+
+
+def stored_use_cases(engine: Engine) -> list[dict[str, Any]]:
+    """The seeded use cases: subcategory, category and pipeline tag."""
+    return _rows(
+        engine, select(UseCase.subcategory, UseCase.category, UseCase.pipeline_tag).order_by(UseCase.subcategory)
+    )
+
+
+def use_case_exists(connection: Connection, subcategory: str) -> bool:
+    """Whether the taxonomy has a use case called ``subcategory`` (results name it as their ``workload_type``)."""
+    return connection.scalar(select(UseCase.id).where(UseCase.subcategory == subcategory)) is not None
+
+
+def gpu_count(connection: Connection, hardware_config_id: uuid.UUID) -> int:
+    """The number of GPUs of a hardware config (a node): the widest tensor-parallel degree it can serve."""
+    return connection.scalar(select(HardwareConfig.gpu_count).where(HardwareConfig.id == hardware_config_id))

@@ -11,7 +11,6 @@ import uuid
 
 import click
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
 from benchmark_platform import database, planner, queue
 from benchmark_platform.cli.app import fail, main
@@ -21,7 +20,7 @@ from benchmark_platform.progress import watch_queue
 from benchmark_platform.runners import RUNNER_NAMES, RUNNERS
 
 
-def _resolve_version(engine: Engine, reference: str) -> uuid.UUID:
+def _resolve_version(engine: database.Engine, reference: str) -> uuid.UUID:
     """An id or a readable key (llama-3.1-8b@int4-awq); exit 2 with the reason when it names nothing."""
     try:
         with engine.connect() as connection:
@@ -91,7 +90,7 @@ def populate_matrix_command(
         click.echo(f"  {pair}: {count}")
 
 
-def _replanner(engine: Engine, version_id: uuid.UUID, replan_seconds: float | None):
+def _replanner(engine: database.Engine, version_id: uuid.UUID, replan_seconds: float | None):
     """The planner hook of a CLI worker, when asked for (imported only then: it pulls in pandas, and a worker that
     starts fast reaches its database sooner)."""
     if not replan_seconds:

@@ -52,11 +52,8 @@ def import_results(
         benchmark-platform import-results benchmarks.json --format guidellm \\
             --model-version llama-3.1-8b@bf16 --hardware aws-h100-sxm-x1 --framework vllm --batch-size 16
     """
-    from sqlalchemy import select
-
-    from benchmark_platform import database, interop, queue
+    from benchmark_platform import catalogs, database, interop, queue
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
     from benchmark_platform.runners import Measurement, quality
 
     try:
@@ -92,14 +89,15 @@ def import_results(
         except LookupError as error:
             fail(str(error))
             return
-        framework_id = connection.scalar(select(InferenceFramework.id).where(InferenceFramework.name == framework))
-        if framework_id is None:
-            fail(f"--framework: unknown framework {framework!r}")
+        try:
+            framework_id = queue.resolve_framework(connection, framework)
+        except LookupError as error:
+            fail(f"--framework: {error}")
             return
-        if connection.scalar(select(UseCase.id).where(UseCase.subcategory == workload_type)) is None:
+        if not catalogs.use_case_exists(connection, workload_type):
             fail(f"--use-case: unknown use case {workload_type!r}")
             return
-        gpu_count = connection.scalar(select(HardwareConfig.gpu_count).where(HardwareConfig.id == hardware_id))
+        gpu_count = catalogs.gpu_count(connection, hardware_id)
         if tensor_parallel is not None and tensor_parallel > gpu_count:
             fail(f"--tensor-parallel: {tensor_parallel} is more than the {gpu_count} GPUs of {hardware}")
             return
@@ -130,13 +128,9 @@ def export_results(out_format: str, out: str | None, model_version: str | None) 
     Example:
         benchmark-platform export-results --format parquet --out results.parquet
     """
-    import pandas as pd
-    from sqlalchemy import text
-
     from benchmark_platform import database
-    from benchmark_platform.interop import EXPORT_COLUMNS
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.runners.base import METRIC_COLUMNS
+    from benchmark_platform.ranking.store import load_export_frame
 
     if out_format == "parquet" and out is None:
         fail("--out: parquet is binary; give a file")
@@ -145,31 +139,15 @@ def export_results(out_format: str, out: str | None, model_version: str | None) 
         fail("--format parquet needs pyarrow: pip install 'benchmark-platform[parquet]'")
         return
     engine = database.get_engine()
-    with engine.connect() as connection:
-        version_id = None
-        if model_version is not None:
-            try:
+    version_id = None
+    if model_version is not None:
+        try:
+            with engine.connect() as connection:
                 version_id = resolve_model_version(connection, model_version)
-            except LookupError as error:
-                fail(str(error))
-                return
-        rows = connection.execute(
-            text(
-                "SELECT r.id AS result_id, r.benchmark_date, m.name || '@' || v.version AS version_key,"
-                " h.name AS hardware_name, h.gpu_type, h.gpu_count, f.name AS framework_name, r.workload_type,"
-                " r.batch_size, r.sequence_length, r.runner,"
-                f" {', '.join(f'r.{column}' for column in METRIC_COLUMNS)}, r.quality_flags,"
-                " COALESCE(r.detailed_metrics -> 'source_tool' ->> 'name', r.detailed_metrics ->> 'runner_name')"
-                " AS source_tool"
-                " FROM benchmark_results r JOIN model_versions v ON v.id = r.model_version_id"
-                " JOIN models m ON m.id = v.model_id JOIN hardware_configs h ON h.id = r.hardware_config_id"
-                " JOIN inference_frameworks f ON f.id = r.framework_id"
-                " WHERE CAST(:version AS uuid) IS NULL OR r.model_version_id = CAST(:version AS uuid)"
-                " ORDER BY r.benchmark_date, r.created_at"
-            ),
-            {"version": str(version_id) if version_id else None},
-        ).all()
-    frame = pd.DataFrame([tuple(row) for row in rows], columns=list(EXPORT_COLUMNS))
+        except LookupError as error:
+            fail(str(error))
+            return
+    frame = load_export_frame(engine, version_id)
     frame["result_id"] = frame["result_id"].astype(str)
     frame["benchmark_date"] = frame["benchmark_date"].astype(str)
     if out_format == "json":

@@ -20,7 +20,6 @@ from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import hardware_configs, inference_frameworks, model_catalog, use_case_taxonomy
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.k8s_config import SpotNodeSettings, pool_name, step_op_tags
-from benchmark_platform.orm import CONFIG_STATUSES
 from benchmark_platform.runners import runner_entry
 from benchmark_platform.worker import WorkerOptions, run_worker
 
@@ -174,10 +173,10 @@ def _drain_op(hardware: HardwareSpec, k8s_settings: SpotNodeSettings) -> dg.OpDe
 
 def _progress_markdown(progress: queue.Progress) -> str:
     frame = pd.DataFrame.from_dict(progress.by_hardware, orient="index").fillna(0).astype(int)
-    for status in CONFIG_STATUSES:
+    for status in queue.CONFIG_STATUSES:
         if status not in frame.columns:
             frame[status] = 0
-    frame = frame[list(CONFIG_STATUSES)].sort_index()
+    frame = frame[list(queue.CONFIG_STATUSES)].sort_index()
     frame["percent_complete"] = (100 * frame["completed"] / frame.sum(axis=1)).round(1)
     return frame.rename_axis("hardware").to_markdown()
 
@@ -209,7 +208,7 @@ def _report_progress_op(pool_inputs: list[str]) -> dg.OpDefinition:
         pruning = queue.pruning_summary(engine, version_id)
         residuals = pd.DataFrame(adaptive.residual_table(engine))
         wall = max(time.time() - run_started, 1e-3)
-        counts = {status: progress.by_status.get(status, 0) for status in CONFIG_STATUSES}
+        counts = {status: progress.by_status.get(status, 0) for status in queue.CONFIG_STATUSES}
         context.add_output_metadata(
             {
                 **{status: dg.MetadataValue.int(n) for status, n in counts.items()},

@@ -3,8 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-from sqlalchemy import Engine
-
 from benchmark_platform import database, settings
 
 
@@ -13,7 +11,7 @@ class PlatformDatabase(dg.ConfigurableResource):
 
     url: str | None = None
 
-    def get_engine(self) -> Engine:
+    def get_engine(self) -> database.Engine:
         return database.get_engine(self.url or None)
 
 

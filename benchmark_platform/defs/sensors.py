@@ -3,13 +3,10 @@
 from datetime import datetime, timedelta
 
 import dagster as dg
-from sqlalchemy import select
-
-from benchmark_platform import queue
+from benchmark_platform import manifests, queue
 from benchmark_platform.defs.jobs import benchmark_job, rankings_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.resources import PlatformDatabase
-from benchmark_platform.orm import Model, ModelVersion, version_key_expression
 
 MAX_VERSIONS_PER_TICK = 100  # keeps a tick far inside the 60 s sensor evaluation timeout
 CURSOR_OVERLAP = timedelta(minutes=10)  # longer than any registration transaction
@@ -31,15 +28,8 @@ def new_model_version_sensor(context: dg.SensorEvaluationContext, database: Plat
     scan, minus an overlap: ``created_at`` is when a registration's transaction started, so one that commits late
     can appear behind the cursor. Partition existence and run keys make a repeated tick or a daemon restart request
     nothing twice."""
-    query = (
-        select(ModelVersion.created_at, version_key_expression().label("key"))
-        .join(Model, Model.id == ModelVersion.model_id)
-        .order_by(ModelVersion.created_at, ModelVersion.id)
-    )
-    if context.cursor:
-        query = query.where(ModelVersion.created_at > datetime.fromisoformat(context.cursor) - CURSOR_OVERLAP)
-    with database.get_engine().connect() as conn:
-        rows = conn.execute(query).all()
+    after = datetime.fromisoformat(context.cursor) - CURSOR_OVERLAP if context.cursor else None
+    rows = manifests.versions_registered_after(database.get_engine(), after)
     new = [row for row in rows if not context.instance.has_dynamic_partition(model_versions_partitions.name, row.key)]
     if len(new) > MAX_VERSIONS_PER_TICK:  # the rest on the next tick, from where this one stopped
         new = new[:MAX_VERSIONS_PER_TICK]

@@ -49,6 +49,7 @@ its docstring:
 Importers use ``from benchmark_platform import queue`` and ``queue.NAME``: every public name is re-exported here.
 """
 
+from benchmark_platform.orm import CONFIG_STATUSES
 from benchmark_platform.queue import invariants
 from benchmark_platform.queue.claims import (
     DURABLE_COMMIT,
@@ -128,6 +129,7 @@ from benchmark_platform.queue.results import (
 )
 
 __all__ = [
+    "CONFIG_STATUSES",
     "CancelReport",
     "ConfigFacts",
     "Claim",

@@ -10,7 +10,9 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, Float, delete, insert, select
+from sqlalchemy import Engine, Float, delete, func, insert, select
+
+from benchmark_platform.interop import EXPORT_COLUMNS
 
 from benchmark_platform.orm import (
     BenchmarkResult,
@@ -54,7 +56,14 @@ _FRAME_TYPES = {
 }
 
 
-def _results_query(day: date | None, since: date | None, until: date | None, workload_types: Sequence[str] | None):
+def _results_query(
+    day: date | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    workload_types: Sequence[str] | None = None,
+    model_version_id: uuid.UUID | None = None,
+):
+    """The one join of results with their version, hardware and framework: the ranking frame and the export."""
     result = BenchmarkResult
     query = (
         select(
@@ -96,6 +105,8 @@ def _results_query(day: date | None, since: date | None, until: date | None, wor
         query = query.where(result.benchmark_date <= until)
     if workload_types is not None:
         query = query.where(result.workload_type.in_(list(workload_types)))
+    if model_version_id is not None:
+        query = query.where(result.model_version_id == model_version_id)
     return query
 
 
@@ -112,6 +123,18 @@ def load_results_frame(
         rows = connection.execute(_results_query(day, since, until, workload_types)).all()
     frame = pd.DataFrame.from_records(rows, columns=list(RESULT_FRAME_COLUMNS))
     return frame.astype(_FRAME_TYPES)
+
+
+def load_export_frame(engine: Engine, model_version_id: uuid.UUID | None = None) -> pd.DataFrame:
+    """Every result (of one version, when given) as ``export-results`` writes it (``interop.EXPORT_COLUMNS``): the
+    results frame's own query plus the tool that measured it, so the export cannot drift from what is ranked."""
+    detail = BenchmarkResult.detailed_metrics
+    source_tool = func.coalesce(detail["source_tool"]["name"].astext, detail["runner_name"].astext)
+    query = _results_query(model_version_id=model_version_id).add_columns(source_tool.label("source_tool"))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame.from_records(rows, columns=[*RESULT_FRAME_COLUMNS, "source_tool"])
+    return frame[list(EXPORT_COLUMNS)]
 
 
 def load_use_cases(engine: Engine) -> list[UseCaseCriteria]:
