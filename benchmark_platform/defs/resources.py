@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+
 from benchmark_platform import database, settings
 
 

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import dagster as dg
+
 from benchmark_platform import manifests, queue
 from benchmark_platform.defs.jobs import benchmark_job, rankings_job
 from benchmark_platform.defs.partitions import model_versions_partitions

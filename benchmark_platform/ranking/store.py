@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Float, delete, func, insert, select
 
 from benchmark_platform.interop import EXPORT_COLUMNS
-
 from benchmark_platform.orm import (
     BenchmarkResult,
     DailyModelStats,
