@@ -1,6 +1,6 @@
 """The Dagster code location of benchmark-platform: ``defs`` assembled from one module per concern.
 
-catalogs (reference) → matrix → results (benchmarks) → daily stats → rankings (analytics).
+catalogs (reference) → matrix → results (benchmarks) → daily stats → rankings (analytics) → report.
 
 Nothing under ``defs/`` imports this module (it imports them all); what needs the assembled ``defs``, such as running
 the benchmark job out of process, lives here.
@@ -19,6 +19,7 @@ from benchmark_platform.defs.jobs import (
     reap_stale_configs_job,
 )
 from benchmark_platform.defs.reference import reference_assets
+from benchmark_platform.defs.report import benchmark_report
 from benchmark_platform.defs.resources import PlatformDatabase, ReportDestination
 from benchmark_platform.defs.schedules import ranking_refresh, stale_config_reaper
 from benchmark_platform.defs.sensors import (
@@ -28,7 +29,14 @@ from benchmark_platform.defs.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[*reference_assets, benchmark_config_matrix, benchmark_results, daily_model_stats, rankings],
+    assets=[
+        *reference_assets,
+        benchmark_config_matrix,
+        benchmark_results,
+        daily_model_stats,
+        rankings,
+        benchmark_report,
+    ],
     asset_checks=asset_checks,
     jobs=[benchmark_job, ranking_refresh_job, rankings_job, reap_stale_configs_job],
     sensors=[new_model_version_sensor, unfinished_matrix_sensor, rankings_after_new_results],

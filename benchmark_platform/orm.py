@@ -379,6 +379,8 @@ class UseCaseRankingSummary(Base):
     excluded: Mapped[dict[str, Any]] = mapped_column(JSONB)
     notes: Mapped[list[str]] = mapped_column(server_default=text("'{}'::text[]"))
     calculated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Migration 0009: what the adaptive planner skipped of the use case's configs, read by the report.
+    pruning: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
 
 class DeploymentRanking(Base):

@@ -175,6 +175,19 @@ def test_the_report_says_what_pruning_skipped_and_saved(engine: Engine, version_
     assert "Adaptive benchmarking skipped" in page and "GPU-hours" in page
     skipped = status_counts(engine)["skipped"]
     assert f"skipped {skipped} configs" in page
+    with engine.connect() as connection:
+        chatbot = connection.execute(
+            text("SELECT count(*) FROM benchmark_configs WHERE status = 'skipped' AND workload_type = 'chatbot'")
+        ).scalar_one()
+    assert 0 < chatbot < skipped
+    chatbot_page = write_report(engine, tmp_path / "chatbot.html", use_cases=["chatbot"]).path.read_text()
+    assert f"skipped {chatbot} configs" in chatbot_page  # the note covers the use cases reported
+
+    # The note is stored with the rankings: the queue changing does not change the report until they are refreshed.
+    queue.requeue_skipped(engine, version_id)
+    assert f"skipped {skipped} configs" in write_report(engine, tmp_path / "again.html").path.read_text()
+    refresh_rankings(engine)
+    assert "Adaptive benchmarking skipped" not in write_report(engine, tmp_path / "fresh.html").path.read_text()
 
 
 def test_a_skipped_config_always_has_its_reason(engine: Engine, version_id):

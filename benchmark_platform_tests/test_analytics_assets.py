@@ -11,8 +11,9 @@ from sqlalchemy import Engine, text
 
 from benchmark_platform import settings
 from benchmark_platform.definitions import defs
-from benchmark_platform.defs.analytics import REPORT_FILE, daily_model_stats
+from benchmark_platform.defs.analytics import daily_model_stats
 from benchmark_platform.defs.jobs import ranking_refresh_job, rankings_job
+from benchmark_platform.defs.report import REPORT_FILE, benchmark_report
 from benchmark_platform.defs.resources import PlatformDatabase, ReportDestination
 from benchmark_platform.defs.sensors import rankings_after_new_results
 from benchmark_platform_tests.factories import insert_results, insert_use_case, result_row
@@ -113,3 +114,25 @@ def test_the_report_is_written_to_its_destination_and_linked(
     monkeypatch.setenv(settings.REPORTS_DIR_ENV, str(tmp_path / "from-env"))
     assert job.execute_in_process(instance=dagster_instance).success
     assert (tmp_path / "from-env" / REPORT_FILE).is_file()
+
+
+def test_the_report_is_materialized_and_retried_alone(engine: Engine, dagster_instance, tmp_path: Path) -> None:
+    """The report is its own asset: without stored rankings it fails saying so and ranks nothing; once the rankings
+    are stored it is drawn from them alone, without running the rankings step again."""
+    _results_of_two_days(engine)
+    destination = ReportDestination(folder=str(tmp_path))
+    resources = {"database": PlatformDatabase(), "report_destination": destination}
+    failed = dg.materialize([benchmark_report], instance=dagster_instance, resources=resources, raise_on_error=False)
+    assert not failed.success and not (tmp_path / REPORT_FILE).exists()
+    assert _stored(engine, RANKINGS) == []  # the report never ranks
+
+    rankings = defs.resolve_job_def(rankings_job.name)
+    assert rankings.execute_in_process(instance=dagster_instance, resources={"report_destination": destination}).success
+    (tmp_path / REPORT_FILE).unlink()
+    calculated = _stored(engine, RANKINGS)
+    retried = dg.materialize([benchmark_report], instance=dagster_instance, resources=resources)
+    assert retried.success and [e.asset_key.path for e in retried.get_asset_materialization_events()] == [
+        ["benchmark_report"]
+    ]
+    assert "chatbot" in (tmp_path / REPORT_FILE).read_text()
+    assert _stored(engine, RANKINGS) == calculated  # drawn from the stored rankings, not ranked again

@@ -11,11 +11,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from benchmark_platform import catalogs, report
+from benchmark_platform import catalogs
 from benchmark_platform.cli import recommend as recommend_command
 from benchmark_platform.defs import analytics
 from benchmark_platform.ranking import Constraints, criteria, rank_use_case, recommend, store
 from benchmark_platform.ranking.rankings import DEPLOYMENT_COLUMNS, configuration_columns
+from benchmark_platform.report import html as report
 from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
 INTERACTIVITY = criteria.Criterion(

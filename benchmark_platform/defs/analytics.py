@@ -1,9 +1,9 @@
-"""Daily stats, TOPSIS rankings and the report: the answers users come for.
+"""Daily stats and TOPSIS rankings: the answers users come for (the report that draws them is ``defs/report.py``).
 
-``daily_model_stats`` is kept per UTC day (a partition rewrites only its day). The rankings and the report are one
-current snapshot, not partitioned: each materialization ranks the results once, replaces the stored rankings (model
-and deployment level) and writes the report from the stored deployment rankings. The daily schedule and every new
-benchmark result refresh them, so a backfill of old days rewrites those days' stats and never today's rankings."""
+``daily_model_stats`` is kept per UTC day (a partition rewrites only its day). The rankings are one current snapshot,
+not partitioned: each materialization ranks the results once and replaces the stored rankings (model and deployment
+level, with what the adaptive planner skipped). The daily schedule and every new benchmark result refresh them, so a
+backfill of old days rewrites those days' stats and never today's rankings."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -11,9 +11,8 @@ import dagster as dg
 import pandas as pd
 
 from benchmark_platform.defs.partitions import daily_partitions
-from benchmark_platform.defs.resources import PlatformDatabase, ReportDestination
+from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.ranking import criteria, store
-from benchmark_platform.report import write_report
 
 GROUP = "analytics"
 TOP_SHOWN = 5
@@ -71,9 +70,6 @@ def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
     return shown.to_markdown(index=False)
 
 
-REPORT_FILE = "benchmark-report.html"
-
-
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -90,20 +86,11 @@ REPORT_FILE = "benchmark-report.html"
             deps=["model_rankings"],
             description="Suitability of each model for each use case, with the recommended models flagged.",
         ),
-        dg.AssetSpec(
-            "benchmark_report",
-            group_name=GROUP,
-            kinds={"html"},
-            deps=["model_rankings", "model_use_cases"],
-            description="The HTML report (Pareto plots, top configurations) drawn from the stored rankings, written "
-            "to the report destination (a shared volume on Kubernetes).",
-        ),
     ],
 )
 def rankings(
     config: RankingConfig,
     database: PlatformDatabase,
-    report_destination: ReportDestination,
 ):
     since = datetime.now(UTC).date() - timedelta(days=config.lookback_days) if config.lookback_days else None
     engine = database.get_engine()
@@ -142,17 +129,5 @@ def rankings(
             "recommended": dg.MetadataValue.md(
                 pd.DataFrame(recommended, columns=["use_case", "model_version", "simulated"]).to_markdown(index=False)
             ),
-        },
-    )
-    report = write_report(engine, report_destination.path(REPORT_FILE))
-    yield dg.MaterializeResult(
-        asset_key="benchmark_report",
-        metadata={
-            "path": dg.MetadataValue.path(str(report.path)),
-            "url": dg.MetadataValue.url(report.path.as_uri()),
-            "use_cases": dg.MetadataValue.int(len(report.use_cases)),
-            "configurations": dg.MetadataValue.int(report.configurations),
-            "simulated_configurations": dg.MetadataValue.int(report.simulated),
-            "bytes": dg.MetadataValue.int(report.bytes),
         },
     )

@@ -18,7 +18,7 @@ benchmark_job = dg.define_asset_job(
     description="Populate a model version's matrix and drain it with replicas per GPU pool.",
 )
 
-RANKING_ASSETS = ["model_rankings", "model_use_cases", "benchmark_report"]
+RANKING_ASSETS = ["model_rankings", "model_use_cases", "benchmark_report"]  # the report after the rankings it draws
 
 ranking_refresh_job = dg.define_asset_job(
     "refresh_stats_and_rankings",

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from benchmark_platform.queue.common import VERSION_KEY
+
 PLAN_LOCK_NAMESPACE = 7_314_015  # pg advisory lock key space of the planner (one lock per model version)
 
 
@@ -223,27 +225,46 @@ class PruningSummary:
         }
 
 
+_PRUNING_SQL = """
+SELECT {keys} CASE WHEN c.status = 'skipped' THEN c.skip_reason END AS reason, count(*) AS n,
+       coalesce(sum(CAST(c.prediction ->> 'run_seconds' AS double precision) * h.gpu_count), 0) / 3600.0 AS gpu_hours
+FROM benchmark_configs c JOIN hardware_configs h ON h.id = c.hardware_config_id
+     JOIN model_versions v ON v.id = c.model_version_id JOIN models m ON m.id = v.model_id
+{where}
+GROUP BY {group}
+"""
+
+
+def _pruning(rows: list[Any]) -> PruningSummary:
+    skipped = {row.reason: row.n for row in rows if row.reason is not None}
+    saved = {row.reason: float(row.gpu_hours) for row in rows if row.reason is not None}
+    to_run = sum(float(row.gpu_hours) for row in rows if row.reason is None)
+    return PruningSummary(dict(sorted(skipped.items())), dict(sorted(saved.items())), to_run)
+
+
 def pruning_summary(engine: Engine, model_version_id: uuid.UUID | None = None) -> PruningSummary:
     """Read-only: skipped counts and GPU-hours by reason (configs without a prediction count zero hours)."""
     where = "WHERE c.model_version_id = :v" if model_version_id is not None else ""
     with engine.begin() as connection:
         rows = connection.execute(
-            text(
-                f"""
-                SELECT CASE WHEN c.status = 'skipped' THEN c.skip_reason END AS reason, count(*) AS n,
-                       coalesce(sum(CAST(c.prediction ->> 'run_seconds' AS double precision) * h.gpu_count), 0)
-                           / 3600.0 AS gpu_hours
-                FROM benchmark_configs c JOIN hardware_configs h ON h.id = c.hardware_config_id
-                {where}
-                GROUP BY 1
-                """
-            ),
-            {"v": model_version_id},
+            text(_PRUNING_SQL.format(keys="", where=where, group="1")), {"v": model_version_id}
         ).all()
-    skipped = {row.reason: row.n for row in rows if row.reason is not None}
-    saved = {row.reason: float(row.gpu_hours) for row in rows if row.reason is not None}
-    to_run = sum(float(row.gpu_hours) for row in rows if row.reason is None)
-    return PruningSummary(dict(sorted(skipped.items())), dict(sorted(saved.items())), to_run)
+    return _pruning(rows)
+
+
+def pruning_by_use_case(engine: Engine) -> dict[str, dict[str, PruningSummary]]:
+    """Read-only: ``pruning_summary`` per use case (``workload_type``) and version key, in one snapshot; what the
+    rankings store beside each use case's ranking so that the report says what was skipped without the queue."""
+    query = _PRUNING_SQL.format(keys=f"c.workload_type, {VERSION_KEY} AS version_key,", where="", group="1, 2, 3")
+    with engine.begin() as connection:
+        rows = connection.execute(text(query)).all()
+    grouped: dict[str, dict[str, list[Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row.workload_type, {}).setdefault(row.version_key, []).append(row)
+    return {
+        workload: {version: _pruning(version_rows) for version, version_rows in sorted(versions.items())}
+        for workload, versions in sorted(grouped.items())
+    }
 
 
 def residual_rows(engine: Engine) -> list[Any]:

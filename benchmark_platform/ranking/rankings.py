@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -221,7 +221,9 @@ class ModelUseCaseRecord(BaseModel):
 class UseCaseRanking:
     """Everything one use case's ranking produced: the ranked configurations (``configuration_columns()``, best
     first), the deployments left out (``unranked_columns()``: why in ``status``), the weights actually used, what
-    was excluded and why, and the per-model rows to store."""
+    was excluded and why, and the per-model rows to store. ``pruning`` is what the adaptive planner skipped of this
+    use case's configs (``{"top_k": k, "versions": {version_key: summary}}``): the rankings step adds it from the
+    queue and stores it with the ranking, so the report reads it from there."""
 
     use_case: UseCaseCriteria
     configurations: pd.DataFrame
@@ -233,6 +235,7 @@ class UseCaseRanking:
     model_use_cases: tuple[ModelUseCaseRecord, ...]
     unranked: pd.DataFrame
     calculated_at: datetime
+    pruning: dict[str, Any] = field(default_factory=dict)
 
 
 def json_value(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Float, delete, func, insert, select
 
+from benchmark_platform import planner, queue
 from benchmark_platform.interop import EXPORT_COLUMNS
 from benchmark_platform.orm import (
     BenchmarkResult,
@@ -260,6 +262,7 @@ def write_rankings(engine: Engine, rankings: Iterable[UseCaseRanking]) -> dict[s
             "considered": ranking.considered,
             "excluded": ranking.excluded,
             "notes": list(ranking.notes),
+            "pruning": ranking.pruning,
             "calculated_at": calculated_at,
         }
         prepared.append((ranking, summary, _deployment_rows(ranking, calculated_at)))
@@ -364,6 +367,7 @@ def load_stored_rankings(engine: Engine, use_cases: Sequence[UseCaseCriteria]) -
             model_use_cases=(),
             unranked=unranked,
             calculated_at=summary["calculated_at"],
+            pruning=dict(summary["pruning"]),
         )
     return rankings
 
@@ -375,12 +379,24 @@ def refresh_rankings(
     calculated_at: datetime | None = None,
     ttl: timedelta = DEFAULT_RANKING_TTL,
 ) -> dict[str, UseCaseRanking]:
-    """Rank every use case of the taxonomy from the results (dated ``since`` or later) and store the rankings."""
+    """Rank every use case of the taxonomy from the results (dated ``since`` or later) and store the rankings, each
+    with what the adaptive planner skipped of its configs (``UseCaseRanking.pruning``)."""
     use_cases = load_use_cases(engine)
     results = load_results_frame(engine, since=since, workload_types=[use_case.subcategory for use_case in use_cases])
-    rankings = rank_use_cases(results, use_cases, calculated_at=calculated_at, ttl=ttl)
+    pruning = queue.pruning_by_use_case(engine)
+    rankings = {
+        name: replace(ranking, pruning=_pruning_record(pruning.get(name, {})))
+        for name, ranking in rank_use_cases(results, use_cases, calculated_at=calculated_at, ttl=ttl).items()
+    }
     write_rankings(engine, rankings.values())
     return rankings
+
+
+def _pruning_record(by_version: dict[str, queue.PruningSummary]) -> dict[str, Any]:
+    """What ``UseCaseRanking.pruning`` holds: the planner's top-k and, per version that had configs skipped, its
+    summary (skipped by reason, GPU-hours saved and still to run)."""
+    versions = {key: summary.as_dict() for key, summary in by_version.items() if summary.skipped_by_reason}
+    return {"top_k": planner.DEFAULT_SETTINGS.top_k, "versions": versions} if versions else {}
 
 
 def refresh_daily_stats(engine: Engine, day: date) -> pd.DataFrame:
