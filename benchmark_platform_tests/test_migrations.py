@@ -233,3 +233,33 @@ def test_0007_adds_the_deployment_rankings_and_downgrades_back_to_model_rankings
     migrations.upgrade(engine)
     assert migrations.current_revision(engine) == migrations.head_revision()
     assert {"use_case_rankings", "deployment_rankings"} <= _tables(engine)
+
+
+def test_0009_stores_the_pruning_note_with_a_use_case_ranking_and_downgrades_back(engine):
+    """At 0009 a use case's stored ranking carries what the planner skipped (``{}`` when nothing); going down to
+    0008 drops only that column, and coming back up gives the rows written meanwhile an empty one."""
+    ranking = (
+        "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
+        " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO use_case_taxonomy (category, subcategory, pipeline_tag) "
+                "VALUES ('conversational', 'chatbot', 'text-generation')"
+            )
+        )
+        conn.execute(text(ranking))
+        assert conn.execute(text("SELECT pruning FROM use_case_rankings")).scalar_one() == {}
+        conn.execute(text("""UPDATE use_case_rankings SET pruning = '{"top_k": 5}'"""))
+
+    migrations.downgrade(engine, "0008")
+    columns = {column["name"] for column in inspect(engine).get_columns("use_case_rankings")}
+    assert "pruning" not in columns and {"notes", "calculated_at"} <= columns
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM use_case_rankings"))
+        conn.execute(text(ranking))
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision() == "0009"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pruning FROM use_case_rankings")).scalar_one() == {}
