@@ -1,9 +1,15 @@
 """A real PostgreSQL for every test: ``BENCHMARK_PLATFORM_DATABASE_URL`` if set, else an embedded server started
-once per test session. Each test gets its own database, cloned from a template migrated to head."""
+once per test session. Each test gets its own database, cloned from a template migrated to head.
+
+Tests are marked by what they need (``pytest -m database`` runs only those that touch PostgreSQL): the marks are
+derived here from the fixtures a test uses and from what its code (or its fixtures' code) starts, so no test file
+declares them and none can forget to."""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -84,6 +90,42 @@ def platform_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+# What each mark means, as fixtures a test uses or words its code (or its fixtures' code) contains.
+_DATABASE_FIXTURES = {"server_url", "template_database", "database_url", "engine", "dagster_instance"}
+_MARK_CODE = {
+    "dagster": re.compile(r"\bdagster_instance\b|\bmaterialize\(|execute_in_process|execute_job|DagsterInstance"),
+    "subprocess": re.compile(r"\bsubprocess\.|Popen|emulator_process|worker_command|sys\.executable"),
+    "chromium": re.compile(r"\bchromium\b"),
+}
+
+
+def _code(item: pytest.Item) -> str:
+    """The source of the test function and of every fixture it uses that is defined in the test's own package."""
+    functions = [getattr(item, "obj", None)]
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        functions += [definition.func for definition in definitions]
+    sources = []
+    for function in functions:
+        module = getattr(function, "__module__", "") or ""
+        if function is not None and module.startswith("benchmark_platform_tests"):
+            try:
+                sources.append(inspect.getsource(function))
+            except (OSError, TypeError):
+                continue
+    return "\n".join(sources)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test ``database``, ``dagster``, ``subprocess`` and ``chromium`` by what it needs."""
+    for item in items:
+        code = _code(item)
+        if _DATABASE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.database)
+        for mark, pattern in _MARK_CODE.items():
+            if pattern.search(code):
+                item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.fixture

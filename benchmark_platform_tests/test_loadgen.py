@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -17,25 +16,10 @@ from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError,
 from benchmark_platform.runners.accuracy import generate_tasks, is_correct, solve
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
 from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
-from benchmark_platform_tests.factories import CHATBOT, make_spec
+from benchmark_platform_tests.factories import CHATBOT, emulator_process, make_spec
 
 CLI = [sys.executable, "-c", "from benchmark_platform.cli import main; main()"]
 TTFT_MS, TPOT_MS = 40.0, 8.0
-
-
-@contextmanager
-def emulator_process(*flags: str) -> Iterator[str]:
-    """The emulator in its own process (own GIL), so its timing does not depend on the client's load."""
-    process = subprocess.Popen(
-        [*CLI, "emulate-server", "--port", "0", *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("emulator listening on"), line
-        yield line.split()[-1]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

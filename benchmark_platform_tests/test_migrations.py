@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from benchmark_platform import database, migrations
 from benchmark_platform.cli import main
 from benchmark_platform.orm import Base
+from benchmark_platform_tests.factories import insert_schema_rows
 
 DESIGN_INDEXES = {
     "benchmark_configs": {
@@ -60,20 +61,7 @@ def test_every_design_index_exists_with_its_partial_predicate(engine):
 
 def test_status_check_constraint_rejects_unknown_status(engine):
     with pytest.raises(IntegrityError, match="status_known"), engine.begin() as conn:
-        conn.execute(text("INSERT INTO models (name, architecture, parameters) VALUES ('m', 'llama', 1)"))
-        conn.execute(
-            text(
-                "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
-                " vram_requirement_gb) SELECT id, 'v', 'fp16', 16, 'safetensors', 'hf://m', 1 FROM models"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO hardware_configs (name, gpu_type, gpu_count, vram_per_gpu_gb, total_vram_gb,"
-                " cost_per_hour_usd, cloud_provider, instance_type) VALUES ('h', 'L4', 1, 24, 24, 1, 'gcp', 'g2')"
-            )
-        )
-        conn.execute(text("INSERT INTO inference_frameworks (name, version) VALUES ('vllm', '0')"))
+        insert_schema_rows(conn)
         conn.execute(
             text(
                 "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
@@ -118,20 +106,7 @@ def test_0002_gives_old_rows_the_whole_node_as_tensor_parallel_and_downgrades_ba
     downgrades back keeping the node-wide config and every result."""
     migrations.downgrade(engine, "0001")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO models (name, architecture, parameters) VALUES ('m', 'llama', 1)"))
-        conn.execute(
-            text(
-                "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
-                " vram_requirement_gb) SELECT id, 'v', 'fp16', 16, 'safetensors', 'hf://m', 1 FROM models"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO hardware_configs (name, gpu_type, gpu_count, vram_per_gpu_gb, total_vram_gb,"
-                " cost_per_hour_usd, cloud_provider, instance_type) VALUES ('h', 'H100', 8, 80, 640, 90, 'gcp', 'a3')"
-            )
-        )
-        conn.execute(text("INSERT INTO inference_frameworks (name, version) VALUES ('vllm', '0')"))
+        insert_schema_rows(conn, node="8xH100")
         conn.execute(
             text(
                 "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
@@ -187,26 +162,7 @@ def test_0007_adds_the_deployment_rankings_and_downgrades_back_to_model_rankings
     """At 0007 a ranked deployment must carry its rank and score and belong to a stored use-case ranking (deleting
     that deletes it); going down to 0006 drops both tables and nothing else, and coming back up restores them."""
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO models (name, architecture, parameters) VALUES ('m', 'llama', 1)"))
-        conn.execute(
-            text(
-                "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
-                " vram_requirement_gb) SELECT id, 'v', 'fp16', 16, 'safetensors', 'hf://m', 1 FROM models"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO hardware_configs (name, gpu_type, gpu_count, vram_per_gpu_gb, total_vram_gb,"
-                " cost_per_hour_usd, cloud_provider, instance_type) VALUES ('h', 'L4', 1, 24, 24, 1, 'gcp', 'g2')"
-            )
-        )
-        conn.execute(text("INSERT INTO inference_frameworks (name, version) VALUES ('vllm', '0')"))
-        conn.execute(
-            text(
-                "INSERT INTO use_case_taxonomy (category, subcategory, pipeline_tag) "
-                "VALUES ('conversational', 'chatbot', 'text-generation')"
-            )
-        )
+        insert_schema_rows(conn, use_case=True)
         conn.execute(
             text(
                 "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
@@ -243,12 +199,7 @@ def test_0009_stores_the_pruning_note_with_a_use_case_ranking_and_downgrades_bac
         " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
     )
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO use_case_taxonomy (category, subcategory, pipeline_tag) "
-                "VALUES ('conversational', 'chatbot', 'text-generation')"
-            )
-        )
+        insert_schema_rows(conn, use_case=True)
         conn.execute(text(ranking))
         assert conn.execute(text("SELECT pruning FROM use_case_rankings")).scalar_one() == {}
         conn.execute(text("""UPDATE use_case_rankings SET pruning = '{"top_k": 5}'"""))

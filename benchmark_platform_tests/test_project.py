@@ -154,4 +154,4 @@ def test_the_data_access_scan_finds_each_way_in(tmp_path):
 def test_no_test_module_imports_another():
     for path in (ROOT / "benchmark_platform_tests").glob("*.py"):
         imported = {module for module in _imported_modules(path) if module.startswith("benchmark_platform_tests.test")}
-        assert not imported, f"{path.name} imports {imported}: shared builders belong in factories.py"
+        assert not imported, f"{path.name} imports {imported}: shared builders belong in factories/"
