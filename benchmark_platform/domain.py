@@ -13,7 +13,8 @@ the bundled manifests and catalogs without one (``benchmark-platform simulate``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import uuid
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -26,6 +27,25 @@ if TYPE_CHECKING:
 Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
 Vendor = Literal["nvidia", "amd"]
+
+
+class ConfigKey(NamedTuple):
+    """What makes a benchmark config unique (``benchmark_configs``' ``unique_config``; a result copies it): the
+    version, hardware and framework, and the dimensions the matrix crosses for them. Declared once: the ORM's
+    constraint, the queue's claim and result statements, the planner's rows, ``Claim``, the matrix's entries and the
+    results frame take their columns from here (``test_domain`` checks each)."""
+
+    model_version_id: uuid.UUID
+    hardware_config_id: uuid.UUID
+    framework_id: uuid.UUID
+    workload_type: str
+    batch_size: int
+    sequence_length: int
+    tensor_parallel: int
+
+
+CONFIG_KEY_COLUMNS: tuple[str, ...] = ConfigKey._fields
+CONFIG_DIMENSIONS = CONFIG_KEY_COLUMNS[3:]  # within one version × hardware × framework: workload, batch, length, TP
 
 
 class _Strict(NoBooleanNumbers):

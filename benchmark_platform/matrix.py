@@ -100,6 +100,9 @@ class WorkloadOption:
 
 @dataclass(frozen=True, slots=True)
 class ConfigEntry:
+    """One config of the matrix: hardware and framework by name, then the config's dimensions
+    (``domain.CONFIG_DIMENSIONS``, in that order), then its priority."""
+
     hardware: str
     framework: str
     workload_type: str

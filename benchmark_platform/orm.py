@@ -31,6 +31,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
+from benchmark_platform.domain import CONFIG_KEY_COLUMNS
+
 QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
 CONFIG_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "skipped")
@@ -193,16 +195,7 @@ class BenchmarkConfig(Base):
     prediction: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
-        UniqueConstraint(
-            "model_version_id",
-            "hardware_config_id",
-            "framework_id",
-            "workload_type",
-            "batch_size",
-            "sequence_length",
-            "tensor_parallel",
-            name="unique_config",
-        ),
+        UniqueConstraint(*CONFIG_KEY_COLUMNS, name="unique_config"),
         CheckConstraint(_in("status", CONFIG_STATUSES), name="status_known"),
         CheckConstraint("tensor_parallel > 0", name="tensor_parallel_positive"),
         CheckConstraint("status <> 'skipped' OR skip_reason IS NOT NULL", name="skipped_has_reason"),

@@ -83,3 +83,21 @@ def test_a_version_lacking_an_architecture_fact_is_refused_naming_it(engine):
         queue.load_model_version(connection, version_id)
     with pytest.raises(LookupError, match="lacks architecture fact 'hidden_size'"):
         queue.populate_matrix(engine, version_id)
+
+
+def test_every_listing_of_a_config_key_takes_it_from_the_domain():
+    """The config key is declared once (``domain.ConfigKey``); each place that lists its columns follows it."""
+    import dataclasses
+
+    from benchmark_platform import matrix, orm, queue
+    from benchmark_platform.domain import CONFIG_DIMENSIONS, CONFIG_KEY_COLUMNS
+    from benchmark_platform.ranking import RESULT_FRAME_COLUMNS
+
+    assert CONFIG_DIMENSIONS == ("workload_type", "batch_size", "sequence_length", "tensor_parallel")
+    [unique] = [c for c in orm.BenchmarkConfig.__table__.constraints if c.name == "unique_config"]
+    assert tuple(column.name for column in unique.columns) == CONFIG_KEY_COLUMNS
+    assert tuple(field.name for field in dataclasses.fields(queue.Claim))[1:8] == CONFIG_KEY_COLUMNS
+    assert tuple(field.name for field in dataclasses.fields(queue.PlanRow))[3:7] == CONFIG_DIMENSIONS
+    assert tuple(field.name for field in dataclasses.fields(matrix.ConfigEntry))[2:6] == CONFIG_DIMENSIONS
+    start = RESULT_FRAME_COLUMNS.index("workload_type")
+    assert RESULT_FRAME_COLUMNS[start : start + 4] == CONFIG_DIMENSIONS

@@ -407,3 +407,14 @@ def test_stored_deployment_rankings_are_replaced_with_the_model_rankings_or_not_
 
 def test_the_schema_knows_every_deployment_status_the_ranking_gives() -> None:
     assert DEPLOYMENT_STATUSES == RANKING_STATUSES
+
+
+def test_the_deployment_row_is_declared_once_and_the_orm_mirrors_it() -> None:
+    """``rankings.DeploymentRow`` declares a deployment; the stored columns are its fields without the catalog labels,
+    and ``deployment_rankings`` (the migration's ORM mirror) has exactly those, besides its id."""
+    from benchmark_platform.orm import DeploymentRanking
+    from benchmark_platform.ranking.rankings import DEPLOYMENT_COLUMNS, DEPLOYMENT_LABELS, STORED_DEPLOYMENT_COLUMNS
+
+    stored = {column.key for column in DeploymentRanking.__table__.columns} - {"id"}
+    assert stored == set(STORED_DEPLOYMENT_COLUMNS)
+    assert set(DEPLOYMENT_LABELS) <= set(DEPLOYMENT_COLUMNS) and not set(DEPLOYMENT_LABELS) & stored

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from benchmark_platform.domain import CONFIG_KEY_COLUMNS
 from benchmark_platform.queue.common import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -24,15 +25,15 @@ from benchmark_platform.queue.common import (
 )
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement
 
-_CLAIM_COLUMNS = (
-    "id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length, "
-    "tensor_parallel, priority, created_at, retry_count, started_at, lease_expires_at"
+_CLAIM_COLUMNS = ", ".join(
+    ("id", *CONFIG_KEY_COLUMNS, "priority", "created_at", "retry_count", "started_at", "lease_expires_at")
 )
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A config this worker holds. ``started_at`` is the claim's fencing token (set by the database at claim time)."""
+    """A config this worker holds. ``started_at`` is the claim's fencing token (set by the database at claim time).
+    Its fields after ``id`` are the config key (``domain.ConfigKey``), in order: ``_CLAIM_COLUMNS`` reads them."""
 
     id: uuid.UUID
     model_version_id: uuid.UUID
@@ -356,15 +357,7 @@ def heartbeat(
 
 
 # The config's columns a result copies (so a result stays meaningful if its config is deleted).
-_RESULT_CONFIG_COLUMNS = (
-    "model_version_id",
-    "hardware_config_id",
-    "framework_id",
-    "workload_type",
-    "batch_size",
-    "sequence_length",
-    "tensor_parallel",
-)
+_RESULT_CONFIG_COLUMNS = CONFIG_KEY_COLUMNS
 _RESULT_VALUE_COLUMNS = (*METRIC_COLUMNS, "detailed_metrics", "runner")
 _VALUE_TYPES = {"detailed_metrics": "jsonb", "runner": "text"}
 

@@ -10,14 +10,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from benchmark_platform.domain import CONFIG_DIMENSIONS
 from benchmark_platform.queue.common import VERSION_KEY
 
 PLAN_LOCK_NAMESPACE = 7_314_015  # pg advisory lock key space of the planner (one lock per model version)
 
 
+_DIMENSIONS = ", ".join(f"c.{column}" for column in CONFIG_DIMENSIONS)
+
+
 @dataclass(frozen=True)
 class PlanRow:
-    """A config of the version as the planner reads it, with its committed result when completed."""
+    """A config of the version as the planner reads it, with its committed result when completed (after the
+    hardware and framework names, the config's dimensions: ``domain.CONFIG_DIMENSIONS``, in that order)."""
 
     id: uuid.UUID
     hardware: str
@@ -44,9 +49,9 @@ def load_plan_rows(connection: Connection, model_version_id: uuid.UUID) -> list[
     ranking's (spot where the hardware is spot-available and has a spot price, else on demand)."""
     rows = connection.execute(
         text(
-            """
-            SELECT c.id, h.name AS hardware, f.name AS framework, c.workload_type, c.batch_size, c.sequence_length,
-                   c.tensor_parallel, c.status, c.pruning_exempt, c.prediction, h.gpu_count,
+            f"""
+            SELECT c.id, h.name AS hardware, f.name AS framework, {_DIMENSIONS}, c.status, c.pruning_exempt,
+                   c.prediction, h.gpu_count,
                    CASE WHEN h.spot_available AND h.spot_cost_per_hour_usd IS NOT NULL
                         THEN h.spot_cost_per_hour_usd ELSE h.cost_per_hour_usd END AS hourly_price_usd,
                    r.ttft_p90_ms, r.tpot_p90_ms, r.throughput_tokens_sec

@@ -7,16 +7,14 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from benchmark_platform.domain import CONFIG_DIMENSIONS
 from benchmark_platform.runners.base import METRIC_COLUMNS
 
 RESULT_FRAME_COLUMNS = (
     "result_id",
     "benchmark_date",
     "created_at",
-    "workload_type",
-    "batch_size",
-    "sequence_length",
-    "tensor_parallel",
+    *CONFIG_DIMENSIONS,
     "runner",
     "quality_flags",
     "model_id",

@@ -88,41 +88,66 @@ RANKING_INPUT_COLUMNS = (
     "throughput_tokens_sec",
     "accuracy_score",
 )
-# A deployment as the ranking describes it; ranked ones add their closeness per criterion (configuration_columns).
-DEPLOYMENT_COLUMNS = (
-    "use_case",
-    "rank",
-    "score",
-    "pareto",
+
+
+class DeploymentRow(BaseModel):
+    """A deployment as the ranking describes it, declared once: the frames' columns (``DEPLOYMENT_COLUMNS``; ranked
+    ones add their closeness per criterion, ``configuration_columns``) and, without the labels joined from the
+    catalogs (``DEPLOYMENT_LABELS``), one ``deployment_rankings`` row (``STORED_DEPLOYMENT_COLUMNS``, which the
+    ORM mirrors; the store validates every row with this model before it writes)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    use_case: str
+    rank: int | None = Field(ge=1)
+    score: float | None = Field(ge=0, le=1)
+    pareto: bool | None
+    model_id: uuid.UUID
+    model_name: str
+    model_version_id: uuid.UUID
+    version_key: str
+    hardware_config_id: uuid.UUID
+    hardware_name: str
+    gpu_type: str
+    gpu_count: int = Field(ge=1)
+    framework_id: uuid.UUID
+    framework_name: str
+    tensor_parallel: int = Field(ge=1)
+    replicas: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    n_sequence_lengths: int = Field(ge=1)
+    min_sequence_length: int = Field(ge=1)
+    max_sequence_length: int = Field(ge=1)
+    ttft_p90_ms: float | None
+    tpot_p90_ms: float | None
+    throughput_tokens_sec: float | None
+    output_tokens_sec_per_gpu: float | None
+    interactivity_tokens_sec: float | None
+    cost_per_million_tokens: float | None
+    accuracy_score: float | None
+    accuracy_imputed: bool
+    hourly_price_usd: float | None
+    price_basis: str
+    simulated: bool
+    latest_benchmark_date: date | None
+    # What only the stored row carries: why it is (not) ranked, the per-criterion breakdown, when it was ranked.
+    status: str
+    criteria: dict[str, Any]
+    calculated_at: datetime
+
+
+_STORED_ONLY = ("status", "criteria", "calculated_at")
+DEPLOYMENT_LABELS = (
     "model_id",
     "model_name",
-    "model_version_id",
     "version_key",
-    "hardware_config_id",
     "hardware_name",
     "gpu_type",
     "gpu_count",
-    "framework_id",
     "framework_name",
-    "tensor_parallel",
-    "replicas",
-    "batch_size",
-    "n_sequence_lengths",
-    "min_sequence_length",
-    "max_sequence_length",
-    "ttft_p90_ms",
-    "tpot_p90_ms",
-    "throughput_tokens_sec",
-    "output_tokens_sec_per_gpu",
-    "interactivity_tokens_sec",
-    "cost_per_million_tokens",
-    "accuracy_score",
-    "accuracy_imputed",
-    "hourly_price_usd",
-    "price_basis",
-    "simulated",
-    "latest_benchmark_date",
 )
+DEPLOYMENT_COLUMNS = tuple(name for name in DeploymentRow.model_fields if name not in _STORED_ONLY)
+STORED_DEPLOYMENT_COLUMNS = tuple(name for name in DeploymentRow.model_fields if name not in DEPLOYMENT_LABELS)
 # Why a considered deployment is or is not ranked (rule 4).
 RANKED, INCOMPLETE, BREAKS_SLA = "ranked", "incomplete", "breaks_sla"
 DEPLOYMENT_STATUSES = (RANKED, INCOMPLETE, BREAKS_SLA)

@@ -36,6 +36,8 @@ from benchmark_platform.ranking.rankings import (
     DEFAULT_RANKING_TTL,
     DEPLOYMENT_COLUMNS,
     RANKED,
+    STORED_DEPLOYMENT_COLUMNS,
+    DeploymentRow,
     UseCaseCriteria,
     UseCaseRanking,
     configuration_breakdown,
@@ -181,41 +183,6 @@ def write_daily_stats(engine: Engine, day: date, frame: pd.DataFrame) -> int:
     return len(rows)
 
 
-class _DeploymentRow(BaseModel):
-    """One ``deployment_rankings`` row, validated before the write starts."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    use_case: str
-    status: str
-    rank: int | None = Field(ge=1)
-    score: float | None = Field(ge=0, le=1)
-    pareto: bool | None
-    model_version_id: uuid.UUID
-    hardware_config_id: uuid.UUID
-    framework_id: uuid.UUID
-    tensor_parallel: int = Field(ge=1)
-    replicas: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    n_sequence_lengths: int = Field(ge=1)
-    min_sequence_length: int = Field(ge=1)
-    max_sequence_length: int = Field(ge=1)
-    ttft_p90_ms: float | None
-    tpot_p90_ms: float | None
-    throughput_tokens_sec: float | None
-    output_tokens_sec_per_gpu: float | None
-    interactivity_tokens_sec: float | None
-    cost_per_million_tokens: float | None
-    accuracy_score: float | None
-    accuracy_imputed: bool
-    hourly_price_usd: float | None
-    price_basis: str
-    simulated: bool
-    latest_benchmark_date: date | None
-    criteria: dict[str, Any]
-    calculated_at: datetime
-
-
 def _criteria_breakdown(record: dict[str, Any], weights: dict[str, float], *, ranked: bool) -> dict[str, Any]:
     """Per registered criterion the deployment's value; for a ranked one also its weight and closeness. Kept as
     JSON so that a criterion added to the registry is stored without a migration."""
@@ -237,7 +204,7 @@ def _deployment_rows(ranking: UseCaseRanking, calculated_at: datetime) -> list[d
                     "calculated_at": calculated_at,
                 }
             )
-    return [_DeploymentRow.model_validate(row).model_dump() for row in rows]
+    return [DeploymentRow.model_validate(row).model_dump(include=set(STORED_DEPLOYMENT_COLUMNS)) for row in rows]
 
 
 def write_rankings(engine: Engine, rankings: Iterable[UseCaseRanking]) -> dict[str, int]:
