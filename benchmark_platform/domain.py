@@ -14,7 +14,8 @@ the bundled manifests and catalogs without one (``benchmark-platform simulate``)
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -29,7 +30,8 @@ WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
 Vendor = Literal["nvidia", "amd"]
 
 
-class ConfigKey(NamedTuple):
+@dataclass(frozen=True)
+class ConfigKey:
     """What makes a benchmark config unique (``benchmark_configs``' ``unique_config``; a result copies it): the
     version, hardware and framework, and the dimensions the matrix crosses for them. Declared once: the ORM's
     constraint, the queue's claim and result statements, the planner's rows, ``Claim``, the matrix's entries and the
@@ -44,7 +46,7 @@ class ConfigKey(NamedTuple):
     tensor_parallel: int
 
 
-CONFIG_KEY_COLUMNS: tuple[str, ...] = ConfigKey._fields
+CONFIG_KEY_COLUMNS = tuple(field.name for field in fields(ConfigKey))
 CONFIG_DIMENSIONS = CONFIG_KEY_COLUMNS[3:]  # within one version × hardware × framework: workload, batch, length, TP
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from benchmark_platform.domain import CONFIG_KEY_COLUMNS
+from benchmark_platform.domain import CONFIG_KEY_COLUMNS, ConfigKey
 from benchmark_platform.queue.common import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -25,29 +25,21 @@ from benchmark_platform.queue.common import (
 )
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement
 
-_CLAIM_COLUMNS = ", ".join(
-    ("id", *CONFIG_KEY_COLUMNS, "priority", "created_at", "retry_count", "started_at", "lease_expires_at")
-)
-
 
 @dataclass(frozen=True)
-class Claim:
-    """A config this worker holds. ``started_at`` is the claim's fencing token (set by the database at claim time).
-    Its fields after ``id`` are the config key (``domain.ConfigKey``), in order: ``_CLAIM_COLUMNS`` reads them."""
+class Claim(ConfigKey):
+    """A config this worker holds: its key (``domain.ConfigKey``), then its id and the claim. ``started_at`` is the
+    claim's fencing token (set by the database at claim time)."""
 
     id: uuid.UUID
-    model_version_id: uuid.UUID
-    hardware_config_id: uuid.UUID
-    framework_id: uuid.UUID
-    workload_type: str
-    batch_size: int
-    sequence_length: int
-    tensor_parallel: int
     priority: int
     created_at: datetime
     retry_count: int
     started_at: datetime
     lease_expires_at: datetime
+
+
+_CLAIM_COLUMNS = ", ".join(field.name for field in fields(Claim))  # what a claim returns, in Claim's order
 
 
 @dataclass(frozen=True)
