@@ -21,13 +21,12 @@ from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseCriteria, UseCaseRanking
 from benchmark_platform.ranking.store import RankingsNotStoredError, load_stored_rankings, load_use_cases
 from benchmark_platform.report.charts import trade_off_front
-from benchmark_platform.report.html import DEFAULT_TOP, pruning_note, render_report, render_scoped, scoped_ranking
+from benchmark_platform.report.html import DEFAULT_TOP, render_report, render_scoped, scoped_ranking
 
 __all__ = [
     "DEFAULT_TOP",
     "ReportScopeError",
     "ReportSummary",
-    "pruning_note",
     "render_report",
     "resolve_scope",
     "stored_rankings",
