@@ -14,7 +14,6 @@ database edge around it, reads the rankings the rankings step stored (``ranking.
 from __future__ import annotations
 
 import html
-import os
 import re
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -31,7 +30,7 @@ from plotly.subplots import make_subplots
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from benchmark_platform import planner, queue
+from benchmark_platform import files, planner, queue
 from benchmark_platform.manifests import list_version_keys, resolve_model_version
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseCriteria, UseCaseRanking, criteria, pareto_front
@@ -682,15 +681,8 @@ def write_report(
         progress=progress,
         pruning_note=pruning_note(engine, model_version),
     )
-    path = Path(out_path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = rendered.html.encode("utf-8")
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    path = files.write_output(out_path, data).resolve()
     return ReportSummary(
         path=path,
         model_version=model_version,
