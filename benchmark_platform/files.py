@@ -79,9 +79,14 @@ def _read_descriptor(descriptor: int, label: str, max_bytes: int, deadline: floa
 
 
 def read_input(
-    path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES, timeout_seconds: float = READ_TIMEOUT_SECONDS
+    path: str | Path,
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+    timeout_seconds: float = READ_TIMEOUT_SECONDS,
+    follow_symlinks: bool = True,
 ) -> bytes:
-    """The bytes of a regular file (or stdin for ``-``), at most ``max_bytes``, read within ``timeout_seconds``."""
+    """The bytes of a regular file (or stdin for ``-``), at most ``max_bytes``, read within ``timeout_seconds``.
+    ``follow_symlinks=False`` refuses a symbolic link itself (for files nobody named, such as spool entries)."""
     deadline = time.monotonic() + timeout_seconds
     if str(path) == STDIN:
         try:
@@ -92,8 +97,11 @@ def read_input(
                 raise FileInputError(f"stdin: larger than {max_bytes} bytes") from None
             return raw
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+        descriptor = os.open(path, flags)
     except OSError as error:
+        if error.errno == errno.ELOOP and not follow_symlinks:
+            raise FileInputError(f"{path}: a symbolic link, not a regular file") from error
         raise FileInputError(f"{path}: cannot open: {error.strerror or error}") from error
     try:
         status = os.fstat(descriptor)
