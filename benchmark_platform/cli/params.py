@@ -36,6 +36,23 @@ def finite(min: float | None = None, max: float | None = None, *, min_open: bool
     return FiniteFloat(min=min, max=max, min_open=min_open)
 
 
+class HttpUrl(click.ParamType):
+    """An http(s) URL with a host that httpx can parse (``http://[::1`` is refused here, not by a traceback)."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import httpx  # only commands that take a URL pay for it
+
+        try:
+            url = httpx.URL(str(value))
+        except (httpx.InvalidURL, ValueError, TypeError) as error:
+            self.fail(f"{value!r} is not a URL: {error}", param, ctx)
+        if url.scheme not in ("http", "https") or not url.host:
+            self.fail(f"{value!r} is not an http:// or https:// URL with a host", param, ctx)
+        return str(value)
+
+
 def bounded_int(min: int = 1, max: int = INT32_MAX) -> click.IntRange:
     """An integer that fits a PostgreSQL integer column (and so every loop or LIMIT it drives)."""
     return click.IntRange(min, max)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from benchmark_platform import database, planner, queue
 from benchmark_platform.cli.app import fail, main
-from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, bounded_int, finite
+from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, HttpUrl, bounded_int, finite
 from benchmark_platform.manifests import resolve_model_version
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.runners import RUNNER_NAMES, RUNNERS
@@ -133,6 +133,7 @@ def _replanner(engine: Engine, version_id: uuid.UUID, replan_seconds: float | No
 )
 @click.option(
     "--base-url",
+    type=HttpUrl(),
     help="openai runner: measure this running OpenAI-compatible server instead of launching the config's framework.",
 )
 @click.option("--max-configs", type=bounded_int(), help="Stop after this many configs.")
