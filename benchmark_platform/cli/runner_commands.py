@@ -25,7 +25,10 @@ PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "r
 
 @main.command("bench-endpoint")
 @click.option(
-    "--base-url", required=True, type=HttpUrl(), help="Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine)."
+    "--base-url",
+    required=True,
+    type=HttpUrl(),
+    help="Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine).",
 )
 @click.option("--model", "model", required=True, help="Model name to put in requests (as /v1/models lists it).")
 @click.option(
