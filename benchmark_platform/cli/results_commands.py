@@ -68,7 +68,7 @@ def import_results(
         return
     length = sequence_length or (round(imported.mean_prompt_tokens) if imported.mean_prompt_tokens else None)
     if not length:
-        fail("--sequence-length: the file does not say its prompt length; give it")
+        fail(f"--sequence-length: {file} does not say its prompt length; give it")
         return
     detail = imported.detail | {
         "runner_name": "imported",
