@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmark_platform.cli import main
-from benchmark_platform.cli.app import UNEXPECTED
+from benchmark_platform.cli.app import UNEXPECTED, printable
 from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
 from benchmark_platform_tests.test_interop import AIPERF, GUIDELLM, VLLM
 
@@ -266,6 +266,7 @@ def _invocation(base: list[str], changes: dict[str, str], argument: str | None) 
 
 def _names_the_input(line: str, changes: dict[str, str]) -> bool:
     for option, value in changes.items():
+        value = printable(value)  # as the error line shows it
         names = (option, option.lstrip("-"), option.lstrip("-").replace("-", " "), option.lstrip("-").replace("-", "_"))
         if any(name in line for name in names) or (value.strip() and value[:40] in line) or f"'{value}'" in line:
             return True

@@ -21,7 +21,13 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
     def show(self, file: object = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"error: {printable(self.format_message())}", err=True)
+
+
+def printable(message: str) -> str:
+    """``message`` with control and other unprintable characters escaped (``\\x1b``): an input echoed in an error
+    can neither break the one line nor send escape sequences to the terminal."""
+    return "".join(character if character.isprintable() else ascii(character)[1:-1] for character in message)
 
 
 def _check_arguments(args: list[str]) -> None:
@@ -81,6 +87,6 @@ def main() -> None:
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print a one-line error to stderr and exit with ``code`` (2 = bad input, nothing written); a message of several
     lines (a pydantic error, a server's reply) is joined into one."""
-    one_line = "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
-    click.echo(f"error: {one_line}", err=True)
+    one_line = "; ".join(line.strip() for line in str(message).split("\n") if line.strip())
+    click.echo(f"error: {printable(one_line)}", err=True)
     sys.exit(code)
