@@ -129,13 +129,7 @@ def write(directory: Path, worker_id: str, held: queue.Claim | queue.ClaimToken,
     )
     payload = json.dumps(entry.model_dump(mode="json"), allow_nan=False)
     signed = {"payload": payload, "hmac_sha256": _signature(signing_key(), payload)}
-    temporary = directory / f".{spool_id}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(signed, stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    final = directory / f"{spool_id}.json"
-    os.replace(temporary, final)
+    final = files.write_output(directory / f"{spool_id}.json", json.dumps(signed).encode("utf-8"))
     _fsync_directory(directory)
     return final
 
