@@ -4,9 +4,11 @@
 leases; the heartbeat's answer (the claims still held) is also how the worker learns that a config was cancelled or
 taken from it, and it stops that run. Liveness is the heartbeat only: the worker itself stops a run longer than its
 ``max_run_seconds`` and fails that attempt saying so. Failed attempts come back after an exponential backoff; the
-worker waits for them (a worker is done only when nothing is claimable, nothing waits for a retry and no expired claim
-is left for its filters: claims rescue expired leases themselves, so a worker killed with ``kill -9`` is recovered by
-the next claim, no reaper needed).
+worker waits for them. A worker is done ("queue drained") only when nothing of its filters is pending, waits for a
+retry or runs under anyone's lease: it waits for other workers' live claims, at most ``drain_wait_seconds`` (default:
+the lease; exit status 4 when the wait ends first), and claims rescue expired leases themselves, so a worker killed
+with ``kill -9`` is recovered by the next claim, no reaper needed. A worker id that already holds live claims is
+refused (another process owns them); a worker heartbeats and releases only the claims it made (docs/reliability.md).
 
 It stops on its ``stop_event`` (the CLI sets it on SIGTERM/SIGINT): it starts nothing new, the runner aborts the config
 in flight (``RunInterrupted``), results already measured are recorded, and every unfinished claim goes back to
