@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import select
 import stat
@@ -26,9 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark_platform import safe_yaml
-
-MAX_INPUT_BYTES = 64 << 20  # a peer tool's results file or a trace of a few hundred thousand requests
+MAX_INPUT_BYTES = 16 << 20  # a peer tool's results file, or a trace of about 200,000 requests
+MAX_JSON_OBJECTS = 200_000  # a GuideLLM file with per-request detail for 20,000 requests; each costs about 400 bytes
 READ_TIMEOUT_SECONDS = 10.0
 MAX_JSON_DEPTH = 64
 _CHUNK = 1 << 16
@@ -36,7 +36,12 @@ STDIN = "-"
 
 
 class FileInputError(ValueError):
-    """An input file that cannot be read within the rules above; the message starts with the path."""
+    """An input file that cannot be read within the rules above: ``where`` (its path, or a line of it), ``reason``
+    and, when known, the 1-based ``line``; the message joins them."""
+
+    def __init__(self, where: str, reason: str, line: int | None = None) -> None:
+        self.where, self.reason, self.line = where, reason, line
+        super().__init__(f"{where}: {reason}" + (f" (line {line})" if line else ""))
 
 
 class FileOutputError(ValueError):
@@ -63,7 +68,7 @@ def _read_descriptor(descriptor: int, label: str, max_bytes: int, deadline: floa
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise FileInputError(f"{label}: not read within {READ_TIMEOUT_SECONDS:g} s")
+            raise FileInputError(label, f"not read within {READ_TIMEOUT_SECONDS:g} s")
         if wait and not select.select([descriptor], [], [], left)[0]:
             continue
         try:
@@ -74,7 +79,7 @@ def _read_descriptor(descriptor: int, label: str, max_bytes: int, deadline: floa
             return b"".join(chunks)
         size += len(chunk)
         if size > max_bytes:
-            raise FileInputError(f"{label}: larger than {max_bytes} bytes")
+            raise FileInputError(label, f"larger than {max_bytes} bytes")
         chunks.append(chunk)
 
 
@@ -94,24 +99,24 @@ def read_input(
         except (AttributeError, io.UnsupportedOperation):  # a stream without a descriptor (a test's stdin)
             raw = sys.stdin.buffer.read(max_bytes + 1)
             if len(raw) > max_bytes:
-                raise FileInputError(f"stdin: larger than {max_bytes} bytes") from None
+                raise FileInputError("stdin", f"larger than {max_bytes} bytes") from None
             return raw
     try:
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
         descriptor = os.open(path, flags)
     except OSError as error:
         if error.errno == errno.ELOOP and not follow_symlinks:
-            raise FileInputError(f"{path}: a symbolic link, not a regular file") from error
-        raise FileInputError(f"{path}: cannot open: {error.strerror or error}") from error
+            raise FileInputError(str(path), "a symbolic link, not a regular file") from error
+        raise FileInputError(str(path), f"cannot open: {error.strerror or error}") from error
     try:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
-            raise FileInputError(f"{path}: {_kind(status.st_mode)}, not a regular file")
+            raise FileInputError(str(path), f"{_kind(status.st_mode)}, not a regular file")
         if status.st_size > max_bytes:
-            raise FileInputError(f"{path}: larger than {max_bytes} bytes ({status.st_size})")
+            raise FileInputError(str(path), f"larger than {max_bytes} bytes ({status.st_size})")
         return _read_descriptor(descriptor, str(path), max_bytes, deadline, wait=False)
     except OSError as error:
-        raise FileInputError(f"{path}: cannot read: {error.strerror or error}") from error
+        raise FileInputError(str(path), f"cannot read: {error.strerror or error}") from error
     finally:
         os.close(descriptor)
 
@@ -123,24 +128,64 @@ def read_text(path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise FileInputError(f"{path}: not UTF-8 (byte 0x{raw[error.start]:02x} on line {line})") from error
+        raise FileInputError(str(path), f"not UTF-8 (byte 0x{raw[error.start]:02x})", line) from error
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
 
+_INT64 = range(-(2**63), 2**63)
+_INFINITIES = (math.inf, -math.inf)
+
+
+def _check_values(document: Any) -> None:
+    """No float that is NaN or infinite (``1e999`` parses to infinity), no integer past 64 bits, no container deeper
+    than MAX_JSON_DEPTH; one iterative pass, with no function call per value."""
+    stack = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        items = value.values() if type(value) is dict else value if type(value) is list else (value,)
+        for item in items:
+            kind = type(item)
+            if kind is float:
+                if item != item or item in _INFINITIES:
+                    raise ValueError(f"{item} is not a finite number")
+            elif kind is int:
+                if item not in _INT64:
+                    raise ValueError(f"integer {str(item)[:30]} does not fit in 64 bits")
+            elif (kind is dict or kind is list) and item is not value:
+                stack.append((item, depth + 1))
+
+
 def parse_json(text: str, label: str) -> Any:
     """JSON as PostgreSQL's jsonb holds it: no NaN or infinity (``1e999`` included), no NUL, integers within 64
-    bits, nested at most ``MAX_JSON_DEPTH`` deep; raises FileInputError naming ``label``."""
+    bits, nested at most ``MAX_JSON_DEPTH`` deep, at most ``MAX_JSON_OBJECTS`` objects (what bounds the memory a file
+    within the size limit can take); raises FileInputError naming ``label``. The checks run as the parser builds
+    each value, so a refused document is never built whole."""
+    if "\\u0000" in text:  # the only way a NUL reaches a JSON string: raw control characters are refused below
+        raise FileInputError(label, "contains a NUL character")
+    objects = 0
+
+    def counted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal objects
+        objects += 1
+        if objects > MAX_JSON_OBJECTS:
+            raise ValueError(f"more than {MAX_JSON_OBJECTS} objects")
+        return dict(pairs)
+
     try:
-        return safe_yaml.jsonb_value(json.loads(text, parse_constant=_refuse_constant))
+        document = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=counted)
+        _check_values(document)
+        return document
     except json.JSONDecodeError as error:
-        raise FileInputError(f"{label}: not JSON (line {error.lineno}: {error.msg})") from error
+        raise FileInputError(label, f"not JSON (line {error.lineno}: {error.msg})") from error
     except RecursionError as error:
-        raise FileInputError(f"{label}: nested deeper than {MAX_JSON_DEPTH} levels") from error
+        raise FileInputError(label, f"nested deeper than {MAX_JSON_DEPTH} levels") from error
     except ValueError as error:
-        raise FileInputError(f"{label}: {error}") from error
+        raise FileInputError(label, str(error)) from error
 
 
 def read_json(path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
@@ -164,7 +209,7 @@ def check_output(path: str | Path) -> Path:
     except OSError as error:
         raise FileOutputError(f"{path}: {error.strerror or error}") from error
     if mode is not None and not stat.S_ISREG(mode):
-        raise FileOutputError(f"{path}: {_kind(mode)}; refusing to replace it (give a regular file's path)")
+        raise FileOutputError(f"{path} exists and is not a regular file ({_kind(mode)}); refusing to replace it")
     parent = path.parent
     if not parent.is_dir():
         raise FileOutputError(f"{path}: directory {parent} does not exist")

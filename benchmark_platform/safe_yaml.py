@@ -54,8 +54,8 @@ class YamlDocument:
 def _read_text(path: Path, max_bytes: int) -> str:
     try:
         return files.read_text(path, max_bytes=max_bytes)
-    except files.FileInputError as error:  # its message starts with the path, which the caller adds itself
-        raise YamlInputError(str(error).removeprefix(f"{path}: ")) from error
+    except files.FileInputError as error:  # the caller names the path itself
+        raise YamlInputError(error.reason, error.line) from error
 
 
 def _check_events(text: str, max_depth: int, max_nodes: int) -> None:

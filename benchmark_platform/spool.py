@@ -100,7 +100,7 @@ def signing_key() -> bytes:
             temporary.unlink()
     key = files.read_input(path, max_bytes=256, follow_symlinks=False).strip()
     if len(key) < 32:
-        raise files.FileInputError(f"{path}: spool key shorter than 32 bytes; delete it to make a new one")
+        raise files.FileInputError(str(path), "spool key shorter than 32 bytes; delete it to make a new one")
     return key
 
 

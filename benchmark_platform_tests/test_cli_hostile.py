@@ -272,6 +272,8 @@ def _names_the_input(line: str, changes: dict[str, str]) -> bool:
             return True
         if option == "ARG0" and any(word in line for word in ("FILE", "model version", "MANIFEST", "command")):
             return True
+    if line.startswith("error: No such option") and any(value.startswith("-") for value in changes.values()):
+        return True  # click read a value like -00 as options and names the first it does not know (-0)
     return "argument" in line and any("\x00" in v or "\udcff" in v for v in changes.values())
 
 
