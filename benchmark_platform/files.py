@@ -62,13 +62,14 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _read_descriptor(descriptor: int, label: str, max_bytes: int, deadline: float, wait: bool) -> bytes:
+def _read_descriptor(descriptor: int, label: str, max_bytes: int, timeout: float, wait: bool) -> bytes:
     chunks: list[bytes] = []
     size = 0
+    deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise FileInputError(label, f"not read within {READ_TIMEOUT_SECONDS:g} s")
+            raise FileInputError(label, f"not read within {timeout:g} s")
         if wait and not select.select([descriptor], [], [], left)[0]:
             continue
         try:
@@ -92,10 +93,9 @@ def read_input(
 ) -> bytes:
     """The bytes of a regular file (or stdin for ``-``), at most ``max_bytes``, read within ``timeout_seconds``.
     ``follow_symlinks=False`` refuses a symbolic link itself (for files nobody named, such as spool entries)."""
-    deadline = time.monotonic() + timeout_seconds
     if str(path) == STDIN:
         try:
-            return _read_descriptor(sys.stdin.fileno(), "stdin", max_bytes, deadline, wait=True)
+            return _read_descriptor(sys.stdin.fileno(), "stdin", max_bytes, timeout_seconds, wait=True)
         except (AttributeError, io.UnsupportedOperation):  # a stream without a descriptor (a test's stdin)
             raw = sys.stdin.buffer.read(max_bytes + 1)
             if len(raw) > max_bytes:
@@ -114,7 +114,7 @@ def read_input(
             raise FileInputError(str(path), f"{_kind(status.st_mode)}, not a regular file")
         if status.st_size > max_bytes:
             raise FileInputError(str(path), f"larger than {max_bytes} bytes ({status.st_size})")
-        return _read_descriptor(descriptor, str(path), max_bytes, deadline, wait=False)
+        return _read_descriptor(descriptor, str(path), max_bytes, timeout_seconds, wait=False)
     except OSError as error:
         raise FileInputError(str(path), f"cannot read: {error.strerror or error}") from error
     finally:
@@ -190,7 +190,7 @@ def parse_json(text: str, label: str) -> Any:
 
 def read_json(path: str | Path, *, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     """One JSON document from ``read_text``, checked by ``parse_json``."""
-    return parse_json(read_text(path, max_bytes=max_bytes), str(path))
+    return parse_json(read_text(path, max_bytes=max_bytes), "stdin" if str(path) == STDIN else str(path))
 
 
 def _umask() -> int:

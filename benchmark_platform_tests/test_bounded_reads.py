@@ -155,6 +155,14 @@ def test_import_results_refuses_every_shape_that_used_to_give_a_traceback(engine
         assert table_counts(engine) == before
 
 
+def test_import_results_reads_stdin_through_the_same_limits(engine) -> None:
+    seed_with_model(engine)
+    result = CliRunner().invoke(main, ["import-results", "-", "--format", "vllm", *IMPORT], input=json.dumps(VLLM))
+    assert result.exit_code == 0 and "imported vllm result" in result.output, result.output
+    result = CliRunner().invoke(main, ["import-results", "-", "--format", "vllm", *IMPORT], input="[" * 100_000)
+    _one_line(result, "stdin")
+
+
 def test_import_results_refuses_200000_nested_brackets_without_recursing(engine, tmp_path) -> None:
     path = tmp_path / "deep.json"
     path.write_bytes(b"[" * 200_000 + b"]" * 200_000)
