@@ -15,7 +15,6 @@ A missing or malformed figure raises ``ImportFormatError`` naming the field path
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from benchmark_platform import files
 from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform.runners.stats import PERCENTILE_METHOD
 
@@ -45,14 +45,11 @@ class ImportedResult:
 
 
 def read_json(path: str | Path) -> Any:
+    """The file's JSON, read and checked by ``files.read_json`` (size, kind, depth, finite numbers)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ImportFormatError(f"{path}: cannot read: {error}") from error
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ImportFormatError(f"{path}: not JSON (line {error.lineno}: {error.msg})") from error
+        return files.read_json(path)
+    except files.FileInputError as error:
+        raise ImportFormatError(str(error)) from error
 
 
 def _get(data: Any, path: str) -> Any:

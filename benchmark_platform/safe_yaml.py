@@ -11,8 +11,6 @@ error found later (pydantic's) can be reported with its line (``line_of``).
 from __future__ import annotations
 
 import math
-import os
-import stat
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,8 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationInfo, field_validator
+
+from benchmark_platform import files
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -53,24 +53,14 @@ class YamlDocument:
 
 def _read_text(path: Path, max_bytes: int) -> str:
     try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise YamlInputError("not a regular file")
-            raw = handle.read(max_bytes + 1)
-    except OSError as error:
-        raise YamlInputError(f"cannot read: {error.strerror or error}") from error
-    if len(raw) > max_bytes:
-        raise YamlInputError(f"larger than {max_bytes} bytes")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise YamlInputError(f"not UTF-8 (byte 0x{raw[error.start]:02x})", line) from error
+        return files.read_text(path, max_bytes=max_bytes)
+    except files.FileInputError as error:  # the caller names the path itself
+        raise YamlInputError(error.reason, error.line) from error
 
 
 def _check_events(text: str, max_depth: int, max_nodes: int) -> None:
     """Count nodes as construction would see them (aliases expanded) and their depth, without building anything."""
-    open_nodes: list[list[Any]] = []  # [expanded nodes so far, anchor, height]
+    open_nodes: list[list[Any]] = []  # [expanded nodes so far, anchor, height, keys seen or None, next is a key]
     anchored: dict[str, tuple[int, int]] = {}  # anchor -> (expanded nodes, height)
     total = 0
 
@@ -88,11 +78,19 @@ def _check_events(text: str, max_depth: int, max_nodes: int) -> None:
 
     for event in yaml.parse(text, Loader=_Loader):
         line = event.start_mark.line + 1 if event.start_mark else None
+        if open_nodes and open_nodes[-1][3] is not None and not isinstance(event, yaml.CollectionEndEvent):
+            mapping = open_nodes[-1]
+            if mapping[4] and isinstance(event, yaml.ScalarEvent) and event.value != "<<":
+                if event.value in mapping[3]:
+                    raise YamlInputError(f"duplicate key {event.value!r}", line)
+                mapping[3].add(event.value)
+            mapping[4] = not mapping[4]
         if isinstance(event, yaml.CollectionStartEvent):
             add(1, 1, line)
-            open_nodes.append([0, event.anchor, 1])
+            keys = set() if isinstance(event, yaml.MappingStartEvent) else None
+            open_nodes.append([0, event.anchor, 1, keys, True])
         elif isinstance(event, yaml.CollectionEndEvent):
-            count, anchor, height = open_nodes.pop()
+            count, anchor, height, _keys, _next_is_key = open_nodes.pop()
             if anchor:
                 anchored[anchor] = (count + 1, height)
         elif isinstance(event, yaml.ScalarEvent):
@@ -169,7 +167,8 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _json_value(value: Any, depth: int = 0) -> Any:
+def jsonb_value(value: Any, depth: int = 0) -> Any:
+    """``value`` if jsonb takes it (string keys, finite numbers, 64-bit integers, no NUL, bounded depth)."""
     if depth > MAX_YAML_DEPTH:
         raise ValueError(f"nested deeper than {MAX_YAML_DEPTH} levels")
     if value is None or isinstance(value, bool):
@@ -185,13 +184,13 @@ def _json_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return _no_nul(value)
     if isinstance(value, list):
-        return [_json_value(item, depth + 1) for item in value]
+        return [jsonb_value(item, depth + 1) for item in value]
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, str):
                 raise ValueError(f"key {key!r} is not a string")
             _no_nul(key)
-        return {key: _json_value(item, depth + 1) for key, item in value.items()}
+        return {key: jsonb_value(item, depth + 1) for key, item in value.items()}
     raise ValueError(f"{type(value).__name__} is not a JSON value (quote dates and other typed scalars)")
 
 
@@ -225,4 +224,4 @@ FiniteFloat = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=Fa
 # Text without NUL (PostgreSQL refuses it).
 Text = Annotated[str, AfterValidator(_no_nul)]
 # A JSON object PostgreSQL's jsonb accepts: string keys, finite numbers, 64-bit integers, no NUL, bounded depth.
-JsonObject = Annotated[dict[str, Any], AfterValidator(_json_value)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(jsonb_value)]

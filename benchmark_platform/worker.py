@@ -4,9 +4,11 @@
 leases; the heartbeat's answer (the claims still held) is also how the worker learns that a config was cancelled or
 taken from it, and it stops that run. Liveness is the heartbeat only: the worker itself stops a run longer than its
 ``max_run_seconds`` and fails that attempt saying so. Failed attempts come back after an exponential backoff; the
-worker waits for them (a worker is done only when nothing is claimable, nothing waits for a retry and no expired claim
-is left for its filters: claims rescue expired leases themselves, so a worker killed with ``kill -9`` is recovered by
-the next claim, no reaper needed).
+worker waits for them. A worker is done ("queue drained") only when nothing of its filters is pending, waits for a
+retry or runs under anyone's lease: it waits for other workers' live claims, at most ``drain_wait_seconds`` (default:
+the lease; exit status 4 when the wait ends first), and claims rescue expired leases themselves, so a worker killed
+with ``kill -9`` is recovered by the next claim, no reaper needed. A worker id that already holds live claims is
+refused (another process owns them); a worker heartbeats and releases only the claims it made (docs/reliability.md).
 
 It stops on its ``stop_event`` (the CLI sets it on SIGTERM/SIGINT): it starts nothing new, the runner aborts the config
 in flight (``RunInterrupted``), results already measured are recorded, and every unfinished claim goes back to
@@ -54,6 +56,7 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_RESULTS_LOST = 3
+EXIT_NOT_DRAINED = 4
 
 MAX_HEARTBEAT_SECONDS = 30.0
 RECORD_EVERY_SECONDS = 1.0  # results of fast runs wait at most this long to be recorded together
@@ -62,6 +65,10 @@ MAX_IDLE_WAIT_SECONDS = 5.0  # while only retries in backoff are left, look agai
 
 class DatabaseUnavailable(RuntimeError):
     """The database stayed unreachable for longer than the worker's retry budget."""
+
+
+class WorkerIdInUse(ValueError):
+    """The worker id already holds claims under a live lease: another process with this id owns them."""
 
 
 class WorkerOptions(BaseModel):
@@ -89,6 +96,9 @@ class WorkerOptions(BaseModel):
     max_configs: int | None = Field(default=None, ge=1)
     worker_id: str | None = Field(default=None, min_length=1, max_length=200)
     db_retry_seconds: float = Field(default=120.0, ge=0, description="give up after the database is gone this long")
+    drain_wait_seconds: float | None = Field(
+        default=None, ge=0, le=7 * 86_400, description="wait for others' live claims this long; default: the lease"
+    )
     stop_event: threading.Event | None = None
     # Called between two claims (after a batch is recorded), e.g. the adaptive planner re-ordering and pruning what
     # is still pending; database errors in it are retried like the queue's own calls.
@@ -127,6 +137,8 @@ class WorkerSummary:
     spooled_results: int = 0  # results written to the local spool (the database stayed unreachable)
     recorded_from_spool: int = 0  # spooled results (of this or an earlier worker) recorded at start
     unlinked_from_spool: int = 0  # spooled results kept as unlinked results: their claim had been lost
+    rejected_from_spool: int = 0  # spool files that were not valid signed entries: moved to spool/rejected/
+    not_drained: int = 0  # configs still running under other workers' live leases when the drain wait ended
     database_retries: int = 0
     stopped: bool = False
     reached_max: bool = False
@@ -140,6 +152,8 @@ class WorkerSummary:
             return EXIT_FAILURE
         if self.lost_claims:
             return EXIT_RESULTS_LOST
+        if self.not_drained:
+            return EXIT_NOT_DRAINED
         return EXIT_OK
 
     def line(self) -> str:
@@ -147,12 +161,18 @@ class WorkerSummary:
             ending = f"error: {self.error}"
         else:
             ending = "stopped" if self.stopped else "max configs reached" if self.reached_max else "queue drained"
+            if self.not_drained and not self.stopped:
+                ending = (
+                    f"not drained: {self.not_drained} configs still running under other workers' live leases "
+                    "when the drain wait ended"
+                )
         return (
             f"worker {self.worker_id}: {self.completed} completed, {self.failed_attempts} failed attempts "
             f"({self.failed_for_good} failed for good, {self.timed_out} over the maximum run time), "
             f"{self.released} released, {self.lost_claims} lost claims, {self.cancelled} cancelled, "
             f"{self.spooled_results} spooled, {self.recorded_from_spool + self.unlinked_from_spool} recorded from "
-            f"the spool ({self.unlinked_from_spool} unlinked), {self.database_retries} database retries, "
+            f"the spool ({self.unlinked_from_spool} unlinked, {self.rejected_from_spool} rejected), "
+            f"{self.database_retries} database retries, "
             f"{self.framework_switches} framework switches in {self.elapsed_seconds:.1f} s ({ending})"
         )
 
@@ -242,12 +262,13 @@ class _Leases:
         with self._lock:
             self.held.difference_update(ids)
 
-    def beat(self, extend: Callable[[], set[uuid.UUID]]) -> None:
-        """Extend the leases; a claim held before the beat and missing from its answer was taken (cancelled, or
-        rescued after its lease expired). Claims added during the beat are not judged by it."""
+    def beat(self, extend: Callable[[set[uuid.UUID]], set[uuid.UUID]]) -> None:
+        """Extend the leases of the claims held (only those: never another process's under the same id); one held
+        before the beat and missing from its answer was taken (cancelled, or rescued after its lease expired).
+        Claims added during the beat are not judged by it."""
         with self._lock:
             before = set(self.held)
-        alive = extend()
+        alive = extend(before) if before else set()
         with self._lock:
             self.taken |= (before & self.held) - alive
 
@@ -265,7 +286,11 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.done.wait(self.interval):
             try:
-                self.leases.beat(lambda: queue.heartbeat(self.engine, self.worker_id, lease_seconds=self.lease_seconds))
+                self.leases.beat(
+                    lambda held: queue.heartbeat(
+                        self.engine, self.worker_id, lease_seconds=self.lease_seconds, config_ids=held
+                    )
+                )
             except DBAPIError as error:
                 log.warning("heartbeat failed (will retry): %s", error.orig)
             except Exception:  # any other error must not end the beats silently while the worker goes on
@@ -325,6 +350,7 @@ class _Worker:
         self.first_finished_at = 0.0
         self.running: uuid.UUID | None = None  # the config whose run is in flight
         self.run_deadline = math.inf
+        self.drain_wait_since: float | None = None  # when only other workers' live claims were left
 
     @property
     def worker_id(self) -> str:
@@ -343,6 +369,18 @@ class _Worker:
         report = self.db.call(lambda: spool.record(self.engine, self.spool_dir))
         self.summary.recorded_from_spool += report.recorded
         self.summary.unlinked_from_spool += report.unlinked
+        self.summary.rejected_from_spool += report.rejected
+
+    def refuse_a_reused_id(self) -> None:
+        """A worker id that already holds live claims belongs to another process (alive, or dead less than a lease
+        ago): this one refuses to start rather than heartbeat, run or release what it did not claim."""
+        held = self.db.call(lambda: queue.live_claims(self.db.connection(), self.worker_id))
+        if held:
+            raise WorkerIdInUse(
+                f"--worker-id {self.worker_id!r} already holds {held} running configs under a live lease (another "
+                "worker with this id is running, or died less than a lease ago): give another id, or wait for "
+                "those leases to expire"
+            )
 
     def run(self, runner: Any) -> None:
         processed = 0
@@ -358,6 +396,7 @@ class _Worker:
                 if not self._wait_for_work():
                     return
                 continue
+            self.drain_wait_since = None
             self.leases.add([held.id for held in batch])
             for position, held in enumerate(batch):
                 if self.stop.is_set() or not self._run_one(runner, held):
@@ -384,8 +423,9 @@ class _Worker:
         return batch
 
     def _wait_for_work(self) -> bool:
-        """After an empty claim: False when this worker is done; else wait a moment (rows locked by a concurrent
-        claim, or retries in backoff) and True."""
+        """After an empty claim: False when this worker is done (drained, or the drain wait ran out); else wait a
+        moment and True. While other workers hold live claims of its filters, it waits for them to finish or for
+        their leases to expire (the next claim then rescues those configs), at most ``drain_wait_seconds``."""
         left = self.db.call(
             lambda: queue.outstanding(
                 self.db.connection(),
@@ -397,8 +437,18 @@ class _Worker:
             return False
         if left.due:  # locked by a concurrent claim (about to be running), or expired and rescued by the next claim
             self.stop.wait(random.uniform(0.02, 0.1))
-        else:  # only retries in backoff: wait until the first is due
+            return True
+        if left.waiting:  # retries in backoff: wait until the first is due
             self.stop.wait(min(max(left.next_due_seconds or 0.0, 0.01), MAX_IDLE_WAIT_SECONDS))
+            return True
+        now = time.monotonic()
+        if self.drain_wait_since is None:
+            self.drain_wait_since = now
+        bound = self.options.drain_wait_seconds
+        if now - self.drain_wait_since >= (self.options.lease_seconds if bound is None else bound):
+            self.summary.not_drained = left.running
+            return False
+        self.stop.wait(min(max(left.next_expiry_seconds or 0.0, 0.01), MAX_IDLE_WAIT_SECONDS))
         return True
 
     def _request(self, limit: int) -> queue.ClaimRequest:
@@ -553,9 +603,10 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
     heartbeat = _Heartbeat(
         engine, summary.worker_id, worker.leases, options.lease_seconds, options.heartbeat_interval()
     )
-    heartbeat.start()
     try:
-        worker.record_spool()
+        worker.record_spool()  # first: its results complete claims that may still hold this worker id
+        worker.refuse_a_reused_id()
+        heartbeat.start()
         worker.run(runner)
     except DatabaseUnavailable as error:
         summary.error = str(error)
@@ -567,11 +618,14 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
         if worker.finished:
             worker.spool_finished()
         heartbeat.done.set()
-        heartbeat.join()
+        if heartbeat.is_alive():
+            heartbeat.join()
         try:
-            # Anything still held (a stop, or an error mid-batch) goes back now rather than after its lease.
+            # What this process still holds (a stop, or an error mid-batch) goes back now rather than after its
+            # lease; only its own claims, never another process's that share the id.
+            held = list(worker.leases.held)
             summary.released += worker.db.call(
-                lambda: queue.release(engine, summary.worker_id, keep=worker.spooled), retry_seconds=10
+                lambda: queue.release(engine, summary.worker_id, held, keep=worker.spooled), retry_seconds=10
             )
         except (DatabaseUnavailable, DBAPIError) as error:
             log.warning("could not release claims (their leases will expire): %s", error)

@@ -191,7 +191,9 @@ def test_claim_prefers_the_framework_already_loaded(engine, small_queue):
 
 def test_outstanding_counts_what_is_left_locked_or_not(engine, small_queue):
     queue.claim(engine, "w1", limit=7)
-    assert queue.outstanding(engine) == queue.Outstanding(due=small_queue.created - 7, waiting=0, next_due_seconds=None)
+    left = queue.outstanding(engine)
+    assert (left.due, left.waiting, left.next_due_seconds, left.running) == (small_queue.created - 7, 0, None, 7)
+    assert 0 < left.next_expiry_seconds <= queue.DEFAULT_LEASE_SECONDS and not left.drained
 
 
 # ------------------------------------------------------------------------------------------------ heartbeat, complete

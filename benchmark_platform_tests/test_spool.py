@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -28,7 +26,7 @@ def test_a_spooled_result_whose_claim_holds_completes_its_config(engine, tmp_pat
     queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
     [held] = queue.claim(engine, "w1", limit=1)
     path = spool.write(tmp_path, "w1", held, MEASUREMENT)
-    assert json.loads(path.read_text())["config_id"] == str(held.id)
+    assert spool.load(path, spool.signing_key()).config_id == held.id
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
     assert spool.record(engine, tmp_path) == spool.SpoolReport(recorded=1)
     assert spool.entries(tmp_path) == []

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from benchmark_platform import database, planner, queue
 from benchmark_platform.cli.app import fail, main
-from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, bounded_int, finite
+from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, HttpUrl, bounded_int, finite
 from benchmark_platform.manifests import resolve_model_version
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.runners import RUNNER_NAMES, RUNNERS
@@ -132,6 +132,7 @@ def _replanner(engine: database.Engine, version_id: uuid.UUID, replan_seconds: f
 )
 @click.option(
     "--base-url",
+    type=HttpUrl(),
     help="openai runner: measure this running OpenAI-compatible server instead of launching the config's framework.",
 )
 @click.option("--max-configs", type=bounded_int(), help="Stop after this many configs.")
@@ -156,7 +157,15 @@ def _replanner(engine: database.Engine, version_id: uuid.UUID, replan_seconds: f
     type=finite(0, MAX_SECONDS),
     help="Backoff before the first retry of a failed config; doubled for each further attempt, with jitter.",
 )
-@click.option("--worker-id", help="Name recorded in claimed_by (default: host-pid-random).")
+@click.option(
+    "--worker-id",
+    help="Name recorded in claimed_by (default: host-pid-random); refused while it holds live claims.",
+)
+@click.option(
+    "--drain-wait-seconds",
+    type=finite(0, 7 * MAX_SECONDS),
+    help="When only other workers' running claims are left, wait this long for them [default: the lease].",
+)
 @click.option(
     "--db-retry-seconds",
     default=120.0,
@@ -183,6 +192,7 @@ def worker_command(
     max_run_minutes: float,
     retry_base_seconds: float,
     worker_id: str | None,
+    drain_wait_seconds: float | None,
     db_retry_seconds: float,
     replan_seconds: float | None,
     as_json: bool,
@@ -193,9 +203,11 @@ def worker_command(
     after a backoff: the worker waits for them. SIGTERM or SIGINT (a spot notice, Ctrl-C): nothing new starts, the
     config in flight is abandoned and every unfinished claim goes back to pending without counting an attempt. A
     cancelled config (benchmark-platform cancel) is stopped at the next heartbeat. Results the database cannot take
-    go to a spool under the platform home, recorded by the next worker. Exit 0 when drained or stopped, 1 on a fatal
-    error (database unreachable too long), 2 on bad input (nothing claimed), 3 when some results were discarded
-    because a claim was lost.
+    go to a spool under the platform home, recorded by the next worker. Drained means nothing of this worker's
+    filter is pending, due for a retry or running under anyone's lease (see docs/reliability.md). Exit 0 when
+    drained or stopped, 1 on a fatal error (database unreachable too long), 2 on bad input (nothing claimed; a
+    --worker-id that holds live claims included), 3 when some results were discarded because a claim was lost, 4
+    when the drain wait ended with configs still running under other workers' live leases.
 
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
@@ -226,6 +238,7 @@ def worker_command(
             runner_options=runner_options,
             max_configs=max_configs,
             worker_id=worker_id,
+            drain_wait_seconds=drain_wait_seconds,
             db_retry_seconds=db_retry_seconds,
             stop_event=stop,
             between_batches=_replanner(engine, version_id, replan_seconds),

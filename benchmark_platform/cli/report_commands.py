@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from benchmark_platform import database
+from benchmark_platform import database, files
 from benchmark_platform.cli.app import fail, main
 from benchmark_platform.cli.params import bounded_int, output_file
 from benchmark_platform.progress import ProgressReporter
@@ -87,8 +87,8 @@ def report(
         summary = write_report(engine, out, model_version=model_version, use_cases=chosen, top=top, progress=progress)
     except RankingsNotStoredError as error:
         fail(f"{error}: {NOT_RANKED_HINT}")
-    except OSError as error:
-        fail(f"--out {out}: cannot write: {error.strerror or error}")
+    except files.FileOutputError as error:
+        fail(f"--out {error}")
     if as_json:
         click.echo(json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True))
         return

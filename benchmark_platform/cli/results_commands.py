@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
-from benchmark_platform.cli.app import fail, main
+from benchmark_platform import files
+from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
+from benchmark_platform.cli.params import output_file
 
 
 @main.command("import-results")
@@ -63,7 +65,7 @@ def import_results(
         return
     length = sequence_length or (round(imported.mean_prompt_tokens) if imported.mean_prompt_tokens else None)
     if not length:
-        fail("--sequence-length: the file does not say its prompt length; give it")
+        fail(f"--sequence-length: {file} does not say its prompt length; give it")
         return
     detail = imported.detail | {
         "runner_name": "imported",
@@ -118,9 +120,14 @@ def import_results(
 
 @main.command("export-results")
 @click.option("--format", "out_format", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="File to write [default: stdout; parquet needs one].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=lambda _ctx, _param, value: output_file(value),
+    help="File to write, replaced whole if it is a regular file [default: stdout; parquet needs one].",
+)
 @click.option("--model-version", help="Only this NAME@VERSION.")
-def export_results(out_format: str, out: str | None, model_version: str | None) -> None:
+def export_results(out_format: str, out: Path | None, model_version: str | None) -> None:
     """Write every result with its configuration columns (version, hardware, framework, use case, batch size,
     sequence length), its runner label, quality flags and source tool.
 
@@ -151,13 +158,19 @@ def export_results(out_format: str, out: str | None, model_version: str | None) 
     frame["result_id"] = frame["result_id"].astype(str)
     frame["benchmark_date"] = frame["benchmark_date"].astype(str)
     if out_format == "json":
-        text_out = json.dumps(frame.to_dict(orient="records"), default=str)
-        Path(out).write_text(text_out) if out else click.echo(text_out)
-        return
-    frame["quality_flags"] = frame["quality_flags"].map(lambda flags: ",".join(sorted(flags or {})))
-    if out_format == "parquet":
-        frame.to_parquet(out, index=False)
-    elif out:
-        frame.to_csv(out, index=False)
+        data = json.dumps(frame.to_dict(orient="records"), default=str).encode()
     else:
-        frame.to_csv(sys.stdout, index=False)
+        frame["quality_flags"] = frame["quality_flags"].map(lambda flags: ",".join(sorted(flags or {})))
+        buffer = io.BytesIO()
+        if out_format == "parquet":
+            frame.to_parquet(buffer, index=False)
+        else:
+            frame.to_csv(buffer, index=False)
+        data = buffer.getvalue()
+    if out is None:
+        click.echo(data, nl=out_format == "json")
+        return
+    try:
+        files.write_output(out, data)
+    except files.FileOutputError as error:
+        fail(f"--out {error}", EXIT_FAILURE)

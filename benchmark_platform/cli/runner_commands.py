@@ -10,6 +10,7 @@ import click
 from pydantic import ValidationError
 
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
+from benchmark_platform.cli.params import HttpUrl
 from benchmark_platform.runners.loadgen import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_LINE_BYTES, HARD_MAX_CONCURRENCY
 
 
@@ -23,7 +24,12 @@ PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "r
 
 
 @main.command("bench-endpoint")
-@click.option("--base-url", required=True, help="Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine).")
+@click.option(
+    "--base-url",
+    required=True,
+    type=HttpUrl(),
+    help="Server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine).",
+)
 @click.option("--model", "model", required=True, help="Model name to put in requests (as /v1/models lists it).")
 @click.option(
     "--profile",

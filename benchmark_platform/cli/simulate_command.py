@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from benchmark_platform import catalogs, manifests, matrix, memory
-from benchmark_platform.cli.app import fail, main
+from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.domain import (
     HardwareFacts,
@@ -24,6 +25,8 @@ from benchmark_platform.domain import (
 from benchmark_platform.runners import roofline
 from benchmark_platform.runners.serving_sim import simulate_serving
 from benchmark_platform.runners.simulated import measurement_from_replica
+
+MIN_REQUEST_RATE = 1e-3  # one request per 17 minutes; below it the simulated window's figures lose their meaning
 
 
 def _model_facts(extra_manifests: tuple[Path, ...]) -> dict[str, ModelFacts]:
@@ -114,8 +117,8 @@ def _print_text(payload: dict[str, Any]) -> None:
 @click.option("--concurrency", type=bounded_int(1, 4096), help="Concurrent requests per replica [default: 1].")
 @click.option(
     "--request-rate",
-    type=finite(min=0, max=1e6, min_open=True),
-    help="Open loop instead: Poisson arrivals per second, per replica.",
+    type=finite(min=MIN_REQUEST_RATE, max=1e6),
+    help=f"Open loop instead: Poisson arrivals per second, per replica (at least {MIN_REQUEST_RATE:g}).",
 )
 @click.option("--input-tokens", required=True, type=bounded_int(1, 1_048_576), help="Prompt tokens per request.")
 @click.option("--output-tokens", required=True, type=bounded_int(1, 131_072), help="Output tokens per request.")
@@ -188,15 +191,20 @@ def simulate_command(
     except ValueError as error:
         fail(str(error))
         return
-    measurement = measurement_from_replica(
-        replica,
-        node,
-        tensor_parallel=tensor_parallel,
-        concurrency=concurrency,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        seed=seed,
-    )
+    try:
+        measurement = measurement_from_replica(
+            replica,
+            node,
+            tensor_parallel=tensor_parallel,
+            concurrency=concurrency,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            seed=seed,
+        )
+    except ValidationError as error:  # the simulator's own figures out of range: a runtime failure, not bad input
+        first = error.errors()[0]
+        fail(f"the simulation of this load gave an invalid {first['loc'][0]}: {first['msg']}", EXIT_FAILURE)
+        return
     payload = {
         "batch_size": concurrency,
         "sequence_length": input_tokens,

@@ -37,8 +37,8 @@ its docstring:
   ``load_config_facts`` for a claimed config's run, ``load_model_version``) and the catalog lookups by name
   (``resolve_hardware``, ``resolve_framework``).
 - ``populate``: ``populate_matrix`` (COPY + ``INSERT … ON CONFLICT DO NOTHING``).
-- ``claims``: ``claim`` (with ``rescue_sql``), ``outstanding``, ``heartbeat``, ``complete_batch``/``complete``,
-  ``complete_and_claim`` (a batch's results and the next claim in one statement),
+- ``claims``: ``claim`` (with ``rescue_sql``), ``outstanding``, ``live_claims``, ``heartbeat``,
+  ``complete_batch``/``complete``, ``complete_and_claim`` (a batch's results and the next claim in one statement),
   ``record_unlinked``, ``fail``, ``release``, ``reap``, ``statuses``, ``cancel``.
 - ``results``: ``record_imported`` (a result no claim produced).
 - ``progress``: ``progress``, ``result_counts``, ``failed_configs``.
@@ -69,6 +69,7 @@ from benchmark_platform.queue.claims import (
     complete_batch,
     fail,
     heartbeat,
+    live_claims,
     outstanding,
     reap,
     record_unlinked,
@@ -176,6 +177,7 @@ __all__ = [
     "load_matrix_inputs",
     "load_model_version",
     "load_plan_rows",
+    "live_claims",
     "outstanding",
     "populate_matrix",
     "progress",

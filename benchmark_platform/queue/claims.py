@@ -1,6 +1,7 @@
-"""Claims and their outcomes: claim (with the rescue of expired leases), outstanding, heartbeat, complete, record
-unlinked, fail, release, reap, statuses, cancel. The guarantees of each statement are written beside it; the status
-moves and the fencing they share are described in the package docstring (``benchmark_platform.queue``)."""
+"""Claims and their outcomes: claim (with the rescue of expired leases), outstanding, live claims, heartbeat,
+complete, record unlinked, fail, release, reap, statuses, cancel. The guarantees of each statement are written beside
+it; the status moves and the fencing they share are described in the package docstring (``benchmark_platform.queue``).
+"""
 
 from __future__ import annotations
 
@@ -277,22 +278,27 @@ class ClaimRequest:
 @dataclass(frozen=True)
 class Outstanding:
     """What is left for a worker's filters: ``due`` (pending and due, or running with an expired lease: claimable
-    now), ``waiting`` (pending in retry backoff) and how long until the first of those is due."""
+    now), ``waiting`` (pending in retry backoff) and how long until the first of those is due, ``running`` (running
+    under a live lease, whoever holds it) and how long until the first of those leases expires."""
 
     due: int
     waiting: int
     next_due_seconds: float | None
+    running: int = 0
+    next_expiry_seconds: float | None = None
 
     @property
     def drained(self) -> bool:
-        return self.due == 0 and self.waiting == 0
+        """Nothing of the filters is pending, due for a retry or running under anyone's lease: every config has
+        reached completed, failed or cancelled (or been skipped), so no other worker's claim can still come back."""
+        return self.due == 0 and self.waiting == 0 and self.running == 0
 
 
 def outstanding(
     bind: Engine | Connection, *, hardware_config_id: uuid.UUID | None = None, model_version_id: uuid.UUID | None = None
 ) -> Outstanding:
-    """Counts, locked rows included: a worker is drained only when nothing is due, nothing waits for a retry and no
-    expired claim is left for its filters. Read-only."""
+    """Counts, locked rows included, on the database's clock: what a worker must wait for before it may say the
+    queue is drained (see ``Outstanding.drained``). Read-only."""
     clauses = " AND ".join(["status IN ('pending', 'running')"] + _filters(hardware_config_id, model_version_id))
     with _transaction(bind) as connection:
         row = connection.execute(
@@ -302,7 +308,11 @@ def outstanding(
                                            OR (status = 'running' AND lease_expires_at < now())) AS due,
                        count(*) FILTER (WHERE status = 'pending' AND run_after > now()) AS waiting,
                        extract(epoch FROM min(run_after) FILTER (WHERE status = 'pending' AND run_after > now())
-                                          - now()) AS next_due_seconds
+                                          - now()) AS next_due_seconds,
+                       count(*) FILTER (WHERE status = 'running' AND lease_expires_at >= now()) AS running,
+                       extract(epoch FROM min(lease_expires_at) FILTER (WHERE status = 'running'
+                                                                        AND lease_expires_at >= now())
+                                          - now()) AS next_expiry_seconds
                 FROM benchmark_configs WHERE {clauses}
                 """
             ),
@@ -312,27 +322,51 @@ def outstanding(
         due=row.due,
         waiting=row.waiting,
         next_due_seconds=None if row.next_due_seconds is None else float(row.next_due_seconds),
+        running=row.running,
+        next_expiry_seconds=None if row.next_expiry_seconds is None else float(row.next_expiry_seconds),
     )
 
 
+def live_claims(bind: Engine | Connection, worker_id: str) -> int:
+    """How many configs ``worker_id`` holds under a live lease: before a worker starts, its id must hold none, or
+    another process with the same id is alive (or died less than a lease ago) and its claims are not ours to
+    heartbeat or release. Read-only."""
+    with _transaction(bind) as connection:
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM benchmark_configs"
+                " WHERE status = 'running' AND claimed_by = :worker_id AND lease_expires_at >= now()"
+            ),
+            {"worker_id": worker_id},
+        ).scalar_one()
+
+
 def heartbeat(
-    bind: Engine | Connection, worker_id: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    bind: Engine | Connection,
+    worker_id: str,
+    *,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    config_ids: Collection[uuid.UUID] | None = None,
 ) -> set[uuid.UUID]:
-    """Push the lease of every config this worker still holds to ``now() + lease_seconds``; returns their ids.
+    """Push the lease of every config this worker still holds (all, or those listed: a worker lists the claims it
+    made itself, so it never keeps alive another process's claims under the same id) to ``now() + lease_seconds``;
+    returns their ids.
 
     A config the worker thinks it holds but that is missing from the answer was taken from it (cancelled, or its
     lease expired and it was rescued): the worker stops running it. Guarantees: an already expired lease is not
     revived (a rescuer may be taking it back), so a worker never extends a claim that ``complete`` would refuse; rows
     locked in id order (see the module docstring), the WHERE re-checked under each lock.
     """
+    id_filter = "AND id = ANY(:config_ids)" if config_ids is not None else ""
     with _transaction(bind) as connection:
         return set(
             connection.execute(
                 text(
-                    """
+                    f"""
                     WITH mine AS MATERIALIZED (
                         SELECT id FROM benchmark_configs
                         WHERE status = 'running' AND claimed_by = :worker_id AND lease_expires_at > now()
+                              {id_filter}
                         ORDER BY id
                         FOR UPDATE
                     )
@@ -343,7 +377,7 @@ def heartbeat(
                     RETURNING c.id
                     """
                 ),
-                {"worker_id": worker_id, "lease_seconds": float(lease_seconds)},
+                {"worker_id": worker_id, "lease_seconds": float(lease_seconds), "config_ids": list(config_ids or ())},
             ).scalars()
         )
 

@@ -8,7 +8,6 @@ Plotly draws the charts and its JavaScript is inlined once, so the file opens an
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from benchmark_platform import files
 from benchmark_platform.manifests import list_version_keys
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseCriteria, UseCaseRanking
@@ -113,15 +113,8 @@ def write_report(
     rendered = render_scoped(
         rankings, model_version=model_version, top=top, generated_at=datetime.now(UTC), progress=progress
     )
-    path = Path(out_path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = rendered.html.encode("utf-8")
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    path = files.write_output(out_path, data).resolve()
     return ReportSummary(
         path=path,
         model_version=model_version,

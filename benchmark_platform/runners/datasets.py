@@ -10,7 +10,6 @@ asks for one on purpose.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from benchmark_platform import files
 from benchmark_platform.runners.loadgen import PROMPT_WORDS
 
 MAX_TOKENS_PER_REQUEST = 1_000_000
@@ -181,17 +181,17 @@ def read_trace(path: str | Path, time_scale: float = 1.0) -> list[TraceEntry]:
     DatasetError naming the line and field of the first bad entry."""
     entries: list[TraceEntry] = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot read: {error}") from error
+        lines = files.read_text(path).splitlines()
+    except files.FileInputError as error:
+        raise DatasetError(str(error)) from error
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path} line {number}"
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{where}: not JSON ({error.msg})") from error
+            item = files.parse_json(line, where)
+        except files.FileInputError as error:
+            raise DatasetError(str(error)) from error
         if not isinstance(item, dict):
             raise DatasetError(f"{where}: expected an object")
         if "timestamp" in item:

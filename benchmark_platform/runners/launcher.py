@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from benchmark_platform.domain import Vendor
+from benchmark_platform.http_bodies import IDENTITY, read_body
 from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunInterrupted, RunnerError
 
 HEALTH_PATHS = ("/health", "/v1/models")
@@ -191,8 +192,9 @@ class ServerProcess:
                     raise RunnerError(f"{self.name} exited with code {code} during startup; {self._tail_text()}")
                 for path in HEALTH_PATHS:
                     try:
-                        if client.get(path).status_code == 200:
-                            return
+                        with client.stream("GET", path) as response:  # the status only: the body is never read
+                            if response.status_code == 200:
+                                return
                     except httpx.HTTPError:
                         break  # not listening yet
                 if time.monotonic() >= deadline:
@@ -281,15 +283,9 @@ def served_model(base_url: str, timeout_seconds: float = 10.0) -> dict[str, Any]
     At most MAX_MODELS_BODY_BYTES of the answer are read: a server streaming without end is an error, not a leak."""
     url = f"{base_url.rstrip('/')}/v1/models"
     try:
-        with httpx.stream(
-            "GET", url, timeout=timeout_seconds, trust_env=False, headers={"accept-encoding": "identity"}
-        ) as response:
+        with httpx.stream("GET", url, timeout=timeout_seconds, trust_env=False, headers=IDENTITY) as response:
             response.raise_for_status()
-            body = bytearray()
-            for piece in response.iter_raw():
-                body += piece
-                if len(body) > MAX_MODELS_BODY_BYTES:
-                    raise ValueError(f"answer larger than {MAX_MODELS_BODY_BYTES} bytes")
+            body = read_body(response, MAX_MODELS_BODY_BYTES)
         model = dict(json.loads(body)["data"][0])
         model["id"] = str(model["id"])
         return model

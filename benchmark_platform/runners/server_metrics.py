@@ -3,7 +3,8 @@
 Sampled during the measured window and summarized: running and waiting requests (mean and peak), KV-cache usage,
 prefix-cache hit rate over the window, preemptions, and the prompt and generation tokens the server counted. Gauges
 are averaged over samples; counters are differences between the first and the last sample. A server without
-``/metrics`` (or without these names) gives no summary and the run goes on.
+``/metrics`` (or without these names) gives no summary and the run goes on. A read is capped at ``MAX_METRICS_BYTES``
+and ``READ_SECONDS``: a server answering without end ends the sampling with an error, not the worker's memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 
 import httpx
+
+from benchmark_platform.http_bodies import IDENTITY, BodyTooLarge, aread_body
 
 # Each figure and the names the frameworks publish it under (vLLM V1 and V0 names, SGLang). Values are summed over
 # label sets (one per model or engine).
@@ -32,6 +35,8 @@ COUNTERS = {
 }
 SAMPLE_INTERVAL_SECONDS = 0.5
 METRICS_PATH = "/metrics"
+MAX_METRICS_BYTES = 4 << 20  # vLLM's /metrics, histograms included, is about 100 kB
+READ_SECONDS = 5.0  # a whole read, however slowly the server trickles it
 _SAMPLE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
@@ -93,13 +98,15 @@ async def sample_server_metrics(
     first_read = first_read or asyncio.Event()
     while True:
         try:
-            response = await client.get(METRICS_PATH, timeout=5.0)
-            if response.status_code != 200:
-                into.error = f"{METRICS_PATH} answered HTTP {response.status_code}"
-                return
-            into.samples.append(parse_prometheus(response.text))
-        except httpx.HTTPError as error:
-            into.error = f"{METRICS_PATH}: {type(error).__name__}"
+            async with asyncio.timeout(READ_SECONDS):
+                async with client.stream("GET", METRICS_PATH, headers=IDENTITY) as response:
+                    if response.status_code != 200:
+                        into.error = f"{METRICS_PATH} answered HTTP {response.status_code}"
+                        return
+                    body = await aread_body(response, MAX_METRICS_BYTES)
+            into.samples.append(parse_prometheus(body.decode("utf-8", errors="replace")))
+        except (httpx.HTTPError, TimeoutError, BodyTooLarge) as error:
+            into.error = f"{METRICS_PATH}: {type(error).__name__}: {error}"[:300]
             return
         finally:
             first_read.set()
