@@ -21,6 +21,10 @@ import numpy as np
 from benchmark_platform.memory import ACTIVATION_BYTES, kv_bytes_per_token, usable_gb_per_gpu, weight_bytes
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+from benchmark_platform.runners.step_costs import Predictor, PredictorChoice
+
+# Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
+ROOFLINE_VERSION = "2"
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
@@ -73,6 +77,7 @@ class StepCosts:
     pair_s: float
     allreduce_s: float
     allreduce_token_s: float
+    predictor: Predictor
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
         linear = np.maximum(self.weights_s, self.token_s * tokens)
@@ -88,9 +93,18 @@ class StepCosts:
 
 
 def step_costs(
-    model: ModelFacts, hardware: HardwareFacts, framework: FrameworkFacts, *, tensor_parallel: int
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    *,
+    tensor_parallel: int,
+    requested: PredictorChoice = "roofline",
+    fallback: str | None = None,
 ) -> StepCosts:
-    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware``."""
+    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware``.
+
+    ``requested`` and ``fallback`` are recorded in the predictor: which backend the caller asked for, and why the
+    roofline answers instead when that was another (``step_costs.step_cost_model``)."""
     tp = tensor_parallel
     bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
     flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency
@@ -106,6 +120,14 @@ def step_costs(
         pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
         allreduce_s=2 * model.num_layers * ALLREDUCE_LATENCY_SECONDS,
         allreduce_token_s=2 * model.num_layers * allreduce_bytes_per_token / link,
+        predictor=Predictor(
+            backend="roofline",
+            version=ROOFLINE_VERSION,
+            data_version="spec sheets (catalogs/hardware.yaml) x framework efficiencies (catalogs/frameworks.yaml)",
+            in_measured_range=None,
+            requested=requested,
+            fallback=fallback,
+        ),
     )
 
 

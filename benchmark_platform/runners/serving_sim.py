@@ -33,6 +33,7 @@ import numpy as np
 
 from benchmark_platform import memory
 from benchmark_platform.runners import roofline
+from benchmark_platform.runners.step_costs import PredictorChoice, step_cost_model
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 
 # vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
@@ -172,12 +173,14 @@ def simulate_serving(
     scheduler_steps: int = 1,
     staggered_start: bool = True,
     seed: int = 0,
+    predictor: PredictorChoice = "auto",
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
     ``scheduler_steps`` is the server's multi-step scheduling setting (vLLM 0.6's ``--num-scheduler-steps``; 1, the
     default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
     one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
+    ``predictor`` picks the step-cost backend (``step_costs``); the one that answered is in ``assumptions``.
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -203,7 +206,7 @@ def simulate_serving(
             f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
-    costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
+    costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor)
     budget, max_seqs = scheduler_limits(hardware, framework)
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
@@ -211,7 +214,6 @@ def simulate_serving(
     longest_run = max(output_tokens, scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
-    decode_attention_s = max(costs.kv_token_s, costs.pair_s)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
     prompt, out = input_tokens, output_tokens
 
@@ -361,12 +363,10 @@ def simulate_serving(
             # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
             multi_step = scheduler_steps > 1
             count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
-            # contexts grow by one token per sequence per step, so both costs are linear in the step number;
-            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
+            # contexts grow by one token per sequence per step; a decode attends to (and reads) its whole context
             context = n_decoding * (prompt + decode) - first_decode_sum
-            duration = np.arange(count, dtype=float)
-            duration *= n_decoding * decode_attention_s
-            duration += float(costs.gpu_seconds(n_decoding, context, context)) + overhead
+            contexts = context + n_decoding * np.arange(count, dtype=float)
+            duration = costs.gpu_seconds(n_decoding, contexts, contexts) + overhead
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -433,6 +433,7 @@ def simulate_serving(
         max_seqs=max_seqs,
         closed=closed,
         mixed=mixed,
+        predictor=costs.predictor.as_dict(),
         load={"mode": "closed-loop", "concurrency": concurrency, "staggered_start": staggered_start}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
@@ -470,6 +471,7 @@ def _summarize(
     max_seqs: int,
     closed: bool,
     mixed: bool,
+    predictor: dict,
     load: dict,
     rng: np.random.Generator,
     seed: int,
@@ -566,6 +568,7 @@ def _summarize(
         decode_bound=decode_bound,
         assumptions={
             "simulator": "continuous batching with chunked prefill, one replica",
+            "predictor": predictor,
             "prefill_steps": "ride along with decodes (vLLM V1)"
             if mixed
             else "run alone, decodes wait (SGLang, vLLM V0)",
