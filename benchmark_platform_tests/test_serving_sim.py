@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark_platform.runners import roofline
-from benchmark_platform.runners.serving_sim import simulate_serving
+from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.serving_sim import simulate_serving
 
 _SCRIPT = Path(__file__).parents[1] / "benchmarks" / "simulator_accuracy.py"
 _spec = importlib.util.spec_from_file_location("simulator_accuracy", _SCRIPT)

@@ -23,7 +23,7 @@ import yaml
 
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
-from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
+from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 
 DATA_DIR = Path(__file__).parent / "data"
 # Published measurements: serving benchmarks, and vLLM's CI latency tests (throughput derived from batch latency).

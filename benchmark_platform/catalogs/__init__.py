@@ -318,7 +318,7 @@ class UseCaseCharacteristics(_Frozen):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from benchmark_platform.runners.datasets import NAMED_DATASETS
+        from benchmark_platform.runners.openai.datasets import NAMED_DATASETS
 
         if name not in NAMED_DATASETS:
             raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_DATASETS)}")

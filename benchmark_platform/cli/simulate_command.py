@@ -21,9 +21,9 @@ from benchmark_platform.domain import (
     framework_facts_from_catalog,
     hardware_facts_from_catalog,
 )
-from benchmark_platform.runners import roofline
-from benchmark_platform.runners.serving_sim import simulate_serving
-from benchmark_platform.runners.simulated import measurement_from_replica
+from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.runner import measurement_from_replica
+from benchmark_platform.runners.simulated.serving_sim import simulate_serving
 
 
 def _model_facts(extra_manifests: tuple[Path, ...]) -> dict[str, ModelFacts]:

@@ -21,7 +21,7 @@ import numpy as np
 from benchmark_platform.memory import ACTIVATION_BYTES, kv_bytes_per_token, usable_gb_per_gpu, weight_bytes
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
-from benchmark_platform.runners.step_costs import Predictor, PredictorChoice
+from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
 ROOFLINE_VERSION = "2"

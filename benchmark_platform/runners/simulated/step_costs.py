@@ -67,7 +67,7 @@ def step_cost_model(
     predictor: PredictorChoice = "auto",
 ) -> StepCostModel:
     """The step-cost model that answers for this replica: the requested backend, or the roofline with the reason."""
-    from benchmark_platform.runners import roofline
+    from benchmark_platform.runners.simulated import roofline
 
     if predictor not in PREDICTOR_CHOICES:
         raise ValueError(f"predictor must be one of {', '.join(PREDICTOR_CHOICES)}, got {predictor!r}")
@@ -77,7 +77,7 @@ def step_cost_model(
     fallback = None
     if wants_kernels:
         try:
-            from benchmark_platform.runners import kernel_costs
+            from benchmark_platform.runners.simulated import kernel_costs
 
             return kernel_costs.kernel_step_costs(
                 model, hardware, framework, tensor_parallel=tensor_parallel, requested=predictor

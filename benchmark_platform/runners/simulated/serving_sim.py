@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark_platform import memory
-from benchmark_platform.runners import roofline
-from benchmark_platform.runners.step_costs import PredictorChoice, step_cost_model
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
 
 # vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
 # 70 GiB, except the A100, get a token budget of 8,192 per step and at most 1,024 running sequences; others 2,048 and
