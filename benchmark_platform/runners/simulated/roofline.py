@@ -21,6 +21,7 @@ import numpy as np
 from benchmark_platform.memory import ACTIVATION_BYTES, kv_bytes_per_token, usable_gb_per_gpu, weight_bytes
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
@@ -29,13 +30,10 @@ ROOFLINE_VERSION = "2"
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
 PREFILL_CHUNK_TOKENS = 8192
-# Host-side work per forward pass (scheduling, sampling, kernel launches, detokenization) that the GPU does not
-# overlap. Calibrated once on vLLM's published latency test of Llama 3.1 8B on one H100 (the step time left over
-# after the weight read at the catalog's decode efficiency); docs/simulator-accuracy.md checks it on other configs.
-STEP_OVERHEAD_SECONDS = 1.8e-3
-# Latency of one all-reduce (launch, synchronisation), paid twice per layer per forward pass under tensor parallelism.
-# Calibrated once on vLLM's published latency test of Llama 3 70B on four H100s (docs/simulator-accuracy.md).
-ALLREDUCE_LATENCY_SECONDS = 25e-6
+# Host-side work per forward pass and the latency of one all-reduce over NVLink: fitted constants
+# (``calibration``, with the rows they were fitted on).
+STEP_OVERHEAD_SECONDS = calibration.STEP_OVERHEAD.value
+ALLREDUCE_LATENCY_SECONDS = calibration.ALLREDUCE_LATENCY_NVLINK.value
 # Per-GPU bandwidth assumed when a multi-GPU config names no interconnect (PCIe 4.0 x16, one direction).
 DEFAULT_INTERCONNECT_GBPS = 32.0
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmark_platform import memory
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
-from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
 
 # vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
@@ -46,11 +46,9 @@ SMALL_GPU_LIMITS = (2048, 256)
 V0_MAX_NUM_SEQS = 256
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
-# launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
-# Fit once on the published TTFT p50 of SGLang 0.3.0, Llama 3.1 70B, 4 x H100, ShareGPT at 4 req/s (53.9 ms;
-# simulated 30.1 ms without it, 52.1 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
-# graphs for mixed prefill/decode steps, so it pays only STEP_OVERHEAD_SECONDS.
-EAGER_PREFILL_SECONDS_PER_LAYER = 0.25e-3
+# launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
+# graphs for mixed prefill/decode steps, so it pays only the step overhead.
+EAGER_PREFILL_SECONDS_PER_LAYER = calibration.EAGER_PREFILL_PER_LAYER.value
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
 # drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
 STEP_JITTER_SIGMA = 0.02
