@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark_platform.domain import FrameworkFacts, HardwareFacts
+
 
 @dataclass(frozen=True)
 class FittedConstant:
@@ -38,8 +40,51 @@ EAGER_PREFILL_PER_LAYER = FittedConstant(
     "kernel launches from Python in engines that run prompt steps without CUDA graphs (SGLang, vLLM V0, TGI, LMDeploy)",
 )
 
+# Per engine generation (``engine_generation``): the API server's work per request, seen in TTFT and E2E
+# (tokenisation, chat template, scheduling, detokenisation, SSE framing), and host work per running sequence per step
+# (sampling, output processing, block bookkeeping). A generation without a fitted figure pays none.
+REQUEST_OVERHEAD: dict[str, FittedConstant] = {}
+SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {}
+# Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above.
+ALLREDUCE_LATENCY: dict[str, FittedConstant] = {"nvlink": ALLREDUCE_LATENCY_NVLINK}
+
 FITTED: dict[str, FittedConstant] = {
     "STEP_OVERHEAD": STEP_OVERHEAD,
-    "ALLREDUCE_LATENCY_NVLINK": ALLREDUCE_LATENCY_NVLINK,
     "EAGER_PREFILL_PER_LAYER": EAGER_PREFILL_PER_LAYER,
+    **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
+    **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
+    **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
 }
+
+
+def engine_generation(framework: FrameworkFacts) -> str:
+    """The engine and, where its scheduler changed, its generation: vLLM's V0 engine (before 0.8) and V1 differ."""
+    if framework.name == "vllm":
+        major, minor = (int(p) if p.isdigit() else 0 for p in (framework.version.split(".") + ["0"])[:2])
+        return "vllm-v0" if (major, minor) < (0, 8) else "vllm-v1"
+    return framework.name
+
+
+def link_class(hardware: HardwareFacts) -> str:
+    """How the GPUs of a node talk: NVLink/NVSwitch, PCIe, or AMD's Infinity Fabric (unknown: PCIe)."""
+    link = (hardware.interconnect or "pcie").lower()
+    if link.startswith("nvlink"):
+        return "nvlink"
+    if "infinity" in link or link.startswith("xgmi"):
+        return "infinity-fabric"
+    return "pcie"
+
+
+def request_overhead_seconds(framework: FrameworkFacts) -> float:
+    constant = REQUEST_OVERHEAD.get(engine_generation(framework))
+    return constant.value if constant else 0.0
+
+
+def sequence_step_overhead_seconds(framework: FrameworkFacts) -> float:
+    constant = SEQUENCE_STEP_OVERHEAD.get(engine_generation(framework))
+    return constant.value if constant else 0.0
+
+
+def allreduce_latency_seconds(hardware: HardwareFacts) -> float:
+    """One all-reduce's latency over the node's link class; a class without its own fit takes NVLink's."""
+    return ALLREDUCE_LATENCY.get(link_class(hardware), ALLREDUCE_LATENCY_NVLINK).value

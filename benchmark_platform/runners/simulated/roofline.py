@@ -116,7 +116,7 @@ def step_costs(
         token_s=2 * model.parameters / tp / flops,
         # QK and AV: 2 FLOPs per multiply-add over hidden_size dims each, per layer
         pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
-        allreduce_s=2 * model.num_layers * ALLREDUCE_LATENCY_SECONDS,
+        allreduce_s=2 * model.num_layers * calibration.allreduce_latency_seconds(hardware),
         allreduce_token_s=2 * model.num_layers * allreduce_bytes_per_token / link,
         predictor=Predictor(
             backend="roofline",

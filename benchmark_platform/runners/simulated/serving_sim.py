@@ -212,6 +212,10 @@ def simulate_serving(
     longest_run = max(output_tokens, scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
+    # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
+    # request this long after the client sent it, and the client's latencies include it
+    request_overhead = calibration.request_overhead_seconds(framework)
+    sequence_overhead = calibration.sequence_step_overhead_seconds(framework)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
     prompt, out = input_tokens, output_tokens
 
@@ -229,6 +233,7 @@ def simulate_serving(
                 + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             )
             arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
+        arrival[:concurrency] += request_overhead
         scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
@@ -240,7 +245,7 @@ def simulate_serving(
             measured = num_requests
         warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
         capacity_requests = warmup + measured + warmup
-        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
+        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests)) + request_overhead
         scheduled = issued = capacity_requests
     first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
     # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
@@ -277,7 +282,7 @@ def simulate_serving(
         if warmup <= request < measured_end:
             done_measured += 1
         if closed and issued < capacity_requests:
-            arrival[issued] = now
+            arrival[issued] = now + request_overhead
             waiting.append(issued)
             issued += 1
 
@@ -333,7 +338,7 @@ def simulate_serving(
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
-            host = overhead + eager_prefill
+            host = overhead + eager_prefill + sequence_overhead * running
             if eager_prefill:
                 eager_steps.append(step)
             duration = gpu + host * factor
@@ -364,7 +369,7 @@ def simulate_serving(
             # contexts grow by one token per sequence per step; a decode attends to (and reads) its whole context
             context = n_decoding * (prompt + decode) - first_decode_sum
             contexts = context + n_decoding * np.arange(count, dtype=float)
-            duration = costs.gpu_seconds(n_decoding, contexts, contexts) + overhead
+            duration = costs.gpu_seconds(n_decoding, contexts, contexts) + (overhead + sequence_overhead * n_decoding)
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -418,6 +423,9 @@ def simulate_serving(
         durations=np.concatenate(durations),
         jitter=jitter,
         overhead=overhead,
+        sequence_overhead=sequence_overhead,
+        request_overhead=request_overhead,
+        allreduce_latency_s=calibration.allreduce_latency_seconds(hardware),
         eager_prefill=eager_prefill,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
         run_lengths=run_lengths_array,
@@ -456,6 +464,9 @@ def _summarize(
     durations: np.ndarray,
     jitter: np.ndarray,
     overhead: float,
+    sequence_overhead: float,
+    request_overhead: float,
+    allreduce_latency_s: float,
     eager_prefill: float,
     eager_steps: np.ndarray,
     run_lengths: np.ndarray,
@@ -479,7 +490,7 @@ def _summarize(
     token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
-    start = arrival[warmup:measured_end]
+    start = arrival[warmup:measured_end] - request_overhead  # when the clients sent them
     last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
     ttft = token_ends[first] - start
     e2e = token_ends[last] - start
@@ -539,6 +550,7 @@ def _summarize(
 
     working = run_running > 0
     host_seconds = overhead * float((jitter_sum(past_in[working]) - jitter_sum(first_in[working])).sum())
+    host_seconds += sequence_overhead * float((run_running * (past_in - first_in)).sum())
     eager = eager_steps[(eager_steps >= lo) & (eager_steps < hi)]
     host_seconds += eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
     busy = (float(run_seconds[working].sum()) - host_seconds) / duration
@@ -583,8 +595,10 @@ def _summarize(
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
             "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
+            "sequence_step_overhead_us": sequence_overhead * 1e6,
+            "request_overhead_ms": request_overhead * 1e3,
             "eager_prefill_overhead_ms": eager_prefill * 1e3,
-            "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
+            "allreduce_latency_us": allreduce_latency_s * 1e6 if tensor_parallel > 1 else 0.0,
             "prefill_efficiency": framework.prefill_efficiency,
             "decode_efficiency": framework.decode_efficiency,
             "step_jitter_sigma": STEP_JITTER_SIGMA,
