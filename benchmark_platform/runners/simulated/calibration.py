@@ -43,15 +43,42 @@ EAGER_PREFILL_PER_LAYER = FittedConstant(
 # Per engine generation (``engine_generation``): the API server's work per request, seen in TTFT and E2E
 # (tokenisation, chat template, scheduling, detokenisation, SSE framing), and host work per running sequence per step
 # (sampling, output processing, block bookkeeping). A generation without a fitted figure pays none.
-REQUEST_OVERHEAD: dict[str, FittedConstant] = {}
+REQUEST_OVERHEAD: dict[str, FittedConstant] = {
+    "vllm-v0": FittedConstant(
+        7.5e-3,
+        "s per request",
+        ("crusoe-vllm-8b-l40s-rps1",),
+        "vLLM V0's API server per request (TTFT of an 8B at 1 req/s, where nothing queues)",
+    ),
+}
 SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {}
-# Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above.
-ALLREDUCE_LATENCY: dict[str, FittedConstant] = {"nvlink": ALLREDUCE_LATENCY_NVLINK}
+# Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above. PCIe: eight L40S reach
+# each other through the hosts' PCIe switches and root complexes, so NCCL's all-reduce is slower to start and moves a
+# small share of the catalog's per-GPU link figure.
+ALLREDUCE_LATENCY: dict[str, FittedConstant] = {
+    "nvlink": ALLREDUCE_LATENCY_NVLINK,
+    "pcie": FittedConstant(
+        60e-6,
+        "s per all-reduce",
+        ("crusoe-vllm-70b-l40sx8-rps1",),
+        "latency of one all-reduce over PCIe (TPOT of a TP-8 70B decode at 1 req/s)",
+    ),
+}
+# Share of the catalog's interconnect bandwidth an all-reduce's bytes move at, by link class (1 where not fitted).
+ALLREDUCE_BANDWIDTH_SHARE: dict[str, FittedConstant] = {
+    "pcie": FittedConstant(
+        0.20,
+        "share of interconnect_bandwidth_gbps",
+        ("crusoe-vllm-70b-l40sx8-rps1",),
+        "bandwidth of a large all-reduce over PCIe (TTFT of a TP-8 70B prefill at 1 req/s)",
+    ),
+}
 
 FITTED: dict[str, FittedConstant] = {
     "STEP_OVERHEAD": STEP_OVERHEAD,
     "EAGER_PREFILL_PER_LAYER": EAGER_PREFILL_PER_LAYER,
     **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
+    **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
     **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
     **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
 }
@@ -83,6 +110,11 @@ def request_overhead_seconds(framework: FrameworkFacts) -> float:
 def sequence_step_overhead_seconds(framework: FrameworkFacts) -> float:
     constant = SEQUENCE_STEP_OVERHEAD.get(engine_generation(framework))
     return constant.value if constant else 0.0
+
+
+def allreduce_bandwidth_share(hardware: HardwareFacts) -> float:
+    constant = ALLREDUCE_BANDWIDTH_SHARE.get(link_class(hardware))
+    return constant.value if constant else 1.0
 
 
 def allreduce_latency_seconds(hardware: HardwareFacts) -> float:

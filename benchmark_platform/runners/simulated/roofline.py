@@ -107,6 +107,7 @@ def step_costs(
     bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
     flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
+    link *= calibration.allreduce_bandwidth_share(hardware)
     # ring all-reduce of each token's hidden state: 2 (tp - 1) / tp of the message crosses each GPU's link
     allreduce_bytes_per_token = 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES[model.quantization]
     return StepCosts(
