@@ -98,24 +98,25 @@ SPEED_LOADS = (
 
 
 def hardware_facts(gpu_type: str, gpu_count: int) -> HardwareFacts:
-    """A node of ``gpu_count`` GPUs of ``gpu_type`` with the catalog's spec-sheet figures for that GPU."""
+    """A node of ``gpu_count`` GPUs of ``gpu_type`` with the catalog's spec-sheet figures for that GPU (any GPU of its
+    ``gpus`` section, whether or not an instance offers it)."""
     gpu_type = GPU_ALIASES.get(gpu_type, gpu_type)
-    for spec in catalogs.load_hardware():
-        if spec.gpu_type == gpu_type:
-            return HardwareFacts(
-                name=f"{gpu_type.lower()}-x{gpu_count}",
-                gpu_type=gpu_type,
-                gpu_count=gpu_count,
-                vendor=spec.specs.vendor,
-                vram_per_gpu_gb=spec.vram_per_gpu_gb,
-                memory_bandwidth_gbps=spec.specs.memory_bandwidth_gbps,
-                fp16_tflops=spec.specs.fp16_tflops,
-                fp8_tflops=spec.specs.fp8_tflops,
-                int8_tops=spec.specs.int8_tops,
-                interconnect=spec.specs.interconnect,
-                interconnect_bandwidth_gbps=spec.specs.interconnect_bandwidth_gbps,
-            )
-    raise ValueError(f"gpu_type {gpu_type!r} is not in the hardware catalog")
+    chip = catalogs.load_gpus().get(gpu_type)
+    if chip is None:
+        raise ValueError(f"gpu_type {gpu_type!r} is not in the hardware catalog")
+    return HardwareFacts(
+        name=f"{gpu_type.lower()}-x{gpu_count}",
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        vendor=chip.vendor,
+        vram_per_gpu_gb=chip.vram_gb,
+        memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
+        fp16_tflops=chip.fp16_tflops,
+        fp8_tflops=chip.fp8_tflops,
+        int8_tops=chip.int8_tops,
+        interconnect=chip.interconnect,
+        interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
+    )
 
 
 def framework_facts(name: str) -> FrameworkFacts:

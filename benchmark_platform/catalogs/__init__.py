@@ -434,6 +434,11 @@ def load_hardware(path: Path | None = None) -> list[HardwareSpec]:
     return _catalog(HARDWARE_FILE, HardwareCatalogFile, path).hardware()
 
 
+def load_gpus(path: Path | None = None) -> dict[str, GpuEntry]:
+    """Every GPU model of the hardware catalog by type, offered in an instance or not (spec-sheet figures only)."""
+    return dict(_catalog(HARDWARE_FILE, HardwareCatalogFile, path).gpus)
+
+
 def load_frameworks(path: Path | None = None) -> list[FrameworkSpec]:
     """Every inference framework of the catalog (the bundled frameworks.yaml unless ``path`` names another file)."""
     return list(_catalog(FRAMEWORKS_FILE, FrameworksCatalogFile, path).frameworks)
