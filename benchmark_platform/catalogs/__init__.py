@@ -71,6 +71,7 @@ class GpuChipSpecs(_Frozen):
     memory_bandwidth_gbps: float = Field(gt=0)
     fp16_tflops: float = Field(gt=0)
     fp8_tflops: float | None = Field(gt=0)
+    fp4_tflops: float | None = Field(default=None, gt=0, description="dense FP4 (NVFP4 / MXFP4) where the chip has it")
     int8_tops: float | None = Field(gt=0)
     interconnect: str = Field(min_length=1)
     interconnect_bandwidth_gbps: float = Field(gt=0)

@@ -74,11 +74,35 @@ ALLREDUCE_BANDWIDTH_SHARE: dict[str, FittedConstant] = {
     ),
 }
 
+# Share of the framework's efficiencies (prefill: of peak FLOPs; decode: of peak bandwidth) a GPU family's kernels
+# reach, where the family's own calibration rows say they fall short of NVIDIA's (``gpu_family``; 1 elsewhere).
+# CDNA 4 with vLLM 0.15 on ROCm under TP 8: the one calibration row implies prompts at 8 % and decodes at 30 % of what
+# the framework's efficiencies give NVIDIA GPUs; the factors fold in RCCL's all-reduce and the kernels' maturity, which
+# one row cannot tell apart (docs/simulator-accuracy.md).
+PREFILL_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
+    "cdna4": FittedConstant(
+        0.08,
+        "share of the framework's prefill efficiency",
+        ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
+        "prompt processing on MI355X (TTFT of a TP-8 70B FP8, 4k in, concurrency 4)",
+    ),
+}
+DECODE_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
+    "cdna4": FittedConstant(
+        0.30,
+        "share of the framework's decode efficiency",
+        ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
+        "decode steps on MI355X (TPOT of the same row)",
+    ),
+}
+
 FITTED: dict[str, FittedConstant] = {
     "STEP_OVERHEAD": STEP_OVERHEAD,
     "EAGER_PREFILL_PER_LAYER": EAGER_PREFILL_PER_LAYER,
     **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
     **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
+    **{f"PREFILL_EFFICIENCY_SHARE[{family}]": constant for family, constant in PREFILL_EFFICIENCY_SHARE.items()},
+    **{f"DECODE_EFFICIENCY_SHARE[{family}]": constant for family, constant in DECODE_EFFICIENCY_SHARE.items()},
     **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
     **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
 }
@@ -100,6 +124,24 @@ def link_class(hardware: HardwareFacts) -> str:
     if "infinity" in link or link.startswith("xgmi"):
         return "infinity-fabric"
     return "pcie"
+
+
+def gpu_family(hardware: HardwareFacts) -> str:
+    """The GPU's architecture family for family-level fits: AMD CDNA 3 (MI300X, MI325X) and CDNA 4 (MI350X, MI355X);
+    NVIDIA GPUs are their own type."""
+    gpu = hardware.gpu_type.upper()
+    if gpu.startswith(("MI350", "MI355")):
+        return "cdna4"
+    if gpu.startswith(("MI300", "MI325")):
+        return "cdna3"
+    return hardware.gpu_type
+
+
+def efficiency_shares(hardware: HardwareFacts) -> tuple[float, float]:
+    """(prefill, decode) shares of the framework's efficiencies this GPU's family reaches."""
+    family = gpu_family(hardware)
+    prefill, decode = PREFILL_EFFICIENCY_SHARE.get(family), DECODE_EFFICIENCY_SHARE.get(family)
+    return (prefill.value if prefill else 1.0), (decode.value if decode else 1.0)
 
 
 def request_overhead_seconds(framework: FrameworkFacts) -> float:

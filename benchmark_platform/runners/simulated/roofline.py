@@ -104,8 +104,9 @@ def step_costs(
     ``requested`` and ``fallback`` are recorded in the predictor: which backend the caller asked for, and why the
     roofline answers instead when that was another (``step_costs.step_cost_model``)."""
     tp = tensor_parallel
-    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
-    flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency
+    prefill_share, decode_share = calibration.efficiency_shares(hardware)
+    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency * decode_share
+    flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency * prefill_share
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
     link *= calibration.allreduce_bandwidth_share(hardware)
     # ring all-reduce of each token's hidden state: 2 (tp - 1) / tp of the message crosses each GPU's link
