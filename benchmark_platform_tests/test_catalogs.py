@@ -52,11 +52,11 @@ def test_hardware_catalog_covers_real_inference_gpus_across_clouds() -> None:
 
 def test_framework_catalog() -> None:
     frameworks = {spec.name: spec for spec in catalogs.load_frameworks()}
-    assert set(frameworks) == {"vllm", "tgi", "lmdeploy", "sglang", "emulator"}
-    assert frameworks["lmdeploy"].vendors == ["nvidia"]
+    assert set(frameworks) == {"vllm", "tgi", "lmdeploy", "sglang", "tensorrt-llm", "emulator"}
+    assert frameworks["lmdeploy"].vendors == frameworks["tensorrt-llm"].vendors == ["nvidia"]
     for name in ("vllm", "sglang", "tgi"):
         assert "amd" in frameworks[name].vendors
-    assert [name for name, spec in frameworks.items() if not spec.benchmark_by_default] == ["emulator"]
+    assert [name for name, spec in frameworks.items() if not spec.benchmark_by_default] == ["tensorrt-llm", "emulator"]
     assert frameworks["emulator"].launch_command == "benchmark-platform emulate-server --port {port}"
     assert not frameworks["tgi"].supports_ignore_eos and frameworks["vllm"].supports_ignore_eos
     assert all(spec.supports_streaming for spec in frameworks.values())
