@@ -304,11 +304,12 @@ def test_seed_is_idempotent_and_restores_edited_rows(engine: Engine) -> None:
 
 def test_seed_catalogs_one_by_one(engine: Engine) -> None:
     assert catalogs.seed_hardware(engine) == len(catalogs.load_hardware())
-    assert catalogs.seed_frameworks(engine) == 5
+    frameworks = len(catalogs.load_frameworks())
+    assert catalogs.seed_frameworks(engine) == frameworks == 6
     assert catalogs.seed_use_cases(engine) == len(catalogs.load_use_cases())
-    assert catalogs.seed_frameworks(engine) == 5
+    assert catalogs.seed_frameworks(engine) == frameworks
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT count(*) FROM inference_frameworks")) == 5
+        assert connection.scalar(text("SELECT count(*) FROM inference_frameworks")) == frameworks
 
 
 def test_seed_command(engine: Engine) -> None:
@@ -316,7 +317,7 @@ def test_seed_command(engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["rows"]["hardware_configs"] == len(catalogs.load_hardware())
-    assert report["catalog_versions"]["frameworks"] == 3
+    assert report["catalog_versions"] == catalogs.catalog_versions()
 
     result = CliRunner().invoke(main, ["seed"])
     assert result.exit_code == 0, result.output
