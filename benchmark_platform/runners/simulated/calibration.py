@@ -50,8 +50,23 @@ REQUEST_OVERHEAD: dict[str, FittedConstant] = {
         ("crusoe-vllm-8b-l40s-rps1",),
         "vLLM V0's API server per request (TTFT of an 8B at 1 req/s, where nothing queues)",
     ),
+    "vllm-v1": FittedConstant(
+        21e-3,
+        "s per request",
+        ("wmx-vllm-qwen2.5-0.5b-l4-256-128-c1",),
+        "vLLM V1's API server and engine-core hand-off per request (TTFT of a 0.5B at concurrency 1: the prefill "
+        "itself takes 6 ms)",
+    ),
 }
-SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {}
+SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {
+    "vllm-v1": FittedConstant(
+        55e-6,
+        "s per running sequence per step",
+        ("wmx-vllm-qwen2.5-0.5b-l4-256-128-c32",),
+        "vLLM V1's host work per sequence per step (output throughput of a 0.5B at concurrency 32, where the GPU "
+        "part of a step is small)",
+    ),
+}
 # Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above. PCIe: eight L40S reach
 # each other through the hosts' PCIe switches and root complexes, so NCCL's all-reduce is slower to start and moves a
 # small share of the catalog's per-GPU link figure.

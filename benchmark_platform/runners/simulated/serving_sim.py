@@ -277,14 +277,15 @@ def simulate_serving(
     now = 0.0
 
     def complete(request: int) -> None:
-        nonlocal reserved, done_measured, issued
+        nonlocal reserved, done_measured, issued, scheduled
         reserved -= sequence_tokens
         if warmup <= request < measured_end:
             done_measured += 1
         if closed and issued < capacity_requests:
+            # the client sends its next request now; the engine sees it once the API server has handled it
             arrival[issued] = now + request_overhead
-            waiting.append(issued)
             issued += 1
+            scheduled = issued
 
     def complete_decodes_through(last_decode: int) -> None:
         nonlocal n_decoding, first_decode_sum
