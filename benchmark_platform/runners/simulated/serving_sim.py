@@ -49,6 +49,10 @@ V0_MAX_NUM_SEQS = 256
 # launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
 # graphs for mixed prefill/decode steps, so it pays only the step overhead.
 EAGER_PREFILL_SECONDS_PER_LAYER = calibration.EAGER_PREFILL_PER_LAYER.value
+# The API server's work per request varies with the prompt and the moment (tokenisation, scheduling): a seeded
+# log-normal factor of this sigma on each request's share. Identical delays would keep fixed-length closed-loop clients
+# in lockstep, which real clients drift out of.
+REQUEST_OVERHEAD_SIGMA = 0.2
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
 # drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
 STEP_JITTER_SIGMA = 0.02
@@ -228,12 +232,14 @@ def simulate_serving(
         if staggered_start:
             # the clients start one by one, evenly over one unloaded request latency (the module docstring says why)
             unloaded_latency = (
-                float(costs.gpu_seconds(prompt, prompt * (prompt + 1) / 2, prompt))
+                request_overhead
+                + float(costs.gpu_seconds(prompt, prompt * (prompt + 1) / 2, prompt))
                 + eager_prefill
                 + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             )
             arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
-        arrival[:concurrency] += request_overhead
+        api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
+        arrival[:concurrency] += api_delay[:concurrency]
         scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
@@ -245,7 +251,8 @@ def simulate_serving(
             measured = num_requests
         warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
         capacity_requests = warmup + measured + warmup
-        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests)) + request_overhead
+        api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
+        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests)) + api_delay
         scheduled = issued = capacity_requests
     first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
     # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
@@ -283,7 +290,7 @@ def simulate_serving(
             done_measured += 1
         if closed and issued < capacity_requests:
             # the client sends its next request now; the engine sees it once the API server has handled it
-            arrival[issued] = now + request_overhead
+            arrival[issued] = now + api_delay[issued]
             issued += 1
             scheduled = issued
 
@@ -426,6 +433,7 @@ def simulate_serving(
         overhead=overhead,
         sequence_overhead=sequence_overhead,
         request_overhead=request_overhead,
+        api_delay=api_delay,
         allreduce_latency_s=calibration.allreduce_latency_seconds(hardware),
         eager_prefill=eager_prefill,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
@@ -467,6 +475,7 @@ def _summarize(
     overhead: float,
     sequence_overhead: float,
     request_overhead: float,
+    api_delay: np.ndarray,
     allreduce_latency_s: float,
     eager_prefill: float,
     eager_steps: np.ndarray,
@@ -491,7 +500,7 @@ def _summarize(
     token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
-    start = arrival[warmup:measured_end] - request_overhead  # when the clients sent them
+    start = arrival[warmup:measured_end] - api_delay[warmup:measured_end]  # when the clients sent them
     last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
     ttft = token_ends[first] - start
     e2e = token_ends[last] - start
