@@ -90,23 +90,9 @@ def framework_facts(name: str) -> FrameworkFacts:
 def model_facts(manifest_name: str, version: str) -> ModelFacts:
     """Version ``version`` of the example manifest ``manifest_name`` (e.g. "llama-3.1-8b", "fp16")."""
     manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{manifest_name}.yaml")
-    facts = manifest.architecture_facts
     for spec in manifest.versions:
         if spec.version == version:
-            return ModelFacts(
-                name=manifest.name,
-                version_key=manifests.version_key(manifest.name, version),
-                artifact_uri=spec.artifact_uri,
-                parameters=manifest.parameters,
-                quantization=spec.quantization,
-                quantization_bits=spec.quantization_bits,
-                format=spec.format,
-                num_layers=facts.num_layers,
-                hidden_size=facts.hidden_size,
-                num_kv_heads=facts.num_kv_heads,
-                head_dim=facts.head_dim,
-                baseline_accuracy=facts.baseline_accuracy,
-            )
+            return manifests.model_facts(manifest, spec)
     raise ValueError(f"{manifest_name} has no version {version!r}")
 
 
