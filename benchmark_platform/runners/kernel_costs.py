@@ -34,6 +34,7 @@ import contextlib
 import functools
 import logging
 import math
+import re
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -223,6 +224,7 @@ def kernel_step_costs(
 
     Raises ``ImportError`` without ``aiconfigurator-core``, ``KernelsUnavailable`` (saying why) where it has no
     measurements for this GPU, engine, precision or shape."""
+    package_version = _package_version()
     system, backend = _system(hardware), _backend(framework)
     shape = layer_shape(model, tensor_parallel)
     tables = _tables(system, backend, shape)
@@ -231,7 +233,7 @@ def kernel_step_costs(
         tensor_parallel=tensor_parallel,
         predictor=Predictor(
             backend="kernels",
-            version=metadata.version("aiconfigurator-core"),
+            version=package_version,
             data_version=f"{system}/{backend}/{version}",
             in_measured_range=measured,
             requested=requested,
@@ -243,6 +245,13 @@ def kernel_step_costs(
         prompt_attention_s=prompt_attention_s,
         roofline=roofline.step_costs(model, hardware, framework, tensor_parallel=tensor_parallel),
     )
+
+
+def _package_version() -> str:
+    """aiconfigurator-core's version; ``ImportError`` (the caller falls back to the roofline) when it is missing."""
+    import aiconfigurator_core  # noqa: F401
+
+    return metadata.version("aiconfigurator-core")
 
 
 def _system(hardware: HardwareFacts) -> str:
@@ -339,9 +348,9 @@ def _tables(system: str, backend: str, shape: LayerShape):
             decode_s = np.array([[ask(decode_ops, False, b, s) for s in CONTEXT_GRID] for b in DECODE_BATCH_GRID])
             prompt_s = np.array([ask(prompt_ops, True, 1, length) for length in PROMPT_GRID])
         except Exception as error:  # PerfDataNotAvailableError and kin: the shape lies outside its tables
+            reason = re.sub(r" at /\S+", "", str(error).splitlines()[0]).removeprefix("perf database error: ")
             raise KernelsUnavailable(
-                f"aiconfigurator-core's {system}/{backend}/{version} tables do not cover this shape: "
-                f"{str(error).splitlines()[0][:300]}"
+                f"aiconfigurator-core's {system}/{backend}/{version} tables do not cover this model: {reason[:200]}"
             ) from error
     measured = sources <= MEASURED_SOURCES
     return version, token_s, logits_s, decode_s, prompt_s, measured
