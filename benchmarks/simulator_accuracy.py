@@ -6,7 +6,10 @@ throughput, TTFT p50 and TPOT p50, then the median absolute errors. Facts come f
 (hardware.yaml, frameworks.yaml) and the example model manifests; a row whose model has no manifest names its
 shape in the YAML (``model_shape``). Then it times the simulator on a few loads (best of five, CPU time).
 
-    python benchmarks/simulator_accuracy.py [--data PATH ...] [--no-speed]
+    python benchmarks/simulator_accuracy.py [--data PATH ...] [--predictor auto|roofline|kernels] [--no-speed]
+
+``--predictor`` picks the step-cost backend (``runners.step_costs``); the table names the one that answered each row
+(a row the measured kernels cannot represent falls back to the roofline, marked "roofline*").
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import yaml
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
+from benchmark_platform.runners.step_costs import PREDICTOR_CHOICES, PredictorChoice
 
 DATA_DIR = Path(__file__).parent / "data"
 # Published measurements: serving benchmarks, and vLLM's CI latency tests (throughput derived from batch latency).
@@ -106,6 +110,7 @@ class Comparison:
     load: str
     published: dict[str, float | None]
     simulated: dict[str, float]
+    predictor: dict  # what predicted the simulated figures (``Predictor.as_dict``)
 
     def error(self, metric: str) -> float | None:
         published = self.published[metric]
@@ -132,7 +137,7 @@ def model_of(row: dict) -> ModelFacts:
     return facts.model_copy(update={"quantization": precision})  # bf16 and fp16 weigh the same
 
 
-def compare(row: dict, seed: int = 0) -> Comparison | None:
+def compare(row: dict, seed: int = 0, predictor: PredictorChoice = "auto") -> Comparison | None:
     """Simulate one published row; None when its lengths are unknown."""
     lengths = simulation_lengths(row)
     if lengths is None:
@@ -169,6 +174,7 @@ def compare(row: dict, seed: int = 0) -> Comparison | None:
         output_tokens=output_tokens,
         scheduler_steps=row.get("num_scheduler_steps", 1),  # the server's documented --num-scheduler-steps
         seed=seed,
+        predictor=predictor,
         **load,
     )
     return Comparison(
@@ -183,6 +189,7 @@ def compare(row: dict, seed: int = 0) -> Comparison | None:
             "tpot_p50": None if sent_at_once else row.get("tpot_median_ms"),
         },
         simulated=summary(run),
+        predictor=run.assumptions["predictor"],
     )
 
 
@@ -222,9 +229,9 @@ def print_accuracy(comparisons: list[Comparison], skipped: list[dict]) -> dict[s
     """Print the table and the medians; return the medians."""
     print(
         "| Row | Framework | GPU x TP | Model | Prec. | In / out | Load | Output tok/s pub / sim (err) "
-        "| TTFT p50 ms pub / sim (err) | TPOT p50 ms pub / sim (err) |"
+        "| TTFT p50 ms pub / sim (err) | TPOT p50 ms pub / sim (err) | Predictor |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for c in comparisons:
         row = c.row
         cells = [
@@ -236,7 +243,9 @@ def print_accuracy(comparisons: list[Comparison], skipped: list[dict]) -> dict[s
             f"| {row['id']} | {row['framework']} {row['framework_version']} "
             f"| {row['gpu_type']} x{row['tensor_parallel']} "
             f"| {row['model'].split('/')[-1]} | {row['precision']} | {c.input_tokens} / {c.output_tokens} "
-            f"| {c.load} | " + " | ".join(cells) + " |"
+            f"| {c.load} | "
+            + " | ".join(cells)
+            + f" | {c.predictor['backend']}{'*' if c.predictor['fallback'] else ''} |"
         )
     for row in skipped:
         print(f"| {row['id']} | not simulated: input/output lengths unknown |")
@@ -249,11 +258,13 @@ def print_accuracy(comparisons: list[Comparison], skipped: list[dict]) -> dict[s
     return medians
 
 
-def run_accuracy(paths: tuple[Path, ...] = DATA_FILES) -> tuple[list[Comparison], list[dict]]:
+def run_accuracy(
+    paths: tuple[Path, ...] = DATA_FILES, predictor: PredictorChoice = "auto"
+) -> tuple[list[Comparison], list[dict]]:
     """Simulate every row; the rows whose lengths are unknown come back separately."""
     comparisons, skipped = [], []
     for row in load_rows(paths):
-        comparison = compare(row)
+        comparison = compare(row, predictor=predictor)
         if comparison is None:
             skipped.append(row)
         else:
@@ -261,17 +272,17 @@ def run_accuracy(paths: tuple[Path, ...] = DATA_FILES) -> tuple[list[Comparison]
     return comparisons, skipped
 
 
-def print_speed(repeat: int = 5) -> None:
+def print_speed(repeat: int = 5, predictor: PredictorChoice = "auto") -> None:
     """Best-of-``repeat`` CPU time of one simulation per load (process CPU time, so that other work on a shared
     machine does not inflate it; the simulator is single-threaded, so this is its time on one core)."""
     model, hardware = model_facts("llama-3.1-8b", "fp16"), hardware_facts("H100-SXM", 1)
     framework = framework_facts("vllm")
-    print(f"\nSimulator speed (best of {repeat}, CPU time on one core):")
+    print(f"\nSimulator speed, predictor {predictor} (best of {repeat}, CPU time on one core):")
     for label, load in SPEED_LOADS:
         best = math.inf
         for _ in range(repeat):
             started = time.process_time()
-            simulate_serving(model, hardware, framework, tensor_parallel=1, **load)
+            simulate_serving(model, hardware, framework, tensor_parallel=1, predictor=predictor, **load)
             best = min(best, time.process_time() - started)
         print(f"  {label}: {best * 1e3:.1f} ms")
 
@@ -279,12 +290,13 @@ def print_speed(repeat: int = 5) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, nargs="+", default=list(DATA_FILES))
+    parser.add_argument("--predictor", choices=PREDICTOR_CHOICES, default="auto", help="the step-cost backend")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     arguments = parser.parse_args()
-    comparisons, skipped = run_accuracy(tuple(arguments.data))
+    comparisons, skipped = run_accuracy(tuple(arguments.data), arguments.predictor)
     print_accuracy(comparisons, skipped)
     if not arguments.no_speed:
-        print_speed()
+        print_speed(predictor=arguments.predictor)
 
 
 if __name__ == "__main__":

@@ -98,9 +98,8 @@ class KernelStepCosts:
     roofline: roofline.StepCosts  # judges which resource bounds a step
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
-        tokens, pairs, kv_tokens = np.broadcast_arrays(
-            *(np.asarray(x, dtype=float) for x in (tokens, pairs, kv_tokens))
-        )
+        # not broadcast: a decode run's token count stays one number, looked up once for all its steps
+        tokens, pairs, kv_tokens = (np.asarray(x, dtype=float) for x in (tokens, pairs, kv_tokens))
         prompt_tokens, decodes, decode_kv = step_mix(tokens, pairs, kv_tokens)
         batch = np.maximum(decodes, 1.0)
         decode_attention = _interp2(
