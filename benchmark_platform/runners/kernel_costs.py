@@ -55,6 +55,9 @@ SYSTEMS = {
     "L40S": "l40s",
     "RTX-PRO-6000": "rtx_pro_6000_server",
 }
+# Systems whose GPUs talk over PCIe only: vLLM runs NCCL's all-reduce there beyond two GPUs (its custom all-reduce
+# needs NVLink), so the NCCL table answers.
+PCIE_SYSTEMS = {"l40s", "rtx_pro_6000_server"}
 # GPUs it has no measurements of, and why (the others it does not know at all).
 NOT_MEASURED = {
     "A100-40GB": "its A100 tables were measured on the 80 GB SXM part, which has 31 % more memory bandwidth",
@@ -319,7 +322,11 @@ def _tables(system: str, backend: str, shape: LayerShape):
         ops.ElementWise("add_norm", 2 * layers, 2 * h, 2 * h, 0.8),
         ops.ElementWise("activation", layers, 2 * shape.intermediate, shape.intermediate, 0.8),
     ]
-    if shape.tensor_parallel > 1:
+    if shape.tensor_parallel > 2 and system in PCIE_SYSTEMS:
+        token_ops.append(
+            ops.NCCL("all_reduce", 2 * layers, "all_reduce", h, shape.tensor_parallel, common.CommQuantMode.half)
+        )
+    elif shape.tensor_parallel > 1:
         token_ops.append(ops.CustomAllReduce("all_reduce", 2 * layers, h, shape.tensor_parallel))
     # its GEMM tables end at 65,536 columns: a wider lm_head is costed as equal slices
     slices = max(1, math.ceil(shape.vocab / 65536))
