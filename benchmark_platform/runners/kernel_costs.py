@@ -149,8 +149,8 @@ def _segment(grid: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _interp(grid: np.ndarray, values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Piecewise-linear in x, extrapolated along the last segment (costs grow linearly beyond the measured sizes)."""
-    i, w = _segment(grid, x)
-    return values[i] + w * (values[i + 1] - values[i])
+    slope = (values[-1] - values[-2]) / (grid[-1] - grid[-2])
+    return np.interp(x, grid, values) + np.maximum(x - grid[-1], 0.0) * slope
 
 
 def _interp2(grid_a: np.ndarray, grid_b: np.ndarray, table: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
