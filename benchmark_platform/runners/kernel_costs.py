@@ -7,7 +7,8 @@ that interpolates them. A step here is what its own dense-model estimator counts
 times the layers, on one tensor-parallel GPU:
 
 - at ``tokens`` rows: the QKV, output, gate/up and down GEMMs, the norms and the activation (its empirical memory-op
-  model), and, under tensor parallelism, two all-reduces of the tokens' hidden states (its custom all-reduce table);
+  model), and, under tensor parallelism, two all-reduces of the tokens' hidden states (its custom all-reduce table;
+  NCCL's on PCIe-only GPUs beyond two, as vLLM runs them);
 - at one row per sequence sampled in the step: the lm_head GEMM (vLLM computes logits only for those);
 - attention: generation attention of the step's decodes at their mean context, and context attention of its prompt
   chunks by their query-key pairs.
@@ -15,7 +16,8 @@ times the layers, on one tensor-parallel GPU:
 The engine is asked once per shape, on construction, over a grid (token counts, decode batch x context, prompt length);
 a call then interpolates those tables with numpy, so the simulation stays fast. Beyond a grid's ends the tables are
 extrapolated linearly (the measured ranges end at 32,768 GEMM rows, a decode batch of 2,048 at 131,072 tokens of
-context, and prompts of 16,384 tokens).
+context, and prompts of 16,384 tokens). ``Predictor.in_measured_range`` says whether the engine answered every
+table-backed operation of the shape from measured rows rather than from its speed-of-light or empirical formulas.
 
 The interface gives a step's totals (tokens, query-key pairs, cached tokens), not its mix. Decode-only steps are exact
 (pairs equal cached tokens). A step with a prompt chunk is split by the pairs in excess of the cached tokens: a chunk of
@@ -196,7 +198,7 @@ def layer_shape(model: ModelFacts, tensor_parallel: int) -> LayerShape:
         layers=model.num_layers,
         hidden=model.hidden_size,
         heads=heads // tp,
-        kv_heads=max(1, model.num_kv_heads // tp),
+        kv_heads=math.ceil(model.num_kv_heads / tp),  # as memory.kv_bytes_per_token counts them
         head_dim=model.head_dim,
         intermediate=intermediate // tp,
         vocab=vocab // tp,
@@ -347,6 +349,7 @@ def _tables(system: str, backend: str, shape: LayerShape):
         return sum(latency for _, latency, _, _ in results) / 1e3  # its latencies are in ms
 
     with _quiet():
+        # private in 0.12.0 (pinned): sets the attention ops' kernel order from the loaded tables, as its estimator does
         engine._resolve_attention_lane_orders(decode_ops + prompt_ops, database, None)
         try:
             token_s = np.array([ask(token_ops, False, m, 1) for m in TOKEN_GRID])
