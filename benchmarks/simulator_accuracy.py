@@ -137,23 +137,9 @@ def framework_facts(name: str) -> FrameworkFacts:
 def model_facts(manifest_name: str, version: str) -> ModelFacts:
     """Version ``version`` of the example manifest ``manifest_name`` (e.g. "llama-3.1-8b", "fp16")."""
     manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{manifest_name}.yaml")
-    facts = manifest.architecture_facts
     for spec in manifest.versions:
         if spec.version == version:
-            return ModelFacts(
-                name=manifest.name,
-                version_key=manifests.version_key(manifest.name, version),
-                artifact_uri=spec.artifact_uri,
-                parameters=manifest.parameters,
-                quantization=spec.quantization,
-                quantization_bits=spec.quantization_bits,
-                format=spec.format,
-                num_layers=facts.num_layers,
-                hidden_size=facts.hidden_size,
-                num_kv_heads=facts.num_kv_heads,
-                head_dim=facts.head_dim,
-                baseline_accuracy=facts.baseline_accuracy,
-            )
+            return manifests.model_facts(manifest, spec)
     raise ValueError(f"{manifest_name} has no version {version!r}")
 
 
@@ -483,17 +469,17 @@ def run_accuracy(
     return comparisons, skipped
 
 
-def print_speed(repeat: int = 5) -> None:
+def print_speed(repeat: int = 5, predictor: str = "auto") -> None:
     """Best-of-``repeat`` CPU time of one simulation per load (process CPU time, so that other work on a shared
     machine does not inflate it; the simulator is single-threaded, so this is its time on one core)."""
     model, hardware = model_facts("llama-3.1-8b", "fp16"), hardware_facts("H100-SXM", 1)
     framework = framework_facts("vllm")
-    print(f"\nSimulator speed (best of {repeat}, CPU time on one core):")
+    print(f"\nSimulator speed, predictor {predictor} (best of {repeat}, CPU time on one core):")
     for label, load in SPEED_LOADS:
         best = math.inf
         for _ in range(repeat):
             started = time.process_time()
-            simulate_serving(model, hardware, framework, tensor_parallel=1, **load)
+            simulate_serving(model, hardware, framework, tensor_parallel=1, predictor=predictor, **load)
             best = min(best, time.process_time() - started)
         print(f"  {label}: {best * 1e3:.1f} ms")
 
@@ -507,7 +493,7 @@ def main() -> None:
     comparisons, skipped = run_accuracy(tuple(arguments.data), predictor=arguments.predictor)
     print_accuracy(comparisons, skipped)
     if not arguments.no_speed:
-        print_speed()
+        print_speed(predictor=arguments.predictor)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ plus the KV cache the step attends to, read once at the effective memory bandwid
 under tensor parallelism. The host adds a fixed cost per step that the GPU does not overlap.
 
 Every function takes the replica's ``tensor_parallel`` degree explicitly: a node of ``gpu_count`` GPUs may run
-several replicas. ``runners.serving_sim`` builds its continuous-batching simulation on ``StepCosts``.
+several replicas. ``serving_sim`` builds its continuous-batching simulation on ``StepCosts``.
 ``estimate`` is the older static-batch cycle (one tensor-parallel group spanning the whole node), kept for the
 ``simulated`` runner until it moves to ``serving_sim``.
 """

@@ -6,8 +6,8 @@ pass take that runs ``tokens`` tokens through the model, computes ``pairs`` quer
 
 - ``roofline``: spec-sheet peaks times the framework's efficiencies (``roofline.StepCosts``); it answers for every GPU
   and engine.
-- ``kernels``: NVIDIA's measured kernel timings (``aiconfigurator-core``, ``runners.kernel_costs``) where that package
-  has silicon data for the GPU and engine; elsewhere it cannot answer.
+- ``kernels``: NVIDIA's measured kernel timings (``aiconfigurator-core``, ``kernel_costs``) where that package has
+  silicon data for the GPU and engine; elsewhere it cannot answer.
 
 ``auto`` picks per GPU x engine the backend with the lower validation error (``AUTO_BACKEND``; the table and the
 errors behind it are in docs/simulator-accuracy.md). A backend that cannot answer falls back to the roofline and says
