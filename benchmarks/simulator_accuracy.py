@@ -362,6 +362,7 @@ GROUPINGS = {
     "overall": lambda c: "all rows",
     "GPU family": lambda c: GPU_FAMILY.get(GPU_ALIASES.get(c.row["gpu_type"], c.row["gpu_type"]), c.row["gpu_type"]),
     "engine": lambda c: c.row["framework"],
+    "GPU x engine": lambda c: f"{GPU_ALIASES.get(c.row['gpu_type'], c.row['gpu_type'])} x {c.row['framework']}",
     "concurrency band": lambda c: c.band,
 }
 
