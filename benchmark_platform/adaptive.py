@@ -24,8 +24,9 @@ from sqlalchemy import Engine
 from benchmark_platform import planner, queue
 from benchmark_platform.planner import Metrics
 from benchmark_platform.ranking.store import load_use_cases
-from benchmark_platform.runners import RunSpec, roofline
-from benchmark_platform.runners.simulated import simulate
+from benchmark_platform.runners import RunSpec
+from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.runner import simulate
 from benchmark_platform.worker import build_run_spec
 
 Predictor = Callable[[RunSpec], dict[str, Any]]

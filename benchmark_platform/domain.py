@@ -120,6 +120,7 @@ class HardwareFacts(_Frozen):
     fp16_tflops: float = Field(gt=0, description="dense FP16/BF16 per GPU")
     fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 per GPU, where the chip has it")
     int8_tops: float | None = Field(default=None, gt=0, description="dense INT8 per GPU, where the chip has it")
+    interconnect: str | None = Field(default=None, description="the GPUs' link: nvlink4, pcie4, infinity-fabric ...")
     interconnect_bandwidth_gbps: float | None = Field(default=None, gt=0, description="per GPU, GB/s")
     tdp_watts: float | None = Field(default=None, gt=0, description="board power per GPU, W (energy estimates)")
     cost_per_hour_usd: float | None = Field(default=None, gt=0, description="on-demand price of the whole node")
@@ -149,6 +150,7 @@ def hardware_facts_from_catalog(spec: HardwareSpec) -> HardwareFacts:
         fp16_tflops=chip.fp16_tflops,
         fp8_tflops=chip.fp8_tflops,
         int8_tops=chip.int8_tops,
+        interconnect=chip.interconnect,
         interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
         tdp_watts=chip.tdp_watts,
         cost_per_hour_usd=spec.cost_per_hour_usd,

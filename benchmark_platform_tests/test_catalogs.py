@@ -52,11 +52,11 @@ def test_hardware_catalog_covers_real_inference_gpus_across_clouds() -> None:
 
 def test_framework_catalog() -> None:
     frameworks = {spec.name: spec for spec in catalogs.load_frameworks()}
-    assert set(frameworks) == {"vllm", "tgi", "lmdeploy", "sglang", "emulator"}
-    assert frameworks["lmdeploy"].vendors == ["nvidia"]
+    assert set(frameworks) == {"vllm", "tgi", "lmdeploy", "sglang", "tensorrt-llm", "emulator"}
+    assert frameworks["lmdeploy"].vendors == frameworks["tensorrt-llm"].vendors == ["nvidia"]
     for name in ("vllm", "sglang", "tgi"):
         assert "amd" in frameworks[name].vendors
-    assert [name for name, spec in frameworks.items() if not spec.benchmark_by_default] == ["emulator"]
+    assert [name for name, spec in frameworks.items() if not spec.benchmark_by_default] == ["tensorrt-llm", "emulator"]
     assert frameworks["emulator"].launch_command == "benchmark-platform emulate-server --port {port}"
     assert not frameworks["tgi"].supports_ignore_eos and frameworks["vllm"].supports_ignore_eos
     assert all(spec.supports_streaming for spec in frameworks.values())
@@ -85,7 +85,7 @@ def test_every_catalog_file_declares_its_version_and_source() -> None:
     for path in (catalogs.HARDWARE_FILE, catalogs.FRAMEWORKS_FILE, catalogs.USE_CASES_FILE):
         data = yaml.safe_load(path.read_text())
         assert data["catalog_version"] >= 1 and data["source"] and data["as_of"]
-    assert catalogs.catalog_versions() == {"hardware": 1, "frameworks": 3, "use_cases": 3}
+    assert catalogs.catalog_versions() == {"hardware": 2, "frameworks": 4, "use_cases": 3}
 
 
 # --- rejections ------------------------------------------------------------------------------------------------
@@ -304,11 +304,12 @@ def test_seed_is_idempotent_and_restores_edited_rows(engine: Engine) -> None:
 
 def test_seed_catalogs_one_by_one(engine: Engine) -> None:
     assert catalogs.seed_hardware(engine) == len(catalogs.load_hardware())
-    assert catalogs.seed_frameworks(engine) == 5
+    frameworks = len(catalogs.load_frameworks())
+    assert catalogs.seed_frameworks(engine) == frameworks == 6
     assert catalogs.seed_use_cases(engine) == len(catalogs.load_use_cases())
-    assert catalogs.seed_frameworks(engine) == 5
+    assert catalogs.seed_frameworks(engine) == frameworks
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT count(*) FROM inference_frameworks")) == 5
+        assert connection.scalar(text("SELECT count(*) FROM inference_frameworks")) == frameworks
 
 
 def test_seed_command(engine: Engine) -> None:
@@ -316,7 +317,7 @@ def test_seed_command(engine: Engine) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["rows"]["hardware_configs"] == len(catalogs.load_hardware())
-    assert report["catalog_versions"]["frameworks"] == 3
+    assert report["catalog_versions"] == catalogs.catalog_versions()
 
     result = CliRunner().invoke(main, ["seed"])
     assert result.exit_code == 0, result.output

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from scipy import stats as scipy_stats
 
 from benchmark_platform.cli import main
-from benchmark_platform.runners.datasets import (
+from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
+from benchmark_platform.runners.openai.datasets import (
     NAMED_DATASETS,
     DatasetError,
     DatasetSpec,
@@ -21,11 +22,10 @@ from benchmark_platform.runners.datasets import (
     named_dataset,
     read_trace,
 )
-from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
-from benchmark_platform.runners.loadgen import LoadSettings
-from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
-from benchmark_platform.runners.quality import flags_for, ranking_action
-from benchmark_platform.runners.server_metrics import ServerMetricSamples, parse_prometheus
+from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.protocol import LoadSettings
+from benchmark_platform.runners.openai.quality import flags_for, ranking_action
+from benchmark_platform.runners.openai.server_metrics import ServerMetricSamples, parse_prometheus
 from benchmark_platform.runners.stats import (
     decode_samples,
     encode_samples,

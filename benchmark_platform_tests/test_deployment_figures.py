@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from benchmark_platform.cli import main
 from benchmark_platform.runners import RunSpec, get_runner
 from benchmark_platform.runners.base import METRIC_COLUMNS
-from benchmark_platform.runners.serving_sim import ServingSimulation
-from benchmark_platform.runners.simulated import measurement_from_replica
+from benchmark_platform.runners.simulated.runner import measurement_from_replica
+from benchmark_platform.runners.simulated.serving_sim import ServingSimulation
 from benchmark_platform_tests.factories import CHATBOT, H100, VLLM, llama_8b
 
 H100_X8 = H100.model_copy(

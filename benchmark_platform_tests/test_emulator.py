@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from benchmark_platform.runners.accuracy import generate_tasks
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
+from benchmark_platform.runners.openai.accuracy import generate_tasks
 
 TIMEOUT = httpx.Timeout(10.0)
 CLI = [sys.executable, "-c", "from benchmark_platform.cli import main; main()"]

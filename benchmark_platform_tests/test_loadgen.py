@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError, get_runner
-from benchmark_platform.runners.accuracy import generate_tasks, is_correct, solve
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
-from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
+from benchmark_platform.runners.openai.accuracy import generate_tasks, is_correct, solve
+from benchmark_platform.runners.openai.protocol import LoadSettings, measure_endpoint
 from benchmark_platform_tests.factories import CHATBOT, emulator_process, make_spec
 
 CLI = [sys.executable, "-c", "from benchmark_platform.cli import main; main()"]

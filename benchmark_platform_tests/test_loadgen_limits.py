@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from benchmark_platform.cli import main
 from benchmark_platform.runners import RunnerError
 from benchmark_platform.runners.launcher import MAX_MODELS_BODY_BYTES, served_model
-from benchmark_platform.runners.loadgen import (
+from benchmark_platform.runners.openai.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     HARD_MAX_CONCURRENCY,
     MAX_ERROR_BODY_BYTES,

@@ -12,10 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError, get_runner
-from benchmark_platform.runners.datasets import DatasetSpec
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
-from benchmark_platform.runners.loadgen import LoadSettings
-from benchmark_platform.runners.profiles import (
+from benchmark_platform.runners.openai.datasets import DatasetSpec
+from benchmark_platform.runners.openai.profiles import (
     LoadPoint,
     ProfileRunner,
     ProfileSettings,
@@ -24,6 +23,7 @@ from benchmark_platform.runners.profiles import (
     measure_profile,
     parse_goal,
 )
+from benchmark_platform.runners.openai.protocol import LoadSettings
 from benchmark_platform.runners.stats import decode_samples, summaries_from_samples
 from benchmark_platform_tests.factories import CHATBOT, emulator_process, make_spec
 

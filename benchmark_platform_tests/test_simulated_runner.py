@@ -15,7 +15,7 @@ from benchmark_platform.runners import (
     get_runner,
     roofline,
 )
-from benchmark_platform.runners.simulated import QUANTIZATION_ACCURACY_PENALTY
+from benchmark_platform.runners.simulated.runner import QUANTIZATION_ACCURACY_PENALTY
 from benchmark_platform_tests.factories import CHATBOT, H100, VLLM, llama_8b, make_spec
 
 LLAMA_70B = ModelFacts(

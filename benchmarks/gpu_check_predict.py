@@ -14,7 +14,7 @@ import sys
 
 from benchmark_platform import catalogs
 from benchmark_platform.runners import FrameworkFacts, HardwareFacts, ModelFacts, RunSpec, WorkloadFacts
-from benchmark_platform.runners.simulated import simulate
+from benchmark_platform.runners.simulated.runner import simulate
 
 LLAMA_8B = ModelFacts(
     name="llama-3.1-8b",

@@ -18,8 +18,8 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-from benchmark_platform.runners.loadgen import LoadSettings, measure_endpoint
-from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.protocol import LoadSettings, measure_endpoint
 
 CLIENT_CORE, SERVER_CORE = 0, 1
 

@@ -40,8 +40,8 @@ from pathlib import Path
 import httpx
 
 from benchmark_platform.interop import ImportedResult, ImportFormatError, parse_aiperf, parse_guidellm, read_json
-from benchmark_platform.runners.loadgen import LoadSettings
-from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.protocol import LoadSettings
 
 FIGURES = ("ttft_p50_ms", "ttft_p90_ms", "tpot_p50_ms", "tpot_p90_ms", "throughput_tokens_sec")
 GOAL_PERCENT = 3.0

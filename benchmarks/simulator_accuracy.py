@@ -1,12 +1,15 @@
 """How close is the continuous-batching simulator to published serving measurements? And how fast is it?
 
-Loads ``benchmarks/data/published_serving.yaml`` (measured vLLM / SGLang serving results with their sources), runs
-``runners.serving_sim.simulate_serving`` for every row it can simulate, and prints each row's error in output
-throughput, TTFT p50 and TPOT p50, then the median absolute errors. Facts come from the bundled catalogs
-(hardware.yaml, frameworks.yaml) and the example model manifests; a row whose model has no manifest names its
-shape in the YAML (``model_shape``). Then it times the simulator on a few loads (best of five, CPU time).
+Loads the published-measurement files under ``benchmarks/data/`` (measured vLLM / SGLang / TensorRT-LLM serving
+results with their sources). Every row is either a ``calibration`` row (it may feed a fitted constant or efficiency)
+or a ``validation`` row (it never does); accuracy is quoted on validation rows only. The script runs
+``serving_sim.simulate_serving`` for every row it can represent and prints, per role and per predictor, each row's
+error in output throughput, TTFT p50 and TPOT p50, then the median absolute errors overall, per GPU family, per engine,
+per concurrency band and per metric, against the goals of docs/simulator-accuracy.md. Facts come from the bundled
+catalogs (hardware.yaml, frameworks.yaml) and the example model manifests; a row whose model has no manifest takes its
+shape from the file's ``model_shapes``. Then it times the simulator on a few loads (best of five, CPU time).
 
-    python benchmarks/simulator_accuracy.py [--data PATH ...] [--no-speed]
+    python benchmarks/simulator_accuracy.py [--data PATH ...] [--predictor auto|roofline|kernels] [--no-speed]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import math
 import statistics
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +27,48 @@ import yaml
 
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
-from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
+from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
+from benchmark_platform.runners.simulated.step_costs import PREDICTOR_CHOICES
 
 DATA_DIR = Path(__file__).parent / "data"
-# Published measurements: serving benchmarks, and vLLM's CI latency tests (throughput derived from batch latency).
-DATA_FILES = (DATA_DIR / "published_serving.yaml", DATA_DIR / "published_latency_ci.yaml")
+# Published measurements: serving benchmarks, vLLM's CI latency tests (throughput derived from batch latency), and the
+# held-out rows collected for validation only.
+DATA_FILES = tuple(
+    DATA_DIR / name
+    for name in ("published_serving.yaml", "published_latency_ci.yaml", "validation_serving.yaml")
+    if (DATA_DIR / name).exists()
+)
 # Mean lengths for the rows whose sources used variable lengths (the simulator serves fixed ones).
 INPUTS_FILE = DATA_DIR / "simulation_inputs.yaml"
-GOALS = {"output_throughput": 0.20, "ttft_p50": 0.30, "tpot_p50": 0.30}
+ROLES = ("calibration", "validation")
+# The goals on validation rows (issue 19): median |error| per metric, at most BAND_GOAL in every concurrency band and
+# no row with concurrency up to 256 off by more than ROW_LIMIT on any metric.
+# TTFT and TPOT are compared at the statistic the source publishes: the median, else the mean (AIPerf, NIM tables).
+GOALS = {"output_throughput": 0.15, "ttft": 0.25, "tpot": 0.10}
+BAND_GOAL = 0.25
+# What the validation medians may not exceed today (a ratchet: lowered as the model improves, never raised without
+# saying why in docs/simulator-accuracy.md); the goals above are the target.
+VALIDATION_CEILINGS = {"output_throughput": 0.12, "ttft": 0.40, "tpot": 0.12}
+ROW_LIMIT = 0.60
+# Concurrency bands; a rate-based row falls in the band of the mean number of sequences its simulation runs.
+BANDS = (("1-8", 1, 8), ("16-64", 9, 64), ("128+", 65, math.inf))
+# GPU families for the grouped tables.
+GPU_FAMILY = {
+    "H100-SXM": "Hopper",
+    "H100-NVL": "Hopper",
+    "H100-PCIe": "Hopper",
+    "H200": "Hopper",
+    "A100-80GB": "Ampere",
+    "A100-40GB": "Ampere",
+    "A100-80GB-PCIe": "Ampere",
+    "A10G": "Ampere",
+    "L4": "Ada",
+    "L40S": "Ada",
+    "B200": "Blackwell",
+    "MI300X": "CDNA3",
+}
+# GPU names the sources use -> the hardware catalog's.
+GPU_ALIASES = {"A100-PCIe-80GB": "A100-80GB-PCIe", "A100-SXM4-80GB": "A100-80GB", "H100": "H100-SXM"}
 # Rows that send every prompt at once are simulated as a closed loop at vLLM's running-sequence limit on large GPUs.
 SATURATION_CONCURRENCY = 1024
 # Hugging Face ids of the published rows -> the example manifest that holds the same architecture.
@@ -42,6 +80,12 @@ MANIFEST_OF_MODEL = {
     "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",  # Llama 3 and 3.3 70B have the 3.1 70B architecture
     "meta-llama/Meta-Llama-3-70B-Instruct": "llama-3.1-70b",
     "Qwen/Qwen2.5-7B-Instruct": "qwen2.5-7b",
+    # FP8 checkpoints of the same architectures (their precision comes from the row)
+    "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8-dynamic": "llama-3.1-8b",
+    "nvidia/Llama-3.1-8B-Instruct-FP8": "llama-3.1-8b",
+    "neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8-dynamic": "llama-3.1-70b",
+    "nvidia/Llama-3.3-70B-Instruct-FP8": "llama-3.1-70b",
+    "amd/Llama-3.3-70B-Instruct-FP8-KV": "llama-3.1-70b",
 }
 SPEED_LOADS = (
     ("8B H100, concurrency 1, 1,024 in / 1,024 out", dict(concurrency=1, input_tokens=1024, output_tokens=1024)),
@@ -54,22 +98,25 @@ SPEED_LOADS = (
 
 
 def hardware_facts(gpu_type: str, gpu_count: int) -> HardwareFacts:
-    """A node of ``gpu_count`` GPUs of ``gpu_type`` with the catalog's spec-sheet figures for that GPU."""
-    for spec in catalogs.load_hardware():
-        if spec.gpu_type == gpu_type:
-            return HardwareFacts(
-                name=f"{gpu_type.lower()}-x{gpu_count}",
-                gpu_type=gpu_type,
-                gpu_count=gpu_count,
-                vendor=spec.specs.vendor,
-                vram_per_gpu_gb=spec.vram_per_gpu_gb,
-                memory_bandwidth_gbps=spec.specs.memory_bandwidth_gbps,
-                fp16_tflops=spec.specs.fp16_tflops,
-                fp8_tflops=spec.specs.fp8_tflops,
-                int8_tops=spec.specs.int8_tops,
-                interconnect_bandwidth_gbps=spec.specs.interconnect_bandwidth_gbps,
-            )
-    raise ValueError(f"gpu_type {gpu_type!r} is not in the hardware catalog")
+    """A node of ``gpu_count`` GPUs of ``gpu_type`` with the catalog's spec-sheet figures for that GPU (any GPU of its
+    ``gpus`` section, whether or not an instance offers it)."""
+    gpu_type = GPU_ALIASES.get(gpu_type, gpu_type)
+    chip = catalogs.load_gpus().get(gpu_type)
+    if chip is None:
+        raise ValueError(f"gpu_type {gpu_type!r} is not in the hardware catalog")
+    return HardwareFacts(
+        name=f"{gpu_type.lower()}-x{gpu_count}",
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        vendor=chip.vendor,
+        vram_per_gpu_gb=chip.vram_gb,
+        memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
+        fp16_tflops=chip.fp16_tflops,
+        fp8_tflops=chip.fp8_tflops,
+        int8_tops=chip.int8_tops,
+        interconnect=chip.interconnect,
+        interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
+    )
 
 
 def framework_facts(name: str) -> FrameworkFacts:
@@ -90,23 +137,9 @@ def framework_facts(name: str) -> FrameworkFacts:
 def model_facts(manifest_name: str, version: str) -> ModelFacts:
     """Version ``version`` of the example manifest ``manifest_name`` (e.g. "llama-3.1-8b", "fp16")."""
     manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{manifest_name}.yaml")
-    facts = manifest.architecture_facts
     for spec in manifest.versions:
         if spec.version == version:
-            return ModelFacts(
-                name=manifest.name,
-                version_key=manifests.version_key(manifest.name, version),
-                artifact_uri=spec.artifact_uri,
-                parameters=manifest.parameters,
-                quantization=spec.quantization,
-                quantization_bits=spec.quantization_bits,
-                format=spec.format,
-                num_layers=facts.num_layers,
-                hidden_size=facts.hidden_size,
-                num_kv_heads=facts.num_kv_heads,
-                head_dim=facts.head_dim,
-                baseline_accuracy=facts.baseline_accuracy,
-            )
+            return manifests.model_facts(manifest, spec)
     raise ValueError(f"{manifest_name} has no version {version!r}")
 
 
@@ -118,12 +151,18 @@ class Comparison:
     input_tokens: int
     output_tokens: int
     load: str
+    band: str
+    predictor: dict
     published: dict[str, float | None]
     simulated: dict[str, float]
 
     def error(self, metric: str) -> float | None:
         published = self.published[metric]
         return None if published is None else self.simulated[metric] / published - 1
+
+    @property
+    def role(self) -> str:
+        return self.row["role"]
 
 
 def simulation_lengths(row: dict) -> tuple[int, int] | None:
@@ -136,22 +175,51 @@ def simulation_lengths(row: dict) -> tuple[int, int] | None:
     return round(input_tokens), round(output_tokens)
 
 
-def model_of(row: dict) -> ModelFacts:
+def model_of(row: dict) -> ModelFacts | None:
+    """The row's model: its own ``model_shape``, the file's ``model_shapes`` entry, or the example manifest of the same
+    architecture; None when none is known."""
+    precision = row["precision"]
     if shape := row.get("model_shape"):
         return ModelFacts(**shape)
-    manifest_name = MANIFEST_OF_MODEL[row["model"]]
-    precision = row["precision"]
+    manifest_name = MANIFEST_OF_MODEL.get(row["model"])
+    if manifest_name is None:
+        return None
     version = {"bf16": "fp16"}.get(precision, precision) if manifest_name.startswith("llama") else precision
-    facts = model_facts(manifest_name, version)
+    try:
+        facts = model_facts(manifest_name, version)
+    except ValueError:  # the manifest has no such precision: the bf16 version, re-labelled (same architecture)
+        facts = model_facts(manifest_name, "fp16" if manifest_name.startswith("llama") else "bf16")
+        bits = {"fp8": 8, "int8": 8, "int4": 4}.get(precision, 16)
+        facts = facts.model_copy(update={"quantization_bits": bits})
     return facts.model_copy(update={"quantization": precision})  # bf16 and fp16 weigh the same
 
 
-def compare(row: dict, seed: int = 0) -> Comparison | None:
-    """Simulate one published row; None when its lengths are unknown."""
-    lengths = simulation_lengths(row)
-    if lengths is None:
+def concurrency_band(concurrency: float) -> str:
+    for name, low, high in BANDS:
+        if low <= round(concurrency) <= high:
+            return name
+    return BANDS[0][0]
+
+
+def why_not_simulated(row: dict) -> str | None:
+    """Why the simulator cannot represent the row, or None when it can."""
+    if simulation_lengths(row) is None:
+        return "input/output lengths unknown"
+    if model_of(row) is None:
+        return f"no architecture facts for {row['model']}"
+    try:
+        hardware_facts(row["gpu_type"], row["gpu_count"])
+        framework_facts(row["framework"])
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | None:
+    """Simulate one published row; None when the simulator cannot represent it (``why_not_simulated``)."""
+    if why_not_simulated(row) is not None:
         return None
-    input_tokens, output_tokens = lengths
+    input_tokens, output_tokens = simulation_lengths(row)
     hardware = hardware_facts(row["gpu_type"], row["gpu_count"])
     load: dict[str, float | int]
     rate = row.get("request_rate")
@@ -172,8 +240,10 @@ def compare(row: dict, seed: int = 0) -> Comparison | None:
         load = {"request_rate": float(rate)}
         described = f"{rate:g} req/s"
     framework = framework_facts(row["framework"])
-    if row.get("framework_version", "")[:1].isdigit():  # the measured version (scheduling differs across versions)
-        framework = framework.model_copy(update={"version": row["framework_version"]})
+    # the measured version (scheduling differs by version), or the one the inputs file infers where the row has none
+    version = str(row.get("simulated_version") or row.get("framework_version", ""))
+    if version[:1].isdigit():
+        framework = framework.model_copy(update={"version": version})
     run = simulate_serving(
         model_of(row),
         hardware,
@@ -183,6 +253,7 @@ def compare(row: dict, seed: int = 0) -> Comparison | None:
         output_tokens=output_tokens,
         scheduler_steps=row.get("num_scheduler_steps", 1),  # the server's documented --num-scheduler-steps
         seed=seed,
+        predictor=predictor,
         **load,
     )
     return Comparison(
@@ -190,38 +261,131 @@ def compare(row: dict, seed: int = 0) -> Comparison | None:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         load=described,
+        band=concurrency_band(row["concurrency"] if row.get("concurrency") else run.mean_running_sequences),
+        predictor=run.assumptions["predictor"],
         # with every prompt sent at once, TTFT and TPOT measure the client's queue of num_prompts, not the server
         published={
             "output_throughput": row.get("output_throughput_tok_s"),
-            "ttft_p50": None if sent_at_once else row.get("ttft_median_ms"),
-            "tpot_p50": None if sent_at_once else row.get("tpot_median_ms"),
+            "ttft": None if sent_at_once else published_latency(row, "ttft"),
+            "tpot": None if sent_at_once else published_latency(row, "tpot"),
         },
-        simulated=summary(run),
+        simulated=summary(run, row),
     )
 
 
-def summary(run: ServingSimulation) -> dict[str, float]:
+def latency_statistic(row: dict, metric: str) -> str:
+    """The statistic a row publishes for ``metric`` (ttft or tpot): "median" if it gives one, else "mean"."""
+    return "median" if row.get(f"{metric}_median_ms") is not None else "mean"
+
+
+def published_latency(row: dict, metric: str) -> float | None:
+    return row.get(f"{metric}_{latency_statistic(row, metric)}_ms")
+
+
+def summary(run: ServingSimulation, row: dict) -> dict[str, float]:
+    """The simulated figures at the statistics the row publishes."""
+
+    def statistic(values: np.ndarray, metric: str) -> float:
+        middle = np.percentile(values, 50) if latency_statistic(row, metric) == "median" else np.mean(values)
+        return float(middle) * 1e3
+
     return {
         "output_throughput": run.output_tokens_per_s,
-        "ttft_p50": float(np.percentile(run.ttft_s, 50)) * 1e3,
-        "tpot_p50": float(np.percentile(run.tpot_s, 50)) * 1e3,
+        "ttft": statistic(run.ttft_s, "ttft"),
+        "tpot": statistic(run.tpot_s, "tpot"),
     }
 
 
 def load_rows(paths: tuple[Path, ...] = DATA_FILES, inputs_path: Path = INPUTS_FILE) -> list[dict]:
-    """The published rows, each completed with its entry of the simulation inputs file (mean lengths, markers)."""
+    """The published rows, each completed with its entry of the simulation inputs file (mean lengths, markers) and
+    its file's ``model_shapes`` entry (architecture facts of models without a bundled manifest)."""
     inputs = yaml.safe_load(inputs_path.read_text(encoding="utf-8"))["rows"]
-    rows = [row for path in paths for row in yaml.safe_load(path.read_text(encoding="utf-8"))["rows"]]
-    return [row | inputs.get(row["id"], {}) for row in rows]
+    rows = []
+    for path in paths:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        shapes = document.get("model_shapes") or {}
+        shapes |= {alias: shape for shape in list(shapes.values()) for alias in shape.get("aliases", [])}
+        for row in document["rows"]:
+            row = row | inputs.get(row["id"], {})
+            if row["model"] in shapes and "model_shape" not in row:
+                row["model_shape"] = _model_shape(row, shapes[row["model"]])
+            rows.append(row | {"file": path.name})
+    return rows
+
+
+def _model_shape(row: dict, shape: dict) -> dict:
+    """ModelFacts fields for a row's model from its config.json facts (``model_shapes`` in a data file)."""
+    bits = {"fp8": 8, "int8": 8, "int4": 4, "fp32": 32}.get(row["precision"], 16)
+    name = row["model"].split("/")[-1].lower()
+    return {
+        "name": name,
+        "version_key": f"{name}@{row['precision']}",
+        "artifact_uri": f"hf://{row['model']}",
+        "parameters": int(shape["parameters"]),
+        "quantization": row["precision"],
+        "quantization_bits": bits,
+        "format": "safetensors",
+        "num_layers": int(shape["num_layers"]),
+        "hidden_size": int(shape["hidden_size"]),
+        "num_kv_heads": int(shape["num_kv_heads"]),
+        "head_dim": int(shape["head_dim"]),
+    }
+
+
+def _median(errors: list[float]) -> float:
+    return statistics.median(errors) if errors else math.nan
 
 
 def median_absolute_errors(comparisons: list[Comparison]) -> dict[str, float]:
     """Per metric, the median of |error| over the rows that publish it."""
-    medians = {}
-    for metric in GOALS:
-        errors = [abs(error) for c in comparisons if (error := c.error(metric)) is not None]
-        medians[metric] = statistics.median(errors) if errors else math.nan
-    return medians
+    return {metric: _median([abs(e) for c in comparisons if (e := c.error(metric)) is not None]) for metric in GOALS}
+
+
+def grouped_errors(comparisons: list[Comparison], key) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per group (``key(comparison)``) and metric: median |error| and the number of rows behind it."""
+    groups: dict[str, list[Comparison]] = defaultdict(list)
+    for c in comparisons:
+        groups[key(c)].append(c)
+    table = {}
+    order = [band for band, _, _ in BANDS]
+    for group, members in sorted(
+        groups.items(), key=lambda item: (order.index(item[0]) if item[0] in order else 0, item[0])
+    ):
+        table[group] = {}
+        for metric in GOALS:
+            errors = [abs(e) for c in members if (e := c.error(metric)) is not None]
+            table[group][metric] = (_median(errors), len(errors))
+    return table
+
+
+GROUPINGS = {
+    "overall": lambda c: "all rows",
+    "GPU family": lambda c: GPU_FAMILY.get(GPU_ALIASES.get(c.row["gpu_type"], c.row["gpu_type"]), c.row["gpu_type"]),
+    "engine": lambda c: c.row["framework"],
+    "GPU x engine": lambda c: f"{GPU_ALIASES.get(c.row['gpu_type'], c.row['gpu_type'])} x {c.row['framework']}",
+    "concurrency band": lambda c: c.band,
+}
+
+
+def goal_misses(comparisons: list[Comparison]) -> list[str]:
+    """What misses the validation goals: medians per metric and per concurrency band, rows past the limit."""
+    misses = []
+    for metric, value in median_absolute_errors(comparisons).items():
+        if value > GOALS[metric]:
+            misses.append(f"{metric} median {value:.1%} > {GOALS[metric]:.0%}")
+    for band, metrics in grouped_errors(comparisons, GROUPINGS["concurrency band"]).items():
+        for metric, (value, count) in metrics.items():
+            if count and value > BAND_GOAL:
+                misses.append(f"band {band}: {metric} median {value:.1%} > {BAND_GOAL:.0%}")
+    for c in comparisons:
+        concurrency = c.row.get("concurrency")
+        if concurrency is not None and concurrency > 256:
+            continue
+        for metric in GOALS:
+            error = c.error(metric)
+            if error is not None and abs(error) > ROW_LIMIT:
+                misses.append(f"row {c.row['id']}: {metric} {error:+.0%}")
+    return misses
 
 
 def _cell(value: float | None, digits: int = 1) -> str:
@@ -232,60 +396,91 @@ def _error_cell(value: float | None) -> str:
     return "-" if value is None else f"{value:+.0%}"
 
 
-def print_accuracy(comparisons: list[Comparison], skipped: list[dict]) -> dict[str, float]:
-    """Print the table and the medians; return the medians."""
+def print_rows(comparisons: list[Comparison], skipped: list[tuple[dict, str]]) -> None:
     print(
-        "| Row | Framework | GPU x TP | Model | Prec. | In / out | Load | Output tok/s pub / sim (err) "
-        "| TTFT p50 ms pub / sim (err) | TPOT p50 ms pub / sim (err) |"
+        "| Row | Role | Framework | GPU x TP | Model | Prec. | In / out | Load | Predictor "
+        "| Output tok/s pub / sim (err) | TTFT ms pub / sim (err) | TPOT ms pub / sim (err) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for c in comparisons:
         row = c.row
         cells = [
             f"{_cell(c.published[m], 0 if m == 'output_throughput' else 1)} / "
             f"{_cell(c.simulated[m], 0 if m == 'output_throughput' else 1)} ({_error_cell(c.error(m))})"
+            + (
+                " m"
+                if m != "output_throughput" and c.published[m] is not None and latency_statistic(row, m) == "mean"
+                else ""
+            )
             for m in GOALS
         ]
+        predictor = c.predictor["backend"] + (" (fallback)" if c.predictor.get("fallback") else "")
         print(
-            f"| {row['id']} | {row['framework']} {row['framework_version']} "
+            f"| {row['id']} | {c.role} | {row['framework']} {row['framework_version']} "
             f"| {row['gpu_type']} x{row['tensor_parallel']} "
             f"| {row['model'].split('/')[-1]} | {row['precision']} | {c.input_tokens} / {c.output_tokens} "
-            f"| {c.load} | " + " | ".join(cells) + " |"
+            f"| {c.load} | {predictor} | " + " | ".join(cells) + " |"
         )
-    for row in skipped:
-        print(f"| {row['id']} | not simulated: input/output lengths unknown |")
-    medians = median_absolute_errors(comparisons)
-    print("\nMedian |error| over all rows with the figure published:")
-    for metric, goal in GOALS.items():
-        count = sum(c.error(metric) is not None for c in comparisons)
-        verdict = "meets" if medians[metric] <= goal else "MISSES"
-        print(f"  {metric}: {medians[metric]:.1%} over {count} rows ({verdict} the goal of {goal:.0%})")
+    for row, reason in skipped:
+        print(f"| {row['id']} | {row['role']} | not simulated: {reason} |")
+
+
+def print_grouped(comparisons: list[Comparison], title: str) -> None:
+    print(f"\n{title}: median |error| (rows)")
+    print("| Grouping | Group | " + " | ".join(GOALS) + " |")
+    print("| --- | --- | " + " | ".join("---:" for _ in GOALS) + " |")
+    for grouping, key in GROUPINGS.items():
+        for group, metrics in grouped_errors(comparisons, key).items():
+            cells = [f"{value:.1%} ({count})" if count else "-" for value, count in metrics.values()]
+            print(f"| {grouping} | {group} | " + " | ".join(cells) + " |")
+
+
+def print_accuracy(comparisons: list[Comparison], skipped: list[tuple[dict, str]]) -> dict[str, float]:
+    """Print the rows, the grouped tables per role and the verdict on the validation goals; return the validation
+    medians."""
+    print("TTFT and TPOT: the median where the source publishes it, else the mean (marked m).")
+    print_rows(comparisons, skipped)
+    for role in ROLES:
+        print_grouped([c for c in comparisons if c.role == role], f"{role.capitalize()} rows")
+    validation = [c for c in comparisons if c.role == "validation"]
+    medians = median_absolute_errors(validation)
+    print(
+        "\nValidation goals (medians: " + ", ".join(f"{m} {g:.0%}" for m, g in GOALS.items()) + f"; every band "
+        f"{BAND_GOAL:.0%}; no row past {ROW_LIMIT:.0%}):"
+    )
+    misses = goal_misses(validation)
+    if not validation:
+        print("  no validation rows: nothing to judge")
+        return medians
+    print("  met" if not misses else "\n".join(f"  MISSES {miss}" for miss in misses))
     return medians
 
 
-def run_accuracy(paths: tuple[Path, ...] = DATA_FILES) -> tuple[list[Comparison], list[dict]]:
-    """Simulate every row; the rows whose lengths are unknown come back separately."""
+def run_accuracy(
+    paths: tuple[Path, ...] = DATA_FILES, predictor: str = "auto"
+) -> tuple[list[Comparison], list[tuple[dict, str]]]:
+    """Simulate every row; the rows the simulator cannot represent come back separately, each with the reason."""
     comparisons, skipped = [], []
     for row in load_rows(paths):
-        comparison = compare(row)
-        if comparison is None:
-            skipped.append(row)
+        reason = why_not_simulated(row)
+        if reason is not None:
+            skipped.append((row, reason))
         else:
-            comparisons.append(comparison)
+            comparisons.append(compare(row, predictor=predictor))
     return comparisons, skipped
 
 
-def print_speed(repeat: int = 5) -> None:
+def print_speed(repeat: int = 5, predictor: str = "auto") -> None:
     """Best-of-``repeat`` CPU time of one simulation per load (process CPU time, so that other work on a shared
     machine does not inflate it; the simulator is single-threaded, so this is its time on one core)."""
     model, hardware = model_facts("llama-3.1-8b", "fp16"), hardware_facts("H100-SXM", 1)
     framework = framework_facts("vllm")
-    print(f"\nSimulator speed (best of {repeat}, CPU time on one core):")
+    print(f"\nSimulator speed, predictor {predictor} (best of {repeat}, CPU time on one core):")
     for label, load in SPEED_LOADS:
         best = math.inf
         for _ in range(repeat):
             started = time.process_time()
-            simulate_serving(model, hardware, framework, tensor_parallel=1, **load)
+            simulate_serving(model, hardware, framework, tensor_parallel=1, predictor=predictor, **load)
             best = min(best, time.process_time() - started)
         print(f"  {label}: {best * 1e3:.1f} ms")
 
@@ -293,12 +488,13 @@ def print_speed(repeat: int = 5) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, nargs="+", default=list(DATA_FILES))
+    parser.add_argument("--predictor", choices=PREDICTOR_CHOICES, default="auto", help="step-cost backend")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     arguments = parser.parse_args()
-    comparisons, skipped = run_accuracy(tuple(arguments.data))
+    comparisons, skipped = run_accuracy(tuple(arguments.data), predictor=arguments.predictor)
     print_accuracy(comparisons, skipped)
     if not arguments.no_speed:
-        print_speed()
+        print_speed(predictor=arguments.predictor)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ class GpuChipSpecs(_Frozen):
     memory_bandwidth_gbps: float = Field(gt=0)
     fp16_tflops: float = Field(gt=0)
     fp8_tflops: float | None = Field(gt=0)
+    fp4_tflops: float | None = Field(default=None, gt=0, description="dense FP4 (NVFP4 / MXFP4) where the chip has it")
     int8_tops: float | None = Field(gt=0)
     interconnect: str = Field(min_length=1)
     interconnect_bandwidth_gbps: float = Field(gt=0)
@@ -319,7 +320,7 @@ class UseCaseCharacteristics(_Frozen):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from benchmark_platform.runners.datasets import NAMED_DATASETS
+        from benchmark_platform.runners.openai.datasets import NAMED_DATASETS
 
         if name not in NAMED_DATASETS:
             raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_DATASETS)}")
@@ -433,6 +434,11 @@ def _catalog(default_path: Path, file_model: type[_File], path: Path | None) -> 
 def load_hardware(path: Path | None = None) -> list[HardwareSpec]:
     """Every hardware config of the catalog (the bundled hardware.yaml unless ``path`` names another file)."""
     return _catalog(HARDWARE_FILE, HardwareCatalogFile, path).hardware()
+
+
+def load_gpus(path: Path | None = None) -> dict[str, GpuEntry]:
+    """Every GPU model of the hardware catalog by type, offered in an instance or not (spec-sheet figures only)."""
+    return dict(_catalog(HARDWARE_FILE, HardwareCatalogFile, path).gpus)
 
 
 def load_frameworks(path: Path | None = None) -> list[FrameworkSpec]:

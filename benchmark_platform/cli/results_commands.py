@@ -56,7 +56,8 @@ def import_results(
     """
     from benchmark_platform import catalogs, database, interop, queue
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.runners import Measurement, quality
+    from benchmark_platform.runners import Measurement
+    from benchmark_platform.runners.openai import quality
 
     try:
         imported = interop.parse(source, file, benchmark_index)  # type: ignore[arg-type]

@@ -11,7 +11,11 @@ from pydantic import ValidationError
 
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import HttpUrl
-from benchmark_platform.runners.loadgen import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_LINE_BYTES, HARD_MAX_CONCURRENCY
+from benchmark_platform.runners.openai.protocol import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_LINE_BYTES,
+    HARD_MAX_CONCURRENCY,
+)
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -97,9 +101,9 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
             --goal ttft_p90_ms=500 --goal tpot_p90_ms=50 --input-tokens 256-1024 --output-tokens 128
     """
     from benchmark_platform.runners.base import RunnerError
-    from benchmark_platform.runners.datasets import DatasetError, DatasetSpec, LengthDistribution
-    from benchmark_platform.runners.loadgen import LoadSettings
-    from benchmark_platform.runners.profiles import ProfileSettings, measure_profile, parse_goal
+    from benchmark_platform.runners.openai.datasets import DatasetError, DatasetSpec, LengthDistribution
+    from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile, parse_goal
+    from benchmark_platform.runners.openai.protocol import LoadSettings
 
     profile_options = {
         name: options.pop(name)
@@ -185,7 +189,7 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
 
 def _figures(measurement) -> dict:
     """flat_figures plus what the profile added: the load point, intervals, flags, server metrics, search."""
-    from benchmark_platform.runners.loadgen import flat_figures
+    from benchmark_platform.runners.openai.protocol import flat_figures
 
     detail = measurement.detailed_metrics
     figures = flat_figures(measurement)

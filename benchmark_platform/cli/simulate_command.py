@@ -22,9 +22,10 @@ from benchmark_platform.domain import (
     framework_facts_from_catalog,
     hardware_facts_from_catalog,
 )
-from benchmark_platform.runners import roofline
-from benchmark_platform.runners.serving_sim import simulate_serving
-from benchmark_platform.runners.simulated import measurement_from_replica
+from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.runner import measurement_from_replica
+from benchmark_platform.runners.simulated.serving_sim import simulate_serving
+from benchmark_platform.runners.simulated.step_costs import PREDICTOR_CHOICES
 
 MIN_REQUEST_RATE = 1e-3  # one request per 17 minutes; below it the simulated window's figures lose their meaning
 
@@ -76,10 +77,15 @@ def _print_text(payload: dict[str, Any]) -> None:
         shape = f"{load['concurrency_per_replica']} concurrent requests per replica"
     else:
         shape = f"{config['request_rate_per_replica']:g} requests/s per replica (Poisson)"
+    predictor = detail["predictor"]
     click.echo(
         f"SIMULATED (not a measurement): {config['model_version']} on {config['hardware']} / {config['framework']}, "
         f"TP{deployment['tensor_parallel']} x {deployment['replicas']} replica(s) on {deployment['gpu_count']} GPU(s), "
         f"{shape}, {load['input_tokens']} in / {load['output_tokens']} out tokens"
+    )
+    click.echo(
+        f"  predicted by: {predictor['backend']} {predictor['version']} ({predictor['data_version']})"
+        + (f"; {predictor['fallback']}" if predictor["fallback"] else "")
     )
     rows = [
         ("TTFT p50 / p90 / p99", f"{payload['ttft_p50_ms']:.1f} / {payload['ttft_p90_ms']:.1f} / "
@@ -130,6 +136,15 @@ def _print_text(payload: dict[str, Any]) -> None:
     help="Another model manifest to take versions from (repeatable).",
 )
 @click.option("--seed", default=0, show_default=True, type=bounded_int(0), help="Simulator seed.")
+@click.option(
+    "--predictor",
+    type=click.Choice(PREDICTOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Step-cost backend: auto (the one with the lower validation error for this GPU and engine), roofline "
+    "(spec sheets), kernels (measured kernel timings where aiconfigurator-core has them; else the roofline, "
+    "and the result says why).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (keys are result column names).")
 def simulate_command(
     model_version: str,
@@ -142,6 +157,7 @@ def simulate_command(
     output_tokens: int,
     extra_manifests: tuple[Path, ...],
     seed: int,
+    predictor: str,
     as_json: bool,
 ) -> None:
     """Predict how one deployment serves a load: every result metric, per node and per GPU. Writes nothing.
@@ -184,6 +200,7 @@ def simulate_command(
             concurrency=concurrency,
             request_rate=request_rate,
             seed=seed,
+            predictor=predictor,
         )
     except roofline.DoesNotFitError as error:
         fail(f"--tensor-parallel: does not fit: {error}")

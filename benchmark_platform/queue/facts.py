@@ -73,6 +73,7 @@ def _hardware_facts(row: Any) -> HardwareFacts:
         fp16_tflops=specs["fp16_tflops"],
         fp8_tflops=specs.get("fp8_tflops"),
         int8_tops=specs.get("int8_tops"),
+        interconnect=specs.get("interconnect"),
         interconnect_bandwidth_gbps=specs.get("interconnect_bandwidth_gbps"),
         tdp_watts=specs.get("tdp_watts"),
         cost_per_hour_usd=row.cost_per_hour_usd,

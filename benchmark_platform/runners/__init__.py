@@ -50,7 +50,7 @@ RUNNERS: dict[str, RunnerEntry] = {
         # Many configs per claim: a simulated config takes milliseconds, so round trips dominate.
         RunnerEntry(
             "simulated",
-            "benchmark_platform.runners.simulated:SimulatedRunner",
+            "benchmark_platform.runners.simulated.runner:SimulatedRunner",
             user_options=("simulate_seconds", "seed"),
             claim_batch=20,
             description="roofline estimates, labelled simulated",
@@ -59,7 +59,7 @@ RUNNERS: dict[str, RunnerEntry] = {
         # minutes-long work.
         RunnerEntry(
             "openai",
-            "benchmark_platform.runners.openai_runner:OpenAIRunner",
+            "benchmark_platform.runners.openai.runner:OpenAIRunner",
             user_options=("base_url", "model_name", "num_requests", "duration_seconds", "request_rate", "profile"),
             claim_batch=1,
             description="measures an OpenAI-compatible server (launched from the framework's template, or base_url)",

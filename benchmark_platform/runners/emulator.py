@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from benchmark_platform.runners.accuracy import solve
+from benchmark_platform.runners.openai.accuracy import solve
 
 FAULT_MODELS = {
     "fault-http-500": "answers HTTP 500",

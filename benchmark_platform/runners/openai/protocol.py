@@ -27,9 +27,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import benchmark_platform
-from benchmark_platform.runners import accuracy
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInterrupted, RunnerError
 from benchmark_platform.runners.gpu_monitor import GpuSampler
+from benchmark_platform.runners.openai import accuracy
 from benchmark_platform.runners.stats import PERCENTILE_METHOD, summarize
 
 # Common English words that are one token in the Llama 3, Mistral and GPT tokenizers (with their leading space).

@@ -34,11 +34,17 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from benchmark_platform.runners import quality
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInterrupted, RunnerError
-from benchmark_platform.runners.datasets import Chain, DatasetSpec, LengthDistribution, PlannedRequest, build_chains
 from benchmark_platform.runners.gpu_monitor import GpuSampler
-from benchmark_platform.runners.loadgen import (
+from benchmark_platform.runners.openai import quality
+from benchmark_platform.runners.openai.datasets import (
+    Chain,
+    DatasetSpec,
+    LengthDistribution,
+    PlannedRequest,
+    build_chains,
+)
+from benchmark_platform.runners.openai.protocol import (
     STOP_POLL_SECONDS,
     LoadRun,
     LoadSettings,
@@ -51,7 +57,7 @@ from benchmark_platform.runners.loadgen import (
     open_clients,
     send_streaming,
 )
-from benchmark_platform.runners.server_metrics import ServerMetricSamples, sample_server_metrics
+from benchmark_platform.runners.openai.server_metrics import ServerMetricSamples, sample_server_metrics
 from benchmark_platform.runners.stats import encode_samples, mean_ci95, merge_samples, summaries_from_samples
 
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "throughput", "replay", "sweep", "sla-search"]

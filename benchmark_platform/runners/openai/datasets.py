@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchmark_platform import files
-from benchmark_platform.runners.loadgen import PROMPT_WORDS
+from benchmark_platform.runners.openai.protocol import PROMPT_WORDS
 
 MAX_TOKENS_PER_REQUEST = 1_000_000
 MAX_TRACE_REQUESTS = 1_000_000

@@ -20,10 +20,10 @@ from collections.abc import Callable
 import numpy as np
 
 import benchmark_platform
-from benchmark_platform.runners import roofline
 from benchmark_platform.runners.base import HardwareFacts, Measurement, RunInterrupted, RunnerError, RunSpec
 from benchmark_platform.runners.serving_metrics import deployment_figures, simulated_node_power_watts
-from benchmark_platform.runners.serving_sim import ServingSimulation, simulate_serving
+from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.stats import summarize
 
 # Accuracy lost to quantization, in absolute points of an exact-match score: typical of published AWQ/GPTQ/FP8
@@ -150,6 +150,7 @@ def measurement_from_replica(
         **figures,
         detailed_metrics={
             "runner_name": "simulated",
+            "predictor": replica.assumptions["predictor"],
             "tool_versions": {"benchmark_platform": benchmark_platform.__version__},
             "seed": seed,
             "deployment": {

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark_platform import memory
-from benchmark_platform.runners import roofline
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+from benchmark_platform.runners.simulated import calibration, roofline
+from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
 
 # vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
 # 70 GiB, except the A100, get a token budget of 8,192 per step and at most 1,024 running sequences; others 2,048 and
@@ -45,11 +46,13 @@ SMALL_GPU_LIMITS = (2048, 256)
 V0_MAX_NUM_SEQS = 256
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
-# launched from Python, 15-25 launches a layer at 10-15 µs each, more under tensor parallelism (NCCL calls).
-# Fit once on the published TTFT p50 of SGLang 0.3.0, Llama 3.1 70B, 4 x H100, ShareGPT at 4 req/s (53.9 ms;
-# simulated 30.1 ms without it, 52.1 ms with it; docs/simulator-accuracy.md). vLLM V1 captures piecewise CUDA
-# graphs for mixed prefill/decode steps, so it pays only STEP_OVERHEAD_SECONDS.
-EAGER_PREFILL_SECONDS_PER_LAYER = 0.25e-3
+# launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
+# graphs for mixed prefill/decode steps, so it pays only the step overhead.
+EAGER_PREFILL_SECONDS_PER_LAYER = calibration.EAGER_PREFILL_PER_LAYER.value
+# The API server's work per request varies with the prompt and the moment (tokenisation, scheduling): a seeded
+# log-normal factor of this sigma on each request's share. Identical delays would keep fixed-length closed-loop clients
+# in lockstep, which real clients drift out of.
+REQUEST_OVERHEAD_SIGMA = 0.2
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
 # drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
 STEP_JITTER_SIGMA = 0.02
@@ -172,12 +175,14 @@ def simulate_serving(
     scheduler_steps: int = 1,
     staggered_start: bool = True,
     seed: int = 0,
+    predictor: PredictorChoice = "auto",
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
     ``scheduler_steps`` is the server's multi-step scheduling setting (vLLM 0.6's ``--num-scheduler-steps``; 1, the
     default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
     one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
+    ``predictor`` picks the step-cost backend (``step_costs``); the one that answered is in ``assumptions``.
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -203,7 +208,7 @@ def simulate_serving(
             f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
-    costs = roofline.step_costs(model, hardware, framework, tensor_parallel=tp)
+    costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor)
     budget, max_seqs = scheduler_limits(hardware, framework)
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
@@ -211,7 +216,10 @@ def simulate_serving(
     longest_run = max(output_tokens, scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
-    decode_attention_s = max(costs.kv_token_s, costs.pair_s)
+    # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
+    # request this long after the client sent it, and the client's latencies include it
+    request_overhead = calibration.request_overhead_seconds(framework)
+    sequence_overhead = calibration.sequence_step_overhead_seconds(framework)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
     prompt, out = input_tokens, output_tokens
 
@@ -224,11 +232,14 @@ def simulate_serving(
         if staggered_start:
             # the clients start one by one, evenly over one unloaded request latency (the module docstring says why)
             unloaded_latency = (
-                float(costs.gpu_seconds(prompt, prompt * (prompt + 1) / 2, prompt))
+                request_overhead
+                + float(costs.gpu_seconds(prompt, prompt * (prompt + 1) / 2, prompt))
                 + eager_prefill
                 + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             )
             arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
+        api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
+        arrival[:concurrency] += api_delay[:concurrency]
         scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
@@ -240,7 +251,8 @@ def simulate_serving(
             measured = num_requests
         warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
         capacity_requests = warmup + measured + warmup
-        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests))
+        api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
+        arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests)) + api_delay
         scheduled = issued = capacity_requests
     first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
     # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
@@ -272,14 +284,15 @@ def simulate_serving(
     now = 0.0
 
     def complete(request: int) -> None:
-        nonlocal reserved, done_measured, issued
+        nonlocal reserved, done_measured, issued, scheduled
         reserved -= sequence_tokens
         if warmup <= request < measured_end:
             done_measured += 1
         if closed and issued < capacity_requests:
-            arrival[issued] = now
-            waiting.append(issued)
+            # the client sends its next request now; the engine sees it once the API server has handled it
+            arrival[issued] = now + api_delay[issued]
             issued += 1
+            scheduled = issued
 
     def complete_decodes_through(last_decode: int) -> None:
         nonlocal n_decoding, first_decode_sum
@@ -333,7 +346,7 @@ def simulate_serving(
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
-            host = overhead + eager_prefill
+            host = overhead + eager_prefill + sequence_overhead * running
             if eager_prefill:
                 eager_steps.append(step)
             duration = gpu + host * factor
@@ -361,12 +374,10 @@ def simulate_serving(
             # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
             multi_step = scheduler_steps > 1
             count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
-            # contexts grow by one token per sequence per step, so both costs are linear in the step number;
-            # a decode attends to (and reads) its whole context: attention costs max(KV read, FLOPs) per token
+            # contexts grow by one token per sequence per step; a decode attends to (and reads) its whole context
             context = n_decoding * (prompt + decode) - first_decode_sum
-            duration = np.arange(count, dtype=float)
-            duration *= n_decoding * decode_attention_s
-            duration += float(costs.gpu_seconds(n_decoding, context, context)) + overhead
+            contexts = context + n_decoding * np.arange(count, dtype=float)
+            duration = costs.gpu_seconds(n_decoding, contexts, contexts) + (overhead + sequence_overhead * n_decoding)
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -420,6 +431,10 @@ def simulate_serving(
         durations=np.concatenate(durations),
         jitter=jitter,
         overhead=overhead,
+        sequence_overhead=sequence_overhead,
+        request_overhead=request_overhead,
+        api_delay=api_delay,
+        allreduce_latency_s=calibration.allreduce_latency_seconds(hardware),
         eager_prefill=eager_prefill,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
         run_lengths=run_lengths_array,
@@ -433,6 +448,7 @@ def simulate_serving(
         max_seqs=max_seqs,
         closed=closed,
         mixed=mixed,
+        predictor=costs.predictor.as_dict(),
         load={"mode": "closed-loop", "concurrency": concurrency, "staggered_start": staggered_start}
         if closed
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
@@ -457,6 +473,10 @@ def _summarize(
     durations: np.ndarray,
     jitter: np.ndarray,
     overhead: float,
+    sequence_overhead: float,
+    request_overhead: float,
+    api_delay: np.ndarray,
+    allreduce_latency_s: float,
     eager_prefill: float,
     eager_steps: np.ndarray,
     run_lengths: np.ndarray,
@@ -470,6 +490,7 @@ def _summarize(
     max_seqs: int,
     closed: bool,
     mixed: bool,
+    predictor: dict,
     load: dict,
     rng: np.random.Generator,
     seed: int,
@@ -479,7 +500,7 @@ def _summarize(
     token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
-    start = arrival[warmup:measured_end]
+    start = arrival[warmup:measured_end] - api_delay[warmup:measured_end]  # when the clients sent them
     last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
     ttft = token_ends[first] - start
     e2e = token_ends[last] - start
@@ -539,6 +560,7 @@ def _summarize(
 
     working = run_running > 0
     host_seconds = overhead * float((jitter_sum(past_in[working]) - jitter_sum(first_in[working])).sum())
+    host_seconds += sequence_overhead * float((run_running * (past_in - first_in)).sum())
     eager = eager_steps[(eager_steps >= lo) & (eager_steps < hi)]
     host_seconds += eager_prefill * float(jitter[eager % JITTER_TABLE_SIZE].sum())
     busy = (float(run_seconds[working].sum()) - host_seconds) / duration
@@ -566,6 +588,7 @@ def _summarize(
         decode_bound=decode_bound,
         assumptions={
             "simulator": "continuous batching with chunked prefill, one replica",
+            "predictor": predictor,
             "prefill_steps": "ride along with decodes (vLLM V1)"
             if mixed
             else "run alone, decodes wait (SGLang, vLLM V0)",
@@ -582,8 +605,10 @@ def _summarize(
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
             "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
+            "sequence_step_overhead_us": sequence_overhead * 1e6,
+            "request_overhead_ms": request_overhead * 1e3,
             "eager_prefill_overhead_ms": eager_prefill * 1e3,
-            "allreduce_latency_us": roofline.ALLREDUCE_LATENCY_SECONDS * 1e6,
+            "allreduce_latency_us": allreduce_latency_s * 1e6 if tensor_parallel > 1 else 0.0,
             "prefill_efficiency": framework.prefill_efficiency,
             "decode_efficiency": framework.decode_efficiency,
             "step_jitter_sigma": STEP_JITTER_SIGMA,

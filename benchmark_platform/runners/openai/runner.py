@@ -27,7 +27,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from benchmark_platform.runners.base import Measurement, RunnerError, RunSpec
-from benchmark_platform.runners.datasets import DatasetError, named_dataset
 from benchmark_platform.runners.gpu_monitor import energy_counter_joules
 from benchmark_platform.runners.launcher import (
     ServerGroup,
@@ -39,8 +38,9 @@ from benchmark_platform.runners.launcher import (
     serves_data_parallel,
     visible_devices_env,
 )
-from benchmark_platform.runners.loadgen import LoadSettings
-from benchmark_platform.runners.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.datasets import DatasetError, named_dataset
+from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.protocol import LoadSettings
 from benchmark_platform.runners.serving_metrics import deployment_figures
 
 # Room above prompt + output for the chat template and the prompt-length calibration.

@@ -7,7 +7,7 @@ plus the KV cache the step attends to, read once at the effective memory bandwid
 under tensor parallelism. The host adds a fixed cost per step that the GPU does not overlap.
 
 Every function takes the replica's ``tensor_parallel`` degree explicitly: a node of ``gpu_count`` GPUs may run
-several replicas. ``runners.serving_sim`` builds its continuous-batching simulation on ``StepCosts``.
+several replicas. ``serving_sim`` builds its continuous-batching simulation on ``StepCosts``.
 ``estimate`` is the older static-batch cycle (one tensor-parallel group spanning the whole node), kept for the
 ``simulated`` runner until it moves to ``serving_sim``.
 """
@@ -21,17 +21,19 @@ import numpy as np
 from benchmark_platform.memory import ACTIVATION_BYTES, kv_bytes_per_token, usable_gb_per_gpu, weight_bytes
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
+from benchmark_platform.runners.simulated import calibration
+from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
+
+# Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
+ROOFLINE_VERSION = "2"
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
 PREFILL_CHUNK_TOKENS = 8192
-# Host-side work per forward pass (scheduling, sampling, kernel launches, detokenization) that the GPU does not
-# overlap. Calibrated once on vLLM's published latency test of Llama 3.1 8B on one H100 (the step time left over
-# after the weight read at the catalog's decode efficiency); docs/simulator-accuracy.md checks it on other configs.
-STEP_OVERHEAD_SECONDS = 1.8e-3
-# Latency of one all-reduce (launch, synchronisation), paid twice per layer per forward pass under tensor parallelism.
-# Calibrated once on vLLM's published latency test of Llama 3 70B on four H100s (docs/simulator-accuracy.md).
-ALLREDUCE_LATENCY_SECONDS = 25e-6
+# Host-side work per forward pass and the latency of one all-reduce over NVLink: fitted constants
+# (``calibration``, with the rows they were fitted on).
+STEP_OVERHEAD_SECONDS = calibration.STEP_OVERHEAD.value
+ALLREDUCE_LATENCY_SECONDS = calibration.ALLREDUCE_LATENCY_NVLINK.value
 # Per-GPU bandwidth assumed when a multi-GPU config names no interconnect (PCIe 4.0 x16, one direction).
 DEFAULT_INTERCONNECT_GBPS = 32.0
 
@@ -73,6 +75,7 @@ class StepCosts:
     pair_s: float
     allreduce_s: float
     allreduce_token_s: float
+    predictor: Predictor
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
         linear = np.maximum(self.weights_s, self.token_s * tokens)
@@ -88,13 +91,24 @@ class StepCosts:
 
 
 def step_costs(
-    model: ModelFacts, hardware: HardwareFacts, framework: FrameworkFacts, *, tensor_parallel: int
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    *,
+    tensor_parallel: int,
+    requested: PredictorChoice = "roofline",
+    fallback: str | None = None,
 ) -> StepCosts:
-    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware``."""
+    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware``.
+
+    ``requested`` and ``fallback`` are recorded in the predictor: which backend the caller asked for, and why the
+    roofline answers instead when that was another (``step_costs.step_cost_model``)."""
     tp = tensor_parallel
-    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
-    flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency
+    prefill_share, decode_share = calibration.efficiency_shares(hardware)
+    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency * decode_share
+    flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency * prefill_share
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
+    link *= calibration.allreduce_bandwidth_share(hardware)
     # ring all-reduce of each token's hidden state: 2 (tp - 1) / tp of the message crosses each GPU's link
     allreduce_bytes_per_token = 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES[model.quantization]
     return StepCosts(
@@ -104,8 +118,16 @@ def step_costs(
         token_s=2 * model.parameters / tp / flops,
         # QK and AV: 2 FLOPs per multiply-add over hidden_size dims each, per layer
         pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
-        allreduce_s=2 * model.num_layers * ALLREDUCE_LATENCY_SECONDS,
+        allreduce_s=2 * model.num_layers * calibration.allreduce_latency_seconds(hardware),
         allreduce_token_s=2 * model.num_layers * allreduce_bytes_per_token / link,
+        predictor=Predictor(
+            backend="roofline",
+            version=ROOFLINE_VERSION,
+            data_version="spec sheets (catalogs/hardware.yaml) x framework efficiencies (catalogs/frameworks.yaml)",
+            in_measured_range=None,
+            requested=requested,
+            fallback=fallback,
+        ),
     )
 
 

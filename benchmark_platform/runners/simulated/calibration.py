@@ -1,0 +1,179 @@
+"""Every constant of the serving model that was fitted on published measurements, with the rows it was fitted on.
+
+Held-out discipline: a constant may cite only rows whose ``role`` is ``calibration`` in ``benchmarks/data/``; the rows
+marked ``validation`` never feed a constant, so the accuracy quoted on them is evidence
+(``test_calibration.py`` fails when a constant cites a validation row or a row that does not exist). Each constant
+says what it stands for; docs/simulator-accuracy.md lists them with the figures before and after the fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark_platform.domain import FrameworkFacts, HardwareFacts
+
+
+@dataclass(frozen=True)
+class FittedConstant:
+    value: float
+    unit: str
+    fitted_on: tuple[str, ...]  # ids of calibration rows in benchmarks/data/*.yaml
+    stands_for: str
+
+
+STEP_OVERHEAD = FittedConstant(
+    1.8e-3,
+    "s per step",
+    ("vllm-ci-latency-8b-h100",),
+    "host work per forward pass the GPU does not overlap (scheduling, sampling, launches)",
+)
+ALLREDUCE_LATENCY_NVLINK = FittedConstant(
+    25e-6,
+    "s per all-reduce",
+    ("vllm-ci-latency-70b-h100x4",),
+    "latency of one all-reduce over NVLink/NVSwitch; two per layer per step under tensor parallelism",
+)
+EAGER_PREFILL_PER_LAYER = FittedConstant(
+    0.25e-3,
+    "s per layer of a step with prompt tokens",
+    ("sgl060-sglang-70b-h100x4-rps4",),
+    "kernel launches from Python in engines that run prompt steps without CUDA graphs (SGLang, vLLM V0, TGI, LMDeploy)",
+)
+
+# Per engine generation (``engine_generation``): the API server's work per request, seen in TTFT and E2E
+# (tokenisation, chat template, scheduling, detokenisation, SSE framing), and host work per running sequence per step
+# (sampling, output processing, block bookkeeping). A generation without a fitted figure pays none.
+REQUEST_OVERHEAD: dict[str, FittedConstant] = {
+    "vllm-v0": FittedConstant(
+        7.5e-3,
+        "s per request",
+        ("crusoe-vllm-8b-l40s-rps1",),
+        "vLLM V0's API server per request (TTFT of an 8B at 1 req/s, where nothing queues)",
+    ),
+    "vllm-v1": FittedConstant(
+        21e-3,
+        "s per request",
+        ("wmx-vllm-qwen2.5-0.5b-l4-256-128-c1",),
+        "vLLM V1's API server and engine-core hand-off per request (TTFT of a 0.5B at concurrency 1: the prefill "
+        "itself takes 6 ms)",
+    ),
+}
+SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {
+    "vllm-v1": FittedConstant(
+        55e-6,
+        "s per running sequence per step",
+        ("wmx-vllm-qwen2.5-0.5b-l4-256-128-c32",),
+        "vLLM V1's host work per sequence per step (output throughput of a 0.5B at concurrency 32, where the GPU "
+        "part of a step is small)",
+    ),
+}
+# Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above. PCIe: eight L40S reach
+# each other through the hosts' PCIe switches and root complexes, so NCCL's all-reduce is slower to start and moves a
+# small share of the catalog's per-GPU link figure.
+ALLREDUCE_LATENCY: dict[str, FittedConstant] = {
+    "nvlink": ALLREDUCE_LATENCY_NVLINK,
+    "pcie": FittedConstant(
+        60e-6,
+        "s per all-reduce",
+        ("crusoe-vllm-70b-l40sx8-rps1",),
+        "latency of one all-reduce over PCIe (TPOT of a TP-8 70B decode at 1 req/s)",
+    ),
+}
+# Share of the catalog's interconnect bandwidth an all-reduce's bytes move at, by link class (1 where not fitted).
+ALLREDUCE_BANDWIDTH_SHARE: dict[str, FittedConstant] = {
+    "pcie": FittedConstant(
+        0.20,
+        "share of interconnect_bandwidth_gbps",
+        ("crusoe-vllm-70b-l40sx8-rps1",),
+        "bandwidth of a large all-reduce over PCIe (TTFT of a TP-8 70B prefill at 1 req/s)",
+    ),
+}
+
+# Share of the framework's efficiencies (prefill: of peak FLOPs; decode: of peak bandwidth) a GPU family's kernels
+# reach, where the family's own calibration rows say they fall short of NVIDIA's (``gpu_family``; 1 elsewhere).
+# CDNA 4 with vLLM 0.15 on ROCm under TP 8: the one calibration row implies prompts at 8 % and decodes at 30 % of what
+# the framework's efficiencies give NVIDIA GPUs; the factors fold in RCCL's all-reduce and the kernels' maturity, which
+# one row cannot tell apart (docs/simulator-accuracy.md).
+PREFILL_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
+    "cdna4": FittedConstant(
+        0.08,
+        "share of the framework's prefill efficiency",
+        ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
+        "prompt processing on MI355X (TTFT of a TP-8 70B FP8, 4k in, concurrency 4)",
+    ),
+}
+DECODE_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
+    "cdna4": FittedConstant(
+        0.30,
+        "share of the framework's decode efficiency",
+        ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
+        "decode steps on MI355X (TPOT of the same row)",
+    ),
+}
+
+FITTED: dict[str, FittedConstant] = {
+    "STEP_OVERHEAD": STEP_OVERHEAD,
+    "EAGER_PREFILL_PER_LAYER": EAGER_PREFILL_PER_LAYER,
+    **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
+    **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
+    **{f"PREFILL_EFFICIENCY_SHARE[{family}]": constant for family, constant in PREFILL_EFFICIENCY_SHARE.items()},
+    **{f"DECODE_EFFICIENCY_SHARE[{family}]": constant for family, constant in DECODE_EFFICIENCY_SHARE.items()},
+    **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
+    **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
+}
+
+
+def engine_generation(framework: FrameworkFacts) -> str:
+    """The engine and, where its scheduler changed, its generation: vLLM's V0 engine (before 0.8) and V1 differ."""
+    if framework.name == "vllm":
+        major, minor = (int(p) if p.isdigit() else 0 for p in (framework.version.split(".") + ["0"])[:2])
+        return "vllm-v0" if (major, minor) < (0, 8) else "vllm-v1"
+    return framework.name
+
+
+def link_class(hardware: HardwareFacts) -> str:
+    """How the GPUs of a node talk: NVLink/NVSwitch, PCIe, or AMD's Infinity Fabric (unknown: PCIe)."""
+    link = (hardware.interconnect or "pcie").lower()
+    if link.startswith("nvlink"):
+        return "nvlink"
+    if "infinity" in link or link.startswith("xgmi"):
+        return "infinity-fabric"
+    return "pcie"
+
+
+def gpu_family(hardware: HardwareFacts) -> str:
+    """The GPU's architecture family for family-level fits: AMD CDNA 3 (MI300X, MI325X) and CDNA 4 (MI350X, MI355X);
+    NVIDIA GPUs are their own type."""
+    gpu = hardware.gpu_type.upper()
+    if gpu.startswith(("MI350", "MI355")):
+        return "cdna4"
+    if gpu.startswith(("MI300", "MI325")):
+        return "cdna3"
+    return hardware.gpu_type
+
+
+def efficiency_shares(hardware: HardwareFacts) -> tuple[float, float]:
+    """(prefill, decode) shares of the framework's efficiencies this GPU's family reaches."""
+    family = gpu_family(hardware)
+    prefill, decode = PREFILL_EFFICIENCY_SHARE.get(family), DECODE_EFFICIENCY_SHARE.get(family)
+    return (prefill.value if prefill else 1.0), (decode.value if decode else 1.0)
+
+
+def request_overhead_seconds(framework: FrameworkFacts) -> float:
+    constant = REQUEST_OVERHEAD.get(engine_generation(framework))
+    return constant.value if constant else 0.0
+
+
+def sequence_step_overhead_seconds(framework: FrameworkFacts) -> float:
+    constant = SEQUENCE_STEP_OVERHEAD.get(engine_generation(framework))
+    return constant.value if constant else 0.0
+
+
+def allreduce_bandwidth_share(hardware: HardwareFacts) -> float:
+    constant = ALLREDUCE_BANDWIDTH_SHARE.get(link_class(hardware))
+    return constant.value if constant else 1.0
+
+
+def allreduce_latency_seconds(hardware: HardwareFacts) -> float:
+    """One all-reduce's latency over the node's link class; a class without its own fit takes NVLink's."""
+    return ALLREDUCE_LATENCY.get(link_class(hardware), ALLREDUCE_LATENCY_NVLINK).value
