@@ -22,7 +22,11 @@ from benchmark_platform import files
 from benchmark_platform.cli import main
 from benchmark_platform.manifests import EXAMPLE_MANIFESTS_DIR
 from benchmark_platform.runners.launcher import served_model
-from benchmark_platform.runners.openai.server_metrics import MAX_METRICS_BYTES, ServerMetricSamples, sample_server_metrics
+from benchmark_platform.runners.openai.server_metrics import (
+    MAX_METRICS_BYTES,
+    ServerMetricSamples,
+    sample_server_metrics,
+)
 from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
 from benchmark_platform_tests.test_interop import AIPERF, GUIDELLM, VLLM
 
