@@ -49,6 +49,7 @@ def _replica(output_per_s: float = 1000.0, busy: float = 0.5) -> ServingSimulati
         mean_running_sequences=30.0,
         prefill_bound="compute",
         decode_bound="memory",
+        predictor={"backend": "roofline"},
         assumptions={},
     )
 

@@ -146,7 +146,7 @@ def test_without_the_package_the_roofline_answers_and_says_so(monkeypatch):
     run = simulate_serving(
         LLAMA_8B, H100, VLLM, tensor_parallel=1, concurrency=4, input_tokens=256, output_tokens=64, predictor="kernels"
     )
-    predictor = run.assumptions["predictor"]
+    predictor = run.predictor
     assert predictor["backend"] == "roofline" and predictor["requested"] == "kernels"
     assert (
         predictor["fallback"].startswith("measured kernels unavailable")
@@ -158,7 +158,7 @@ def test_a_simulation_on_the_kernels_names_them_and_differs_from_the_roofline():
     load = dict(tensor_parallel=1, concurrency=16, input_tokens=512, output_tokens=128)
     kernels = simulate_serving(LLAMA_8B, H100, VLLM, predictor="kernels", **load)
     rooflined = simulate_serving(LLAMA_8B, H100, VLLM, predictor="roofline", **load)
-    assert kernels.assumptions["predictor"]["backend"] == "kernels"
+    assert kernels.predictor["backend"] == "kernels"
     assert kernels.output_tokens_per_s != rooflined.output_tokens_per_s
     # same scheduler, different step costs: the two agree on the order of magnitude
     assert 0.5 < kernels.output_tokens_per_s / rooflined.output_tokens_per_s < 2

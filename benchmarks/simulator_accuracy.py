@@ -262,7 +262,7 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
         output_tokens=output_tokens,
         load=described,
         band=concurrency_band(row["concurrency"] if row.get("concurrency") else run.mean_running_sequences),
-        predictor=run.assumptions["predictor"],
+        predictor=run.predictor,
         # with every prompt sent at once, TTFT and TPOT measure the client's queue of num_prompts, not the server
         published={
             "output_throughput": row.get("output_throughput_tok_s"),

@@ -150,7 +150,7 @@ def measurement_from_replica(
         **figures,
         detailed_metrics={
             "runner_name": "simulated",
-            "predictor": replica.assumptions["predictor"],
+            "predictor": replica.predictor,
             "tool_versions": {"benchmark_platform": benchmark_platform.__version__},
             "seed": seed,
             "deployment": {

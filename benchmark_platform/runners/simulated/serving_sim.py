@@ -87,6 +87,7 @@ class ServingSimulation:
     mean_running_sequences: float
     prefill_bound: str
     decode_bound: str
+    predictor: dict  # what costed the steps (``step_costs.Predictor.as_dict``)
     assumptions: dict
 
 
@@ -586,9 +587,9 @@ def _summarize(
         mean_running_sequences=mean_running,
         prefill_bound=prefill_bound,
         decode_bound=decode_bound,
+        predictor=predictor,
         assumptions={
             "simulator": "continuous batching with chunked prefill, one replica",
-            "predictor": predictor,
             "prefill_steps": "ride along with decodes (vLLM V1)"
             if mixed
             else "run alone, decodes wait (SGLang, vLLM V0)",
