@@ -7,6 +7,7 @@ declares them and none can forget to."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -97,24 +98,27 @@ _DATABASE_FIXTURES = {"server_url", "template_database", "database_url", "engine
 _MARK_CODE = {
     "dagster": re.compile(r"\bdagster_instance\b|\bmaterialize\(|execute_in_process|execute_job|DagsterInstance"),
     "subprocess": re.compile(r"\bsubprocess\.|Popen|emulator_process|worker_command|sys\.executable"),
-    "chromium": re.compile(r"\bchromium\b"),
+    "chromium": re.compile(r"system_program\(\s*\"chromium\""),
 }
 
 
+@functools.cache
+def _source(function) -> str:
+    """A function's source if it is the tests' own (fixtures of pytest and plugins are left out), read once."""
+    if not (getattr(function, "__module__", "") or "").startswith("benchmark_platform_tests"):
+        return ""
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
 def _code(item: pytest.Item) -> str:
-    """The source of the test function and of every fixture it uses that is defined in the test's own package."""
+    """The source of the test function and of every fixture it uses that is defined in the tests' own package."""
     functions = [getattr(item, "obj", None)]
     for definitions in item._fixtureinfo.name2fixturedefs.values():
         functions += [definition.func for definition in definitions]
-    sources = []
-    for function in functions:
-        module = getattr(function, "__module__", "") or ""
-        if function is not None and module.startswith("benchmark_platform_tests"):
-            try:
-                sources.append(inspect.getsource(function))
-            except (OSError, TypeError):
-                continue
-    return "\n".join(sources)
+    return "\n".join(_source(function) for function in functions if function is not None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -214,3 +214,9 @@ def test_0009_stores_the_pruning_note_with_a_use_case_ranking_and_downgrades_bac
     assert migrations.current_revision(engine) == migrations.head_revision() == "0009"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pruning FROM use_case_rankings")).scalar_one() == {}
+
+
+def test_a_test_that_uses_the_database_is_marked_database(engine, request):
+    """So that CI's external-server pass (``pytest -m database``) runs it."""
+    assert request.node.get_closest_marker("database") is not None
+    assert request.node.get_closest_marker("dagster") is None

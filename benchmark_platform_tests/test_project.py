@@ -155,3 +155,11 @@ def test_no_test_module_imports_another():
     for path in (ROOT / "benchmark_platform_tests").glob("*.py"):
         imported = {module for module in _imported_modules(path) if module.startswith("benchmark_platform_tests.test")}
         assert not imported, f"{path.name} imports {imported}: shared builders belong in factories/"
+
+
+def test_marks_follow_what_a_test_uses(request):
+    """conftest.py marks tests by what they need; this one uses no database and starts nothing, so it has no mark,
+    while the marks themselves are declared (``--strict-markers`` refuses any other)."""
+    assert not [mark.name for mark in request.node.iter_markers()]
+    declared = re.findall(r'^\s+"(\w+):', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert declared == ["database", "dagster", "subprocess", "chromium"]

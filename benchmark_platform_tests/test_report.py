@@ -3,10 +3,12 @@ headless Chromium, which must draw every chart (a screenshot lands in test-artif
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria, Us
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
 from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import render_report, trade_off_front, write_report
+from benchmark_platform.report.html import pruning_note
 from benchmark_platform_tests.factories import system_program
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -236,6 +239,26 @@ def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_s
     assert "Benchmarked hardware with no configuration meeting the SLA or complete: aws-l4-x1." in page
     assert "4 of 6 configurations ranked; excluded: 2 breaking the SLA, 0 incomplete." in page
     assert "Nothing to rank: no benchmark results." in page  # summarization was asked for but has none
+
+
+def test_the_pruning_note_sums_what_the_rankings_stored_over_the_scope() -> None:
+    """The note is drawn from ``UseCaseRanking.pruning`` alone: summed over the use cases shown, for every version or
+    only the one in scope, and absent when nothing in scope was skipped."""
+    chatbot, summarization = rankings_of(measurement_grid(), "chatbot", "summarization")
+
+    def skipped(dominated: int, saved: float, to_run: float) -> dict[str, Any]:
+        return {"skipped_by_reason": {"dominated": dominated}, "gpu_hours_saved": saved, "gpu_hours_to_run": to_run}
+
+    chatbot = replace(chatbot, pruning={"top_k": 5, "versions": {"a@1": skipped(3, 10.0, 5.0)}})
+    summarization = replace(
+        summarization, pruning={"top_k": 5, "versions": {"a@1": skipped(2, 4.0, 1.0), "b@1": skipped(7, 6.0, 2.0)}}
+    )
+    both = pruning_note([chatbot, summarization], None)
+    assert "skipped 12 configs" in both and "top 5" in both and "(dominated 12)" in both
+    assert "saving about 20 of 28 GPU-hours" in both
+    assert "skipped 5 configs" in pruning_note([chatbot, summarization], "a@1")
+    assert pruning_note([chatbot], "b@1") == "" and pruning_note(rankings_of(measurement_grid(), "chatbot"), None) == ""
+    assert html.escape(both) in render_report([chatbot, summarization])
 
 
 def test_render_refuses_a_top_below_one() -> None:
