@@ -10,8 +10,8 @@ missing path, and for import-results a real tool output with a field mutated). C
 CliRunner) against the test database; the subprocess cases are the ones that could hang or grow (FIFOs, /dev/zero).
 
 The seed is fixed (``derandomize``) and the example count bounded: ``HOSTILE_EXAMPLES`` per command (default 15:
-about a minute for the whole file on a quiet 2-core machine). A deeper nightly-style run is
-``BENCHMARK_PLATFORM_HOSTILE_EXAMPLES=500 pytest benchmark_platform_tests/test_cli_hostile.py`` (about 30 minutes).
+about 50 s for the whole file on a shared 2-core machine). A deeper nightly-style run is
+``BENCHMARK_PLATFORM_HOSTILE_EXAMPLES=500 pytest benchmark_platform_tests/test_cli_hostile.py`` (about 3.5 minutes).
 """
 
 from __future__ import annotations
