@@ -31,8 +31,12 @@ from hypothesis import strategies as st
 
 from benchmark_platform.cli import main
 from benchmark_platform.cli.app import UNEXPECTED, printable
-from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
-from benchmark_platform_tests.test_interop import AIPERF, GUIDELLM, VLLM
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, VLLM_SERVE_RESULT, seed_with_model, table_counts
+
+DATA = Path(__file__).parent / "data"
+GUIDELLM = json.loads((DATA / "guidellm_0.8.1_benchmarks.json").read_text())  # real tool outputs (see data/README)
+AIPERF = json.loads((DATA / "aiperf_0.13_profile_export_aiperf.json").read_text())
+VLLM = VLLM_SERVE_RESULT
 
 HOSTILE_EXAMPLES = int(os.environ.get("BENCHMARK_PLATFORM_HOSTILE_EXAMPLES", "15"))
 HOSTILE = settings(
