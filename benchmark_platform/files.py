@@ -107,7 +107,7 @@ def read_input(
     except OSError as error:
         if error.errno == errno.ELOOP and not follow_symlinks:
             raise FileInputError(str(path), "a symbolic link, not a regular file") from error
-        raise FileInputError(str(path), f"cannot open: {error.strerror or error}") from error
+        raise FileInputError(str(path), f"cannot read: {error.strerror or error}") from error
     try:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):

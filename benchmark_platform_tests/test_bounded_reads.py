@@ -27,8 +27,12 @@ from benchmark_platform.runners.openai.server_metrics import (
     ServerMetricSamples,
     sample_server_metrics,
 )
-from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
-from benchmark_platform_tests.test_interop import AIPERF, GUIDELLM, VLLM
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, VLLM_SERVE_RESULT, seed_with_model, table_counts
+
+DATA = Path(__file__).parent / "data"
+GUIDELLM = json.loads((DATA / "guidellm_0.8.1_benchmarks.json").read_text())  # real tool outputs (see data/README)
+AIPERF = json.loads((DATA / "aiperf_0.13_profile_export_aiperf.json").read_text())
+VLLM = VLLM_SERVE_RESULT
 
 
 class _Endless(BaseHTTPRequestHandler):
@@ -136,6 +140,7 @@ IMPORT_SHAPES = {
     "guidellm number for metrics": ("guidellm", {"benchmarks": [{"metrics": 1}]}, "metrics"),
     "guidellm list for an object": ("guidellm", {"benchmarks": [[1, 2]]}, "benchmarks"),
     "vllm 1e300 tokens": ("vllm", {**VLLM, "total_input_tokens": 1e300, "completed": 1e300}, ""),
+    "vllm 1e300 prompt tokens": ("vllm", {**VLLM, "total_input_tokens": 1e300}, "mean prompt of 5e+297 tokens"),
     "vllm huge integer": ("vllm", {**VLLM, "total_output_tokens": 10**30}, "64 bits"),
     "vllm NUL in a string": ("vllm", {**VLLM, "backend": "v\x00llm"}, "NUL"),
     "aiperf string for a number": ("aiperf", {**AIPERF, "request_throughput": {"avg": "fast"}}, "request_throughput"),

@@ -10,8 +10,8 @@ missing path, and for import-results a real tool output with a field mutated). C
 CliRunner) against the test database; the subprocess cases are the ones that could hang or grow (FIFOs, /dev/zero).
 
 The seed is fixed (``derandomize``) and the example count bounded: ``HOSTILE_EXAMPLES`` per command (default 15:
-about a minute for the whole file on a quiet 2-core machine). A deeper nightly-style run is
-``BENCHMARK_PLATFORM_HOSTILE_EXAMPLES=500 pytest benchmark_platform_tests/test_cli_hostile.py`` (about 30 minutes).
+about 50 s for the whole file on a shared 2-core machine). A deeper nightly-style run is
+``BENCHMARK_PLATFORM_HOSTILE_EXAMPLES=500 pytest benchmark_platform_tests/test_cli_hostile.py`` (about 3.5 minutes).
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ from hypothesis import strategies as st
 
 from benchmark_platform.cli import main
 from benchmark_platform.cli.app import UNEXPECTED, printable
-from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, table_counts
-from benchmark_platform_tests.test_interop import AIPERF, GUIDELLM, VLLM
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, VLLM_SERVE_RESULT, seed_with_model, table_counts
+
+DATA = Path(__file__).parent / "data"
+GUIDELLM = json.loads((DATA / "guidellm_0.8.1_benchmarks.json").read_text())  # real tool outputs (see data/README)
+AIPERF = json.loads((DATA / "aiperf_0.13_profile_export_aiperf.json").read_text())
+VLLM = VLLM_SERVE_RESULT
 
 HOSTILE_EXAMPLES = int(os.environ.get("BENCHMARK_PLATFORM_HOSTILE_EXAMPLES", "15"))
 HOSTILE = settings(
@@ -359,20 +363,30 @@ SUBPROCESS_CASES = {
 }  # fmt: skip
 
 
+CLI = [sys.executable, "-m", "benchmark_platform.cli"]
+NO_DATABASE = {**os.environ, "BENCHMARK_PLATFORM_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+
+
+@pytest.fixture(scope="module")
+def startup_seconds() -> float:
+    """How long the interpreter takes to start the CLI here and now: on a loaded machine that alone can take seconds,
+    and it is not the command's doing. The 10 s bound counts from there."""
+    started = time.monotonic()
+    subprocess.run([*CLI, "--version"], capture_output=True, check=True, env=NO_DATABASE)
+    return time.monotonic() - started
+
+
 @pytest.mark.parametrize("case", sorted(SUBPROCESS_CASES))
-def test_files_that_could_hang_or_grow_a_process_are_refused_within_10_s_and_512_mb(hostile_files, case) -> None:
+def test_files_that_could_hang_or_grow_a_process_are_refused_within_10_s_and_512_mb(
+    hostile_files, startup_seconds, case
+) -> None:
     arguments = [hostile_files[part[1:-1]] if part.startswith("{") else part for part in SUBPROCESS_CASES[case]]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmark_platform.cli", *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "BENCHMARK_PLATFORM_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"},
-    )
-    deadline = time.monotonic() + SECONDS_PER_EXAMPLE
+    process = subprocess.Popen([*CLI, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=NO_DATABASE)
+    deadline = time.monotonic() + startup_seconds + SECONDS_PER_EXAMPLE
     while (status := os.wait4(process.pid, os.WNOHANG))[0] == 0:
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"{case}: still running after {SECONDS_PER_EXAMPLE:g} s")
+            pytest.fail(f"{case}: still running {SECONDS_PER_EXAMPLE:g} s after a {startup_seconds:.1f} s start")
         time.sleep(0.05)
     _, wait_status, usage = status
     process.returncode = os.waitstatus_to_exitcode(wait_status)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from benchmark_platform.cli import main
 from benchmark_platform.interop import ImportFormatError, parse_aiperf, parse_guidellm, parse_vllm
 from benchmark_platform.runners.base import METRIC_COLUMNS
-from benchmark_platform_tests.factories import seed_with_model
+from benchmark_platform_tests.factories import VLLM_SERVE_RESULT, seed_with_model
 
 VERSION = "qwen2.5-7b@int4-awq"
 
@@ -51,37 +51,7 @@ GUIDELLM = {
         }
     ]
 }
-VLLM = {
-    "backend": "vllm",
-    "model_id": "Qwen/Qwen2.5-7B-Instruct-AWQ",
-    "num_prompts": 200,
-    "request_rate": "inf",
-    "burstiness": 1.0,
-    "max_concurrency": 16,
-    "duration": 16.0,
-    "completed": 200,
-    "total_input_tokens": 102400,
-    "total_output_tokens": 25600,
-    "request_throughput": 12.5,
-    "request_goodput": 11.0,
-    "output_throughput": 1600.0,
-    "total_token_throughput": 8000.0,
-    "mean_ttft_ms": 85.0,
-    "median_ttft_ms": 80.0,
-    "std_ttft_ms": 10.0,
-    "p90_ttft_ms": 120.0,
-    "p99_ttft_ms": 150.0,
-    "mean_tpot_ms": 8.4,
-    "median_tpot_ms": 8.2,
-    "p90_tpot_ms": 9.1,
-    "p99_tpot_ms": 10.2,
-    "mean_itl_ms": 8.4,
-    "median_itl_ms": 8.0,
-    "p99_itl_ms": 15.0,
-    "mean_e2el_ms": 1150.0,
-    "median_e2el_ms": 1100.0,
-    "p99_e2el_ms": 1600.0,
-}
+VLLM = VLLM_SERVE_RESULT
 AIPERF = {
     "request_throughput": {"unit": "requests/sec", "avg": 12.5},
     "request_latency": {"unit": "ms", "avg": 1150.0, "p50": 1100.0, "p90": 1400.0, "p99": 1600.0},

@@ -227,7 +227,7 @@ def test_bench_endpoint_bad_input_and_failures(fast_url):
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 2 and "base_url" in bad.stderr
+    assert bad.returncode == 2 and "--base-url" in bad.stderr
     failing = subprocess.run(
         [*CLI, "bench-endpoint", "--base-url", fast_url, "--model", "fault-http-500"]
         + ["--input-tokens", "8", "--output-tokens", "4", "--num-requests", "2"],

@@ -13,9 +13,15 @@ import pytest
 from sqlalchemy import text
 
 from benchmark_platform import queue, spool
+from benchmark_platform.runners import Measurement
 from benchmark_platform.worker import WorkerOptions, run_worker
 from benchmark_platform_tests.factories import seed_with_model
-from benchmark_platform_tests.test_spool import MEASUREMENT
+
+MEASUREMENT = Measurement(
+    **{f"{metric}_p{p}_ms": base * factor for metric, base in (("ttft", 80.0), ("tpot", 12.0))
+       for p, factor in ((50, 1.0), (90, 1.2), (99, 1.5))},
+    throughput_tokens_sec=900.0, rps_sustained=3.5, runner="simulated",
+)  # fmt: skip
 
 
 def _signed(payload: str, key: bytes) -> bytes:

@@ -15,6 +15,8 @@ from benchmark_platform import files
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import output_file
 
+MAX_SEQUENCE_LENGTH = 10_000_000
+
 
 @main.command("import-results")
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -27,7 +29,9 @@ from benchmark_platform.cli.params import output_file
 @click.option(
     "--tensor-parallel", type=click.IntRange(1, 64), help="GPUs one server replica spans [default: the whole node]."
 )
-@click.option("--sequence-length", type=click.IntRange(1, 10_000_000), help="Prompt tokens [default: file's mean].")
+@click.option(
+    "--sequence-length", type=click.IntRange(1, MAX_SEQUENCE_LENGTH), help="Prompt tokens [default: file's mean]."
+)
 @click.option("--benchmark-index", default=0, show_default=True, type=click.IntRange(0), help="GuideLLM: which one.")
 @click.option("--date", "benchmark_date", type=click.DateTime(["%Y-%m-%d"]), help="Benchmark date [default: today].")
 def import_results(
@@ -67,6 +71,9 @@ def import_results(
     length = sequence_length or (round(imported.mean_prompt_tokens) if imported.mean_prompt_tokens else None)
     if not length:
         fail(f"--sequence-length: {file} does not say its prompt length; give it")
+        return
+    if not 1 <= length <= MAX_SEQUENCE_LENGTH:
+        fail(f"--sequence-length: {file} gives a mean prompt of {length:.3g} tokens, not in [1, {MAX_SEQUENCE_LENGTH}]")
         return
     detail = imported.detail | {
         "runner_name": "imported",

@@ -25,6 +25,7 @@ from benchmark_platform_tests.factories.processes import (
 from benchmark_platform_tests.factories.results import (
     CHATBOT_WEIGHTS,
     DAY,
+    VLLM_SERVE_RESULT,
     chatbot,
     result_row,
     results_frame,

@@ -82,3 +82,37 @@ def chatbot(**overrides: Any) -> UseCaseCriteria:
         "weights": CHATBOT_WEIGHTS,
     }
     return UseCaseCriteria(**(fields | overrides))
+
+
+# A result file of vLLM's serving benchmark (`vllm bench serve --save-result`), for the importers' tests.
+VLLM_SERVE_RESULT = {
+    "backend": "vllm",
+    "model_id": "Qwen/Qwen2.5-7B-Instruct-AWQ",
+    "num_prompts": 200,
+    "request_rate": "inf",
+    "burstiness": 1.0,
+    "max_concurrency": 16,
+    "duration": 16.0,
+    "completed": 200,
+    "total_input_tokens": 102400,
+    "total_output_tokens": 25600,
+    "request_throughput": 12.5,
+    "request_goodput": 11.0,
+    "output_throughput": 1600.0,
+    "total_token_throughput": 8000.0,
+    "mean_ttft_ms": 85.0,
+    "median_ttft_ms": 80.0,
+    "std_ttft_ms": 10.0,
+    "p90_ttft_ms": 120.0,
+    "p99_ttft_ms": 150.0,
+    "mean_tpot_ms": 8.4,
+    "median_tpot_ms": 8.2,
+    "p90_tpot_ms": 9.1,
+    "p99_tpot_ms": 10.2,
+    "mean_itl_ms": 8.4,
+    "median_itl_ms": 8.0,
+    "p99_itl_ms": 15.0,
+    "mean_e2el_ms": 1150.0,
+    "median_e2el_ms": 1100.0,
+    "p99_e2el_ms": 1600.0,
+}
