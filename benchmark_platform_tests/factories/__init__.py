@@ -51,6 +51,7 @@ __all__ = [
     "H100",
     "REQUIRE_SYSTEM_PROGRAMS_ENV",
     "VLLM",
+    "VLLM_SERVE_RESULT",
     "chatbot",
     "emulator_process",
     "framework_id",
