@@ -13,8 +13,8 @@ from benchmark_platform.runners import (
     RunnerError,
     RunSpec,
     get_runner,
-    roofline,
 )
+from benchmark_platform.runners.simulated import roofline
 from benchmark_platform.runners.simulated.runner import QUANTIZATION_ACCURACY_PENALTY
 from benchmark_platform_tests.factories import CHATBOT, H100, VLLM, llama_8b, make_spec
 
