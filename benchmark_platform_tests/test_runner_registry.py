@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -60,3 +62,14 @@ def test_the_openai_runner_takes_a_load_profile_by_name() -> None:
     assert get_runner("openai", **options).profile == {"kind": "poisson", "rate": 4.0}
     with pytest.raises(ValueError, match="the sweep profile gives several results"):
         get_runner("openai", profile={"kind": "sweep"})
+
+
+def test_the_catalogs_import_nothing_of_the_http_client() -> None:
+    """Validating a catalog needs the dataset names and prompt words (``workloads``), never the load generator: a fresh
+    interpreter that imports the catalogs has loaded neither the OpenAI family nor httpx (the old import circle)."""
+    probe = (
+        "import sys, benchmark_platform.catalogs\n"
+        "print(sorted(m for m in sys.modules if m == 'httpx' or m.startswith('benchmark_platform.runners.openai')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

@@ -34,9 +34,9 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from benchmark_platform.runners import quality
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInterrupted, RunnerError
 from benchmark_platform.runners.gpu_monitor import GpuSampler
-from benchmark_platform.runners.openai import quality
 from benchmark_platform.runners.openai.datasets import (
     Chain,
     DatasetSpec,

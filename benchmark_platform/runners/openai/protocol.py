@@ -31,16 +31,8 @@ from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInte
 from benchmark_platform.runners.gpu_monitor import GpuSampler
 from benchmark_platform.runners.openai import accuracy
 from benchmark_platform.runners.stats import PERCENTILE_METHOD, summarize
+from benchmark_platform.workloads import PROMPT_WORDS
 
-# Common English words that are one token in the Llama 3, Mistral and GPT tokenizers (with their leading space).
-PROMPT_WORDS = (
-    "the of and to in is was for on that with as by at from his her which are this be had not but have were an or "
-    "one all their there been has will more would when who so can said what about out up them into time only new "
-    "some could these two may first then do any like my now over such our man me even most made after also did many "
-    "before must through back years where much your way well down should because each just those people how too "
-    "little state good very make world still own see men work long get here between both life being under never day "
-    "same another know while last might us great old year off come since against go came right used take three"
-).split()
 PROMPT_POOL_SIZE = 64
 LAG_SAMPLE_INTERVAL_SECONDS = 0.01
 LAG_WARNING_MS = 5.0
