@@ -57,7 +57,7 @@ class OpenAIRunner:
     - ``num_requests`` (default max(5 × batch size, 50)) or ``duration_seconds``; ``request_rate`` switches to
       open-loop Poisson arrivals (the batch size then caps requests in flight); ``warmup_requests`` (default one
       per concurrent request).
-    - ``profile``: load-profile options (``runners.profiles.ProfileSettings`` fields: kind, rate, burstiness,
+    - ``profile``: load-profile options (``runners.openai.profiles.ProfileSettings`` fields: kind, rate, burstiness,
       goals, repeats, client_processes...; a sweep is not allowed: a config has one result). The requests
       follow the use case's named dataset; the batch size is the concurrency unless the profile sets one.
     - ``request_timeout_seconds``, ``max_error_fraction`` (the run fails above it), ``accuracy_tasks`` (scored
@@ -125,7 +125,6 @@ class OpenAIRunner:
                 concurrency=batch,
                 num_requests=num_requests,
                 duration_seconds=self.duration_seconds,
-                request_rate=self.request_rate,
                 warmup_requests=self.warmup_requests,
                 chat=spec.workload.chat,
                 ignore_eos=spec.framework.supports_ignore_eos,
