@@ -106,3 +106,15 @@ def test_the_worker_command_and_the_resource_take_their_settings_from_worker_opt
 def test_the_worker_command_refuses_what_it_would_ignore(flags: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["worker", "--model-version", "no-such-model@v", *flags])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"request_rate": 2.0, "profile": {"kind": "concurrent"}}, "not to concurrent"),
+        ({"request_rate": 2.0, "profile": {"kind": "poisson", "rate": 3.0}}, "not both"),
+    ],
+)
+def test_the_openai_runner_refuses_a_rate_its_profile_would_ignore(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        get_runner("openai", **options)

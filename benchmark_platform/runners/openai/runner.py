@@ -98,6 +98,12 @@ class OpenAIRunner:
         self.profile = dict(profile or {})
         if self.profile.get("kind") == "sweep":
             raise ValueError("the sweep profile gives several results; a config has one (use bench-endpoint)")
+        if request_rate is not None and (self.profile.get("kind", "poisson") not in ("constant", "poisson")):
+            raise ValueError(
+                f"request_rate applies to the constant and poisson profiles, not to {self.profile['kind']}"
+            )
+        if request_rate is not None and "rate" in self.profile:
+            raise ValueError("give request_rate or the profile's rate, not both")
         self.startup_timeout_seconds = startup_timeout_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.log = log or logging.getLogger("benchmark_platform.runners.openai")
