@@ -17,11 +17,7 @@ import numpy as np
 import benchmark_platform
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunnerError
 from benchmark_platform.runners.openai.protocol import LoadSettings, RequestRecord, TooManyErrors
-from benchmark_platform.runners.stats import (
-    PERCENTILE_METHOD,
-    encode_samples,
-    summarize,
-)
+from benchmark_platform.runners.stats import PERCENTILE_METHOD, encode_samples, summarize
 
 LAG_WARNING_MS = 5.0
 

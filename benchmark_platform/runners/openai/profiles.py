@@ -31,12 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from benchmark_platform.runners import quality
 from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInterrupted, RunnerError
 from benchmark_platform.runners.gpu_monitor import GpuSampler
-from benchmark_platform.runners.openai.datasets import (
-    Chain,
-    DatasetSpec,
-    LengthDistribution,
-    build_chains,
-)
+from benchmark_platform.runners.openai.datasets import Chain, DatasetSpec, LengthDistribution, build_chains
 from benchmark_platform.runners.openai.goals import SLO_ATTAINMENT_TARGET, goal_report, parse_goal, slo_attainment
 from benchmark_platform.runners.openai.measurement import LoadRun, build_measurement, samples_of
 from benchmark_platform.runners.openai.protocol import (
@@ -55,11 +50,7 @@ from benchmark_platform.runners.openai.trial import (
     execute,
     execute_in_processes,
 )
-from benchmark_platform.runners.stats import (
-    mean_ci95,
-    merge_samples,
-    summaries_from_samples,
-)
+from benchmark_platform.runners.stats import mean_ci95, merge_samples, summaries_from_samples
 
 ProfileKind = Literal["synchronous", "concurrent", "constant", "poisson", "throughput", "replay", "sweep", "sla-search"]
 PROFILE_KINDS: tuple[str, ...] = get_args(ProfileKind)

@@ -18,10 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from benchmark_platform.runners.base import RunnerError
-from benchmark_platform.runners.openai.datasets import (
-    Chain,
-    PlannedRequest,
-)
+from benchmark_platform.runners.openai.datasets import Chain, PlannedRequest
 from benchmark_platform.runners.openai.protocol import (
     LoadClients,
     LoadSettings,
