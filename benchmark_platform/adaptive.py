@@ -152,6 +152,14 @@ def replan(
     return ReplanReport(plan, applied, predicted, time.perf_counter() - started)
 
 
+def replanner_for(engine: Engine, model_version_id: uuid.UUID, min_interval_seconds: float) -> Replanner | None:
+    """A worker's between-claims planner: none when asked for none (``min_interval_seconds`` 0) or when the version
+    is benchmarked exhaustively (nothing may be pruned, so planning would only cost time)."""
+    if min_interval_seconds <= 0 or queue.is_exhaustive(engine, model_version_id):
+        return None
+    return Replanner(engine, model_version_id, min_interval_seconds)
+
+
 class Replanner:
     """A drain replica's between-claims hook: replans the version at most every ``min_interval_seconds``."""
 

@@ -200,4 +200,6 @@ class WorkloadFacts(_Frozen):
     measure_accuracy: bool = False
     sla_ttft_p90_ms: float | None = Field(default=None, gt=0)
     sla_tpot_p90_ms: float | None = Field(default=None, gt=0)
-    dataset: str = Field(default="synthetic-fixed", description="the use case's named dataset (runners.datasets)")
+    dataset: str = Field(
+        default="synthetic-fixed", description="the use case's named dataset (workloads.DATASET_NAMES)"
+    )

@@ -1,7 +1,7 @@
 """Results from peer tools in, results out (pure parsing and shaping; the CLI writes and reads the database).
 
 The tools name the same quantities differently; each importer maps them onto this platform's definitions
-(``runners/loadgen.py``):
+(``runners/openai/protocol.py``):
 
 - our TPOT (per request: (E2E − TTFT) / (output tokens − 1), percentiles over requests) is vLLM's ``tpot``,
   GuideLLM's ``inter_token_latency_ms`` (decode-only per-request average; GuideLLM's ``time_per_output_token_ms``

@@ -77,37 +77,68 @@ class WorkerOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     model_version_id: uuid.UUID | None = None
-    hardware: str | None = Field(default=None, description="hardware config name: only that pool's configs")
-    batch_size: int | None = Field(
-        default=None, ge=1, le=1000, description="configs claimed per round trip; default: the runner's claim batch"
+    hardware: str | None = Field(
+        default=None, description="Hardware config name: only claim that pool's configs (e.g. aws-h100-sxm-x8)."
     )
-    lease_seconds: float = Field(default=queue.DEFAULT_LEASE_SECONDS, ge=1)
+    claim_batch: int | None = Field(
+        default=None, ge=1, le=1000, description="Configs claimed per round trip [default: the runner's claim batch]."
+    )
+    lease_seconds: float = Field(
+        default=queue.DEFAULT_LEASE_SECONDS, ge=1, description="Lease on claimed configs, renewed by heartbeats."
+    )
     heartbeat_seconds: float | None = Field(default=None, gt=0, description="default: a third of the lease")
-    max_attempts: int = Field(default=queue.DEFAULT_MAX_ATTEMPTS, ge=1)
+    max_attempts: int = Field(
+        default=queue.DEFAULT_MAX_ATTEMPTS, ge=1, description="Failed attempts before a config fails for good."
+    )
     max_preemptions: int = Field(default=queue.DEFAULT_MAX_PREEMPTIONS, ge=1)
-    retry_base_seconds: float = Field(default=queue.DEFAULT_RETRY_BASE_SECONDS, ge=0, le=86_400)
+    retry_base_seconds: float = Field(
+        default=queue.DEFAULT_RETRY_BASE_SECONDS,
+        ge=0,
+        le=86_400,
+        description="Backoff before the first retry of a failed config; doubled for each further attempt, with jitter.",
+    )
     retry_max_seconds: float = Field(default=queue.DEFAULT_RETRY_MAX_SECONDS, ge=0, le=86_400)
     max_run_seconds: float = Field(
-        default=queue.DEFAULT_MAX_RUN_SECONDS, gt=0, le=7 * 86_400, description="a run longer than this is stopped"
+        default=queue.DEFAULT_MAX_RUN_SECONDS,
+        gt=0,
+        le=7 * 86_400,
+        description="A config's run is stopped after this long and the attempt fails (liveness is the heartbeat).",
     )
     spool_dir: Path | None = Field(default=None, description="default: the platform home's spool folder")
-    runner: str = "simulated"
+    runner: str = Field(default="simulated", description="The registered runner that runs each config.")
     runner_options: dict[str, Any] = Field(default_factory=dict)
-    max_configs: int | None = Field(default=None, ge=1)
-    worker_id: str | None = Field(default=None, min_length=1, max_length=200)
-    db_retry_seconds: float = Field(default=120.0, ge=0, description="give up after the database is gone this long")
+    max_configs: int | None = Field(default=None, ge=1, description="Stop after this many configs.")
+    worker_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Name recorded in claimed_by [default: host-pid-random]; refused while it holds live claims.",
+    )
+    db_retry_seconds: float = Field(
+        default=120.0, ge=0, description="How long to keep retrying while the database is unreachable."
+    )
     drain_wait_seconds: float | None = Field(
-        default=None, ge=0, le=7 * 86_400, description="wait for others' live claims this long; default: the lease"
+        default=None,
+        ge=0,
+        le=7 * 86_400,
+        description="When only other workers' running claims are left, wait this long for them [default: the lease].",
+    )
+    replan_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=86_400,
+        description="Re-run the adaptive planner between claims, at most this often; 0: never. A version benchmarked "
+        "exhaustively (populate-matrix --exhaustive) is never re-planned.",
     )
     stop_event: threading.Event | None = None
-    # Called between two claims (after a batch is recorded), e.g. the adaptive planner re-ordering and pruning what
-    # is still pending; database errors in it are retried like the queue's own calls.
+    # Called between two claims (after a batch is recorded); database errors in it are retried like the queue's own
+    # calls. Left out, it is the adaptive planner every ``replan_seconds`` (``adaptive.replanner_for``).
     between_batches: Callable[[], object] | None = None
 
     @model_validator(mode="after")
     def _runner_claim_batch_by_default(self) -> WorkerOptions:
-        if self.batch_size is None:
-            object.__setattr__(self, "batch_size", runner_entry(self.runner).claim_batch)
+        if self.claim_batch is None:
+            object.__setattr__(self, "claim_batch", runner_entry(self.runner).claim_batch)
         return self
 
     @model_validator(mode="after")
@@ -351,6 +382,7 @@ class _Worker:
         self.running: uuid.UUID | None = None  # the config whose run is in flight
         self.run_deadline = math.inf
         self.drain_wait_since: float | None = None  # when only other workers' live claims were left
+        self.between_batches = options.between_batches
 
     @property
     def worker_id(self) -> str:
@@ -385,7 +417,7 @@ class _Worker:
     def run(self, runner: Any) -> None:
         processed = 0
         while not self.stop.is_set():
-            wanted = self.options.batch_size
+            wanted = self.options.claim_batch
             if self.options.max_configs is not None:
                 wanted = min(wanted, self.options.max_configs - processed)
                 if wanted <= 0:
@@ -404,9 +436,9 @@ class _Worker:
                     self._release(batch[position:])
                     return
                 processed += 1
-            if self.options.between_batches is not None and not self.stop.is_set():
+            if self.between_batches is not None and not self.stop.is_set():
                 self.record_finished()  # the planner sees this batch's results
-                self.db.call(self.options.between_batches)
+                self.db.call(self.between_batches)
         # the last batch's results (still in ``finished``) are recorded by run_worker
 
     def _record_and_claim(self, limit: int) -> list[queue.Claim]:
@@ -596,6 +628,8 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
     worker = _Worker(engine, options, summary, stop)
     if options.hardware is not None:
         worker.hardware_config_id = worker.db.call(lambda: _resolve_hardware_id(engine, options.hardware))
+    if worker.between_batches is None and options.model_version_id is not None and options.replan_seconds > 0:
+        worker.between_batches = worker.db.call(lambda: _replanner(engine, options))
     if runner_factory is not None:
         runner = runner_factory(worker.should_stop)
     else:
@@ -634,6 +668,20 @@ def run_worker(engine: Engine, options: WorkerOptions, *, runner_factory: Runner
         summary.stopped = stop.is_set()
         summary.elapsed_seconds = time.monotonic() - started
     return summary
+
+
+def _replanner(engine: Engine, options: WorkerOptions) -> Callable[[], object] | None:
+    """The adaptive planner between claims (imported only when wanted: it pulls in pandas)."""
+    from benchmark_platform import adaptive
+
+    assert options.model_version_id is not None
+    return adaptive.replanner_for(engine, options.model_version_id, options.replan_seconds)
+
+
+def option_field(name: str) -> Any:
+    """A ``WorkerOptions`` field (default and description): the one declaration the worker command's flags and the
+    Dagster ``benchmark_runner`` resource read theirs from."""
+    return WorkerOptions.model_fields[name]
 
 
 def _resolve_hardware_id(engine: Engine, name: str) -> uuid.UUID:

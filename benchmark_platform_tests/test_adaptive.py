@@ -16,7 +16,7 @@ from benchmark_platform.cli import main
 from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
-from benchmark_platform_tests.factories import seed_with_model, status_counts
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, status_counts
 
 POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1", "gcp-h100-sxm-x1")
 WORKLOADS = ("chatbot", "summarization")
@@ -47,7 +47,7 @@ def _drain(engine: Engine, version_id: uuid.UUID, **options) -> None:
     replanner = adaptive.Replanner(engine, version_id, min_interval_seconds=0)
     summary = run_worker(
         engine,
-        WorkerOptions(model_version_id=version_id, batch_size=10, between_batches=replanner, **options),
+        WorkerOptions(model_version_id=version_id, claim_batch=10, between_batches=replanner, **options),
     )
     assert summary.error is None and replanner.reports
 
@@ -224,3 +224,21 @@ def test_the_matrix_asset_plans_and_its_exhaustive_config_turns_pruning_off(engi
     exhaustive_run = materialize(exhaustive=True)
     assert exhaustive_run["pruning"].value == "off (exhaustive)" and exhaustive_run["skipped_by_reason"].value == {}
     assert set(status_counts(engine)) == {"pending"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "exhaustive", "plans"),
+    [((), False, True), (("--no-replan",), False, False), ((), True, False)],
+    ids=["default", "no-replan", "exhaustive"],
+)
+def test_a_cli_worker_plans_unless_the_version_is_exhaustive_or_told_not_to(
+    engine: Engine, version_id, flags, exhaustive, plans
+):
+    """The same rule as Dagster's drains (both go through ``run_worker``): pruning is on unless turned off."""
+    if exhaustive:
+        queue.exempt_from_pruning(engine, version_id)
+    result = CliRunner().invoke(main, ["worker", "--model-version", DEFAULT_VERSION_KEY, "--json", *flags])
+    assert result.exit_code == 0, result.output
+    counts = status_counts(engine)
+    assert ("skipped" in counts) == plans, counts
+    assert counts.get("pending", 0) == 0

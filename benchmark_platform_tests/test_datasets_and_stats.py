@@ -24,8 +24,8 @@ from benchmark_platform.runners.openai.datasets import (
 )
 from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
 from benchmark_platform.runners.openai.protocol import LoadSettings
-from benchmark_platform.runners.openai.quality import flags_for, ranking_action
 from benchmark_platform.runners.openai.server_metrics import ServerMetricSamples, parse_prometheus
+from benchmark_platform.runners.quality import flags_for, ranking_action
 from benchmark_platform.runners.stats import (
     decode_samples,
     encode_samples,
@@ -34,6 +34,7 @@ from benchmark_platform.runners.stats import (
     summaries_from_samples,
     summarize,
 )
+from benchmark_platform.workloads import DATASET_NAMES
 
 FIXED, SPREAD = LengthDistribution(kind="fixed", mean=40), LengthDistribution.parse("10-30")
 
@@ -78,7 +79,7 @@ def test_multiturn_sessions_grow_their_context():
 
 
 def test_named_datasets_of_the_catalog():
-    assert set(NAMED_DATASETS) >= {"synthetic-fixed", "synthetic-spread", "shared-context", "multiturn-chat"}
+    assert set(NAMED_DATASETS) == set(DATASET_NAMES)  # the catalog validates names against the list, this builds them
     spread = named_dataset("synthetic-spread", 512, 256)
     assert spread.input_tokens.minimum == 256 and spread.input_tokens.maximum == 512
     with pytest.raises(DatasetError, match="unknown"):
@@ -234,7 +235,7 @@ def test_bench_endpoint_profiles_and_bad_input(tmp_path):
         base = ["bench-endpoint", "--base-url", url, "--model", "emulator", "--json"]
         ok = CliRunner().invoke(
             main,
-            [*base, "--input-tokens", "16-32", "--output-tokens", "4", "--num-requests", "6", "--concurrency", "2"]
+            [*base, "--input-tokens", "16-32", "--output-tokens", "4", "--num-requests", "6"]
             + ["--repeats", "2", "--profile", "synchronous"],
         )
         assert ok.exit_code == 0, ok.output
@@ -255,11 +256,25 @@ def test_bench_endpoint_profiles_and_bad_input(tmp_path):
             ("--profile", "sla-search"): "goal",
             ("--dataset", "trace", "--trace", str(trace)): "line 2: field input_tokens",
             ("--shared-prefix", "1.5"): "shared_prefix_fraction",
-            ("--burstiness", "nan"): "burstiness",
+            ("--profile", "poisson", "--request-rate", "1", "--burstiness", "nan"): "burstiness",
+            # options the run would ignore are refused, naming where they apply
+            ("--burstiness", "2"): "--burstiness applies to the poisson profile",
+            ("--sweep-points", "3"): "--sweep-points applies to the sweep profile; this run is the concurrent profile",
+            ("--profile", "synchronous", "--concurrency", "2"): "--concurrency applies to every profile but",
+            ("--goal", "ttft_p90_ms=9", "--request-rate", "2"): "this run is the sla-search profile",
+            ("--turns", "3"): "--turns applies to --dataset multiturn; this run is --dataset synthetic",
+            ("--time-scale", "2"): "--time-scale applies to --dataset trace",
         }
         for extra, message in bad_inputs.items():
             bad = CliRunner().invoke(main, [*base, "--input-tokens", "8", "--output-tokens", "4", *extra])
             assert bad.exit_code == 2 and message in bad.stderr, (extra, bad.output)
             assert bad.stdout == ""
+        searched = CliRunner().invoke(  # a goal alone asks for the SLA search
+            main,
+            [*base, "--input-tokens", "8", "--output-tokens", "4", "--num-requests", "4"]
+            + ["--goal", "ttft_p90_ms=5000", "--search-max", "2", "--no-server-metrics"],
+        )
+        assert searched.exit_code == 0, searched.output
+        assert json.loads(searched.stdout)["sla_search"]["best"] == 2
         bad_length = CliRunner().invoke(main, [*base, "--input-tokens", "9-3", "--output-tokens", "4"])
         assert bad_length.exit_code == 2 and "9-3" in bad_length.stderr

@@ -1,5 +1,6 @@
-"""The load generator against the emulator with known timing: recovered latencies, exact token counts, clean
-failures, accuracy scoring, the openai runner against a given endpoint and the bench-endpoint command."""
+"""The load generator (one trial of the concurrent or poisson profile, the production path) against the emulator with
+known timing: recovered latencies, exact token counts, clean failures, accuracy scoring, the openai runner against a
+given endpoint and the bench-endpoint command."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError, get_runner
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
 from benchmark_platform.runners.openai.accuracy import generate_tasks, is_correct, solve
-from benchmark_platform.runners.openai.protocol import LoadSettings, measure_endpoint
+from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
+from benchmark_platform.runners.openai.protocol import LoadSettings
 from benchmark_platform_tests.factories import CHATBOT, emulator_process, make_spec
 
 CLI = [sys.executable, "-c", "from benchmark_platform.cli import main; main()"]
@@ -39,11 +41,17 @@ def settings(url: str, **overrides) -> LoadSettings:
     return LoadSettings(**(fields | overrides))
 
 
+def one_trial(load: LoadSettings, rate: float | None = None, should_stop=None) -> Measurement:
+    """One trial of ``load.concurrency`` users, or of Poisson arrivals at ``rate`` with that many in flight at most."""
+    kind = "poisson" if rate else "concurrent"
+    return measure_profile(load, ProfileSettings(kind=kind, rate=rate, concurrency=load.concurrency), should_stop)[0]
+
+
 def timed_measurement(url: str, attempts: int = 3, **load) -> Measurement:
     """Measure, again if the TTFT is off: on a shared 2-core machine another process can starve the emulator or the
     client for a few milliseconds. A real bias in the load generator fails every attempt."""
     for _ in range(attempts):
-        measured = measure_endpoint(settings(url, **load))
+        measured = one_trial(settings(url, **load))
         if TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 5:
             break
     return measured
@@ -72,7 +80,7 @@ def test_short_answers_time_the_first_token_and_the_gaps_after_it(timed_url, cha
     A chat stream opens at once with an empty role chunk (as vLLM's does): taken for the first token, TTFT would
     read about 1 ms instead of 40."""
     for _ in range(3):  # a starved process can be off by a millisecond once; a bias is off every time
-        measured = measure_endpoint(settings(timed_url, chat=chat, output_tokens=3, concurrency=1, num_requests=6))
+        measured = one_trial(settings(timed_url, chat=chat, output_tokens=3, concurrency=1, num_requests=6))
         if abs(measured.tpot_p50_ms - TPOT_MS) < 1.0 and TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 10:
             break
     assert measured.detailed_metrics["output_tokens_total"] == 18
@@ -81,7 +89,7 @@ def test_short_answers_time_the_first_token_and_the_gaps_after_it(timed_url, cha
 
 
 def test_open_loop_poisson_rate(timed_url):
-    measured = measure_endpoint(settings(timed_url, concurrency=32, num_requests=40, request_rate=40.0))
+    measured = one_trial(settings(timed_url, concurrency=32, num_requests=40), rate=40.0)
     assert measured.detailed_metrics["completed_requests"] == 40
     assert 20 < measured.rps_sustained < 60  # 40 req/s on average, Poisson gaps over 40 arrivals
     assert abs(measured.tpot_p50_ms - TPOT_MS) < 1.0
@@ -89,8 +97,8 @@ def test_open_loop_poisson_rate(timed_url):
 
 def test_token_counts_from_usage_and_from_chunks():
     with running_emulator(EmulatorSettings(tokens_per_chunk=4)) as url:
-        with_usage = measure_endpoint(settings(url, output_tokens=10, num_requests=3))
-        from_chunks = measure_endpoint(settings(url, output_tokens=10, num_requests=3, include_usage=False))
+        with_usage = one_trial(settings(url, output_tokens=10, num_requests=3))
+        from_chunks = one_trial(settings(url, output_tokens=10, num_requests=3, include_usage=False))
     assert with_usage.detailed_metrics["output_tokens_total"] == 30
     assert with_usage.detailed_metrics["token_count_source"] == "usage"
     assert from_chunks.detailed_metrics["output_tokens_total"] == 9  # 3 chunks of up to 4 tokens each
@@ -98,13 +106,13 @@ def test_token_counts_from_usage_and_from_chunks():
 
 
 def test_prompt_length_is_calibrated_with_the_servers_count(fast_url):
-    measured = measure_endpoint(settings(fast_url, chat=True, input_tokens=100))
+    measured = one_trial(settings(fast_url, chat=True, input_tokens=100))
     assert measured.detailed_metrics["mean_prompt_tokens"] == 100  # chat template tokens compensated
 
 
 def test_short_outputs_warn(fast_url):
     with running_emulator(EmulatorSettings(eos_after_tokens=5)) as url:
-        measured = measure_endpoint(settings(url, ignore_eos=False))
+        measured = one_trial(settings(url, ignore_eos=False))
     assert any("fewer than 16 tokens" in warning for warning in measured.detailed_metrics["warnings"])
 
 
@@ -121,30 +129,28 @@ def test_short_outputs_warn(fast_url):
 )
 def test_broken_servers_fail_cleanly(fast_url, model, message):
     with pytest.raises(RunnerError, match=message):
-        measure_endpoint(settings(fast_url, model=model, request_timeout_seconds=0.5))
+        one_trial(settings(fast_url, model=model, request_timeout_seconds=0.5))
 
 
 def test_errors_above_the_threshold_fail_the_run():
     with running_emulator(EmulatorSettings(error_rate=0.3, seed=7)) as url:
         with pytest.raises(RunnerError, match=r"requests failed \(threshold 5%\)"):
-            measure_endpoint(settings(url, num_requests=40, concurrency=4, warmup_requests=0))
-        tolerated = measure_endpoint(
-            settings(url, num_requests=40, concurrency=4, warmup_requests=0, max_error_fraction=0.9)
-        )
+            one_trial(settings(url, num_requests=40, concurrency=4, warmup_requests=0))
+        tolerated = one_trial(settings(url, num_requests=40, concurrency=4, warmup_requests=0, max_error_fraction=0.9))
     assert 0 < tolerated.detailed_metrics["errors"] < 40
     assert tolerated.detailed_metrics["error_samples"][0].startswith("HTTP 500")
 
 
 def test_unreachable_server_fails_cleanly():
     with pytest.raises(RunnerError, match="ConnectError"):
-        measure_endpoint(settings("http://127.0.0.1:9", request_timeout_seconds=2))
+        one_trial(settings("http://127.0.0.1:9", request_timeout_seconds=2))
 
 
 def test_accuracy_scored_through_the_endpoint(fast_url):
-    measured = measure_endpoint(settings(fast_url, accuracy_tasks=40))
+    measured = one_trial(settings(fast_url, accuracy_tasks=40))
     assert measured.accuracy_score is not None and 0.5 < measured.accuracy_score < 0.95  # 25% answered wrong
     assert measured.detailed_metrics["accuracy"]["tasks"] == 40
-    assert measure_endpoint(settings(fast_url)).accuracy_score is None
+    assert one_trial(settings(fast_url)).accuracy_score is None
 
 
 def test_accuracy_tasks_are_deterministic_and_solvable():
@@ -155,8 +161,8 @@ def test_accuracy_tasks_are_deterministic_and_solvable():
 
 
 def test_goodput_counts_requests_meeting_the_sla(timed_url):
-    strict = measure_endpoint(settings(timed_url, concurrency=4, sla_ttft_ms=10.0))
-    loose = measure_endpoint(settings(timed_url, concurrency=4, sla_ttft_ms=1000.0, sla_tpot_ms=100.0))
+    strict = one_trial(settings(timed_url, concurrency=4, sla_ttft_ms=10.0))
+    loose = one_trial(settings(timed_url, concurrency=4, sla_ttft_ms=1000.0, sla_tpot_ms=100.0))
     assert strict.detailed_metrics["goodput_rps"] == 0
     assert loose.detailed_metrics["goodput_rps"] == pytest.approx(loose.rps_sustained)
 
@@ -170,7 +176,7 @@ def test_settings_are_validated():
 
 
 def test_duration_bounded_run(fast_url):
-    measured = measure_endpoint(settings(fast_url, num_requests=None, duration_seconds=0.3, concurrency=2))
+    measured = one_trial(settings(fast_url, num_requests=None, duration_seconds=0.3, concurrency=2))
     assert measured.detailed_metrics["completed_requests"] > 2
 
 
@@ -244,5 +250,5 @@ def test_should_stop_interrupts_a_run_promptly():
     started = time.monotonic()
     with running_emulator(EmulatorSettings(tpot_ms=50)) as url:
         with pytest.raises(RunInterrupted):
-            measure_endpoint(settings(url, output_tokens=1000, num_requests=4), should_stop=stop.is_set)
+            one_trial(settings(url, output_tokens=1000, num_requests=4), should_stop=stop.is_set)
     assert time.monotonic() - started < 3

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from benchmark_platform.cli import main
 from benchmark_platform.runners import RunnerError
 from benchmark_platform.runners.launcher import MAX_MODELS_BODY_BYTES, served_model
+from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
 from benchmark_platform.runners.openai.protocol import (
     DEFAULT_MAX_LINE_BYTES,
     HARD_MAX_CONCURRENCY,
@@ -25,7 +26,6 @@ from benchmark_platform.runners.openai.protocol import (
     STREAM_BYTES_BASE,
     STREAM_BYTES_PER_TOKEN,
     LoadSettings,
-    run_load,
     send_streaming,
 )
 
@@ -160,7 +160,7 @@ def _run_load_peak(settings: LoadSettings) -> tuple[str, int]:
     tracemalloc.start()
     try:
         with pytest.raises(RunnerError) as caught:
-            asyncio.run(run_load(settings))
+            measure_profile(settings, ProfileSettings(concurrency=settings.concurrency, sample_server_metrics=False))
         return str(caught.value), tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -240,7 +240,7 @@ def test_bench_endpoint_reports_a_malformed_stream_as_one_line_and_exit_1(hostil
     [
         (["--concurrency", "100000000"], "concurrency 100000000 is above the ceiling of 1024"),
         (["--concurrency", "2000", "--max-concurrency", "1000000"], "--max-concurrency"),
-        (["--request-rate", "nan"], "request_rate"),
+        (["--request-rate", "nan"], "rate"),
         (["--timeout", "inf"], "request_timeout_seconds"),
         (["--input-tokens", str(10**30)], "input_tokens"),
         (["--warmup-requests", "100000000"], "warmup_requests 100000000 are sent at once"),

@@ -165,7 +165,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
             "0.02",
             "--lease-seconds",
             "3",
-            "--batch-size",
+            "--claim-batch",
             "20",
         ),
         env=os.environ.copy(),

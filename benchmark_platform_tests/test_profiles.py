@@ -14,16 +14,10 @@ from pydantic import ValidationError
 from benchmark_platform.runners import Measurement, RunInterrupted, RunnerError, get_runner
 from benchmark_platform.runners.emulator import EmulatorSettings, running_emulator
 from benchmark_platform.runners.openai.datasets import DatasetSpec
-from benchmark_platform.runners.openai.profiles import (
-    LoadPoint,
-    ProfileRunner,
-    ProfileSettings,
-    SaturationDetector,
-    arrival_offsets,
-    measure_profile,
-    parse_goal,
-)
+from benchmark_platform.runners.openai.goals import parse_goal
+from benchmark_platform.runners.openai.profiles import ProfileRunner, ProfileSettings, measure_profile
 from benchmark_platform.runners.openai.protocol import LoadSettings
+from benchmark_platform.runners.openai.trial import LoadPoint, SaturationDetector, arrival_offsets
 from benchmark_platform.runners.stats import decode_samples, summaries_from_samples
 from benchmark_platform_tests.factories import CHATBOT, emulator_process, make_spec
 
@@ -128,6 +122,18 @@ def test_sla_search_finds_the_highest_concurrency_meeting_the_goal(queueing_url)
     assert search["best"] == 4 and search["first_miss"] == 5
     assert search["trials"] == len(search["log"]) == 6
     assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 40
+
+
+def test_a_trial_whose_requests_fail_is_a_missed_goal_not_an_aborted_search(queueing_url):
+    """Four slots of 140 ms per request and a 450 ms timeout: 8 users are served (one round queued), 16 are not (the
+    last rounds time out). The failing trial is a miss the search bisects below, not the end of the search."""
+    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 10_000}, search_max=16)
+    best = measure_profile(load(queueing_url, num_requests=16, output_tokens=4, request_timeout_seconds=0.45), profile)
+    search = best[0].detailed_metrics["sla_search"]
+    failed = [trial for trial in search["log"] if "error" in trial]
+    assert failed and not any(trial["met"] for trial in failed)
+    assert any(trial["level"] == 16 for trial in failed) and "timed out" in failed[0]["error"]
+    assert 8 <= search["best"] < search["first_miss"] <= 16
 
 
 def test_sweep_runs_synchronous_throughput_and_rates_between(queueing_url):

@@ -29,7 +29,7 @@ def chatbot_results(engine: Engine):
     assert report.by_tensor_parallel.keys() == {1, 2, 4, 8}
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM benchmark_configs WHERE workload_type <> 'chatbot'"))
-    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, batch_size=50))
+    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, claim_batch=50))
     assert summary.completed == 5 * 7  # TP 1 on one node, TP 1/2/4/8 on the other; seven concurrencies each
     return load_results_frame(engine, workload_types=["chatbot"])
 

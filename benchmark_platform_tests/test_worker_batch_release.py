@@ -39,7 +39,7 @@ def test_an_interrupted_batch_gives_back_exactly_its_unfinished_claims(engine: E
     populated = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
     queue.claim(engine, "another-worker", limit=3)  # not this worker's: stays running
     summary = WorkerSummary(worker_id="w")
-    worker = _Worker(engine, WorkerOptions(model_version_id=version_id, batch_size=5), summary, threading.Event())
+    worker = _Worker(engine, WorkerOptions(model_version_id=version_id, claim_batch=5), summary, threading.Event())
 
     worker.run(InterruptedAfter(2))
 
@@ -84,7 +84,7 @@ def test_a_batch_s_results_ride_with_the_next_claim(engine: Engine, tmp_path, mo
     try:
         summary = run_worker(
             engine,
-            WorkerOptions(model_version_id=version_id, batch_size=7, spool_dir=tmp_path),
+            WorkerOptions(model_version_id=version_id, claim_batch=7, spool_dir=tmp_path, replan_seconds=0),
             runner_factory=FixedRunner,
         )
     finally:

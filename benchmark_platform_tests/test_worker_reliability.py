@@ -95,7 +95,7 @@ def _assert_every_config_completed_once_by_one_holder_at_a_time(engine: Engine) 
 
 def _start_worker(*arguments: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [*WORKER_COMMAND, "--model-version", VERSION_KEY, *arguments],
+        [*WORKER_COMMAND, "--model-version", VERSION_KEY, "--no-replan", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -142,7 +142,8 @@ import sys
 from benchmark_platform import database
 from benchmark_platform.worker import WorkerOptions, run_worker
 version, worker_id, hardware = sys.argv[1:4]
-options = WorkerOptions(model_version_id=version, worker_id=worker_id, hardware=hardware or None, batch_size=10)
+options = WorkerOptions(model_version_id=version, worker_id=worker_id, hardware=hardware or None, claim_batch=10,
+                         replan_seconds=0)
 summary = run_worker(database.get_engine(), options)
 print(summary.line())
 sys.exit(summary.exit_code)
@@ -194,7 +195,7 @@ def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine
     _commit_without_waiting_for_disk(engine)
     # 0.02 s per config: the heir needs several seconds of wall time for the rest, the victim's 2 s leases expire
     # well before it is done.
-    arguments = ("--lease-seconds", "2", "--simulate-seconds", "0.02", "--batch-size", "10")
+    arguments = ("--lease-seconds", "2", "--simulate-seconds", "0.02", "--claim-batch", "10")
     victim = _start_worker(*arguments, "--worker-id", "victim")
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 20 and _count(engine, "status = 'running'") > 0)
     os.kill(victim.pid, signal.SIGKILL)
@@ -277,7 +278,7 @@ class _FlakyRunner:
 def test_a_transient_fault_is_retried_after_the_backoff_and_succeeds(engine, version_id):
     queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
     _keep_one_config(engine)
-    options = WorkerOptions(model_version_id=version_id, retry_base_seconds=1.0, worker_id="patient")
+    options = WorkerOptions(model_version_id=version_id, retry_base_seconds=1.0, worker_id="patient", replan_seconds=0)
     summary = run_worker(engine, options, runner_factory=_FlakyRunner)
     assert (summary.completed, summary.failed_attempts, summary.failed_for_good) == (1, 1, 0)
     with engine.connect() as connection:
@@ -291,7 +292,7 @@ def test_a_transient_fault_is_retried_after_the_backoff_and_succeeds(engine, ver
 
 def test_cancel_stops_a_running_config(database_url, engine, version_id):
     queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
-    worker = _start_worker("--lease-seconds", "1.5", "--simulate-seconds", "60", "--batch-size", "1")
+    worker = _start_worker("--lease-seconds", "1.5", "--simulate-seconds", "60", "--claim-batch", "1")
     _wait_for(lambda: _count(engine, "status = 'running'") == 1)
     cancelled = CliRunner().invoke(main, ["cancel", VERSION_KEY, "--hardware", "aws-l4-x1", "--framework", "vllm"])
     assert cancelled.exit_code == 0 and "1 running" in cancelled.output, cancelled.output
@@ -307,7 +308,7 @@ def test_cancel_stops_a_running_config(database_url, engine, version_id):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_worker_hands_its_claims_back_at_once(engine, version_id, signum):
     queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
-    worker = _start_worker("--simulate-seconds", "60", "--batch-size", "4", "--worker-id", "spot")
+    worker = _start_worker("--simulate-seconds", "60", "--claim-batch", "4", "--worker-id", "spot")
     _wait_for(lambda: _count(engine, "status = 'running' AND claimed_by = 'spot'") == 4)
     time.sleep(0.3)  # well inside the first (60 s) config
     signalled = time.monotonic()
@@ -325,7 +326,7 @@ def test_run_worker_in_process_stops_on_its_event(engine, version_id):
     queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
     stop = threading.Event()
     options = WorkerOptions(
-        model_version_id=version_id, hardware="aws-l4-x1", batch_size=3, stop_event=stop,
+        model_version_id=version_id, hardware="aws-l4-x1", claim_batch=3, stop_event=stop,
         runner_options={"simulate_seconds": 30}, worker_id="op",
     )  # fmt: skip
     summaries = []
@@ -350,7 +351,7 @@ def test_a_worker_drains_the_framework_it_has_loaded_before_switching(engine, ve
                 "FROM benchmark_configs) ranked WHERE n > 8)"
             )
         )
-    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, batch_size=1))
+    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, claim_batch=1))
     assert summary.completed == 24
     assert summary.framework_switches == 2  # one per framework after the first, not one per config
 
@@ -445,7 +446,7 @@ def test_workers_ride_out_a_database_restart(restartable_database):
     # Four frameworks (about 440 configs) at 0.05 s per config: workers are still busy when the server goes away.
     frameworks = ["vllm", "tgi", "sglang", "lmdeploy"]
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=frameworks)
-    arguments = ("--simulate-seconds", "0.05", "--batch-size", "5", "--db-retry-seconds", "60")
+    arguments = ("--simulate-seconds", "0.05", "--claim-batch", "5", "--db-retry-seconds", "60")
     workers = [_start_worker(*arguments, "--worker-id", f"w{i}") for i in range(4)]
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 50)
     assert _count(engine, "status = 'pending'") > 100
@@ -464,7 +465,8 @@ def test_a_result_survives_a_database_outage_longer_than_the_retry_budget(restar
     queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm"])
     _keep_one_config(engine)
     home = {**os.environ, settings.HOME_ENV: str(tmp_path / "home")}
-    arguments = [*WORKER_COMMAND, "--model-version", VERSION_KEY, "--lease-seconds", "120", "--db-retry-seconds", "1"]
+    arguments = [*WORKER_COMMAND, "--model-version", VERSION_KEY, "--no-replan", "--lease-seconds", "120"]
+    arguments += ["--db-retry-seconds", "1"]
     first = subprocess.Popen(
         [*arguments, "--simulate-seconds", "2", "--worker-id", "cut-off"],
         env=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

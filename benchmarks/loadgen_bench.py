@@ -1,6 +1,6 @@
-"""How fast is the load generator itself? Drives the emulator with zero injected delay and prints the most
-requests/s and streamed tokens/s one client process (one event loop, one core) sustains, and the latency it adds
-per token.
+"""How fast is the load generator itself? Drives the emulator with zero injected delay through the production path
+(one trial of the concurrent profile, warm-up excluded) and prints the most requests/s and streamed tokens/s one
+client process (one event loop, one core) sustains, and the latency it adds per token.
 
 The emulator runs in its own process, pinned to another core where there is one, so the two do not share a GIL.
 When the client's CPU share is near 100 % the client is the limit; otherwise the emulator is, and the client's
@@ -19,7 +19,7 @@ import sys
 from contextlib import contextmanager
 
 from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
-from benchmark_platform.runners.openai.protocol import LoadSettings, measure_endpoint
+from benchmark_platform.runners.openai.protocol import LoadSettings
 
 CLIENT_CORE, SERVER_CORE = 0, 1
 
@@ -44,31 +44,22 @@ def _has_taskset() -> bool:
     return subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
 
 
-def run(url: str, **load) -> dict:
-    measured = measure_endpoint(LoadSettings(base_url=url, model="emulator", input_tokens=32, **load))
+def run(url: str, concurrency: int, processes: int = 1, **load) -> dict:
+    """One trial of the production path (the concurrent profile) with ``concurrency`` users over ``processes``."""
+    settings = LoadSettings(base_url=url, model="emulator", input_tokens=32, concurrency=concurrency, **load)
+    profile = ProfileSettings(concurrency=concurrency, client_processes=processes, sample_server_metrics=False)
+    measured = measure_profile(settings, profile)[0]
     detail = measured.detailed_metrics
     client = detail["client"]
     return {
         "rps": measured.rps_sustained,
         "tokens_per_s": measured.throughput_tokens_sec,
-        "client_cpu": client["cpu_fraction_of_one_core"],
+        "client_cpu_cores": client["cpu_fraction_of_one_core"],
         "client_cpu_us_per_token": client["cpu_seconds"] / detail["output_tokens_total"] * 1e6,
         "lag_p99_ms": client["event_loop_lag_ms"]["p99"],
         "ttft_p50_ms": measured.ttft_p50_ms,
         "tpot_p50_ms": measured.tpot_p50_ms,
         "tpot_p99_ms": measured.tpot_p99_ms,
-    }
-
-
-def run_processes(url: str, processes: int, concurrency: int, **load) -> dict:
-    settings = LoadSettings(base_url=url, model="emulator", input_tokens=32, concurrency=concurrency, **load)
-    profile = ProfileSettings(concurrency=concurrency, client_processes=processes, sample_server_metrics=False)
-    measured = measure_profile(settings, profile)[0]
-    return {
-        "tokens_per_s": measured.throughput_tokens_sec,
-        "tpot_p50_ms": measured.tpot_p50_ms,
-        "tpot_p99_ms": measured.tpot_p99_ms,
-        "client_cpu_cores": measured.detailed_metrics["client"]["cpu_fraction_of_one_core"],
     }
 
 
@@ -87,12 +78,12 @@ def main() -> None:
     best_rps = best_tokens = 0.0
     with emulator() as url:
         for concurrency in (16, 64):
-            figures = run(url, output_tokens=2, concurrency=concurrency, num_requests=int(2000 * scale))
+            figures = run(url, concurrency, output_tokens=2, num_requests=int(2000 * scale))
             show(f"2-token requests, c={concurrency}", figures)
             best_rps = max(best_rps, figures["rps"])
         for concurrency in (1, 32):
             requests = int(max(8, concurrency * 4) * scale) or 2
-            figures = run(url, output_tokens=1024, concurrency=concurrency, num_requests=requests)
+            figures = run(url, concurrency, output_tokens=1024, num_requests=requests)
             show(f"1024-token streams, c={concurrency}", figures)
             best_tokens = max(best_tokens, figures["tokens_per_s"])
 
@@ -100,7 +91,7 @@ def main() -> None:
     with emulator("--tpot-ms", str(tpot_ms), "--ttft-ms", "20") as url:
         for concurrency in (1, 64):
             requests = max(int(concurrency * 3 * scale), 8)
-            figures = run(url, output_tokens=64, concurrency=concurrency, num_requests=requests)
+            figures = run(url, concurrency, output_tokens=64, num_requests=requests)
             show(f"{tpot_ms:g} ms/token injected, c={concurrency}", figures)
             added.append((concurrency, figures["tpot_p50_ms"] - tpot_ms, figures["tpot_p99_ms"] - tpot_ms))
 
@@ -114,10 +105,10 @@ def main() -> None:
     by_processes = {}
     for processes in (1, 2):
         with emulator() as url:
-            streams = run_processes(url, processes, 32, output_tokens=1024, num_requests=max(int(128 * scale), 32))
+            streams = run(url, 32, processes, output_tokens=1024, num_requests=max(int(128 * scale), 32))
         show(f"1024-token streams, c=32, {processes} client process(es)", streams)
         with emulator("--tpot-ms", str(tpot_ms), "--ttft-ms", "20") as url:
-            timed = run_processes(url, processes, 64, output_tokens=64, num_requests=max(int(192 * scale), 64))
+            timed = run(url, 64, processes, output_tokens=64, num_requests=max(int(192 * scale), 64))
         show(f"{tpot_ms:g} ms/token injected, c=64, {processes} process(es)", timed)
         by_processes[processes] = (
             streams["tokens_per_s"],

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-# The load generator's prompt words (benchmark_platform.runners.loadgen.PROMPT_WORDS), repeated here so this script
+# The load generator's prompt words (benchmark_platform.workloads.PROMPT_WORDS), repeated here so this script
 # runs in an environment without the platform installed.
 WORDS = (
     "the of and to in is was for on that with as by at from his her which are this be had not but have were an or "

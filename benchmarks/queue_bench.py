@@ -232,7 +232,7 @@ class FixedRunner:
     def close(self): pass
 
 summary = run_worker(database.get_engine(url, migrate=False),
-                     WorkerOptions(model_version_id=version, batch_size=batch, spool_dir="/nonexistent"),
+                     WorkerOptions(model_version_id=version, claim_batch=batch, spool_dir="/nonexistent"),
                      runner_factory=FixedRunner if runner == "fixed" else None)
 print(summary.completed)
 sys.exit(summary.exit_code)

@@ -33,6 +33,7 @@ from benchmark_platform.domain import Quantization, Vendor, WeightFormat
 from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
 from benchmark_platform.ranking import criteria
 from benchmark_platform.safe_yaml import FiniteFloat, Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
+from benchmark_platform.workloads import DATASET_NAMES
 
 CATALOG_DIR = Path(__file__).parent
 HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
@@ -314,16 +315,14 @@ class UseCaseCharacteristics(_Frozen):
     concurrency: list[Annotated[Int32, Field(ge=1, le=4096)]] = Field(min_length=1)
     chat: bool
     measure_accuracy: bool
-    dataset: str = Field(default="synthetic-fixed", description="key of runners.datasets.NAMED_DATASETS")
+    dataset: str = Field(default="synthetic-fixed", description="one of workloads.DATASET_NAMES")
     sla: Sla
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from benchmark_platform.runners.openai.datasets import NAMED_DATASETS
-
-        if name not in NAMED_DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMED_DATASETS)}")
+        if name not in DATASET_NAMES:
+            raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
         return name
 
     @model_validator(mode="after")

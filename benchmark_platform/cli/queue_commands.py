@@ -18,6 +18,7 @@ from benchmark_platform.cli.params import MAX_MINUTES, MAX_SECONDS, HttpUrl, bou
 from benchmark_platform.manifests import resolve_model_version
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.runners import RUNNER_NAMES, RUNNERS
+from benchmark_platform.worker import WorkerOptions, option_field, run_worker
 
 
 def _resolve_version(engine: database.Engine, reference: str) -> uuid.UUID:
@@ -90,14 +91,31 @@ def populate_matrix_command(
         click.echo(f"  {pair}: {count}")
 
 
-def _replanner(engine: database.Engine, version_id: uuid.UUID, replan_seconds: float | None):
-    """The planner hook of a CLI worker, when asked for (imported only then: it pulls in pandas, and a worker that
-    starts fast reaches its database sooner)."""
-    if not replan_seconds:
-        return None
-    from benchmark_platform import adaptive
+def _worker_option(
+    name: str, click_type: click.ParamType, *, flag: str | None = None, per_unit: float = 1.0, more_help: str = ""
+):
+    """A flag for ``WorkerOptions.name`` with the field's default and description (``per_unit`` converts the default,
+    e.g. 60 for a flag in minutes): the options are declared once, in the model."""
+    field = option_field(name)
+    default = field.default if field.default is None or per_unit == 1 else field.default / per_unit
+    return click.option(
+        flag or f"--{name.replace('_', '-')}",
+        name if flag is None else flag.removeprefix("--").replace("-", "_"),
+        type=click_type,
+        default=default,
+        show_default=default is not None,
+        help=f"{field.description} {more_help}".strip(),
+    )
 
-    return adaptive.Replanner(engine, version_id, replan_seconds)
+
+def _renamed(old: str, new: str, why: str):
+    """A flag that no longer exists: refused with what replaced it, so an old script fails loudly, not silently."""
+
+    def refuse(context: click.Context, _param: click.Parameter, value: object) -> None:
+        if value is not None:
+            raise click.BadParameter(f"{old} is now {new} ({why})", ctx=context)
+
+    return click.option(old, hidden=True, expose_value=False, callback=refuse)
 
 
 @main.command("worker")
@@ -107,95 +125,55 @@ def _replanner(engine: database.Engine, version_id: uuid.UUID, replan_seconds: f
     required=True,
     help="Model version id or key (llama-3.1-8b@int4-awq) whose configs to run.",
 )
-@click.option("--hardware", help="Hardware config name: only claim that pool's configs (e.g. aws-h100-sxm-x8).")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 1000),
-    help="Configs claimed per round trip [default: the runner's, "
+@_worker_option("hardware", click.STRING)
+@_worker_option(
+    "claim_batch",
+    click.IntRange(1, 1000),
+    more_help="Runner defaults: "
     + ", ".join(f"{entry.claim_batch} for {entry.name}" for entry in RUNNERS.values())
-    + "].",
+    + ".",
 )
+@_renamed("--batch-size", "--claim-batch", "batch size is a config's concurrency per replica")
+@_worker_option("lease_seconds", finite(1, MAX_SECONDS))
 @click.option(
-    "--lease-seconds",
-    default=queue.DEFAULT_LEASE_SECONDS,
+    "--runner",
+    default=option_field("runner").default,
     show_default=True,
-    type=finite(1, MAX_SECONDS),
-    help="Lease on claimed configs, renewed by heartbeats.",
+    type=click.Choice(RUNNER_NAMES),
+    help=option_field("runner").description,
 )
-@click.option("--runner", default="simulated", show_default=True, type=click.Choice(RUNNER_NAMES))
 @click.option(
     "--simulate-seconds",
     default=0.0,
     show_default=True,
     type=finite(0, MAX_SECONDS),
-    help="Wall time the simulated runner spends per config.",
+    help="simulated runner: wall time it spends per config.",
 )
 @click.option(
     "--base-url",
     type=HttpUrl(),
     help="openai runner: measure this running OpenAI-compatible server instead of launching the config's framework.",
 )
-@click.option("--max-configs", type=bounded_int(), help="Stop after this many configs.")
-@click.option(
-    "--max-attempts",
-    default=queue.DEFAULT_MAX_ATTEMPTS,
-    show_default=True,
-    type=bounded_int(),
-    help="Failed attempts before a config fails for good.",
-)
-@click.option(
-    "--max-run-minutes",
-    default=queue.DEFAULT_MAX_RUN_SECONDS / 60,
-    show_default=True,
-    type=finite(0, MAX_SECONDS / 60, min_open=True),
-    help="A config's run is stopped after this long and the attempt fails (liveness itself is the heartbeat).",
-)
-@click.option(
-    "--retry-base-seconds",
-    default=queue.DEFAULT_RETRY_BASE_SECONDS,
-    show_default=True,
-    type=finite(0, MAX_SECONDS),
-    help="Backoff before the first retry of a failed config; doubled for each further attempt, with jitter.",
-)
-@click.option(
-    "--worker-id",
-    help="Name recorded in claimed_by (default: host-pid-random); refused while it holds live claims.",
-)
-@click.option(
-    "--drain-wait-seconds",
-    type=finite(0, 7 * MAX_SECONDS),
-    help="When only other workers' running claims are left, wait this long for them [default: the lease].",
-)
-@click.option(
-    "--db-retry-seconds",
-    default=120.0,
-    show_default=True,
-    type=finite(0, MAX_SECONDS),
-    help="How long to keep retrying while the database is unreachable.",
-)
-@click.option(
-    "--replan-seconds",
-    type=finite(0, MAX_SECONDS, min_open=True),
-    help="Re-run the adaptive planner between claims, at most this often (default: never; Dagster's drains do).",
-)
+@_worker_option("max_configs", bounded_int())
+@_worker_option("max_attempts", bounded_int())
+@_worker_option("max_run_seconds", finite(0, MAX_SECONDS / 60, min_open=True), flag="--max-run-minutes", per_unit=60)
+@_worker_option("retry_base_seconds", finite(0, MAX_SECONDS))
+@_worker_option("worker_id", click.STRING)
+@_worker_option("drain_wait_seconds", finite(0, 7 * MAX_SECONDS))
+@_worker_option("db_retry_seconds", finite(0, MAX_SECONDS))
+@_worker_option("replan_seconds", finite(0, MAX_SECONDS))
+@click.option("--no-replan", is_flag=True, help="Never re-run the adaptive planner (the same as --replan-seconds 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def worker_command(
     model_version: str,
     hardware: str | None,
-    batch_size: int | None,
-    lease_seconds: float,
     runner: str,
     simulate_seconds: float,
     base_url: str | None,
-    max_configs: int | None,
-    max_attempts: int,
     max_run_minutes: float,
-    retry_base_seconds: float,
-    worker_id: str | None,
-    drain_wait_seconds: float | None,
-    db_retry_seconds: float,
-    replan_seconds: float | None,
+    no_replan: bool,
     as_json: bool,
+    **flags: object,
 ) -> None:
     """Claim, run and record configs until none is pending for this worker.
 
@@ -212,8 +190,16 @@ def worker_command(
     Example: benchmark-platform worker --model-version llama-3.1-8b@int4-awq --hardware aws-l4-x1 --simulate-seconds 1
     """
     from benchmark_platform.queue import resolve_hardware
-    from benchmark_platform.worker import WorkerOptions, run_worker
 
+    context = click.get_current_context()
+    for name in ("simulate_seconds", "base_url"):  # a runner option the chosen runner does not take is refused
+        if context.get_parameter_source(name).name != "DEFAULT" and name not in RUNNERS[runner].user_options:
+            takers = " and ".join(entry.name for entry in RUNNERS.values() if name in entry.user_options)
+            fail(f"--{name.replace('_', '-')} applies to the {takers} runner, not to {runner}")
+    if no_replan:
+        if context.get_parameter_source("replan_seconds").name != "DEFAULT":
+            fail("give --no-replan or --replan-seconds, not both")
+        flags["replan_seconds"] = 0.0
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = database.get_engine()
     version_id = _resolve_version(engine, model_version)
@@ -229,19 +215,11 @@ def worker_command(
         options = WorkerOptions(
             model_version_id=version_id,
             hardware=hardware,
-            batch_size=batch_size,
-            lease_seconds=lease_seconds,
-            max_attempts=max_attempts,
             max_run_seconds=max_run_minutes * 60,
-            retry_base_seconds=retry_base_seconds,
             runner=runner,
             runner_options=runner_options,
-            max_configs=max_configs,
-            worker_id=worker_id,
-            drain_wait_seconds=drain_wait_seconds,
-            db_retry_seconds=db_retry_seconds,
             stop_event=stop,
-            between_batches=_replanner(engine, version_id, replan_seconds),
+            **flags,
         )
     except ValidationError as error:
         fail(str(error))
@@ -376,7 +354,8 @@ def progress_command(model_version: str, window_minutes: float, as_json: bool) -
 def plan_command(model_version: str) -> None:
     """Run the adaptive planner once over MODEL_VERSION: predict, re-order pending configs, skip what cannot matter.
 
-    Workers started by Dagster do this between claims; `worker --replan-seconds N` does it from the CLI.
+    Workers (Dagster's drains and `benchmark-platform worker`) do this between claims, unless the version is
+    benchmarked exhaustively or the worker runs with --no-replan.
 
     Example: benchmark-platform plan llama-3.1-8b@int4-awq
     """

@@ -60,8 +60,7 @@ def import_results(
     """
     from benchmark_platform import catalogs, database, interop, queue
     from benchmark_platform.manifests import resolve_model_version
-    from benchmark_platform.runners import Measurement
-    from benchmark_platform.runners.openai import quality
+    from benchmark_platform.runners import Measurement, quality
 
     try:
         imported = interop.parse(source, file, benchmark_index)  # type: ignore[arg-type]

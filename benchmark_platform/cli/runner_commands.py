@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import HttpUrl
+from benchmark_platform.runners.openai.profiles import PROFILE_KINDS
 from benchmark_platform.runners.openai.protocol import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_LINE_BYTES,
@@ -24,9 +25,6 @@ def _validation_message(error: ValidationError) -> str:
     )
 
 
-PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "replay", "sweep", "sla-search")
-
-
 @main.command("bench-endpoint")
 @click.option(
     "--base-url",
@@ -37,9 +35,10 @@ PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "r
 @click.option("--model", "model", required=True, help="Model name to put in requests (as /v1/models lists it).")
 @click.option(
     "--profile",
-    type=click.Choice(PROFILES),
-    help="Load shape [default: concurrent, or poisson with --request-rate]. sweep: synchronous, throughput, then "
-    "--sweep-points rates between; sla-search: the highest load meeting every --goal.",
+    type=click.Choice(PROFILE_KINDS),
+    help="Load shape [default: sla-search with --goal, replay with --dataset trace, poisson with --request-rate, "
+    "else concurrent]. sweep: synchronous, throughput, then --sweep-points rates between; sla-search: the highest "
+    "load meeting every --goal. An option the chosen profile would ignore is refused.",
 )
 @click.option("--concurrency", default=1, show_default=True, type=int, help="Users (closed loop) or in-flight cap.")
 @click.option(
@@ -63,7 +62,13 @@ PROFILES = ("synchronous", "concurrent", "constant", "poisson", "throughput", "r
 @click.option("--request-rate", type=float, help="Open loop: arrivals at this many requests/s.")
 @click.option("--burstiness", default=1.0, show_default=True, help="Gamma shape of arrival gaps (1 = Poisson).")
 @click.option("--sweep-points", default=4, show_default=True, help="Rates between synchronous and throughput.")
-@click.option("--goal", "goals", multiple=True, help="SLA search target, e.g. ttft_p90_ms=500 (repeatable).")
+@click.option(
+    "--goal",
+    "goals",
+    multiple=True,
+    help="Latency goal, e.g. ttft_p90_ms=500 (repeatable): implies --profile sla-search; with another profile the "
+    "goals only set which requests count in SLO attainment.",
+)
 @click.option("--search-by", type=click.Choice(["concurrency", "rate"]), default="concurrency", show_default=True)
 @click.option("--search-max", default=256.0, show_default=True, help="Highest concurrency or rate the search tries.")
 @click.option("--repeats", default=1, show_default=True, help="Runs per load, for means and 95% intervals.")
@@ -102,28 +107,38 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
     """
     from benchmark_platform.runners.base import RunnerError
     from benchmark_platform.runners.openai.datasets import DatasetError, DatasetSpec, LengthDistribution
-    from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile, parse_goal
+    from benchmark_platform.runners.openai.goals import parse_goal
+    from benchmark_platform.runners.openai.profiles import ProfileSettings, measure_profile
     from benchmark_platform.runners.openai.protocol import LoadSettings
 
+    context = click.get_current_context()
+    given = {name for name in context.params if context.get_parameter_source(name).name != "DEFAULT"}
     profile_options = {
         name: options.pop(name)
-        for name in ("profile", "burstiness", "sweep_points", "goals", "search_by", "search_max", "repeats")
-        + ("client_processes", "no_oversaturation_stop", "no_server_metrics", "dataset", "shared_prefix")
+        for name in ("profile", "request_rate", "burstiness", "sweep_points", "goals", "search_by", "search_max")
+        + ("repeats", "client_processes", "no_oversaturation_stop", "no_server_metrics", "dataset", "shared_prefix")
         + ("trace_path", "time_scale", "turns")
     }
+    dataset_kind = profile_options["dataset"]
+    profile_kind = profile_options["profile"] or _default_profile(
+        bool(profile_options["goals"]), profile_options["request_rate"] is not None, dataset_kind
+    )
+    unused = _unused_options(given, profile_kind, profile_options["search_by"], dataset_kind)
+    if unused:
+        fail("; ".join(unused))
+        return
     try:
         inputs = LengthDistribution.parse(str(options.pop("input_tokens")), "input_tokens")
         outputs = LengthDistribution.parse(str(options.pop("output_tokens")), "output_tokens")
         goals = dict(parse_goal(goal) for goal in profile_options["goals"])
-        kind = profile_options["dataset"]
         dataset = DatasetSpec(
-            kind=kind,
+            kind=dataset_kind,
             input_tokens=inputs,
             output_tokens=outputs,
             shared_prefix_fraction=profile_options["shared_prefix"],
             trace_path=profile_options["trace_path"],
             time_scale=profile_options["time_scale"],
-            turns=profile_options["turns"] if kind == "multiturn" else 1,
+            turns=profile_options["turns"] if dataset_kind == "multiturn" else 1,
         )
         settings = LoadSettings(
             ignore_eos=not no_ignore_eos,
@@ -131,19 +146,11 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
             output_tokens=outputs.typical,
             **options,
         )
-        rate = settings.request_rate
-        default_kind = "replay" if kind == "trace" else ("poisson" if rate else "concurrent")
-        profile_kind = profile_options["profile"] or default_kind
-        kind_closed = profile_kind in ("synchronous", "concurrent") or (
-            profile_kind == "sla-search" and profile_options["search_by"] == "concurrency"
-        )
-        source = click.get_current_context().get_parameter_source("concurrency")
-        concurrency_given = source is not None and source.name != "DEFAULT"
         profile = ProfileSettings(
             kind=profile_kind,
             # Open-loop profiles without an explicit --concurrency are capped only by the load generator's ceiling.
-            concurrency=settings.concurrency if concurrency_given or kind_closed else None,
-            rate=rate,
+            concurrency=settings.concurrency if "concurrency" in given or profile_kind == "concurrent" else None,
+            rate=profile_options["request_rate"],
             burstiness=profile_options["burstiness"],
             sweep_points=profile_options["sweep_points"],
             goals=goals,
@@ -189,7 +196,7 @@ def bench_endpoint(as_json: bool, no_ignore_eos: bool, **options: object) -> Non
 
 def _figures(measurement) -> dict:
     """flat_figures plus what the profile added: the load point, intervals, flags, server metrics, search."""
-    from benchmark_platform.runners.openai.protocol import flat_figures
+    from benchmark_platform.runners.openai.measurement import flat_figures
 
     detail = measurement.detailed_metrics
     figures = flat_figures(measurement)
@@ -207,6 +214,44 @@ def _figures(measurement) -> dict:
     figures["sla_search"] = {key: search[key] for key in ("by", "best", "first_miss", "trials")} if search else None
     figures["oversaturated"] = detail.get("oversaturated")
     return figures
+
+
+OPEN_LOOP_PROFILES = ("constant", "poisson", "throughput", "replay", "sweep")
+
+
+def _default_profile(goals: bool, rate: bool, dataset: str) -> str:
+    """Without --profile: goals ask for the SLA search, a trace for its replay, a rate for Poisson arrivals."""
+    if goals:
+        return "sla-search"
+    if dataset == "trace":
+        return "replay"
+    return "poisson" if rate else "concurrent"
+
+
+def _unused_options(given: set[str], profile: str, search_by: str, dataset: str) -> list[str]:
+    """Each option given that the chosen profile or dataset would ignore, with where it applies (pure)."""
+    search_rate = profile == "sla-search" and search_by == "rate"
+    applies = {
+        "request_rate": (profile in ("constant", "poisson"), "the constant and poisson profiles"),
+        "burstiness": (profile == "poisson" or search_rate, "the poisson profile and --search-by rate"),
+        "sweep_points": (profile == "sweep", "the sweep profile"),
+        "search_by": (profile == "sla-search", "the sla-search profile"),
+        "search_max": (profile == "sla-search", "the sla-search profile"),
+        "concurrency": (
+            profile not in ("synchronous", "sla-search") or search_rate,
+            "every profile but synchronous and the search by concurrency (which sets it)",
+        ),
+        "no_oversaturation_stop": (profile in OPEN_LOOP_PROFILES or search_rate, "open-loop profiles"),
+        "trace_path": (dataset == "trace", "--dataset trace"),
+        "time_scale": (dataset == "trace", "--dataset trace"),
+        "turns": (dataset == "multiturn", "--dataset multiturn"),
+    }
+    return [
+        f"--{name.removesuffix('_path').replace('_', '-')} applies to {where}; this run is "
+        + (f"--dataset {dataset}" if where.startswith("--dataset") else f"the {profile} profile")
+        for name, (used, where) in applies.items()
+        if name in given and not used
+    ]
 
 
 @main.command("emulate-server")

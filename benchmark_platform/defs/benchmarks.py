@@ -10,9 +10,11 @@ separate pods without a shared IO manager.
 import math
 import threading
 import time
+from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from benchmark_platform import adaptive, catalogs, manifests, queue
 from benchmark_platform.catalogs import HardwareSpec
@@ -21,26 +23,32 @@ from benchmark_platform.defs.reference import hardware_configs, inference_framew
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.k8s_config import SpotNodeSettings, pool_name, step_op_tags
 from benchmark_platform.runners import runner_entry
-from benchmark_platform.worker import WorkerOptions, run_worker
+from benchmark_platform.worker import WorkerOptions, option_field, run_worker
 
 GROUP = "benchmarks"
 FAILED_NAMED_IN_ERROR = 20
 
 
-class BenchmarkRunnerResource(dg.ConfigurableResource):
-    """How benchmark replicas work the queue: which runner, how many replicas per GPU pool, claim and lease sizes."""
+def _worker_field(name: str) -> Any:
+    """The resource field for ``WorkerOptions.name``: its default and description, declared once in the model."""
+    field = option_field(name)
+    return Field(default=field.default, description=field.description)
 
-    runner: str = "simulated"
+
+class BenchmarkRunnerResource(dg.ConfigurableResource):
+    """How benchmark replicas work the queue: which runner, how many replicas per GPU pool, claim and lease sizes.
+    The worker's settings are ``WorkerOptions``' (same names, defaults and descriptions as the worker command)."""
+
+    runner: str = _worker_field("runner")
     simulate_seconds: float = 0.0
     runner_options: dict = {}
-    claim_batch_size: int | None = None
-    lease_seconds: float = queue.DEFAULT_LEASE_SECONDS
-    max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
+    claim_batch: int | None = _worker_field("claim_batch")
+    lease_seconds: float = _worker_field("lease_seconds")
+    max_attempts: int = _worker_field("max_attempts")
+    replan_seconds: float = _worker_field("replan_seconds")
     configs_per_replica: int = 500
     max_replicas_per_pool: int = 4
     replicas_per_pool: int | None = None
-    # Adaptive benchmarking: each replica re-plans the version between claims, at most this often (0: never).
-    replan_seconds: float = 5.0
 
     def replicas_for(self, pending: int) -> int:
         """A fixed count if configured, else one replica per ``configs_per_replica`` pending, capped."""
@@ -50,28 +58,20 @@ class BenchmarkRunnerResource(dg.ConfigurableResource):
             return self.replicas_per_pool
         return min(self.max_replicas_per_pool, math.ceil(pending / self.configs_per_replica))
 
-    def batch_size(self) -> int:
-        """Configs claimed per round trip: ``claim_batch_size``, else the runner's default from the registry."""
-        if self.claim_batch_size is not None:
-            return self.claim_batch_size
-        return runner_entry(self.runner).claim_batch
-
-    def worker_options(
-        self, model_version_id, hardware: str, worker_id: str, stop: threading.Event, between_batches=None
-    ) -> WorkerOptions:
+    def worker_options(self, model_version_id, hardware: str, worker_id: str, stop: threading.Event) -> WorkerOptions:
         options = runner_entry(self.runner).options_from({"simulate_seconds": self.simulate_seconds})
         options.update(self.runner_options)
         return WorkerOptions(
             model_version_id=model_version_id,
             hardware=hardware,
-            batch_size=self.batch_size(),
+            claim_batch=self.claim_batch,
             lease_seconds=self.lease_seconds,
             max_attempts=self.max_attempts,
+            replan_seconds=self.replan_seconds,
             runner=self.runner,
             runner_options=options,
             worker_id=worker_id,
             stop_event=stop,
-            between_batches=between_batches,
         )
 
 
@@ -156,12 +156,8 @@ def _drain_op(hardware: HardwareSpec, k8s_settings: SpotNodeSettings) -> dg.OpDe
     def drain(context: dg.OpExecutionContext, database: PlatformDatabase, benchmark_runner: BenchmarkRunnerResource):
         worker_id = f"{context.run_id[:8]}-{hardware.name}-{context.get_mapping_key()}-{context.retry_number}"
         version_id = model_version_id(context, database)
-        replanner = (
-            adaptive.Replanner(database.get_engine(), version_id, benchmark_runner.replan_seconds)
-            if benchmark_runner.replan_seconds > 0
-            else None
-        )
-        options = benchmark_runner.worker_options(version_id, hardware.name, worker_id, threading.Event(), replanner)
+        # The worker re-plans the version between claims (unless it is exhaustive), as a CLI worker does.
+        options = benchmark_runner.worker_options(version_id, hardware.name, worker_id, threading.Event())
         # An interrupt (run terminated, spot pod SIGTERM) unwinds run_worker's finally, which releases every claim.
         summary = run_worker(database.get_engine(), options)
         context.log.info(summary.line())

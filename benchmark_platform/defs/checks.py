@@ -6,7 +6,7 @@ from benchmark_platform import queue
 from benchmark_platform.defs.benchmarks import benchmark_config_matrix, benchmark_results
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.ranking import invariants as ranking_invariants
-from benchmark_platform.runners.openai import quality
+from benchmark_platform.runners import quality
 
 SHOWN = 10
 

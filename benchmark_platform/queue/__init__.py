@@ -43,7 +43,7 @@ its docstring:
 - ``results``: ``record_imported`` (a result no claim produced).
 - ``progress``: ``progress``, ``result_counts``, ``failed_configs``.
 - ``planning``: the adaptive planner's reads and writes (``load_plan_rows``, ``apply_plan``, ``requeue_skipped``,
-  ``pruning_summary``, ``pruning_by_use_case``, ...).
+  ``is_exhaustive``, ``pruning_summary``, ``pruning_by_use_case``, ...).
 - ``invariants``: queries returning the rows that break an invariant (the asset checks run them).
 
 Importers use ``from benchmark_platform import queue`` and ``queue.NAME``: every public name is re-exported here.
@@ -105,6 +105,7 @@ from benchmark_platform.queue.planning import (
     apply_plan,
     configs_without_prediction,
     exempt_from_pruning,
+    is_exhaustive,
     load_plan_rows,
     pruning_by_use_case,
     pruning_summary,
@@ -169,6 +170,7 @@ __all__ = [
     "complete_batch",
     "configs_without_prediction",
     "exempt_from_pruning",
+    "is_exhaustive",
     "fail",
     "failed_configs",
     "heartbeat",

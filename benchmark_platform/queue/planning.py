@@ -208,6 +208,18 @@ def exempt_from_pruning(engine: Engine, model_version_id: uuid.UUID) -> int:
     return requeued
 
 
+def is_exhaustive(engine: Engine, model_version_id: uuid.UUID) -> bool:
+    """Whether the version is benchmarked exhaustively (``exempt_from_pruning``): it has configs and every one is
+    exempt, so the planner may only re-order it. A plain read; no lock."""
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text("SELECT bool_and(pruning_exempt) FROM benchmark_configs WHERE model_version_id = :v"),
+                {"v": model_version_id},
+            ).scalar()
+        )
+
+
 @dataclass(frozen=True)
 class PruningSummary:
     """What pruning saved on a version: skipped configs by reason and the GPU-hours their benchmarks would take

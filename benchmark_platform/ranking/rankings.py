@@ -57,7 +57,7 @@ from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.frames import require_columns
 from benchmark_platform.ranking.pareto import pareto_front
 from benchmark_platform.ranking.topsis import criterion_closeness, topsis
-from benchmark_platform.runners.openai import quality
+from benchmark_platform.runners import quality
 
 DEFAULT_RANKING_TTL = timedelta(hours=24)
 

@@ -2,7 +2,7 @@
 
 ``RUNNERS`` is the registry: each runner declares once its name, where its class lives, the options a user may set
 (the CLI's worker flags and the Dagster resource pick theirs from it) and its default claim batch. ``simulated``
-estimates from the roofline model; ``openai`` measures a live OpenAI-compatible server (``openai_runner``).
+estimates from the roofline model; ``openai`` measures a live OpenAI-compatible server (``runners.openai``).
 Adding a runner: a module with a class implementing ``Runner``, and one entry here.
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchmark_platform import files
-from benchmark_platform.runners.openai.protocol import PROMPT_WORDS
+from benchmark_platform.workloads import DATASET_NAMES, PROMPT_WORDS, DatasetName
 
 MAX_TOKENS_PER_REQUEST = 1_000_000
 MAX_TRACE_REQUESTS = 1_000_000
@@ -120,8 +121,8 @@ class DatasetSpec(BaseModel):
 
 def named_dataset(name: str, input_tokens: int, output_tokens: int) -> DatasetSpec:
     """The dataset a use case names (``characteristics.dataset`` in the catalog), shaped by its typical lengths."""
-    if name not in NAMED_DATASETS:
-        raise DatasetError(f"dataset {name!r}: unknown; choose one of {', '.join(NAMED_DATASETS)}")
+    if name not in DATASET_NAMES:
+        raise DatasetError(f"dataset {name!r}: unknown; choose one of {', '.join(DATASET_NAMES)}")
     return NAMED_DATASETS[name](input_tokens, output_tokens)
 
 
@@ -134,7 +135,7 @@ def _spread(tokens: int) -> LengthDistribution:
     return LengthDistribution(kind="uniform", minimum=max(1, tokens // 2), maximum=tokens)
 
 
-NAMED_DATASETS = {
+NAMED_DATASETS: dict[DatasetName, Callable[[int, int], DatasetSpec]] = {
     # every request the typical lengths: the matrix's sequence length exactly
     "synthetic-fixed": lambda i, o: DatasetSpec(input_tokens=_fixed(i), output_tokens=_fixed(o)),
     # lengths spread between half and all of the typical ones, as real traffic varies

@@ -1,12 +1,11 @@
-"""Load generator for OpenAI-compatible streaming servers, measuring as vLLM's serving benchmark does.
+"""The wire protocol of an OpenAI-compatible streaming server, measured as vLLM's serving benchmark does.
 
 Per request, from the moment it goes on the wire (the client's own request building is excluded and reported
 apart): TTFT = first content chunk − send; ITL = gaps between content chunks; E2E = end of stream − send;
 TPOT = (E2E − TTFT) / (output tokens − 1). Output tokens come from the server's ``usage`` when it reports it
-(``stream_options.include_usage``), else one per content chunk. Per run: percentiles over successful requests
-(numpy linear interpolation), output throughput = output tokens / wall time of the measured window, goodput =
-requests meeting the SLA per second. Warm-up requests are excluded; they also calibrate the prompt length against
-the server's own token count. The client watches its own event-loop lag and warns when it may be the bottleneck.
+(``stream_options.include_usage``), else one per content chunk. Reading is bounded (line, body, error body, chunks).
+Warm-up requests calibrate the prompt length against the server's own token count. Trials (``trial``) send the
+load; ``measurement`` turns what they recorded into a ``Measurement``.
 """
 
 from __future__ import annotations
@@ -15,35 +14,21 @@ import asyncio
 import contextlib
 import json
 import math
-import platform
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-import benchmark_platform
-from benchmark_platform.runners.base import METRIC_COLUMNS, Measurement, RunInterrupted, RunnerError
-from benchmark_platform.runners.gpu_monitor import GpuSampler
+from benchmark_platform.runners.base import RunnerError
 from benchmark_platform.runners.openai import accuracy
-from benchmark_platform.runners.stats import PERCENTILE_METHOD, summarize
+from benchmark_platform.workloads import PROMPT_WORDS
 
-# Common English words that are one token in the Llama 3, Mistral and GPT tokenizers (with their leading space).
-PROMPT_WORDS = (
-    "the of and to in is was for on that with as by at from his her which are this be had not but have were an or "
-    "one all their there been has will more would when who so can said what about out up them into time only new "
-    "some could these two may first then do any like my now over such our man me even most made after also did many "
-    "before must through back years where much your way well down should because each just those people how too "
-    "little state good very make world still own see men work long get here between both life being under never day "
-    "same another know while last might us great old year off come since against go came right used take three"
-).split()
 PROMPT_POOL_SIZE = 64
 LAG_SAMPLE_INTERVAL_SECONDS = 0.01
-LAG_WARNING_MS = 5.0
 ACCURACY_MAX_TOKENS = 16
 STOP_POLL_SECONDS = 0.05
 # httpcore scans its whole pool on every request event, so one client's cost per request grows with its connection
@@ -63,8 +48,9 @@ _JSON_HEADERS = {"content-type": "application/json", "accept-encoding": "identit
 
 
 class LoadSettings(BaseModel):
-    """How to load one endpoint. ``num_requests`` or ``duration_seconds`` bounds the run (the first reached wins).
-    With ``request_rate`` arrivals are open-loop Poisson at that rate, ``concurrency`` then caps requests in flight."""
+    """The endpoint and the requests' shape; ``num_requests`` or ``duration_seconds`` bounds a trial (the first
+    reached wins). ``concurrency`` is the users of a closed loop, the warm-up's width and accuracy scoring's; how
+    requests arrive is the profile's (``profiles.ProfileSettings``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -82,7 +68,6 @@ class LoadSettings(BaseModel):
     max_line_bytes: int = Field(default=DEFAULT_MAX_LINE_BYTES, ge=1024, le=16 * 1024 * 1024)
     num_requests: int | None = Field(default=100, gt=0, le=10_000_000)
     duration_seconds: float | None = Field(default=None, gt=0)
-    request_rate: float | None = Field(default=None, gt=0, description="requests/s, open loop (Poisson)")
     warmup_requests: int | None = Field(
         default=None,
         ge=0,
@@ -149,6 +134,11 @@ class LoadSettings(BaseModel):
         return self.model_copy(update={"base_url": rotated[0], "replica_urls": tuple(rotated[1:])})
 
 
+class TooManyErrors(RunnerError):
+    """Requests failed above the threshold (or all of them): the load was not served. A single load fails
+    with it; the SLA search counts that load as a missed goal."""
+
+
 # httpcore trace events that mark the request's first byte leaving for the network (a new connection, or headers
 # on a kept-alive one): the clock starts there, so the client's own request building is not counted as latency.
 _ON_THE_WIRE_EVENTS = frozenset({"connection.connect_tcp.started", "http11.send_request_headers.started"})
@@ -183,21 +173,6 @@ class RequestRecord:
         return (self.e2e - self.ttft) / (self.output_tokens - 1) if self.output_tokens > 1 else None
 
 
-@dataclass
-class LoadRun:
-    """What one run produced before summarizing: measured requests, the window, the client's own health."""
-
-    records: list[RequestRecord]
-    wall_seconds: float
-    prompt_words: int
-    warmup_prompt_tokens: int | None
-    loop_lag_seconds: list[float]
-    client_cpu_seconds: float
-    accuracy_correct: int | None = None
-    accuracy_total: int | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
 class _Prompts:
     """Distinct prompts of a given length in words: a numbered prefix defeats prefix caching between requests."""
 
@@ -210,7 +185,9 @@ class _Prompts:
         return f"{index % 1000} {self._bodies[index % PROMPT_POOL_SIZE]}"
 
 
-def _payload(settings: LoadSettings, prompt: str, max_tokens: int, ignore_eos: bool, include_usage: bool) -> dict:
+def request_payload(
+    settings: LoadSettings, prompt: str, max_tokens: int, ignore_eos: bool, include_usage: bool
+) -> dict:
     payload: dict[str, Any] = {"model": settings.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}
     if settings.chat:
         payload["messages"] = [{"role": "user", "content": prompt}]
@@ -381,7 +358,7 @@ async def send_streaming(
     return record
 
 
-async def _sample_loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+async def sample_loop_lag(samples: list[float], stop: asyncio.Event) -> None:
     """How late the event loop wakes up a sleeper: a busy client delays every timestamp it takes by as much."""
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -390,8 +367,9 @@ async def _sample_loop_lag(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(max(0.0, loop.time() - before - LAG_SAMPLE_INTERVAL_SECONDS))
 
 
-class _Load:
-    """The load of one run, spread over ``clients`` (request or user ``i`` uses client ``i mod len(clients)``)."""
+class LoadClients:
+    """A trial's HTTP clients (request or user ``i`` uses client ``i mod len(clients)``), its warm-up and accuracy
+    scoring; ``include_usage`` turns off for servers that reject ``stream_options``."""
 
     def __init__(self, settings: LoadSettings, clients: list[httpx.AsyncClient]) -> None:
         self.settings = settings
@@ -401,7 +379,7 @@ class _Load:
 
     def payload(self, prompt: str) -> dict:
         settings = self.settings
-        return _payload(settings, prompt, settings.output_tokens, settings.ignore_eos, self.include_usage)
+        return request_payload(settings, prompt, settings.output_tokens, settings.ignore_eos, self.include_usage)
 
     async def send(self, prompt: str, shard: int) -> RequestRecord:
         client = self.clients[shard % len(self.clients)]
@@ -429,56 +407,11 @@ class _Load:
             records = await asyncio.gather(*(self.send(probe[i], i) for i in range(count)))
         failed = [record.error for record in records if record.error]
         if failed:
-            raise RunnerError(f"warm-up request failed against {settings.base_url}{settings.path}: {failed[0]}")
+            raise TooManyErrors(f"warm-up request failed against {settings.base_url}{settings.path}: {failed[0]}")
         reported = records[0].prompt_tokens
         if reported:
             words = max(1, words + settings.input_tokens - int(reported))
         return words, reported
-
-    async def closed_loop(self, prompts: _Prompts) -> list[RequestRecord]:
-        """``concurrency`` users, each sending its next request as soon as the previous one ends."""
-        settings = self.settings
-        records: list[RequestRecord] = []
-        deadline = time.perf_counter() + settings.duration_seconds if settings.duration_seconds else None
-        issued = 0
-
-        async def user(number: int) -> None:
-            nonlocal issued
-            while settings.num_requests is None or issued < settings.num_requests:
-                if deadline is not None and time.perf_counter() >= deadline:
-                    return
-                index = issued
-                issued += 1
-                records.append(await self.send(prompts[index], number))
-
-        await asyncio.gather(*(user(number) for number in range(settings.concurrency)))
-        return records
-
-    async def open_loop(self, prompts: _Prompts) -> list[RequestRecord]:
-        """Poisson arrivals at ``request_rate``; ``concurrency`` caps how many are in flight."""
-        settings = self.settings
-        assert settings.request_rate is not None
-        rng = random.Random(settings.seed)
-        in_flight = asyncio.Semaphore(settings.concurrency)
-        started = time.perf_counter()
-        due = started
-        tasks: list[asyncio.Task[RequestRecord]] = []
-
-        async def limited(index: int) -> RequestRecord:
-            async with in_flight:
-                return await self.send(prompts[index], index)
-
-        index = 0
-        while settings.num_requests is None or index < settings.num_requests:
-            if settings.duration_seconds is not None and due - started >= settings.duration_seconds:
-                break
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(limited(index)))
-            index += 1
-            due += rng.expovariate(settings.request_rate)
-        return list(await asyncio.gather(*tasks))
 
     async def score_accuracy(self, count: int) -> tuple[int, int]:
         """Ask the bundled exact-match tasks through the same endpoint, greedy, ending at end-of-sequence."""
@@ -486,7 +419,7 @@ class _Load:
         gate = asyncio.Semaphore(self.settings.concurrency)
 
         async def ask(index: int, task: accuracy.AccuracyTask) -> RequestRecord:
-            payload = _payload(self.settings, task.prompt, ACCURACY_MAX_TOKENS, False, self.include_usage)
+            payload = request_payload(self.settings, task.prompt, ACCURACY_MAX_TOKENS, False, self.include_usage)
             client = self.clients[index % len(self.clients)]
             async with gate:
                 return await send_streaming(
@@ -523,207 +456,9 @@ async def open_clients(
     ]
 
 
-async def run_load(settings: LoadSettings, gpu: GpuSampler | None = None) -> LoadRun:
-    """Warm up, apply the load (sampling ``gpu`` during it), then score accuracy if asked; raises RunnerError when
-    the endpoint cannot be measured."""
-    async with contextlib.AsyncExitStack() as stack:
-        clients = await open_clients(settings, settings.concurrency, stack)
-        load = _Load(settings, clients)
-        words, warmup_prompt_tokens = await load.warm_up()
-        prompts = _Prompts(words, settings.seed)
-        lag: list[float] = []
-        stop_lag = asyncio.Event()
-        lag_task = asyncio.create_task(_sample_loop_lag(lag, stop_lag))
-        cpu_before, started = time.process_time(), time.perf_counter()
-        try:
-            with gpu or contextlib.nullcontext():
-                records = await (load.open_loop(prompts) if settings.request_rate else load.closed_loop(prompts))
-        finally:
-            stop_lag.set()
-            await lag_task
-        wall = max((record.ended for record in records), default=started) - started
-        cpu = time.process_time() - cpu_before
-        run = LoadRun(
-            records=records,
-            wall_seconds=wall,
-            prompt_words=words,
-            warmup_prompt_tokens=warmup_prompt_tokens,
-            loop_lag_seconds=lag,
-            client_cpu_seconds=cpu,
-            warnings=load.warnings,
-        )
-        _check_errors(run, settings)
-        if settings.accuracy_tasks:
-            run.accuracy_correct, run.accuracy_total = await load.score_accuracy(settings.accuracy_tasks)
-        return run
-
-
-def _check_errors(run: LoadRun, settings: LoadSettings) -> None:
-    errors = [record.error for record in run.records if record.error]
-    if not run.records:
-        raise RunnerError("no request was sent (the duration ended before the first one)")
-    if len(errors) == len(run.records) or len(errors) > settings.max_error_fraction * len(run.records):
-        raise RunnerError(
-            f"{len(errors)} of {len(run.records)} requests failed "
-            f"(threshold {settings.max_error_fraction:.0%}); first error: {errors[0]}"
-        )
-
-
-def _percentile_columns(prefix: str, summary: dict[str, float]) -> dict[str, float]:
-    return {f"{prefix}_p{p}_ms": summary[f"p{p}"] for p in (50, 90, 99)}
-
-
-def build_measurement(
-    run: LoadRun,
-    settings: LoadSettings,
-    gpu_utilization_pct: float | None = None,
-    memory_used_gb: float | None = None,
-    extra_detail: dict[str, Any] | None = None,
-) -> Measurement:
-    """The validated measurement of a finished run (pure: no I/O)."""
-    completed = [record for record in run.records if record.error is None]
-    errors = [record.error for record in run.records if record.error]
-    if not completed:
-        raise RunnerError(f"no request completed; first error: {errors[0] if errors else 'none sent'}")
-    ttft = np.array([record.ttft for record in completed])
-    tpot = np.array([record.tpot for record in completed if record.tpot is not None])
-    itl = np.concatenate([np.diff(record.token_times) for record in completed])
-    e2e = np.array([record.e2e for record in completed])
-    if tpot.size == 0:
-        raise RunnerError("no request returned more than one token, so TPOT is undefined (is max_tokens honoured?)")
-    output_tokens = sum(record.output_tokens for record in completed)
-    wall = run.wall_seconds
-    meets_sla = np.ones(len(completed), dtype=bool)
-    tpot_or_zero = np.array([record.tpot or 0.0 for record in completed])
-    if settings.sla_ttft_ms is not None:
-        meets_sla &= ttft * 1e3 <= settings.sla_ttft_ms
-    if settings.sla_tpot_ms is not None:
-        meets_sla &= tpot_or_zero * 1e3 <= settings.sla_tpot_ms
-    lag = summarize(run.loop_lag_seconds, 1e3)
-    warnings = list(run.warnings)
-    if lag and lag["p99"] > LAG_WARNING_MS:
-        warnings.append(
-            f"client event loop lagged (p99 {lag['p99']:.1f} ms): client-side timings may be inflated; "
-            "lower the concurrency or spread the load over more client processes"
-        )
-    short = sum(record.output_tokens < (record.max_tokens or settings.output_tokens) for record in completed)
-    if short:
-        asked = "the max_tokens asked" if completed[0].max_tokens else settings.output_tokens
-        warnings.append(
-            f"{short} of {len(completed)} requests returned fewer than {asked} tokens (ignore_eos not honoured?)"
-        )
-    prompt_tokens = [record.prompt_tokens for record in completed if record.prompt_tokens]
-    ttft_ms, tpot_ms = summarize(ttft, 1e3), summarize(tpot, 1e3)
-    assert ttft_ms is not None and tpot_ms is not None
-    detail: dict[str, Any] = {
-        "runner_name": "openai",
-        "endpoint": f"{settings.base_url}{settings.path}",
-        "served_model": settings.model,
-        "load": settings.model_dump(exclude={"base_url", "model"}),
-        "ttft_ms": ttft_ms,
-        "tpot_ms": tpot_ms,
-        "itl_ms": summarize(itl, 1e3),
-        "e2e_ms": summarize(e2e, 1e3),
-        "percentile_method": PERCENTILE_METHOD,
-        "completed_requests": len(completed),
-        "errors": len(errors),
-        "error_samples": errors[:5],
-        "output_tokens_total": output_tokens,
-        "token_count_source": "usage" if all(record.usage_reported for record in completed) else "chunks",
-        "mean_prompt_tokens": float(np.mean(prompt_tokens)) if prompt_tokens else None,
-        "prompt_words": run.prompt_words,
-        "warmup_prompt_tokens": run.warmup_prompt_tokens,
-        "wall_seconds": wall,
-        "goodput_rps": float(meets_sla.sum()) / wall,
-        "sla": {"ttft_ms": settings.sla_ttft_ms, "tpot_ms": settings.sla_tpot_ms},
-        "client": {
-            "event_loop_lag_ms": lag,
-            "request_build_ms": summarize([record.sent - record.queued for record in completed], 1e3),
-            "cpu_seconds": run.client_cpu_seconds,
-            "cpu_fraction_of_one_core": run.client_cpu_seconds / wall if wall else None,
-        },
-        "accuracy": {"correct": run.accuracy_correct, "tasks": run.accuracy_total},
-        "tool_versions": {
-            "benchmark_platform": benchmark_platform.__version__,
-            "httpx": httpx.__version__,
-            "python": platform.python_version(),
-        },
-        "warnings": warnings,
-    }
-    detail.update(extra_detail or {})
-    return Measurement(
-        **_percentile_columns("ttft", ttft_ms),
-        **_percentile_columns("tpot", tpot_ms),
-        throughput_tokens_sec=output_tokens / wall,
-        rps_sustained=len(completed) / wall,
-        accuracy_score=run.accuracy_correct / run.accuracy_total if run.accuracy_total else None,
-        gpu_utilization_pct=gpu_utilization_pct,
-        memory_used_gb=memory_used_gb,
-        detailed_metrics=detail,
-        runner="measured",
-    )
-
-
-def _event_loop_runner() -> tuple[asyncio.Runner, str]:
+def event_loop_runner() -> tuple[asyncio.Runner, str]:
     try:
         import uvloop
     except ImportError:
         return asyncio.Runner(), "asyncio"
     return asyncio.Runner(loop_factory=uvloop.new_event_loop), f"uvloop {uvloop.__version__}"
-
-
-def measure_endpoint(
-    settings: LoadSettings,
-    should_stop: Callable[[], bool] | None = None,
-    extra_detail: dict[str, Any] | None = None,
-) -> Measurement:
-    """Run the load against ``settings.base_url`` with GPU sampling; blocks. ``should_stop`` (polled every 50 ms)
-    cancels the run and raises ``RunInterrupted``."""
-
-    gpu = GpuSampler()
-
-    async def supervised() -> LoadRun:
-        work = asyncio.create_task(run_load(settings, gpu))
-        while not work.done():
-            await asyncio.wait({work}, timeout=STOP_POLL_SECONDS)
-            if should_stop is not None and should_stop() and not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await work
-                raise RunInterrupted("load run stopped before it finished")
-        return work.result()
-
-    runner, loop_name = _event_loop_runner()
-    with runner:
-        run = runner.run(supervised())
-    detail = {"gpu": gpu.samples.as_dict()} | (extra_detail or {})
-    measurement = build_measurement(
-        run, settings, gpu.samples.mean_utilization_pct, gpu.samples.peak_memory_used_gb, detail
-    )
-    measurement.detailed_metrics["tool_versions"]["event_loop"] = loop_name
-    return measurement
-
-
-def flat_figures(measurement: Measurement) -> dict[str, Any]:
-    """One flat object: the benchmark_results metric columns, then the extra figures (for ``--json``)."""
-    detail = measurement.detailed_metrics
-    figures: dict[str, Any] = {column: getattr(measurement, column) for column in METRIC_COLUMNS}
-    figures["runner"] = measurement.runner
-    for name in ("itl_ms", "e2e_ms"):
-        summary = detail.get(name) or {}
-        figures |= {f"{name[:-3]}_p{p}_ms": summary.get(f"p{p}") for p in (50, 90, 99)}
-        figures[f"{name[:-3]}_mean_ms"] = summary.get("mean")
-    for key in (
-        "goodput_rps",
-        "completed_requests",
-        "errors",
-        "output_tokens_total",
-        "mean_prompt_tokens",
-        "wall_seconds",
-        "token_count_source",
-        "warnings",
-    ):
-        figures[key] = detail.get(key)
-    lag = (detail.get("client") or {}).get("event_loop_lag_ms") or {}
-    figures["client_loop_lag_p99_ms"] = lag.get("p99")
-    return figures

@@ -57,7 +57,7 @@ class OpenAIRunner:
     - ``num_requests`` (default max(5 × batch size, 50)) or ``duration_seconds``; ``request_rate`` switches to
       open-loop Poisson arrivals (the batch size then caps requests in flight); ``warmup_requests`` (default one
       per concurrent request).
-    - ``profile``: load-profile options (``runners.profiles.ProfileSettings`` fields: kind, rate, burstiness,
+    - ``profile``: load-profile options (``runners.openai.profiles.ProfileSettings`` fields: kind, rate, burstiness,
       goals, repeats, client_processes...; a sweep is not allowed: a config has one result). The requests
       follow the use case's named dataset; the batch size is the concurrency unless the profile sets one.
     - ``request_timeout_seconds``, ``max_error_fraction`` (the run fails above it), ``accuracy_tasks`` (scored
@@ -98,6 +98,12 @@ class OpenAIRunner:
         self.profile = dict(profile or {})
         if self.profile.get("kind") == "sweep":
             raise ValueError("the sweep profile gives several results; a config has one (use bench-endpoint)")
+        if request_rate is not None and (self.profile.get("kind", "poisson") not in ("constant", "poisson")):
+            raise ValueError(
+                f"request_rate applies to the constant and poisson profiles, not to {self.profile['kind']}"
+            )
+        if request_rate is not None and "rate" in self.profile:
+            raise ValueError("give request_rate or the profile's rate, not both")
         self.startup_timeout_seconds = startup_timeout_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.log = log or logging.getLogger("benchmark_platform.runners.openai")
@@ -125,7 +131,6 @@ class OpenAIRunner:
                 concurrency=batch,
                 num_requests=num_requests,
                 duration_seconds=self.duration_seconds,
-                request_rate=self.request_rate,
                 warmup_requests=self.warmup_requests,
                 chat=spec.workload.chat,
                 ignore_eos=spec.framework.supports_ignore_eos,
