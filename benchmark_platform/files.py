@@ -135,13 +135,14 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a finite number")
 
 
-_INT64 = range(-(2**63), 2**63)
+_FLOAT_INTEGERS = range(-int(sys.float_info.max), int(sys.float_info.max) + 1)  # what float() and jsonb take
 _INFINITIES = (math.inf, -math.inf)
 
 
 def _check_values(document: Any) -> None:
-    """No float that is NaN or infinite (``1e999`` parses to infinity), no integer past 64 bits, no container deeper
-    than MAX_JSON_DEPTH; one iterative pass, with no function call per value."""
+    """No float that is NaN or infinite (``1e999`` parses to infinity), no integer beyond a double's range (a 64-bit
+    seed or hash is fine: jsonb stores numbers exactly), no container deeper than MAX_JSON_DEPTH; one iterative pass,
+    with no function call per value."""
     stack = [(document, 0)]
     while stack:
         value, depth = stack.pop()
@@ -154,17 +155,17 @@ def _check_values(document: Any) -> None:
                 if item != item or item in _INFINITIES:
                     raise ValueError(f"{item} is not a finite number")
             elif kind is int:
-                if item not in _INT64:
-                    raise ValueError(f"integer {str(item)[:30]} does not fit in 64 bits")
+                if item not in _FLOAT_INTEGERS:
+                    raise ValueError(f"integer {str(item)[:30]}... does not fit a double")
             elif (kind is dict or kind is list) and item is not value:
                 stack.append((item, depth + 1))
 
 
 def parse_json(text: str, label: str) -> Any:
-    """JSON as PostgreSQL's jsonb holds it: no NaN or infinity (``1e999`` included), no NUL, integers within 64
-    bits, nested at most ``MAX_JSON_DEPTH`` deep, at most ``MAX_JSON_OBJECTS`` objects (what bounds the memory a file
-    within the size limit can take); raises FileInputError naming ``label``. The checks run as the parser builds
-    each value, so a refused document is never built whole."""
+    """JSON as PostgreSQL's jsonb holds it and Python's float() reads it: no NaN or infinity (``1e999`` included), no
+    NUL, integers within a double's range, nested at most ``MAX_JSON_DEPTH`` deep, at most ``MAX_JSON_OBJECTS``
+    objects (counted as the parser builds them: what bounds the memory a file within the size limit can take);
+    raises FileInputError naming ``label``."""
     if "\\u0000" in text:  # the only way a NUL reaches a JSON string: raw control characters are refused below
         raise FileInputError(label, "contains a NUL character")
     objects = 0

@@ -141,7 +141,7 @@ IMPORT_SHAPES = {
     "guidellm list for an object": ("guidellm", {"benchmarks": [[1, 2]]}, "benchmarks"),
     "vllm 1e300 tokens": ("vllm", {**VLLM, "total_input_tokens": 1e300, "completed": 1e300}, ""),
     "vllm 1e300 prompt tokens": ("vllm", {**VLLM, "total_input_tokens": 1e300}, "mean prompt of 5e+297 tokens"),
-    "vllm huge integer": ("vllm", {**VLLM, "total_output_tokens": 10**30}, "64 bits"),
+    "vllm huge integer": ("vllm", {**VLLM, "total_output_tokens": 10**400}, "does not fit a double"),
     "vllm NUL in a string": ("vllm", {**VLLM, "backend": "v\x00llm"}, "NUL"),
     "aiperf string for a number": ("aiperf", {**AIPERF, "request_throughput": {"avg": "fast"}}, "request_throughput"),
     "guidellm negative": ("guidellm", {"benchmarks": [{**GUIDELLM["benchmarks"][0], "metrics": {"x": -1}}]}, ""),

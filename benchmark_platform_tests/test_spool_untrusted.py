@@ -21,6 +21,7 @@ MEASUREMENT = Measurement(
     **{f"{metric}_p{p}_ms": base * factor for metric, base in (("ttft", 80.0), ("tpot", 12.0))
        for p, factor in ((50, 1.0), (90, 1.2), (99, 1.5))},
     throughput_tokens_sec=900.0, rps_sustained=3.5, runner="simulated",
+    detailed_metrics={"seed": 13371015894544523902},  # a uint64 seed, as the simulated runner records: jsonb takes it
 )  # fmt: skip
 
 
