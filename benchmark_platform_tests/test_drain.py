@@ -34,7 +34,9 @@ def _leases(engine: Engine, worker_id: str) -> dict[uuid.UUID, object]:
 
 def test_a_worker_waits_for_a_dead_workers_live_leases_and_rescues_them(engine, version_id) -> None:
     dead = queue.claim(engine, "dead", limit=3, lease_seconds=2)  # killed with -9: its leases run out in 2 s
-    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, batch_size=50, drain_wait_seconds=30))
+    summary = run_worker(
+        engine, WorkerOptions(model_version_id=version_id, claim_batch=50, replan_seconds=0, drain_wait_seconds=30)
+    )
     assert summary.exit_code == 0 and "queue drained" in summary.line(), summary.line()
     counts = status_counts(engine)
     assert counts == {"completed": counts["completed"]}, "nothing is left running or pending behind the drain"
@@ -44,7 +46,9 @@ def test_a_worker_waits_for_a_dead_workers_live_leases_and_rescues_them(engine, 
 
 def test_the_drain_wait_is_bounded_and_says_so_with_its_own_exit_status(engine, version_id) -> None:
     queue.claim(engine, "alive-elsewhere", limit=2, lease_seconds=600)
-    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, batch_size=50, drain_wait_seconds=0.5))
+    summary = run_worker(
+        engine, WorkerOptions(model_version_id=version_id, claim_batch=50, replan_seconds=0, drain_wait_seconds=0.5)
+    )
     assert (summary.exit_code, summary.not_drained) == (EXIT_NOT_DRAINED, 2)
     assert "not drained: 2 configs still running under other workers' live leases" in summary.line()
     assert status_counts(engine)["running"] == 2 and "pending" not in status_counts(engine)
@@ -67,7 +71,9 @@ def test_a_reused_worker_id_whose_claims_expired_starts_and_rescues_them(engine,
     queue.claim(engine, "w-again", limit=2, lease_seconds=600)
     with engine.begin() as connection:
         connection.execute(text("UPDATE benchmark_configs SET lease_expires_at = now() - interval '1 second'"))
-    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, worker_id="w-again", batch_size=50))
+    summary = run_worker(
+        engine, WorkerOptions(model_version_id=version_id, worker_id="w-again", claim_batch=50, replan_seconds=0)
+    )
     assert summary.exit_code == 0 and set(status_counts(engine)) == {"completed"}, summary.line()
 
 

@@ -109,7 +109,7 @@ def test_a_worker_facing_a_poisoned_spool_carries_on_and_drains(engine, platform
     directory.mkdir(parents=True)
     (directory / "poison.json").write_bytes(b"\xff\xfe not json")
     os.mkfifo(directory / "fifo.json")
-    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, batch_size=50))
+    summary = run_worker(engine, WorkerOptions(model_version_id=version_id, claim_batch=50, replan_seconds=0))
     assert (summary.exit_code, summary.rejected_from_spool) == (0, 2), summary.line()
     assert "queue drained" in summary.line() and "2 rejected" in summary.line()
     assert "poison.json" in caplog.text and "fifo.json" in caplog.text
