@@ -184,7 +184,7 @@ COST_UNITS: Mapping[str, CostUnit] = MappingProxyType(
                 "cost_per_million_total_tokens",
                 "total_tokens_sec",
                 1e6,
-                "$ per million total tokens (input + output)",
+                "$ per million input + output tokens",
                 "$/Mtok total",
                 ".3f",
             ),
