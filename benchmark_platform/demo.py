@@ -24,7 +24,7 @@ from benchmark_platform.defs.reference import reference_assets
 from benchmark_platform.defs.sensors import new_model_version_sensor, new_version_run_key
 from benchmark_platform.instance import prepare_dagster_home
 from benchmark_platform.progress import watch_queue
-from benchmark_platform.ranking import store
+from benchmark_platform.ranking import criteria, store
 
 # An 8B and a 70B version, served by vLLM on three GPU pools (a one-GPU L4 node, a one-GPU H100 node and an eight-H100
 # node, the shape where TP 1 x 8 replicas meets TP 8 x 1): a matrix a shared laptop drains in a few minutes. Every use
@@ -101,7 +101,9 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
         "requests per replica; [simulated] = simulator estimate, no GPU measured):"
     )
     for name, ranking in sorted(rankings.items()):
-        echo(f"  {name}")
+        use_case = ranking.use_case
+        cost = criteria.COST_UNITS[use_case.cost_unit]
+        echo(f"  {name} (costs: {use_case.cost_statement})")
         for row in ranking.configurations.drop_duplicates("version_key").itertuples():
             echo(
                 f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name}, "
@@ -109,7 +111,7 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
                 f"conc {row.batch_size}: "
                 f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, TPOT p90 {row.tpot_p90_ms:.1f} ms, "
                 f"{row.output_tokens_sec_per_gpu:,.0f} tok/s/GPU, {row.interactivity_tokens_sec:.0f} tok/s/user, "
-                f"${row.cost_per_million_tokens:.2f}/Mtok output ({row.price_basis})"
+                + criteria.cost_text(getattr(row, cost.column), use_case.cost_unit, row.price_basis)
                 + (" [simulated]" if row.simulated else " [measured]")
             )
         if ranking.configurations.empty:

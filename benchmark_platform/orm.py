@@ -128,6 +128,7 @@ class HardwareConfig(Base):
     total_vram_gb: Mapped[int] = mapped_column(Integer)
     cost_per_hour_usd: Mapped[float] = mapped_column(Float)
     spot_cost_per_hour_usd: Mapped[float | None] = mapped_column(Float)
+    reserved_cost_per_hour_usd: Mapped[float | None] = mapped_column(Float)  # migration 0010: committed-use price
     cloud_provider: Mapped[str] = mapped_column(String(20))
     instance_type: Mapped[str] = mapped_column(String(100))
     spot_available: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
@@ -356,7 +357,8 @@ class ModelRanking(Base):
     )
 
 
-DEPLOYMENT_STATUSES = ("ranked", "incomplete", "breaks_sla")  # mirrors ranking.rankings (a test keeps them equal)
+# Mirrors ranking.rankings (a test keeps them equal).
+DEPLOYMENT_STATUSES = ("ranked", "incomplete", "no_price", "breaks_sla")
 
 
 class UseCaseRankingSummary(Base):
@@ -374,6 +376,9 @@ class UseCaseRankingSummary(Base):
     calculated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Migration 0009: what the adaptive planner skipped of the use case's configs, read by the report.
     pruning: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # Migration 0010: the price basis and cost unit it was ranked on (null: stored before, not read back).
+    price_basis: Mapped[str | None] = mapped_column(String(20))
+    cost_unit: Mapped[str | None] = mapped_column(String(20))
 
 
 class DeploymentRanking(Base):
@@ -403,6 +408,8 @@ class DeploymentRanking(Base):
     output_tokens_sec_per_gpu: Mapped[float | None] = mapped_column(Float)
     interactivity_tokens_sec: Mapped[float | None] = mapped_column(Float)
     cost_per_million_tokens: Mapped[float | None] = mapped_column(Float)
+    cost_per_million_total_tokens: Mapped[float | None] = mapped_column(Float)
+    cost_per_thousand_requests: Mapped[float | None] = mapped_column(Float)
     accuracy_score: Mapped[float | None] = mapped_column(Float)
     accuracy_imputed: Mapped[bool] = mapped_column(Boolean)
     hourly_price_usd: Mapped[float | None] = mapped_column(Float)

@@ -128,7 +128,7 @@ class Config:
     sequence_length: int
     concurrency: int
     gpu_count: int
-    hourly_price_usd: float
+    hourly_price_usd: float | None  # on its use case's price basis; None: no price there (the ranking leaves it out)
     tensor_parallel: int = 0
     status: str = "pending"
     exempt: bool = False
@@ -334,7 +334,7 @@ def _oriented(metrics: Metrics, sample: Config, keys: Sequence[str]) -> list[flo
         "tpot": metrics.tpot_p90_ms,
         "throughput_node": -thr,
         "throughput_gpu": -thr / sample.gpu_count,
-        "cost": sample.hourly_price_usd / (thr * 3600) * 1e6 if thr > 0 else math.inf,
+        "cost": sample.hourly_price_usd / (thr * 3600) * 1e6 if thr > 0 and sample.hourly_price_usd else math.inf,
     }
     return [values[key] for key in keys]
 

@@ -85,7 +85,7 @@ def test_every_catalog_file_declares_its_version_and_source() -> None:
     for path in (catalogs.HARDWARE_FILE, catalogs.FRAMEWORKS_FILE, catalogs.USE_CASES_FILE):
         data = yaml.safe_load(path.read_text())
         assert data["catalog_version"] >= 1 and data["source"] and data["as_of"]
-    assert catalogs.catalog_versions() == {"hardware": 2, "frameworks": 4, "use_cases": 3}
+    assert catalogs.catalog_versions() == {"hardware": 2, "frameworks": 4, "use_cases": 4}
 
 
 # --- rejections ------------------------------------------------------------------------------------------------
@@ -120,6 +120,7 @@ def _use_case_entry(**changes):
         ({"spot_cost_per_hour_usd": 5.0}, "not below the on-demand price"),
         ({"spot_available": False}, "exactly when spot_available"),
         ({"name": "AWS L4"}, "should match pattern"),
+        ({"reserved_cost_per_hour_usd": 1.0}, "reserved price 1.0 is not below the on-demand price"),
     ],
 )
 def test_hardware_spec_rejects(changes, complaint) -> None:
@@ -202,6 +203,9 @@ def _characteristics(**changes):
         ({"concurrency": [1, 2, 4, 8, 16, 32]}, "interactive use case must reach 64"),
         ({"serving": "offline"}, "offline use case must reach 256"),
         ({"serving": "realtime"}, "'interactive' or 'offline'"),
+        ({"price_basis": "preemptible"}, "'on-demand', 'spot' or 'reserved'"),
+        ({"cost_unit": "per-token"}, "'output-tokens', 'total-tokens' or 'requests'"),
+        ({"price_basis": None}, "price_basis"),
     ],
 )
 def test_use_case_lengths_and_sweeps_are_validated(changes, complaint) -> None:
@@ -219,6 +223,38 @@ def test_every_use_case_declares_lengths_buckets_and_a_sweep_reaching_the_fields
     by_name = {spec.subcategory: spec.characteristics for spec in catalogs.load_use_cases()}
     assert by_name["chatbot"].sequence_lengths == [1024] and by_name["chatbot"].serving == "interactive"
     assert max(by_name["batch-offline-generation"].concurrency) >= 256
+
+
+def test_each_use_case_states_its_price_basis_and_cost_unit() -> None:
+    """Interactive use cases on on-demand prices, offline ones on spot; prefill-heavy ones costed per token read and
+    written (or per request for a label), generation-heavy ones per token written."""
+    for spec in catalogs.load_use_cases():
+        traits = spec.characteristics
+        assert traits.price_basis == ("on-demand" if traits.serving == "interactive" else "spot"), spec.subcategory
+        prefill_heavy = traits.typical_input_tokens >= 4 * traits.typical_output_tokens
+        expected = (
+            "output-tokens"
+            if not prefill_heavy
+            else ("requests" if traits.typical_output_tokens <= 16 else "total-tokens")
+        )
+        assert traits.cost_unit == expected, spec.subcategory
+    by_name = {spec.subcategory: spec.characteristics for spec in catalogs.load_use_cases()}
+    assert (by_name["rag"].cost_unit, by_name["classification"].cost_unit) == ("total-tokens", "requests")
+
+
+def test_a_reserved_price_names_its_source_and_date(tmp_path: Path) -> None:
+    data = yaml.safe_load(catalogs.HARDWARE_FILE.read_text())
+    data["instances"][0]["reserved_cost_per_hour_usd"] = 0.5
+    with pytest.raises(catalogs.CatalogError, match=r"aws-l4-x1\): a reserved price needs reserved_price_source"):
+        catalogs.load_hardware(_write(tmp_path / "unsourced.yaml", data))
+    data["clouds"]["aws"]["reserved_price_source"] = "AWS EC2 Savings Plans page, 1-year, no upfront"
+    with pytest.raises(catalogs.CatalogError, match="give reserved_price_source and reserved_price_as_of together"):
+        catalogs.load_hardware(_write(tmp_path / "undated.yaml", data))
+    data["clouds"]["aws"]["reserved_price_as_of"] = "2025-07-01"
+    [l4, *_] = catalogs.load_hardware(_write(tmp_path / "reserved.yaml", data))
+    assert l4.to_row()["reserved_cost_per_hour_usd"] == 0.5
+    assert l4.specs.reserved_price_source.startswith("AWS EC2 Savings Plans")
+    assert all(spec.reserved_cost_per_hour_usd is None for spec in catalogs.load_hardware())  # none gathered yet
 
 
 def _write(path: Path, data) -> Path:

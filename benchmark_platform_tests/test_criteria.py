@@ -39,7 +39,7 @@ def with_interactivity(monkeypatch):
 
 
 def _recommend_table(frame) -> str:
-    return recommend_command._table(frame)
+    return recommend_command._table(frame, chatbot().registry)
 
 
 def test_every_consumer_lists_exactly_the_registered_criteria() -> None:

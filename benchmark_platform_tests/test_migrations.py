@@ -211,7 +211,7 @@ def test_0009_stores_the_pruning_note_with_a_use_case_ranking_and_downgrades_bac
         conn.execute(text("DELETE FROM use_case_rankings"))
         conn.execute(text(ranking))
     migrations.upgrade(engine)
-    assert migrations.current_revision(engine) == migrations.head_revision() == "0009"
+    assert migrations.current_revision(engine) == migrations.head_revision()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pruning FROM use_case_rankings")).scalar_one() == {}
 
@@ -220,3 +220,47 @@ def test_a_test_that_uses_the_database_is_marked_database(engine, request):
     """So that CI's external-server pass (``pytest -m database``) runs it."""
     assert request.node.get_closest_marker("database") is not None
     assert request.node.get_closest_marker("dagster") is None
+
+
+def test_0010_records_price_basis_and_cost_unit_and_downgrades_back(engine):
+    """At 0010 hardware may carry a committed-use price, a stored ranking its basis and unit, a deployment its two
+    new costs and the ``no_price`` status; going down to 0009 drops them (and the ``no_price`` rows, which 0009
+    cannot hold), and coming back up leaves older rankings with a null basis (the store does not read them)."""
+    ranking = (
+        "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at{columns})"
+        " SELECT 'chatbot', id, '{{}}', 1, '{{}}', now(){values} FROM use_case_taxonomy"
+    )
+    deployment = (
+        "INSERT INTO deployment_rankings (use_case, status, model_version_id, hardware_config_id, framework_id,"
+        " tensor_parallel, replicas, batch_size, n_sequence_lengths, min_sequence_length, max_sequence_length,"
+        " accuracy_imputed, price_basis, simulated, calculated_at)"
+        " SELECT 'chatbot', '{status}', v.id, h.id, f.id, 1, 1, {batch}, 1, 1024, 1024, false, 'reserved', true, now()"
+        " FROM model_versions v, hardware_configs h, inference_frameworks f"
+    )
+    with engine.begin() as conn:
+        insert_schema_rows(conn, use_case=True)
+        conn.execute(text("UPDATE hardware_configs SET reserved_cost_per_hour_usd = 2.5"))
+        conn.execute(text(ranking.format(columns=", price_basis, cost_unit", values=", 'reserved', 'requests'")))
+        conn.execute(text(deployment.format(status="no_price", batch=8)))
+        conn.execute(text(deployment.format(status="incomplete", batch=16)))
+    with pytest.raises(IntegrityError, match="status_known"), engine.begin() as conn:
+        conn.execute(text(deployment.format(status="unpriced", batch=32)))
+
+    migrations.downgrade(engine, "0009")
+    columns = {
+        table: {c["name"] for c in inspect(engine).get_columns(table)}
+        for table in ("use_case_rankings", "deployment_rankings", "hardware_configs")
+    }
+    assert not {"price_basis", "cost_unit"} & columns["use_case_rankings"]
+    assert not {"cost_per_million_total_tokens", "cost_per_thousand_requests"} & columns["deployment_rankings"]
+    assert "reserved_cost_per_hour_usd" not in columns["hardware_configs"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM deployment_rankings")).scalars().all() == ["incomplete"]
+    with pytest.raises(IntegrityError, match="status_known"), engine.begin() as conn:
+        conn.execute(text(deployment.format(status="no_price", batch=8)))
+
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT price_basis, cost_unit FROM use_case_rankings")).one() == (None, None)
+        assert conn.execute(text("SELECT reserved_cost_per_hour_usd FROM hardware_configs")).scalar_one() is None

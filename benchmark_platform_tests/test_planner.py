@@ -258,8 +258,11 @@ def test_what_dominance_skips_cannot_reverse_the_ranking_of_what_was_measured():
     assert {decisions[key].reason for key in slow} == {planner.DOMINATED}
 
     def ranked(results: dict[str, Metrics]) -> pd.DataFrame:
+        # One model version per configuration: of one version, rankings rule 8 would order them by throughput alone
+        # (at one price, more throughput is also less cost), which is not what this test is about.
         rows = [
             result_row(
+                version=key,
                 hardware=next(c.hardware for c in configs if c.key == key),
                 batch_size=next(c.concurrency for c in configs if c.key == key),
                 ttft_p90_ms=float(m.ttft_p90_ms),

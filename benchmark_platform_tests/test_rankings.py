@@ -29,7 +29,7 @@ from benchmark_platform.ranking import (
     topsis,
 )
 from benchmark_platform.ranking.rankings import DEPLOYMENT_STATUSES as RANKING_STATUSES
-from benchmark_platform.ranking.rankings import tokens_per_dollar
+from benchmark_platform.ranking.rankings import economic_caps, tokens_per_dollar
 from benchmark_platform.ranking.store import (
     load_results_frame,
     load_stored_rankings,
@@ -154,9 +154,13 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
     front = pareto_front(matrix, benefit)
     weights = [ranking.weights[k] for k in keys]
     np.testing.assert_array_equal(configurations["pareto"], front)
-    # The front is ranked by classic TOPSIS over itself; the rest are scored against the front's normalisation.
-    np.testing.assert_allclose(configurations["score"][front], topsis(matrix[front], weights, benefit))
-    np.testing.assert_allclose(configurations["score"], topsis(matrix, weights, benefit, reference=matrix[front]))
+    # The front is ranked by classic TOPSIS over itself; the rest are scored against the front's normalisation; then
+    # a deployment another of its model version beats on throughput per GPU and cost is capped at its score (rule 8).
+    raw = topsis(matrix, weights, benefit, reference=matrix[front])
+    np.testing.assert_allclose(raw[front], topsis(matrix[front], weights, benefit))
+    versions = configurations["version_key"].to_numpy()
+    np.testing.assert_allclose(configurations["score"], economic_caps(raw, matrix[:, 2:4], versions))
+    assert (configurations["score"] < raw - 1e-9).any()  # the rule changed something here
     assert 0 < front.sum() < len(front)
     assert configurations["score"].is_monotonic_decreasing
     assert configurations["rank"].is_monotonic_increasing and configurations["rank"].iloc[0] == 1
@@ -168,10 +172,12 @@ def test_scores_ranks_and_pareto_flags_follow_topsis_and_the_front() -> None:
 def test_dominated_configurations_move_no_score_so_measuring_fewer_keeps_the_top() -> None:
     """TOPSIS's rank reversal by irrelevant alternatives: over every configuration, three slow ones that both front
     configurations dominate stretch the TTFT column (its norm and anti-ideal) until throughput decides, and the top-1
-    flips against a ranking of the front alone; the adaptive planner skips exactly such configurations."""
+    flips against a ranking of the front alone; the adaptive planner skips exactly such configurations. (The two
+    front configurations serve different model versions: of one version, rule 8 would rank the one serving more per
+    GPU for less first whatever its latency.)"""
     use_case = UseCaseCriteria(subcategory="chatbot", weights={"ttft_p90": 0.5, "throughput": 0.5})
     front = [
-        result_row(hardware="quick-start", ttft_p90_ms=100.0, throughput_tokens_sec=1000.0),
+        result_row(hardware="quick-start", version="fp8", ttft_p90_ms=100.0, throughput_tokens_sec=1000.0),
         result_row(hardware="high-throughput", ttft_p90_ms=200.0, throughput_tokens_sec=1600.0),
     ]
     slow = [

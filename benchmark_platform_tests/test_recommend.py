@@ -77,12 +77,12 @@ def test_hardware_matches_name_or_gpu_type_case_insensitively(ranking) -> None:
 
 
 def test_nothing_matching_names_the_most_restrictive_constraint(ranking) -> None:
-    constraints = Constraints(max_cost_per_mtok=0.01, max_ttft_p90_ms=100, model_versions=("qwen@fp16",))
+    constraints = Constraints(max_cost=0.01, max_ttft_p90_ms=100, model_versions=("qwen@fp16",))
     recommendation = recommend(ranking, constraints)
 
     assert recommendation.configurations.empty and recommendation.matching == 0
-    assert recommendation.removed_by == {"max_ttft_p90_ms": 2, "max_cost_per_mtok": 3, "model_version": 2}
-    assert recommendation.most_restrictive == "max_cost_per_mtok"
+    assert recommendation.removed_by == {"max_ttft_p90_ms": 2, "max_cost": 3, "model_version": 2}
+    assert recommendation.most_restrictive == "max_cost"
 
 
 def test_why_explains_strengths_weaknesses_and_labels(ranking) -> None:
@@ -91,7 +91,7 @@ def test_why_explains_strengths_weaknesses_and_labels(ranking) -> None:
     assert why["aws-h100-sxm-x1"].startswith("rank 1 of 3")
     assert why["azure-a100-x1"].startswith("rank 2 of 3")
     assert "best in use case on TTFT p90, TPOT p90, throughput" in why["aws-h100-sxm-x1"]
-    assert "gives up most on cost per Mtok" in why["aws-h100-sxm-x1"]
+    assert "gives up most on cost ($ per million output tokens, on-demand)" in why["aws-h100-sxm-x1"]
     assert "Pareto-optimal" in why["gcp-l4-x1"]
     assert "SIMULATED" in why["azure-a100-x1"] and "SIMULATED" not in why["gcp-l4-x1"]
 
@@ -127,16 +127,38 @@ def test_cli_prints_the_best_configurations_and_why(seeded: Engine) -> None:
 
 
 def test_cli_json_carries_criteria_and_the_simulated_flag(seeded: Engine) -> None:
-    result = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--hardware", "A100", "--json"])
+    command = ["recommend", "--use-case", "chatbot", "--hardware", "A100", "--json"]
+    result = CliRunner().invoke(main, [*command, "--price", "spot"])
 
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["simulated"] is True and payload["matching"] == 1
     assert payload["constraints"] == {"hardware": ["A100"]}
+    assert (payload["price_basis"], payload["cost_unit"]) == ("spot", "output-tokens")
+    assert payload["costs"] == "$ per million output tokens, spot prices"
     [qwen] = payload["results"]
     assert qwen["version_key"] == "qwen@fp16" and qwen["simulated"] is True and qwen["price_basis"] == "spot"
     assert qwen["criteria"]["cost_per_million_tokens"]["value"] == pytest.approx(1.2 / (1500 * 3600) * 1e6)
+    assert qwen["criteria"]["cost_per_million_tokens"]["unit"] == "$ per million output tokens"
+    # Without --price, the use case's own basis (on demand here): the same deployment at its on-demand price.
+    [on_demand] = json.loads(CliRunner().invoke(main, command).output)["results"]
+    assert on_demand["price_basis"] == "on-demand" and on_demand["hourly_price_usd"] == 3.5
+    assert on_demand["criteria"]["cost_per_million_tokens"]["value"] == pytest.approx(3.5 / (1500 * 3600) * 1e6)
     assert set(qwen["criteria"]) == {"ttft_p90", "tpot_p90", "throughput", "cost_per_million_tokens"}
+
+
+def test_a_price_basis_without_prices_leaves_every_deployment_out_and_says_so(seeded: Engine) -> None:
+    """No hardware here has a committed-use price: on the reserved basis nothing is costed on another basis instead."""
+    result = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--price", "reserved", "--json"])
+
+    assert result.exit_code == 1, result.output
+    payload = json.loads(result.output)
+    assert payload["results"] == [] and payload["excluded"]["no_price"] == 4 and payload["price_basis"] == "reserved"
+    assert "4 deployment(s) left out: their hardware has no reserved price" in payload["notes"]
+    assert "a reserved price" in payload["message"]
+
+    bad = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--price", "preemptible"])
+    assert bad.exit_code == 2 and "--price" in bad.output
 
 
 def test_cli_says_when_nothing_meets_the_constraints(seeded: Engine) -> None:
@@ -146,7 +168,7 @@ def test_cli_says_when_nothing_meets_the_constraints(seeded: Engine) -> None:
 
     assert result.exit_code == 1
     assert "no configuration meets all the constraints" in result.output
-    assert "the most restrictive is --max-cost-per-mtok" in result.output
+    assert "the most restrictive is --max-cost" in result.output  # --max-cost-per-mtok is its older name
 
     empty = CliRunner().invoke(main, ["recommend", "--use-case", "summarization", "--json"])
     assert empty.exit_code == 1

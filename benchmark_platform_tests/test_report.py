@@ -237,7 +237,7 @@ def test_model_version_scope_compares_its_hardware_and_names_those_failing_the_s
     assert "qwen2.5-7b" not in page
     assert f"{version} across hardware and frameworks" in page
     assert "Benchmarked hardware with no configuration meeting the SLA or complete: aws-l4-x1." in page
-    assert "4 of 6 configurations ranked; excluded: 2 breaking the SLA, 0 incomplete." in page
+    assert "4 of 6 configurations ranked; excluded: 2 breaking the SLA, 0 incomplete, 0 without a" in page
     assert "Nothing to rank: no benchmark results." in page  # summarization was asked for but has none
 
 
@@ -393,4 +393,5 @@ def test_the_report_and_the_demo_summary_show_the_stored_rankings_and_never_rank
     printed: list[str] = []
     print_stored_rankings(printed.append)
     [best] = [line for line in printed if line.startswith("    1. ")]
-    assert "TTFT p90 4321 ms" in best and "$9.88/Mtok output" in best
+    assert "TTFT p90 4321 ms" in best and "$9.875 per million output tokens (on-demand)" in best
+    assert "  chatbot (costs: $ per million output tokens, on-demand prices)" in printed

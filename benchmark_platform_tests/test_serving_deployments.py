@@ -34,14 +34,18 @@ def chatbot_results(engine: Engine):
     return load_results_frame(engine, workload_types=["chatbot"])
 
 
-def test_llama_8b_at_the_chatbot_sla_is_recommended_on_single_gpu_replicas_below_a_dollar(engine, chatbot_results):
+def test_llama_8b_at_the_chatbot_sla_is_recommended_on_single_gpu_replicas_on_demand(engine, chatbot_results):
     use_case = next(u for u in load_use_cases(engine) if u.subcategory == "chatbot")
     ranking = rank_use_case(chatbot_results, use_case)
     best = recommend(ranking, Constraints(model_versions=(VERSION,)), top=1).configurations.iloc[0]
 
     assert best["tensor_parallel"] == 1
     assert best["ttft_p90_ms"] <= use_case.sla_ttft_p90_ms and best["tpot_p90_ms"] <= use_case.sla_tpot_p90_ms
-    assert best["cost_per_million_tokens"] < 1.0
+    # Production chat is costed on demand ($11.06 per H100-hour on GCP, not $2.99 spot): about $1 per Mtok output.
+    assert best["price_basis"] == "on-demand" and best["hourly_price_usd"] == pytest.approx(
+        11.06 * best["gpu_count"], 0.01
+    )
+    assert best["cost_per_million_tokens"] < 1.5
     assert best["simulated"]
 
     cli = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--top", "1", "--json"])

@@ -82,27 +82,42 @@ class GpuChipSpecs(_Frozen):
     as_of: date
 
 
-class HardwareSpecs(GpuChipSpecs):
-    """What ``hardware_configs.specs`` holds: the chip's figures plus where the prices come from."""
+class CloudPricing(_Frozen):
+    """Where a cloud's prices come from; committed-use (reserved) prices, where the catalog has any, name their own
+    source and date (their term and discount differ from the list prices')."""
 
     region: str = Field(min_length=1)
     price_source: str = Field(min_length=1)
     price_as_of: date
+    reserved_price_source: str | None = Field(default=None, min_length=1)
+    reserved_price_as_of: date | None = None
+
+    @model_validator(mode="after")
+    def _reserved_source_and_date_together(self) -> CloudPricing:
+        if (self.reserved_price_source is None) != (self.reserved_price_as_of is None):
+            raise ValueError("give reserved_price_source and reserved_price_as_of together")
+        return self
+
+
+class HardwareSpecs(GpuChipSpecs, CloudPricing):
+    """What ``hardware_configs.specs`` holds: the chip's figures plus where the prices come from."""
 
 
 class _Priced(_Frozen):
     cost_per_hour_usd: float = Field(gt=0)
     spot_cost_per_hour_usd: float | None = Field(gt=0)
     spot_available: bool
+    reserved_cost_per_hour_usd: float | None = Field(
+        default=None, gt=0, description="committed-use price per hour; null where the catalog has none"
+    )
 
     @model_validator(mode="after")
     def _spot_consistent(self) -> _Priced:
         if self.spot_available != (self.spot_cost_per_hour_usd is not None):
             raise ValueError("give spot_cost_per_hour_usd exactly when spot_available is true")
-        if self.spot_cost_per_hour_usd is not None and self.spot_cost_per_hour_usd >= self.cost_per_hour_usd:
-            raise ValueError(
-                f"spot price {self.spot_cost_per_hour_usd} is not below the on-demand price {self.cost_per_hour_usd}"
-            )
+        for basis, price in (("spot", self.spot_cost_per_hour_usd), ("reserved", self.reserved_cost_per_hour_usd)):
+            if price is not None and price >= self.cost_per_hour_usd:
+                raise ValueError(f"{basis} price {price} is not below the on-demand price {self.cost_per_hour_usd}")
         return self
 
 
@@ -135,6 +150,7 @@ class HardwareSpec(HardwareInstance):
             "total_vram_gb": self.total_vram_gb,
             "cost_per_hour_usd": self.cost_per_hour_usd,
             "spot_cost_per_hour_usd": self.spot_cost_per_hour_usd,
+            "reserved_cost_per_hour_usd": self.reserved_cost_per_hour_usd,
             "cloud_provider": self.cloud_provider,
             "instance_type": self.instance_type,
             "spot_available": self.spot_available,
@@ -144,12 +160,6 @@ class HardwareSpec(HardwareInstance):
 
 class GpuEntry(GpuChipSpecs):
     vram_gb: Int32 = Field(gt=0)
-
-
-class CloudPricing(_Frozen):
-    region: str = Field(min_length=1)
-    price_source: str = Field(min_length=1)
-    price_as_of: date
 
 
 class _CatalogFile(_Frozen):
@@ -177,6 +187,12 @@ class HardwareCatalogFile(_CatalogFile):
                 raise ValueError(
                     f"instances[{index}] ({instance.name}): cloud {instance.cloud_provider!r} is not under clouds"
                 )
+            if instance.reserved_cost_per_hour_usd is not None:
+                if self.clouds[instance.cloud_provider].reserved_price_source is None:
+                    raise ValueError(
+                        f"instances[{index}] ({instance.name}): a reserved price needs reserved_price_source and "
+                        f"reserved_price_as_of under clouds.{instance.cloud_provider}"
+                    )
         if duplicated := _duplicates([instance.name for instance in self.instances]):
             raise ValueError(f"duplicate instance names: {', '.join(duplicated)}")
         return self
@@ -317,6 +333,8 @@ class UseCaseCharacteristics(_Frozen):
     measure_accuracy: bool
     dataset: str = Field(default="synthetic-fixed", description="one of workloads.DATASET_NAMES")
     sla: Sla
+    price_basis: criteria.PriceBasis = Field(description="the hourly price its costs are on (ranking.criteria)")
+    cost_unit: criteria.CostUnitKey = Field(description="the unit its costs are stated in (ranking.criteria)")
 
     @field_validator("dataset")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ from benchmark_platform.ranking.store import load_results_frame, load_use_cases
 _CONSTRAINT_OPTIONS = {
     "max_ttft_p90_ms": "--max-ttft-p90-ms",
     "max_tpot_p90_ms": "--max-tpot-p90-ms",
-    "max_cost_per_mtok": "--max-cost-per-mtok",
+    "max_cost": "--max-cost",
     "hardware": "--hardware",
     "model_version": "--model-version",
 }
@@ -80,7 +81,7 @@ def _payload(recommendation: Recommendation) -> dict[str, Any]:
                 "simulated": bool(row["simulated"]),
                 "model_name": row["model_name"],
                 **configuration_summary(row),
-                "criteria": configuration_breakdown(row, ranking.weights),
+                "criteria": configuration_breakdown(row, ranking.weights, ranking.use_case.registry),
                 "accuracy_imputed": bool(row["accuracy_imputed"]),
                 "why": row["why"],
             }
@@ -89,6 +90,9 @@ def _payload(recommendation: Recommendation) -> dict[str, Any]:
         "use_case": ranking.use_case.subcategory,
         "sla": {"ttft_p90_ms": ranking.use_case.sla_ttft_p90_ms, "tpot_p90_ms": ranking.use_case.sla_tpot_p90_ms},
         "weights": ranking.weights,
+        "price_basis": ranking.use_case.price_basis,
+        "cost_unit": ranking.use_case.cost_unit,
+        "costs": ranking.use_case.cost_statement,
         "considered": ranking.considered,
         "excluded": ranking.excluded,
         "ranked": len(ranking.configurations),
@@ -102,16 +106,15 @@ def _payload(recommendation: Recommendation) -> dict[str, Any]:
     }
 
 
-def _table(configurations: pd.DataFrame) -> str:
-    """The deployment, every registered criterion (its short label and format), then what serving it means."""
-    headers = _DEPLOYMENT_COLUMNS | {
-        criterion.column: criterion.short_label for criterion in criteria.CRITERIA.values()
-    }
+def _table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criterion]) -> str:
+    """The deployment, every criterion as the use case ranks on it (its short label and format, cost in the use
+    case's unit), then what serving it means."""
+    headers = _DEPLOYMENT_COLUMNS | {criterion.column: criterion.short_label for criterion in registry.values()}
     headers |= {column: label for column, label in _SERVING_COLUMNS.items() if column not in headers}
     table = configurations[list(headers)].rename(columns=headers)
     formats = {
         "score": "{:.3f}".format,
-        **{c.short_label: f"{{:{c.format.replace(',', '')}}}".format for c in criteria.CRITERIA.values()},
+        **{c.short_label: f"{{:{c.format.replace(',', '')}}}".format for c in registry.values()},
         "tok/s/user": "{:.1f}".format,
         "tok/s/node": "{:.0f}".format,
         "pareto": lambda flag: "yes" if flag else "no",
@@ -131,8 +134,10 @@ def _print_text(recommendation: Recommendation) -> None:
     )
     click.echo(
         f"use case {use_case.subcategory}: {len(ranking.configurations)} of {ranking.considered} configurations "
-        f"ranked (SLA {sla or 'none'}: {excluded['sla_total']} excluded; {excluded['incomplete']} incomplete)"
+        f"ranked (SLA {sla or 'none'}: {excluded['sla_total']} excluded; {excluded['incomplete']} incomplete; "
+        f"{excluded['no_price']} without a {use_case.price_basis} price)"
     )
+    click.echo(f"costs: {use_case.cost_statement}")
     click.echo(
         "weights: "
         + ", ".join(f"{criteria.CRITERIA[key].label} {weight:.2f}" for key, weight in ranking.weights.items())
@@ -146,7 +151,7 @@ def _print_text(recommendation: Recommendation) -> None:
     if recommendation.configurations.empty:
         return
     click.echo("")
-    click.echo(_table(recommendation.configurations))
+    click.echo(_table(recommendation.configurations, use_case.registry))
     click.echo("")
     for position, (_, row) in enumerate(recommendation.configurations.iterrows(), start=1):
         click.echo(
@@ -167,8 +172,9 @@ def _nothing_found(recommendation: Recommendation) -> str:
         return f"no benchmark results for use case {ranking.use_case.subcategory} yet"
     if ranking.configurations.empty:
         return (
-            f"none of the {ranking.considered} configurations of {ranking.use_case.subcategory} meets its SLA "
-            f"or has complete metrics (excluded: {json.dumps(ranking.excluded)})"
+            f"none of the {ranking.considered} configurations of {ranking.use_case.subcategory} has complete "
+            f"metrics, a {ranking.use_case.price_basis} price and meets its SLA "
+            f"(excluded: {json.dumps(ranking.excluded)})"
         )
     culprit = recommendation.most_restrictive
     removed = ", ".join(
@@ -185,9 +191,19 @@ def _nothing_found(recommendation: Recommendation) -> str:
 @click.option("--max-ttft-p90-ms", type=finite(0, min_open=True), help="Highest acceptable TTFT p90.")
 @click.option("--max-tpot-p90-ms", type=finite(0, min_open=True), help="Highest acceptable TPOT p90.")
 @click.option(
+    "--max-cost",
     "--max-cost-per-mtok",
+    "max_cost",
     type=finite(0, min_open=True),
-    help="Highest acceptable USD per million output tokens.",
+    help="Highest acceptable cost, in the use case's cost unit (USD per million output or total tokens, or per "
+    "1,000 requests: the output's 'costs:' line names it).",
+)
+@click.option(
+    "--price",
+    "price_basis",
+    type=click.Choice(criteria.PRICE_BASES),
+    help="Price basis of every cost (default: the use case's own, on-demand for interactive use cases and spot for "
+    "offline ones). Deployments whose hardware has no price on it are left out, never costed on another basis.",
 )
 @click.option(
     "--hardware",
@@ -202,7 +218,8 @@ def recommend_command(
     use_case: str,
     max_ttft_p90_ms: float | None,
     max_tpot_p90_ms: float | None,
-    max_cost_per_mtok: float | None,
+    max_cost: float | None,
+    price_basis: str | None,
     hardware: tuple[str, ...],
     model_versions: tuple[str, ...],
     top: int,
@@ -211,10 +228,10 @@ def recommend_command(
     """Print the best configurations for a use case that meet the given constraints, and why each ranks where it does.
 
     Deployments (model version x hardware x framework x tensor-parallel degree x concurrency per replica) are
-    ranked by TOPSIS over the use case's weighted criteria (TTFT p90, TPOT p90, throughput per GPU, cost per million
-    output tokens, accuracy) on its representative sequence lengths, after dropping those that break its SLA; the
-    constraints then filter that ranking. Exits 1 when nothing meets them (saying which constraint removed the
-    most), 2 for an unknown use case.
+    ranked by TOPSIS over the use case's weighted criteria (TTFT p90, TPOT p90, throughput per GPU, cost in the use
+    case's unit and on its price basis, accuracy) on its representative sequence lengths, after dropping those that
+    break its SLA; the constraints then filter that ranking. Exits 1 when nothing meets them (saying which
+    constraint removed the most), 2 for an unknown use case.
 
     Example: benchmark-platform recommend --use-case chatbot --max-ttft-p90-ms 300 --hardware H100 --top 5
     """
@@ -226,11 +243,14 @@ def recommend_command(
     constraints = Constraints(
         max_ttft_p90_ms=max_ttft_p90_ms,
         max_tpot_p90_ms=max_tpot_p90_ms,
-        max_cost_per_mtok=max_cost_per_mtok,
+        max_cost=max_cost,
         hardware=hardware,
         model_versions=model_versions,
     )
-    ranking = rank_use_case(load_results_frame(engine, workload_types=[use_case]), use_cases[use_case])
+    criteria_of_use_case = use_cases[use_case]
+    if price_basis is not None:
+        criteria_of_use_case = criteria_of_use_case.model_copy(update={"price_basis": price_basis})
+    ranking = rank_use_case(load_results_frame(engine, workload_types=[use_case]), criteria_of_use_case)
     recommendation = recommend(ranking, constraints, top)
     found = not recommendation.configurations.empty
     warnings = _few_measurements(recommendation, queue.skipped_for_workload(engine, use_case))

@@ -5,6 +5,7 @@ not partitioned: each materialization ranks the results once and replaces the st
 level, with what the adaptive planner skipped). The daily schedule and every new benchmark result refresh them, so a
 backfill of old days rewrites those days' stats and never today's rankings."""
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -49,9 +50,10 @@ class RankingConfig(dg.Config):
     ttl_hours: float = 48.0
 
 
-def top_columns() -> list[str]:
-    """The metadata table's columns: the deployment, every registered criterion's metric, interactivity, flags."""
-    metrics = [criterion.column for criterion in criteria.CRITERIA.values()]
+def top_columns(registry: Mapping[str, criteria.Criterion] | None = None) -> list[str]:
+    """The metadata table's columns: the deployment, every criterion's metric as the use case ranks on it
+    (``registry``: cost in its unit), interactivity, flags."""
+    metrics = [criterion.column for criterion in (registry or criteria.CRITERIA).values()]
     return list(
         dict.fromkeys(
             [*DEPLOYMENT_COLUMNS, *SHAPE_COLUMNS, *metrics, "interactivity_tokens_sec", "pareto", "simulated"]
@@ -59,11 +61,11 @@ def top_columns() -> list[str]:
     )
 
 
-def top_table(configurations: pd.DataFrame, top: int = TOP_SHOWN) -> str:
-    shown = configurations.head(top)[top_columns()].copy()
+def top_table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criterion], top: int = TOP_SHOWN) -> str:
+    shown = configurations.head(top)[top_columns(registry)].copy()
     shown["score"] = shown["score"].astype(float).round(3)
     shown["interactivity_tokens_sec"] = shown["interactivity_tokens_sec"].astype(float).round(1)
-    for criterion in criteria.CRITERIA.values():  # each in its registered format; "-" where unmeasured
+    for criterion in registry.values():  # each in its registered format; "-" where unmeasured
         shown[criterion.column] = [
             format(value, criterion.format) if pd.notna(value) else "-" for value in shown[criterion.column]
         ]
@@ -98,9 +100,16 @@ def rankings(
     sections, pareto_sizes = [], {}
     for name, ranking in sorted(ranked.items()):
         pareto_sizes[name] = int(ranking.configurations["pareto"].sum()) if len(ranking.configurations) else 0
-        body = top_table(ranking.configurations) if len(ranking.configurations) else "_no configuration meets the SLA_"
+        body = (
+            top_table(ranking.configurations, ranking.use_case.registry)
+            if len(ranking.configurations)
+            else "_no configuration meets the SLA_"
+        )
         excluded = ", ".join(f"{reason}: {n}" for reason, n in ranking.excluded.items() if n) or "none"
-        sections.append(f"### {name}\nconsidered {ranking.considered}, excluded {excluded}\n\n{body}")
+        sections.append(
+            f"### {name}\ncosts: {ranking.use_case.cost_statement}; considered {ranking.considered}, "
+            f"excluded {excluded}\n\n{body}"
+        )
     simulated = sum(int(r.configurations["simulated"].sum()) for r in ranked.values() if len(r.configurations))
     yield dg.MaterializeResult(
         asset_key="model_rankings",

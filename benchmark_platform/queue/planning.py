@@ -35,7 +35,7 @@ class PlanRow:
     pruning_exempt: bool
     prediction: dict[str, Any] | None
     gpu_count: int
-    hourly_price_usd: float
+    hourly_price_usd: float | None
     ttft_p90_ms: float | None
     tpot_p90_ms: float | None
     throughput_tokens_sec: float | None
@@ -46,18 +46,22 @@ def load_plan_rows(connection: Connection, model_version_id: uuid.UUID) -> list[
 
     Guarantee: run inside one transaction, it sees one committed snapshot (REPEATABLE READ, set by the caller): a
     worker that died mid-run leaves a ``running`` row and no result, never half a result. The hourly price is the
-    ranking's (spot where the hardware is spot-available and has a spot price, else on demand)."""
+    ranking's: on the price basis of the config's use case (on demand where it names none; null where the hardware
+    has no price on that basis, as the ranking leaves it out)."""
     rows = connection.execute(
         text(
             f"""
             SELECT c.id, h.name AS hardware, f.name AS framework, {_DIMENSIONS}, c.status, c.pruning_exempt,
                    c.prediction, h.gpu_count,
-                   CASE WHEN h.spot_available AND h.spot_cost_per_hour_usd IS NOT NULL
-                        THEN h.spot_cost_per_hour_usd ELSE h.cost_per_hour_usd END AS hourly_price_usd,
+                   CASE COALESCE(u.characteristics->>'price_basis', 'on-demand')
+                        WHEN 'spot' THEN CASE WHEN h.spot_available THEN h.spot_cost_per_hour_usd END
+                        WHEN 'reserved' THEN h.reserved_cost_per_hour_usd
+                        ELSE h.cost_per_hour_usd END AS hourly_price_usd,
                    r.ttft_p90_ms, r.tpot_p90_ms, r.throughput_tokens_sec
             FROM benchmark_configs c
             JOIN hardware_configs h ON h.id = c.hardware_config_id
             JOIN inference_frameworks f ON f.id = c.framework_id
+            LEFT JOIN use_case_taxonomy u ON u.subcategory = c.workload_type
             LEFT JOIN benchmark_results r ON r.config_id = c.id AND c.status = 'completed'
             WHERE c.model_version_id = :v
             """

@@ -6,14 +6,20 @@ report's labels and axes all read this registry. Adding a criterion is one entry
 of ``catalogs/use_cases.yaml`` (and, if its metric is not yet a column of a ranked deployment, computing that column
 in ``rankings._deployable_configurations``).
 
+Cost is stated in the use case's own unit and price basis (``use_cases.yaml``: ``cost_unit``, ``price_basis``): a
+classifier is bought per request, a RAG service per token read and written, a chatbot per token written, and
+production chat does not run on preemptible capacity. ``COST_UNITS`` and ``PRICE_BASES`` are their one home; the
+cost criterion (``per_cost_unit``) takes its column and labels from the unit (``for_cost_unit``).
+
 Pure: no database, no Dagster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,9 @@ class Criterion:
     a value. ``reciprocal``: TOPSIS ranks ``1 / value`` as a benefit instead (rankings rule 6). ``optional``: the
     metric may be unmeasured; the criterion is dropped for a use case where no ranked deployment has it, and a
     missing value counts as the worst measured one otherwise. ``latency``: a latency the report may put on an axis.
+    ``per_cost_unit``: a cost whose column and labels are those of the use case's cost unit (``for_cost_unit``).
+    ``economic``: what a buyer pays for (throughput per GPU, cost): a deployment of the same model version that
+    another feasible one beats on every economic criterion never ranks above it (rankings rule 8).
     """
 
     key: str
@@ -38,6 +47,8 @@ class Criterion:
     reciprocal: bool = False
     optional: bool = False
     latency: bool = False
+    per_cost_unit: bool = False
+    economic: bool = False
 
     @property
     def better(self) -> str:
@@ -80,6 +91,7 @@ CRITERIA: Mapping[str, Criterion] = _registry(
         unit="output tokens/s per GPU",
         axis_label="throughput per GPU (output tokens/s)",
         format=",.0f",
+        economic=True,
     ),
     Criterion(
         key="cost_per_million_tokens",
@@ -91,6 +103,8 @@ CRITERIA: Mapping[str, Criterion] = _registry(
         axis_label="cost per million output tokens ($)",
         format=".3f",
         reciprocal=True,
+        per_cost_unit=True,
+        economic=True,
     ),
     Criterion(
         key="accuracy",
@@ -127,3 +141,95 @@ def weight_problems(weights: Mapping[str, object]) -> list[str]:
     if missing := [key for key in registered if key not in weights]:
         problems.append(f"no weight for the registered criterion {', '.join(map(repr, missing))} (0 leaves one out)")
     return problems
+
+
+PriceBasis = Literal["on-demand", "spot", "reserved"]
+PRICE_BASES: tuple[str, ...] = get_args(PriceBasis)
+# The hardware column holding each basis's hourly price (null where the instance is not sold on that basis).
+PRICE_COLUMNS: Mapping[str, str] = MappingProxyType(
+    {"on-demand": "cost_per_hour_usd", "spot": "spot_cost_per_hour_usd", "reserved": "reserved_cost_per_hour_usd"}
+)
+
+
+@dataclass(frozen=True)
+class CostUnit:
+    """A unit a cost is stated in: the deployment column holding the cost, the node rate (per second) the hourly
+    price is divided by, how many of the rate's units the price is quoted for, and its labels."""
+
+    key: str
+    column: str
+    rate_column: str
+    per: float
+    label: str
+    short_label: str
+    format: str
+
+
+CostUnitKey = Literal["output-tokens", "total-tokens", "requests"]
+COST_UNITS: Mapping[str, CostUnit] = MappingProxyType(
+    {
+        unit.key: unit
+        for unit in (
+            CostUnit(
+                "output-tokens",
+                "cost_per_million_tokens",
+                "throughput_tokens_sec",
+                1e6,
+                "$ per million output tokens",
+                "$/Mtok out",
+                ".3f",
+            ),
+            CostUnit(
+                "total-tokens",
+                "cost_per_million_total_tokens",
+                "total_tokens_sec",
+                1e6,
+                "$ per million input + output tokens",
+                "$/Mtok total",
+                ".3f",
+            ),
+            CostUnit(
+                "requests",
+                "cost_per_thousand_requests",
+                "rps_sustained",
+                1e3,
+                "$ per 1,000 requests",
+                "$/1k req",
+                ".4f",
+            ),
+        )
+    }
+)
+
+
+def for_cost_unit(unit: str, basis: str) -> Mapping[str, Criterion]:
+    """The registry as a use case stating costs in ``unit`` on ``basis`` prices ranks with it: each
+    ``per_cost_unit`` criterion reads that unit's column and its labels name the unit and the basis."""
+    cost = COST_UNITS[unit]
+    return MappingProxyType(
+        {
+            key: replace(
+                criterion,
+                column=cost.column,
+                label=f"cost ({cost.label}, {basis})",
+                short_label=cost.short_label,
+                unit=cost.label,
+                axis_label=f"cost ({cost_statement(unit, basis)})",
+                format=cost.format,
+            )
+            if criterion.per_cost_unit
+            else criterion
+            for key, criterion in CRITERIA.items()
+        }
+    )
+
+
+def cost_text(value: float, unit: str, basis: str) -> str:
+    """One cost as a sentence shows it, with its unit and basis: "$0.240 per million output tokens (on-demand)"."""
+    cost = COST_UNITS[unit]
+    return f"${value:{cost.format}} {cost.label.removeprefix('$ ')} ({basis})"
+
+
+def cost_statement(unit: str, basis: str) -> str:
+    """How a use case's costs are stated, for every place that shows one: "$ per 1,000 requests, spot prices"."""
+    return f"{COST_UNITS[unit].label}, {basis} prices"

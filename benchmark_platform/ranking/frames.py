@@ -27,6 +27,7 @@ RESULT_FRAME_COLUMNS = (
     "gpu_count",
     "cost_per_hour_usd",
     "spot_cost_per_hour_usd",
+    "reserved_cost_per_hour_usd",
     "spot_available",
     "framework_id",
     "framework_name",

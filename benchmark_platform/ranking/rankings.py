@@ -12,11 +12,14 @@ The rules, in the order they are applied:
    (the SLA must hold for every prompt length the use case sends); throughput = the harmonic mean over them (the
    rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is.
 3. Throughput is output tokens/s per GPU (the node's / its GPU count): an eight-GPU node must earn its price per GPU,
-   not win on raw node tokens/s. Cost per million output tokens = the node's hourly price / (node output tokens/s x
-   3600) x 1e6, at the spot price where the hardware is spot-available and has one, else on demand
-   (``price_basis``).
-4. Excluded and counted: deployments missing a representative bucket, TTFT p90, TPOT p90, throughput or a price
-   ("incomplete"), then those breaking the use case's SLA on TTFT p90 or TPOT p90.
+   not win on raw node tokens/s. Cost = the node's hourly price on the use case's price basis (``price_basis``:
+   on-demand, spot or reserved; ``recommend --price`` overrides it) / (the node's rate x 3600) x the unit's size, in
+   each unit of ``criteria.COST_UNITS``: per million output tokens (output tokens/s), per million total tokens (input
+   + output tokens/s), per 1,000 requests (requests/s), each rate folded over the buckets as throughput is. The cost
+   criterion ranks on the use case's unit (``cost_unit``).
+4. Excluded and counted: deployments missing a representative bucket, TTFT p90, TPOT p90, throughput or the rate of
+   the use case's cost unit ("incomplete"); then those whose hardware has no price on the use case's basis
+   ("no_price": never costed on another basis); then those breaking the use case's SLA on TTFT p90 or TPOT p90.
 5. Criteria: those with a positive default weight. Accuracy when no surviving deployment measured it: the criterion
    is dropped for this use case (the others are re-weighted). When only some did: the missing ones count as the
    worst measured accuracy and are flagged ``accuracy_imputed``.
@@ -36,8 +39,17 @@ The rules, in the order they are applied:
    keeps) equals the ranking of the whole matrix at the top. Front configurations are ranked exactly as classic
    TOPSIS over the front; a dominated one never scores above its dominator, and one worse than the front's worst on
    every criterion scores 0. A front of a single point spans nothing: then every survivor is the reference (that
-   point scores 1 either way). Rank = competition rank (ties share the better rank). A model's score for the use case
-   is its best deployment's; the top model (ties included) is the recommended one.
+   point scores 1 either way). A model's score for the use case is its best deployment's; the top model (ties
+   included) is the recommended one.
+8. The SLA decides feasibility, economics decide the rank. Among the survivors (all within the SLA), a deployment
+   that another deployment of the same model version beats on every economic criterion (``Criterion.economic``:
+   throughput per GPU and cost; at least as good on each, better on one) scores at most what that one scores
+   (``economic_caps``): latency headroom beyond the SLA, which TOPSIS would otherwise pay for, cannot lift it above
+   a deployment that serves more per GPU for less. An 8B RAG model served as TP 2 x 4 replicas answers faster than
+   TP 1 x 8, but when TP 1 x 8 also serves more tokens per GPU at a lower cost, TP 1 x 8 ranks above it. TOPSIS
+   itself is unchanged (``topsis`` equals pymcdm on the matrix it is given); the cap applies to its scores. Rank =
+   competition rank of the score, ties broken by cost, then throughput per GPU (rows equal on all three share the
+   better rank), so a capped deployment ranks below the deployment that caps it.
 """
 
 from __future__ import annotations
@@ -73,6 +85,7 @@ _IDENTITY_COLUMNS = (
     "framework_id",
     "cost_per_hour_usd",
     "spot_cost_per_hour_usd",
+    "reserved_cost_per_hour_usd",
     "spot_available",
 )
 RANKING_INPUT_COLUMNS = (
@@ -86,6 +99,8 @@ RANKING_INPUT_COLUMNS = (
     "tpot_p90_ms",
     "tpot_p50_ms",
     "throughput_tokens_sec",
+    "total_tokens_sec",
+    "rps_sustained",
     "accuracy_score",
 )
 
@@ -124,6 +139,8 @@ class DeploymentRow(BaseModel):
     output_tokens_sec_per_gpu: float | None
     interactivity_tokens_sec: float | None
     cost_per_million_tokens: float | None
+    cost_per_million_total_tokens: float | None
+    cost_per_thousand_requests: float | None
     accuracy_score: float | None
     accuracy_imputed: bool
     hourly_price_usd: float | None
@@ -149,8 +166,8 @@ DEPLOYMENT_LABELS = (
 DEPLOYMENT_COLUMNS = tuple(name for name in DeploymentRow.model_fields if name not in _STORED_ONLY)
 STORED_DEPLOYMENT_COLUMNS = tuple(name for name in DeploymentRow.model_fields if name not in DEPLOYMENT_LABELS)
 # Why a considered deployment is or is not ranked (rule 4).
-RANKED, INCOMPLETE, BREAKS_SLA = "ranked", "incomplete", "breaks_sla"
-DEPLOYMENT_STATUSES = (RANKED, INCOMPLETE, BREAKS_SLA)
+RANKED, INCOMPLETE, NO_PRICE, BREAKS_SLA = "ranked", "incomplete", "no_price", "breaks_sla"
+DEPLOYMENT_STATUSES = (RANKED, INCOMPLETE, NO_PRICE, BREAKS_SLA)
 
 
 def _criterion_metric_columns() -> tuple[str, ...]:
@@ -170,7 +187,8 @@ def unranked_columns() -> tuple[str, ...]:
 
 
 class UseCaseCriteria(BaseModel):
-    """What ranking needs of a use case (a ``use_case_taxonomy`` row): its key, SLA and criteria weights."""
+    """What ranking needs of a use case (a ``use_case_taxonomy`` row): its key, SLA, criteria weights, and the price
+    basis and unit its costs are stated in."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -183,6 +201,17 @@ class UseCaseCriteria(BaseModel):
     sequence_lengths: tuple[int, ...] | None = Field(
         default=None, description="the representative buckets it is ranked on; None: every bucket measured"
     )
+    price_basis: criteria.PriceBasis = "on-demand"
+    cost_unit: criteria.CostUnitKey = "output-tokens"
+
+    @property
+    def registry(self) -> Mapping[str, criteria.Criterion]:
+        """The criteria as this use case ranks on them: cost in its unit (``criteria.for_cost_unit``)."""
+        return criteria.for_cost_unit(self.cost_unit, self.price_basis)
+
+    @property
+    def cost_statement(self) -> str:
+        return criteria.cost_statement(self.cost_unit, self.price_basis)
 
     @field_validator("weights")
     @classmethod
@@ -207,7 +236,9 @@ class UseCaseCriteria(BaseModel):
         id: uuid.UUID | None = None,
         category: str | None = None,
     ) -> UseCaseCriteria:
-        sla = (characteristics or {}).get("sla") or {}
+        characteristics = characteristics or {}
+        sla = characteristics.get("sla") or {}
+        economics = {key: characteristics[key] for key in ("price_basis", "cost_unit") if key in characteristics}
         return cls(
             id=id,
             subcategory=subcategory,
@@ -215,7 +246,8 @@ class UseCaseCriteria(BaseModel):
             sla_ttft_p90_ms=sla.get("ttft_p90_ms"),
             sla_tpot_p90_ms=sla.get("tpot_p90_ms"),
             weights=dict(default_weights),
-            sequence_lengths=tuple((characteristics or {}).get("sequence_lengths") or ()) or None,
+            sequence_lengths=tuple(characteristics.get("sequence_lengths") or ()) or None,
+            **economics,
         )
 
 
@@ -317,20 +349,28 @@ def _quality_flag_counts(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ...] | None) -> pd.DataFrame:
-    """One row per deployment, its representative buckets folded by rule 2, with its price and cost (rule 3)."""
+def _deployable_configurations(rows: pd.DataFrame, use_case: UseCaseCriteria) -> pd.DataFrame:
+    """One row per deployment, its representative buckets folded by rule 2, with its price and costs (rule 3)."""
+    representative = use_case.sequence_lengths
     if representative is not None:
         rows = rows[rows["sequence_length"].isin(representative)]
     latest = _latest_results(rows)
+    rate_columns = [unit.rate_column for unit in criteria.COST_UNITS.values()]
     with np.errstate(divide="ignore", invalid="ignore"):
         per_gpu = latest["throughput_tokens_sec"].to_numpy(float) / latest["gpu_count"].to_numpy(float)
         inverse_per_gpu = np.where(per_gpu > 0, 1 / per_gpu, np.nan)
+        inverse_rates = {
+            f"_inverse_{column}": np.where(latest[column] > 0, 1 / latest[column].to_numpy(float), np.nan)
+            for column in rate_columns
+        }
+    unit_rate = criteria.COST_UNITS[use_case.cost_unit].rate_column
     latest = latest.assign(
         _inverse_per_gpu=inverse_per_gpu,
+        **inverse_rates,
         _incomplete=latest["ttft_p90_ms"].isna()
         | latest["tpot_p90_ms"].isna()
         | ~(latest["throughput_tokens_sec"] > 0)
-        | latest["cost_per_hour_usd"].isna(),
+        | ~(latest[unit_rate] > 0),
         _simulated=latest["runner"].eq("simulated"),
     )
     metrics = latest.groupby("_config", sort=False).agg(
@@ -338,6 +378,7 @@ def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ..
         tpot_p90_ms=("tpot_p90_ms", "max"),
         tpot_p50_ms=("tpot_p50_ms", "max"),
         inverse_per_gpu=("_inverse_per_gpu", "mean"),
+        **{f"_inverse_{column}": (f"_inverse_{column}", "mean") for column in rate_columns},
         accuracy_score=("accuracy_score", "mean"),
         n_sequence_lengths=("sequence_length", "size"),
         min_sequence_length=("sequence_length", "min"),
@@ -356,14 +397,15 @@ def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ..
         configs["output_tokens_sec_per_gpu"] = 1 / configs.pop("inverse_per_gpu")
         configs["interactivity_tokens_sec"] = 1000 / configs.pop("tpot_p50_ms")
     configs["throughput_tokens_sec"] = configs["output_tokens_sec_per_gpu"] * configs["gpu_count"]
-    on_spot = configs["spot_available"].eq(True).to_numpy() & configs["spot_cost_per_hour_usd"].notna().to_numpy()
-    hourly = np.where(
-        on_spot, configs["spot_cost_per_hour_usd"].to_numpy(float), configs["cost_per_hour_usd"].to_numpy(float)
-    )
+    hourly = configs[criteria.PRICE_COLUMNS[use_case.price_basis]].to_numpy(float)
+    if use_case.price_basis == "spot":  # a spot price the catalog keeps for an instance not sold as spot is no price
+        hourly = np.where(configs["spot_available"].eq(True).to_numpy(), hourly, np.nan)
     configs["hourly_price_usd"] = hourly
-    configs["price_basis"] = np.where(on_spot, "spot", "on_demand")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        configs["cost_per_million_tokens"] = hourly / (configs["throughput_tokens_sec"].to_numpy(float) * 3600) * 1e6
+    configs["price_basis"] = use_case.price_basis
+    configs["no_price"] = ~configs["incomplete"] & ~(hourly > 0)
+    for unit in criteria.COST_UNITS.values():
+        inverse_rate = configs.pop(f"_inverse_{unit.rate_column}").to_numpy(float)
+        configs[unit.column] = hourly * inverse_rate / 3600 * unit.per
     return configs
 
 
@@ -372,7 +414,7 @@ def _chosen_criteria(use_case: UseCaseCriteria, survivors: pd.DataFrame) -> tupl
     weights = {key: use_case.weights[key] for key in criteria.keys() if use_case.weights.get(key, 0) > 0}
     notes: list[str] = []
     for key in list(weights):
-        criterion = criteria.CRITERIA[key]
+        criterion = use_case.registry[key]
         if not criterion.optional:
             continue
         measured = survivors[criterion.column].notna()
@@ -393,10 +435,12 @@ def tokens_per_dollar(cost_per_million_tokens: np.ndarray) -> np.ndarray:
     return 1.0 / np.asarray(cost_per_million_tokens, dtype=float)
 
 
-def _criteria_matrix(survivors: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _criteria_matrix(
+    survivors: pd.DataFrame, keys: list[str], registry: Mapping[str, criteria.Criterion]
+) -> tuple[np.ndarray, np.ndarray]:
     """The matrix TOPSIS ranks and which columns are benefits: one column per criterion, reciprocal ones (cost) as
     their reciprocal, a benefit (rule 6); an optional criterion's missing values as its worst measured one."""
-    chosen = [criteria.CRITERIA[key] for key in keys]
+    chosen = [registry[key] for key in keys]
     matrix = survivors[[criterion.column for criterion in chosen]].to_numpy(dtype=float, copy=True)
     benefit = np.array([criterion.benefit for criterion in chosen], dtype=bool)
     for column, criterion in enumerate(chosen):
@@ -417,17 +461,36 @@ def _normalisation_reference(matrix: np.ndarray, front: np.ndarray) -> np.ndarra
     return reference if len(np.unique(reference, axis=0)) > 1 else matrix
 
 
-def configuration_breakdown(row: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
-    """Per criterion: the value, its weight and its closeness (0 = worst of the use case, 1 = best)."""
+def configuration_breakdown(
+    row: Mapping[str, Any], weights: Mapping[str, float], registry: Mapping[str, criteria.Criterion]
+) -> dict[str, Any]:
+    """Per criterion: the value (in its unit), its weight and its closeness (0 = worst of the use case, 1 = best)."""
     return {
         key: {
-            "value": json_value(row[criteria.CRITERIA[key].column]),
+            "value": json_value(row[registry[key].column]),
+            "unit": registry[key].unit,
             "weight": weight,
             "closeness": json_value(row[criteria.closeness_column(key)]),
-            "better": criteria.CRITERIA[key].better,
+            "better": registry[key].better,
         }
         for key, weight in weights.items()
     }
+
+
+def economic_caps(scores: np.ndarray, economics: np.ndarray, groups: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Rule 8: each score capped at the lowest score of a row of its group (model version) that is at least as good
+    on every column of ``economics`` (benefit-oriented: higher is better) and better on one."""
+    capped = np.asarray(scores, dtype=float).copy()
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        values, group_scores = economics[members], capped[members]
+        for start in range(0, len(members), chunk):
+            block = values[start : start + chunk]
+            at_least = (values[None, :, :] >= block[:, None, :]).all(axis=2)
+            better = (values[None, :, :] > block[:, None, :]).any(axis=2)
+            cap = np.where(at_least & better, group_scores[None, :], np.inf).min(axis=1)
+            capped[members[start : start + chunk]] = np.minimum(group_scores[start : start + chunk], cap)
+    return capped
 
 
 def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -459,6 +522,7 @@ def _model_records(
 ) -> tuple[tuple[ModelRankingRecord, ...], tuple[ModelUseCaseRecord, ...]]:
     if configurations.empty:
         return (), ()
+    registry = use_case.registry
     best = configurations.drop_duplicates("model_id", keep="first")
     model_ranks = best["score"].rank(method="min", ascending=False).astype(int)
     per_model = configurations.groupby("model_id", sort=False).agg(
@@ -476,7 +540,9 @@ def _model_records(
                 rank_position=model_rank,
                 score_breakdown={
                     "method": "topsis",
-                    "criteria": configuration_breakdown(row, weights),
+                    "criteria": configuration_breakdown(row, weights, registry),
+                    "price_basis": use_case.price_basis,
+                    "cost_unit": use_case.cost_unit,
                     "best_configuration": configuration,
                     "configuration_rank": int(row["rank"]),
                     "configurations_ranked": len(configurations),
@@ -499,7 +565,9 @@ def _model_records(
                 priority=model_rank,
                 performance_summary={
                     "best_configuration": configuration,
-                    **{c.column: json_value(row[c.column]) for c in criteria.CRITERIA.values()},
+                    **{c.column: json_value(row[c.column]) for c in registry.values()},
+                    "price_basis": use_case.price_basis,
+                    "cost_unit": use_case.cost_unit,
                     "configurations_ranked": int(model_stats["configurations"]),
                     "configurations_on_pareto_front": int(model_stats["on_pareto_front"]),
                     "configurations_simulated": int(model_stats["simulated"]),
@@ -510,15 +578,27 @@ def _model_records(
 
 
 def _unranked(configs: pd.DataFrame, breaks_sla: pd.Series, use_case: str) -> pd.DataFrame:
-    """The considered deployments rule 4 leaves out, each with its reason (incomplete before breaking the SLA)."""
+    """The considered deployments rule 4 leaves out, each with its reason (incomplete, then unpriced, then breaking
+    the SLA)."""
     status = pd.Series(RANKED, index=configs.index, dtype=object)
     status[breaks_sla.reindex(configs.index, fill_value=False).astype(bool)] = BREAKS_SLA
+    status[configs["no_price"].astype(bool)] = NO_PRICE
     status[configs["incomplete"].astype(bool)] = INCOMPLETE
     left_out = configs[status != RANKED].assign(
         status=status[status != RANKED], use_case=use_case, rank=np.nan, score=np.nan, pareto=np.nan
     )
     left_out["accuracy_imputed"] = False
     return left_out[list(unranked_columns())].reset_index(drop=True)
+
+
+def _competition_rank(ordered: pd.DataFrame) -> np.ndarray:
+    """1-based competition rank of rows already sorted best first: rows equal on every column share the better rank."""
+    if ordered.empty:
+        return np.empty(0, dtype=int)
+    values = ordered.to_numpy(dtype=float)
+    starts = np.r_[True, (values[1:] != values[:-1]).any(axis=1)]
+    positions = np.arange(1, len(values) + 1)
+    return np.maximum.accumulate(np.where(starts, positions, 0))
 
 
 def rank_use_case(
@@ -537,8 +617,8 @@ def rank_use_case(
     flag_counts = _quality_flag_counts(results.loc[in_use_case])
     excluding = flag_counts.pop("_excluding_rows").reindex(results.index, fill_value=False).astype(bool)
     rows = results.loc[in_use_case & ~excluding, _columns_used(results)]
-    configs = _deployable_configurations(rows, use_case.sequence_lengths)
-    complete = configs[~configs["incomplete"]]
+    configs = _deployable_configurations(rows, use_case)
+    complete = configs[~configs["incomplete"] & ~configs["no_price"]]
     breaks_ttft = (
         complete["ttft_p90_ms"] > use_case.sla_ttft_p90_ms
         if use_case.sla_ttft_p90_ms is not None
@@ -553,6 +633,7 @@ def rank_use_case(
     unranked = _unranked(configs, breaks_ttft | breaks_tpot, use_case.subcategory)
     excluded = {
         "incomplete": int(configs["incomplete"].sum()),
+        "no_price": int(configs["no_price"].sum()),
         "sla_ttft_p90": int(breaks_ttft.sum()),
         "sla_tpot_p90": int(breaks_tpot.sum()),
         "sla_total": int((breaks_ttft | breaks_tpot).sum()),
@@ -564,23 +645,40 @@ def rank_use_case(
         f"{count} results flagged {name}: {'left out' if name in quality.EXCLUDING else 'ranked, but marked'}"
         for name, count in sorted(flag_counts.items())
     ]
+    if excluded["no_price"]:
+        notes.append(
+            f"{excluded['no_price']} deployment(s) left out: their hardware has no {use_case.price_basis} price"
+        )
     keys = list(weights)
-    matrix, benefit = _criteria_matrix(survivors, keys)
+    registry = use_case.registry
+    matrix, benefit = _criteria_matrix(survivors, keys, registry)
     front = pareto_front(matrix, benefit)
     reference = _normalisation_reference(matrix, front)
-    survivors["score"] = topsis(matrix, [weights[key] for key in keys], benefit, reference=reference)
+    scores = topsis(matrix, [weights[key] for key in keys], benefit, reference=reference)
+    economic = [index for index, key in enumerate(keys) if registry[key].economic]
+    if economic and len(survivors):
+        oriented = np.where(benefit[economic], matrix[:, economic], -matrix[:, economic])
+        capped = economic_caps(scores, oriented, survivors["version_key"].to_numpy())
+        if lowered := int((capped < scores).sum()):
+            notes.append(
+                f"{lowered} deployment(s) scored down to a deployment of the same model version that serves at least "
+                "as much per GPU for no more cost (latency beyond the SLA breaks ties only)"
+            )
+        scores = capped
+    survivors["score"] = scores
     survivors["pareto"] = front
     closeness = criterion_closeness(matrix, benefit, reference=reference)
     for key in criteria.keys():
         survivors[criteria.closeness_column(key)] = closeness[:, keys.index(key)] if key in keys else np.nan
     survivors["accuracy_imputed"] = survivors["accuracy_score"].isna() & ("accuracy" in keys)
     survivors["use_case"] = use_case.subcategory
+    order = ["score", criteria.COST_UNITS[use_case.cost_unit].column, "output_tokens_sec_per_gpu"]
     survivors = survivors.sort_values(
-        ["score", "cost_per_million_tokens", *CONFIGURATION_KEY],
-        ascending=[False, True, True, True, True, True, True],
+        [*order, *CONFIGURATION_KEY],
+        ascending=[False, True, False, True, True, True, True, True],
         kind="stable",
     ).reset_index(drop=True)
-    survivors["rank"] = survivors["score"].rank(method="min", ascending=False).astype(int)
+    survivors["rank"] = _competition_rank(survivors[order])
     configurations = survivors[list(configuration_columns())]
     notes_tuple = tuple(notes)
     model_rankings, model_use_cases = _model_records(

@@ -8,6 +8,7 @@ would remove on its own, and ``most_restrictive`` names the one that removes the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -26,21 +27,22 @@ class Constraints(BaseModel):
 
     max_ttft_p90_ms: float | None = Field(default=None, gt=0)
     max_tpot_p90_ms: float | None = Field(default=None, gt=0)
-    max_cost_per_mtok: float | None = Field(default=None, gt=0)
+    max_cost: float | None = Field(default=None, gt=0, description="in the use case's cost unit")
     hardware: tuple[str, ...] = Field(
         default=(), description="case-insensitive substrings of the hardware name or GPU type, any may match"
     )
     model_versions: tuple[str, ...] = Field(default=(), description="exact version keys, e.g. llama-3.1-8b@int4-awq")
 
-    def masks(self, configurations: pd.DataFrame) -> dict[str, pd.Series]:
-        """For each constraint that is set, which configurations meet it (keyed by the CLI option's name)."""
+    def masks(self, configurations: pd.DataFrame, cost_column: str) -> dict[str, pd.Series]:
+        """For each constraint that is set, which configurations meet it (keyed by the CLI option's name); the cost
+        is read from ``cost_column``, the use case's cost unit."""
         masks: dict[str, pd.Series] = {}
         if self.max_ttft_p90_ms is not None:
             masks["max_ttft_p90_ms"] = configurations["ttft_p90_ms"] <= self.max_ttft_p90_ms
         if self.max_tpot_p90_ms is not None:
             masks["max_tpot_p90_ms"] = configurations["tpot_p90_ms"] <= self.max_tpot_p90_ms
-        if self.max_cost_per_mtok is not None:
-            masks["max_cost_per_mtok"] = configurations["cost_per_million_tokens"] <= self.max_cost_per_mtok
+        if self.max_cost is not None:
+            masks["max_cost"] = configurations[cost_column] <= self.max_cost
         if self.hardware:
             names = configurations["hardware_name"].str.lower() + "\n" + configurations["gpu_type"].str.lower()
             masks["hardware"] = pd.concat(
@@ -68,11 +70,11 @@ class Recommendation:
         return max(self.removed_by, key=self.removed_by.__getitem__)
 
 
-def explain(row: pd.Series, weights: dict[str, float], ranked: int) -> str:
+def explain(row: pd.Series, weights: dict[str, float], ranked: int, registry: Mapping[str, criteria.Criterion]) -> str:
     """Why a configuration sits where it does: where it is best, where it gives up the most weighted ground."""
     closeness = {key: float(row[criteria.closeness_column(key)]) for key in weights}
     parts = [f"rank {int(row['rank'])} of {ranked}, score {float(row['score']):.3f}"]
-    best = [criteria.CRITERIA[key].label for key, value in closeness.items() if value >= _BEST]
+    best = [registry[key].label for key, value in closeness.items() if value >= _BEST]
     if best:
         parts.append("best in use case on " + ", ".join(best))
     losses = {key: weights[key] * (1 - value) for key, value in closeness.items()}
@@ -83,7 +85,7 @@ def explain(row: pd.Series, weights: dict[str, float], ranked: int) -> str:
             if closeness[worst] <= 1 - _BEST
             else f"{closeness[worst]:.0%} of the way from worst to best"
         )
-        parts.append(f"gives up most on {criteria.CRITERIA[worst].label} ({where}, weight {weights[worst]:.2f})")
+        parts.append(f"gives up most on {registry[worst].label} ({where}, weight {weights[worst]:.2f})")
     parts.append("Pareto-optimal" if row["pareto"] else "dominated by another configuration")
     if row["accuracy_imputed"]:
         parts.append("accuracy not measured (counted as the worst measured)")
@@ -97,12 +99,13 @@ def recommend(ranking: UseCaseRanking, constraints: Constraints, top: int = 5) -
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     configurations = ranking.configurations
-    masks = constraints.masks(configurations)
+    masks = constraints.masks(configurations, criteria.COST_UNITS[ranking.use_case.cost_unit].column)
     meets_all = pd.Series(True, index=configurations.index)
     for mask in masks.values():
         meets_all &= mask
     chosen = configurations[meets_all].head(top).copy()
-    chosen["why"] = [explain(row, ranking.weights, len(configurations)) for _, row in chosen.iterrows()]
+    registry = ranking.use_case.registry
+    chosen["why"] = [explain(row, ranking.weights, len(configurations), registry) for _, row in chosen.iterrows()]
     return Recommendation(
         ranking=ranking,
         constraints=constraints,

@@ -4,7 +4,7 @@ functions computed. Each write replaces its rows in one transaction and validate
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -51,6 +51,7 @@ _FRAME_TYPES = {
     **{column: float for column in METRIC_COLUMNS},
     "cost_per_hour_usd": float,
     "spot_cost_per_hour_usd": float,
+    "reserved_cost_per_hour_usd": float,
     "batch_size": "int64",
     "sequence_length": "int64",
     "tensor_parallel": "int64",
@@ -89,6 +90,7 @@ def _results_query(
             HardwareConfig.gpu_count,
             HardwareConfig.cost_per_hour_usd,
             HardwareConfig.spot_cost_per_hour_usd,
+            HardwareConfig.reserved_cost_per_hour_usd,
             HardwareConfig.spot_available,
             result.framework_id,
             InferenceFramework.name.label("framework_name"),
@@ -183,11 +185,13 @@ def write_daily_stats(engine: Engine, day: date, frame: pd.DataFrame) -> int:
     return len(rows)
 
 
-def _criteria_breakdown(record: dict[str, Any], weights: dict[str, float], *, ranked: bool) -> dict[str, Any]:
-    """Per registered criterion the deployment's value; for a ranked one also its weight and closeness. Kept as
-    JSON so that a criterion added to the registry is stored without a migration."""
-    values = {key: {"value": json_value(record[c.column])} for key, c in criteria.CRITERIA.items()}
-    return values | (configuration_breakdown(record, weights) if ranked else {})
+def _criteria_breakdown(
+    record: dict[str, Any], weights: dict[str, float], registry: Mapping[str, criteria.Criterion], *, ranked: bool
+) -> dict[str, Any]:
+    """Per registered criterion the deployment's value in its unit; for a ranked one also its weight and closeness.
+    Kept as JSON so that a criterion added to the registry is stored without a migration."""
+    values = {key: {"value": json_value(record[c.column]), "unit": c.unit} for key, c in registry.items()}
+    return values | (configuration_breakdown(record, weights, registry) if ranked else {})
 
 
 def _deployment_rows(ranking: UseCaseRanking, calculated_at: datetime) -> list[dict[str, Any]]:
@@ -200,7 +204,9 @@ def _deployment_rows(ranking: UseCaseRanking, calculated_at: datetime) -> list[d
                 values
                 | {
                     "status": record[status_of] if status_of else RANKED,
-                    "criteria": _criteria_breakdown(record, ranking.weights, ranked=status_of is None),
+                    "criteria": _criteria_breakdown(
+                        record, ranking.weights, ranking.use_case.registry, ranked=status_of is None
+                    ),
                     "calculated_at": calculated_at,
                 }
             )
@@ -230,6 +236,8 @@ def write_rankings(engine: Engine, rankings: Iterable[UseCaseRanking]) -> dict[s
             "excluded": ranking.excluded,
             "notes": list(ranking.notes),
             "pruning": ranking.pruning,
+            "price_basis": ranking.use_case.price_basis,
+            "cost_unit": ranking.use_case.cost_unit,
             "calculated_at": calculated_at,
         }
         prepared.append((ranking, summary, _deployment_rows(ranking, calculated_at)))
@@ -309,11 +317,14 @@ def _stored_frames(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFra
 def load_stored_rankings(engine: Engine, use_cases: Sequence[UseCaseCriteria]) -> dict[str, UseCaseRanking]:
     """The stored rankings of ``use_cases`` (those ranked so far; keyed by subcategory), exactly as the rankings
     step wrote them: nothing is ranked here. Only the configurations, unranked deployments, weights, counts and
-    notes are loaded; the model-level records stay in ``model_rankings``."""
+    notes are loaded, each use case with the price basis and cost unit it was ranked on; the model-level records
+    stay in ``model_rankings``. Rankings stored before those were recorded (migration 0010) count as not stored."""
     by_name = {use_case.subcategory: use_case for use_case in use_cases}
     with engine.connect() as connection:
         summaries = connection.execute(
-            select(UseCaseRankingSummary.__table__).where(UseCaseRankingSummary.use_case.in_(list(by_name)))
+            select(UseCaseRankingSummary.__table__).where(
+                UseCaseRankingSummary.use_case.in_(list(by_name)), UseCaseRankingSummary.price_basis.is_not(None)
+            )
         ).mappings()
         summaries = {summary["use_case"]: summary for summary in summaries}
         rows = connection.execute(_stored_deployments_query(list(summaries))).mappings().all()
@@ -324,7 +335,9 @@ def load_stored_rankings(engine: Engine, use_cases: Sequence[UseCaseCriteria]) -
     for name, summary in summaries.items():
         configurations, unranked = _stored_frames(per_use_case.get(name, []))
         rankings[name] = UseCaseRanking(
-            use_case=by_name[name],
+            use_case=by_name[name].model_copy(
+                update={"price_basis": summary["price_basis"], "cost_unit": summary["cost_unit"]}
+            ),
             configurations=configurations,
             weights=dict(summary["weights"]),
             considered=summary["considered"],

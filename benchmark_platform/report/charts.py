@@ -5,6 +5,7 @@ framework. Pure: frames of ranked configurations in, HTML fragments out (Plotly'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -141,10 +142,18 @@ def interactivity_figure(
 
 
 def scatter_figure(
-    configs: pd.DataFrame, *, x_key: str, y_key: str, higher_y_better: bool, title: str, div_id: str
+    configs: pd.DataFrame,
+    *,
+    x_key: str,
+    y_key: str,
+    higher_y_better: bool,
+    title: str,
+    div_id: str,
+    registry: Mapping[str, criteria.Criterion],
 ) -> str:
-    x_column, y_column = criteria.CRITERIA[x_key].column, criteria.CRITERIA[y_key].column
-    x_label, y_label = _axis_label(x_key), _axis_label(y_key)
+    """``y_key`` against ``x_key`` (criteria as the use case ranks on them: ``registry``), with the trade-off front."""
+    x_column, y_column = registry[x_key].column, registry[y_key].column
+    x_label, y_label = registry[x_key].axis_label, registry[y_key].axis_label
     hover = (
         "<b>%{customdata[0]}</b><br>%{customdata[1]} · %{customdata[2]} · batch %{customdata[3]}"
         "<br>rank %{customdata[4]}, score %{customdata[5]:.3f}"
@@ -211,18 +220,22 @@ def _annotation_coordinate(value: float, values: pd.Series) -> float:
     return float(np.log10(value)) if _axis(values)["type"] == "log" else float(value)
 
 
-def _axis_label(key: str) -> str:
-    return criteria.CRITERIA[key].axis_label
-
-
 def best_per(configs: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per value of ``column``: its best-ranked configuration (configurations come sorted best first)."""
     return configs.drop_duplicates(column, keep="first")
 
 
-def comparison_figure(best: pd.DataFrame, *, group: str, latency_key: str, title: str, div_id: str) -> str:
+def comparison_figure(
+    best: pd.DataFrame,
+    *,
+    group: str,
+    latency_key: str,
+    title: str,
+    div_id: str,
+    registry: Mapping[str, criteria.Criterion],
+) -> str:
     metrics = ("throughput", "cost_per_million_tokens", latency_key)
-    figure = make_subplots(rows=1, cols=len(metrics), subplot_titles=[_axis_label(key) for key in metrics])
+    figure = make_subplots(rows=1, cols=len(metrics), subplot_titles=[registry[key].axis_label for key in metrics])
     hover = (
         "<b>%{x}</b>: %{y:.4g}<br>%{customdata[0]} · %{customdata[1]} · %{customdata[2]} · batch %{customdata[3]}"
         "<br>rank %{customdata[4]}, score %{customdata[5]:.3f}<extra>%{customdata[6]}</extra>"
@@ -232,8 +245,8 @@ def comparison_figure(best: pd.DataFrame, *, group: str, latency_key: str, title
         figure.add_trace(
             go.Bar(
                 x=best[group],
-                y=best[criteria.CRITERIA[key].column],
-                name=_axis_label(key),
+                y=best[registry[key].column],
+                name=registry[key].axis_label,
                 customdata=_hover_data(best),
                 hovertemplate=hover,
                 marker={"color": _BAR_COLORS[position - 1], "pattern": {"shape": patterns}},
@@ -242,7 +255,7 @@ def comparison_figure(best: pd.DataFrame, *, group: str, latency_key: str, title
             row=1,
             col=position,
         )
-        figure.update_yaxes(**_axis(best[criteria.CRITERIA[key].column]), row=1, col=position)
+        figure.update_yaxes(**_axis(best[registry[key].column]), row=1, col=position)
     figure.update_layout(
         title={"text": title, "x": 0.01},
         template="plotly_white",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs
 
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseRanking, criteria
-from benchmark_platform.ranking.rankings import BREAKS_SLA, INCOMPLETE
+from benchmark_platform.ranking.rankings import BREAKS_SLA, INCOMPLETE, NO_PRICE
 from benchmark_platform.report.charts import best_per, comparison_figure, interactivity_figure, scatter_figure
 
 DEFAULT_TOP = 10
@@ -50,6 +50,7 @@ def scoped_ranking(ranking: UseCaseRanking, model_version: str | None) -> UseCas
         considered=len(configurations) + len(unranked),
         excluded={
             "incomplete": int(unranked["status"].eq(INCOMPLETE).sum()),
+            "no_price": int(unranked["status"].eq(NO_PRICE).sum()),
             "sla_total": int(unranked["status"].eq(BREAKS_SLA).sum()),
         },
     )
@@ -82,9 +83,13 @@ def _latency_criterion(ranking: UseCaseRanking) -> str:
     return max(latencies, key=lambda key: weights.get(key, 0.0))
 
 
-def table_columns() -> tuple[tuple[str, str, str | None], ...]:
-    """The top-configurations table's (column, header, format): the deployment, every registered criterion, then
-    what serving it means (interactivity, node throughput, price basis) and its Pareto and simulated flags."""
+def table_columns(
+    registry: Mapping[str, criteria.Criterion] | None = None,
+) -> tuple[tuple[str, str, str | None], ...]:
+    """The top-configurations table's (column, header, format): the deployment, every criterion as the use case ranks
+    on it (``registry``; cost in its unit), then what serving it means (interactivity, node throughput, price basis)
+    and its Pareto and simulated flags."""
+    registry = criteria.CRITERIA if registry is None else registry
     return (
         ("rank", "rank", "d"),
         ("score", "score", ".3f"),
@@ -94,7 +99,7 @@ def table_columns() -> tuple[tuple[str, str, str | None], ...]:
         ("tensor_parallel", "TP", "d"),
         ("replicas", "replicas", "d"),
         ("batch_size", "concurrency / replica", "d"),
-        *((c.column, c.short_label, c.format) for c in criteria.CRITERIA.values()),
+        *((c.column, c.short_label, c.format) for c in registry.values()),
         ("interactivity_tokens_sec", "tok/s per user", ".1f"),
         ("throughput_tokens_sec", "tok/s per node", ",.0f"),
         ("price_basis", "price", None),
@@ -149,8 +154,10 @@ def _use_case_header(ranking: UseCaseRanking) -> str:
         + (f" <small>{_text(use_case.category)}</small>" if use_case.category else "")
         + "</h2>"
         f'<p class="facts">SLA: {_text(sla or "none")}. TOPSIS weights: {_text(weights)}. '
+        f"Costs: {_text(use_case.cost_statement)}. "
         f"{len(ranking.configurations)} of {ranking.considered} configurations ranked; excluded: "
-        f"{excluded['sla_total']} breaking the SLA, {excluded['incomplete']} incomplete.</p>"
+        f"{excluded['sla_total']} breaking the SLA, {excluded['incomplete']} incomplete, "
+        f"{excluded['no_price']} without a {_text(use_case.price_basis)} price.</p>"
         + (f'<ul class="notes">{notes}</ul>' if notes else "")
     )
 
@@ -169,6 +176,7 @@ def _comparisons(ranking: UseCaseRanking, model_version: str | None, slug: str) 
         "hover for the configuration. Hatched bars are simulated.</p>"
     )
     latency_key = _latency_criterion(ranking)
+    registry = ranking.use_case.registry
     deployments = _deployments(ranking)
     benchmarked = deployments.loc[deployments["version_key"] == version]
     for group, label in (("hardware_name", "hardware"), ("framework_name", "framework")):
@@ -182,6 +190,7 @@ def _comparisons(ranking: UseCaseRanking, model_version: str | None, slug: str) 
                 latency_key=latency_key,
                 title=f"{version}: best configuration per {label}",
                 div_id=f"{slug}-per-{label}",
+                registry=registry,
             )
             + "</div>"
         )
@@ -204,12 +213,14 @@ def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: i
     simulated = int(configs["simulated"].sum())
     parts.append(_simulated_banner(simulated, len(configs), "ranked for this use case"))
     latency_key = _latency_criterion(ranking)
-    latency = criteria.CRITERIA[latency_key].label
+    registry = ranking.use_case.registry
+    latency = registry[latency_key].label
     parts.append('<div class="charts">')
-    for y_column, y_label, higher_better, name in (
-        ("output_tokens_sec_per_gpu", "throughput per GPU (output tokens/s)", True, "throughput per GPU"),
-        ("cost_per_million_tokens", "cost per million output tokens ($)", False, "cost"),
+    for key, higher_better, name in (
+        ("throughput", True, "throughput per GPU"),
+        ("cost_per_million_tokens", False, "cost"),
     ):
+        y_column, y_label = registry[key].column, registry[key].axis_label
         figure = interactivity_figure(
             configs,
             y_column=y_column,
@@ -230,13 +241,14 @@ def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: i
             higher_y_better=higher_better,
             title=f"{ranking.use_case.subcategory}: {name} vs {latency}",
             div_id=f"{slug}-{name}-vs-latency",
+            registry=registry,
         )
         parts.append(f'<div class="figure">{figure}</div>')
     parts.append("</div>")
     shown = configs.head(top)
     parts.append(f"<h3>Top {len(shown)} configurations</h3>")
     parts.append(_simulated_banner(int(shown["simulated"].sum()), len(shown), "in this table"))
-    parts.append(_table(shown))
+    parts.append(_table(shown, table_columns(registry)))
     parts.append(_comparisons(ranking, model_version, slug))
     parts.append("</section>")
     return "".join(parts)
