@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 # Mirror orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
 Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
 # FP4 checkpoints: NVFP4 multiplies in FP4 and needs FP4 tensor cores; MXFP4 (gpt-oss) uses them where the GPU has
-# them and elsewhere is dequantized to 16 bits inside the kernels (vLLM's Marlin / Triton MXFP4 paths on Hopper, Ampere).
+# them and elsewhere is dequantized to 16 bits inside the kernels (vLLM's Marlin / Triton MXFP4 paths on Hopper and
+# Ampere).
 Fp4Scheme = Literal["nvfp4", "mxfp4"]
 WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
 Vendor = Literal["nvidia", "amd"]

@@ -156,7 +156,9 @@ class ModelManifest(_Frozen):
         facts = info.data.get("architecture_facts")
         for version in versions:
             if version.dense_weight_bits is not None and facts is not None and facts.moe is None:
-                raise ValueError(f"version {version.version!r}: dense_weight_bits is for MoE models (architecture_facts.moe)")
+                raise ValueError(
+                    f"version {version.version!r}: dense_weight_bits is for MoE models (architecture_facts.moe)"
+                )
         return versions
 
     def version_keys(self) -> list[str]:
