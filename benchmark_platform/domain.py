@@ -169,6 +169,14 @@ class ModelShape(VersionPrecision, Architecture):
     quantization_bits: Int32 = Field(gt=0)
     format: WeightFormat
 
+    def active_parameters(self) -> float:
+        """Parameters one token goes through: all of a dense model; an MoE model's dense part plus its top-k share
+        of the routed experts."""
+        routed = self.routed_expert_parameters()
+        if self.moe is None:
+            return self.parameters
+        return self.parameters - routed * (1 - self.moe.experts_per_token / self.moe.experts)
+
 
 class ModelFacts(ModelShape):
     """What a runner needs to know of a model version (from ``models``, ``model_versions`` and its
