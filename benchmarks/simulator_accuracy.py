@@ -114,6 +114,7 @@ def hardware_facts(gpu_type: str, gpu_count: int) -> HardwareFacts:
         fp16_tflops=chip.fp16_tflops,
         fp8_tflops=chip.fp8_tflops,
         int8_tops=chip.int8_tops,
+        fp4_tflops=chip.fp4_tflops,
         interconnect=chip.interconnect,
         interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
     )
