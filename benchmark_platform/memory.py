@@ -37,6 +37,10 @@ RUNTIME_RESERVE_GB = 1.5
 # FP8 deployments also keep the KV cache in FP8 (vLLM's --kv-cache-dtype fp8), which halves the KV bytes per token.
 ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2, "fp4": 2}
 KV_CACHE_BYTES = ACTIVATION_BYTES | {"fp8": 1}
+# Block scales FP4 checkpoints store beside the 4-bit values, in bits per weight: MXFP4 one 8-bit scale per 32 weights
+# (OCP Microscaling spec), NVFP4 one FP8 scale per 16. (vLLM's gpt-oss-120b weighs 64.4 GiB on an H100: these scales
+# plus kernel padding of the expert width; the padding is the engine's and is not counted.)
+FP4_SCALE_BITS = {"mxfp4": 8 / 32, "nvfp4": 8 / 16}
 
 
 class ModelShape(Protocol):
@@ -47,6 +51,7 @@ class ModelShape(Protocol):
     quantization: str
     quantization_bits: int
     dense_weight_bits: int | None
+    fp4_scheme: str | None
     num_layers: int
     num_kv_heads: int
     head_dim: int
@@ -56,15 +61,20 @@ class ModelShape(Protocol):
     def routed_expert_parameters(self) -> int: ...
 
 
+def quantized_bits(model: ModelShape) -> float:
+    """Stored bits per weight of the version's quantization, FP4 block scales included."""
+    return model.quantization_bits + (FP4_SCALE_BITS[model.fp4_scheme] if model.fp4_scheme else 0)
+
+
 def expert_weight_bytes(model: ModelShape) -> float:
     """Bytes of all routed experts (0 for a dense model)."""
-    return model.routed_expert_parameters() * model.quantization_bits / 8
+    return model.routed_expert_parameters() * quantized_bits(model) / 8
 
 
 def dense_weight_bytes(model: ModelShape) -> float:
     """Bytes of every weight outside the routed experts: attention, shared experts, dense layers, embeddings; at
     ``dense_weight_bits`` where the checkpoint quantizes only the experts (gpt-oss's MXFP4)."""
-    bits = model.dense_weight_bits or model.quantization_bits
+    bits = model.dense_weight_bits or quantized_bits(model)
     return (model.parameters - model.routed_expert_parameters()) * bits / 8
 
 

@@ -132,8 +132,8 @@ def test_every_expert_is_resident_split_by_tensor_or_expert_parallelism() -> Non
 def test_gpt_oss_keeps_its_dense_weights_at_16_bits_beside_mxfp4_experts() -> None:
     gpt = _facts("gpt-oss-120b@mxfp4")
     assert memory.dense_weight_bytes(gpt) == (gpt.parameters - gpt.routed_expert_parameters()) * 2
-    assert memory.expert_weight_bytes(gpt) == gpt.routed_expert_parameters() / 2
-    assert 60e9 < memory.weight_bytes(gpt) < 64e9  # "runs on a single 80GB GPU" (model card)
+    assert memory.expert_weight_bytes(gpt) == gpt.routed_expert_parameters() * 4.25 / 8  # an 8-bit scale per 32
+    assert 64e9 < memory.weight_bytes(gpt) < 66e9  # "runs on a single 80GB GPU" (model card); vLLM: 64.4 GiB
     assert memory.fits(gpt, 80, 1, 4096) and not memory.fits(gpt, 48, 1, 4096)
 
 
