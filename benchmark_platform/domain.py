@@ -127,19 +127,16 @@ class Architecture(_Strict):
             raise ValueError(f"num_attention_heads ({heads}) is not a multiple of num_kv_heads ({value})")
         return value
 
-    @field_validator("moe")
+    @field_validator("moe", "sliding_window")
     @classmethod
-    def _dense_layers_leave_moe_layers(cls, value: MixtureOfExperts | None, info: ValidationInfo):
+    def _within_the_layers(cls, value: MixtureOfExperts | SlidingWindow | None, info: ValidationInfo):
+        """Dense layers leave some layers to the experts; sliding-window layers are among the model's layers."""
         layers = info.data.get("num_layers")
-        if value is not None and layers is not None and value.dense_layers >= layers:
+        if value is None or layers is None:
+            return value
+        if isinstance(value, MixtureOfExperts) and value.dense_layers >= layers:
             raise ValueError(f"dense_layers ({value.dense_layers}) leaves none of the {layers} layers to the experts")
-        return value
-
-    @field_validator("sliding_window")
-    @classmethod
-    def _window_layers_exist(cls, value: SlidingWindow | None, info: ValidationInfo):
-        layers = info.data.get("num_layers")
-        if value is not None and layers is not None and value.layers > layers:
+        if isinstance(value, SlidingWindow) and value.layers > layers:
             raise ValueError(f"sliding_window.layers ({value.layers}) exceeds num_layers ({layers})")
         return value
 
