@@ -238,3 +238,19 @@ def test_the_kernels_backend_leaves_moe_to_the_roofline_and_says_why() -> None:
     )
     assert costs.predictor.backend == "roofline"
     assert "mixture-of-experts" in costs.predictor.fallback
+
+
+def test_simulate_refuses_nvfp4_on_a_gpu_without_fp4_tensor_cores_and_serves_it_on_b200(tmp_path: Path) -> None:
+    data = yaml.safe_load((MODELS / "deepseek-r1.yaml").read_text())
+    data["name"] = "deepseek-r1-nvfp4"
+    data["versions"] = [{**data["versions"][0], "version": "nvfp4", "quantization": "fp4", "quantization_bits": 4}]
+    data["versions"][0] |= {"fp4_scheme": "nvfp4", "dense_weight_bits": 8}
+    path = tmp_path / "nvfp4.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load = ["--framework", "vllm", "--concurrency", "4", "--input-tokens", "1024", "--output-tokens", "64", "--json"]
+    common = ["simulate", "--manifest", str(path), "--model-version", "deepseek-r1-nvfp4@nvfp4", *load]
+    refused = CliRunner().invoke(main, [*common, "--hardware", "aws-h200-x8"])
+    assert refused.exit_code == 2
+    assert "--hardware: deepseek-r1-nvfp4@nvfp4 is NVFP4 and H200 has no FP4 tensor cores" in refused.output
+    served = CliRunner().invoke(main, [*common, "--hardware", "aws-b200-x8"])
+    assert served.exit_code == 0, served.output
