@@ -31,7 +31,7 @@ from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
-ROOFLINE_VERSION = "2"
+ROOFLINE_VERSION = "3"  # 3: mixture-of-experts step costs, FP4 peaks
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
