@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from benchmark_platform.catalogs import FrameworkSpec, HardwareSpec
 
 # Mirror orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
-Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
+Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
+# FP4 checkpoints: NVFP4 multiplies in FP4 and needs FP4 tensor cores; MXFP4 (gpt-oss) uses them where the GPU has
+# them and elsewhere is dequantized to 16 bits inside the kernels (vLLM's Marlin / Triton MXFP4 paths on Hopper and
+# Ampere).
+Fp4Scheme = Literal["nvfp4", "mxfp4"]
 WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
 Vendor = Literal["nvidia", "amd"]
 
@@ -61,6 +65,41 @@ class _Frozen(BaseModel):
 # --- a model version -------------------------------------------------------------------------------------------------
 
 
+class MixtureOfExperts(_Strict):
+    """The routed experts of an MoE model's FFN layers (config.json: num_experts / n_routed_experts,
+    num_experts_per_tok, moe_intermediate_size, n_shared_experts, first_k_dense_replace)."""
+
+    experts: Int32 = Field(gt=1, description="routed experts per MoE layer")
+    experts_per_token: Int32 = Field(gt=0, description="routed experts each token goes through (top-k)")
+    expert_intermediate_size: Int32 = Field(gt=0, description="FFN width of one routed expert")
+    shared_experts: Int32 = Field(default=0, ge=0, description="experts every token goes through, per MoE layer")
+    dense_layers: Int32 = Field(default=0, ge=0, description="leading layers with a dense FFN instead of experts")
+
+    @field_validator("experts_per_token")
+    @classmethod
+    def _top_k_within_experts(cls, value: int, info: ValidationInfo) -> int:
+        experts = info.data.get("experts")
+        if experts is not None and value > experts:
+            raise ValueError(f"experts_per_token ({value}) exceeds experts ({experts})")
+        return value
+
+
+class LatentAttention(_Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3): the KV cache holds one compressed latent per token and layer
+    instead of per-head keys and values, the same on every tensor-parallel rank."""
+
+    kv_lora_rank: Int32 = Field(gt=0, description="width of the cached latent")
+    qk_rope_head_dim: Int32 = Field(gt=0, description="the rotary key part cached beside the latent")
+
+
+class SlidingWindow(_Strict):
+    """Layers that attend to the last ``window`` tokens only (gpt-oss alternates them with full attention): their KV
+    cache holds at most the window per sequence."""
+
+    window: Int32 = Field(gt=0, description="tokens a sliding-window layer attends to")
+    layers: Int32 = Field(gt=0, description="how many of the model's layers use the window")
+
+
 class Architecture(_Strict):
     """The shape of the network, from the model's config.json: every architecture field, declared once.
 
@@ -76,6 +115,9 @@ class Architecture(_Strict):
     intermediate_size: Int32 | None = Field(default=None, gt=0)
     vocab_size: Int32 | None = Field(default=None, gt=0)
     baseline_accuracy: FiniteFloat | None = Field(default=None, ge=0, le=1, description="published score, 0..1")
+    moe: MixtureOfExperts | None = Field(default=None, description="routed experts; None for a dense model")
+    latent_attention: LatentAttention | None = None
+    sliding_window: SlidingWindow | None = None
 
     @field_validator("num_kv_heads")
     @classmethod
@@ -85,14 +127,52 @@ class Architecture(_Strict):
             raise ValueError(f"num_attention_heads ({heads}) is not a multiple of num_kv_heads ({value})")
         return value
 
+    @field_validator("moe", "sliding_window")
+    @classmethod
+    def _within_the_layers(cls, value: MixtureOfExperts | SlidingWindow | None, info: ValidationInfo):
+        """Dense layers leave some layers to the experts; sliding-window layers are among the model's layers."""
+        layers = info.data.get("num_layers")
+        if value is None or layers is None:
+            return value
+        if isinstance(value, MixtureOfExperts) and value.dense_layers >= layers:
+            raise ValueError(f"dense_layers ({value.dense_layers}) leaves none of the {layers} layers to the experts")
+        if isinstance(value, SlidingWindow) and value.layers > layers:
+            raise ValueError(f"sliding_window.layers ({value.layers}) exceeds num_layers ({layers})")
+        return value
 
-class ModelShape(Architecture):
+    def routed_expert_parameters(self) -> int:
+        """Parameters of all routed experts (gate, up and down projections of each); 0 for a dense model."""
+        if self.moe is None or self.hidden_size is None:
+            return 0
+        moe_layers = self.num_layers - self.moe.dense_layers
+        return moe_layers * self.moe.experts * 3 * self.hidden_size * self.moe.expert_intermediate_size
+
+
+class VersionPrecision(_Strict):
+    """A version's precision facts beyond its quantization, kept in ``model_versions.model_config`` beside the
+    architecture: checkpoints that quantize the experts only, and which FP4 scheme a version stores."""
+
+    dense_weight_bits: Int32 | None = Field(
+        default=None, gt=0, description="bits per weight outside the routed experts, where they differ (gpt-oss: 16)"
+    )
+    fp4_scheme: Fp4Scheme | None = Field(default=None, description="nvfp4 or mxfp4, for fp4 versions")
+
+
+class ModelShape(VersionPrecision, Architecture):
     """A model version as the matrix and the memory model see it: its size, precision and attention shape."""
 
     parameters: Int64 = Field(gt=0)
     quantization: Quantization
     quantization_bits: Int32 = Field(gt=0)
     format: WeightFormat
+
+    def active_parameters(self) -> float:
+        """Parameters one token goes through: all of a dense model; an MoE model's dense part plus its top-k share
+        of the routed experts."""
+        routed = self.routed_expert_parameters()
+        if self.moe is None:
+            return self.parameters
+        return self.parameters - routed * (1 - self.moe.experts_per_token / self.moe.experts)
 
 
 class ModelFacts(ModelShape):
@@ -120,6 +200,7 @@ class HardwareFacts(_Frozen):
     fp16_tflops: float = Field(gt=0, description="dense FP16/BF16 per GPU")
     fp8_tflops: float | None = Field(default=None, gt=0, description="dense FP8 per GPU, where the chip has it")
     int8_tops: float | None = Field(default=None, gt=0, description="dense INT8 per GPU, where the chip has it")
+    fp4_tflops: float | None = Field(default=None, gt=0, description="dense FP4 per GPU, where the chip has FP4 cores")
     interconnect: str | None = Field(default=None, description="the GPUs' link: nvlink4, pcie4, infinity-fabric ...")
     interconnect_bandwidth_gbps: float | None = Field(default=None, gt=0, description="per GPU, GB/s")
     tdp_watts: float | None = Field(default=None, gt=0, description="board power per GPU, W (energy estimates)")
@@ -150,6 +231,7 @@ def hardware_facts_from_catalog(spec: HardwareSpec) -> HardwareFacts:
         fp16_tflops=chip.fp16_tflops,
         fp8_tflops=chip.fp8_tflops,
         int8_tops=chip.int8_tops,
+        fp4_tflops=chip.fp4_tflops,
         interconnect=chip.interconnect,
         interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
         tdp_watts=chip.tdp_watts,

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from benchmark_platform.catalogs import Quantization, Slug, WeightFormat, error_location
-from benchmark_platform.domain import Architecture, ModelFacts
+from benchmark_platform.domain import Architecture, ModelFacts, VersionPrecision
 from benchmark_platform.orm import VERSION_KEY_SEPARATOR, Model, ModelVersion, version_key_expression
 from benchmark_platform.safe_yaml import (
     Int32,
@@ -36,7 +36,7 @@ from benchmark_platform.safe_yaml import (
 EXAMPLE_MANIFESTS_DIR = Path(__file__).parent / "examples" / "models"
 
 # Storage bits per weight each quantization implies.
-QUANTIZATION_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4}
+QUANTIZATION_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
 # Formats that only store some quantizations (safetensors and gguf hold any).
 FORMAT_QUANTIZATIONS = {"awq": ("int4",), "gptq": ("int4", "int8")}
 # Weights plus about 20% for activations, CUDA context and framework buffers (before any KV cache).
@@ -71,8 +71,9 @@ class ArchitectureFacts(Architecture):
     max_position_embeddings: Int32 = Field(gt=0)
 
 
-class ModelVersionSpec(_Frozen):
-    """One servable artifact of the model: a quantization stored in a weight format."""
+class ModelVersionSpec(VersionPrecision):
+    """One servable artifact of the model: a quantization stored in a weight format (and, for MoE checkpoints that
+    quantize only the experts, the bits of the rest: ``dense_weight_bits``)."""
 
     version: Slug
     quantization: Quantization
@@ -88,6 +89,16 @@ class ModelVersionSpec(_Frozen):
                 f"expected {', '.join(f'{scheme}://' for scheme in ARTIFACT_SCHEMES)} followed by a path that does not "
                 "start with '-' and holds no whitespace or control characters"
             )
+        return value
+
+    @field_validator("quantization")
+    @classmethod
+    def _fp4_states_its_scheme(cls, value: str, info: ValidationInfo) -> str:
+        scheme = info.data.get("fp4_scheme")
+        if value == "fp4" and scheme is None:
+            raise ValueError("an fp4 version states its fp4_scheme (nvfp4 or mxfp4)")
+        if value != "fp4" and scheme is not None:
+            raise ValueError(f"fp4_scheme {scheme!r} is for fp4 versions, not {value}")
         return value
 
     @field_validator("quantization_bits")
@@ -120,12 +131,34 @@ class ModelManifest(_Frozen):
     architecture_facts: ArchitectureFacts
     versions: list[ModelVersionSpec] = Field(min_length=1)
 
+    @field_validator("architecture_facts")
+    @classmethod
+    def _parameters_hold_the_experts(cls, facts: ArchitectureFacts, info: ValidationInfo) -> ArchitectureFacts:
+        parameters = info.data.get("parameters")
+        if facts.moe is None or parameters is None:
+            return facts
+        per_expert = 3 * facts.hidden_size * facts.moe.expert_intermediate_size
+        moe_layers = facts.num_layers - facts.moe.dense_layers
+        experts = facts.routed_expert_parameters() + moe_layers * facts.moe.shared_experts * per_expert
+        if experts >= parameters:
+            raise ValueError(
+                f"its experts alone hold {experts:,} parameters, not fewer than the model's {parameters:,}: check "
+                "parameters, experts, expert_intermediate_size and dense_layers"
+            )
+        return facts
+
     @field_validator("versions")
     @classmethod
-    def _versions_unique(cls, versions: list[ModelVersionSpec]) -> list[ModelVersionSpec]:
+    def _versions_unique(cls, versions: list[ModelVersionSpec], info: ValidationInfo) -> list[ModelVersionSpec]:
         counts = Counter(version.version for version in versions)
         if duplicated := sorted(name for name, count in counts.items() if count > 1):
             raise ValueError(f"version {', '.join(map(repr, duplicated))} is listed more than once")
+        facts = info.data.get("architecture_facts")
+        for version in versions:
+            if version.dense_weight_bits is not None and facts is not None and facts.moe is None:
+                raise ValueError(
+                    f"version {version.version!r}: dense_weight_bits is for MoE models (architecture_facts.moe)"
+                )
         return versions
 
     def version_keys(self) -> list[str]:
@@ -148,7 +181,13 @@ def model_facts(manifest: ModelManifest, version: ModelVersionSpec) -> ModelFact
         quantization_bits=version.quantization_bits,
         format=version.format,
         **manifest.architecture_facts.model_dump(),
+        **_precision(version),
     )
+
+
+def _precision(version: ModelVersionSpec) -> dict[str, Any]:
+    """The version's precision facts that ``model_config`` keeps (those it states)."""
+    return version.model_dump(mode="json", include=set(VersionPrecision.model_fields), exclude_none=True)
 
 
 def vram_requirement_gb(parameters: int, bits: int) -> float:
@@ -222,7 +261,7 @@ def _register(connection: Connection, manifest: ModelManifest) -> list[str]:
             "quantization_bits": version.quantization_bits,
             "format": version.format,
             "artifact_uri": version.artifact_uri,
-            "model_config": model_config,
+            "model_config": model_config | _precision(version),
             "vram_requirement_gb": vram_requirement_gb(manifest.parameters, version.quantization_bits),
         }
         for version in manifest.versions

@@ -12,6 +12,8 @@ the chatbot ranking should read.
 
 What "can run" means here is a cheap pre-filter, so that the queue does not hold configs every worker would fail:
 - the framework serves the version's quantization and weight format, on the hardware's GPU vendor;
+- the GPU runs the precision: NVFP4 versions need FP4 tensor cores (MXFP4 ones run anywhere, dequantized to 16 bits
+  where the GPU has none, as the engines' MXFP4 kernels do on Hopper and Ampere);
 - the prompt fits the model's context window;
 - the weights plus the KV cache of ONE full-length sequence (prompt + typical output) plus a runtime reserve fit on
   every GPU of the tensor-parallel group (``memory.fits``). Concurrency does not exclude anything: under continuous
@@ -52,6 +54,7 @@ NOT_BENCHMARKED_BY_DEFAULT = "framework_not_benchmarked_by_default"
 VENDOR_UNSUPPORTED = "framework_does_not_support_vendor"
 QUANTIZATION_UNSUPPORTED = "framework_does_not_support_quantization"
 FORMAT_UNSUPPORTED = "framework_does_not_support_format"
+FP4_UNSUPPORTED = "gpu_has_no_fp4_tensor_cores"
 EXCEEDS_CONTEXT = "sequence_length_exceeds_model_context"
 DOES_NOT_FIT = "does_not_fit_in_vram"
 EXCLUSION_REASONS = (
@@ -59,6 +62,7 @@ EXCLUSION_REASONS = (
     VENDOR_UNSUPPORTED,
     QUANTIZATION_UNSUPPORTED,
     FORMAT_UNSUPPORTED,
+    FP4_UNSUPPORTED,
     EXCEEDS_CONTEXT,
     DOES_NOT_FIT,
 )
@@ -74,6 +78,7 @@ class HardwareOption:
     gpu_count: int
     vram_per_gpu_gb: float
     cost_per_hour_usd: float
+    fp4: bool = False  # FP4 tensor cores (the catalog's fp4_tflops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,13 @@ def tensor_parallel_options(gpu_count: int, degrees: Sequence[int] = TENSOR_PARA
 def fits_in_memory(version: VersionSpec, hardware: HardwareOption, tensor_parallel: int, context_tokens: int) -> bool:
     """Weights + the KV cache of one sequence of ``context_tokens`` + the runtime reserve, on each GPU of the group."""
     return memory.fits(version, hardware.vram_per_gpu_gb, tensor_parallel, context_tokens, sequences=1)
+
+
+def gpu_precision_exclusion(version: VersionSpec, gpu_has_fp4: bool) -> str | None:
+    """Why the GPU cannot run the version's precision, or None: NVFP4 multiplies in FP4 and needs FP4 tensor cores."""
+    if version.quantization == "fp4" and version.fp4_scheme == "nvfp4" and not gpu_has_fp4:
+        return FP4_UNSUPPORTED
+    return None
 
 
 def _framework_exclusion(version: VersionSpec, hardware: HardwareOption, framework: FrameworkOption) -> str | None:
@@ -231,6 +243,7 @@ def build_matrix(
         runnable: list[tuple[str, int, int, int, int]] = []
         cell_exclusions: Counter[str] = Counter()
         hw_degrees = tensor_parallel_options(hw.gpu_count, degrees)
+        precision_reason = gpu_precision_exclusion(version, hw.fp4)
         per_pair = 0
         for workload_name in workload_names:
             output_tokens = workloads_by_name[workload_name].typical_output_tokens
@@ -252,7 +265,7 @@ def build_matrix(
             if not fw.benchmark_by_default and fw.name not in include_frameworks:
                 reason: str | None = NOT_BENCHMARKED_BY_DEFAULT
             else:
-                reason = _framework_exclusion(version, hw, fw)
+                reason = _framework_exclusion(version, hw, fw) or precision_reason
             if reason is not None:
                 pair_exclusions: Counter[str] = Counter({reason: per_pair}) if per_pair else Counter()
             else:

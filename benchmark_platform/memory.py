@@ -1,5 +1,10 @@
 """The memory model of serving one model version on one tensor-parallel group: pure arithmetic, no I/O.
 
+Mixture-of-experts models keep every routed expert resident (a batch may route to any of them): the experts are
+split over the tensor-parallel group, or over the expert-parallel ranks when ``expert_parallel`` > 1 (each rank then
+holds whole experts, as vLLM's ``--enable-expert-parallel`` does). The KV cache depends on the layer type: MLA layers
+cache one latent per token, the same on every rank; sliding-window layers hold at most the window per sequence.
+
 One home for it: the matrix uses it to decide what fits, the simulator to size the KV cache that bounds how many
 sequences run at once. A replica of tensor-parallel degree ``tp`` splits the weights and the KV heads over ``tp``
 GPUs (KV heads are replicated when there are fewer of them than GPUs). The serving framework takes a share of each
@@ -13,7 +18,10 @@ is read as such (``vram_bytes``); everything this module returns in "GB" is 10^9
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from benchmark_platform.domain import LatentAttention, SlidingWindow
 
 # The catalog's VRAM figures are nominal GiB: an "80 GB" H100 reports 81,559 MiB (79.6 GiB) to nvidia-smi, an
 # A100 80GB 81,920 MiB, an "141 GB" H200 143,771 MiB, an "192 GB" MI300X 192 GiB; vLLM's gpu_memory_utilization
@@ -27,33 +35,78 @@ USABLE_VRAM_FRACTION = 0.9
 RUNTIME_RESERVE_GB = 1.5
 # Activations stay in 16-bit unless the weights are full precision; weight-only int4/int8 kernels dequantize to FP16.
 # FP8 deployments also keep the KV cache in FP8 (vLLM's --kv-cache-dtype fp8), which halves the KV bytes per token.
-ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2}
+ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2, "int8": 2, "int4": 2, "fp4": 2}
 KV_CACHE_BYTES = ACTIVATION_BYTES | {"fp8": 1}
+# Block scales FP4 checkpoints store beside the 4-bit values, in bits per weight: MXFP4 one 8-bit scale per 32 weights
+# (OCP Microscaling spec), NVFP4 one FP8 scale per 16. (vLLM's gpt-oss-120b weighs 64.4 GiB on an H100: these scales
+# plus kernel padding of the expert width; the padding is the engine's and is not counted.)
+FP4_SCALE_BITS = {"mxfp4": 8 / 32, "nvfp4": 8 / 16}
 
 
 class ModelShape(Protocol):
-    """What the memory model needs of a model version (``runners.base.ModelFacts`` and ``matrix.VersionSpec``)."""
+    """What the memory model needs of a model version (``domain.ModelShape``: the matrix's version and a runner's
+    model)."""
 
     parameters: int
     quantization: str
     quantization_bits: int
+    dense_weight_bits: int | None
+    fp4_scheme: str | None
     num_layers: int
     num_kv_heads: int
     head_dim: int
+    latent_attention: LatentAttention | None
+    sliding_window: SlidingWindow | None
+
+    def routed_expert_parameters(self) -> int: ...
+
+
+def quantized_bits(model: ModelShape) -> float:
+    """Stored bits per weight of the version's quantization, FP4 block scales included."""
+    return model.quantization_bits + (FP4_SCALE_BITS[model.fp4_scheme] if model.fp4_scheme else 0)
+
+
+def expert_weight_bytes(model: ModelShape) -> float:
+    """Bytes of all routed experts (0 for a dense model)."""
+    return model.routed_expert_parameters() * quantized_bits(model) / 8
+
+
+def dense_weight_bytes(model: ModelShape) -> float:
+    """Bytes of every weight outside the routed experts: attention, shared experts, dense layers, embeddings; at
+    ``dense_weight_bits`` where the checkpoint quantizes only the experts (gpt-oss's MXFP4)."""
+    bits = model.dense_weight_bits or quantized_bits(model)
+    return (model.parameters - model.routed_expert_parameters()) * bits / 8
 
 
 def weight_bytes(model: ModelShape) -> float:
-    return model.parameters * model.quantization_bits / 8
+    return dense_weight_bytes(model) + expert_weight_bytes(model)
 
 
-def weight_bytes_per_gpu(model: ModelShape, tensor_parallel: int) -> float:
-    return weight_bytes(model) / tensor_parallel
+def expert_shards(tensor_parallel: int, expert_parallel: int = 1) -> int:
+    """Over how many GPUs the routed experts are split: the expert-parallel ranks, else the tensor-parallel group."""
+    return expert_parallel if expert_parallel > 1 else tensor_parallel
 
 
-def kv_bytes_per_token(model: ModelShape, tensor_parallel: int = 1) -> float:
-    """KV cache bytes one token occupies on one GPU: 2 (K and V) × layers × KV heads on this GPU × head dim × bytes."""
-    heads_per_gpu = math.ceil(model.num_kv_heads / tensor_parallel)
-    return 2 * model.num_layers * heads_per_gpu * model.head_dim * KV_CACHE_BYTES[model.quantization]
+def weight_bytes_per_gpu(model: ModelShape, tensor_parallel: int, expert_parallel: int = 1) -> float:
+    experts = expert_weight_bytes(model) / expert_shards(tensor_parallel, expert_parallel)
+    return dense_weight_bytes(model) / tensor_parallel + experts
+
+
+def kv_bytes_per_token(model: ModelShape, tensor_parallel: int = 1, context_tokens: int | None = None) -> float:
+    """KV cache bytes one token occupies on one GPU, averaged over a sequence of ``context_tokens``: per layer 2 (K and
+    V) × KV heads on this GPU × head dim × bytes, or one MLA latent (not split by tensor parallelism). Sliding-window
+    layers hold at most their window of the sequence (``context_tokens`` None: a long sequence, where they add
+    nothing per token)."""
+    kv_dtype_bytes = KV_CACHE_BYTES[model.quantization]
+    if (latent := model.latent_attention) is not None:
+        per_layer = (latent.kv_lora_rank + latent.qk_rope_head_dim) * kv_dtype_bytes
+    else:
+        per_layer = 2 * math.ceil(model.num_kv_heads / tensor_parallel) * model.head_dim * kv_dtype_bytes
+    layers: float = model.num_layers
+    if (window := model.sliding_window) is not None:
+        held = 0.0 if context_tokens is None else min(1.0, window.window / context_tokens)
+        layers -= window.layers * (1 - held)
+    return layers * per_layer
 
 
 def vram_bytes(vram_per_gpu_gb: float) -> float:
@@ -76,15 +129,18 @@ def kv_cache_bytes_per_gpu(model: ModelShape, vram_per_gpu_gb: float, tensor_par
     return usable_bytes_per_gpu(vram_per_gpu_gb) - weight_bytes_per_gpu(model, tensor_parallel) - reserve
 
 
-def kv_capacity_tokens(model: ModelShape, vram_per_gpu_gb: float, tensor_parallel: int) -> int:
-    """Tokens of context the replica's KV cache holds across all its running sequences (0 when nothing fits)."""
+def kv_capacity_tokens(
+    model: ModelShape, vram_per_gpu_gb: float, tensor_parallel: int, context_tokens: int | None = None
+) -> int:
+    """Tokens of context the replica's KV cache holds across all its running sequences of ``context_tokens`` each
+    (0 when nothing fits)."""
     free = kv_cache_bytes_per_gpu(model, vram_per_gpu_gb, tensor_parallel)
-    return max(0, int(free // kv_bytes_per_token(model, tensor_parallel)))
+    return max(0, int(free // kv_bytes_per_token(model, tensor_parallel, context_tokens)))
 
 
 def memory_per_gpu_gb(model: ModelShape, tensor_parallel: int, sequences: int, context_tokens: int) -> float:
     """Weights + the KV cache of ``sequences`` sequences of ``context_tokens`` + the runtime reserve, per GPU."""
-    kv = kv_bytes_per_token(model, tensor_parallel) * sequences * context_tokens
+    kv = kv_bytes_per_token(model, tensor_parallel, context_tokens) * sequences * context_tokens
     return (weight_bytes_per_gpu(model, tensor_parallel) + kv) / 1e9 + RUNTIME_RESERVE_GB
 
 

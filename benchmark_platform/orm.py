@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 from benchmark_platform.domain import CONFIG_KEY_COLUMNS
 
-QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
 CONFIG_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "skipped")
 RUNNER_LABELS = ("measured", "simulated")

@@ -72,6 +72,27 @@ def test_facts_from_the_database_equal_facts_from_the_catalogs_and_manifest(engi
         assert facts.workload.name == "chatbot"
 
 
+@pytest.mark.parametrize("version_key", ["gpt-oss-120b@mxfp4", "deepseek-r1@fp8"])
+def test_moe_facts_come_back_from_model_config_as_the_manifest_states_them(engine, version_key):
+    """Experts, MLA's latent, sliding windows and the version's precision facts survive ``model_config``; the
+    matrix's hardware options say which GPUs have FP4 tensor cores."""
+    version_id = seed_with_model(engine, version_key)
+    name, _, version = version_key.partition("@")
+    manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{name}.yaml")
+    spec = next(v for v in manifest.versions if v.version == version)
+    with engine.connect() as connection:
+        model = queue.load_model_version(connection, version_id)
+        inputs = queue.load_matrix_inputs(connection, version_id)
+    assert model == manifests.model_facts(manifest, spec)
+    assert model.moe is not None and model.moe == manifest.architecture_facts.moe
+    assert (model.latent_attention is not None) == (name == "deepseek-r1")
+    assert (model.sliding_window, model.dense_weight_bits, model.fp4_scheme) == (
+        (domain.SlidingWindow(window=128, layers=18), 16, "mxfp4") if name == "gpt-oss-120b" else (None, None, None)
+    )
+    fp4 = {option.name: option.fp4 for option in inputs.hardware}
+    assert fp4["aws-b200-x8"] and not fp4["aws-h100-sxm-x8"] and not fp4["gcp-h100-sxm-x1"]
+
+
 def test_a_version_lacking_an_architecture_fact_is_refused_naming_it(engine):
     version_id = seed_with_model(engine)
     with engine.begin() as connection:

@@ -33,9 +33,13 @@ QWEN_7B = EXAMPLE_MANIFESTS_DIR / "qwen2.5-7b.yaml"
 
 def test_example_manifests_hold_real_architecture_facts() -> None:
     assert sorted(path.name for path in EXAMPLE_MANIFESTS_DIR.glob("*.yaml")) == [
+        "deepseek-r1.yaml",
+        "gpt-oss-120b.yaml",
+        "gpt-oss-20b.yaml",
         "llama-3.1-70b.yaml",
         "llama-3.1-8b.yaml",
         "qwen2.5-7b.yaml",
+        "qwen3-30b-a3b.yaml",
     ]
     small = load_manifest(LLAMA_8B)
     assert small.parameters == 8_030_261_248

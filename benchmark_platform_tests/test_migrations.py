@@ -264,3 +264,52 @@ def test_0010_records_price_basis_and_cost_unit_and_downgrades_back(engine):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT price_basis, cost_unit FROM use_case_rankings")).one() == (None, None)
         assert conn.execute(text("SELECT reserved_cost_per_hour_usd FROM hardware_configs")).scalar_one() is None
+
+
+def test_0011_moe_admits_fp4_versions_keeps_older_results_and_downgrades_back(engine):
+    """A database at 0010 holding a version with a result upgrades to 0011 with the result intact and then takes
+    an fp4 version; going down refuses, naming it, while it is stored (the older check cannot hold it), and goes back
+    to 0010 once it is gone, where fp4 is refused again."""
+    fp4_version = (
+        "INSERT INTO model_versions (model_id, version, quantization, quantization_bits, format, artifact_uri,"
+        " vram_requirement_gb) SELECT id, 'mxfp4', 'fp4', 4, 'safetensors', 'hf://m', 1 FROM models"
+    )
+    migrations.downgrade(engine, "0010")
+    with engine.begin() as conn:
+        insert_schema_rows(conn)
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+                " batch_size, sequence_length, tensor_parallel, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024,"
+                " 1, 'completed' FROM model_versions v, hardware_configs h, inference_frameworks f"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_results (config_id, model_version_id, hardware_config_id, framework_id,"
+                " workload_type, batch_size, sequence_length, tensor_parallel, throughput_tokens_sec, runner)"
+                " SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
+                " sequence_length, tensor_parallel, 1000, 'simulated' FROM benchmark_configs"
+            )
+        )
+    with pytest.raises(IntegrityError, match="quantization_known"), engine.begin() as conn:
+        conn.execute(text(fp4_version))
+
+    migrations.upgrade(engine, "0011")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT throughput_tokens_sec FROM benchmark_results")).scalars().all() == [1000]
+        conn.execute(text(fp4_version))
+    with pytest.raises(RuntimeError, match="m@mxfp4"):
+        migrations.downgrade(engine, "0010")
+    assert migrations.current_revision(engine) == "0011"
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM model_versions WHERE quantization = 'fp4'"))
+    migrations.downgrade(engine, "0010")
+    assert migrations.current_revision(engine) == "0010"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT throughput_tokens_sec FROM benchmark_results")).scalars().all() == [1000]
+    with pytest.raises(IntegrityError, match="quantization_known"), engine.begin() as conn:
+        conn.execute(text(fp4_version))
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision()

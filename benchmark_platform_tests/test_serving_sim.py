@@ -194,16 +194,20 @@ def test_bad_arguments_name_the_argument(arguments, named):
 
 
 def test_accuracy_on_validation_rows_holds_its_ceiling():
-    """benchmarks/simulator_accuracy.py on the held-out rows (role validation, which fitted nothing): the medians stay
-    within the ceilings docs/simulator-accuracy.md quotes (the issue's goals, 15 / 25 / 10 %, are not met yet on TTFT
-    and TPOT: the doc names the rows that miss and why), and the calibration rows keep the accuracy they were fitted
-    to."""
+    """benchmarks/simulator_accuracy.py on the held-out rows (role validation, which fitted nothing): the medians of the
+    dense and the MoE rows stay within the ceilings docs/simulator-accuracy.md quotes (the issue's goals, 15 / 25 /
+    10 %, are not met yet on TTFT and TPOT, nor on MoE throughput: the doc names the rows that miss and why), and the
+    calibration rows keep the accuracy they were fitted to."""
     comparisons, _ = accuracy.run_accuracy()
-    validation = [c for c in comparisons if c.role == "validation"]
-    assert len(validation) >= 20
-    medians = accuracy.median_absolute_errors(validation)
-    for metric, ceiling in accuracy.VALIDATION_CEILINGS.items():
-        assert medians[metric] <= ceiling, (metric, medians[metric])
+    for ceilings, moe, rows in (
+        (accuracy.VALIDATION_CEILINGS, False, 20),
+        (accuracy.MOE_VALIDATION_CEILINGS, True, 10),
+    ):
+        validation = [c for c in comparisons if c.role == "validation" and accuracy.is_moe(c.row) == moe]
+        assert len(validation) >= rows
+        medians = accuracy.median_absolute_errors(validation)
+        for metric, ceiling in ceilings.items():
+            assert medians[metric] <= ceiling, (moe, metric, medians[metric])
     calibration = accuracy.median_absolute_errors([c for c in comparisons if c.role == "calibration"])
     assert calibration["output_throughput"] <= 0.15 and calibration["tpot"] <= 0.10, calibration
     assert calibration["ttft"] <= 0.25, calibration

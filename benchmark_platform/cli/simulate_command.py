@@ -185,6 +185,8 @@ def simulate_command(
     node = hardware_facts_from_catalog(hardware_spec)
     if problem := _framework_problem(framework_spec, model, node):
         fail(f"--framework: {problem}")
+    if matrix.gpu_precision_exclusion(model, node.fp4_tflops is not None) is not None:
+        fail(f"--hardware: {model.version_key} is NVFP4 and {node.gpu_type} has no FP4 tensor cores")
     if tensor_parallel is None:
         tensor_parallel = _default_tensor_parallel(model, node, input_tokens + output_tokens)
     elif node.gpu_count % tensor_parallel:

@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from benchmark_platform import matrix
-from benchmark_platform.domain import Architecture, FrameworkFacts, HardwareFacts, ModelFacts, WorkloadFacts
+from benchmark_platform.domain import (
+    Architecture,
+    FrameworkFacts,
+    HardwareFacts,
+    ModelFacts,
+    VersionPrecision,
+    WorkloadFacts,
+)
 from benchmark_platform.queue.common import VERSION_KEY
 
 _MODEL_COLUMNS = f"""{VERSION_KEY} AS version_key, m.name AS model_name, m.parameters, v.artifact_uri, v.quantization,
@@ -24,6 +31,9 @@ _MODEL_COLUMNS = f"""{VERSION_KEY} AS version_key, m.name AS model_name, m.param
 _REQUIRED_ARCHITECTURE = tuple(
     name for name, field in ModelFacts.model_fields.items() if name in Architecture.model_fields and field.is_required()
 )
+
+# What ``model_config`` holds: the architecture and the version's precision facts.
+_STORED_FACTS = (*Architecture.model_fields, *VersionPrecision.model_fields)
 
 
 def _model_facts(row: Any) -> ModelFacts:
@@ -40,7 +50,7 @@ def _model_facts(row: Any) -> ModelFacts:
         quantization=row.quantization,
         quantization_bits=row.quantization_bits,
         format=row.format,
-        **{name: stored[name] for name in Architecture.model_fields if name in stored},
+        **{name: stored[name] for name in _STORED_FACTS if name in stored},
     )
 
 
@@ -73,6 +83,7 @@ def _hardware_facts(row: Any) -> HardwareFacts:
         fp16_tflops=specs["fp16_tflops"],
         fp8_tflops=specs.get("fp8_tflops"),
         int8_tops=specs.get("int8_tops"),
+        fp4_tflops=specs.get("fp4_tflops"),
         interconnect=specs.get("interconnect"),
         interconnect_bandwidth_gbps=specs.get("interconnect_bandwidth_gbps"),
         tdp_watts=specs.get("tdp_watts"),
@@ -199,6 +210,7 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
                 name=hw.name,
                 vendor=hw.specs["vendor"],
                 gpu_count=hw.gpu_count,
+                fp4=hw.specs.get("fp4_tflops") is not None,
                 vram_per_gpu_gb=hw.vram_per_gpu_gb,
                 cost_per_hour_usd=hw.cost_per_hour_usd,
             )

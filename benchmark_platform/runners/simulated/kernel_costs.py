@@ -228,6 +228,8 @@ def kernel_step_costs(
 
     Raises ``ImportError`` without ``aiconfigurator-core``, ``KernelsUnavailable`` (saying why) where it has no
     measurements for this GPU, engine, precision or shape."""
+    if model.moe is not None:
+        raise KernelsUnavailable(f"{model.version_key} is a mixture-of-experts model: MoE kernels are not wired yet")
     package_version = _package_version()
     system, backend = _system(hardware), _backend(framework)
     shape = layer_shape(model, tensor_parallel)

@@ -18,14 +18,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark_platform.memory import ACTIVATION_BYTES, kv_bytes_per_token, usable_gb_per_gpu, weight_bytes
+from benchmark_platform.memory import (
+    ACTIVATION_BYTES,
+    dense_weight_bytes,
+    expert_weight_bytes,
+    kv_bytes_per_token,
+    usable_gb_per_gpu,
+)
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
-ROOFLINE_VERSION = "2"
+ROOFLINE_VERSION = "3"  # 3: mixture-of-experts step costs, FP4 peaks
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
@@ -43,10 +49,13 @@ class DoesNotFitError(ValueError):
 
 
 def compute_peak_flops(hardware: HardwareFacts, quantization: str) -> float:
-    """Dense peak FLOP/s per GPU for the precision the matrix multiplies run in."""
+    """Dense peak FLOP/s per GPU for the precision the matrix multiplies run in (FP4 weights on a GPU without FP4
+    tensor cores are dequantized and multiplied at 16 bits, as the engines' MXFP4 kernels do on Hopper and Ampere)."""
     fp16 = hardware.fp16_tflops * 1e12
     if quantization == "fp8" and hardware.fp8_tflops:
         return hardware.fp8_tflops * 1e12
+    if quantization == "fp4" and hardware.fp4_tflops:
+        return hardware.fp4_tflops * 1e12
     if quantization == "int8" and hardware.int8_tops:
         return hardware.int8_tops * 1e12
     if quantization == "fp32":
@@ -64,8 +73,10 @@ class StepCosts:
 
     ``gpu = max(weights_s, token_s × tokens) + max(kv_token_s × kv_tokens, pair_s × pairs) + allreduce(tokens)``
 
-    with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. Every method
-    takes plain numbers or numpy arrays.
+    with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. A mixture of
+    experts reads its dense weights and only the experts the step's tokens route to: ``expert_weights_s`` (all routed
+    experts) times the expected share touched by ``tokens`` tokens choosing top-k of E uniformly, 1 − (1 − k/E)^tokens;
+    ``token_s`` counts the active parameters. Every method takes plain numbers or numpy arrays.
     """
 
     tensor_parallel: int
@@ -76,15 +87,23 @@ class StepCosts:
     allreduce_s: float
     allreduce_token_s: float
     predictor: Predictor
+    expert_weights_s: float = 0.0
+    expert_route_share: float = 0.0  # k / E: the share of the experts one token goes through
+
+    def weight_read_seconds(self, tokens):
+        """Reading the dense weights and the distinct experts ``tokens`` tokens route to (expected count)."""
+        touched = 1 - (1 - self.expert_route_share) ** np.asarray(tokens, dtype=float)
+        return self.weights_s + self.expert_weights_s * touched
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
-        linear = np.maximum(self.weights_s, self.token_s * tokens)
+        linear = np.maximum(self.weight_read_seconds(tokens), self.token_s * tokens)
         attention = np.maximum(self.kv_token_s * kv_tokens, self.pair_s * pairs)
         return linear + attention + self.allreduce_seconds(tokens)
 
     def compute_bound(self, tokens, pairs, kv_tokens):
         """Whether the step's FLOPs take longer than its memory reads (over both kinds of kernels)."""
-        return self.token_s * tokens + self.pair_s * pairs >= self.weights_s + self.kv_token_s * kv_tokens
+        reads = self.weight_read_seconds(tokens) + self.kv_token_s * kv_tokens
+        return self.token_s * tokens + self.pair_s * pairs >= reads
 
     def allreduce_seconds(self, tokens):
         return self.allreduce_s + self.allreduce_token_s * tokens if self.tensor_parallel > 1 else 0.0 * tokens
@@ -99,7 +118,8 @@ def step_costs(
     requested: PredictorChoice = "roofline",
     fallback: str | None = None,
 ) -> StepCosts:
-    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware``.
+    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware`` (every weight,
+    routed experts included, split over the tensor-parallel group).
 
     ``requested`` and ``fallback`` are recorded in the predictor: which backend the caller asked for, and why the
     roofline answers instead when that was another (``step_costs.step_cost_model``)."""
@@ -113,9 +133,11 @@ def step_costs(
     allreduce_bytes_per_token = 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES[model.quantization]
     return StepCosts(
         tensor_parallel=tp,
-        weights_s=weight_bytes(model) / tp / bandwidth,
+        weights_s=dense_weight_bytes(model) / tp / bandwidth,
+        expert_weights_s=expert_weight_bytes(model) / tp / bandwidth,
+        expert_route_share=model.moe.experts_per_token / model.moe.experts if model.moe else 0.0,
         kv_token_s=kv_bytes_per_token(model, tp) / bandwidth,
-        token_s=2 * model.parameters / tp / flops,
+        token_s=2 * model.active_parameters() / tp / flops,
         # QK and AV: 2 FLOPs per multiply-add over hidden_size dims each, per layer
         pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
         allreduce_s=2 * model.num_layers * calibration.allreduce_latency_seconds(hardware),

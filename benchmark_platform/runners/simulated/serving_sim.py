@@ -200,8 +200,8 @@ def simulate_serving(
         scheduler_steps,
     )
     tp = tensor_parallel
-    capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp)
     sequence_tokens = input_tokens + output_tokens
+    capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp, sequence_tokens)
     if capacity < sequence_tokens:
         needed = memory.memory_per_gpu_gb(model, tp, 1, sequence_tokens)
         raise roofline.DoesNotFitError(
