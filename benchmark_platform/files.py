@@ -160,9 +160,9 @@ def _check_values(document: Any) -> None:
                 stack.append((item, depth + 1))
 
 
-def parse_json(text: str, label: str) -> Any:
+def parse_json(text: str, label: str, *, max_objects: int = MAX_JSON_OBJECTS) -> Any:
     """JSON as PostgreSQL's jsonb holds it: no NaN or infinity (``1e999`` included), no NUL, integers within 64
-    bits, nested at most ``MAX_JSON_DEPTH`` deep, at most ``MAX_JSON_OBJECTS`` objects (what bounds the memory a file
+    bits, nested at most ``MAX_JSON_DEPTH`` deep, at most ``max_objects`` objects (what bounds the memory a file
     within the size limit can take); raises FileInputError naming ``label``. The checks run as the parser builds
     each value, so a refused document is never built whole."""
     if "\\u0000" in text:  # the only way a NUL reaches a JSON string: raw control characters are refused below
@@ -172,8 +172,8 @@ def parse_json(text: str, label: str) -> Any:
     def counted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         nonlocal objects
         objects += 1
-        if objects > MAX_JSON_OBJECTS:
-            raise ValueError(f"more than {MAX_JSON_OBJECTS} objects")
+        if objects > max_objects:
+            raise ValueError(f"more than {max_objects} objects")
         return dict(pairs)
 
     try:

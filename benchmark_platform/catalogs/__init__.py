@@ -572,6 +572,14 @@ EXTERNAL_NAMES_FILE = CATALOG_DIR / "external_names.yaml"
 _Name = Annotated[str, StringConstraints(min_length=1)]
 
 
+class LatencyBound(_Frozen):
+    """A benchmark scenario's p99 bounds (ms; null: none published) and LoadGen's performance sample count."""
+
+    ttft_ms: FiniteFloat | None = Field(gt=0)
+    tpot_ms: FiniteFloat | None = Field(gt=0)
+    performance_sample_count: Int32 | None = Field(gt=0)
+
+
 class ExternalSourceNames(_Frozen):
     """One public source's names for hardware (to a GPU of hardware.yaml), frameworks, models and precisions."""
 
@@ -579,6 +587,7 @@ class ExternalSourceNames(_Frozen):
     frameworks: dict[_Name, _Name]
     models: dict[_Name, _Name]
     precisions: dict[_Name, _Name]
+    latency_constraints: dict[_Name, LatencyBound] = Field(default_factory=dict)
 
 
 class ExternalNamesFile(_CatalogFile):
