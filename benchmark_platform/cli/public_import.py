@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -107,7 +108,7 @@ def import_public(source: str, path: str, interactive_use_case: str, sequence_le
     from benchmark_platform import catalogs, database, queue
     from benchmark_platform.manifests import list_version_keys
 
-    names = catalogs.load_external_names()
+    names = getattr(catalogs.load_external_names(), source)
     tally = public.ImportTally()
     try:
         if source == "inferencex":
@@ -123,7 +124,7 @@ def import_public(source: str, path: str, interactive_use_case: str, sequence_le
     scenarios = {"Offline": "batch-offline-generation", "Server": interactive_use_case}
     scenarios["Interactive"] = interactive_use_case
     parsed: list[public.PublicRow] = []
-    with click.progressbar(raw_rows, label=f"reading {source} rows", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(raw_rows, label=f"reading {source} rows", file=sys.stderr) as bar:
         for index, raw in enumerate(bar):
             tally.read += 1
             try:
@@ -159,7 +160,7 @@ def import_public(source: str, path: str, interactive_use_case: str, sequence_le
         except LookupError as error:
             fail(str(error))
             return
-        with click.progressbar(length=len(rows), label="recording", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=len(rows), label="recording", file=sys.stderr) as bar:
             for start in range(0, len(rows), _BATCH):
                 batch = [
                     {key: value for key, value in row.items() if key not in _NAMES}
