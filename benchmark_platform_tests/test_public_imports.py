@@ -1,9 +1,8 @@
 """import-results --format inferencex|mlperf: the committed real rows (data/inferencex, data/mlperf; sources in their
 README) mapped, converted, placed and recorded once.
 
-The bundled manifests have no DeepSeek-R1, and the domain knows no FP4 quantization yet (issue 21): the test
-registers ``deepseek-r1`` from the model's config.json figures with a version named ``fp4`` whose declared
-quantization is int4 (4 bits, the nearest the domain has). Only the version's name matters to the import.
+The bundled manifests have no DeepSeek-R1 and the domain knows no FP4 quantization yet (issue 21): the tests register
+``data/inferencex/deepseek-r1-manifest.yaml`` (its comment says what stands in for what).
 """
 
 from __future__ import annotations
@@ -20,25 +19,14 @@ from sqlalchemy import text
 from benchmark_platform import catalogs, manifests
 from benchmark_platform import public_results as public
 from benchmark_platform.cli import main
+from benchmark_platform.cli.public_import import DUMP_TABLES
 from benchmark_platform_tests.factories import seed_with_model
 
 DATA = Path(__file__).parent / "data"
 INFERENCEX = DATA / "inferencex"
 API_ROWS = INFERENCEX / "api_benchmarks_sample.json"
 MLPERF = DATA / "mlperf" / "summary_v6.1_llm_excerpt.csv"
-DEEPSEEK_R1 = """
-name: deepseek-r1
-architecture: DeepseekV3ForCausalLM
-parameters: 671026419200
-base_model: deepseek-ai/DeepSeek-R1-0528
-architecture_facts: {num_layers: 61, hidden_size: 7168, num_attention_heads: 128, num_kv_heads: 128, head_dim: 128,
-  max_position_embeddings: 163840, intermediate_size: 18432, vocab_size: 129280}
-versions:
-  - {version: fp8, quantization: fp8, quantization_bits: 8, format: safetensors,
-     artifact_uri: hf://deepseek-ai/DeepSeek-R1-0528}
-  - {version: fp4, quantization: int4, quantization_bits: 4, format: safetensors,
-     artifact_uri: hf://nvidia/DeepSeek-R1-0528-FP4}
-"""
+DEEPSEEK_R1 = INFERENCEX / "deepseek-r1-manifest.yaml"
 
 
 def _names() -> catalogs.ExternalSourceNames:
@@ -97,16 +85,12 @@ def test_bad_rows_name_the_field(change, message):
 def test_a_dump_and_the_api_name_the_same_measurements():
     tally = public.ImportTally()
     api = [public.parse_inferencex_row(row, _names(), tally).key for row in _rows()]
-    configs, results, runs = (json.loads((INFERENCEX / name).read_text()) for name in public_dump_names())
+    configs, results, runs = (json.loads((INFERENCEX / name).read_text()) for name in DUMP_TABLES)
     dump = [
         public.parse_inferencex_row(row, _names(), tally).key
         for row in public.inferencex_dump_rows(configs, results, runs)
     ]
     assert dump == api and len(set(api)) == len(api)
-
-
-def public_dump_names() -> tuple[str, str, str]:
-    return ("configs.json", "benchmark_results.json", "workflow_runs.json")
 
 
 def test_instances_and_use_cases_a_row_is_placed_on():
@@ -119,10 +103,8 @@ def test_instances_and_use_cases_a_row_is_placed_on():
     assert public.represented_use_cases(row, shapes) == ["a"]
 
 
-def _register_deepseek(engine, tmp_path: Path) -> None:
-    path = tmp_path / "deepseek-r1.yaml"
-    path.write_text(DEEPSEEK_R1)
-    manifests.register_model(engine, manifests.load_manifest(path))
+def _register_deepseek(engine) -> None:
+    manifests.register_model(engine, manifests.load_manifest(DEEPSEEK_R1))
 
 
 def _imported(engine) -> list[dict]:
@@ -143,7 +125,7 @@ def _imported(engine) -> list[dict]:
 
 def test_import_inferencex_records_measured_rows_once(engine, tmp_path):
     seed_with_model(engine, "llama-3.1-8b@fp8")
-    _register_deepseek(engine, tmp_path)
+    _register_deepseek(engine)
     outcome = CliRunner().invoke(main, ["import-results", str(API_ROWS), "--format", "inferencex"])
     assert outcome.exit_code == 0, outcome.output
     rows = _imported(engine)
@@ -171,7 +153,7 @@ def test_import_inferencex_records_measured_rows_once(engine, tmp_path):
     # Again, from the API file, the dump folder and the dump zipped: nothing new.
     archive = tmp_path / "inferencex-dump-sample.zip"
     with zipfile.ZipFile(archive, "w") as dump:
-        for name in public_dump_names():
+        for name in DUMP_TABLES:
             dump.write(INFERENCEX / name, f"dump/{name}")
     for path in (API_ROWS, INFERENCEX, archive):
         again = CliRunner().invoke(main, ["import-results", str(path), "--format", "inferencex"])
@@ -182,7 +164,7 @@ def test_import_inferencex_records_measured_rows_once(engine, tmp_path):
 
 def test_bad_rows_are_counted_and_the_rest_imported(engine, tmp_path):
     seed_with_model(engine, "llama-3.1-8b@fp8")
-    _register_deepseek(engine, tmp_path)
+    _register_deepseek(engine)
     rows = _rows()
     rows[3]["metrics"]["median_tpot"] = -1
     rows.append("not a row")
