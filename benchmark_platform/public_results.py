@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from benchmark_platform.catalogs import ExternalSourceNames
 
 MS_PER_SECOND = 1000.0
+PUBLIC_SOURCES = ("inferencex", "mlperf")  # a result's ``source`` in rankings, recommend and the report
 
 
 class PublicRowError(ValueError):

@@ -211,6 +211,40 @@ def test_0009_stores_the_pruning_note_with_a_use_case_ranking_and_downgrades_bac
         conn.execute(text("DELETE FROM use_case_rankings"))
         conn.execute(text(ranking))
     migrations.upgrade(engine)
-    assert migrations.current_revision(engine) == migrations.head_revision() == "0009"
+    assert migrations.current_revision(engine) == migrations.head_revision()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pruning FROM use_case_rankings")).scalar_one() == {}
+
+
+def test_0011_labels_stored_deployments_by_source_and_downgrades_back(engine):
+    """Going up to 0011 labels the deployments stored before it from their simulated flag; going down to 0009 drops
+    the source and the simulator's figures and nothing else."""
+    migrations.downgrade(engine, "0009")
+    with engine.begin() as conn:
+        insert_schema_rows(conn, use_case=True)
+        conn.execute(
+            text(
+                "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
+                " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
+            )
+        )
+        for rank, simulated in ((1, "false"), (2, "true")):
+            conn.execute(
+                text(
+                    "INSERT INTO deployment_rankings (use_case, status, rank, score, model_version_id,"
+                    " hardware_config_id, framework_id, tensor_parallel, replicas, batch_size, n_sequence_lengths,"
+                    " min_sequence_length, max_sequence_length, accuracy_imputed, price_basis, simulated,"
+                    f" calculated_at) SELECT 'chatbot', 'ranked', {rank}, 0.5, v.id, h.id, f.id, 1, 1, {rank}, 1,"
+                    f" 1024, 1024, false, 'on_demand', {simulated}, now()"
+                    " FROM model_versions v, hardware_configs h, inference_frameworks f"
+                )
+            )
+    migrations.upgrade(engine, "0011")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT rank, source, simulated_ttft_p90_ms FROM deployment_rankings ORDER BY rank"))
+        assert rows.all() == [(1, "measured", None), (2, "simulated", None)]
+    migrations.downgrade(engine, "0009")
+    columns = {column["name"] for column in inspect(engine).get_columns("deployment_rankings")}
+    assert "source" not in columns and not any(name.startswith("simulated_") for name in columns)
+    assert {"simulated", "price_basis"} <= columns
+    migrations.upgrade(engine)

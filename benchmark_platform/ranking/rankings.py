@@ -10,7 +10,10 @@ The rules, in the order they are applied:
    representative bucket of the use case (otherwise "incomplete"). Its buckets are folded as the use case's traffic
    mixes them, in equal numbers of requests: TTFT p90 and TPOT p90 = the maximum over the representative buckets
    (the SLA must hold for every prompt length the use case sends); throughput = the harmonic mean over them (the
-   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is.
+   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is; its
+   ``source`` is its rows' (``simulated``, ``measured``, a public source such as ``inferencex``; ``mixed`` when its
+   buckets disagree). A measured deployment that also has simulated results at every bucket carries the
+   simulator's TTFT p90, TPOT p90 and throughput per GPU beside its own (``simulated_*``), folded the same way.
 3. Throughput is output tokens/s per GPU (the node's / its GPU count): an eight-GPU node must earn its price per GPU,
    not win on raw node tokens/s. Cost per million output tokens = the node's hourly price / (node output tokens/s x
    3600) x 1e6, at the spot price where the hardware is spot-available and has one, else on demand
@@ -81,6 +84,7 @@ RANKING_INPUT_COLUMNS = (
     "sequence_length",
     "benchmark_date",
     "runner",
+    "source",
     *_IDENTITY_COLUMNS,
     "ttft_p90_ms",
     "tpot_p90_ms",
@@ -129,6 +133,10 @@ class DeploymentRow(BaseModel):
     hourly_price_usd: float | None
     price_basis: str
     simulated: bool
+    source: str
+    simulated_ttft_p90_ms: float | None
+    simulated_tpot_p90_ms: float | None
+    simulated_output_tokens_sec_per_gpu: float | None
     latest_benchmark_date: date | None
     # What only the stored row carries: why it is (not) ranked, the per-criterion breakdown, when it was ranked.
     status: str
@@ -317,6 +325,40 @@ def _quality_flag_counts(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+MIXED_SOURCE = "mixed"
+SIMULATED_FIGURES = ("simulated_ttft_p90_ms", "simulated_tpot_p90_ms", "simulated_output_tokens_sec_per_gpu")
+
+
+def _simulated_figures(
+    rows: pd.DataFrame, latest: pd.DataFrame, representative: tuple[int, ...] | None
+) -> pd.DataFrame:
+    """Per measured deployment (``_config``) with simulated results at every representative bucket, the simulator's
+    TTFT p90, TPOT p90 and throughput per GPU folded as rule 2 folds the chosen rows; empty when nothing is
+    measured (the common case costs nothing)."""
+    measured = latest.loc[latest["_measured"], ["_config", *CONFIGURATION_KEY]].drop_duplicates("_config")
+    if measured.empty:
+        return pd.DataFrame(columns=list(SIMULATED_FIGURES), dtype=float)
+    simulated = _latest_results(rows[rows["runner"].eq("simulated")]).drop(columns="_config")
+    simulated = simulated.merge(measured, on=list(CONFIGURATION_KEY))
+    folded = (
+        simulated.assign(
+            _inverse_per_gpu=simulated["gpu_count"]
+            / simulated["throughput_tokens_sec"].where(simulated["throughput_tokens_sec"] > 0)
+        )
+        .groupby("_config")
+        .agg(
+            simulated_ttft_p90_ms=("ttft_p90_ms", "max"),
+            simulated_tpot_p90_ms=("tpot_p90_ms", "max"),
+            _inverse=("_inverse_per_gpu", "mean"),
+            _buckets=("sequence_length", "size"),
+        )
+    )
+    if representative is not None:
+        folded = folded[folded["_buckets"] >= len(set(representative))]
+    folded["simulated_output_tokens_sec_per_gpu"] = 1 / folded.pop("_inverse")
+    return folded[list(SIMULATED_FIGURES)]
+
+
 def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ...] | None) -> pd.DataFrame:
     """One row per deployment, its representative buckets folded by rule 2, with its price and cost (rule 3)."""
     if representative is not None:
@@ -345,11 +387,15 @@ def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ..
         simulated=("_simulated", "any"),
         incomplete=("_incomplete", "any"),
         latest_benchmark_date=("benchmark_date", "max"),
+        _first_source=("source", "min"),
+        _last_source=("source", "max"),
     )
     if representative is not None:
         metrics["incomplete"] |= metrics["n_sequence_lengths"] < len(set(representative))
+    metrics["source"] = metrics.pop("_first_source").where(metrics["_last_source"].eq(metrics.pop("_last_source")))
+    metrics["source"] = metrics["source"].fillna(MIXED_SOURCE)
     identity = latest.drop_duplicates("_config").set_index("_config")[[*CONFIGURATION_KEY, *_IDENTITY_COLUMNS]]
-    configs = identity.join(metrics).reset_index(drop=True)
+    configs = identity.join(metrics).join(_simulated_figures(rows, latest, representative)).reset_index(drop=True)
     configs["latest_benchmark_date"] = configs["latest_benchmark_date"].dt.date
     configs["replicas"] = configs["gpu_count"] // configs["tensor_parallel"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -445,6 +491,7 @@ def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "price_basis": row["price_basis"],
         "hourly_price_usd": json_value(row["hourly_price_usd"]),
         "simulated": bool(row["simulated"]),
+        "source": row["source"],
     }
 
 
