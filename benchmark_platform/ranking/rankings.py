@@ -392,8 +392,8 @@ def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ..
     )
     if representative is not None:
         metrics["incomplete"] |= metrics["n_sequence_lengths"] < len(set(representative))
-    metrics["source"] = metrics.pop("_first_source").where(metrics["_last_source"].eq(metrics.pop("_last_source")))
-    metrics["source"] = metrics["source"].fillna(MIXED_SOURCE)
+    first, last = metrics.pop("_first_source"), metrics.pop("_last_source")
+    metrics["source"] = first.where(first.eq(last), MIXED_SOURCE)
     identity = latest.drop_duplicates("_config").set_index("_config")[[*CONFIGURATION_KEY, *_IDENTITY_COLUMNS]]
     configs = identity.join(metrics).join(_simulated_figures(rows, latest, representative)).reset_index(drop=True)
     configs["latest_benchmark_date"] = configs["latest_benchmark_date"].dt.date
