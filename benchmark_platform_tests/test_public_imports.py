@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from benchmark_platform import catalogs, manifests
+from benchmark_platform import catalogs, manifests, queue
 from benchmark_platform import public_results as public
 from benchmark_platform.cli import main
 from benchmark_platform.cli.public_import import DUMP_TABLES
@@ -215,3 +215,50 @@ def test_import_mlperf_throughput_with_its_latency_bounds(engine):
     assert "unknown names: hardware 'AMD Instinct MI350X 288GB HBM3e': 2" in outcome.output
     again = CliRunner().invoke(main, command)
     assert "0 new (2 already imported)" in again.output and len(_imported(engine)) == 2
+
+
+def _simulated_result(engine, batch_size: int, output_per_gpu: float) -> None:
+    """A simulated result of the imported B200 SGLang shape (translation, 1024 prompt tokens, TP 4)."""
+    with engine.begin() as connection:
+        ids = {
+            "model_version_id": manifests.resolve_model_version(connection, "deepseek-r1@fp4"),
+            "hardware_config_id": queue.resolve_hardware(connection, "aws-b200-x8"),
+            "framework_id": queue.resolve_framework(connection, "sglang"),
+        }
+        latency = {f"{m}_p{p}_ms": value for m, value in (("ttft", 200.0), ("tpot", 20.0)) for p in (50, 90, 99)}
+        queue.record_imported(
+            connection,
+            ids
+            | latency
+            | {
+                "workload_type": "translation",
+                "batch_size": batch_size,
+                "sequence_length": 1024,
+                "tensor_parallel": 4,
+                "throughput_tokens_sec": output_per_gpu * 8,
+                "runner": "simulated",
+            },
+        )
+
+
+def test_recommend_prefers_the_measured_row_and_chooses_the_evidence(engine):
+    seed_with_model(engine, "llama-3.1-8b@fp8")
+    _register_deepseek(engine)
+    assert CliRunner().invoke(main, ["import-results", str(API_ROWS), "--format", "inferencex"]).exit_code == 0
+    _simulated_result(engine, batch_size=4, output_per_gpu=500.0)  # the imported row's shape
+    _simulated_result(engine, batch_size=8, output_per_gpu=400.0)  # simulated only
+
+    def recommend(*options: str) -> dict[tuple[int, str], dict]:
+        outcome = CliRunner().invoke(main, ["recommend", "--use-case", "translation", "--json", *options])
+        assert outcome.exit_code == 0, outcome.output
+        return {(row["batch_size"], row["source"]): row for row in json.loads(outcome.output)["results"]}
+
+    measured = _rows()[2]["metrics"]["output_tput_per_gpu"]
+    everything = recommend()
+    assert set(everything) == {(4, "inferencex"), (8, "simulated")}
+    per_gpu = everything[4, "inferencex"]["criteria"]["throughput"]["value"]
+    assert per_gpu == pytest.approx(measured)
+    assert set(recommend("--measured-only")) == {(4, "inferencex")}
+    simulated = recommend("--source", "simulated")
+    assert set(simulated) == {(4, "simulated"), (8, "simulated")}
+    assert simulated[4, "simulated"]["criteria"]["throughput"]["value"] == pytest.approx(500.0)

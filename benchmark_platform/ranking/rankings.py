@@ -10,10 +10,11 @@ The rules, in the order they are applied:
    representative bucket of the use case (otherwise "incomplete"). Its buckets are folded as the use case's traffic
    mixes them, in equal numbers of requests: TTFT p90 and TPOT p90 = the maximum over the representative buckets
    (the SLA must hold for every prompt length the use case sends); throughput = the harmonic mean over them (the
-   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is; its
-   ``source`` is its rows' (``simulated``, ``measured``, a public source such as ``inferencex``; ``mixed`` when its
-   buckets disagree). A measured deployment that also has simulated results at every bucket carries the
-   simulator's TTFT p90, TPOT p90 and throughput per GPU beside its own (``simulated_*``), folded the same way.
+   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is, and
+   then its ``source`` is ``simulated``; otherwise its rows' (``measured``, or a public source such as
+   ``inferencex``; ``mixed`` when its buckets' measurements come from different sources). A measured deployment
+   that also has simulated results at every bucket carries the simulator's TTFT p90, TPOT p90 and throughput per
+   GPU beside its own (``simulated_*``), folded the same way.
 3. Throughput is output tokens/s per GPU (the node's / its GPU count): an eight-GPU node must earn its price per GPU,
    not win on raw node tokens/s. Cost per million output tokens = the node's hourly price / (node output tokens/s x
    3600) x 1e6, at the spot price where the hardware is spot-available and has one, else on demand
@@ -393,7 +394,7 @@ def _deployable_configurations(rows: pd.DataFrame, representative: tuple[int, ..
     if representative is not None:
         metrics["incomplete"] |= metrics["n_sequence_lengths"] < len(set(representative))
     first, last = metrics.pop("_first_source"), metrics.pop("_last_source")
-    metrics["source"] = first.where(first.eq(last), MIXED_SOURCE)
+    metrics["source"] = first.where(first.eq(last), MIXED_SOURCE).where(~metrics["simulated"], "simulated")
     identity = latest.drop_duplicates("_config").set_index("_config")[[*CONFIGURATION_KEY, *_IDENTITY_COLUMNS]]
     configs = identity.join(metrics).join(_simulated_figures(rows, latest, representative)).reset_index(drop=True)
     configs["latest_benchmark_date"] = configs["latest_benchmark_date"].dt.date

@@ -1,7 +1,7 @@
 """Add where a ranked deployment's numbers come from, and the simulator's figures beside measured ones.
 
 ``deployment_rankings.source``: ``simulated``, ``measured`` (our runner or a peer tool's import), a public source
-(``inferencex``, ``mlperf``) or ``mixed`` (its sequence-length buckets disagree); rows written before this revision
+(``inferencex``, ``mlperf``) or ``mixed`` (its buckets measured by different sources); rows written before this revision
 get ``simulated`` or ``measured`` from their ``simulated`` flag, rows that do not say ``simulated``.
 ``simulated_ttft_p90_ms``, ``simulated_tpot_p90_ms`` and ``simulated_output_tokens_sec_per_gpu``: for a measured
 deployment that also has simulated results of the same shape, what the simulator said (the report shows both);
