@@ -262,3 +262,19 @@ def test_recommend_prefers_the_measured_row_and_chooses_the_evidence(engine):
     simulated = recommend("--source", "simulated")
     assert set(simulated) == {(4, "simulated"), (8, "simulated")}
     assert simulated[4, "simulated"]["criteria"]["throughput"]["value"] == pytest.approx(500.0)
+
+
+def test_the_report_marks_the_source_and_shows_simulated_versus_measured(engine, tmp_path):
+    seed_with_model(engine, "llama-3.1-8b@fp8")
+    _register_deepseek(engine)
+    assert CliRunner().invoke(main, ["import-results", str(API_ROWS), "--format", "inferencex"]).exit_code == 0
+    _simulated_result(engine, batch_size=4, output_per_gpu=500.0)
+    out = tmp_path / "report.html"
+    outcome = CliRunner().invoke(main, ["report", "--out", str(out), "--use-case", "translation", "--refresh-rankings"])
+    assert outcome.exit_code == 0, outcome.output
+    page = out.read_text()
+    assert '<span class="tag-source">measured: InferenceX</span>' in page
+    versus = page[page.index("<h3>Simulated versus measured</h3>") :]
+    measured = _rows()[2]["metrics"]["output_tput_per_gpu"]
+    assert f'<td class="num">{measured:,.0f}</td><td class="num">500</td>' in versus
+    assert f"{500 / measured:.2f}" in versus

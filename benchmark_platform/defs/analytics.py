@@ -5,6 +5,7 @@ not partitioned: each materialization ranks the results once and replaces the st
 level, with what the adaptive planner skipped). The daily schedule and every new benchmark result refresh them, so a
 backfill of old days rewrites those days' stats and never today's rankings."""
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -54,7 +55,7 @@ def top_columns() -> list[str]:
     metrics = [criterion.column for criterion in criteria.CRITERIA.values()]
     return list(
         dict.fromkeys(
-            [*DEPLOYMENT_COLUMNS, *SHAPE_COLUMNS, *metrics, "interactivity_tokens_sec", "pareto", "simulated"]
+            [*DEPLOYMENT_COLUMNS, *SHAPE_COLUMNS, *metrics, "interactivity_tokens_sec", "pareto", "simulated", "source"]
         )
     )
 
@@ -102,6 +103,7 @@ def rankings(
         excluded = ", ".join(f"{reason}: {n}" for reason, n in ranking.excluded.items() if n) or "none"
         sections.append(f"### {name}\nconsidered {ranking.considered}, excluded {excluded}\n\n{body}")
     simulated = sum(int(r.configurations["simulated"].sum()) for r in ranked.values() if len(r.configurations))
+    sources = Counter(source for r in ranked.values() if len(r.configurations) for source in r.configurations["source"])
     yield dg.MaterializeResult(
         asset_key="model_rankings",
         metadata={
@@ -109,6 +111,7 @@ def rankings(
             "models_ranked": dg.MetadataValue.int(sum(len(r.model_rankings) for r in ranked.values())),
             "pareto_front_sizes": dg.MetadataValue.json(pareto_sizes),
             "simulated_configurations": dg.MetadataValue.int(simulated),
+            "configurations_by_source": dg.MetadataValue.json(dict(sorted(sources.items()))),
             "top_configurations": dg.MetadataValue.md("\n\n".join(sections)),
         },
     )
