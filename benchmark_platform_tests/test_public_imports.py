@@ -8,7 +8,9 @@ The bundled manifests have no DeepSeek-R1 and the domain knows no FP4 quantizati
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -278,3 +280,29 @@ def test_the_report_marks_the_source_and_shows_simulated_versus_measured(engine,
     measured = _rows()[2]["metrics"]["output_tput_per_gpu"]
     assert f'<td class="num">{measured:,.0f}</td><td class="num">500</td>' in versus
     assert f"{500 / measured:.2f}" in versus
+
+
+def test_simulator_accuracy_scores_the_rows_it_can_represent(tmp_path):
+    """``simulator_accuracy.py --against``: the sample's rows are all DeepSeek-R1 (no architecture facts until issue
+    21) or disaggregated / speculative, so all are listed as not simulated; one row re-labelled as InferenceX's
+    llama70b on 8 x H200 (a constructed input, its metrics the B200 row's) is simulated and scored."""
+    script = Path(__file__).parents[1] / "benchmarks" / "simulator_accuracy.py"
+    spec = importlib.util.spec_from_file_location("simulator_accuracy_against", script)
+    accuracy = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = accuracy  # its dataclasses resolve their annotations through it
+    spec.loader.exec_module(accuracy)
+    rows = _rows()
+    dense = rows[2] | {"model": "llama70b", "precision": "fp8", "hardware": "h200", "decode_tp": 8, "decode_ep": 1}
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([*rows, dense]))
+    imported = accuracy.inferencex_rows((path,))
+    comparisons, skipped = accuracy.run_accuracy(predictor="roofline", rows=imported)
+    assert len(skipped) == len(rows)
+    assert "no architecture facts for deepseek-r1" in [reason for _, reason in skipped]
+    (scored,) = comparisons
+    assert scored.row["gpu_type"] == "H200" and scored.row["tensor_parallel"] == 8 and scored.role == "validation"
+    assert scored.input_tokens == round(1024 * 0.9)
+    assert scored.published["output_throughput"] == pytest.approx(rows[2]["metrics"]["output_tput_per_gpu"] * 8)
+    assert scored.error("ttft") == pytest.approx(
+        scored.simulated["ttft"] / (rows[2]["metrics"]["median_ttft"] * 1000) - 1
+    )
