@@ -16,9 +16,10 @@ from benchmark_platform import files
 from benchmark_platform import public_results as public
 from benchmark_platform.cli.app import fail
 
-# A dump's tables are bigger than one tool's result file: about 1,000 bytes and two objects per benchmark row.
+# A dump's tables are bigger than one tool's result file: about 1,000 bytes and two objects per benchmark row, so
+# 300,000 rows; parsed, about 750 MB at files.parse_json's 1,250 bytes per object.
 DUMP_MAX_BYTES = 256 << 20
-DUMP_MAX_OBJECTS = 1_000_000
+DUMP_MAX_OBJECTS = 600_000
 DUMP_TABLES = ("configs.json", "benchmark_results.json", "workflow_runs.json")
 _BATCH = 2_000
 _NAMES = ("version_key", "hardware_name", "framework_name")  # replaced by their ids before recording
