@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import sys
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def _json(data: bytes, label: str) -> Any:
         raise SourceError(f"{label}: not UTF-8 text") from None
 
 
-def inferencex_rows(path: str) -> Sequence[Any] | Iterator[Any]:
+def inferencex_rows(path: str) -> Sequence[Any]:
     """The rows of an InferenceX dump (a zip or a folder of its JSON tables) or of the API's benchmark-row JSON."""
     folder = Path(path)
     if folder.is_dir() or path.endswith(".zip"):
@@ -73,12 +73,11 @@ def inferencex_rows(path: str) -> Sequence[Any] | Iterator[Any]:
         if missing:
             raise SourceError(f"{path}: no {missing[0]} (an InferenceX dump holds {' and '.join(DUMP_TABLES[:2])})")
         documents = {name: _json(data, f"{path}/{name}") for name, data in tables.items()}
-        rows = list(
+        return list(
             public.inferencex_dump_rows(
                 documents["configs.json"], documents["benchmark_results.json"], documents.get("workflow_runs.json")
             )
         )
-        return rows
     return public.inferencex_api_rows(_json(files.read_input(path, max_bytes=DUMP_MAX_BYTES), path))
 
 
@@ -113,7 +112,7 @@ def import_public(source: str, path: str, interactive_use_case: str, sequence_le
     tally = public.ImportTally()
     try:
         if source == "inferencex":
-            raw_rows: Sequence[Any] | Iterator[Any] = inferencex_rows(path)
+            raw_rows: Sequence[Any] = inferencex_rows(path)
         else:
             if sequence_length is None:
                 fail("--sequence-length: required with --format mlperf (the summary does not say prompt lengths)")
@@ -147,28 +146,26 @@ def import_public(source: str, path: str, interactive_use_case: str, sequence_le
     with engine.begin() as connection:
         versions = list_version_keys(connection)
         rows = public.result_rows(parsed, _instances(), _shapes(), set(versions), tally)
-        ids: dict[tuple[str, str], Any] = {}
         try:
-            for row in rows:
-                for kind, name in (("hardware", row["hardware_name"]), ("framework", row["framework_name"])):
-                    if (kind, name) not in ids:
-                        resolve = queue.resolve_hardware if kind == "hardware" else queue.resolve_framework
-                        ids[kind, name] = resolve(connection, name)
-                if ("use_case", row["workload_type"]) not in ids:
-                    if not catalogs.use_case_exists(connection, row["workload_type"]):
-                        raise LookupError(f"use case {row['workload_type']!r} unknown (run benchmark-platform seed)")
-                    ids["use_case", row["workload_type"]] = row["workload_type"]
+            hardware = {name: queue.resolve_hardware(connection, name) for name in {r["hardware_name"] for r in rows}}
+            frameworks = {
+                name: queue.resolve_framework(connection, name) for name in {r["framework_name"] for r in rows}
+            }
         except LookupError as error:
             fail(str(error))
             return
+        for use_case in sorted({row["workload_type"] for row in rows}):
+            if not catalogs.use_case_exists(connection, use_case):
+                fail(f"--use-case: unknown use case {use_case!r} (run benchmark-platform seed)")
+                return
         with click.progressbar(length=len(rows), label="recording", file=sys.stderr) as bar:
             for start in range(0, len(rows), _BATCH):
                 batch = [
                     {key: value for key, value in row.items() if key not in _NAMES}
                     | {
                         "model_version_id": versions[row["version_key"]],
-                        "hardware_config_id": ids["hardware", row["hardware_name"]],
-                        "framework_id": ids["framework", row["framework_name"]],
+                        "hardware_config_id": hardware[row["hardware_name"]],
+                        "framework_id": frameworks[row["framework_name"]],
                     }
                     for row in rows[start : start + _BATCH]
                 ]
