@@ -189,9 +189,11 @@ def test_an_unreadable_source_exits_2_and_writes_nothing(engine, tmp_path):
         (tmp_path / "dump", "no benchmark_results.json"),
         (tmp_path / "broken.zip", "not a zip file"),
         (DATA / "mlperf" / "README.md", "--sequence-length: required"),
+        (API_ROWS, "--hardware: not used with --format inferencex"),
     ):
         source = "mlperf" if path.suffix == ".md" else "inferencex"
-        outcome = CliRunner().invoke(main, ["import-results", str(path), "--format", source])
+        extra = ["--hardware", "aws-b200-x8"] if path == API_ROWS else []
+        outcome = CliRunner().invoke(main, ["import-results", str(path), "--format", source, *extra])
         assert outcome.exit_code == 2 and message in outcome.output, outcome.output
     assert _imported(engine) == []
 

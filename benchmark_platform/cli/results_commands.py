@@ -76,18 +76,24 @@ def import_results(
         benchmark-platform import-results inferencex-dump-2026-03-01.zip --format inferencex
         benchmark-platform import-results summary.csv --format mlperf --sequence-length 1024
     """
+    peer_options = {
+        "--model-version": model_version,
+        "--hardware": hardware,
+        "--framework": framework,
+        "--batch-size": batch_size,
+        "--tensor-parallel": tensor_parallel,
+        "--date": benchmark_date,
+    }
     if source in ("inferencex", "mlperf"):
         from benchmark_platform.cli.public_import import import_public
 
+        if given := [option for option, value in peer_options.items() if value is not None]:
+            fail(f"{given[0]}: not used with --format {source} (each row names its own)")
+            return
         import_public(source, file, workload_type, sequence_length)
         return
-    for option, value in (
-        ("--model-version", model_version),
-        ("--hardware", hardware),
-        ("--framework", framework),
-        ("--batch-size", batch_size),
-    ):
-        if value is None:
+    for option in ("--model-version", "--hardware", "--framework", "--batch-size"):
+        if peer_options[option] is None:
             fail(f"{option}: required with --format {source}")
             return
     from benchmark_platform import catalogs, database, interop, queue
