@@ -161,11 +161,11 @@ def _check_values(document: Any) -> None:
                 stack.append((item, depth + 1))
 
 
-def parse_json(text: str, label: str) -> Any:
+def parse_json(text: str, label: str, *, max_objects: int = MAX_JSON_OBJECTS) -> Any:
     """JSON as PostgreSQL's jsonb holds it and Python's float() reads it: no NaN or infinity (``1e999`` included), no
-    NUL, integers within a double's range, nested at most ``MAX_JSON_DEPTH`` deep, at most ``MAX_JSON_OBJECTS``
-    objects (counted as the parser builds them: what bounds the memory a file within the size limit can take);
-    raises FileInputError naming ``label``."""
+    NUL, integers within a double's range, nested at most ``MAX_JSON_DEPTH`` deep, at most ``max_objects`` objects
+    (counted as the parser builds them: what bounds the memory a file within the size limit can take); raises
+    FileInputError naming ``label``."""
     if "\\u0000" in text:  # the only way a NUL reaches a JSON string: raw control characters are refused below
         raise FileInputError(label, "contains a NUL character")
     objects = 0
@@ -173,8 +173,8 @@ def parse_json(text: str, label: str) -> Any:
     def counted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         nonlocal objects
         objects += 1
-        if objects > MAX_JSON_OBJECTS:
-            raise ValueError(f"more than {MAX_JSON_OBJECTS} objects")
+        if objects > max_objects:
+            raise ValueError(f"more than {max_objects} objects")
         return dict(pairs)
 
     try:

@@ -415,6 +415,11 @@ class DeploymentRanking(Base):
     hourly_price_usd: Mapped[float | None] = mapped_column(Float)
     price_basis: Mapped[str] = mapped_column(String(20))
     simulated: Mapped[bool] = mapped_column(Boolean)
+    # Revision 0011: where the numbers come from, and the simulator's figures beside measured ones.
+    source: Mapped[str] = mapped_column(String(20), server_default="simulated")
+    simulated_ttft_p90_ms: Mapped[float | None] = mapped_column(Float)
+    simulated_tpot_p90_ms: Mapped[float | None] = mapped_column(Float)
+    simulated_output_tokens_sec_per_gpu: Mapped[float | None] = mapped_column(Float)
     latest_benchmark_date: Mapped[date | None] = mapped_column(Date)
     criteria: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     calculated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

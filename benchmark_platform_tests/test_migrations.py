@@ -158,17 +158,18 @@ def test_0002_gives_old_rows_the_whole_node_as_tensor_parallel_and_downgrades_ba
     assert migrations.current_revision(engine) == "0002"
 
 
+USE_CASE_RANKING = (
+    "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
+    " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
+)
+
+
 def test_0007_adds_the_deployment_rankings_and_downgrades_back_to_model_rankings_only(engine):
     """At 0007 a ranked deployment must carry its rank and score and belong to a stored use-case ranking (deleting
     that deletes it); going down to 0006 drops both tables and nothing else, and coming back up restores them."""
     with engine.begin() as conn:
         insert_schema_rows(conn, use_case=True)
-        conn.execute(
-            text(
-                "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
-                " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
-            )
-        )
+        conn.execute(text(USE_CASE_RANKING))
     deployment = (
         "INSERT INTO deployment_rankings (use_case, status, rank, score, model_version_id, hardware_config_id,"
         " framework_id, tensor_parallel, replicas, batch_size, n_sequence_lengths, min_sequence_length,"
@@ -194,10 +195,7 @@ def test_0007_adds_the_deployment_rankings_and_downgrades_back_to_model_rankings
 def test_0009_stores_the_pruning_note_with_a_use_case_ranking_and_downgrades_back(engine):
     """At 0009 a use case's stored ranking carries what the planner skipped (``{}`` when nothing); going down to
     0008 drops only that column, and coming back up gives the rows written meanwhile an empty one."""
-    ranking = (
-        "INSERT INTO use_case_rankings (use_case, use_case_id, weights, considered, excluded, calculated_at)"
-        " SELECT 'chatbot', id, '{}', 1, '{}', now() FROM use_case_taxonomy"
-    )
+    ranking = USE_CASE_RANKING
     with engine.begin() as conn:
         insert_schema_rows(conn, use_case=True)
         conn.execute(text(ranking))
@@ -313,3 +311,32 @@ def test_0011_moe_admits_fp4_versions_keeps_older_results_and_downgrades_back(en
         conn.execute(text(fp4_version))
     migrations.upgrade(engine)
     assert migrations.current_revision(engine) == migrations.head_revision()
+
+
+def test_0012_labels_stored_deployments_by_source_and_downgrades_back(engine):
+    """Going up to 0012 labels the deployments stored before it from their simulated flag; going down to 0011 drops
+    the source and the simulator's figures and nothing else."""
+    migrations.downgrade(engine, "0011")
+    with engine.begin() as conn:
+        insert_schema_rows(conn, use_case=True)
+        conn.execute(text(USE_CASE_RANKING))
+        for rank, simulated in ((1, "false"), (2, "true")):
+            conn.execute(
+                text(
+                    "INSERT INTO deployment_rankings (use_case, status, rank, score, model_version_id,"
+                    " hardware_config_id, framework_id, tensor_parallel, replicas, batch_size, n_sequence_lengths,"
+                    " min_sequence_length, max_sequence_length, accuracy_imputed, price_basis, simulated,"
+                    f" calculated_at) SELECT 'chatbot', 'ranked', {rank}, 0.5, v.id, h.id, f.id, 1, 1, {rank}, 1,"
+                    f" 1024, 1024, false, 'on_demand', {simulated}, now()"
+                    " FROM model_versions v, hardware_configs h, inference_frameworks f"
+                )
+            )
+    migrations.upgrade(engine, "0012")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT rank, source, simulated_ttft_p90_ms FROM deployment_rankings ORDER BY rank"))
+        assert rows.all() == [(1, "measured", None), (2, "simulated", None)]
+    migrations.downgrade(engine, "0011")
+    columns = {column["name"] for column in inspect(engine).get_columns("deployment_rankings")}
+    assert "source" not in columns and not any(name.startswith("simulated_") for name in columns)
+    assert {"simulated", "price_basis"} <= columns
+    migrations.upgrade(engine)

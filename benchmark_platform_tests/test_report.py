@@ -118,6 +118,7 @@ def results_frame(measurements: list[dict[str, Any]]) -> pd.DataFrame:
             {
                 **row,
                 "result_id": uuid.uuid4(),
+                "source": row["runner"],
                 "benchmark_date": pd.Timestamp("2026-11-20").date(),
                 "created_at": pd.Timestamp("2026-11-20T12:00Z"),
                 "model_id": _id("model", model_name),

@@ -10,6 +10,13 @@ catalogs (hardware.yaml, frameworks.yaml) and the example model manifests; a row
 shape from the file's ``model_shapes``. Then it times the simulator on a few loads (best of five, CPU time).
 
     python benchmarks/simulator_accuracy.py [--data PATH ...] [--predictor auto|roofline|kernels] [--no-speed]
+    python benchmarks/simulator_accuracy.py --against PATH ...   # imported InferenceX rows, every predictor
+
+``--against`` scores every predictor on public measurements instead: InferenceX's dump (zip or folder) or API JSON,
+read and mapped as ``import-results --format inferencex`` reads them (no database). Each row is a validation row;
+those the simulator cannot represent (disaggregated or speculative serving, a model without architecture facts,
+such as the MoE models until issue 21) are listed with the reason. InferenceX draws lengths from [0.8 L, L]: the
+simulator serves their mean, 0.9 L.
 """
 
 from __future__ import annotations
@@ -103,6 +110,7 @@ MANIFEST_OF_MODEL = {
     "Qwen/Qwen3-30B-A3B": "qwen3-30b-a3b",
     "deepseek-ai/DeepSeek-R1": "deepseek-r1",
     "deepseek-ai/DeepSeek-R1-0528": "deepseek-r1",  # the same architecture (moe_model_facts.yaml)
+    "llama-3.3-70b": "llama-3.1-70b",  # InferenceX's llama70b, as catalogs/external_names.yaml names it
 }
 # Hugging Face ids of MoE rows without a manifest -> their entry in MOE_FACTS_FILE.
 MOE_FACTS_OF_MODEL = {
@@ -112,6 +120,8 @@ MOE_FACTS_OF_MODEL = {
 # The data files' precision names -> our quantization and FP4 scheme: gpt-oss ships MXFP4; InferenceX's "fp4" is
 # NVFP4 on NVIDIA and MXFP4 on AMD.
 QUANTIZATION_OF_PRECISION = {"mxfp4": ("fp4", "mxfp4"), "fp4": ("fp4", None)}
+# InferenceX's random lengths are drawn uniformly from [0.8 L, L]: their mean.
+INFERENCEX_MEAN_LENGTH = 0.9
 SPEED_LOADS = (
     ("8B H100, concurrency 1, 1,024 in / 1,024 out", dict(concurrency=1, input_tokens=1024, output_tokens=1024)),
     ("8B H100, concurrency 1, 1,024 in / 4,096 out", dict(concurrency=1, input_tokens=1024, output_tokens=4096)),
@@ -292,6 +302,8 @@ def concurrency_band(concurrency: float) -> str:
 
 def why_not_simulated(row: dict) -> str | None:
     """Why the simulator cannot represent the row, or None when it can."""
+    if row.get("unrepresentable"):
+        return row["unrepresentable"]
     if row.get("speculative", "none") != "none":
         return f"speculative decoding ({row['speculative']}) is not modelled"
     if row.get("dp_attention"):
@@ -415,6 +427,59 @@ def load_rows(paths: tuple[Path, ...] = DATA_FILES, inputs_path: Path = INPUTS_F
             if row["model"] in shapes and "model_shape" not in row:
                 row["model_shape"] = _model_shape(row, shapes[row["model"]])
             rows.append(row | {"file": path.name})
+    return rows
+
+
+def inferencex_rows(paths: tuple[Path, ...]) -> list[dict]:
+    """Imported InferenceX rows (API JSON, dump folder or zip) as validation rows of this script, read and mapped
+    as ``import-results`` reads them; a row that does not parse or names an unknown model is left out and counted."""
+    from benchmark_platform import public_results as public
+    from benchmark_platform.cli.public_import import inferencex_rows as read_rows
+
+    names = catalogs.load_external_names().inferencex
+    tally = public.ImportTally()
+    rows = []
+    for path in paths:
+        for index, raw in enumerate(read_rows(str(path))):
+            try:
+                parsed = None if isinstance(raw, Exception) else public.parse_inferencex_row(raw, names, tally)
+            except public.PublicRowError as error:
+                tally.bad[str(error)] += 1
+                continue
+            if parsed is None:
+                continue
+            provenance = parsed.provenance
+            reasons = [
+                "disaggregated prefill / decode" if provenance["disagg"] else None,
+                f"speculative decoding ({provenance['spec_method']})" if provenance["spec_method"] != "none" else None,
+                "expert or data-parallel attention"
+                if provenance["decode_ep"] > 1 or provenance["decode_dp_attention"]
+                else None,
+            ]
+            model, precision = parsed.version_key.split("@")
+            rows.append(
+                {
+                    "id": f"inferencex-{path.stem}-{index}",
+                    "role": "validation",
+                    "file": path.name,
+                    "model": model,
+                    "precision": precision,
+                    "gpu_type": parsed.gpu_type,
+                    "gpu_count": parsed.gpus,
+                    "tensor_parallel": parsed.gpus,
+                    "framework": parsed.framework,
+                    "framework_version": (provenance.get("image") or "").rpartition(":")[2] or "-",
+                    "concurrency": parsed.batch_size,
+                    "input_tokens": round(parsed.input_tokens * INFERENCEX_MEAN_LENGTH),
+                    "output_tokens": round(parsed.output_tokens * INFERENCEX_MEAN_LENGTH),
+                    "output_throughput_tok_s": parsed.output_tokens_sec_per_gpu * parsed.gpus,
+                    "ttft_median_ms": parsed.latency_ms["ttft_p50_ms"],
+                    "tpot_median_ms": parsed.latency_ms["tpot_p50_ms"],
+                    "unrepresentable": "; ".join(reason for reason in reasons if reason),
+                }
+            )
+    for line in tally.lines():
+        print(f"left out of {', '.join(str(path) for path in paths)}: {line}")
     return rows
 
 
@@ -564,11 +629,12 @@ def print_accuracy(comparisons: list[Comparison], skipped: list[tuple[dict, str]
 
 
 def run_accuracy(
-    paths: tuple[Path, ...] = DATA_FILES, predictor: str = "auto"
+    paths: tuple[Path, ...] = DATA_FILES, predictor: str = "auto", rows: list[dict] | None = None
 ) -> tuple[list[Comparison], list[tuple[dict, str]]]:
-    """Simulate every row; the rows the simulator cannot represent come back separately, each with the reason."""
+    """Simulate every row (of ``paths``, or ``rows`` when given); the rows the simulator cannot represent come back
+    separately, each with the reason."""
     comparisons, skipped = [], []
-    for row in load_rows(paths):
+    for row in load_rows(paths) if rows is None else rows:
         reason = why_not_simulated(row)
         if reason is not None:
             skipped.append((row, reason))
@@ -597,7 +663,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", default=list(DATA_FILES))
     parser.add_argument("--predictor", choices=PREDICTOR_CHOICES, default="auto", help="step-cost backend")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
+    parser.add_argument(
+        "--against", type=Path, nargs="+", help="InferenceX API JSON, dump folder or zip: score every predictor on it"
+    )
     arguments = parser.parse_args()
+    if arguments.against:
+        rows = inferencex_rows(tuple(arguments.against))
+        for predictor in PREDICTOR_CHOICES:
+            print(f"\n## Predictor {predictor} against {len(rows)} imported rows\n")
+            print_accuracy(*run_accuracy(predictor=predictor, rows=rows))
+        return
     comparisons, skipped = run_accuracy(tuple(arguments.data), predictor=arguments.predictor)
     print_accuracy(comparisons, skipped)
     if not arguments.no_speed:

@@ -581,3 +581,51 @@ def use_case_exists(connection: Connection, subcategory: str) -> bool:
 def gpu_count(connection: Connection, hardware_config_id: uuid.UUID) -> int:
     """The number of GPUs of a hardware config (a node): the widest tensor-parallel degree it can serve."""
     return connection.scalar(select(HardwareConfig.gpu_count).where(HardwareConfig.id == hardware_config_id))
+
+
+# --- external names ----------------------------------------------------------------------------------------------
+
+EXTERNAL_NAMES_FILE = CATALOG_DIR / "external_names.yaml"
+_Name = Annotated[str, StringConstraints(min_length=1)]
+
+
+class LatencyBound(_Frozen):
+    """A benchmark scenario's p99 bounds (ms; null: none published) and LoadGen's performance sample count."""
+
+    ttft_ms: FiniteFloat | None = Field(gt=0)
+    tpot_ms: FiniteFloat | None = Field(gt=0)
+    performance_sample_count: Int32 | None = Field(gt=0)
+
+
+class ExternalSourceNames(_Frozen):
+    """One public source's names for hardware (to a GPU of hardware.yaml), frameworks, models and precisions."""
+
+    hardware: dict[_Name, _Name]
+    frameworks: dict[_Name, _Name]
+    models: dict[_Name, _Name]
+    precisions: dict[_Name, _Name]
+    latency_constraints: dict[_Name, LatencyBound] = Field(default_factory=dict)
+
+
+class ExternalNamesFile(_CatalogFile):
+    """external_names.yaml: what import-results maps a public source's names onto; every target must exist."""
+
+    inferencex: ExternalSourceNames
+    mlperf: ExternalSourceNames
+
+    @model_validator(mode="after")
+    def _targets_exist(self) -> ExternalNamesFile:
+        gpus = set(load_gpus())
+        frameworks = {framework.name for framework in load_frameworks()}
+        for source in ("inferencex", "mlperf"):
+            names: ExternalSourceNames = getattr(self, source)
+            if unknown := sorted(set(names.hardware.values()) - gpus):
+                raise ValueError(f"{source}.hardware: {', '.join(unknown)} not under hardware.yaml's gpus")
+            if unknown := sorted(set(names.frameworks.values()) - frameworks):
+                raise ValueError(f"{source}.frameworks: {', '.join(unknown)} not in frameworks.yaml")
+        return self
+
+
+def load_external_names(path: Path | None = None) -> ExternalNamesFile:
+    """The public sources' name mappings (the bundled external_names.yaml unless ``path`` names another file)."""
+    return _catalog(EXTERNAL_NAMES_FILE, ExternalNamesFile, path)

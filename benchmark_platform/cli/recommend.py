@@ -13,7 +13,8 @@ import pandas as pd
 from benchmark_platform import database, queue
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
-from benchmark_platform.ranking import Constraints, Recommendation, criteria, rank_use_case, recommend
+from benchmark_platform.public_results import PUBLIC_SOURCES
+from benchmark_platform.ranking import Constraints, Recommendation, criteria, evidence, rank_use_case, recommend
 from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
 
@@ -39,7 +40,7 @@ _SERVING_COLUMNS = {
     "throughput_tokens_sec": "tok/s/node",
     "price_basis": "price",
     "pareto": "pareto",
-    "simulated": "simulated",
+    "source": "numbers",
 }
 
 
@@ -118,7 +119,7 @@ def _table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criteri
         "tok/s/user": "{:.1f}".format,
         "tok/s/node": "{:.0f}".format,
         "pareto": lambda flag: "yes" if flag else "no",
-        "simulated": lambda flag: "SIMULATED" if flag else "measured",
+        "numbers": lambda source: "SIMULATED" if source == "simulated" else source,
     }
     return table.to_string(index=False, formatters=formats, na_rep="-")
 
@@ -212,6 +213,16 @@ def _nothing_found(recommendation: Recommendation) -> str:
     help="Only hardware whose name or GPU type contains this (case-insensitive; repeatable, any may match).",
 )
 @click.option("--model-version", "model_versions", multiple=True, help="Only this version key (repeatable).")
+@click.option(
+    "--measured-only", is_flag=True, help="Rank on measured results only (ours and imported), never on estimates."
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(["measured", "simulated", *PUBLIC_SOURCES]),
+    help="Rank on results of this source only (repeatable): measured = our runs and peer tools' imports.",
+)
 @click.option("--top", default=5, show_default=True, type=bounded_int(), help="How many to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 def recommend_command(
@@ -222,6 +233,8 @@ def recommend_command(
     price_basis: str | None,
     hardware: tuple[str, ...],
     model_versions: tuple[str, ...],
+    measured_only: bool,
+    sources: tuple[str, ...],
     top: int,
     as_json: bool,
 ) -> None:
@@ -230,8 +243,9 @@ def recommend_command(
     Deployments (model version x hardware x framework x tensor-parallel degree x concurrency per replica) are
     ranked by TOPSIS over the use case's weighted criteria (TTFT p90, TPOT p90, throughput per GPU, cost in the use
     case's unit and on its price basis, accuracy) on its representative sequence lengths, after dropping those that
-    break its SLA; the constraints then filter that ranking. Exits 1 when nothing meets them (saying which
-    constraint removed the most), 2 for an unknown use case.
+    break its SLA; the constraints then filter that ranking. A measured result (ours or imported) takes the place of a
+    simulated one of the same deployment; --measured-only and --source choose the evidence and rank again on it. Exits
+    1 when nothing meets the constraints (saying which removed the most), 2 for an unknown use case.
 
     Example: benchmark-platform recommend --use-case chatbot --max-ttft-p90-ms 300 --hardware H100 --top 5
     """
@@ -250,7 +264,8 @@ def recommend_command(
     criteria_of_use_case = use_cases[use_case]
     if price_basis is not None:
         criteria_of_use_case = criteria_of_use_case.model_copy(update={"price_basis": price_basis})
-    ranking = rank_use_case(load_results_frame(engine, workload_types=[use_case]), criteria_of_use_case)
+    results = evidence(load_results_frame(engine, workload_types=[use_case]), sources, measured_only)
+    ranking = rank_use_case(results, criteria_of_use_case)
     recommendation = recommend(ranking, constraints, top)
     found = not recommendation.configurations.empty
     warnings = _few_measurements(recommendation, queue.skipped_for_workload(engine, use_case))

@@ -19,13 +19,26 @@ MAX_SEQUENCE_LENGTH = 10_000_000
 
 
 @main.command("import-results")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "source", type=click.Choice(["guidellm", "vllm", "aiperf"]), required=True)
-@click.option("--model-version", required=True, help="NAME@VERSION (or id) the measured server ran.")
-@click.option("--hardware", required=True, help="Hardware config name, as the catalog has it.")
-@click.option("--framework", required=True, help="Inference framework name, as the catalog has it.")
-@click.option("--use-case", "workload_type", default="chatbot", show_default=True, help="Use case it measured.")
-@click.option("--batch-size", required=True, type=click.IntRange(1, 4096), help="Concurrency the tool ran at.")
+@click.argument("file", type=click.Path())
+@click.option(
+    "--format",
+    "source",
+    type=click.Choice(["guidellm", "vllm", "aiperf", "inferencex", "mlperf"]),
+    required=True,
+    help="A peer tool's JSON (one result), or a public source: an InferenceX dump (zip or folder) or API JSON, an "
+    "MLPerf Inference round's summary.csv.",
+)
+@click.option("--model-version", help="NAME@VERSION (or id) the measured server ran (peer tools).")
+@click.option("--hardware", help="Hardware config name, as the catalog has it (peer tools).")
+@click.option("--framework", help="Inference framework name, as the catalog has it (peer tools).")
+@click.option(
+    "--use-case",
+    "workload_type",
+    default="chatbot",
+    show_default=True,
+    help="Use case it measured (MLPerf: the one its Server and Interactive scenarios are recorded under).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 4096), help="Concurrency the tool ran at (peer tools).")
 @click.option(
     "--tensor-parallel", type=click.IntRange(1, 64), help="GPUs one server replica spans [default: the whole node]."
 )
@@ -37,27 +50,56 @@ MAX_SEQUENCE_LENGTH = 10_000_000
 def import_results(
     file: str,
     source: str,
-    model_version: str,
-    hardware: str,
-    framework: str,
+    model_version: str | None,
+    hardware: str | None,
+    framework: str | None,
     workload_type: str,
-    batch_size: int,
+    batch_size: int | None,
     tensor_parallel: int | None,
     sequence_length: int | None,
     benchmark_index: int,
     benchmark_date,
 ) -> None:
-    """Import a peer tool's JSON output as one measured result (runner = measured, the tool recorded).
+    """Import measured results: a peer tool's JSON output as one result, or a public source's rows (runner =
+    measured, the source recorded).
 
-    Metric names are mapped onto this platform's definitions: GuideLLM's inter_token_latency_ms and AIPerf's
+    Peer tools (guidellm, vllm, aiperf) need --model-version, --hardware, --framework and --batch-size. Metric
+    names are mapped onto this platform's definitions: GuideLLM's inter_token_latency_ms and AIPerf's
     inter_token_latency are our TPOT (per-request decode average); vLLM's tpot is ours too. A malformed file
     exits 2 naming the field and writes nothing.
 
+    Public sources (inferencex, mlperf) name their hardware, frameworks and models; catalogs/external_names.yaml
+    maps them, and rows with an unknown name, an unregistered model version or no catalog instance are counted and
+    left out. Latencies are converted to ms; each row keeps its provenance (parallelism, disaggregation, speculative
+    method, image, run URL; MLPerf: submitter, division, scenario bounds). Re-importing adds nothing.
+
     \b
-    Example:
+    Examples:
         benchmark-platform import-results benchmarks.json --format guidellm \\
             --model-version llama-3.1-8b@bf16 --hardware aws-h100-sxm-x1 --framework vllm --batch-size 16
+        benchmark-platform import-results inferencex-dump-2026-03-01.zip --format inferencex
+        benchmark-platform import-results summary.csv --format mlperf --sequence-length 1024
     """
+    peer_options = {
+        "--model-version": model_version,
+        "--hardware": hardware,
+        "--framework": framework,
+        "--batch-size": batch_size,
+        "--tensor-parallel": tensor_parallel,
+        "--date": benchmark_date,
+    }
+    if source in ("inferencex", "mlperf"):
+        from benchmark_platform.cli.public_import import import_public
+
+        if given := [option for option, value in peer_options.items() if value is not None]:
+            fail(f"{given[0]}: not used with --format {source} (each row names its own)")
+            return
+        import_public(source, file, workload_type, sequence_length)
+        return
+    for option in ("--model-version", "--hardware", "--framework", "--batch-size"):
+        if peer_options[option] is None:
+            fail(f"{option}: required with --format {source}")
+            return
     from benchmark_platform import catalogs, database, interop, queue
     from benchmark_platform.manifests import resolve_model_version
     from benchmark_platform.runners import Measurement, quality

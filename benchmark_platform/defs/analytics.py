@@ -5,6 +5,7 @@ not partitioned: each materialization ranks the results once and replaces the st
 level, with what the adaptive planner skipped). The daily schedule and every new benchmark result refresh them, so a
 backfill of old days rewrites those days' stats and never today's rankings."""
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
@@ -56,7 +57,7 @@ def top_columns(registry: Mapping[str, criteria.Criterion] | None = None) -> lis
     metrics = [criterion.column for criterion in (registry or criteria.CRITERIA).values()]
     return list(
         dict.fromkeys(
-            [*DEPLOYMENT_COLUMNS, *SHAPE_COLUMNS, *metrics, "interactivity_tokens_sec", "pareto", "simulated"]
+            [*DEPLOYMENT_COLUMNS, *SHAPE_COLUMNS, *metrics, "interactivity_tokens_sec", "pareto", "simulated", "source"]
         )
     )
 
@@ -111,6 +112,7 @@ def rankings(
             f"excluded {excluded}\n\n{body}"
         )
     simulated = sum(int(r.configurations["simulated"].sum()) for r in ranked.values() if len(r.configurations))
+    sources = Counter(source for r in ranked.values() if len(r.configurations) for source in r.configurations["source"])
     yield dg.MaterializeResult(
         asset_key="model_rankings",
         metadata={
@@ -118,6 +120,7 @@ def rankings(
             "models_ranked": dg.MetadataValue.int(sum(len(r.model_rankings) for r in ranked.values())),
             "pareto_front_sizes": dg.MetadataValue.json(pareto_sizes),
             "simulated_configurations": dg.MetadataValue.int(simulated),
+            "configurations_by_source": dg.MetadataValue.json(dict(sorted(sources.items()))),
             "top_configurations": dg.MetadataValue.md("\n\n".join(sections)),
         },
     )

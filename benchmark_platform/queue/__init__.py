@@ -40,7 +40,8 @@ its docstring:
 - ``claims``: ``claim`` (with ``rescue_sql``), ``outstanding``, ``live_claims``, ``heartbeat``,
   ``complete_batch``/``complete``, ``complete_and_claim`` (a batch's results and the next claim in one statement),
   ``record_unlinked``, ``fail``, ``release``, ``reap``, ``statuses``, ``cancel``.
-- ``results``: ``record_imported`` (a result no claim produced).
+- ``results``: ``record_imported`` (a result no claim produced), ``record_public_results`` (public measurements,
+  idempotent by import key).
 - ``progress``: ``progress``, ``result_counts``, ``failed_configs``.
 - ``planning``: the adaptive planner's reads and writes (``load_plan_rows``, ``apply_plan``, ``requeue_skipped``,
   ``is_exhaustive``, ``pruning_summary``, ``pruning_by_use_case``, ...).
@@ -129,6 +130,7 @@ from benchmark_platform.queue.progress import (
 )
 from benchmark_platform.queue.results import (
     record_imported,
+    record_public_results,
 )
 
 __all__ = [
@@ -187,6 +189,7 @@ __all__ = [
     "pruning_summary",
     "reap",
     "record_imported",
+    "record_public_results",
     "record_unlinked",
     "release",
     "requeue_skipped",

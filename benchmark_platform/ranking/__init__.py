@@ -19,7 +19,7 @@ from benchmark_platform.ranking.rankings import (
     rank_use_case,
     rank_use_cases,
 )
-from benchmark_platform.ranking.recommend import Constraints, Recommendation, recommend
+from benchmark_platform.ranking.recommend import Constraints, Recommendation, evidence, recommend
 from benchmark_platform.ranking.topsis import criterion_closeness, topsis
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "pareto_front",
     "rank_use_case",
     "rank_use_cases",
+    "evidence",
     "recommend",
     "topsis",
 ]

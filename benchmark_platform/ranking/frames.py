@@ -16,6 +16,7 @@ RESULT_FRAME_COLUMNS = (
     "created_at",
     *CONFIG_DIMENSIONS,
     "runner",
+    "source",  # where the numbers come from: the runner label, or the public source they were imported from
     "quality_flags",
     "model_id",
     "model_name",

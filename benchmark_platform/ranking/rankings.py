@@ -10,7 +10,11 @@ The rules, in the order they are applied:
    representative bucket of the use case (otherwise "incomplete"). Its buckets are folded as the use case's traffic
    mixes them, in equal numbers of requests: TTFT p90 and TPOT p90 = the maximum over the representative buckets
    (the SLA must hold for every prompt length the use case sends); throughput = the harmonic mean over them (the
-   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is.
+   rate at which equal output from each bucket is served); accuracy = the mean. It is simulated if any row is, and
+   then its ``source`` is ``simulated``; otherwise its rows' (``measured``, or a public source such as
+   ``inferencex``; ``mixed`` when its buckets' measurements come from different sources). A measured deployment
+   that also has simulated results at every bucket carries the simulator's TTFT p90, TPOT p90 and throughput per
+   GPU beside its own (``simulated_*``), folded the same way.
 3. Throughput is output tokens/s per GPU (the node's / its GPU count): an eight-GPU node must earn its price per GPU,
    not win on raw node tokens/s. Cost = the node's hourly price on the use case's price basis (``price_basis``:
    on-demand, spot or reserved; ``recommend --price`` overrides it) / (the node's rate x 3600) x the unit's size, in
@@ -94,6 +98,7 @@ RANKING_INPUT_COLUMNS = (
     "sequence_length",
     "benchmark_date",
     "runner",
+    "source",
     *_IDENTITY_COLUMNS,
     "ttft_p90_ms",
     "tpot_p90_ms",
@@ -146,6 +151,10 @@ class DeploymentRow(BaseModel):
     hourly_price_usd: float | None
     price_basis: str
     simulated: bool
+    source: str
+    simulated_ttft_p90_ms: float | None
+    simulated_tpot_p90_ms: float | None
+    simulated_output_tokens_sec_per_gpu: float | None
     latest_benchmark_date: date | None
     # What only the stored row carries: why it is (not) ranked, the per-criterion breakdown, when it was ranked.
     status: str
@@ -349,6 +358,40 @@ def _quality_flag_counts(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+MIXED_SOURCE = "mixed"
+SIMULATED_FIGURES = ("simulated_ttft_p90_ms", "simulated_tpot_p90_ms", "simulated_output_tokens_sec_per_gpu")
+
+
+def _simulated_figures(
+    rows: pd.DataFrame, latest: pd.DataFrame, representative: tuple[int, ...] | None
+) -> pd.DataFrame:
+    """Per measured deployment (``_config``) with simulated results at every representative bucket, the simulator's
+    TTFT p90, TPOT p90 and throughput per GPU folded as rule 2 folds the chosen rows; empty when nothing is
+    measured (the common case costs nothing)."""
+    measured = latest.loc[latest["_measured"], ["_config", *CONFIGURATION_KEY]].drop_duplicates("_config")
+    if measured.empty:
+        return pd.DataFrame(columns=list(SIMULATED_FIGURES), dtype=float)
+    simulated = _latest_results(rows[rows["runner"].eq("simulated")]).drop(columns="_config")
+    simulated = simulated.merge(measured, on=list(CONFIGURATION_KEY))
+    folded = (
+        simulated.assign(
+            _inverse_per_gpu=simulated["gpu_count"]
+            / simulated["throughput_tokens_sec"].where(simulated["throughput_tokens_sec"] > 0)
+        )
+        .groupby("_config")
+        .agg(
+            simulated_ttft_p90_ms=("ttft_p90_ms", "max"),
+            simulated_tpot_p90_ms=("tpot_p90_ms", "max"),
+            _inverse=("_inverse_per_gpu", "mean"),
+            _buckets=("sequence_length", "size"),
+        )
+    )
+    if representative is not None:
+        folded = folded[folded["_buckets"] >= len(set(representative))]
+    folded["simulated_output_tokens_sec_per_gpu"] = 1 / folded.pop("_inverse")
+    return folded[list(SIMULATED_FIGURES)]
+
+
 def _deployable_configurations(rows: pd.DataFrame, use_case: UseCaseCriteria) -> pd.DataFrame:
     """One row per deployment, its representative buckets folded by rule 2, with its price and costs (rule 3)."""
     representative = use_case.sequence_lengths
@@ -386,11 +429,15 @@ def _deployable_configurations(rows: pd.DataFrame, use_case: UseCaseCriteria) ->
         simulated=("_simulated", "any"),
         incomplete=("_incomplete", "any"),
         latest_benchmark_date=("benchmark_date", "max"),
+        _first_source=("source", "min"),
+        _last_source=("source", "max"),
     )
     if representative is not None:
         metrics["incomplete"] |= metrics["n_sequence_lengths"] < len(set(representative))
+    first, last = metrics.pop("_first_source"), metrics.pop("_last_source")
+    metrics["source"] = first.where(first.eq(last), MIXED_SOURCE).where(~metrics["simulated"], "simulated")
     identity = latest.drop_duplicates("_config").set_index("_config")[[*CONFIGURATION_KEY, *_IDENTITY_COLUMNS]]
-    configs = identity.join(metrics).reset_index(drop=True)
+    configs = identity.join(metrics).join(_simulated_figures(rows, latest, representative)).reset_index(drop=True)
     configs["latest_benchmark_date"] = configs["latest_benchmark_date"].dt.date
     configs["replicas"] = configs["gpu_count"] // configs["tensor_parallel"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -508,6 +555,7 @@ def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "price_basis": row["price_basis"],
         "hourly_price_usd": json_value(row["hourly_price_usd"]),
         "simulated": bool(row["simulated"]),
+        "source": row["source"],
     }
 
 

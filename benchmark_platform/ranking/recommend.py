@@ -20,6 +20,19 @@ from benchmark_platform.ranking.rankings import UseCaseRanking
 _BEST = 0.999
 
 
+def evidence(results: pd.DataFrame, sources: tuple[str, ...] = (), measured_only: bool = False) -> pd.DataFrame:
+    """The results a recommendation ranks on: only measured ones (ours or imported), only those of ``sources``
+    (``source`` values: simulated, measured, inferencex, ...), or all. Unlike the constraints this chooses the
+    evidence, so the use case is ranked again on it: a deployment measured nowhere drops out, and its ranks are
+    those among what is left."""
+    keep = pd.Series(True, index=results.index)
+    if measured_only:
+        keep &= results["runner"].eq("measured")
+    if sources:
+        keep &= results["source"].isin(sources)
+    return results[keep]
+
+
 class Constraints(BaseModel):
     """What a user asks of a configuration; every field left empty means no constraint."""
 

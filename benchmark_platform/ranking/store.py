@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, Float, delete, func, insert, select
+from sqlalchemy import Engine, Float, case, delete, func, insert, select
 
 from benchmark_platform import planner, queue
 from benchmark_platform.interop import EXPORT_COLUMNS
@@ -29,6 +29,7 @@ from benchmark_platform.orm import (
     UseCaseRankingSummary,
     version_key_expression,
 )
+from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.daily_stats import DAILY_STATS_COLUMNS, daily_model_stats
 from benchmark_platform.ranking.frames import METRIC_COLUMNS, RESULT_FRAME_COLUMNS, require_columns
@@ -69,6 +70,7 @@ def _results_query(
 ):
     """The one join of results with their version, hardware and framework: the ranking frame and the export."""
     result = BenchmarkResult
+    source_name = result.detailed_metrics["source_tool"]["name"].astext
     query = (
         select(
             result.id.label("result_id"),
@@ -79,6 +81,7 @@ def _results_query(
             result.sequence_length,
             result.tensor_parallel,
             result.runner,
+            case((source_name.in_(PUBLIC_SOURCES), source_name), else_=result.runner).label("source"),
             result.quality_flags,
             ModelVersion.model_id,
             Model.name.label("model_name"),

@@ -104,13 +104,19 @@ def table_columns(
         ("throughput_tokens_sec", "tok/s per node", ",.0f"),
         ("price_basis", "price", None),
         ("pareto", "Pareto (all criteria)", None),
-        ("simulated", "numbers", None),
+        ("source", "numbers", None),
     )
 
 
+SOURCE_LABELS = {"measured": "measured", "inferencex": "measured: InferenceX", "mlperf": "measured: MLPerf"}
+
+
 def _cell(column: str, value: Any, spec: str | None) -> str:
-    if column == "simulated":
-        return '<td><span class="tag-simulated">SIMULATED</span></td>' if value else "<td>measured</td>"
+    if column == "source":
+        if value == "simulated":
+            return '<td><span class="tag-simulated">SIMULATED</span></td>'
+        return f'<td><span class="tag-source">{_text(SOURCE_LABELS.get(value, f"measured: {value}"))}</span></td>'
+
     if column == "pareto":
         return f"<td>{'yes' if value else 'no'}</td>"
     if spec is None:
@@ -203,6 +209,43 @@ def _comparisons(ranking: UseCaseRanking, model_version: str | None, slug: str) 
     return "".join(parts)
 
 
+_VERSUS = (
+    ("ttft_p90_ms", "simulated_ttft_p90_ms", "TTFT p90 (ms)", ".0f"),
+    ("tpot_p90_ms", "simulated_tpot_p90_ms", "TPOT p90 (ms)", ".1f"),
+    ("output_tokens_sec_per_gpu", "simulated_output_tokens_sec_per_gpu", "output tok/s per GPU", ",.0f"),
+)
+
+
+def _simulated_versus_measured(configs: pd.DataFrame) -> str:
+    """The ranked deployments measured where the simulator also has an estimate of the same shape: both figures
+    and their ratio, so a reader sees how far the estimates that rank the rest may be off."""
+    both = configs[configs["simulated_output_tokens_sec_per_gpu"].notna()]
+    if both.empty:
+        return ""
+    head = "<th>rank</th><th>deployment</th><th>numbers</th>" + "".join(
+        f"<th>{_text(label)}: measured</th><th>simulated</th><th>simulated / measured</th>"
+        for _, _, label, _ in _VERSUS
+    )
+    rows = []
+    for _, row in both.iterrows():
+        deployment = " · ".join(str(row[c]) for c in ("version_key", "hardware_name", "framework_name"))
+        shape = f"TP {row['tensor_parallel']} · concurrency {row['batch_size']}"
+        cells = f"<td>{_number(row['rank'], 'd')}</td><td>{_text(deployment)} · {shape}</td>"
+        cells += _cell("source", row["source"], None)
+        for measured, simulated, _, spec in _VERSUS:
+            ratio = row[simulated] / row[measured] if row[measured] else None
+            cells += "".join(
+                f'<td class="num">{_text(_number(value, fmt))}</td>'
+                for value, fmt in ((row[measured], spec), (row[simulated], spec), (ratio, ".2f"))
+            )
+        rows.append(f"<tr>{cells}</tr>")
+    return (
+        "<h3>Simulated versus measured</h3><p>Ranked deployments measured where the simulator also estimated the same "
+        "shape: the measurement ranks them; the estimate is shown beside it.</p>"
+        f'<table class="configs versus"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
 def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: int, slug: str) -> str:
     configs = ranking.configurations
     parts = [f'<section class="use-case" id="{slug}">', _use_case_header(ranking)]
@@ -249,6 +292,7 @@ def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: i
     parts.append(f"<h3>Top {len(shown)} configurations</h3>")
     parts.append(_simulated_banner(int(shown["simulated"].sum()), len(shown), "in this table"))
     parts.append(_table(shown, table_columns(registry)))
+    parts.append(_simulated_versus_measured(configs))
     parts.append(_comparisons(ranking, model_version, slug))
     parts.append("</section>")
     return "".join(parts)
@@ -295,6 +339,7 @@ table.configs td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.configs tr.simulated { background: #fffaf0; }
 .tag-simulated { background: #e0a800; color: #000; font-weight: bold; padding: 1px 6px; border-radius: 3px;
                  font-size: 11px; }
+.tag-source { background: #d4edda; color: #000; padding: 1px 6px; border-radius: 3px; font-size: 11px; }
 nav a { margin-right: 12px; }
 """
 

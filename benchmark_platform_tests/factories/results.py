@@ -66,6 +66,7 @@ def result_row(
         "throughput_tokens_sec": 1000.0,
     }
     row.update(overrides)
+    row.setdefault("source", row["runner"])
     return row
 
 
