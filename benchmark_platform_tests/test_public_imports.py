@@ -222,7 +222,8 @@ def test_import_mlperf_throughput_with_its_latency_bounds(engine):
 
 
 def _simulated_result(engine, batch_size: int, output_per_gpu: float) -> None:
-    """A simulated result of the imported B200 SGLang shape (translation, 1024 prompt tokens, TP 4)."""
+    """A simulated result of the imported B200 SGLang shape (creative-writing, 1024 prompt tokens, TP 4): a use case
+    costed on demand, the price the catalog has for that B200 instance (it is not offered on spot)."""
     with engine.begin() as connection:
         ids = {
             "model_version_id": manifests.resolve_model_version(connection, "deepseek-r1@fp4"),
@@ -235,7 +236,7 @@ def _simulated_result(engine, batch_size: int, output_per_gpu: float) -> None:
             ids
             | latency
             | {
-                "workload_type": "translation",
+                "workload_type": "creative-writing",
                 "batch_size": batch_size,
                 "sequence_length": 1024,
                 "tensor_parallel": 4,
@@ -253,7 +254,7 @@ def test_recommend_prefers_the_measured_row_and_chooses_the_evidence(engine):
     _simulated_result(engine, batch_size=8, output_per_gpu=400.0)  # simulated only
 
     def recommend(*options: str) -> dict[tuple[int, str], dict]:
-        outcome = CliRunner().invoke(main, ["recommend", "--use-case", "translation", "--json", *options])
+        outcome = CliRunner().invoke(main, ["recommend", "--use-case", "creative-writing", "--json", *options])
         assert outcome.exit_code == 0, outcome.output
         return {(row["batch_size"], row["source"]): row for row in json.loads(outcome.output)["results"]}
 
@@ -274,7 +275,9 @@ def test_the_report_marks_the_source_and_shows_simulated_versus_measured(engine,
     assert CliRunner().invoke(main, ["import-results", str(API_ROWS), "--format", "inferencex"]).exit_code == 0
     _simulated_result(engine, batch_size=4, output_per_gpu=500.0)
     out = tmp_path / "report.html"
-    outcome = CliRunner().invoke(main, ["report", "--out", str(out), "--use-case", "translation", "--refresh-rankings"])
+    outcome = CliRunner().invoke(
+        main, ["report", "--out", str(out), "--use-case", "creative-writing", "--refresh-rankings"]
+    )
     assert outcome.exit_code == 0, outcome.output
     page = out.read_text()
     assert '<span class="tag-source">measured: InferenceX</span>' in page
