@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from benchmark_platform.safe_yaml import FiniteFloat, Int32, Int64, NoBooleanNumbers
 
 if TYPE_CHECKING:
-    from benchmark_platform.catalogs import FrameworkSpec, HardwareSpec
+    from benchmark_platform.catalogs import FrameworkSpec, GpuChipSpecs, HardwareSpec
 
 # Mirror orm.QUANTIZATIONS / orm.FORMATS (a test keeps them equal); Literal types give readable errors.
 Quantization = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4"]
@@ -220,13 +220,22 @@ class HardwareFacts(_Frozen):
 
 def hardware_facts_from_catalog(spec: HardwareSpec) -> HardwareFacts:
     """A hardware catalog entry as a runner sees it (the spot price only where the node is offered on spot)."""
-    chip = spec.specs
-    return HardwareFacts(
+    return hardware_facts_from_chip(
+        spec.specs,
         name=spec.name,
         gpu_type=spec.gpu_type,
         gpu_count=spec.gpu_count,
-        vendor=chip.vendor,
         vram_per_gpu_gb=spec.vram_per_gpu_gb,
+        cost_per_hour_usd=spec.cost_per_hour_usd,
+        spot_cost_per_hour_usd=spec.spot_cost_per_hour_usd if spec.spot_available else None,
+    )
+
+
+def hardware_facts_from_chip(chip: GpuChipSpecs, **node: object) -> HardwareFacts:
+    """A node of ``chip`` GPUs: the chip's spec-sheet figures plus the node's own (name, type, count, memory, prices);
+    also a priceless node of any GPU of the catalog's ``gpus`` section, as the accuracy script builds them."""
+    return HardwareFacts(
+        vendor=chip.vendor,
         memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
         fp16_tflops=chip.fp16_tflops,
         fp8_tflops=chip.fp8_tflops,
@@ -235,8 +244,7 @@ def hardware_facts_from_catalog(spec: HardwareSpec) -> HardwareFacts:
         interconnect=chip.interconnect,
         interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
         tdp_watts=chip.tdp_watts,
-        cost_per_hour_usd=spec.cost_per_hour_usd,
-        spot_cost_per_hour_usd=spec.spot_cost_per_hour_usd if spec.spot_available else None,
+        **node,
     )
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from benchmark_platform import catalogs, manifests
-from benchmark_platform.domain import MixtureOfExperts
+from benchmark_platform.domain import MixtureOfExperts, hardware_facts_from_chip
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.simulated.step_costs import PREDICTOR_CHOICES
@@ -139,19 +139,12 @@ def hardware_facts(gpu_type: str, gpu_count: int) -> HardwareFacts:
     chip = catalogs.load_gpus().get(gpu_type)
     if chip is None:
         raise ValueError(f"gpu_type {gpu_type!r} is not in the hardware catalog")
-    return HardwareFacts(
+    return hardware_facts_from_chip(
+        chip,
         name=f"{gpu_type.lower()}-x{gpu_count}",
         gpu_type=gpu_type,
         gpu_count=gpu_count,
-        vendor=chip.vendor,
         vram_per_gpu_gb=chip.vram_gb,
-        memory_bandwidth_gbps=chip.memory_bandwidth_gbps,
-        fp16_tflops=chip.fp16_tflops,
-        fp8_tflops=chip.fp8_tflops,
-        int8_tops=chip.int8_tops,
-        fp4_tflops=chip.fp4_tflops,
-        interconnect=chip.interconnect,
-        interconnect_bandwidth_gbps=chip.interconnect_bandwidth_gbps,
     )
 
 
