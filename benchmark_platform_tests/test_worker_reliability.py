@@ -193,9 +193,10 @@ def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, ver
 def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine, version_id):
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
     _commit_without_waiting_for_disk(engine)
-    # 0.02 s per config: the heir needs several seconds of wall time for the rest, the victim's 2 s leases expire
-    # well before it is done.
-    arguments = ("--lease-seconds", "2", "--simulate-seconds", "0.02", "--claim-batch", "10")
+    # 0.02 s per config: the heir needs several seconds of wall time for the rest, and the victim's 4 s leases expire
+    # meanwhile or while the heir waits for them (it drains only once nothing runs under a live lease). Four seconds,
+    # not less: the heir's own heartbeats must keep its leases through a loaded machine's stalls.
+    arguments = ("--lease-seconds", "4", "--simulate-seconds", "0.02", "--claim-batch", "10")
     victim = _start_worker(*arguments, "--worker-id", "victim")
     _wait_for(lambda: _count(engine, "status = 'completed'") >= 20 and _count(engine, "status = 'running'") > 0)
     os.kill(victim.pid, signal.SIGKILL)
