@@ -144,7 +144,9 @@ def test_openai_runner_keeps_the_server_across_configs_of_the_same_model(log):
     assert "--quantization" in other_model.detailed_metrics["server"]["command"]
     assert first.detailed_metrics["served_model"] == "meta-llama/Llama-3.1-8B-Instruct"
     assert second.detailed_metrics["load"]["concurrency"] == 4
-    assert first.tpot_p50_ms == pytest.approx(1.0, abs=1.0)
+    # the emulator's injected 1 ms per token, plus what a loaded machine adds to a stream's gaps (the test's point is
+    # the server kept across configs, not the timing, which test_loadgen checks on an emulator of its own process)
+    assert 0 < first.tpot_p50_ms < 4.0
     assert sum("starting emulator" in line for line in handler.lines) == 2
     assert sum("emulator stopped" in line for line in handler.lines) == 2
     # The emulator's latencies are injected: its numbers are labelled simulated, never measured.
