@@ -34,6 +34,37 @@ WeightFormat = Literal["gguf", "gptq", "awq", "safetensors"]
 Vendor = Literal["nvidia", "amd"]
 
 
+# Speculative decoding: a draft proposes tokens that one target forward pass verifies (DeepSeek's multi-token-
+# prediction head, an EAGLE-3 draft model, n-gram lookup in the prompt); "none" decodes one token per step.
+SpeculativeMethod = Literal["none", "mtp", "eagle3", "ngram"]
+# The KV cache's element type: "auto" is the engine's default (the model's 16-bit activation type, also for FP8 and
+# FP4 weights); "fp8" is the explicit option (vLLM/SGLang/TensorRT-LLM ``--kv-cache-dtype fp8``).
+KvCacheDtype = Literal["auto", "fp8"]
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How the engine serves a replica beyond its tensor-parallel degree: the options that change a deployment's
+    answer. The defaults are a plain deployment (what every result before these options measured).
+
+    A replica spans ``tensor_parallel`` GPUs. ``expert_parallel`` > 1 (MoE only; equal to the replica's GPUs, as
+    vLLM's ``--enable-expert-parallel`` and SGLang's ``--ep-size`` place them) puts whole experts on each GPU
+    instead of slicing every expert; ``data_parallel_attention`` (with expert parallelism) runs attention data-
+    parallel: each GPU holds the dense weights and the KV cache of its own share of the sequences."""
+
+    expert_parallel: int = 1
+    data_parallel_attention: bool = False
+    speculative_method: SpeculativeMethod = "none"
+    kv_cache_dtype: KvCacheDtype = "auto"
+    prefix_caching: bool = False
+
+    def __post_init__(self) -> None:
+        if self.expert_parallel < 1:
+            raise ValueError(f"expert_parallel must be at least 1, got {self.expert_parallel}")
+        if self.data_parallel_attention and self.expert_parallel == 1:
+            raise ValueError("data_parallel_attention needs expert parallelism (expert_parallel > 1)")
+
+
 @dataclass(frozen=True)
 class ConfigKey:
     """What makes a benchmark config unique (``benchmark_configs``' ``unique_config``; a result copies it): the
