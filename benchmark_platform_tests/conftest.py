@@ -91,6 +91,7 @@ def platform_home(tmp_path, monkeypatch: pytest.MonkeyPatch):
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    config.pluginmanager.register(_SlowFirstPlugin(), "slow-first")
 
 
 # What each mark means, as fixtures a test uses or words its code (or its fixtures' code) contains.
@@ -122,7 +123,8 @@ def _code(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test ``database``, ``dagster``, ``subprocess`` and ``chromium`` by what it needs."""
+    """Mark each test ``database``, ``dagster``, ``subprocess`` and ``chromium`` by what it needs (before ``-m``
+    selects by those marks)."""
     for item in items:
         code = _code(item)
         if _DATABASE_FIXTURES & set(item.fixturenames):
@@ -130,6 +132,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for mark, pattern in _MARK_CODE.items():
             if pattern.search(code):
                 item.add_marker(getattr(pytest.mark, mark))
+
+
+class _SlowFirstPlugin:
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Schedule the selected ``slow`` tests first (after ``-m`` deselected what it leaves out)."""
+        items[:] = _slow_first(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def _slow_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order that starts every slow test at once: xdist's ``worksteal`` gives each worker a contiguous block
+    (the pending tests split evenly, in order) and steals from the blocks' ends, so each block opens with its share
+    of the slow tests. The other tests keep their order."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    ordered: list[pytest.Item] = []
+    for block in range(workers):
+        size = (len(items) - len(ordered)) // (workers - block)  # what worksteal sends this worker first
+        opening = slow[block::workers]
+        ordered += opening + rest[: max(size - len(opening), 0)]
+        del rest[: max(size - len(opening), 0)]
+    return ordered + rest
 
 
 @pytest.fixture

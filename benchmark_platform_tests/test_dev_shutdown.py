@@ -61,6 +61,7 @@ def wait_until_gone(processes: list[psutil.Process], seconds: float) -> list[psu
     return alive
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_dev_started_as_a_background_job_stops_everything_it_started(tmp_path: Path, stop_signal: int) -> None:
     home = tmp_path / "home"

@@ -47,12 +47,26 @@ def one_trial(load: LoadSettings, rate: float | None = None, should_stop=None) -
     return measure_profile(load, ProfileSettings(kind=kind, rate=rate, concurrency=load.concurrency), should_stop)[0]
 
 
+def timing_errors(measured: Measurement) -> list[str]:
+    """How the measured timings miss the injected ones (empty when they match): TTFT within +5 ms, every gap within
+    1 ms, so an end-to-end latency of one TTFT and 15 gaps within 8 ms."""
+    detail = measured.detailed_metrics
+    e2e_expected = TTFT_MS + 15 * TPOT_MS
+    checks = {
+        f"ttft p50 {measured.ttft_p50_ms:.2f}": TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 5,
+        f"tpot p50 {measured.tpot_p50_ms:.2f}": abs(measured.tpot_p50_ms - TPOT_MS) < 1.0,
+        f"itl mean {detail['itl_ms']['mean']:.2f}": abs(detail["itl_ms"]["mean"] - TPOT_MS) < 1.0,
+        f"e2e p50 {detail['e2e_ms']['p50']:.2f}": abs(detail["e2e_ms"]["p50"] - e2e_expected) < 8,
+    }
+    return [name for name, ok in checks.items() if not ok]
+
+
 def timed_measurement(url: str, attempts: int = 3, **load) -> Measurement:
-    """Measure, again if the TTFT is off: on a shared 2-core machine another process can starve the emulator or the
+    """Measure, again if a timing is off: on a shared 2-core machine another process can starve the emulator or the
     client for a few milliseconds. A real bias in the load generator fails every attempt."""
     for _ in range(attempts):
         measured = one_trial(settings(url, **load))
-        if TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 5:
+        if not timing_errors(measured):
             break
     return measured
 
@@ -61,13 +75,10 @@ def timed_measurement(url: str, attempts: int = 3, **load) -> Measurement:
 def test_injected_ttft_and_tpot_are_recovered(timed_url, concurrency, requests):
     measured = timed_measurement(timed_url, concurrency=concurrency, num_requests=requests)
     assert measured.runner == "measured"
-    assert TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 5
-    assert abs(measured.tpot_p50_ms - TPOT_MS) < 1.0
+    assert timing_errors(measured) == []
     detail = measured.detailed_metrics
-    assert abs(detail["itl_ms"]["mean"] - TPOT_MS) < 1.0
     assert detail["output_tokens_total"] == requests * 16 and detail["completed_requests"] == requests
     e2e_expected = TTFT_MS + 15 * TPOT_MS
-    assert abs(detail["e2e_ms"]["p50"] - e2e_expected) < 8
     # closed loop: concurrency requests every e2e
     assert measured.rps_sustained == pytest.approx(concurrency / (e2e_expected / 1e3), rel=0.2)
     assert measured.throughput_tokens_sec == pytest.approx(measured.rps_sustained * 16, rel=1e-9)

@@ -47,6 +47,7 @@ def _one_result_per_completed_config(engine) -> None:
     assert results[0] == results[1] == configs
 
 
+@pytest.mark.slow
 def test_register_to_rankings_end_to_end(engine, dagster_instance):
     seed_with_model(engine, VERSION)
     result, cursor = _tick(dagster_instance)
@@ -150,6 +151,7 @@ def _leases_expired(engine, count: int) -> bool:
         return conn.execute(text(expired)).scalar_one() == count
 
 
+@pytest.mark.slow
 def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dagster_instance, database_url):
     version_id = seed_with_model(engine, VERSION)
     _tick(dagster_instance)
@@ -212,6 +214,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     assert retried == before["running"]
 
 
+@pytest.mark.slow
 def test_unfinished_matrix_sensor_rerequests_after_the_run_ended(engine, dagster_instance):
     seed_with_model(engine, VERSION)
     _tick(dagster_instance)

@@ -84,6 +84,7 @@ def webserver(database_url, platform_home):
         process.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_code_location_loads_with_every_definition(webserver):
     response = httpx.post(f"{webserver}/graphql", json={"query": QUERY}, timeout=60)
     entries = response.json()["data"]["workspaceOrError"]["locationEntries"]
@@ -101,6 +102,7 @@ def test_code_location_loads_with_every_definition(webserver):
     assert {job.name for job in defs.jobs or []} <= job_names
 
 
+@pytest.mark.slow
 def test_dev_runs_dagster_on_the_embedded_database_under_the_platform_home(tmp_path, monkeypatch):
     """`dev` with no URL: embedded PostgreSQL, DAGSTER_HOME under the platform home, UI and daemon up."""
     monkeypatch.delenv("BENCHMARK_PLATFORM_DATABASE_URL", raising=False)

@@ -165,6 +165,7 @@ def version_id(engine: Engine) -> uuid.UUID:
     return seed_with_model(engine, VERSION_KEY)
 
 
+@pytest.mark.slow
 def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, version_id):
     pools = ("aws-l4-x1", "gcp-l4-x1", "aws-a10g-x1", "gcp-l4-x4")  # the four-GPU pool at TP 1, 2 and 4
     report = queue.populate_matrix(engine, version_id, hardware=pools)
@@ -190,6 +191,7 @@ def test_sixteen_worker_processes_complete_every_config_exactly_once(engine, ver
             assert pool == pool_ids[worker], f"{worker} claimed a config outside its pool"
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine, version_id):
     report = queue.populate_matrix(engine, version_id, hardware=["aws-l4-x1"], frameworks=["vllm", "tgi"])
     _commit_without_waiting_for_disk(engine)
@@ -217,6 +219,7 @@ def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine
     assert rescued == ["victim"]  # the claims the heir took back were the victim's
 
 
+@pytest.mark.slow
 def test_a_long_benchmark_that_heartbeats_is_never_taken_away(engine, version_id):
     """Time scaled: a 1 s lease stands for the old rule's 120 minutes; the run lasts four leases, while the reaper
     and a rival worker try all the time to take it."""
@@ -440,6 +443,7 @@ def restartable_database(request, monkeypatch) -> Iterator[RestartableDatabase]:
     shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_workers_ride_out_a_database_restart(restartable_database):
     engine = restartable_database.engine
     _install_claim_log(engine)
@@ -459,6 +463,7 @@ def test_workers_ride_out_a_database_restart(restartable_database):
     assert len(_assert_every_config_completed_once_by_one_holder_at_a_time(engine)) == report.created
 
 
+@pytest.mark.slow
 def test_a_result_survives_a_database_outage_longer_than_the_retry_budget(restartable_database, tmp_path):
     engine = restartable_database.engine
     _install_claim_log(engine)
