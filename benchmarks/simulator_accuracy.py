@@ -91,6 +91,10 @@ GPU_FAMILY = {
 GPU_ALIASES = {"A100-PCIe-80GB": "A100-80GB-PCIe", "A100-SXM4-80GB": "A100-80GB", "H100": "H100-SXM"}
 # Rows that send every prompt at once are simulated as a closed loop at vLLM's running-sequence limit on large GPUs.
 SATURATION_CONCURRENCY = 1024
+# vLLM's benchmark client keeps a ShareGPT conversation only if its prompt has at most 1,024 tokens and prompt + output
+# at most 2,048 (``benchmarks/datasets.py``, ``is_valid_sequence(max_prompt_len=1024, max_total_len=2048)``): the
+# longest of a thousand sampled outputs reaches about 2,048 tokens less a prompt.
+SHAREGPT_MAX_TOTAL_TOKENS = 2048
 # Hugging Face ids of the published rows -> the example manifest that holds the same architecture.
 MANIFEST_OF_MODEL = {
     "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
@@ -387,6 +391,16 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
         options=options,
         **load,
     )
+    simulated = summary(run, row)
+    if sent_at_once and str(row.get("lengths", "")).startswith("ShareGPT") and row.get("num_prompts"):
+        # the run's output over its whole duration: the steady state the simulation measured plus the tail
+        tail = sharegpt_tail_seconds(
+            row, model_of(row), hardware, framework, tensor_parallel=row["tensor_parallel"], seed=seed,
+            predictor=predictor, options=options,
+        )  # fmt: skip
+        tokens = row["num_prompts"] * output_tokens
+        simulated["output_throughput"] = tokens / (tokens / simulated["output_throughput"] + tail)
+        described += " (+ ShareGPT tail)"
     return Comparison(
         row=row,
         input_tokens=input_tokens,
@@ -400,8 +414,27 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
             "ttft": None if sent_at_once else published_latency(row, "ttft"),
             "tpot": None if sent_at_once else published_latency(row, "tpot"),
         },
-        simulated=summary(run, row),
+        simulated=simulated,
     )
+
+
+def sharegpt_tail_seconds(row: dict, model: ModelFacts, hardware: HardwareFacts, framework: FrameworkFacts, **run):
+    """The tail of an all-at-once run of ShareGPT requests, which a fixed-length simulation does not have: the
+    requests finish one by one as their outputs end, and the longest keep decoding at a shrinking batch.
+
+    With every request started together and a step costing ``a + c · running``, the run's decode steps sum to
+    ``a · L_max + c · N · E[L]`` for N requests of mean output E[L] and longest L_max, against ``a · E[L] + c · N ·
+    E[L]`` when every output is E[L] long: the difference is ``(L_max − E[L]) · a``, with ``a`` the cost of a step that
+    decodes one sequence (the unloaded TPOT, simulated) and L_max the client's bound (``SHAREGPT_MAX_TOTAL_TOKENS``
+    less the mean prompt). The published throughput divides the run's output tokens by its whole duration, tail
+    included."""
+    input_tokens, output_tokens = simulation_lengths(row)
+    longest = SHAREGPT_MAX_TOTAL_TOKENS - input_tokens
+    unloaded = simulate_serving(
+        model, hardware, framework, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=1,
+        num_requests=4, **run,
+    )  # fmt: skip
+    return max(0, longest - output_tokens) * float(np.mean(unloaded.tpot_s))
 
 
 def published_output_throughput(row: dict) -> float | None:
