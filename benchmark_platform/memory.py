@@ -5,6 +5,12 @@ split over the tensor-parallel group, or over the expert-parallel ranks when ``e
 holds whole experts, as vLLM's ``--enable-expert-parallel`` does). The KV cache depends on the layer type: MLA layers
 cache one latent per token, the same on every rank; sliding-window layers hold at most the window per sequence.
 
+The engine's serving options (``domain.ServingOptions``) change both: the KV-cache dtype sets the bytes per cached
+element (``kv_dtype_bytes``: the engines' "auto" is the 16-bit activation dtype, FP8 weights included), and
+data-parallel attention gives every GPU the whole dense weights and the cache of its own share of the sequences
+(``options_weight_bytes_per_gpu``, ``replica_kv_bytes_per_token``). The functions that size a replica take the
+options (None: a plain tensor-parallel deployment).
+
 One home for it: the matrix uses it to decide what fits, the simulator to size the KV cache that bounds how many
 sequences run at once. A replica of tensor-parallel degree ``tp`` splits the weights and the KV heads over ``tp``
 GPUs (KV heads are replicated when there are fewer of them than GPUs). The serving framework takes a share of each
