@@ -142,7 +142,8 @@ def test_llama_70b_fp16_is_never_placed_on_a_single_80gb_gpu():
 
 
 def test_fp8_halves_the_kv_cache_and_weights():
-    assert memory.kv_bytes_per_token(FP8, 1) == 65_536
+    assert memory.kv_bytes_per_token(FP8, 1) == 131_072  # the engines default to a 16-bit cache for FP8 weights
+    assert memory.kv_bytes_per_token(FP8, 1, kv_cache_dtype="fp8") == 65_536
     fp16 = {c.tensor_parallel for c in matrix.build_matrix(FP16_70B, [H100], [VLLM], [CHATBOT]).configs}
     fp8 = {c.tensor_parallel for c in matrix.build_matrix(FP8_70B, [H100], [VLLM], [CHATBOT]).configs}
     assert (fp16, fp8) == ({2, 4, 8}, {1, 2, 4, 8})  # 70.6 GB of FP8 weights fit one GPU where 141 GB did not

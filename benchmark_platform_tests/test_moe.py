@@ -139,8 +139,9 @@ def test_gpt_oss_keeps_its_dense_weights_at_16_bits_beside_mxfp4_experts() -> No
 
 def test_kv_cache_per_layer_type_mla_latent_and_sliding_window() -> None:
     deepseek = _facts("deepseek-r1@fp8")
-    latent = 61 * (512 + 64) * 1  # FP8 KV cache
+    latent = 61 * (512 + 64) * 2  # the engines' default ("auto") KV cache is 16-bit, FP8 weights or not
     assert memory.kv_bytes_per_token(deepseek, 1) == memory.kv_bytes_per_token(deepseek, 8) == latent
+    assert memory.kv_bytes_per_token(deepseek, 8, kv_cache_dtype="fp8") == latent / 2
     gpt = _facts("gpt-oss-120b@mxfp4")
     per_layer = 2 * 8 * 64 * 2
     assert memory.kv_bytes_per_token(gpt, 1, context_tokens=128) == 36 * per_layer
@@ -254,3 +255,86 @@ def test_simulate_refuses_nvfp4_on_a_gpu_without_fp4_tensor_cores_and_serves_it_
     assert "--hardware: deepseek-r1-nvfp4@nvfp4 is NVFP4 and H200 has no FP4 tensor cores" in refused.output
     served = CliRunner().invoke(main, [*common, "--hardware", "aws-b200-x8"])
     assert served.exit_code == 0, served.output
+
+
+# --- serving options: expert parallelism, data-parallel attention --------------------------------------------------
+
+
+def test_expert_parallelism_holds_whole_experts_per_gpu_and_pays_a_dispatch_and_combine_per_moe_layer() -> None:
+    """EP 8 on eight H200s: each GPU holds 1/8 of the experts (whole ones) and a TP slice of the dense weights; every
+    MoE layer adds two all-to-alls (latency per transfer plus bytes per token), in place of its FFN all-reduce."""
+    deepseek = _facts("deepseek-r1@fp8")
+    h200 = _hardware("gcp-h200-x8")
+    ep = domain.ServingOptions(expert_parallel=8)
+    dense, experts = memory.dense_weight_bytes(deepseek), memory.expert_weight_bytes(deepseek)
+    assert memory.options_weight_bytes_per_gpu(deepseek, 8, ep) == pytest.approx(dense / 8 + experts / 8)
+    assert memory.options_weight_bytes_per_gpu(deepseek, 8, ep) < memory.options_weight_bytes_per_gpu(deepseek, 4, ep)
+    # from one GPU's view: EP over 8 ranks divides the experts by 8, whatever the dense slicing
+    assert memory.weight_bytes_per_gpu(deepseek, 1, expert_parallel=8) == pytest.approx(dense + experts / 8)
+
+    plain = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8)
+    with_ep = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8, options=ep)
+    moe_layers = deepseek.num_layers - deepseek.moe.dense_layers
+    assert roofline.collectives_per_step(deepseek, ep) == (deepseek.num_layers + 3, 2 * moe_layers)
+    assert roofline.collectives_per_step(deepseek, domain.ServingOptions()) == (2 * deepseek.num_layers, 0)
+    # the dispatch bytes: a token's hidden state to each remote rank among those its top-8 experts sit on
+    assert 0 < roofline.remote_ranks_per_token(deepseek, 8) < 7
+    assert with_ep.allreduce_token_s != plain.allreduce_token_s
+    assert float(with_ep.allreduce_seconds(4096)) > float(with_ep.allreduce_seconds(1)) > 0
+    # the experts a step touches are counted per rank: the same share, of the rank's own experts
+    assert with_ep.expert_weights_s == pytest.approx(plain.expert_weights_s)
+    # EP on a dense model, or EP over other than the replica's GPUs, is refused
+    with pytest.raises(ValueError, match="mixture-of-experts"):
+        simulate_serving(
+            _facts("llama-3.1-8b@fp16"), _hardware("gcp-h100-sxm-x2"), _framework(), tensor_parallel=2,
+            input_tokens=128, output_tokens=16, concurrency=1, options=domain.ServingOptions(expert_parallel=2),
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="expert_parallel must equal"):
+        simulate_serving(
+            deepseek, h200, _framework(), tensor_parallel=8, input_tokens=128, output_tokens=16, concurrency=1,
+            options=domain.ServingOptions(expert_parallel=4),
+        )  # fmt: skip
+
+
+def test_data_parallel_attention_splits_the_latent_cache_over_the_ranks_and_replicates_the_dense_weights() -> None:
+    """DeepSeek's MLA latent is the same on every TP rank: under TP 8 each GPU caches (and reads) every sequence's
+    latent; with DP attention each caches 1/8 of the sequences, so the replica holds about 8x the tokens (less the
+    whole dense weights each GPU now keeps) and a decode step reads 1/8 of the cache per GPU."""
+    deepseek = _facts("deepseek-r1@fp8")
+    h200 = _hardware("gcp-h200-x8")
+    ep = domain.ServingOptions(expert_parallel=8)
+    dpa = domain.ServingOptions(expert_parallel=8, data_parallel_attention=True)
+    dense = memory.dense_weight_bytes(deepseek)
+    assert memory.options_weight_bytes_per_gpu(deepseek, 8, dpa) - memory.options_weight_bytes_per_gpu(
+        deepseek, 8, ep
+    ) == pytest.approx(dense * 7 / 8)
+    tp_tokens = memory.kv_capacity_tokens(deepseek, h200.vram_per_gpu_gb, 8, 4096, ep)
+    dpa_tokens = memory.kv_capacity_tokens(deepseek, h200.vram_per_gpu_gb, 8, 4096, dpa)
+    assert 4 * tp_tokens < dpa_tokens < 8 * tp_tokens
+    tp_costs = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8, options=ep)
+    dpa_costs = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8, options=dpa)
+    assert dpa_costs.kv_token_s == pytest.approx(tp_costs.kv_token_s / 8)
+    assert dpa_costs.weights_s == pytest.approx(tp_costs.weights_s * 8)
+    assert roofline.collectives_per_step(deepseek, dpa)[0] == 0  # no attention all-reduce left
+    # at long contexts and many sequences the cache reads dominate: DP attention decodes faster there
+    run = {"tensor_parallel": 8, "input_tokens": 8192, "output_tokens": 256, "concurrency": 128}
+    tp_run = simulate_serving(deepseek, h200, _framework(), options=ep, predictor="roofline", **run)
+    dpa_run = simulate_serving(deepseek, h200, _framework(), options=dpa, predictor="roofline", **run)
+    assert dpa_run.kv_capacity_tokens > 4 * tp_run.kv_capacity_tokens
+    assert dpa_run.output_tokens_per_s > tp_run.output_tokens_per_s
+    assert dpa_run.assumptions["serving_options"]["data_parallel_attention"] is True
+
+
+def test_the_kernels_backend_leaves_expert_parallelism_to_the_roofline() -> None:
+    from benchmark_platform.runners.simulated import kernel_costs
+    from benchmark_platform.runners.simulated.step_costs import KernelsUnavailable
+
+    llama = _facts("llama-3.1-8b@fp16")
+    with pytest.raises(KernelsUnavailable, match="expert parallelism"):
+        kernel_costs.kernel_step_costs(
+            llama, _hardware("gcp-h100-sxm-x2"), _framework(), tensor_parallel=2,
+            options=domain.ServingOptions(expert_parallel=2),
+        )  # fmt: skip
+    fp8 = llama.model_copy(update={"quantization": "fp8", "quantization_bits": 8})
+    assert kernel_costs.layer_shape(fp8, 1).kv_quant == "bfloat16"  # FP8 weights, 16-bit cache by default
+    assert kernel_costs.layer_shape(fp8, 1, "fp8").kv_quant == "fp8"

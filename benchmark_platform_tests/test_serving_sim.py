@@ -6,6 +6,7 @@ check the simulator as the platform runs it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmark_platform import memory, workloads
+from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.serving_sim import simulate_serving
 
@@ -254,3 +257,79 @@ def test_engines_that_run_prefill_alone_stall_the_running_decodes(monkeypatch):
     assert np.percentile(alone.itl_s, 99) > 2 * np.percentile(mixed.itl_s, 99)
     assert p50_ms(alone.tpot_s) > p50_ms(mixed.tpot_s)
     assert p50_ms(alone.itl_s) == pytest.approx(p50_ms(mixed.itl_s), rel=0.1)  # a plain decode step costs the same
+
+
+# --- serving options ---------------------------------------------------------------------------------------------
+
+
+def test_an_fp8_kv_cache_halves_kv_bytes_raises_capacity_and_cheapens_long_context_decodes():
+    """The KV-cache dtype is the engine's option, not the weights': FP8 weights keep a 16-bit cache unless
+    ``kv_cache_dtype`` is "fp8", which halves the bytes per token, about doubles the tokens the cache holds and halves
+    the attention reads of a decode step."""
+    fp8_weights = LLAMA_8B.model_copy(update={"quantization": "fp8", "quantization_bits": 8})
+    fp8_kv = ServingOptions(kv_cache_dtype="fp8")
+    assert memory.kv_bytes_per_token(fp8_weights, 1) == memory.kv_bytes_per_token(LLAMA_8B, 1)
+    assert memory.kv_bytes_per_token(fp8_weights, 1, kv_cache_dtype="fp8") == memory.kv_bytes_per_token(LLAMA_8B) / 2
+    auto_tokens = memory.kv_capacity_tokens(fp8_weights, H100.vram_per_gpu_gb, 1, 2048)
+    fp8_tokens = memory.kv_capacity_tokens(fp8_weights, H100.vram_per_gpu_gb, 1, 2048, fp8_kv)
+    assert fp8_tokens == pytest.approx(2 * auto_tokens, rel=1e-4)
+    auto_costs = roofline.step_costs(fp8_weights, H100, VLLM, tensor_parallel=1)
+    fp8_costs = roofline.step_costs(fp8_weights, H100, VLLM, tensor_parallel=1, options=fp8_kv)
+    assert fp8_costs.kv_token_s == pytest.approx(auto_costs.kv_token_s / 2)
+    load = {"input_tokens": 8192, "output_tokens": 256, "concurrency": 256}
+    auto_run = serve(fp8_weights, **load)
+    fp8_run = serve(fp8_weights, options=fp8_kv, **load)
+    assert fp8_run.kv_capacity_tokens == pytest.approx(2 * auto_run.kv_capacity_tokens, rel=1e-4)
+    assert fp8_run.max_running_sequences > auto_run.max_running_sequences  # the cache bounded the batch
+    assert fp8_run.output_tokens_per_s > 1.2 * auto_run.output_tokens_per_s
+    assert fp8_run.assumptions["kv_cache_bytes_per_element"] == 1
+    assert auto_run.assumptions["kv_cache_bytes_per_element"] == 2
+
+
+def test_prefix_caching_lowers_ttft_on_shared_prefixes_and_changes_nothing_without_them():
+    """A workload whose prompts share 75 % of their tokens (the shared-context dataset): with prefix caching each
+    request computes only its own quarter (attending to the cached rest), so TTFT falls at equal load; without a
+    shared prefix, or with the cache off, nothing changes."""
+    shared = workloads.SHARED_PREFIX_FRACTION["shared-context"]
+    load = {"input_tokens": 4096, "output_tokens": 64, "concurrency": 16, "shared_prefix_fraction": shared}
+    cold = serve(**load)
+    cached = serve(options=ServingOptions(prefix_caching=True), **load)
+    assert p50_ms(cached.ttft_s) < 0.6 * p50_ms(cold.ttft_s)
+    assert cached.output_tokens_per_s > cold.output_tokens_per_s
+    assert "on: 3072 of 4096" in cached.assumptions["prefix_caching"]
+    assert cold.assumptions["prefix_caching"].startswith("off")
+    unique = serve(options=ServingOptions(prefix_caching=True), **(load | {"shared_prefix_fraction": 0.0}))
+    baseline = serve(**(load | {"shared_prefix_fraction": 0.0}))
+    assert np.array_equal(unique.ttft_s, baseline.ttft_s)
+    with pytest.raises(ValueError, match="shared_prefix_fraction"):
+        serve(options=ServingOptions(prefix_caching=True), **(load | {"shared_prefix_fraction": 1.0}))
+
+
+def test_speculative_decoding_cuts_tpot_at_low_load_and_gains_less_as_concurrency_rises():
+    """EAGLE-3 (3 drafts, acceptance 0.8: about 2.95 tokens per step): at concurrency 1 the decode step is
+    memory-bound, the verified drafts ride free and TPOT falls by about the tokens per step less the draft's cost; at
+    concurrency 64 the steps carry 4x the tokens through the weights and the gain shrinks."""
+    ratios = {}
+    for concurrency in (1, 64):
+        load = {"input_tokens": 1024, "output_tokens": 256, "concurrency": concurrency}
+        plain = serve(**load)
+        eagle = serve(options=ServingOptions(speculative_method="eagle3"), dataset="multiturn-chat", **load)
+        ratios[concurrency] = p50_ms(eagle.tpot_s) / p50_ms(plain.tpot_s)
+        assert eagle.output_tokens == plain.output_tokens == 256
+    assert ratios[1] < 0.6
+    assert ratios[64] > ratios[1] + 0.15
+    spec = eagle.assumptions["speculative_decoding"]
+    alpha = workloads.SPECULATIVE_ACCEPTANCE["multiturn-chat"]["eagle3"]
+    assert spec["tokens_per_step"] == pytest.approx((1 - alpha**4) / (1 - alpha))
+    # a worse draft (n-gram lookup on free generation) gains less than EAGLE-3 at concurrency 1
+    load = {"input_tokens": 1024, "output_tokens": 256, "concurrency": 1}
+    ngram = serve(options=ServingOptions(speculative_method="ngram"), dataset="synthetic-fixed", **load)
+    eagle = serve(options=ServingOptions(speculative_method="eagle3"), dataset="synthetic-fixed", **load)
+    assert p50_ms(eagle.tpot_s) < p50_ms(ngram.tpot_s) < p50_ms(serve(**load).tpot_s)
+
+
+def test_every_result_names_its_serving_options():
+    run = serve(input_tokens=128, output_tokens=16, concurrency=1)
+    assert run.assumptions["serving_options"] == dataclasses.asdict(ServingOptions())
+    assert run.assumptions["speculative_decoding"]["method"] == "none"
+    assert run.predictor["backend"] == "roofline"

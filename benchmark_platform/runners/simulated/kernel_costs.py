@@ -42,6 +42,7 @@ from importlib import metadata
 
 import numpy as np
 
+from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import roofline
 from benchmark_platform.runners.simulated.step_costs import KernelsUnavailable, Predictor, PredictorChoice
@@ -72,9 +73,10 @@ NOT_MEASURED = {
 # Our frameworks -> its backends. Each backend's data version is the package's "current" slot for the system.
 BACKENDS = {"vllm": "vllm", "sglang": "sglang", "tensorrt-llm": "trtllm", "trtllm": "trtllm"}
 # Our quantizations -> its GEMM quant modes (fp8: per-tensor FP8 weights and activations; int8: W8A8 SmoothQuant;
-# int4: weight-only AWQ/GPTQ) and KV-cache dtypes (FP8 deployments keep the KV cache in FP8, as memory.py does).
+# int4: weight-only AWQ/GPTQ) and KV-cache dtypes (``ServingOptions.kv_cache_dtype``: "auto" is 16-bit, as
+# memory.py counts it).
 GEMM_QUANT = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8", "int8": "sq", "int4": "int4_wo"}
-KV_QUANT = {"fp8": "fp8"}
+KV_QUANT = {"fp8": "fp8", "auto": "bfloat16"}
 # Grids the engine is asked on: GEMM rows, decode batch x mean context, prompt lengths (the measured axes' points).
 TOKEN_GRID = np.array(sorted({2**i for i in range(16)} | {3 * 2**i for i in range(14)}), dtype=float)
 DECODE_BATCH_GRID = 2.0 ** np.arange(12)
@@ -179,7 +181,7 @@ class LayerShape:
     kv_quant: str
 
 
-def layer_shape(model: ModelFacts, tensor_parallel: int) -> LayerShape:
+def layer_shape(model: ModelFacts, tensor_parallel: int, kv_cache_dtype: str = "auto") -> LayerShape:
     """The model's per-GPU shape; ``KernelsUnavailable`` when its precision or head layout cannot be asked for."""
     if model.quantization not in GEMM_QUANT:
         raise KernelsUnavailable(f"aiconfigurator-core has no GEMM kernels for {model.quantization} weights")
@@ -204,7 +206,7 @@ def layer_shape(model: ModelFacts, tensor_parallel: int) -> LayerShape:
         vocab=vocab // tp,
         tensor_parallel=tp,
         gemm_quant=GEMM_QUANT[model.quantization],
-        kv_quant=KV_QUANT.get(model.quantization, "bfloat16"),
+        kv_quant=KV_QUANT[kv_cache_dtype],
     )
 
 
@@ -223,16 +225,20 @@ def kernel_step_costs(
     *,
     tensor_parallel: int,
     requested: PredictorChoice = "kernels",
+    options: ServingOptions | None = None,
 ) -> KernelStepCosts:
     """The measured-kernel step costs of ``model`` on ``tensor_parallel`` GPUs of ``hardware`` under ``framework``.
 
     Raises ``ImportError`` without ``aiconfigurator-core``, ``KernelsUnavailable`` (saying why) where it has no
     measurements for this GPU, engine, precision or shape."""
+    options = options or ServingOptions()
     if model.moe is not None:
         raise KernelsUnavailable(f"{model.version_key} is a mixture-of-experts model: MoE kernels are not wired yet")
+    if options.expert_parallel > 1 or options.data_parallel_attention:
+        raise KernelsUnavailable("expert parallelism and data-parallel attention are not in the measured kernels")
     package_version = _package_version()
     system, backend = _system(hardware), _backend(framework)
-    shape = layer_shape(model, tensor_parallel)
+    shape = layer_shape(model, tensor_parallel, options.kv_cache_dtype)
     tables = _tables(system, backend, shape)
     version, token_s, logits_s, decode_attention_s, prompt_attention_s, measured = tables
     return KernelStepCosts(
@@ -249,7 +255,7 @@ def kernel_step_costs(
         decode_attention_s=decode_attention_s,
         prompt_pairs=PROMPT_GRID * (PROMPT_GRID + 1) / 2,
         prompt_attention_s=prompt_attention_s,
-        roofline=roofline.step_costs(model, hardware, framework, tensor_parallel=tensor_parallel),
+        roofline=roofline.step_costs(model, hardware, framework, tensor_parallel=tensor_parallel, options=options),
     )
 
 

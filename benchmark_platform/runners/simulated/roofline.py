@@ -18,11 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchmark_platform.domain import ServingOptions
 from benchmark_platform.memory import (
     ACTIVATION_BYTES,
     dense_weight_bytes,
+    expert_shards,
     expert_weight_bytes,
-    kv_bytes_per_token,
+    replica_kv_bytes_per_token,
     usable_gb_per_gpu,
 )
 from benchmark_platform.memory import memory_per_gpu_gb as _memory_per_gpu_gb
@@ -31,7 +33,7 @@ from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
-ROOFLINE_VERSION = "3"  # 3: mixture-of-experts step costs, FP4 peaks
+ROOFLINE_VERSION = "4"  # 4: serving options (KV-cache dtype, expert parallelism, DP attention); 3: MoE, FP4 peaks
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
@@ -77,6 +79,10 @@ class StepCosts:
     experts reads its dense weights and only the experts the step's tokens route to: ``expert_weights_s`` (all routed
     experts) times the expected share touched by ``tokens`` tokens choosing top-k of E uniformly, 1 − (1 − k/E)^tokens;
     ``token_s`` counts the active parameters. Every method takes plain numbers or numpy arrays.
+
+    The communication term ``allreduce_s + allreduce_token_s × tokens`` holds every collective of a step: the
+    all-reduces of tensor parallelism and, under expert parallelism, the dispatch and combine all-to-alls of each MoE
+    layer (``step_costs`` counts them per serving option).
     """
 
     tensor_parallel: int
@@ -109,6 +115,33 @@ class StepCosts:
         return self.allreduce_s + self.allreduce_token_s * tokens if self.tensor_parallel > 1 else 0.0 * tokens
 
 
+def collectives_per_step(model: ModelFacts, options: ServingOptions) -> tuple[int, int]:
+    """(all-reduces, all-to-all transfers) one forward pass runs, before the tensor-parallel degree is known to be > 1.
+
+    Plain tensor parallelism: two all-reduces per layer (after attention and after the FFN). Expert parallelism (MoE
+    only): each MoE layer's FFN becomes a dispatch of every token's hidden state to the ranks holding its experts and
+    a combine of their outputs (two all-to-all transfers), while attention keeps its all-reduce, and so do the
+    leading dense-FFN layers. Data-parallel attention: each rank runs attention (and the dense FFN layers) on its own
+    sequences with whole weights, so no all-reduce is left; only the MoE layers' all-to-alls."""
+    layers = model.num_layers
+    if options.expert_parallel == 1 or model.moe is None:
+        return 2 * layers, 0
+    moe_layers = layers - model.moe.dense_layers
+    if options.data_parallel_attention:
+        return 0, 2 * moe_layers
+    return layers + model.moe.dense_layers, 2 * moe_layers
+
+
+def remote_ranks_per_token(model: ModelFacts, expert_parallel: int) -> float:
+    """Other ranks one token's hidden state is sent to under expert parallelism: its top-k experts land on
+    ep · (1 − (1 − 1/ep)^k) distinct ranks on average (uniform routing), (ep − 1) / ep of them remote. DeepEP and the
+    engines' all-to-all kernels send a token once per destination rank, not once per expert."""
+    if model.moe is None or expert_parallel == 1:
+        return 0.0
+    ep, k = expert_parallel, model.moe.experts_per_token
+    return ep * (1 - (1 - 1 / ep) ** k) * (ep - 1) / ep
+
+
 def step_costs(
     model: ModelFacts,
     hardware: HardwareFacts,
@@ -117,31 +150,49 @@ def step_costs(
     tensor_parallel: int,
     requested: PredictorChoice = "roofline",
     fallback: str | None = None,
+    options: ServingOptions | None = None,
 ) -> StepCosts:
-    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware`` (every weight,
-    routed experts included, split over the tensor-parallel group).
+    """The cost coefficients of a forward pass of ``model`` on ``tensor_parallel`` GPUs of ``hardware`` under the
+    serving ``options`` (None: a plain tensor-parallel deployment, every weight split over the group).
+
+    - KV-cache dtype: the attention reads move ``memory.kv_dtype_bytes`` per element.
+    - Expert parallelism: the routed experts are whole on ``expert_parallel`` ranks (``memory.expert_shards``); a step
+      reads on each rank its dense slice plus the distinct experts its tokens route to there (the same expected share
+      1 − (1 − k/E)^tokens of that rank's experts), and pays the MoE layers' dispatch and combine
+      (``collectives_per_step``; bytes: ``remote_ranks_per_token`` hidden states per token, split over the ranks,
+      at the link's all-reduce bandwidth; latency: the link's fitted all-reduce latency per transfer).
+    - Data-parallel attention: every rank reads the whole dense weights, and the replica's sequences (their KV reads)
+      split evenly over the ranks (``memory.replica_kv_bytes_per_token``), which is what saves MLA models from reading
+      the latent cache of every sequence on every rank.
 
     ``requested`` and ``fallback`` are recorded in the predictor: which backend the caller asked for, and why the
     roofline answers instead when that was another (``step_costs.step_cost_model``)."""
+    options = options or ServingOptions()
     tp = tensor_parallel
+    ep = options.expert_parallel
     prefill_share, decode_share = calibration.efficiency_shares(hardware)
     bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency * decode_share
     flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency * prefill_share
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
     link *= calibration.allreduce_bandwidth_share(hardware)
+    hidden_bytes = model.hidden_size * ACTIVATION_BYTES[model.quantization]
     # ring all-reduce of each token's hidden state: 2 (tp - 1) / tp of the message crosses each GPU's link
-    allreduce_bytes_per_token = 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES[model.quantization]
+    allreduce_bytes_per_token = 2 * (tp - 1) / tp * hidden_bytes
+    # all-to-all: each rank sends its share of the tokens (1 / ep) to the remote ranks holding their experts
+    alltoall_bytes_per_token = remote_ranks_per_token(model, ep) * hidden_bytes / ep
+    allreduces, alltoalls = collectives_per_step(model, options)
+    dense_slices = 1 if options.data_parallel_attention else tp
     return StepCosts(
         tensor_parallel=tp,
-        weights_s=dense_weight_bytes(model) / tp / bandwidth,
-        expert_weights_s=expert_weight_bytes(model) / tp / bandwidth,
+        weights_s=dense_weight_bytes(model) / dense_slices / bandwidth,
+        expert_weights_s=expert_weight_bytes(model) / expert_shards(tp, ep) / bandwidth,
         expert_route_share=model.moe.experts_per_token / model.moe.experts if model.moe else 0.0,
-        kv_token_s=kv_bytes_per_token(model, tp) / bandwidth,
+        kv_token_s=replica_kv_bytes_per_token(model, tp, None, options) / bandwidth,
         token_s=2 * model.active_parameters() / tp / flops,
         # QK and AV: 2 FLOPs per multiply-add over hidden_size dims each, per layer
         pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
-        allreduce_s=2 * model.num_layers * calibration.allreduce_latency_seconds(hardware),
-        allreduce_token_s=2 * model.num_layers * allreduce_bytes_per_token / link,
+        allreduce_s=(allreduces + alltoalls) * calibration.allreduce_latency_seconds(hardware),
+        allreduce_token_s=(allreduces * allreduce_bytes_per_token + alltoalls * alltoall_bytes_per_token) / link,
         predictor=Predictor(
             backend="roofline",
             version=ROOFLINE_VERSION,

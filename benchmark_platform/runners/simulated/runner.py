@@ -25,6 +25,7 @@ from benchmark_platform.runners.serving_metrics import deployment_figures, simul
 from benchmark_platform.runners.simulated import roofline
 from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.stats import summarize
+from benchmark_platform.workloads import SHARED_PREFIX_FRACTION
 
 # Accuracy lost to quantization, in absolute points of an exact-match score: typical of published AWQ/GPTQ/FP8
 # evaluations of 7B-70B models (FP8 and INT8 within half a point, 4-bit one to two points).
@@ -211,6 +212,9 @@ def simulate(spec: RunSpec, seed: int) -> Measurement:
         output_tokens=output_tokens,
         concurrency=spec.batch_size,
         seed=config_seed(spec, seed),
+        # what prefix caching can skip and whose speculative acceptance applies: the use case's dataset
+        shared_prefix_fraction=SHARED_PREFIX_FRACTION.get(spec.workload.dataset, 0.0),
+        dataset=spec.workload.dataset,
     )
     measurement = measurement_from_replica(
         replica,

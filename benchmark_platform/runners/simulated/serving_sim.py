@@ -19,19 +19,38 @@ Multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps N``, a V0 option gone 
 waits for the block's end before its prompt is prefilled (one step of its own), sequences that finish inside a block
 keep their slot (and are computed) until its end, and each block's tokens reach the client together at its end.
 
+Serving options (``domain.ServingOptions``) change what a step costs and what the cache holds: the KV-cache dtype,
+expert parallelism and data-parallel attention act through ``memory`` and the step-cost backend
+(``roofline.step_costs``); speculative decoding and prefix caching act here:
+
+- Speculative decoding (``speculative_method``): every decode step verifies k + 1 tokens per sequence (k drafts from
+  ``workloads.SPECULATIVE_DRAFT_TOKENS``): k + 1 tokens through the weights and k + 1 queries over the context, which
+  is read once; the draft itself costs ``DRAFT_LAYER_EQUIVALENTS`` layers of a one-token step per draft token. The
+  step emits E = (1 − alpha^(k+1)) / (1 − alpha) tokens on average (alpha: ``workloads.speculative_acceptance`` of the
+  dataset), so a request needs ceil((output − 1) / E) decode steps and its context grows by E per step. At low load
+  the step is memory-bound and the extra tokens ride free (TPOT falls by about E); at high load the step is
+  compute-bound and the rejected drafts' FLOPs are lost (the gain shrinks or turns into a loss).
+- Prefix caching (``prefix_caching`` with ``shared_prefix_fraction`` f > 0): a request's prompt shares its first f of
+  tokens with earlier requests of its dataset (``workloads.SHARED_PREFIX_FRACTION``); its prefill computes only the
+  rest, attending to (and reading) the cached prefix. The first request finds the cache cold and pays its whole
+  prompt. The KV cache still reserves every request's whole sequence (shared blocks are not deduplicated here: a
+  conservative capacity).
+
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark_platform import memory
+from benchmark_platform import memory, workloads
+from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
@@ -63,6 +82,11 @@ MAX_ITL_SAMPLES = 50_000
 OPEN_LOOP_WARMUP_SHARE = 0.25
 # Steps take their jitter factor from a seeded table of this many, by step number modulo its size.
 JITTER_TABLE_SIZE = 4096
+# What drafting one token costs, in layers of the target model's one-token step: an MTP module is one transformer
+# layer of the target's shape plus the shared LM head (DeepSeek-V3 report, section 2.2); an EAGLE-3 head is one
+# decoder layer plus its own LM head (EAGLE-3 paper, arXiv 2503.01840); the LM head (vocabulary x hidden) weighs about
+# one layer in the models these methods ship for. N-gram lookup runs on the host over token ids: no GPU work.
+DRAFT_LAYER_EQUIVALENTS = {"mtp": 2.0, "eagle3": 2.0, "ngram": 0.0}
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,19 @@ def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
     return framework.name != "emulator"
 
 
+def _validate_options(model: ModelFacts, tensor_parallel: int, options: ServingOptions, shared_prefix: float) -> None:
+    if options.expert_parallel > 1:
+        if model.moe is None:
+            raise ValueError(f"expert_parallel > 1 needs a mixture-of-experts model; {model.version_key} is dense")
+        if options.expert_parallel != tensor_parallel:
+            raise ValueError(
+                f"expert_parallel must equal the replica's GPUs (tensor_parallel {tensor_parallel}), as the engines "
+                f"place it, got {options.expert_parallel}"
+            )
+    if not 0.0 <= shared_prefix < 1.0:
+        raise ValueError(f"shared_prefix_fraction must lie in [0, 1), got {shared_prefix!r}")
+
+
 def _validate(
     hardware: HardwareFacts,
     framework: FrameworkFacts,
@@ -177,6 +214,9 @@ def simulate_serving(
     staggered_start: bool = True,
     seed: int = 0,
     predictor: PredictorChoice = "auto",
+    options: ServingOptions | None = None,
+    shared_prefix_fraction: float = 0.0,
+    dataset: str | None = None,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -184,6 +224,9 @@ def simulate_serving(
     default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
     one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
     ``predictor`` picks the step-cost backend (``step_costs``); the one that answered is in ``assumptions``.
+    ``options`` are the engine's serving options (None: ``ServingOptions()``, a plain tensor-parallel deployment);
+    ``shared_prefix_fraction`` is the share of each prompt earlier requests already sent (what prefix caching can
+    skip); ``dataset`` names the workload's dataset, whose speculative acceptance rates apply (chat figures when None).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -199,17 +242,19 @@ def simulate_serving(
         num_requests,
         scheduler_steps,
     )
+    options = options or ServingOptions()
+    _validate_options(model, tensor_parallel, options, shared_prefix_fraction)
     tp = tensor_parallel
     sequence_tokens = input_tokens + output_tokens
-    capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp, sequence_tokens)
+    capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp, sequence_tokens, options)
     if capacity < sequence_tokens:
-        needed = memory.memory_per_gpu_gb(model, tp, 1, sequence_tokens)
+        needed = memory.memory_per_gpu_gb(model, tp, 1, sequence_tokens, options)
         raise roofline.DoesNotFitError(
             f"{model.version_key} at tensor parallel {tp} needs {needed:.1f} GB per GPU for its weights and one "
             f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
-    costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor)
+    costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor, options=options)
     budget, max_seqs = scheduler_limits(hardware, framework)
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
@@ -222,7 +267,25 @@ def simulate_serving(
     request_overhead = calibration.request_overhead_seconds(framework)
     sequence_overhead = calibration.sequence_step_overhead_seconds(framework)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
-    prompt, out = input_tokens, output_tokens
+    speculation = _speculation(options, dataset, model)
+    # ``out``: the steps that emit a request's tokens (its prefill and its decode steps); with speculative decoding a
+    # decode step emits ``growth`` tokens on average, so fewer steps than output tokens
+    growth, verify, draft_share = speculation["tokens_per_step"], speculation["verified_per_step"], 0.0
+    if verify > 1:
+        draft_layers = DRAFT_LAYER_EQUIVALENTS[options.speculative_method]
+        draft_share = speculation["draft_tokens"] * draft_layers / model.num_layers
+    prompt, out = input_tokens, 1 + math.ceil((output_tokens - 1) / growth)
+    # prefix caching: the prompt tokens a request finds cached (all but the first request, which meets a cold cache)
+    cached_prefix = int(shared_prefix_fraction * prompt) if options.prefix_caching else 0
+
+    def decode_gpu_seconds(sequences, tokens, pairs, kv_tokens, decode_context):
+        """A step's GPU seconds when ``sequences`` of its tokens are decodes over ``decode_context`` cached tokens:
+        each decode verifies ``verify`` tokens (k drafts + 1) and the drafts cost ``draft_share`` of a decode step."""
+        if verify == 1:
+            return costs.gpu_seconds(tokens, pairs, kv_tokens)
+        extra = (verify - 1) * np.asarray(sequences)
+        gpu = costs.gpu_seconds(tokens + extra, pairs + (verify - 1) * decode_context, kv_tokens)
+        return gpu + draft_share * costs.gpu_seconds(sequences, decode_context, decode_context) * (sequences > 0)
 
     closed = concurrency is not None
     if closed:
@@ -314,7 +377,7 @@ def simulate_serving(
             # then of newly admitted requests
             decodes = n_decoding if mixed else 0
             left = budget - decodes
-            context = decodes * (prompt + decode) - (first_decode_sum if mixed else 0)
+            context = decodes * prompt + growth * (decodes * decode - (first_decode_sum if mixed else 0))
             tokens, pairs, kv_tokens = decodes, context, context
             finished: list[int] = []
             for entry in prefilling:
@@ -333,20 +396,21 @@ def simulate_serving(
                 request = waiting.popleft()
                 reserved += sequence_tokens
                 running += 1
-                chunk = min(prompt, left)
-                pairs += chunk * (chunk + 1) / 2
-                kv_tokens += chunk
+                cached = cached_prefix if request > 0 else 0  # the cached prefix is read, not computed
+                chunk = min(prompt - cached, left)
+                pairs += chunk * cached + chunk * (chunk + 1) / 2
+                kv_tokens += cached + chunk
                 tokens += chunk
                 left -= chunk
-                if chunk == prompt:
+                if cached + chunk == prompt:
                     finished.append(request)
                 else:
-                    prefilling.append([request, chunk])
+                    prefilling.append([request, cached + chunk])
             peak_reserved = max(peak_reserved, reserved)
             while prefilling and prefilling[0][1] == prompt:
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
-            gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
+            gpu = float(decode_gpu_seconds(decodes, tokens, pairs, kv_tokens, context)) * factor
             host = overhead + eager_prefill + sequence_overhead * running
             if eager_prefill:
                 eager_steps.append(step)
@@ -376,9 +440,10 @@ def simulate_serving(
             multi_step = scheduler_steps > 1
             count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
             # contexts grow by one token per sequence per step; a decode attends to (and reads) its whole context
-            context = n_decoding * (prompt + decode) - first_decode_sum
-            contexts = context + n_decoding * np.arange(count, dtype=float)
-            duration = costs.gpu_seconds(n_decoding, contexts, contexts) + (overhead + sequence_overhead * n_decoding)
+            context = n_decoding * prompt + growth * (n_decoding * decode - first_decode_sum)
+            contexts = context + growth * n_decoding * np.arange(count, dtype=float)
+            gpu = decode_gpu_seconds(n_decoding, n_decoding, contexts, contexts, contexts)
+            duration = gpu + (overhead + sequence_overhead * n_decoding)
             start = step % JITTER_TABLE_SIZE
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
@@ -386,7 +451,7 @@ def simulate_serving(
                 count = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
-            middle = context + n_decoding * (count // 2)
+            middle = context + growth * n_decoding * (count // 2)
             compute_bound = costs.compute_bound(n_decoding, middle, middle)
             bound_time["decode_compute" if compute_bound else "decode_memory"] += run_end - now
             now = run_end
@@ -423,6 +488,7 @@ def simulate_serving(
         tensor_parallel=tp,
         prompt=prompt,
         out=out,
+        emitted=output_tokens,
         arrival=arrival,
         first_step=first_step,
         first_decode=first_decode,
@@ -455,7 +521,29 @@ def simulate_serving(
         else {"mode": "open-loop-poisson", "request_rate": request_rate},
         rng=rng,
         seed=seed,
+        options=options,
+        speculation=speculation,
+        shared_prefix_fraction=shared_prefix_fraction,
+        cached_prefix=cached_prefix,
     )
+
+
+def _speculation(options: ServingOptions, dataset: str | None, model: ModelFacts) -> dict:
+    """The speculative-decoding figures of a run: draft tokens k, acceptance alpha, tokens per step E, verified k + 1
+    (k = 0, E = 1 without speculation)."""
+    method = options.speculative_method
+    if method == "none":
+        return {"method": "none", "draft_tokens": 0, "acceptance": None, "tokens_per_step": 1.0, "verified_per_step": 1}
+    k = workloads.SPECULATIVE_DRAFT_TOKENS[method]
+    alpha = workloads.speculative_acceptance(method, dataset)
+    return {
+        "method": method,
+        "draft_tokens": k,
+        "acceptance": alpha,
+        "tokens_per_step": workloads.expected_tokens_per_step(alpha, k),
+        "verified_per_step": k + 1,
+        "draft_cost_layers_per_token": DRAFT_LAYER_EQUIVALENTS[method],
+    }
 
 
 def _summarize(
@@ -465,6 +553,7 @@ def _summarize(
     tensor_parallel: int,
     prompt: int,
     out: int,
+    emitted: int,
     arrival: np.ndarray,
     first_step: np.ndarray,
     first_decode: np.ndarray,
@@ -495,8 +584,13 @@ def _summarize(
     load: dict,
     rng: np.random.Generator,
     seed: int,
+    options: ServingOptions,
+    speculation: dict,
+    shared_prefix_fraction: float,
+    cached_prefix: int,
 ) -> ServingSimulation:
-    """Per-request latencies of the measured requests and rates over the measured window."""
+    """Per-request latencies of the measured requests and rates over the measured window. ``out`` counts the steps
+    that emit a request's tokens, ``emitted`` its output tokens (more than ``out`` under speculative decoding)."""
     ends = np.cumsum(durations)
     token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
@@ -505,7 +599,7 @@ def _summarize(
     last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
     ttft = token_ends[first] - start
     e2e = token_ends[last] - start
-    tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
+    tpot = (e2e - ttft) / (emitted - 1) if emitted > 1 else np.zeros_like(ttft)
     # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
     if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
         later = token_ends[decode_steps[base[:, None] + np.arange(1, out)]]
@@ -535,7 +629,9 @@ def _summarize(
     starts, bases = first_step[started], first_decode[started]
     first_tokens = int(((starts >= lo) & (starts < hi)).sum())
     later_tokens = np.clip(np.minimum(bases + out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None)
-    output_in_window = first_tokens + int(later_tokens.sum())
+    # a decode step emits (emitted - 1) / (out - 1) tokens per sequence on average (1 without speculation)
+    per_step = (emitted - 1) / (out - 1) if out > 1 else 1.0
+    output_in_window = first_tokens + float(later_tokens.sum()) * per_step
     last_decode = bases + out - 1
     if out > 1:
         finished = last_decode < decode_steps.size
@@ -567,21 +663,21 @@ def _summarize(
     busy = (float(run_seconds[working].sum()) - host_seconds) / duration
     decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
     prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
-    peak_sequences = peak_reserved // (prompt + out)
+    peak_sequences = peak_reserved // (prompt + emitted)
     return ServingSimulation(
         ttft_s=ttft,
         tpot_s=tpot,
         itl_s=itl,
         e2e_s=e2e,
         input_tokens=prompt,
-        output_tokens=out,
+        output_tokens=emitted,
         duration_s=duration,
         completed_requests=completed,
         output_tokens_per_s=output_rate,
-        total_tokens_per_s=output_rate * (prompt + out) / out,
-        requests_per_s=output_rate / out,
+        total_tokens_per_s=output_rate * (prompt + emitted) / emitted,
+        requests_per_s=output_rate / emitted,
         gpu_busy_fraction=min(1.0, busy),
-        memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + out),
+        memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + emitted, options),
         kv_capacity_tokens=capacity,
         max_running_sequences=int(run_running.max()),
         mean_running_sequences=mean_running,
@@ -613,6 +709,14 @@ def _summarize(
             "prefill_efficiency": framework.prefill_efficiency,
             "decode_efficiency": framework.decode_efficiency,
             "step_jitter_sigma": STEP_JITTER_SIGMA,
-            "prefix_caching": "off (every prompt unique)",
+            "serving_options": dataclasses.asdict(options),
+            "kv_cache_bytes_per_element": memory.kv_dtype_bytes(model, options.kv_cache_dtype),
+            "prefix_caching": (
+                f"on: {cached_prefix} of {prompt} prompt tokens cached (shared prefix {shared_prefix_fraction:.0%}; "
+                "the first request cold)"
+                if options.prefix_caching
+                else "off (every prompt computed in full)"
+            ),
+            "speculative_decoding": speculation,
         },
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
+from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 
 PredictorChoice = Literal["auto", "roofline", "kernels"]
@@ -65,8 +66,10 @@ def step_cost_model(
     *,
     tensor_parallel: int,
     predictor: PredictorChoice = "auto",
+    options: ServingOptions | None = None,
 ) -> StepCostModel:
-    """The step-cost model that answers for this replica: the requested backend, or the roofline with the reason."""
+    """The step-cost model that answers for this replica under the serving ``options``: the requested backend, or the
+    roofline with the reason (the measured kernels cannot represent expert parallelism or data-parallel attention)."""
     from benchmark_platform.runners.simulated import roofline
 
     if predictor not in PREDICTOR_CHOICES:
@@ -80,12 +83,18 @@ def step_cost_model(
             from benchmark_platform.runners.simulated import kernel_costs
 
             return kernel_costs.kernel_step_costs(
-                model, hardware, framework, tensor_parallel=tensor_parallel, requested=predictor
+                model, hardware, framework, tensor_parallel=tensor_parallel, requested=predictor, options=options
             )
         except ImportError as error:
             fallback = f"measured kernels unavailable ({error}); roofline used"
         except KernelsUnavailable as error:
             fallback = f"{error}; roofline used"
     return roofline.step_costs(
-        model, hardware, framework, tensor_parallel=tensor_parallel, requested=predictor, fallback=fallback
+        model,
+        hardware,
+        framework,
+        tensor_parallel=tensor_parallel,
+        requested=predictor,
+        fallback=fallback,
+        options=options,
     )
