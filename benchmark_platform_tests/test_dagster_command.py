@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from benchmark_platform import settings
 
 
@@ -17,6 +19,7 @@ def platform_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_dagster_instance_commands_reach_the_platform_instance(dagster_instance) -> None:
     pool = "gpu-aws-h100-sxm-x8"
 

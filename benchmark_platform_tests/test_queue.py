@@ -592,7 +592,6 @@ def test_commands_reject_an_unknown_model_version_with_exit_2(database_url, engi
     assert bad_framework.exit_code == 2 and "unknown framework 'nope'" in bad_framework.output
 
 
-@pytest.mark.slow
 def test_progress_and_reap_stale_commands(database_url, engine, version_id, small_queue):
     queue.claim(engine, "gone", limit=4)
     _expire_leases(engine)

@@ -345,7 +345,6 @@ def test_written_report_draws_every_chart_in_headless_chromium(engine: Engine, t
 # --- the command ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: Engine, tmp_path: Path) -> None:
     insert_results(engine, measurement_grid(("chatbot",)))
     out = tmp_path / "report.html"
@@ -383,7 +382,6 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
     assert "Example:" in help_text and "benchmark-platform report --use-case chatbot" in help_text
 
 
-@pytest.mark.slow
 def test_the_report_and_the_demo_summary_show_the_stored_rankings_and_never_rank(engine: Engine, tmp_path: Path):
     """Once ranked, the results can go and a stored row can be edited: the report and the demo's summary show exactly
     what is stored, because neither ranks."""

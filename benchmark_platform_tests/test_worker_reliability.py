@@ -219,7 +219,6 @@ def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine
     assert rescued == ["victim"]  # the claims the heir took back were the victim's
 
 
-@pytest.mark.slow
 def test_a_long_benchmark_that_heartbeats_is_never_taken_away(engine, version_id):
     """Time scaled: a 1 s lease stands for the old rule's 120 minutes; the run lasts four leases, while the reaper
     and a rival worker try all the time to take it."""
