@@ -354,6 +354,7 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         scheduler_steps=row.get("num_scheduler_steps", 1),  # the server's documented --num-scheduler-steps
+        chunked_prefill=chunked_prefill_flag(row),
         seed=seed,
         predictor=predictor,
         **load,
@@ -373,6 +374,14 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
         },
         simulated=summary(run, row),
     )
+
+
+def chunked_prefill_flag(row: dict) -> bool | None:
+    """The server's --enable-chunked-prefill as the row's ``engine_flags`` state it (None: the engine's default)."""
+    flags = str(row.get("engine_flags") or "")
+    if "--no-enable-chunked-prefill" in flags:
+        return False
+    return True if "--enable-chunked-prefill" in flags else None
 
 
 def published_output_throughput(row: dict) -> float | None:

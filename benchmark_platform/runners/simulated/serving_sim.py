@@ -44,6 +44,9 @@ LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
 # vLLM's V0 engine (before 0.8) ran at most 256 sequences on every GPU (EngineArgs.max_num_seqs = 256).
 V0_MAX_NUM_SEQS = 256
+# vLLM V0 with --enable-chunked-prefill and no --max-num-batched-tokens: a budget of 512 tokens per step ("512 is the
+# default max_num_batched_tokens for chunked prefill", vLLM's performance docs through 0.6; SchedulerConfig).
+V0_CHUNKED_PREFILL_BUDGET = 512
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
 # launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
@@ -91,24 +94,36 @@ class ServingSimulation:
     assumptions: dict
 
 
-def scheduler_limits(hardware: HardwareFacts, framework: FrameworkFacts) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU."""
+def scheduler_limits(
+    hardware: HardwareFacts, framework: FrameworkFacts, chunked_prefill: bool | None = None
+) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU;
+    ``chunked_prefill`` is the server's --enable-chunked-prefill (None: the engine's default)."""
     large = (
         memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     )
     budget, max_seqs = LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
-    if framework.name == "vllm" and _version(framework) < (0, 8):
+    if _is_vllm_v0(framework):
         max_seqs = V0_MAX_NUM_SEQS
+        if chunked_prefill:
+            budget = V0_CHUNKED_PREFILL_BUDGET
     return budget, max_seqs
 
 
-def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
-    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, TGI and
-    LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless --enable-mixed-chunk, vLLM's V0
-    engine before 0.8 without chunked prefill)."""
+def mixes_prefill_with_decodes(framework: FrameworkFacts, chunked_prefill: bool | None = None) -> bool:
+    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, vLLM V0 with
+    --enable-chunked-prefill, TGI and LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless
+    --enable-mixed-chunk, vLLM's V0 engine before 0.8 without chunked prefill). ``chunked_prefill`` is the server's
+    --enable-chunked-prefill where it says (None: the engine's default)."""
+    if chunked_prefill is not None:
+        return chunked_prefill
     if framework.name == "sglang":
         return False
-    return not (framework.name == "vllm" and _version(framework) < (0, 8))
+    return not _is_vllm_v0(framework)
+
+
+def _is_vllm_v0(framework: FrameworkFacts) -> bool:
+    return framework.name == "vllm" and _version(framework) < (0, 8)
 
 
 def _version(framework: FrameworkFacts) -> tuple[int, int]:
@@ -133,6 +148,7 @@ def _validate(
     request_rate: float | None,
     num_requests: int | None,
     scheduler_steps: int,
+    chunked_prefill: bool | None,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -155,7 +171,9 @@ def _validate(
     if num_requests is not None:
         positive_int("num_requests", num_requests)
     positive_int("scheduler_steps", scheduler_steps)
-    if scheduler_steps > 1 and mixes_prefill_with_decodes(framework):
+    if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
+        raise ValueError(f"chunked_prefill must be True, False or None, got {chunked_prefill!r}")
+    if scheduler_steps > 1 and mixes_prefill_with_decodes(framework, chunked_prefill):
         raise ValueError(
             f"scheduler_steps > 1 (multi-step scheduling) is modelled only for engines that run prefill steps alone "
             f"(vLLM before 0.8), not for {framework.name} {framework.version}"
@@ -177,6 +195,7 @@ def simulate_serving(
     staggered_start: bool = True,
     seed: int = 0,
     predictor: PredictorChoice = "auto",
+    chunked_prefill: bool | None = None,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -184,6 +203,8 @@ def simulate_serving(
     default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
     one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
     ``predictor`` picks the step-cost backend (``step_costs``); the one that answered is in ``assumptions``.
+    ``chunked_prefill`` is the server's --enable-chunked-prefill where the deployment says (None: the engine's
+    default; vLLM V0 with it mixes prompt chunks into decode steps under a 512-token budget).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -198,6 +219,7 @@ def simulate_serving(
         request_rate,
         num_requests,
         scheduler_steps,
+        chunked_prefill,
     )
     tp = tensor_parallel
     sequence_tokens = input_tokens + output_tokens
@@ -210,7 +232,7 @@ def simulate_serving(
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
     costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor)
-    budget, max_seqs = scheduler_limits(hardware, framework)
+    budget, max_seqs = scheduler_limits(hardware, framework, chunked_prefill)
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
     # slice
@@ -261,7 +283,7 @@ def simulate_serving(
     # tokens at decode number d. Where prompt chunks ride along with decodes, every step is a decode step.
     first_decode = np.full(capacity_requests, -1, dtype=np.int64)
     measured_end = warmup + measured
-    mixed = mixes_prefill_with_decodes(framework)
+    mixed = mixes_prefill_with_decodes(framework, chunked_prefill)
 
     # per run of steps: durations (a numpy array, or a one-element tuple) and the sequences running
     durations: list = []
