@@ -326,8 +326,19 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
     load: dict[str, float | int]
     rate = row.get("request_rate")
     sent_at_once = rate is not None and math.isinf(rate)
-    if row.get("concurrency"):
-        # clients ramp up one by one, unless the source started them together (vLLM's latency test: one batch)
+    if row.get("concurrency") and row.get("num_prompts"):
+        # the source's whole run: its clients start together (vllm bench serve and SGLang's bench_serving send at
+        # request rate inf, gated by --max-concurrency) and every one of its num_prompts requests is measured
+        load = {
+            "concurrency": int(row["concurrency"]),
+            "num_requests": int(row["num_prompts"]),
+            "whole_run": True,
+            "staggered_start": False,
+        }
+        described = f"concurrency {row['concurrency']}, {row['num_prompts']} requests"
+    elif row.get("concurrency"):
+        # a steady state (the run's length unknown): clients ramp up one by one, unless the source started them
+        # together (vLLM's latency test: one batch)
         load = {"concurrency": int(row["concurrency"]), "staggered_start": not row.get("started_together", False)}
         described = f"concurrency {row['concurrency']}"
     elif sent_at_once:
@@ -339,6 +350,8 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
         }
         described = "all at once"
     else:
+        # rate rows are simulated in their steady state: their runs are long (hundreds of requests at a few per
+        # second), so the start barely weighs on their medians
         load = {"request_rate": float(rate)}
         described = f"{rate:g} req/s"
     framework = framework_facts(row["framework"])

@@ -149,6 +149,7 @@ def _validate(
     num_requests: int | None,
     scheduler_steps: int,
     chunked_prefill: bool | None,
+    whole_run: bool,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -171,6 +172,8 @@ def _validate(
     if num_requests is not None:
         positive_int("num_requests", num_requests)
     positive_int("scheduler_steps", scheduler_steps)
+    if whole_run and num_requests is None:
+        raise ValueError("whole_run needs the run's num_requests")
     if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
         raise ValueError(f"chunked_prefill must be True, False or None, got {chunked_prefill!r}")
     if scheduler_steps > 1 and mixes_prefill_with_decodes(framework, chunked_prefill):
@@ -196,6 +199,7 @@ def simulate_serving(
     seed: int = 0,
     predictor: PredictorChoice = "auto",
     chunked_prefill: bool | None = None,
+    whole_run: bool = False,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -205,6 +209,11 @@ def simulate_serving(
     ``predictor`` picks the step-cost backend (``step_costs``); the one that answered is in ``assumptions``.
     ``chunked_prefill`` is the server's --enable-chunked-prefill where the deployment says (None: the engine's
     default; vLLM V0 with it mixes prompt chunks into decode steps under a 512-token budget).
+    ``whole_run`` (with ``num_requests``): simulate and measure a benchmark run as ``vllm bench serve``, SGLang's
+    bench_serving and AIPerf run one: exactly ``num_requests`` requests, every one measured from the first (a closed
+    loop's first wave of clients included, an open loop's start on an empty server; no warm-up left out) and none
+    sent after them (the last ones finish at falling load). An overloaded open loop's queue then grows over the run as
+    it does in the measurement. By default the simulator measures the steady state between a warm-up and a tail.
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -220,6 +229,7 @@ def simulate_serving(
         num_requests,
         scheduler_steps,
         chunked_prefill,
+        whole_run,
     )
     tp = tensor_parallel
     sequence_tokens = input_tokens + output_tokens
@@ -249,9 +259,11 @@ def simulate_serving(
     closed = concurrency is not None
     if closed:
         measured = num_requests or max(200, 4 * concurrency)
-        warmup = concurrency
-        capacity_requests = warmup + measured + concurrency
+        # a whole benchmark run measures its first wave and sends nothing after its last request
+        warmup = 0 if whole_run else concurrency
+        capacity_requests = measured if whole_run else warmup + measured + concurrency
         arrival = np.zeros(capacity_requests)
+        first_wave = min(concurrency, capacity_requests)  # the clients' first requests
         if staggered_start:
             # the clients start one by one, evenly over one unloaded request latency (the module docstring says why)
             unloaded_latency = (
@@ -260,10 +272,10 @@ def simulate_serving(
                 + eager_prefill
                 + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             )
-            arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
+            arrival[:first_wave] = np.arange(first_wave) * (unloaded_latency / concurrency)
         api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
-        arrival[:concurrency] += api_delay[:concurrency]
-        scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
+        arrival[:first_wave] += api_delay[:first_wave]
+        scheduled = issued = first_wave  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
             # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
@@ -272,8 +284,8 @@ def simulate_serving(
             measured = max(200, math.ceil(4 * request_rate * unloaded_e2e))
         else:
             measured = num_requests
-        warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
-        capacity_requests = warmup + measured + warmup
+        warmup = 0 if whole_run else math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
+        capacity_requests = measured if whole_run else warmup + measured + warmup
         api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
         arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests)) + api_delay
         scheduled = issued = capacity_requests
