@@ -122,6 +122,16 @@ MOE_FACTS_OF_MODEL = {
 QUANTIZATION_OF_PRECISION = {"mxfp4": ("fp4", "mxfp4"), "fp4": ("fp4", None)}
 # InferenceX's random lengths are drawn uniformly from [0.8 L, L]: their mean.
 INFERENCEX_MEAN_LENGTH = 0.9
+# Per-request lengths of a row whose ``length_distribution`` is ``sharegpt`` (ShareGPT conversations as vLLM's and
+# SGLang's benchmark clients sample them): log-normal draws of this sigma, kept inside the clients' filter (prompts of
+# 4 .. 1,024 tokens, outputs of at least 4, prompt + output at most 2,048), then scaled to the row's means (the
+# sources publish totals only). An assumed shape (ShareGPT's lengths spread over two orders of magnitude with a long
+# tail), not a fit.
+SHAREGPT_LENGTH_SIGMA = 1.0
+SHAREGPT_PROMPT_RANGE = (4, 1024)
+SHAREGPT_MAX_SEQUENCE = 2048
+# Requests drawn for a row that does not say how many its run sent (vllm bench serve's default --num-prompts).
+DEFAULT_NUM_PROMPTS = 1000
 SPEED_LOADS = (
     ("8B H100, concurrency 1, 1,024 in / 1,024 out", dict(concurrency=1, input_tokens=1024, output_tokens=1024)),
     ("8B H100, concurrency 1, 1,024 in / 4,096 out", dict(concurrency=1, input_tokens=1024, output_tokens=4096)),
@@ -202,6 +212,31 @@ def simulation_lengths(row: dict) -> tuple[int, int] | None:
     if not input_tokens or not output_tokens:
         return None
     return round(input_tokens), round(output_tokens)
+
+
+def request_lengths(row: dict, input_tokens: int, output_tokens: int, seed: int = 0) -> tuple | None:
+    """Per-request (input, output) lengths drawn as the row's source drew them (``length_distribution``), with the
+    row's means; None for fixed lengths (the default). One draw per request of the run (``num_prompts``)."""
+    kind = row.get("length_distribution", "fixed")
+    if kind == "fixed":
+        return None
+    if kind != "sharegpt":
+        raise ValueError(f"row {row['id']}: unknown length_distribution {kind!r}")
+    rng = np.random.default_rng(seed)
+    count = int(row.get("num_prompts") or DEFAULT_NUM_PROMPTS)
+    low, high = SHAREGPT_PROMPT_RANGE
+    prompts = np.zeros(0)
+    outs = np.zeros(0)
+    while prompts.size < count:  # draws outside the clients' filter are dropped, as the clients drop them
+        p = input_tokens * rng.lognormal(-(SHAREGPT_LENGTH_SIGMA**2) / 2, SHAREGPT_LENGTH_SIGMA, count)
+        o = output_tokens * rng.lognormal(-(SHAREGPT_LENGTH_SIGMA**2) / 2, SHAREGPT_LENGTH_SIGMA, count)
+        keep = (p >= low) & (p <= high) & (o >= 4) & (p + o <= SHAREGPT_MAX_SEQUENCE)
+        prompts, outs = np.concatenate([prompts, p[keep]]), np.concatenate([outs, o[keep]])
+    prompts, outs = prompts[:count], outs[:count]
+    # the row's means exactly (the filter shifts them)
+    prompts = np.maximum(1, np.round(prompts * input_tokens / prompts.mean())).astype(np.int64)
+    outs = np.maximum(1, np.round(outs * output_tokens / outs.mean())).astype(np.int64)
+    return prompts, outs
 
 
 def moe_facts(name: str) -> ModelFacts:
@@ -336,6 +371,16 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
             "staggered_start": False,
         }
         described = f"concurrency {row['concurrency']}, {row['num_prompts']} requests"
+    elif sent_at_once and row.get("num_prompts") and row.get("length_distribution", "fixed") != "fixed":
+        # every prompt sent at once, lengths varying: the whole run (the server admits what it can, the rest wait;
+        # the longest requests make its tail), as the client measures it (its output tokens over its duration)
+        load = {
+            "concurrency": int(row["num_prompts"]),
+            "num_requests": int(row["num_prompts"]),
+            "whole_run": True,
+            "staggered_start": False,
+        }
+        described = f"all at once, {row['num_prompts']} requests"
     elif row.get("concurrency"):
         # a steady state (the run's length unknown): clients ramp up one by one, unless the source started them
         # together (vLLM's latency test: one batch)
@@ -368,6 +413,7 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
         output_tokens=output_tokens,
         scheduler_steps=row.get("num_scheduler_steps", 1),  # the server's documented --num-scheduler-steps
         chunked_prefill=chunked_prefill_flag(row),
+        lengths=request_lengths(row, input_tokens, output_tokens, seed),
         seed=seed,
         predictor=predictor,
         **load,

@@ -25,6 +25,7 @@ between such events every step decodes the same sequences, so a whole run of the
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -200,6 +201,7 @@ def simulate_serving(
     predictor: PredictorChoice = "auto",
     chunked_prefill: bool | None = None,
     whole_run: bool = False,
+    lengths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -214,6 +216,9 @@ def simulate_serving(
     loop's first wave of clients included, an open loop's start on an empty server; no warm-up left out) and none
     sent after them (the last ones finish at falling load). An overloaded open loop's queue then grows over the run as
     it does in the measurement. By default the simulator measures the steady state between a warm-up and a tail.
+    ``lengths`` (input, output): per-request lengths, request i taking entry i modulo their size (a benchmark's
+    dataset, drawn as the source drew it); by default every request has ``input_tokens`` and ``output_tokens``, which
+    should then be the lengths' means (the closed loop's ramp and the open loop's run length use them).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -232,13 +237,15 @@ def simulate_serving(
         whole_run,
     )
     tp = tensor_parallel
+    prompts, outs = _request_lengths(lengths, input_tokens, output_tokens)
     sequence_tokens = input_tokens + output_tokens
+    longest = int((prompts + outs).max())
     capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp, sequence_tokens)
-    if capacity < sequence_tokens:
-        needed = memory.memory_per_gpu_gb(model, tp, 1, sequence_tokens)
+    if capacity < longest:
+        needed = memory.memory_per_gpu_gb(model, tp, 1, longest)
         raise roofline.DoesNotFitError(
             f"{model.version_key} at tensor parallel {tp} needs {needed:.1f} GB per GPU for its weights and one "
-            f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
+            f"sequence of {longest} tokens; {hardware.name} offers "
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
     costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor)
@@ -246,7 +253,7 @@ def simulate_serving(
     rng = np.random.default_rng(seed)
     # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
     # slice
-    longest_run = max(output_tokens, scheduler_steps)
+    longest_run = max(int(outs.max()), scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
     # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
@@ -294,6 +301,10 @@ def simulate_serving(
     # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
     # tokens at decode number d. Where prompt chunks ride along with decodes, every step is a decode step.
     first_decode = np.full(capacity_requests, -1, dtype=np.int64)
+    # each request's lengths (the given ones cycled over the requests, or the fixed ones)
+    request_prompt = np.resize(prompts, capacity_requests)
+    request_out = np.resize(outs, capacity_requests)
+    request_tokens = request_prompt + request_out
     measured_end = warmup + measured
     mixed = mixes_prefill_with_decodes(framework, chunked_prefill)
 
@@ -307,9 +318,9 @@ def simulate_serving(
 
     waiting: deque[int] = deque()
     prefilling: deque[list[int]] = deque()  # [request, prompt tokens done], in admission order
-    decoding: deque[int] = deque()  # in first-token order, which is also completion order (equal lengths)
+    decoding: list[tuple[int, int]] = []  # a heap of (decode number of the last token, request)
     n_decoding = 0
-    first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
+    first_decode_sum = 0  # over decoding requests: their contexts sum to n * decode - this (sum of first - prompt)
     reserved = 0
     peak_reserved = 0
     next_arrival = 0  # the next request of those with arrival times set that is not yet in `waiting`
@@ -320,7 +331,7 @@ def simulate_serving(
 
     def complete(request: int) -> None:
         nonlocal reserved, done_measured, issued, scheduled
-        reserved -= sequence_tokens
+        reserved -= int(request_tokens[request])
         if warmup <= request < measured_end:
             done_measured += 1
         if closed and issued < capacity_requests:
@@ -331,10 +342,10 @@ def simulate_serving(
 
     def complete_decodes_through(last_decode: int) -> None:
         nonlocal n_decoding, first_decode_sum
-        while decoding and first_decode[decoding[0]] + out - 1 <= last_decode:
-            request = decoding.popleft()
+        while decoding and decoding[0][0] <= last_decode:
+            _, request = heapq.heappop(decoding)
             n_decoding -= 1
-            first_decode_sum -= int(first_decode[request])
+            first_decode_sum -= int(first_decode[request] - request_prompt[request])
             complete(request)
 
     while done_measured < measured:
@@ -342,42 +353,47 @@ def simulate_serving(
             waiting.append(next_arrival)
             next_arrival += 1
         running = len(prefilling) + n_decoding
-        admissible = running < max_seqs and reserved + sequence_tokens <= capacity
+        head = waiting[0] if waiting else min(next_arrival, capacity_requests - 1)  # the next request to admit
+        admissible = running < max_seqs and reserved + int(request_tokens[head]) <= capacity
         if prefilling or (waiting and admissible):
             # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
             # then of newly admitted requests
             decodes = n_decoding if mixed else 0
             left = budget - decodes
-            context = decodes * (prompt + decode) - (first_decode_sum if mixed else 0)
+            context = decodes * decode - first_decode_sum if mixed else 0
             tokens, pairs, kv_tokens = decodes, context, context
             finished: list[int] = []
             for entry in prefilling:
                 if left <= 0:
                     break
                 done = entry[1]
-                chunk = min(prompt - done, left)
+                length = int(request_prompt[entry[0]])
+                chunk = min(length - done, left)
                 pairs += chunk * done + chunk * (chunk + 1) / 2
                 kv_tokens += done + chunk
                 tokens += chunk
                 left -= chunk
                 entry[1] = done + chunk
-                if entry[1] == prompt:
+                if entry[1] == length:
                     finished.append(entry[0])
-            while waiting and left > 0 and running < max_seqs and reserved + sequence_tokens <= capacity:
+            while (
+                waiting and left > 0 and running < max_seqs and reserved + int(request_tokens[waiting[0]]) <= capacity
+            ):
                 request = waiting.popleft()
-                reserved += sequence_tokens
+                reserved += int(request_tokens[request])
                 running += 1
-                chunk = min(prompt, left)
+                length = int(request_prompt[request])
+                chunk = min(length, left)
                 pairs += chunk * (chunk + 1) / 2
                 kv_tokens += chunk
                 tokens += chunk
                 left -= chunk
-                if chunk == prompt:
+                if chunk == length:
                     finished.append(request)
                 else:
                     prefilling.append([request, chunk])
             peak_reserved = max(peak_reserved, reserved)
-            while prefilling and prefilling[0][1] == prompt:
+            while prefilling and prefilling[0][1] == request_prompt[prefilling[0][0]]:
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
@@ -396,21 +412,21 @@ def simulate_serving(
             for request in finished:
                 first_step[request] = step
                 first_decode[request] = decode if mixed else decode - 1
-                if out == 1:
+                if request_out[request] == 1:
                     complete(request)
                 else:
-                    decoding.append(request)
+                    heapq.heappush(decoding, (int(first_decode[request] + request_out[request] - 1), request))
                     n_decoding += 1
-                    first_decode_sum += int(first_decode[request])
+                    first_decode_sum += int(first_decode[request] - request_prompt[request])
             step += 1
             decode += 1 if mixed else 0
         elif n_decoding:
             # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival);
             # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
             multi_step = scheduler_steps > 1
-            count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
+            count = scheduler_steps if multi_step else decoding[0][0] + 1 - decode
             # contexts grow by one token per sequence per step; a decode attends to (and reads) its whole context
-            context = n_decoding * (prompt + decode) - first_decode_sum
+            context = n_decoding * decode - first_decode_sum
             contexts = context + n_decoding * np.arange(count, dtype=float)
             duration = costs.gpu_seconds(n_decoding, contexts, contexts) + (overhead + sequence_overhead * n_decoding)
             start = step % JITTER_TABLE_SIZE
@@ -455,8 +471,8 @@ def simulate_serving(
         model=model,
         framework=framework,
         tensor_parallel=tp,
-        prompt=prompt,
-        out=out,
+        prompts=request_prompt,
+        outs=request_out,
         arrival=arrival,
         first_step=first_step,
         first_decode=first_decode,
@@ -492,13 +508,28 @@ def simulate_serving(
     )
 
 
+def _request_lengths(
+    lengths: tuple[np.ndarray, np.ndarray] | None, input_tokens: int, output_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request (input, output) lengths as int64 arrays: the given ones, checked, or the fixed ones."""
+    if lengths is None:
+        return np.array([input_tokens], dtype=np.int64), np.array([output_tokens], dtype=np.int64)
+    prompts, outs = (np.asarray(values) for values in lengths)
+    for name, values in (("input", prompts), ("output", outs)):
+        if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer) or values.min() < 1:
+            raise ValueError(f"lengths: the {name} lengths must be a non-empty 1-D array of positive integers")
+    if prompts.size != outs.size:
+        raise ValueError(f"lengths: {prompts.size} input lengths but {outs.size} output lengths")
+    return prompts.astype(np.int64), outs.astype(np.int64)
+
+
 def _summarize(
     *,
     model: ModelFacts,
     framework: FrameworkFacts,
     tensor_parallel: int,
-    prompt: int,
-    out: int,
+    prompts: np.ndarray,
+    outs: np.ndarray,
     arrival: np.ndarray,
     first_step: np.ndarray,
     first_decode: np.ndarray,
@@ -536,18 +567,26 @@ def _summarize(
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
     start = arrival[warmup:measured_end] - api_delay[warmup:measured_end]  # when the clients sent them
-    last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
+    out = outs[warmup:measured_end]
+    several = out > 1  # requests with inter-token gaps
+    # the step of each request's last token (its first when it has one)
+    last = np.where(several, decode_steps[np.where(several, base + out - 1, 0)], first)
     ttft = token_ends[first] - start
     e2e = token_ends[last] - start
-    tpot = (e2e - ttft) / (out - 1) if out > 1 else np.zeros_like(ttft)
+    tpot = np.where(several, (e2e - ttft) / np.maximum(out - 1, 1), 0.0)
     # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
-    if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
-        later = token_ends[decode_steps[base[:, None] + np.arange(1, out)]]
+    fixed_out = int(out[0]) if len(out) and (out == out[0]).all() else None
+    if fixed_out is not None and len(first) * (fixed_out - 1) <= MAX_ITL_SAMPLES:
+        later = token_ends[decode_steps[base[:, None] + np.arange(1, fixed_out)]]
         itl = np.diff(np.concatenate([token_ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
-        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
-        token = rng.integers(1, out, MAX_ITL_SAMPLES)
-        previous = np.where(token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + token - 1]])
+        # a seeded sample of gaps, each request weighed by its gaps
+        gaps = np.maximum(out - 1, 0)
+        picks = rng.choice(len(first), MAX_ITL_SAMPLES, p=gaps / gaps.sum()) if gaps.sum() else np.zeros(0, int)
+        token = 1 + np.floor(rng.random(picks.size) * gaps[picks]).astype(np.int64)
+        previous = np.where(
+            token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + np.maximum(token - 1, 1)]]
+        )
         itl = token_ends[decode_steps[base[picks] + token]] - previous
     if delivery is not None:
         itl = itl[itl > 0]  # tokens of one multi-step block arrive in one chunk: a client sees one gap per chunk
@@ -556,9 +595,13 @@ def _summarize(
     # once the warm-up wave (the clients' first requests) has completed
     window_start, window_end = float(start.min()), float(token_ends[last].max())
     if closed:
-        warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
-        warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
-        warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
+        warm_first, warm_base, warm_out = first_step[:warmup], first_decode[:warmup], outs[:warmup]
+        warm_done = (warm_first >= 0) & (warm_base + warm_out - 1 < decode_steps.size)
+        warm_last = np.where(
+            warm_out[warm_done] > 1,
+            decode_steps[np.where(warm_out[warm_done] > 1, warm_base[warm_done] + warm_out[warm_done] - 1, 0)],
+            warm_first[warm_done],
+        )
         if warm_last.size and float(token_ends[warm_last].max()) < window_end:
             window_start = max(window_start, float(token_ends[warm_last].max()))
     duration = window_end - window_start
@@ -566,16 +609,19 @@ def _summarize(
     hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
     decode_lo, decode_hi = np.searchsorted(decode_steps, [lo, hi])  # decode numbers whose steps lie in it
     started = first_step >= 0
-    starts, bases = first_step[started], first_decode[started]
+    starts, bases, started_out = first_step[started], first_decode[started], outs[started]
     first_tokens = int(((starts >= lo) & (starts < hi)).sum())
-    later_tokens = np.clip(np.minimum(bases + out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None)
+    later_tokens = np.clip(
+        np.minimum(bases + started_out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None
+    )
     output_in_window = first_tokens + int(later_tokens.sum())
-    last_decode = bases + out - 1
-    if out > 1:
-        finished = last_decode < decode_steps.size
-        last_steps = decode_steps[last_decode[finished]]
-    else:
-        last_steps = starts
+    last_decode = bases + started_out - 1
+    finished = (started_out == 1) | (last_decode < decode_steps.size)
+    last_steps = np.where(
+        started_out[finished] > 1,
+        decode_steps[np.where(started_out[finished] > 1, last_decode[finished], 0)],
+        starts[finished],
+    )
     completed = int(((last_steps >= lo) & (last_steps < hi)).sum())
     output_rate = output_in_window / duration
     # per run of steps (constant running sequences): its seconds inside the window, from the cumulative step ends
@@ -601,21 +647,24 @@ def _summarize(
     busy = (float(run_seconds[working].sum()) - host_seconds) / duration
     decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
     prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
-    peak_sequences = peak_reserved // (prompt + out)
+    # the measured requests' mean lengths (every request's, where all are equal)
+    prompt = float(prompts[warmup:measured_end].mean())
+    mean_out = float(out.mean())
+    peak_sequences = round(peak_reserved / (prompt + mean_out))
     return ServingSimulation(
         ttft_s=ttft,
         tpot_s=tpot,
         itl_s=itl,
         e2e_s=e2e,
-        input_tokens=prompt,
-        output_tokens=out,
+        input_tokens=round(prompt),
+        output_tokens=round(mean_out),
         duration_s=duration,
         completed_requests=completed,
         output_tokens_per_s=output_rate,
-        total_tokens_per_s=output_rate * (prompt + out) / out,
-        requests_per_s=output_rate / out,
+        total_tokens_per_s=output_rate * (prompt + mean_out) / mean_out,
+        requests_per_s=output_rate / mean_out,
         gpu_busy_fraction=min(1.0, busy),
-        memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + out),
+        memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, round(prompt + mean_out)),
         kv_capacity_tokens=capacity,
         max_running_sequences=int(run_running.max()),
         mean_running_sequences=mean_running,
