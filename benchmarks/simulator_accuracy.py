@@ -215,15 +215,25 @@ def simulation_lengths(row: dict) -> tuple[int, int] | None:
 
 
 def request_lengths(row: dict, input_tokens: int, output_tokens: int, seed: int = 0) -> tuple | None:
-    """Per-request (input, output) lengths drawn as the row's source drew them (``length_distribution``), with the
-    row's means; None for fixed lengths (the default). One draw per request of the run (``num_prompts``)."""
+    """Per-request (input, output) lengths drawn as the row's source drew them (``length_distribution``: ``sharegpt``,
+    or ``uniform`` with ``length_range_ratio``), with the row's means; None for fixed lengths (the default). One draw
+    per request of the run (``num_prompts``)."""
     kind = row.get("length_distribution", "fixed")
     if kind == "fixed":
         return None
-    if kind != "sharegpt":
-        raise ValueError(f"row {row['id']}: unknown length_distribution {kind!r}")
     rng = np.random.default_rng(seed)
     count = int(row.get("num_prompts") or DEFAULT_NUM_PROMPTS)
+    if kind == "uniform":
+        # uniform in [r M, M] (sglang.bench_serving's random dataset: [max(1, r M), M]; InferenceX: r = 0.8), with M
+        # such that the mean is the row's
+        ratio = float(row["length_range_ratio"])
+        drawn = []
+        for mean in (input_tokens, output_tokens):
+            top = 2 * mean / (1 + ratio)
+            drawn.append(rng.integers(max(1, round(ratio * top)), max(2, round(top)) + 1, count, dtype=np.int64))
+        return drawn[0], drawn[1]
+    if kind != "sharegpt":
+        raise ValueError(f"row {row['id']}: unknown length_distribution {kind!r}")
     low, high = SHAREGPT_PROMPT_RANGE
     prompts = np.zeros(0)
     outs = np.zeros(0)
