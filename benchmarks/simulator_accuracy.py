@@ -63,10 +63,10 @@ GOALS = {"output_throughput": 0.15, "ttft": 0.25, "tpot": 0.10}
 BAND_GOAL = 0.25
 # What the validation medians may not exceed today (a ratchet: lowered as the model improves, never raised without
 # saying why in docs/simulator-accuracy.md); the goals above are the target.
-VALIDATION_CEILINGS = {"output_throughput": 0.12, "ttft": 0.40, "tpot": 0.12}
+VALIDATION_CEILINGS = {"output_throughput": 0.11, "ttft": 0.38, "tpot": 0.11}
 # The same ratchet on the MoE validation rows (validation_serving_moe.yaml), far from the goals: see the doc's MoE
 # section for which rows miss and why.
-MOE_VALIDATION_CEILINGS = {"output_throughput": 2.0, "ttft": 0.45, "tpot": 0.40}
+MOE_VALIDATION_CEILINGS = {"output_throughput": 0.50, "ttft": 0.45, "tpot": 0.40}
 ROW_LIMIT = 0.60
 # Concurrency bands; a rate-based row falls in the band of the mean number of sequences its simulation runs.
 BANDS = (("1-8", 1, 8), ("16-64", 9, 64), ("128+", 65, math.inf))
