@@ -9,10 +9,14 @@ is the whole wave's prefill), where real clients drift apart with the lengths of
 Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one token first, then
 prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest of
 ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
-chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
+chunks as steps of their own, first, while the decodes wait (vLLM V0 with ``--enable-chunked-prefill`` mixes them
+under its 512-token budget: ``chunked_prefill``). A waiting request is admitted only while fewer than
 ``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
-the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
-TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
+the rest wait. Requests have the load's fixed lengths, or each its own (``lengths``: a benchmark dataset's draw), and
+finish in the order of their own last tokens. Each step costs what ``roofline.StepCosts`` says for that step's mix,
+plus the host's cost per step.
+TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured,
+unless the load is a benchmark's whole run (``whole_run``: every request measured from the clients' first wave).
 
 Multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps N``, a V0 option gone in V1) is modelled by
 ``scheduler_steps``: the scheduler runs only after a block of N decode steps, so a request that arrives meanwhile
