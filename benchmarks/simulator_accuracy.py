@@ -16,7 +16,7 @@ shape from the file's ``model_shapes``. Then it times the simulator on a few loa
 read and mapped as ``import-results --format inferencex`` reads them (no database). Each row is a validation row;
 those the simulator cannot represent (disaggregated or speculative serving, a model without architecture facts,
 such as the MoE models until issue 21) are listed with the reason. InferenceX draws lengths from [0.8 L, L]: the
-simulator serves their mean, 0.9 L.
+simulator draws them the same way, around their mean, 0.9 L.
 """
 
 from __future__ import annotations
@@ -543,6 +543,8 @@ def inferencex_rows(paths: tuple[Path, ...]) -> list[dict]:
                     "concurrency": parsed.batch_size,
                     "input_tokens": round(parsed.input_tokens * INFERENCEX_MEAN_LENGTH),
                     "output_tokens": round(parsed.output_tokens * INFERENCEX_MEAN_LENGTH),
+                    "length_distribution": "uniform",  # drawn from [0.8 L, L], around the means above
+                    "length_range_ratio": 0.8,
                     "output_throughput_tok_s": parsed.output_tokens_sec_per_gpu * parsed.gpus,
                     "ttft_median_ms": parsed.latency_ms["ttft_p50_ms"],
                     "tpot_median_ms": parsed.latency_ms["tpot_p50_ms"],
