@@ -309,6 +309,8 @@ def simulate_serving(
     request_prompt = np.resize(prompts, capacity_requests)
     request_out = np.resize(outs, capacity_requests)
     request_tokens = request_prompt + request_out
+    # the same as Python lists: the event loop reads them one request at a time
+    prompt_of, out_of, tokens_of = request_prompt.tolist(), request_out.tolist(), request_tokens.tolist()
     measured_end = warmup + measured
     mixed = mixes_prefill_with_decodes(framework, chunked_prefill)
 
@@ -335,7 +337,7 @@ def simulate_serving(
 
     def complete(request: int) -> None:
         nonlocal reserved, done_measured, issued, scheduled
-        reserved -= int(request_tokens[request])
+        reserved -= tokens_of[request]
         if warmup <= request < measured_end:
             done_measured += 1
         if closed and issued < capacity_requests:
@@ -349,7 +351,7 @@ def simulate_serving(
         while decoding and decoding[0][0] <= last_decode:
             _, request = heapq.heappop(decoding)
             n_decoding -= 1
-            first_decode_sum -= int(first_decode[request] - request_prompt[request])
+            first_decode_sum -= int(first_decode[request]) - prompt_of[request]
             complete(request)
 
     while done_measured < measured:
@@ -358,7 +360,7 @@ def simulate_serving(
             next_arrival += 1
         running = len(prefilling) + n_decoding
         head = waiting[0] if waiting else min(next_arrival, capacity_requests - 1)  # the next request to admit
-        admissible = running < max_seqs and reserved + int(request_tokens[head]) <= capacity
+        admissible = running < max_seqs and reserved + tokens_of[head] <= capacity
         if prefilling or (waiting and admissible):
             # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
             # then of newly admitted requests
@@ -371,7 +373,7 @@ def simulate_serving(
                 if left <= 0:
                     break
                 done = entry[1]
-                length = int(request_prompt[entry[0]])
+                length = prompt_of[entry[0]]
                 chunk = min(length - done, left)
                 pairs += chunk * done + chunk * (chunk + 1) / 2
                 kv_tokens += done + chunk
@@ -380,13 +382,11 @@ def simulate_serving(
                 entry[1] = done + chunk
                 if entry[1] == length:
                     finished.append(entry[0])
-            while (
-                waiting and left > 0 and running < max_seqs and reserved + int(request_tokens[waiting[0]]) <= capacity
-            ):
+            while waiting and left > 0 and running < max_seqs and reserved + tokens_of[waiting[0]] <= capacity:
                 request = waiting.popleft()
-                reserved += int(request_tokens[request])
+                reserved += tokens_of[request]
                 running += 1
-                length = int(request_prompt[request])
+                length = prompt_of[request]
                 chunk = min(length, left)
                 pairs += chunk * (chunk + 1) / 2
                 kv_tokens += chunk
@@ -397,7 +397,7 @@ def simulate_serving(
                 else:
                     prefilling.append([request, chunk])
             peak_reserved = max(peak_reserved, reserved)
-            while prefilling and prefilling[0][1] == request_prompt[prefilling[0][0]]:
+            while prefilling and prefilling[0][1] == prompt_of[prefilling[0][0]]:
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(costs.gpu_seconds(tokens, pairs, kv_tokens)) * factor
@@ -416,12 +416,12 @@ def simulate_serving(
             for request in finished:
                 first_step[request] = step
                 first_decode[request] = decode if mixed else decode - 1
-                if request_out[request] == 1:
+                if out_of[request] == 1:
                     complete(request)
                 else:
-                    heapq.heappush(decoding, (int(first_decode[request] + request_out[request] - 1), request))
+                    heapq.heappush(decoding, (int(first_decode[request]) + out_of[request] - 1, request))
                     n_decoding += 1
-                    first_decode_sum += int(first_decode[request] - request_prompt[request])
+                    first_decode_sum += int(first_decode[request]) - prompt_of[request]
             step += 1
             decode += 1 if mixed else 0
         elif n_decoding:
@@ -584,10 +584,14 @@ def _summarize(
         later = token_ends[decode_steps[base[:, None] + np.arange(1, fixed_out)]]
         itl = np.diff(np.concatenate([token_ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
-        # a seeded sample of gaps, each request weighed by its gaps
-        gaps = np.maximum(out - 1, 0)
-        picks = rng.choice(len(first), MAX_ITL_SAMPLES, p=gaps / gaps.sum()) if gaps.sum() else np.zeros(0, int)
-        token = 1 + np.floor(rng.random(picks.size) * gaps[picks]).astype(np.int64)
+        # a seeded sample of gaps (with lengths that vary, each request weighed by its gaps)
+        if fixed_out is not None:
+            picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
+            token = rng.integers(1, fixed_out, MAX_ITL_SAMPLES)
+        else:
+            gaps = np.maximum(out - 1, 0)
+            picks = rng.choice(len(first), MAX_ITL_SAMPLES, p=gaps / gaps.sum()) if gaps.sum() else np.zeros(0, int)
+            token = 1 + np.floor(rng.random(picks.size) * gaps[picks]).astype(np.int64)
         previous = np.where(
             token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + np.maximum(token - 1, 1)]]
         )
