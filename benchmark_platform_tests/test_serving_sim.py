@@ -333,3 +333,163 @@ def test_every_result_names_its_serving_options():
     assert run.assumptions["serving_options"] == dataclasses.asdict(ServingOptions())
     assert run.assumptions["speculative_decoding"]["method"] == "none"
     assert run.predictor["backend"] == "roofline"
+
+
+def test_vllm_v0_with_chunked_prefill_mixes_prompt_chunks_into_512_token_steps():
+    """vLLM V0 with --enable-chunked-prefill (and no --max-num-batched-tokens) budgets 512 tokens a step, decodes first:
+    a 1,024-token prompt takes at least two steps (TTFT grows at concurrency 1), and under load the running decodes no
+    longer stall behind a whole prompt's step of its own (the longest inter-token gaps shrink)."""
+    v0 = VLLM.model_copy(update={"version": "0.5.5"})
+    alone = {"input_tokens": 1024, "output_tokens": 128, "concurrency": 1}
+    plain = simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, **alone)
+    chunked = simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, chunked_prefill=True, **alone)
+    assert chunked.assumptions["max_num_batched_tokens"] == 512 and plain.assumptions["max_num_batched_tokens"] > 1024
+    assert "ride along" in chunked.assumptions["prefill_steps"] and "alone" in plain.assumptions["prefill_steps"]
+    assert p50_ms(chunked.ttft_s) > p50_ms(plain.ttft_s) + 0.5 * chunked.assumptions["eager_prefill_overhead_ms"]
+    loaded = {"input_tokens": 1024, "output_tokens": 128, "request_rate": 6.0}
+    plain = simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, **loaded)
+    chunked = simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, chunked_prefill=True, **loaded)
+    assert np.percentile(chunked.itl_s, 99) < np.percentile(plain.itl_s, 99)
+    with pytest.raises(ValueError, match="chunked_prefill"):
+        simulate_serving(LLAMA_8B, H100, v0, tensor_parallel=1, chunked_prefill="yes", **alone)
+
+
+def test_whole_run_measures_the_first_wave_and_sends_nothing_after_the_last_request():
+    """A benchmark run of 32 requests at concurrency 16, its clients started together (vllm bench serve at request rate
+    inf): the first wave's 16 prompts queue for the prefill, and that wave is half of what the run measures; the
+    steady state (ramped clients, warm-up left out) does not see it. Nothing is sent after the 32nd request."""
+    load = {"concurrency": 16, "num_requests": 32, "input_tokens": 1024, "output_tokens": 256}
+    whole = serve(whole_run=True, staggered_start=False, **load)
+    steady = serve(**load)
+    assert whole.assumptions["warmup_requests"] == 0 and whole.assumptions["measured_requests"] == 32
+    assert whole.ttft_s.shape == (32,)
+    assert p50_ms(whole.ttft_s) > 3 * p50_ms(steady.ttft_s)
+    assert whole.completed_requests == 32 and whole.max_running_sequences == 16
+    with pytest.raises(ValueError, match="whole_run"):
+        serve(concurrency=4, whole_run=True)
+
+
+def test_per_request_lengths_drive_each_request_and_equal_ones_change_nothing():
+    """Given per-request lengths, each request prefills its own prompt (at concurrency 1 TTFT follows the prompt's
+    length), decodes its own output (E2E = TTFT + (out - 1) TPOT per request, finishing in any order) and reserves its
+    own KV; lengths all equal to the fixed ones give the fixed-length run exactly."""
+    rng = np.random.default_rng(3)
+    prompts = rng.integers(64, 4096, 60)
+    outs = rng.integers(2, 300, 60)
+    single = serve(concurrency=1, num_requests=60, lengths=(prompts, outs), input_tokens=2000, output_tokens=150)
+    # request i of the run is request i + 1 overall (one warm-up request): its lengths are entry (i + 1) mod 60
+    measured_prompts = np.resize(prompts, 61 + 1)[1:61]
+    measured_outs = np.resize(outs, 61 + 1)[1:61]
+    assert np.corrcoef(single.ttft_s, measured_prompts)[0, 1] > 0.95
+    np.testing.assert_allclose(single.e2e_s, single.ttft_s + (measured_outs - 1) * single.tpot_s)
+    loaded = serve(concurrency=8, num_requests=120, lengths=(prompts, outs), input_tokens=2000, output_tokens=150)
+    assert loaded.completed_requests >= 100 and loaded.max_running_sequences == 8
+    fixed = serve(concurrency=8, num_requests=100, input_tokens=512, output_tokens=64)
+    equal = serve(
+        concurrency=8,
+        num_requests=100,
+        input_tokens=512,
+        output_tokens=64,
+        lengths=(np.full(5, 512), np.full(5, 64)),
+    )
+    np.testing.assert_array_equal(fixed.ttft_s, equal.ttft_s)
+    assert fixed.output_tokens_per_s == equal.output_tokens_per_s
+    for bad in ((np.array([10, 0]), np.array([5, 5])), (np.array([10]), np.array([5, 5])), (np.array([1.5]),) * 2):
+        with pytest.raises(ValueError, match="lengths"):
+            serve(concurrency=1, lengths=bad)
+
+
+def test_sharegpt_lengths_give_an_all_at_once_run_its_tail():
+    """Every prompt sent at once: with ShareGPT-like lengths (the accuracy script's draw) the longest requests finish
+    long after the rest, at low concurrency, so the run's output rate falls below the fixed-length run's at the same
+    means; the draw keeps the row's means and spreads over an order of magnitude."""
+    row = {"id": "t", "length_distribution": "sharegpt", "num_prompts": 500}
+    prompts, outs = accuracy.request_lengths(row, 220, 200)
+    assert prompts.mean() == pytest.approx(220, rel=0.01) and outs.mean() == pytest.approx(200, rel=0.01)
+    assert np.percentile(outs, 90) > 5 * np.percentile(outs, 10)
+    load = {"concurrency": 500, "num_requests": 500, "whole_run": True, "staggered_start": False}
+    fixed = serve(input_tokens=220, output_tokens=200, **load)
+    varied = serve(input_tokens=220, output_tokens=200, lengths=(prompts, outs), **load)
+    assert varied.output_tokens_per_s < 0.8 * fixed.output_tokens_per_s
+    uniform = {"id": "u", "length_distribution": "uniform", "length_range_ratio": 0.8, "num_prompts": 400}
+    prompts, outs = accuracy.request_lengths(uniform, 900, 900)
+    assert prompts.min() >= 800 and prompts.max() <= 1000 and prompts.mean() == pytest.approx(900, rel=0.02)
+    assert accuracy.request_lengths({"id": "f"}, 900, 900) is None
+
+
+# --- serving options with per-request lengths, whole runs and chunked prefill ------------------------------------
+
+
+def test_prefix_caching_caches_each_requests_own_share_of_its_prompt():
+    """With per-request lengths, prefix caching skips floor(f x its own prompt) of every request after the first: at
+    concurrency 1 each TTFT still follows its prompt's length, but lower than without the cache."""
+    rng = np.random.default_rng(5)
+    prompts, outs = rng.integers(512, 4096, 40), rng.integers(2, 64, 40)
+    load = {"concurrency": 1, "num_requests": 40, "input_tokens": 2300, "output_tokens": 33, "lengths": (prompts, outs)}
+    load["shared_prefix_fraction"] = 0.75
+    cold = serve(**load)
+    cached = serve(options=ServingOptions(prefix_caching=True), **load)
+    measured_prompts = np.resize(prompts, 42)[1:41]
+    assert np.corrcoef(cached.ttft_s, measured_prompts)[0, 1] > 0.9
+    assert np.all(cached.ttft_s < cold.ttft_s)
+    mean_cached = np.floor(0.75 * measured_prompts).mean()
+    assert f"on: {round(mean_cached)} of {round(measured_prompts.mean())}" in cached.assumptions["prefix_caching"]
+    # a whole run measures the first request too, which meets a cold cache
+    whole = serve(options=ServingOptions(prefix_caching=True), whole_run=True, staggered_start=False, **load)
+    assert whole.ttft_s[0] == pytest.approx(cold.ttft_s.max(), rel=0.5) and whole.ttft_s[0] > 2 * whole.ttft_s[1:].min()
+
+
+def test_speculative_decoding_takes_each_request_its_own_decode_steps():
+    """EAGLE-3 with per-request output lengths: each request of o tokens decodes in about (o - 1) / E steps, so
+    E2E = TTFT + (o - 1) TPOT per request still holds, TPOT falls at concurrency 1 as with fixed lengths, and the
+    mean output length is the given one."""
+    rng = np.random.default_rng(7)
+    prompts, outs = rng.integers(128, 2048, 30), rng.integers(2, 400, 30)
+    load = {
+        "concurrency": 1,
+        "num_requests": 30,
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "lengths": (prompts, outs),
+    }
+    plain = serve(**load)
+    eagle = serve(options=ServingOptions(speculative_method="eagle3"), dataset="multiturn-chat", **load)
+    measured_outs = np.resize(outs, 32)[1:31]
+    np.testing.assert_allclose(eagle.e2e_s, eagle.ttft_s + (measured_outs - 1) * eagle.tpot_s)
+    assert eagle.output_tokens == plain.output_tokens == round(measured_outs.mean())
+    assert p50_ms(eagle.tpot_s) < 0.7 * p50_ms(plain.tpot_s)
+    growth = eagle.assumptions["speculative_decoding"]["tokens_per_step"]
+    steps = np.ceil((measured_outs - 1) / growth)
+    # the decode time per request follows its own step count (each step costs about the same at concurrency 1)
+    decode_time = eagle.e2e_s - eagle.ttft_s
+    several = measured_outs > 1
+    assert np.corrcoef(decode_time[several], steps[several])[0, 1] > 0.99
+    # a whole run at load with chunked prefill (V0) and speculative decoding still completes every request
+    v0 = VLLM.model_copy(update={"version": "0.6.3"})
+    run = simulate_serving(
+        LLAMA_8B,
+        H100,
+        v0,
+        tensor_parallel=1,
+        chunked_prefill=True,
+        whole_run=True,
+        staggered_start=False,
+        options=ServingOptions(speculative_method="eagle3"),
+        **(load | {"concurrency": 8}),
+    )
+    assert run.completed_requests == 30 and run.assumptions["max_num_batched_tokens"] == 512
+
+
+def test_an_fp8_kv_cache_admits_a_longest_request_a_16_bit_cache_cannot_hold():
+    """The fit check takes the longest request of the given lengths against the cache of the options' KV dtype."""
+    fp8_kv = ServingOptions(kv_cache_dtype="fp8")
+    auto_tokens = memory.kv_capacity_tokens(LLAMA_70B, H100_X8.vram_per_gpu_gb, 2, 2048)
+    fp8_tokens = memory.kv_capacity_tokens(LLAMA_70B, H100_X8.vram_per_gpu_gb, 2, 2048, fp8_kv)
+    assert fp8_tokens > 1.5 * auto_tokens
+    longest = (auto_tokens + fp8_tokens) // 2
+    lengths = (np.array([1024, longest - 64]), np.array([64, 64]))
+    load = {"tensor_parallel": 2, "concurrency": 1, "input_tokens": 1024, "output_tokens": 64, "lengths": lengths}
+    with pytest.raises(roofline.DoesNotFitError, match=f"one sequence of {longest} tokens"):
+        serve(LLAMA_70B, H100_X8, **load)
+    run = serve(LLAMA_70B, H100_X8, options=fp8_kv, **load)
+    assert run.kv_capacity_tokens == fp8_tokens

@@ -45,10 +45,12 @@ EAGER_PREFILL_PER_LAYER = FittedConstant(
 # (sampling, output processing, block bookkeeping). A generation without a fitted figure pays none.
 REQUEST_OVERHEAD: dict[str, FittedConstant] = {
     "vllm-v0": FittedConstant(
-        7.5e-3,
+        1.5e-3,
         "s per request",
         ("crusoe-vllm-8b-l40s-rps1",),
-        "vLLM V0's API server per request (TTFT of an 8B at 1 req/s, where nothing queues)",
+        "vLLM V0's API server per request (TTFT of an 8B at 1 req/s, where nothing queues; refitted at 1.5 ms from "
+        "7.5 ms once the row's --enable-chunked-prefill was modelled: its prompts now share 512-token steps with the "
+        "running decodes, which the old fit had folded into this constant)",
     ),
     "vllm-v1": FittedConstant(
         21e-3,
@@ -73,19 +75,21 @@ SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {
 ALLREDUCE_LATENCY: dict[str, FittedConstant] = {
     "nvlink": ALLREDUCE_LATENCY_NVLINK,
     "pcie": FittedConstant(
-        60e-6,
+        100e-6,
         "s per all-reduce",
         ("crusoe-vllm-70b-l40sx8-rps1",),
-        "latency of one all-reduce over PCIe (TPOT of a TP-8 70B decode at 1 req/s)",
+        "latency of one all-reduce over PCIe (TPOT of a TP-8 70B decode at 1 req/s; refitted from 60 us with the "
+        "row's chunked prefill modelled, where mixed steps carry the decodes)",
     ),
 }
 # Share of the catalog's interconnect bandwidth an all-reduce's bytes move at, by link class (1 where not fitted).
 ALLREDUCE_BANDWIDTH_SHARE: dict[str, FittedConstant] = {
     "pcie": FittedConstant(
-        0.20,
+        0.30,
         "share of interconnect_bandwidth_gbps",
         ("crusoe-vllm-70b-l40sx8-rps1",),
-        "bandwidth of a large all-reduce over PCIe (TTFT of a TP-8 70B prefill at 1 req/s)",
+        "bandwidth of a large all-reduce over PCIe (TTFT of a TP-8 70B prefill at 1 req/s; refitted from 0.20 with "
+        "the row's chunked prefill modelled)",
     ),
 }
 

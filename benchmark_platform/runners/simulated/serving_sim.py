@@ -9,10 +9,14 @@ is the whole wave's prefill), where real clients drift apart with the lengths of
 Every step the scheduler spends a token budget as vLLM V1's does: each running decode takes one token first, then
 prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest of
 ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
-chunks as steps of their own, first, while the decodes wait. A waiting request is admitted only while fewer than
+chunks as steps of their own, first, while the decodes wait (vLLM V0 with ``--enable-chunked-prefill`` mixes them
+under its 512-token budget: ``chunked_prefill``). A waiting request is admitted only while fewer than
 ``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
-the rest wait. Each step costs what ``roofline.StepCosts`` says for that step's mix, plus the host's cost per step.
-TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured.
+the rest wait. Requests have the load's fixed lengths, or each its own (``lengths``: a benchmark dataset's draw), and
+finish in the order of their own last tokens. Each step costs what ``roofline.StepCosts`` says for that step's mix,
+plus the host's cost per step.
+TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured,
+unless the load is a benchmark's whole run (``whole_run``: every request measured from the clients' first wave).
 
 Multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps N``, a V0 option gone in V1) is modelled by
 ``scheduler_steps``: the scheduler runs only after a block of N decode steps, so a request that arrives meanwhile
@@ -27,14 +31,15 @@ expert parallelism and data-parallel attention act through ``memory`` and the st
   ``workloads.SPECULATIVE_DRAFT_TOKENS``): k + 1 tokens through the weights and k + 1 queries over the context, which
   is read once; the draft itself costs ``DRAFT_LAYER_EQUIVALENTS`` layers of a one-token step per draft token. The
   step emits E = (1 − alpha^(k+1)) / (1 − alpha) tokens on average (alpha: ``workloads.speculative_acceptance`` of the
-  dataset), so a request needs ceil((output − 1) / E) decode steps and its context grows by E per step. At low load
-  the step is memory-bound and the extra tokens ride free (TPOT falls by about E); at high load the step is
-  compute-bound and the rejected drafts' FLOPs are lost (the gain shrinks or turns into a loss).
+  dataset), so a request of ``output`` tokens (its own, with per-request ``lengths``) needs ceil((output − 1) / E)
+  decode steps and its context grows by E per step. At low load the step is memory-bound and the extra tokens ride
+  free (TPOT falls by about E); at high load the step is compute-bound and the rejected drafts' FLOPs are lost (the
+  gain shrinks or turns into a loss).
 - Prefix caching (``prefix_caching`` with ``shared_prefix_fraction`` f > 0): a request's prompt shares its first f of
-  tokens with earlier requests of its dataset (``workloads.SHARED_PREFIX_FRACTION``); its prefill computes only the
-  rest, attending to (and reading) the cached prefix. The first request finds the cache cold and pays its whole
-  prompt. The KV cache still reserves every request's whole sequence (shared blocks are not deduplicated here: a
-  conservative capacity).
+  tokens (floor(f × its own prompt length)) with earlier requests of its dataset (``workloads.SHARED_PREFIX_FRACTION``);
+  its prefill computes only the rest, attending to (and reading) the cached prefix. The first request finds the cache
+  cold and pays its whole prompt. The KV cache still reserves every request's whole sequence (shared blocks are not
+  deduplicated here: a conservative capacity).
 
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
@@ -43,6 +48,7 @@ between such events every step decodes the same sequences, so a whole run of the
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -63,6 +69,9 @@ LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
 # vLLM's V0 engine (before 0.8) ran at most 256 sequences on every GPU (EngineArgs.max_num_seqs = 256).
 V0_MAX_NUM_SEQS = 256
+# vLLM V0 with --enable-chunked-prefill and no --max-num-batched-tokens: a budget of 512 tokens per step ("512 is the
+# default max_num_batched_tokens for chunked prefill", vLLM's performance docs through 0.6; SchedulerConfig).
+V0_CHUNKED_PREFILL_BUDGET = 512
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
 # (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
 # launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
@@ -115,24 +124,36 @@ class ServingSimulation:
     assumptions: dict
 
 
-def scheduler_limits(hardware: HardwareFacts, framework: FrameworkFacts) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU."""
+def scheduler_limits(
+    hardware: HardwareFacts, framework: FrameworkFacts, chunked_prefill: bool | None = None
+) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU;
+    ``chunked_prefill`` is the server's --enable-chunked-prefill (None: the engine's default)."""
     large = (
         memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     )
     budget, max_seqs = LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
-    if framework.name == "vllm" and _version(framework) < (0, 8):
+    if _is_vllm_v0(framework):
         max_seqs = V0_MAX_NUM_SEQS
+        if chunked_prefill:
+            budget = V0_CHUNKED_PREFILL_BUDGET
     return budget, max_seqs
 
 
-def mixes_prefill_with_decodes(framework: FrameworkFacts) -> bool:
-    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, TGI and
-    LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless --enable-mixed-chunk, vLLM's V0
-    engine before 0.8 without chunked prefill)."""
+def mixes_prefill_with_decodes(framework: FrameworkFacts, chunked_prefill: bool | None = None) -> bool:
+    """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, vLLM V0 with
+    --enable-chunked-prefill, TGI and LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless
+    --enable-mixed-chunk, vLLM's V0 engine before 0.8 without chunked prefill). ``chunked_prefill`` is the server's
+    --enable-chunked-prefill where it says (None: the engine's default)."""
+    if chunked_prefill is not None:
+        return chunked_prefill
     if framework.name == "sglang":
         return False
-    return not (framework.name == "vllm" and _version(framework) < (0, 8))
+    return not _is_vllm_v0(framework)
+
+
+def _is_vllm_v0(framework: FrameworkFacts) -> bool:
+    return framework.name == "vllm" and _version(framework) < (0, 8)
 
 
 def _version(framework: FrameworkFacts) -> tuple[int, int]:
@@ -170,6 +191,8 @@ def _validate(
     request_rate: float | None,
     num_requests: int | None,
     scheduler_steps: int,
+    chunked_prefill: bool | None,
+    whole_run: bool,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -192,7 +215,11 @@ def _validate(
     if num_requests is not None:
         positive_int("num_requests", num_requests)
     positive_int("scheduler_steps", scheduler_steps)
-    if scheduler_steps > 1 and mixes_prefill_with_decodes(framework):
+    if whole_run and num_requests is None:
+        raise ValueError("whole_run needs the run's num_requests")
+    if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
+        raise ValueError(f"chunked_prefill must be True, False or None, got {chunked_prefill!r}")
+    if scheduler_steps > 1 and mixes_prefill_with_decodes(framework, chunked_prefill):
         raise ValueError(
             f"scheduler_steps > 1 (multi-step scheduling) is modelled only for engines that run prefill steps alone "
             f"(vLLM before 0.8), not for {framework.name} {framework.version}"
@@ -217,6 +244,9 @@ def simulate_serving(
     options: ServingOptions | None = None,
     shared_prefix_fraction: float = 0.0,
     dataset: str | None = None,
+    chunked_prefill: bool | None = None,
+    whole_run: bool = False,
+    lengths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -227,6 +257,16 @@ def simulate_serving(
     ``options`` are the engine's serving options (None: ``ServingOptions()``, a plain tensor-parallel deployment);
     ``shared_prefix_fraction`` is the share of each prompt earlier requests already sent (what prefix caching can
     skip); ``dataset`` names the workload's dataset, whose speculative acceptance rates apply (chat figures when None).
+    ``chunked_prefill`` is the server's --enable-chunked-prefill where the deployment says (None: the engine's
+    default; vLLM V0 with it mixes prompt chunks into decode steps under a 512-token budget).
+    ``whole_run`` (with ``num_requests``): simulate and measure a benchmark run as ``vllm bench serve``, SGLang's
+    bench_serving and AIPerf run one: exactly ``num_requests`` requests, every one measured from the first (a closed
+    loop's first wave of clients included, an open loop's start on an empty server; no warm-up left out) and none
+    sent after them (the last ones finish at falling load). An overloaded open loop's queue then grows over the run as
+    it does in the measurement. By default the simulator measures the steady state between a warm-up and a tail.
+    ``lengths`` (input, output): per-request lengths, request i taking entry i modulo their size (a benchmark's
+    dataset, drawn as the source drew it); by default every request has ``input_tokens`` and ``output_tokens``, which
+    should then be the lengths' means (the closed loop's ramp and the open loop's run length use them).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -241,25 +281,37 @@ def simulate_serving(
         request_rate,
         num_requests,
         scheduler_steps,
+        chunked_prefill,
+        whole_run,
     )
     options = options or ServingOptions()
     _validate_options(model, tensor_parallel, options, shared_prefix_fraction)
     tp = tensor_parallel
+    prompts, outs = _request_lengths(lengths, input_tokens, output_tokens)
     sequence_tokens = input_tokens + output_tokens
+    longest = int((prompts + outs).max())
     capacity = memory.kv_capacity_tokens(model, hardware.vram_per_gpu_gb, tp, sequence_tokens, options)
-    if capacity < sequence_tokens:
-        needed = memory.memory_per_gpu_gb(model, tp, 1, sequence_tokens, options)
+    if capacity < longest:
+        needed = memory.memory_per_gpu_gb(model, tp, 1, longest, options)
         raise roofline.DoesNotFitError(
             f"{model.version_key} at tensor parallel {tp} needs {needed:.1f} GB per GPU for its weights and one "
-            f"sequence of {sequence_tokens} tokens; {hardware.name} offers "
+            f"sequence of {longest} tokens; {hardware.name} offers "
             f"{memory.usable_gb_per_gpu(hardware.vram_per_gpu_gb):.1f} GB usable per GPU"
         )
     costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor, options=options)
-    budget, max_seqs = scheduler_limits(hardware, framework)
+    budget, max_seqs = scheduler_limits(hardware, framework, chunked_prefill)
     rng = np.random.default_rng(seed)
-    # a cyclic extension of the table, so that a run of up to `output_tokens` steps (or one multi-step block) is one
-    # slice
-    longest_run = max(output_tokens, scheduler_steps)
+    speculation = _speculation(options, dataset, model)
+    # a request's steps that emit its tokens (its prefill and its decode steps): with speculative decoding a decode
+    # step emits ``growth`` tokens on average, so a request of o output tokens takes 1 + ceil((o - 1) / growth) steps
+    growth, verify, draft_share = speculation["tokens_per_step"], speculation["verified_per_step"], 0.0
+    if verify > 1:
+        draft_layers = DRAFT_LAYER_EQUIVALENTS[options.speculative_method]
+        draft_share = speculation["draft_tokens"] * draft_layers / model.num_layers
+    steps = _emitting_steps(outs, growth)
+    # a cyclic extension of the table, so that a run of up to a request's decode steps (or one multi-step block) is
+    # one slice
+    longest_run = max(int(steps.max()), scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     overhead = roofline.STEP_OVERHEAD_SECONDS
     # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
@@ -267,16 +319,7 @@ def simulate_serving(
     request_overhead = calibration.request_overhead_seconds(framework)
     sequence_overhead = calibration.sequence_step_overhead_seconds(framework)
     eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
-    speculation = _speculation(options, dataset, model)
-    # ``out``: the steps that emit a request's tokens (its prefill and its decode steps); with speculative decoding a
-    # decode step emits ``growth`` tokens on average, so fewer steps than output tokens
-    growth, verify, draft_share = speculation["tokens_per_step"], speculation["verified_per_step"], 0.0
-    if verify > 1:
-        draft_layers = DRAFT_LAYER_EQUIVALENTS[options.speculative_method]
-        draft_share = speculation["draft_tokens"] * draft_layers / model.num_layers
-    prompt, out = input_tokens, 1 + math.ceil((output_tokens - 1) / growth)
-    # prefix caching: the prompt tokens a request finds cached (all but the first request, which meets a cold cache)
-    cached_prefix = int(shared_prefix_fraction * prompt) if options.prefix_caching else 0
+    prompt, out = input_tokens, int(_emitting_steps(np.array([output_tokens]), growth)[0])
 
     def decode_gpu_seconds(sequences, tokens, pairs, kv_tokens, decode_context):
         """A step's GPU seconds when ``sequences`` of its tokens are decodes over ``decode_context`` cached tokens:
@@ -290,9 +333,11 @@ def simulate_serving(
     closed = concurrency is not None
     if closed:
         measured = num_requests or max(200, 4 * concurrency)
-        warmup = concurrency
-        capacity_requests = warmup + measured + concurrency
+        # a whole benchmark run measures its first wave and sends nothing after its last request
+        warmup = 0 if whole_run else concurrency
+        capacity_requests = measured if whole_run else warmup + measured + concurrency
         arrival = np.zeros(capacity_requests)
+        first_wave = min(concurrency, capacity_requests)  # the clients' first requests
         if staggered_start:
             # the clients start one by one, evenly over one unloaded request latency (the module docstring says why)
             unloaded_latency = (
@@ -301,10 +346,10 @@ def simulate_serving(
                 + eager_prefill
                 + out * (float(costs.gpu_seconds(1, prompt, prompt)) + overhead)
             )
-            arrival[:concurrency] = np.arange(concurrency) * (unloaded_latency / concurrency)
+            arrival[:first_wave] = np.arange(first_wave) * (unloaded_latency / concurrency)
         api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
-        arrival[:concurrency] += api_delay[:concurrency]
-        scheduled = issued = concurrency  # first requests with arrival times set; requests sent so far
+        arrival[:first_wave] += api_delay[:first_wave]
+        scheduled = issued = first_wave  # first requests with arrival times set; requests sent so far
     else:
         if num_requests is None:
             # about four times the requests in flight (Little's law at the unloaded end-to-end latency), like the
@@ -313,18 +358,34 @@ def simulate_serving(
             measured = max(200, math.ceil(4 * request_rate * unloaded_e2e))
         else:
             measured = num_requests
-        warmup = math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
-        capacity_requests = warmup + measured + warmup
+        warmup = 0 if whole_run else math.ceil(OPEN_LOOP_WARMUP_SHARE * measured)
+        capacity_requests = measured if whole_run else warmup + measured + warmup
         api_delay = request_overhead * rng.lognormal(0.0, REQUEST_OVERHEAD_SIGMA, capacity_requests)
         arrival = np.cumsum(rng.exponential(1.0 / request_rate, capacity_requests)) + api_delay
         scheduled = issued = capacity_requests
     first_step = np.full(capacity_requests, -1, dtype=np.int64)  # the step that gave a request its first token
-    # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request decodes its tokens
-    # 2 .. out at decode numbers first_decode + 1 .. first_decode + out - 1 and attends to prompt + d - first_decode
-    # tokens at decode number d. Where prompt chunks ride along with decodes, every step is a decode step.
+    # Decode steps are numbered apart from steps (prefill-only steps decode nothing). A request of s emitting steps
+    # decodes at decode numbers first_decode + 1 .. first_decode + s - 1 and attends to
+    # prompt + growth * (d - first_decode) tokens at decode number d. Where prompt chunks ride along with decodes,
+    # every step is a decode step.
     first_decode = np.full(capacity_requests, -1, dtype=np.int64)
+    # each request's lengths (the given ones cycled over the requests, or the fixed ones): its prompt, its output
+    # tokens, its emitting steps (its output tokens without speculative decoding) and its cached prefix
+    request_prompt = np.resize(prompts, capacity_requests)
+    request_out = np.resize(outs, capacity_requests)
+    request_steps = np.resize(steps, capacity_requests)
+    request_tokens = request_prompt + request_out  # what its KV cache reserves: the whole sequence
+    # prefix caching: the prompt tokens a request finds cached (all but the first request, which meets a cold cache)
+    if options.prefix_caching:
+        request_cached = np.floor(shared_prefix_fraction * request_prompt).astype(np.int64)
+        request_cached[0] = 0
+    else:
+        request_cached = np.zeros(capacity_requests, dtype=np.int64)
+    # the same as Python lists: the event loop reads them one request at a time
+    prompt_of, steps_of, tokens_of = request_prompt.tolist(), request_steps.tolist(), request_tokens.tolist()
+    cached_of = request_cached.tolist()
     measured_end = warmup + measured
-    mixed = mixes_prefill_with_decodes(framework)
+    mixed = mixes_prefill_with_decodes(framework, chunked_prefill)
 
     # per run of steps: durations (a numpy array, or a one-element tuple) and the sequences running
     durations: list = []
@@ -336,9 +397,13 @@ def simulate_serving(
 
     waiting: deque[int] = deque()
     prefilling: deque[list[int]] = deque()  # [request, prompt tokens done], in admission order
-    decoding: deque[int] = deque()  # in first-token order, which is also completion order (equal lengths)
+    decoding: list[tuple[int, int]] = []  # a heap of (decode number of the last token, request)
     n_decoding = 0
-    first_decode_sum = 0  # over decoding requests: their contexts sum to n (prompt + decode) - this
+    # over decoding requests: first_decode_sum is the sum of (first decode - prompt) and prompt_sum that of the prompts;
+    # their contexts sum to growth * (n * decode - first_decode_sum) + (1 - growth) * prompt_sum (n * decode - the
+    # first without speculative decoding)
+    first_decode_sum = 0
+    prompt_sum = 0
     reserved = 0
     peak_reserved = 0
     next_arrival = 0  # the next request of those with arrival times set that is not yet in `waiting`
@@ -349,7 +414,7 @@ def simulate_serving(
 
     def complete(request: int) -> None:
         nonlocal reserved, done_measured, issued, scheduled
-        reserved -= sequence_tokens
+        reserved -= tokens_of[request]
         if warmup <= request < measured_end:
             done_measured += 1
         if closed and issued < capacity_requests:
@@ -359,55 +424,66 @@ def simulate_serving(
             scheduled = issued
 
     def complete_decodes_through(last_decode: int) -> None:
-        nonlocal n_decoding, first_decode_sum
-        while decoding and first_decode[decoding[0]] + out - 1 <= last_decode:
-            request = decoding.popleft()
+        nonlocal n_decoding, first_decode_sum, prompt_sum
+        while decoding and decoding[0][0] <= last_decode:
+            _, request = heapq.heappop(decoding)
             n_decoding -= 1
-            first_decode_sum -= int(first_decode[request])
+            first_decode_sum -= int(first_decode[request]) - prompt_of[request]
+            prompt_sum -= prompt_of[request]
             complete(request)
+
+    def decode_context(sequences: int) -> float:
+        """The contexts of ``sequences`` (all the decoding ones, or none) at decode number ``decode``."""
+        if not sequences:
+            return 0
+        if growth == 1.0:
+            return sequences * decode - first_decode_sum
+        return growth * (sequences * decode - first_decode_sum) + (1.0 - growth) * prompt_sum
 
     while done_measured < measured:
         while next_arrival < scheduled and arrival[next_arrival] <= now:
             waiting.append(next_arrival)
             next_arrival += 1
         running = len(prefilling) + n_decoding
-        admissible = running < max_seqs and reserved + sequence_tokens <= capacity
+        head = waiting[0] if waiting else min(next_arrival, capacity_requests - 1)  # the next request to admit
+        admissible = running < max_seqs and reserved + tokens_of[head] <= capacity
         if prefilling or (waiting and admissible):
             # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
             # then of newly admitted requests
             decodes = n_decoding if mixed else 0
             left = budget - decodes
-            context = decodes * prompt + growth * (decodes * decode - (first_decode_sum if mixed else 0))
+            context = decode_context(decodes)
             tokens, pairs, kv_tokens = decodes, context, context
             finished: list[int] = []
             for entry in prefilling:
                 if left <= 0:
                     break
                 done = entry[1]
-                chunk = min(prompt - done, left)
+                length = prompt_of[entry[0]]
+                chunk = min(length - done, left)
                 pairs += chunk * done + chunk * (chunk + 1) / 2
                 kv_tokens += done + chunk
                 tokens += chunk
                 left -= chunk
                 entry[1] = done + chunk
-                if entry[1] == prompt:
+                if entry[1] == length:
                     finished.append(entry[0])
-            while waiting and left > 0 and running < max_seqs and reserved + sequence_tokens <= capacity:
+            while waiting and left > 0 and running < max_seqs and reserved + tokens_of[waiting[0]] <= capacity:
                 request = waiting.popleft()
-                reserved += sequence_tokens
+                reserved += tokens_of[request]
                 running += 1
-                cached = cached_prefix if request > 0 else 0  # the cached prefix is read, not computed
-                chunk = min(prompt - cached, left)
+                length, cached = prompt_of[request], cached_of[request]  # the cached prefix is read, not computed
+                chunk = min(length - cached, left)
                 pairs += chunk * cached + chunk * (chunk + 1) / 2
                 kv_tokens += cached + chunk
                 tokens += chunk
                 left -= chunk
-                if cached + chunk == prompt:
+                if cached + chunk == length:
                     finished.append(request)
                 else:
                     prefilling.append([request, cached + chunk])
             peak_reserved = max(peak_reserved, reserved)
-            while prefilling and prefilling[0][1] == prompt:
+            while prefilling and prefilling[0][1] == prompt_of[prefilling[0][0]]:
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(decode_gpu_seconds(decodes, tokens, pairs, kv_tokens, context)) * factor
@@ -426,21 +502,23 @@ def simulate_serving(
             for request in finished:
                 first_step[request] = step
                 first_decode[request] = decode if mixed else decode - 1
-                if out == 1:
+                if steps_of[request] == 1:
                     complete(request)
                 else:
-                    decoding.append(request)
+                    heapq.heappush(decoding, (int(first_decode[request]) + steps_of[request] - 1, request))
                     n_decoding += 1
-                    first_decode_sum += int(first_decode[request])
+                    first_decode_sum += int(first_decode[request]) - prompt_of[request]
+                    prompt_sum += prompt_of[request]
             step += 1
             decode += 1 if mixed else 0
         elif n_decoding:
             # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival);
             # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
             multi_step = scheduler_steps > 1
-            count = scheduler_steps if multi_step else int(first_decode[decoding[0]]) + out - decode
-            # contexts grow by one token per sequence per step; a decode attends to (and reads) its whole context
-            context = n_decoding * prompt + growth * (n_decoding * decode - first_decode_sum)
+            count = scheduler_steps if multi_step else decoding[0][0] + 1 - decode
+            # contexts grow by ``growth`` tokens (one without speculative decoding) per sequence per step; a decode
+            # attends to (and reads) its whole context
+            context = decode_context(n_decoding)
             contexts = context + growth * n_decoding * np.arange(count, dtype=float)
             gpu = decode_gpu_seconds(n_decoding, n_decoding, contexts, contexts, contexts)
             duration = gpu + (overhead + sequence_overhead * n_decoding)
@@ -486,9 +564,9 @@ def simulate_serving(
         model=model,
         framework=framework,
         tensor_parallel=tp,
-        prompt=prompt,
-        out=out,
-        emitted=output_tokens,
+        prompts=request_prompt,
+        outs=request_steps,
+        emitted=request_out,
         arrival=arrival,
         first_step=first_step,
         first_decode=first_decode,
@@ -524,7 +602,7 @@ def simulate_serving(
         options=options,
         speculation=speculation,
         shared_prefix_fraction=shared_prefix_fraction,
-        cached_prefix=cached_prefix,
+        cached=request_cached,
     )
 
 
@@ -546,14 +624,37 @@ def _speculation(options: ServingOptions, dataset: str | None, model: ModelFacts
     }
 
 
+def _emitting_steps(outputs: np.ndarray, growth: float) -> np.ndarray:
+    """The steps that emit each request's ``outputs`` tokens at ``growth`` tokens per decode step: its prefill (the
+    first token) and ceil((output - 1) / growth) decode steps (output steps in all without speculative decoding)."""
+    if growth == 1.0:
+        return outputs.astype(np.int64)
+    return 1 + np.ceil((outputs - 1) / growth).astype(np.int64)
+
+
+def _request_lengths(
+    lengths: tuple[np.ndarray, np.ndarray] | None, input_tokens: int, output_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-request (input, output) lengths as int64 arrays: the given ones, checked, or the fixed ones."""
+    if lengths is None:
+        return np.array([input_tokens], dtype=np.int64), np.array([output_tokens], dtype=np.int64)
+    prompts, outs = (np.asarray(values) for values in lengths)
+    for name, values in (("input", prompts), ("output", outs)):
+        if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer) or values.min() < 1:
+            raise ValueError(f"lengths: the {name} lengths must be a non-empty 1-D array of positive integers")
+    if prompts.size != outs.size:
+        raise ValueError(f"lengths: {prompts.size} input lengths but {outs.size} output lengths")
+    return prompts.astype(np.int64), outs.astype(np.int64)
+
+
 def _summarize(
     *,
     model: ModelFacts,
     framework: FrameworkFacts,
     tensor_parallel: int,
-    prompt: int,
-    out: int,
-    emitted: int,
+    prompts: np.ndarray,
+    outs: np.ndarray,
+    emitted: np.ndarray,
     arrival: np.ndarray,
     first_step: np.ndarray,
     first_decode: np.ndarray,
@@ -587,27 +688,40 @@ def _summarize(
     options: ServingOptions,
     speculation: dict,
     shared_prefix_fraction: float,
-    cached_prefix: int,
+    cached: np.ndarray,
 ) -> ServingSimulation:
-    """Per-request latencies of the measured requests and rates over the measured window. ``out`` counts the steps
-    that emit a request's tokens, ``emitted`` its output tokens (more than ``out`` under speculative decoding)."""
+    """Per-request latencies of the measured requests and rates over the measured window. ``outs`` counts the steps
+    that emit each request's tokens, ``emitted`` its output tokens (more than its steps under speculative decoding)."""
     ends = np.cumsum(durations)
     token_ends = ends if delivery is None else ends[delivery]  # when each step's tokens reach the client
     first = first_step[warmup:measured_end]
     base = first_decode[warmup:measured_end]
     start = arrival[warmup:measured_end] - api_delay[warmup:measured_end]  # when the clients sent them
-    last = decode_steps[base + out - 1] if out > 1 else first  # the step of each request's last token
+    out = outs[warmup:measured_end]
+    emitted_out = emitted[warmup:measured_end]
+    several = out > 1  # requests with inter-token gaps
+    # the step of each request's last token (its first when it has one)
+    last = np.where(several, decode_steps[np.where(several, base + out - 1, 0)], first)
     ttft = token_ends[first] - start
     e2e = token_ends[last] - start
-    tpot = (e2e - ttft) / (emitted - 1) if emitted > 1 else np.zeros_like(ttft)
+    tpot = np.where(several, (e2e - ttft) / np.maximum(emitted_out - 1, 1), 0.0)
     # inter-token gaps: token 0 at its prefill step, token k >= 1 at decode number base + k
-    if len(first) * (out - 1) <= MAX_ITL_SAMPLES:
-        later = token_ends[decode_steps[base[:, None] + np.arange(1, out)]]
+    fixed_out = int(out[0]) if len(out) and (out == out[0]).all() else None
+    if fixed_out is not None and len(first) * (fixed_out - 1) <= MAX_ITL_SAMPLES:
+        later = token_ends[decode_steps[base[:, None] + np.arange(1, fixed_out)]]
         itl = np.diff(np.concatenate([token_ends[first][:, None], later], axis=1), axis=1).ravel()
     else:
-        picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
-        token = rng.integers(1, out, MAX_ITL_SAMPLES)
-        previous = np.where(token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + token - 1]])
+        # a seeded sample of gaps (with lengths that vary, each request weighed by its gaps)
+        if fixed_out is not None:
+            picks = rng.integers(0, len(first), MAX_ITL_SAMPLES)
+            token = rng.integers(1, fixed_out, MAX_ITL_SAMPLES)
+        else:
+            gaps = np.maximum(out - 1, 0)
+            picks = rng.choice(len(first), MAX_ITL_SAMPLES, p=gaps / gaps.sum()) if gaps.sum() else np.zeros(0, int)
+            token = 1 + np.floor(rng.random(picks.size) * gaps[picks]).astype(np.int64)
+        previous = np.where(
+            token == 1, token_ends[first[picks]], token_ends[decode_steps[base[picks] + np.maximum(token - 1, 1)]]
+        )
         itl = token_ends[decode_steps[base[picks] + token]] - previous
     if delivery is not None:
         itl = itl[itl > 0]  # tokens of one multi-step block arrive in one chunk: a client sees one gap per chunk
@@ -616,9 +730,13 @@ def _summarize(
     # once the warm-up wave (the clients' first requests) has completed
     window_start, window_end = float(start.min()), float(token_ends[last].max())
     if closed:
-        warm_first, warm_base = first_step[:warmup], first_decode[:warmup]
-        warm_done = (warm_first >= 0) & (warm_base + out - 1 < decode_steps.size)
-        warm_last = decode_steps[warm_base[warm_done] + out - 1] if out > 1 else warm_first[warm_done]
+        warm_first, warm_base, warm_out = first_step[:warmup], first_decode[:warmup], outs[:warmup]
+        warm_done = (warm_first >= 0) & (warm_base + warm_out - 1 < decode_steps.size)
+        warm_last = np.where(
+            warm_out[warm_done] > 1,
+            decode_steps[np.where(warm_out[warm_done] > 1, warm_base[warm_done] + warm_out[warm_done] - 1, 0)],
+            warm_first[warm_done],
+        )
         if warm_last.size and float(token_ends[warm_last].max()) < window_end:
             window_start = max(window_start, float(token_ends[warm_last].max()))
     duration = window_end - window_start
@@ -626,18 +744,24 @@ def _summarize(
     hi = int(np.searchsorted(ends, window_end, side="right"))  # steps lo .. hi-1 end inside the window
     decode_lo, decode_hi = np.searchsorted(decode_steps, [lo, hi])  # decode numbers whose steps lie in it
     started = first_step >= 0
-    starts, bases = first_step[started], first_decode[started]
+    starts, bases, started_out = first_step[started], first_decode[started], outs[started]
+    # a decode step emits (emitted - 1) / (steps - 1) tokens per sequence on average (1 without speculation)
+    started_emitted = emitted[started]
+    per_step = (started_emitted - 1) / np.maximum(started_out - 1, 1)
     first_tokens = int(((starts >= lo) & (starts < hi)).sum())
-    later_tokens = np.clip(np.minimum(bases + out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None)
-    # a decode step emits (emitted - 1) / (out - 1) tokens per sequence on average (1 without speculation)
-    per_step = (emitted - 1) / (out - 1) if out > 1 else 1.0
-    output_in_window = first_tokens + float(later_tokens.sum()) * per_step
-    last_decode = bases + out - 1
-    if out > 1:
-        finished = last_decode < decode_steps.size
-        last_steps = decode_steps[last_decode[finished]]
-    else:
-        last_steps = starts
+    later_tokens = np.clip(
+        np.minimum(bases + started_out - 1, decode_hi - 1) - np.maximum(bases + 1, decode_lo) + 1, 0, None
+    )
+    output_in_window = first_tokens + (
+        int(later_tokens.sum()) if speculation["method"] == "none" else float((later_tokens * per_step).sum())
+    )
+    last_decode = bases + started_out - 1
+    finished = (started_out == 1) | (last_decode < decode_steps.size)
+    last_steps = np.where(
+        started_out[finished] > 1,
+        decode_steps[np.where(started_out[finished] > 1, last_decode[finished], 0)],
+        starts[finished],
+    )
     completed = int(((last_steps >= lo) & (last_steps < hi)).sum())
     output_rate = output_in_window / duration
     # per run of steps (constant running sequences): its seconds inside the window, from the cumulative step ends
@@ -663,21 +787,27 @@ def _summarize(
     busy = (float(run_seconds[working].sum()) - host_seconds) / duration
     decode_bound = "memory" if bound_time["decode_memory"] >= bound_time["decode_compute"] else "compute"
     prefill_bound = "compute" if bound_time["prefill_compute"] >= bound_time["prefill_memory"] else "memory"
-    peak_sequences = peak_reserved // (prompt + emitted)
+    # the measured requests' mean lengths (every request's, where all are equal)
+    prompt = float(prompts[warmup:measured_end].mean())
+    mean_out = float(emitted_out.mean())
+    peak_sequences = round(peak_reserved / (prompt + mean_out))
+    mean_cached = float(cached[warmup:measured_end].mean())
     return ServingSimulation(
         ttft_s=ttft,
         tpot_s=tpot,
         itl_s=itl,
         e2e_s=e2e,
-        input_tokens=prompt,
-        output_tokens=emitted,
+        input_tokens=round(prompt),
+        output_tokens=round(mean_out),
         duration_s=duration,
         completed_requests=completed,
         output_tokens_per_s=output_rate,
-        total_tokens_per_s=output_rate * (prompt + emitted) / emitted,
-        requests_per_s=output_rate / emitted,
+        total_tokens_per_s=output_rate * (prompt + mean_out) / mean_out,
+        requests_per_s=output_rate / mean_out,
         gpu_busy_fraction=min(1.0, busy),
-        memory_per_gpu_gb=memory.memory_per_gpu_gb(model, tensor_parallel, peak_sequences, prompt + emitted, options),
+        memory_per_gpu_gb=memory.memory_per_gpu_gb(
+            model, tensor_parallel, peak_sequences, round(prompt + mean_out), options
+        ),
         kv_capacity_tokens=capacity,
         max_running_sequences=int(run_running.max()),
         mean_running_sequences=mean_running,
@@ -712,8 +842,8 @@ def _summarize(
             "serving_options": dataclasses.asdict(options),
             "kv_cache_bytes_per_element": memory.kv_dtype_bytes(model, options.kv_cache_dtype),
             "prefix_caching": (
-                f"on: {cached_prefix} of {prompt} prompt tokens cached (shared prefix {shared_prefix_fraction:.0%}; "
-                "the first request cold)"
+                f"on: {round(mean_cached)} of {round(prompt)} prompt tokens cached (shared prefix "
+                f"{shared_prefix_fraction:.0%}; the first request cold)"
                 if options.prefix_caching
                 else "off (every prompt computed in full)"
             ),
