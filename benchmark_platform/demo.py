@@ -25,14 +25,15 @@ from benchmark_platform.defs.sensors import new_model_version_sensor, new_versio
 from benchmark_platform.instance import prepare_dagster_home
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.ranking import criteria, store
+from benchmark_platform.ranking.predictors import numbers_label
 
-# An 8B and a 70B version, served by vLLM on three GPU pools (a one-GPU L4 node, a one-GPU H100 node and an eight-H100
-# node, the shape where TP 1 x 8 replicas meets TP 8 x 1): a matrix a shared laptop drains in a few minutes. Every use
-# case keeps its whole concurrency sweep and representative buckets, and every node every tensor-parallel degree; a
-# continuous-batching simulation costs milliseconds per config where the old static roofline cost a fraction of one,
-# so the demo runs two versions with one framework on three pools (990 configs) instead of three versions with every
-# framework on six pools (12,472 configs before).
-DEMO_VERSIONS = ("llama-3.1-8b@fp16", "llama-3.1-70b@fp8")
+# Llama-3.1-8B in fp16 and FP8, Llama-3.1-70B in FP8 and one mixture-of-experts version, served by vLLM on three GPU
+# pools (a one-GPU L4 node, a one-GPU H100 node and an eight-H100 node, the shape where TP 1 x 8 replicas meets TP 8 x
+# 1): a matrix a shared laptop drains in a few minutes (2,530 configs). Every use case keeps its whole concurrency
+# sweep and representative buckets, and every node every tensor-parallel degree. The MoE version is gpt-oss-20b in
+# MXFP4: its 13 GB of weights fit all three pools (the L4 included, where Qwen3-30B-A3B in FP8, 31 GB, does not), and
+# its 3.6B active parameters per token keep each simulated config as cheap as the 8B's.
+DEMO_VERSIONS = ("llama-3.1-8b@fp16", "llama-3.1-8b@fp8", "llama-3.1-70b@fp8", "gpt-oss-20b@mxfp4")
 DEMO_FRAMEWORKS = ("vllm",)
 DEMO_HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x1", "gcp-h100-sxm-x8")
 
@@ -92,13 +93,16 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
     """Per use case, the best deployment of each model version (best first), as the rankings step stored them:
     what to deploy for each model. Nothing is ranked here."""
     engine = database.get_engine()
-    rankings = store.load_stored_rankings(engine, store.load_use_cases(engine))
+    rankings = {
+        name: store.with_predictors(engine, ranking)
+        for name, ranking in store.load_stored_rankings(engine, store.load_use_cases(engine)).items()
+    }
     if not rankings:
         echo("\nNo stored rankings: the rankings step has not run.")
         return
     echo(
         "\nBest deployment of each model version per use case, ranked (TP = GPUs per replica; conc = concurrent "
-        "requests per replica; [simulated] = simulator estimate, no GPU measured):"
+        "requests per replica; [simulated · predictor] = simulator estimate, no GPU measured):"
     )
     for name, ranking in sorted(rankings.items()):
         use_case = ranking.use_case
@@ -112,7 +116,7 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
                 f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, TPOT p90 {row.tpot_p90_ms:.1f} ms, "
                 f"{row.output_tokens_sec_per_gpu:,.0f} tok/s/GPU, {row.interactivity_tokens_sec:.0f} tok/s/user, "
                 + criteria.cost_text(getattr(row, cost.column), use_case.cost_unit, row.price_basis)
-                + (" [simulated]" if row.simulated else " [measured]")
+                + f" [{numbers_label('simulated', row.predictor) if row.simulated else 'measured'}]"
             )
         if ranking.configurations.empty:
             echo("    no configuration meets the SLA")

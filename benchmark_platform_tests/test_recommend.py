@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
@@ -11,8 +12,11 @@ from sqlalchemy import Engine
 
 from benchmark_platform.cli import main
 from benchmark_platform.ranking import Constraints, rank_use_case, recommend
+from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, numbers_label, predictor_label, predictor_labels
 from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
+KERNELS = {"backend": "kernels", "version": "0.12.0", "data_version": "h100_sxm/vllm/0.12.0", "in_measured_range": True,
+           "requested": "auto", "fallback": None}  # fmt: skip
 ROWS = [
     result_row(
         model="llama",
@@ -43,6 +47,7 @@ ROWS = [
         tpot_p90_ms=18.0,
         throughput_tokens_sec=1500.0,
         runner="simulated",
+        detailed_metrics={"predictor": KERNELS},
     ),
     result_row(model="mistral", hardware="gcp-l4-x1", gpu_type="L4", ttft_p90_ms=800.0),  # breaks the SLA
 ]
@@ -103,6 +108,24 @@ def test_bad_constraints_are_rejected(ranking) -> None:
         recommend(ranking, Constraints(), top=0)
 
 
+def test_predictor_labels_are_short_and_join_what_a_deployments_buckets_used() -> None:
+    roofline = {"backend": "roofline", "version": "3", "in_measured_range": None, "fallback": None}
+    assert predictor_label(roofline) == "roofline v3"
+    assert (
+        predictor_label(KERNELS | {"in_measured_range": False})
+        == "kernels (aiconfigurator 0.12.0), outside measured range"
+    )
+    configurations = results_frame(ROWS[0], ROWS[2])
+    key = configurations.loc[1, list(DEPLOYMENT_KEY)].to_dict()
+    predictors = pd.DataFrame([key | {"predictor": KERNELS}, key | {"predictor": roofline}])
+    labels = predictor_labels(configurations, predictors)
+    assert labels.tolist() == [None, "kernels (aiconfigurator 0.12.0) + roofline v3"]
+    assert (
+        numbers_label("simulated", labels[1]).startswith("simulated · kernels")
+        and numbers_label("measured", None) == "measured"
+    )
+
+
 # --- CLI --------------------------------------------------------------------------------------------------------
 
 
@@ -124,6 +147,21 @@ def test_cli_prints_the_best_configurations_and_why(seeded: Engine) -> None:
     assert "1. llama@fp16 on aws-h100-sxm-x1 / vllm, TP1 x 1 replica(s), concurrency 8: rank 1 of 3" in result.output
     assert "2. qwen@fp16 on azure-a100-x1 / vllm, TP1 x 1 replica(s), concurrency 8: rank 2 of 3" in result.output
     assert "SIMULATED" in result.output and "WARNING: 1 of these 2 results are simulated" in result.output
+
+
+def test_cli_names_the_predictor_behind_each_simulated_deployment(seeded: Engine) -> None:
+    result = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--top", "2"])
+    [qwen] = [line for line in result.output.splitlines() if line.lstrip().startswith("2 ")]
+    assert "SIMULATED · kernels (aiconfigurator 0.12.0)" in qwen
+    [llama] = [line for line in result.output.splitlines() if line.lstrip().startswith("1 ")]
+    assert "measured" in llama and "kernels" not in llama
+
+    payload = json.loads(CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--json"]).output)
+    assert [(row["version_key"], row["predictor"]) for row in payload["results"]] == [
+        ("llama@fp16", None),
+        ("qwen@fp16", "kernels (aiconfigurator 0.12.0)"),
+        ("llama@fp16", None),
+    ]
 
 
 def test_cli_json_carries_criteria_and_the_simulated_flag(seeded: Engine) -> None:

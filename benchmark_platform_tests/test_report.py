@@ -195,6 +195,7 @@ def insert_results(engine: Engine, measurements: list[dict[str, Any]]) -> None:
                     "sequence_length": row["sequence_length"],
                     "tensor_parallel": row["tensor_parallel"],
                     "runner": row["runner"],
+                    "detailed_metrics": row.get("detailed_metrics", {}),
                     **{column: None if np.isnan(row[column]) else row[column] for column in METRIC_COLUMNS},
                 }
                 for row in measurements
@@ -380,6 +381,24 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
 
     help_text = runner.invoke(main, ["report", "--help"]).output
     assert "Example:" in help_text and "benchmark-platform report --use-case chatbot" in help_text
+
+
+def test_the_report_names_the_predictor_of_each_simulated_row_and_series(engine: Engine, tmp_path: Path) -> None:
+    roofline = {"backend": "roofline", "version": "3", "data_version": "spec sheets", "in_measured_range": None,
+                "requested": "kernels", "fallback": "no kernel tables for this GPU"}  # fmt: skip
+    rows = measurement_grid(("chatbot",))
+    for row in rows:
+        if row["runner"] == "simulated":
+            row["detailed_metrics"] = {"predictor": roofline}
+    insert_results(engine, rows)
+    refresh_rankings(engine)
+
+    page = write_report(engine, tmp_path / "report.html", use_cases=["chatbot"]).path.read_text()
+    label = "roofline v3, fallback from kernels"
+    assert f'<span class="tag-simulated">SIMULATED</span> · {label}</td>' in page  # every simulated table row
+    assert f"simulated ({label})" in page  # the simulated series of the latency charts
+    measured_rows = re.findall(r'<tr class="measured">.*?</tr>', page)
+    assert measured_rows and not any("roofline" in row for row in measured_rows)
 
 
 def test_the_report_and_the_demo_summary_show_the_stored_rankings_and_never_rank(engine: Engine, tmp_path: Path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import get_args
 
 import pytest
 
+from benchmark_platform.domain import Quantization
 from benchmark_platform.runners import (
     ModelFacts,
     RunInterrupted,
@@ -120,6 +122,12 @@ def test_accuracy_is_baseline_minus_quantization_penalty_or_none():
     assert unknown.accuracy_score is None
     not_scored = get_runner("simulated").run(make_spec(workload=CHATBOT.model_copy(update={"measure_accuracy": False})))
     assert not_scored.accuracy_score is None
+
+
+def test_every_quantization_has_an_accuracy_penalty_so_fp4_versions_simulate():
+    assert set(QUANTIZATION_ACCURACY_PENALTY) == set(get_args(Quantization))
+    mxfp4 = get_runner("simulated").run(make_spec(model=llama_8b("fp4", 4, fp4_scheme="mxfp4")))
+    assert mxfp4.accuracy_score == pytest.approx(0.80 - QUANTIZATION_ACCURACY_PENALTY["fp4"])
 
 
 def test_simulate_seconds_spends_wall_time_and_stops_promptly():

@@ -4,13 +4,15 @@
     python benchmarks/queue_bench.py --database-url URL   # an existing, EMPTY database (it is migrated and filled)
     python benchmarks/queue_bench.py --quick              # smaller table and shorter runs, for a smoke test
     python benchmarks/queue_bench.py --versus-only        # only the side-by-side drain against PgQueuer
+    python benchmarks/queue_bench.py --population-only    # only the matrix population (every bundled version)
 
 What it does: seeds the catalogs, registers the example models, adds synthetic copies of the 8-GPU H100 instance
 (``bench-h100-NNN``) so one model version's matrix reaches 10,000 and 100,000 configs, times ``populate_matrix``
-for the bundled catalog, for those (and an idempotent re-run), fills ``benchmark_configs`` to about 1,000,000 rows
-with further versions, ANALYZEs, then runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each
-claims from its hardware pool, records a fixed measurement per config with ``queue.complete`` and times every
-claim. Figures depend on the machine: note its cores and load next to them.
+for every bundled version (the mixture-of-experts ones included) on the bundled catalog, for those (and an
+idempotent re-run), fills ``benchmark_configs`` to about 1,000,000 rows with further versions, ANALYZEs, then
+runs 1, 8 and 32 worker processes at claim batch sizes 1, 10 and 100: each claims from its hardware pool, records
+a fixed measurement per config with ``queue.complete`` and times every claim. Figures depend on the machine: note
+its cores and load next to them.
 
 Side by side with a peer (first, in a database of its own on the same server): one model version's whole matrix
 (about 40,000 configs) drained by ``--workers`` worker processes (``run_worker``: claims, the simulated runner's
@@ -79,7 +81,7 @@ def _version_id(engine: Engine, key: str):
 def _populate(engine: Engine, key: str, hardware: list[str], label: str) -> queue.PopulateReport:
     report = queue.populate_matrix(engine, _version_id(engine, key), hardware=hardware)
     print(
-        f"  {key + ' ' + label:<36} {len(hardware):>4} pools {report.matrix_size:>8,} configs  "
+        f"  {key + ' ' + label:<42} {len(hardware):>4} pools {report.matrix_size:>8,} configs  "
         f"created {report.created:>8,}  {report.seconds:6.2f} s  ({report.matrix_size / report.seconds:,.0f} configs/s)"
     )
     return report
@@ -93,7 +95,9 @@ CONFIGS_PER_POOL = 1760
 def bench_population(engine: Engine, pools: list[str], target_rows: int, quick: bool) -> None:
     print("matrix population (COPY into a temporary table + INSERT ... ON CONFLICT DO NOTHING, one transaction):")
     catalog = [spec.name for spec in catalogs.load_hardware()]
-    for key in ("llama-3.1-8b@int4-awq", "llama-3.1-70b@fp16"):
+    with engine.connect() as connection:
+        bundled = list(manifests.list_version_keys(connection))
+    for key in bundled:  # every bundled version, the MoE ones included: the matrix each gets from the catalog
         _populate(engine, key, catalog, "(bundled catalog)")
     _populate(engine, "llama-3.1-8b@int4-awq", pools[: round(10_000 / CONFIGS_PER_POOL)], "(new)")
     if not quick:
@@ -383,6 +387,9 @@ def main() -> int:
     parser.add_argument("--database-url", help="an empty PostgreSQL database to use instead of a throwaway one")
     parser.add_argument("--quick", action="store_true", help="about 100,000 rows and 1 s per cell")
     parser.add_argument("--versus-only", action="store_true", help="only the side-by-side drain against PgQueuer")
+    parser.add_argument(
+        "--population-only", action="store_true", help="only the matrix population (no drain, no claim timings)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="worker processes of the side-by-side drain")
     parser.add_argument("--batch", type=int, default=10, help="claim batch of the side-by-side drain")
     args = parser.parse_args()
@@ -400,7 +407,8 @@ def main() -> int:
         url = server.get_uri()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     try:
-        bench_versus_pgqueuer(url, args.workers, args.batch)
+        if not args.population_only:
+            bench_versus_pgqueuer(url, args.workers, args.batch)
         if args.versus_only:
             return 0
         engine = _connect(url)
@@ -410,8 +418,9 @@ def main() -> int:
             manifests.register_model(engine, manifests.load_manifest(path))
         pools = _clone_hardware(engine, 105)
         bench_population(engine, pools, target_rows, args.quick)
-        print_claim_plan(engine)
-        bench_throughput(url, engine, [1, 8, 32], [1, 10, 100], seconds)
+        if not args.population_only:
+            print_claim_plan(engine)
+            bench_throughput(url, engine, [1, 8, 32], [1, 10, 100], seconds)
         engine.dispose()
     finally:
         if scratch is not None:

@@ -40,7 +40,7 @@ HARDWARE_FILE = CATALOG_DIR / "hardware.yaml"
 FRAMEWORKS_FILE = CATALOG_DIR / "frameworks.yaml"
 USE_CASES_FILE = CATALOG_DIR / "use_cases.yaml"
 
-CloudProvider = Literal["aws", "gcp", "azure"]
+CloudProvider = Literal["aws", "gcp", "azure", "spheron", "tensorwave"]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
 
 QUANTIZED = frozenset({"fp8", "int8", "int4"})
@@ -129,6 +129,16 @@ class HardwareInstance(_Priced):
     instance_type: str = Field(min_length=1)
     gpu_type: str = Field(min_length=1)
     gpu_count: Int32 = Field(gt=0)
+    price_source: str | None = Field(
+        default=None, min_length=1, description="where this instance's prices come from, overriding its cloud's"
+    )
+    price_as_of: date | None = None
+
+    @model_validator(mode="after")
+    def _price_source_and_date_together(self) -> HardwareInstance:
+        if (self.price_source is None) != (self.price_as_of is None):
+            raise ValueError("give price_source and price_as_of together")
+        return self
 
 
 class HardwareSpec(HardwareInstance):
@@ -202,6 +212,11 @@ class HardwareCatalogFile(_CatalogFile):
         for instance in self.instances:
             chip = self.gpus[instance.gpu_type]
             pricing = self.clouds[instance.cloud_provider]
+            # A price sourced on the instance itself (a provider page per offer) replaces the cloud's source.
+            if instance.price_source is not None:
+                pricing = pricing.model_copy(
+                    update={"price_source": instance.price_source, "price_as_of": instance.price_as_of}
+                )
             specs.append(
                 HardwareSpec(
                     **instance.model_dump(),

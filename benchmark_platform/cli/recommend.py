@@ -15,8 +15,9 @@ from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import Constraints, Recommendation, criteria, evidence, rank_use_case, recommend
+from benchmark_platform.ranking.predictors import numbers_label
 from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
-from benchmark_platform.ranking.store import load_results_frame, load_use_cases
+from benchmark_platform.ranking.store import load_results_frame, load_use_cases, with_predictors
 
 _CONSTRAINT_OPTIONS = {
     "max_ttft_p90_ms": "--max-ttft-p90-ms",
@@ -80,6 +81,7 @@ def _payload(recommendation: Recommendation) -> dict[str, Any]:
                 "score": float(row["score"]),
                 "pareto": bool(row["pareto"]),
                 "simulated": bool(row["simulated"]),
+                "predictor": row["predictor"],
                 "model_name": row["model_name"],
                 **configuration_summary(row),
                 "criteria": configuration_breakdown(row, ranking.weights, ranking.use_case.registry),
@@ -112,14 +114,15 @@ def _table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criteri
     case's unit), then what serving it means."""
     headers = _DEPLOYMENT_COLUMNS | {criterion.column: criterion.short_label for criterion in registry.values()}
     headers |= {column: label for column, label in _SERVING_COLUMNS.items() if column not in headers}
-    table = configurations[list(headers)].rename(columns=headers)
+    numbers = [numbers_label(source, predictor) for source, predictor in configurations[["source", "predictor"]].values]
+    table = configurations.assign(source=numbers)[list(headers)].rename(columns=headers)
     formats = {
         "score": "{:.3f}".format,
         **{c.short_label: f"{{:{c.format.replace(',', '')}}}".format for c in registry.values()},
         "tok/s/user": "{:.1f}".format,
         "tok/s/node": "{:.0f}".format,
         "pareto": lambda flag: "yes" if flag else "no",
-        "numbers": lambda source: "SIMULATED" if source == "simulated" else source,
+        "numbers": lambda text: "SIMULATED" + text.removeprefix("simulated") if text.startswith("simulated") else text,
     }
     return table.to_string(index=False, formatters=formats, na_rep="-")
 
@@ -163,7 +166,7 @@ def _print_text(recommendation: Recommendation) -> None:
     if simulated:
         click.echo(
             f"\nWARNING: {simulated} of these {len(recommendation.configurations)} results are simulated "
-            "(runner=simulated: roofline estimates, not measurements)."
+            "(runner=simulated: simulator estimates, not measurements; 'numbers' names the predictor)."
         )
 
 
@@ -265,7 +268,7 @@ def recommend_command(
     if price_basis is not None:
         criteria_of_use_case = criteria_of_use_case.model_copy(update={"price_basis": price_basis})
     results = evidence(load_results_frame(engine, workload_types=[use_case]), sources, measured_only)
-    ranking = rank_use_case(results, criteria_of_use_case)
+    ranking = with_predictors(engine, rank_use_case(results, criteria_of_use_case))
     recommendation = recommend(ranking, constraints, top)
     found = not recommendation.configurations.empty
     warnings = _few_measurements(recommendation, queue.skipped_for_workload(engine, use_case))

@@ -33,6 +33,7 @@ from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.daily_stats import DAILY_STATS_COLUMNS, daily_model_stats
 from benchmark_platform.ranking.frames import METRIC_COLUMNS, RESULT_FRAME_COLUMNS, require_columns
+from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, predictor_labels
 from benchmark_platform.ranking.rankings import (
     DEFAULT_RANKING_TTL,
     DEPLOYMENT_COLUMNS,
@@ -143,6 +144,36 @@ def load_export_frame(engine: Engine, model_version_id: uuid.UUID | None = None)
         rows = connection.execute(query).all()
     frame = pd.DataFrame.from_records(rows, columns=[*RESULT_FRAME_COLUMNS, "source_tool"])
     return frame[list(EXPORT_COLUMNS)]
+
+
+def load_predictors(engine: Engine, workload_type: str, model_version_ids: Iterable[uuid.UUID]) -> pd.DataFrame:
+    """The predictors behind a use case's simulated results (``detailed_metrics.predictor``) of these versions: one
+    row per deployment (``predictors.DEPLOYMENT_KEY``) and distinct predictor."""
+    result = BenchmarkResult
+    predictor = result.detailed_metrics["predictor"]
+    query = (
+        select(*(getattr(result, column) for column in DEPLOYMENT_KEY), predictor.label("predictor"))
+        .distinct()
+        .where(
+            result.workload_type == workload_type,
+            result.runner == "simulated",
+            result.model_version_id.in_(list(model_version_ids)),
+            predictor.is_not(None),
+        )
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame.from_records(rows, columns=[*DEPLOYMENT_KEY, "predictor"])
+
+
+def with_predictors(engine: Engine, ranking: UseCaseRanking) -> UseCaseRanking:
+    """``ranking`` with a ``predictor`` column (a short label, None where nothing is simulated) on its ranked and
+    unranked deployments, so that what shows a simulated number can name the model that made it."""
+    frames = (ranking.configurations, ranking.unranked)
+    versions = pd.concat([frame["model_version_id"] for frame in frames]).unique()
+    loaded = load_predictors(engine, ranking.use_case.subcategory, versions)
+    configurations, unranked = (frame.assign(predictor=predictor_labels(frame, loaded)) for frame in frames)
+    return replace(ranking, configurations=configurations, unranked=unranked)
 
 
 def load_use_cases(engine: Engine) -> list[UseCaseCriteria]:

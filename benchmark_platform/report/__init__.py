@@ -19,7 +19,12 @@ from benchmark_platform import files
 from benchmark_platform.manifests import list_version_keys
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseCriteria, UseCaseRanking
-from benchmark_platform.ranking.store import RankingsNotStoredError, load_stored_rankings, load_use_cases
+from benchmark_platform.ranking.store import (
+    RankingsNotStoredError,
+    load_stored_rankings,
+    load_use_cases,
+    with_predictors,
+)
 from benchmark_platform.report.charts import trade_off_front
 from benchmark_platform.report.html import DEFAULT_TOP, render_report, render_scoped, scoped_ranking
 
@@ -106,10 +111,14 @@ def write_report(
     top: int = DEFAULT_TOP,
     progress: ProgressReporter | None = None,
 ) -> ReportSummary:
-    """Render the report from the stored rankings (``stored_rankings``; nothing is ranked here) and write it to
+    """Render the report from the stored rankings (``stored_rankings``; nothing is ranked here), each simulated
+    number labelled with the predictor that made it (``with_predictors``), and write it to
     ``out_path`` (replaced whole, never left half-written). Without ``use_cases``, every use case with a deployment
     in scope is reported."""
-    rankings = stored_rankings(engine, model_version=model_version, use_cases=use_cases)
+    rankings = [
+        with_predictors(engine, ranking)
+        for ranking in stored_rankings(engine, model_version=model_version, use_cases=use_cases)
+    ]
     rendered = render_scoped(
         rankings, model_version=model_version, top=top, generated_at=datetime.now(UTC), progress=progress
     )

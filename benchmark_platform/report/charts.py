@@ -60,7 +60,9 @@ def _hover_data(configs: pd.DataFrame) -> list[list[Any]]:
             int(row.batch_size),
             int(row.rank),
             float(row.score),
-            "SIMULATED estimate" if row.simulated else "measured",
+            (f"SIMULATED · {row.predictor}" if getattr(row, "predictor", None) else "SIMULATED estimate")
+            if row.simulated
+            else "measured",
             f"TP{int(row.tensor_parallel)} × {int(row.replicas)}",
         ]
         for row in configs.itertuples()
@@ -164,12 +166,13 @@ def scatter_figure(
         part = configs[configs["simulated"] == simulated]
         if part.empty:
             continue
+        predictors = sorted(set(part["predictor"].dropna())) if simulated and "predictor" in part else []
         figure.add_trace(
             go.Scatter(
                 x=part[x_column],
                 y=part[y_column],
                 mode="markers",
-                name=name,
+                name=f"simulated ({', '.join(predictors)})" if predictors else name,
                 customdata=_hover_data(part),
                 hovertemplate=hover,
                 marker={

@@ -111,10 +111,11 @@ def table_columns(
 SOURCE_LABELS = {"measured": "measured", "inferencex": "measured: InferenceX", "mlperf": "measured: MLPerf"}
 
 
-def _cell(column: str, value: Any, spec: str | None) -> str:
+def _cell(column: str, value: Any, spec: str | None, predictor: str | None = None) -> str:
     if column == "source":
         if value == "simulated":
-            return '<td><span class="tag-simulated">SIMULATED</span></td>'
+            named = f" · {_text(predictor)}" if predictor else ""
+            return f'<td><span class="tag-simulated">SIMULATED</span>{named}</td>'
         return f'<td><span class="tag-source">{_text(SOURCE_LABELS.get(value, f"measured: {value}"))}</span></td>'
 
     if column == "pareto":
@@ -129,7 +130,7 @@ def _table(configs: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]]
     head = "".join(f"<th>{_text(label)}</th>" for _, label, _ in columns)
     rows = []
     for _, row in configs.iterrows():
-        cells = "".join(_cell(column, row[column], spec) for column, _, spec in columns)
+        cells = "".join(_cell(column, row[column], spec, row.get("predictor")) for column, _, spec in columns)
         rows.append(f'<tr class="{"simulated" if row["simulated"] else "measured"}">{cells}</tr>')
     return f'<table class="configs"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 

@@ -129,6 +129,7 @@ def insert_results(engine: Engine, rows: list[dict[str, Any]]) -> None:
                     "sequence_length": row["sequence_length"],
                     "tensor_parallel": row["tensor_parallel"],
                     "runner": row["runner"],
+                    "detailed_metrics": row.get("detailed_metrics", {}),
                     **{column: None if pd.isna(row[column]) else row[column] for column in METRIC_COLUMNS},
                 }
                 for row in rows

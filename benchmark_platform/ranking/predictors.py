@@ -1,0 +1,49 @@
+"""Which predictor made a simulated number, said in a few words beside it (issue 19): a roofline estimate and a
+measured-kernel one can differ by tens of percent, so a reader of the report or of ``recommend`` must be able to
+tell them apart without opening ``detailed_metrics``. Pure: the store loads the predictors, these functions label
+them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+# A deployment as the results name it: the key a configuration's simulated results share.
+DEPLOYMENT_KEY = ("model_version_id", "hardware_config_id", "framework_id", "tensor_parallel", "batch_size")
+
+
+def predictor_label(predictor: Mapping[str, Any]) -> str:
+    """``detailed_metrics.predictor`` as a short phrase: "roofline v3", "kernels (aiconfigurator 0.12.0)", plus
+    "fallback from kernels" when the requested backend could not answer and "outside measured range" when the
+    kernel tables were extrapolated."""
+    backend, version = predictor.get("backend", "unknown"), predictor.get("version")
+    if backend == "kernels":
+        text = f"kernels (aiconfigurator {version})"  # its version is the aiconfigurator-core package's
+    else:
+        text = f"{backend} v{version}" if version else str(backend)
+    if predictor.get("fallback"):
+        text += f", fallback from {predictor.get('requested', 'the requested backend')}"
+    if predictor.get("in_measured_range") is False:
+        text += ", outside measured range"
+    return text
+
+
+def predictor_labels(configurations: pd.DataFrame, predictors: pd.DataFrame) -> pd.Series:
+    """Per configuration, the labels of the predictors behind its simulated results (``predictors``: DEPLOYMENT_KEY
+    and a ``predictor`` dict per row), " + "-joined when its buckets had different ones; None where nothing of it
+    was simulated."""
+    empty = pd.Series([None] * len(configurations), index=configurations.index, dtype=object)
+    if predictors.empty or configurations.empty:
+        return empty
+    labelled = predictors.assign(label=[predictor_label(predictor) for predictor in predictors["predictor"]])
+    joined = labelled.groupby(list(DEPLOYMENT_KEY))["label"].agg(lambda labels: " + ".join(sorted(set(labels))))
+    lookup = dict(zip(joined.index, joined.to_numpy(), strict=True))
+    keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
+    return pd.Series([lookup.get(key) for key in keys], index=configurations.index, dtype=object)
+
+
+def numbers_label(source: str, predictor: str | None) -> str:
+    """Where a configuration's numbers come from, compactly: "simulated · roofline v3", or its source."""
+    return f"simulated · {predictor}" if source == "simulated" and predictor else source
