@@ -18,3 +18,12 @@ PROMPT_WORDS = (
 # The named datasets (``runners.openai.datasets.NAMED_DATASETS`` builds one of each).
 DatasetName = Literal["synthetic-fixed", "synthetic-spread", "shared-context", "multiturn-chat"]
 DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
+
+# The share of a request's prompt that an earlier request of the dataset already sent: what prefix caching can reuse,
+# and why the matrix turns it on for a use case (``matrix``: prefix caching is set per workload, not crossed).
+SHARED_PREFIX_FRACTION: dict[str, float] = {
+    "synthetic-fixed": 0.0,  # random words per request: nothing repeats
+    "synthetic-spread": 0.0,  # the same, with spread lengths
+    "shared-context": 0.75,  # a few long documents behind many questions (RAG): most of the prompt repeats
+    "multiturn-chat": 0.5,  # each turn resends the conversation so far: about half of a turn's prompt
+}

@@ -211,6 +211,7 @@ def simulate(spec: RunSpec, seed: int) -> Measurement:
         output_tokens=output_tokens,
         concurrency=spec.batch_size,
         seed=config_seed(spec, seed),
+        options=spec.options,
     )
     measurement = measurement_from_replica(
         replica,
