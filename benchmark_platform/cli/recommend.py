@@ -15,7 +15,13 @@ from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import Constraints, Recommendation, criteria, evidence, rank_use_case, recommend
-from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
+from benchmark_platform.ranking.rankings import (
+    configuration_breakdown,
+    configuration_summary,
+    json_value,
+    shape_of,
+    with_shapes,
+)
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
 
 _CONSTRAINT_OPTIONS = {
@@ -31,7 +37,7 @@ _DEPLOYMENT_COLUMNS = {
     "version_key": "version",
     "hardware_name": "hardware",
     "framework_name": "framework",
-    "tensor_parallel": "TP",
+    "shape": "shape",
     "replicas": "replicas",
     "batch_size": "conc/replica",
 }
@@ -112,7 +118,7 @@ def _table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criteri
     case's unit), then what serving it means."""
     headers = _DEPLOYMENT_COLUMNS | {criterion.column: criterion.short_label for criterion in registry.values()}
     headers |= {column: label for column, label in _SERVING_COLUMNS.items() if column not in headers}
-    table = configurations[list(headers)].rename(columns=headers)
+    table = with_shapes(configurations)[list(headers)].rename(columns=headers)
     formats = {
         "score": "{:.3f}".format,
         **{c.short_label: f"{{:{c.format.replace(',', '')}}}".format for c in registry.values()},
@@ -157,7 +163,7 @@ def _print_text(recommendation: Recommendation) -> None:
     for position, (_, row) in enumerate(recommendation.configurations.iterrows(), start=1):
         click.echo(
             f"{position}. {row['version_key']} on {row['hardware_name']} / {row['framework_name']}, "
-            f"TP{row['tensor_parallel']} x {row['replicas']} replica(s), concurrency {row['batch_size']}: {row['why']}"
+            f"{shape_of(row)} x {row['replicas']} replica(s), concurrency {row['batch_size']}: {row['why']}"
         )
     simulated = int(recommendation.configurations["simulated"].sum())
     if simulated:

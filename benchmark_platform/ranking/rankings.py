@@ -554,6 +554,16 @@ def economic_caps(scores: np.ndarray, economics: np.ndarray, groups: np.ndarray,
     return capped
 
 
+def shape_of(row: Any) -> str:
+    """A deployment's shape as the report and the CLI show it: "TP 8, EP 8, DP-attn, MTP" (defaults left out)."""
+    return deployment_shape(int(row["tensor_parallel"]), serving_options(row))
+
+
+def with_shapes(deployments: pd.DataFrame) -> pd.DataFrame:
+    """``deployments`` with a ``shape`` column (``shape_of`` of each row)."""
+    return deployments.assign(shape=[shape_of(row) for _, row in deployments.iterrows()])
+
+
 def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     """What to deploy: the configuration's identity, price basis and whether its numbers are simulated."""
     return {
@@ -564,7 +574,7 @@ def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "framework_name": row["framework_name"],
         "tensor_parallel": json_value(row["tensor_parallel"]),
         **{column: json_value(row[column]) for column in SERVING_OPTION_COLUMNS},
-        "shape": deployment_shape(int(row["tensor_parallel"]), serving_options(row)),
+        "shape": shape_of(row),
         "replicas": json_value(row["replicas"]),
         "batch_size": json_value(row["batch_size"]),
         "sequence_lengths": [json_value(row["min_sequence_length"]), json_value(row["max_sequence_length"])],

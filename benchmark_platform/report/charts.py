@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.ranking import criteria, pareto_front
 
 # Beyond this max/min ratio an axis is drawn logarithmic: an L4 and an 8xH100 differ by orders of magnitude.
@@ -61,7 +62,7 @@ def _hover_data(configs: pd.DataFrame) -> list[list[Any]]:
             int(row.rank),
             float(row.score),
             "SIMULATED estimate" if row.simulated else "measured",
-            f"TP{int(row.tensor_parallel)} × {int(row.replicas)}",
+            f"{deployment_shape(int(row.tensor_parallel), serving_options(row))} × {int(row.replicas)}",
         ]
         for row in configs.itertuples()
     ]
