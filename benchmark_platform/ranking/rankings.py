@@ -749,7 +749,7 @@ def rank_use_case(
     order = ["score", criteria.COST_UNITS[use_case.cost_unit].column, "output_tokens_sec_per_gpu"]
     survivors = survivors.sort_values(
         [*order, *CONFIGURATION_KEY],
-        ascending=[False, True, False, True, True, True, True, True],
+        ascending=[False, True, False, *(True for _ in CONFIGURATION_KEY)],
         kind="stable",
     ).reset_index(drop=True)
     survivors["rank"] = _competition_rank(survivors[order])
