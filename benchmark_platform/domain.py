@@ -16,9 +16,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from string import Formatter
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from benchmark_platform.safe_yaml import FiniteFloat, Int32, Int64, NoBooleanNumbers
 
@@ -349,6 +350,17 @@ class ServingOptionFlags(_Frozen):
     speculative: dict[Speculation, str] = Field(default_factory=dict, description="method -> flags")
     kv_cache_fp8: str | None = Field(default=None, description="e.g. --kv-cache-dtype fp8")
     prefix_caching: PrefixCachingFlags | None = None
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ServingOptionFlags:
+        """A misspelt placeholder fails the catalog, not a launch hours later."""
+        templates = [self.expert_parallel, *self.speculative.values()]
+        used = {name for template in templates if template for _, name, _, _ in Formatter().parse(template) if name}
+        if unknown := used - {"ep", "draft_model"}:
+            raise ValueError(
+                f"unknown placeholders {sorted(unknown)} in the serving option flags; allowed: ep, draft_model"
+            )
+        return self
 
 
 class FrameworkFacts(_Frozen):

@@ -155,3 +155,13 @@ def test_deployment_shape_names_only_the_options_that_are_not_the_default():
     assert deployment_shape(1, PLAIN_DEPLOYMENT) == "TP 1"
     options = ServingOptions(8, True, "eagle3", "fp8", True)
     assert deployment_shape(8, options) == "TP 8, EP 8, DP-attn, EAGLE-3, KV fp8, prefix cache"
+
+
+def test_a_serving_option_flag_with_an_unknown_placeholder_is_refused():
+    from pydantic import ValidationError
+
+    from benchmark_platform.domain import ServingOptionFlags
+
+    assert ServingOptionFlags(expert_parallel="--ep-size {ep}", speculative={"eagle3": "--draft {draft_model}"})
+    with pytest.raises(ValidationError, match=r"unknown placeholders \['eps'\]"):
+        ServingOptionFlags(expert_parallel="--ep-size {eps}")
