@@ -108,8 +108,7 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
         for row in ranking.configurations.drop_duplicates("version_key").itertuples():
             echo(
                 f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name}, "
-                f"{deployment_shape(row.tensor_parallel, serving_options(row))} x {row.replicas} "
-                f"replica{'s' if row.replicas > 1 else ''}, "
+                f"{deployment_shape(row.tensor_parallel, serving_options(row), row.replicas)}, "
                 f"conc {row.batch_size}: "
                 f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, TPOT p90 {row.tpot_p90_ms:.1f} ms, "
                 f"{row.output_tokens_sec_per_gpu:,.0f} tok/s/GPU, {row.interactivity_tokens_sec:.0f} tok/s/user, "

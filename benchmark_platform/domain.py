@@ -110,10 +110,10 @@ def serving_options(row: object) -> ServingOptions:
 SPECULATIVE_LABELS = {"none": None, "mtp": "MTP", "eagle3": "EAGLE-3", "ngram": "n-gram"}
 
 
-def deployment_shape(tensor_parallel: int, options: ServingOptions) -> str:
+def deployment_shape(tensor_parallel: int, options: ServingOptions, replicas: int | None = None) -> str:
     """A deployment's shape as a person reads it, naming only the options that are not the default:
-    "TP 8, EP 8, DP-attn, EAGLE-3, KV fp8, prefix cache"."""
-    parts = [f"TP {tensor_parallel}"]
+    "TP 8, EP 8, DP-attn, EAGLE-3, KV fp8, prefix cache" ("TP 2 x 4 replicas, KV fp8" given the replicas)."""
+    parts = [f"TP {tensor_parallel}" + (f" x {replicas} replica{'s' if replicas > 1 else ''}" if replicas else "")]
     if options.expert_parallel > 1:
         parts.append(f"EP {options.expert_parallel}")
     if options.data_parallel_attention:

@@ -155,6 +155,7 @@ def test_deployment_shape_names_only_the_options_that_are_not_the_default():
     assert deployment_shape(1, PLAIN_DEPLOYMENT) == "TP 1"
     options = ServingOptions(8, True, "eagle3", "fp8", True)
     assert deployment_shape(8, options) == "TP 8, EP 8, DP-attn, EAGLE-3, KV fp8, prefix cache"
+    assert deployment_shape(2, ServingOptions(kv_cache_dtype="fp8"), replicas=4) == "TP 2 x 4 replicas, KV fp8"
 
 
 def test_a_serving_option_flag_with_an_unknown_placeholder_is_refused():

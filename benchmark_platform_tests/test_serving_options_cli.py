@@ -69,7 +69,7 @@ def test_an_expert_parallel_dp_attention_mtp_deployment_is_simulated_and_reports
     arguments = [*DEEPSEEK_H200, "--framework", "sglang", "--tensor-parallel", "8", "--expert-parallel", "8"]
     result = CliRunner().invoke(main, [*arguments, "--dp-attention", "--speculative", "mtp", "--kv-cache-dtype", "fp8"])
     assert result.exit_code == 0, result.output
-    assert "TP 8, EP 8, DP-attn, MTP, KV fp8 x 1 replica(s)" in result.output
+    assert "TP 8 x 1 replica, EP 8, DP-attn, MTP, KV fp8 on 8 GPU(s)" in result.output
     payload = json.loads(CliRunner().invoke(main, [*arguments, "--dp-attention", "--json"]).output)
     assert (payload["expert_parallel"], payload["data_parallel_attention"], payload["speculative_method"]) == (
         8,

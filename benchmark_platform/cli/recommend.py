@@ -13,13 +13,13 @@ import pandas as pd
 from benchmark_platform import database, queue
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
+from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import Constraints, Recommendation, criteria, evidence, rank_use_case, recommend
 from benchmark_platform.ranking.rankings import (
     configuration_breakdown,
     configuration_summary,
     json_value,
-    shape_of,
     with_shapes,
 )
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases
@@ -163,7 +163,8 @@ def _print_text(recommendation: Recommendation) -> None:
     for position, (_, row) in enumerate(recommendation.configurations.iterrows(), start=1):
         click.echo(
             f"{position}. {row['version_key']} on {row['hardware_name']} / {row['framework_name']}, "
-            f"{shape_of(row)} x {row['replicas']} replica(s), concurrency {row['batch_size']}: {row['why']}"
+            f"{deployment_shape(row['tensor_parallel'], serving_options(row), row['replicas'])}, "
+            f"concurrency {row['batch_size']}: {row['why']}"
         )
     simulated = int(recommendation.configurations["simulated"].sum())
     if simulated:

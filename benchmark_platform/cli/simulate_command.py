@@ -115,8 +115,8 @@ def _print_text(payload: dict[str, Any]) -> None:
     predictor = detail["predictor"]
     click.echo(
         f"SIMULATED (not a measurement): {config['model_version']} on {config['hardware']} / {config['framework']}, "
-        f"{deployment_shape(deployment['tensor_parallel'], serving_options(payload))} x {deployment['replicas']} "
-        f"replica(s) on {deployment['gpu_count']} GPU(s), "
+        f"{deployment_shape(deployment['tensor_parallel'], serving_options(payload), deployment['replicas'])} "
+        f"on {deployment['gpu_count']} GPU(s), "
         f"{shape}, {load['input_tokens']} in / {load['output_tokens']} out tokens"
     )
     click.echo(

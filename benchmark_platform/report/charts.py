@@ -62,7 +62,7 @@ def _hover_data(configs: pd.DataFrame) -> list[list[Any]]:
             int(row.rank),
             float(row.score),
             "SIMULATED estimate" if row.simulated else "measured",
-            f"{deployment_shape(int(row.tensor_parallel), serving_options(row))} × {int(row.replicas)}",
+            deployment_shape(int(row.tensor_parallel), serving_options(row), int(row.replicas)),
         ]
         for row in configs.itertuples()
     ]
