@@ -31,8 +31,9 @@ from benchmark_platform.ranking import criteria, store
 # node, the shape where TP 1 x 8 replicas meets TP 8 x 1): a matrix a shared laptop drains in a few minutes. Every use
 # case keeps its whole concurrency sweep and representative buckets, and every node every tensor-parallel degree; a
 # continuous-batching simulation costs milliseconds per config where the old static roofline cost a fraction of one,
-# so the demo runs two versions with one framework on three pools (990 configs) instead of three versions with every
-# framework on six pools (12,472 configs before).
+# so the demo runs two versions with one framework on three pools (2,096 configs with the serving options: EAGLE-3
+# for the 8B at low concurrency, an FP8 KV cache for the 70B FP8 on H100s; 990 before them) instead of three versions
+# with every framework on six pools (12,472 configs before).
 DEMO_VERSIONS = ("llama-3.1-8b@fp16", "llama-3.1-70b@fp8")
 DEMO_FRAMEWORKS = ("vllm",)
 DEMO_HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x1", "gcp-h100-sxm-x8")
