@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from benchmark_platform import planner, queue
+from benchmark_platform.domain import serving_options
 from benchmark_platform.planner import Metrics
 from benchmark_platform.ranking.store import load_use_cases
 from benchmark_platform.runners import RunSpec
@@ -64,6 +65,7 @@ def predict_missing(engine: Engine, model_version_id: uuid.UUID, predictor: Pred
                     "batch_size": row.batch_size,
                     "sequence_length": row.sequence_length,
                     "tensor_parallel": row.tensor_parallel,
+                    "options": serving_options(row),
                 }
             )
             predictions[row.id] = predictor(spec)
@@ -92,6 +94,7 @@ def planner_inputs(rows: list[queue.PlanRow]) -> tuple[list[planner.Config], dic
                 gpu_count=row.gpu_count,
                 hourly_price_usd=row.hourly_price_usd,
                 tensor_parallel=row.tensor_parallel,
+                options=serving_options(row),
                 status=row.status,
                 exempt=row.pruning_exempt,
             )

@@ -22,6 +22,7 @@ from benchmark_platform.defs.jobs import local_benchmark_run_config, ranking_ref
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.reference import reference_assets
 from benchmark_platform.defs.sensors import new_model_version_sensor, new_version_run_key
+from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.instance import prepare_dagster_home
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.ranking import criteria, store
@@ -111,7 +112,7 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
         for row in ranking.configurations.drop_duplicates("version_key").itertuples():
             echo(
                 f"    {row.rank}. {row.version_key} on {row.hardware_name} / {row.framework_name}, "
-                f"TP{row.tensor_parallel} x {row.replicas} replica{'s' if row.replicas > 1 else ''}, "
+                f"{deployment_shape(row.tensor_parallel, serving_options(row), row.replicas)}, "
                 f"conc {row.batch_size}: "
                 f"score {row.score:.3f}, TTFT p90 {row.ttft_p90_ms:.0f} ms, TPOT p90 {row.tpot_p90_ms:.1f} ms, "
                 f"{row.output_tokens_sec_per_gpu:,.0f} tok/s/GPU, {row.interactivity_tokens_sec:.0f} tok/s/user, "

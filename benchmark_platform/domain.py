@@ -14,10 +14,12 @@ the bundled manifests and catalogs without one (``benchmark-platform simulate``)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from string import Formatter
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from benchmark_platform.safe_yaml import FiniteFloat, Int32, Int64, NoBooleanNumbers
 
@@ -37,12 +39,13 @@ Vendor = Literal["nvidia", "amd"]
 # Speculative decoding: a draft proposes tokens that one target forward pass verifies (DeepSeek's multi-token-
 # prediction head, an EAGLE-3 draft model, n-gram lookup in the prompt); "none" decodes one token per step.
 SpeculativeMethod = Literal["none", "mtp", "eagle3", "ngram"]
+Speculation = Literal["mtp", "eagle3", "ngram"]  # the methods that speculate (what a model or an engine offers)
 # The KV cache's element type: "auto" is the engine's default (the model's 16-bit activation type, also for FP8 and
 # FP4 weights); "fp8" is the explicit option (vLLM/SGLang/TensorRT-LLM ``--kv-cache-dtype fp8``).
 KvCacheDtype = Literal["auto", "fp8"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ServingOptions:
     """How the engine serves a replica beyond its tensor-parallel degree: the options that change a deployment's
     answer. The defaults are a plain deployment (what every result before these options measured).
@@ -65,6 +68,9 @@ class ServingOptions:
             raise ValueError("data_parallel_attention needs expert parallelism (expert_parallel > 1)")
 
 
+PLAIN_DEPLOYMENT = ServingOptions()  # the defaults: what every config before the options measured
+
+
 @dataclass(frozen=True)
 class ConfigKey:
     """What makes a benchmark config unique (``benchmark_configs``' ``unique_config``; a result copies it): the
@@ -79,10 +85,46 @@ class ConfigKey:
     batch_size: int
     sequence_length: int
     tensor_parallel: int
+    # ServingOptions' fields, in its order (a config's deployment beyond TP; ``serving_options`` builds it back).
+    expert_parallel: int
+    data_parallel_attention: bool
+    speculative_method: str
+    kv_cache_dtype: str
+    prefix_caching: bool
 
 
 CONFIG_KEY_COLUMNS = tuple(field.name for field in fields(ConfigKey))
-CONFIG_DIMENSIONS = CONFIG_KEY_COLUMNS[3:]  # within one version × hardware × framework: workload, batch, length, TP
+# Within one version × hardware × framework: workload, batch, length, TP and the serving options.
+CONFIG_DIMENSIONS = CONFIG_KEY_COLUMNS[3:]
+SERVING_OPTION_COLUMNS = tuple(field.name for field in fields(ServingOptions))
+
+
+def serving_options(row: object) -> ServingOptions:
+    """The serving options of a config, a claim or a result row (anything with the option columns as attributes or
+    keys)."""
+    if isinstance(row, Mapping):
+        return ServingOptions(**{name: row[name] for name in SERVING_OPTION_COLUMNS})
+    return ServingOptions(**{name: getattr(row, name) for name in SERVING_OPTION_COLUMNS})
+
+
+SPECULATIVE_LABELS = {"none": None, "mtp": "MTP", "eagle3": "EAGLE-3", "ngram": "n-gram"}
+
+
+def deployment_shape(tensor_parallel: int, options: ServingOptions, replicas: int | None = None) -> str:
+    """A deployment's shape as a person reads it, naming only the options that are not the default:
+    "TP 8, EP 8, DP-attn, EAGLE-3, KV fp8, prefix cache" ("TP 2 x 4 replicas, KV fp8" given the replicas)."""
+    parts = [f"TP {tensor_parallel}" + (f" x {replicas} replica{'s' if replicas > 1 else ''}" if replicas else "")]
+    if options.expert_parallel > 1:
+        parts.append(f"EP {options.expert_parallel}")
+    if options.data_parallel_attention:
+        parts.append("DP-attn")
+    if speculative := SPECULATIVE_LABELS[options.speculative_method]:
+        parts.append(speculative)
+    if options.kv_cache_dtype != "auto":
+        parts.append(f"KV {options.kv_cache_dtype}")
+    if options.prefix_caching:
+        parts.append("prefix cache")
+    return ", ".join(parts)
 
 
 class _Strict(NoBooleanNumbers):
@@ -149,6 +191,11 @@ class Architecture(_Strict):
     moe: MixtureOfExperts | None = Field(default=None, description="routed experts; None for a dense model")
     latent_attention: LatentAttention | None = None
     sliding_window: SlidingWindow | None = None
+    speculative_methods: dict[Speculation, str | None] = Field(
+        default_factory=dict,
+        description="speculative decoding the model ships for, method -> draft checkpoint (null: the model's own "
+        "head, e.g. DeepSeek's MTP)",
+    )
 
     @field_validator("num_kv_heads")
     @classmethod
@@ -279,6 +326,43 @@ def hardware_facts_from_chip(chip: GpuChipSpecs, **node: object) -> HardwareFact
     )
 
 
+class DataParallelAttentionFlags(_Frozen):
+    """How an engine runs attention data-parallel over a replica's GPUs: vLLM as TP 1 × ``--data-parallel-size``
+    ranks (``attention_tensor_parallel: one``), SGLang keeping ``--tp`` and adding ``--dp-size`` (``replica``)."""
+
+    flag: str = Field(default="", description="what turns it on beside the sizes, e.g. --enable-dp-attention")
+    attention_tensor_parallel: Literal["one", "replica"]
+
+
+class PrefixCachingFlags(_Frozen):
+    """The flag for each state of prefix caching: "" for the engine's default, None where no flag reaches it."""
+
+    enabled: str | None = None
+    disabled: str | None = None
+
+
+class ServingOptionFlags(_Frozen):
+    """Which ``ServingOptions`` an engine can run and the launch flags for each; None (or a missing method) means it
+    cannot, and the matrix does not queue it. Templates: ``{ep}`` (expert-parallel size), ``{draft_model}``."""
+
+    expert_parallel: str | None = Field(default=None, description="e.g. --enable-expert-parallel, --ep-size {ep}")
+    data_parallel_attention: DataParallelAttentionFlags | None = None
+    speculative: dict[Speculation, str] = Field(default_factory=dict, description="method -> flags")
+    kv_cache_fp8: str | None = Field(default=None, description="e.g. --kv-cache-dtype fp8")
+    prefix_caching: PrefixCachingFlags | None = None
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ServingOptionFlags:
+        """A misspelt placeholder fails the catalog, not a launch hours later."""
+        templates = [self.expert_parallel, *self.speculative.values()]
+        used = {name for template in templates if template for _, name, _, _ in Formatter().parse(template) if name}
+        if unknown := used - {"ep", "draft_model"}:
+            raise ValueError(
+                f"unknown placeholders {sorted(unknown)} in the serving option flags; allowed: ep, draft_model"
+            )
+        return self
+
+
 class FrameworkFacts(_Frozen):
     name: str
     version: str
@@ -292,6 +376,7 @@ class FrameworkFacts(_Frozen):
     completions_path: str = "/v1/completions"
     chat_completions_path: str = "/v1/chat/completions"
     supports_ignore_eos: bool = True
+    serving_options: ServingOptionFlags = Field(default_factory=ServingOptionFlags)
     prefill_efficiency: float = Field(gt=0, le=1, description="fraction of peak FLOPs reached in prefill")
     decode_efficiency: float = Field(gt=0, le=1, description="fraction of peak bandwidth reached in decode")
 
@@ -306,6 +391,7 @@ def framework_facts_from_catalog(spec: FrameworkSpec) -> FrameworkFacts:
         completions_path=spec.completions_path,
         chat_completions_path=spec.chat_completions_path,
         supports_ignore_eos=spec.supports_ignore_eos,
+        serving_options=spec.serving_options,
         prefill_efficiency=spec.efficiency.prefill,
         decode_efficiency=spec.efficiency.decode,
     )

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from benchmark_platform import files
+from benchmark_platform.domain import SERVING_OPTION_COLUMNS
 from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform.runners.stats import PERCENTILE_METHOD
 
@@ -256,6 +257,7 @@ EXPORT_CONFIG_COLUMNS = (
     "batch_size",
     "sequence_length",
     "tensor_parallel",
+    *SERVING_OPTION_COLUMNS,
     "runner",
 )
 # Every metric a result row stores (the runners' METRIC_COLUMNS, so a metric added by a migration is exported too).

@@ -18,20 +18,41 @@ What "can run" means here is a cheap pre-filter, so that the queue does not hold
 - the weights plus the KV cache of ONE full-length sequence (prompt + typical output) plus a runtime reserve fit on
   every GPU of the tensor-parallel group (``memory.fits``). Concurrency does not exclude anything: under continuous
   batching the KV cache bounds how many sequences run at once and the rest queue, which the simulator models.
+
+Serving options (``domain.ServingOptions``): each runnable cell is queued once per option combination the version,
+the hardware and the framework allow (``serving_option_choices``); what a framework cannot do (its catalog entry's
+``serving_options``) is not queued, and not counted as excluded either (the plain config of the cell is queued):
+- deployment shape: an MoE version on a replica of TP > 1 GPUs also runs expert-parallel over the replica's GPUs
+  (EP = TP) and, where the engine has it, with data-parallel attention (which engines run only with EP): three
+  shapes. Dense versions and TP 1 replicas (nothing to spread experts over) run EP 1 only;
+- KV cache: ``fp8`` beside ``auto`` for fp8 and fp4 versions on GPUs with FP8 (the catalog's fp8_tflops), where the
+  engine has an FP8 KV cache: those deployments already trade precision for memory, and the KV cache is what caps
+  their batch. 16-bit versions keep ``auto`` (an FP8 cache under a 16-bit model is an accuracy question first);
+- speculative decoding: the methods the version's manifest names (``speculative_methods``: DeepSeek's MTP head, an
+  EAGLE-3 draft) that the engine runs, beside ``none``, only at concurrency <= ``SPECULATION_MAX_CONCURRENCY``:
+  speculation spends spare compute on draft tokens, and above a batch of about eight a replica's decode step is no
+  longer bandwidth-bound, so the verification work costs what the accepted tokens save (the engines' own guidance);
+- prefix caching is not crossed: it is set per workload, on where the use case's dataset repeats prompt prefixes
+  (``workloads.SHARED_PREFIX_FRACTION`` > 0) and the engine has a flag for it; off elsewhere, except on engines no
+  flag turns it off (TGI, TensorRT-LLM), whose configs record it on, since that is how they run.
+The memory pre-filter is per TP degree: the options' effect on memory (an FP8 cache, DP attention's replicated
+attention weights) is the simulator's and the runner's to measure.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 from benchmark_platform import memory
-from benchmark_platform.domain import ModelShape
+from benchmark_platform.domain import ModelShape, ServingOptionFlags, ServingOptions
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 SEQUENCE_LENGTHS = (1024, 2048, 4096, 8192)
 TENSOR_PARALLEL_DEGREES = (1, 2, 4, 8)
+SPECULATION_MAX_CONCURRENCY = 8  # speculative decoding is queued at this concurrency per replica or below
+LOW_PRECISION_KV = ("fp8", "fp4")  # versions whose configs also try an FP8 KV cache
 
 # Lower runs first. The interactive baseline (chatbot at batch size 1) is what most users ask about first.
 BASELINE_WORKLOAD = "chatbot"
@@ -79,6 +100,7 @@ class HardwareOption:
     vram_per_gpu_gb: float
     cost_per_hour_usd: float
     fp4: bool = False  # FP4 tensor cores (the catalog's fp4_tflops)
+    fp8: bool = False  # FP8 tensor cores (the catalog's fp8_tflops)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +110,7 @@ class FrameworkOption:
     supports_formats: frozenset[str]
     vendors: frozenset[str]
     benchmark_by_default: bool = True
+    serving_options: ServingOptionFlags = field(default_factory=ServingOptionFlags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +124,7 @@ class WorkloadOption:
     typical_output_tokens: int
     sequence_lengths: tuple[int, ...] = SEQUENCE_LENGTHS
     batch_sizes: tuple[int, ...] = BATCH_SIZES
+    shared_prefix_fraction: float = 0.0  # of its dataset (workloads.SHARED_PREFIX_FRACTION): turns prefix caching on
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +138,11 @@ class ConfigEntry:
     batch_size: int
     sequence_length: int
     tensor_parallel: int
+    expert_parallel: int
+    data_parallel_attention: bool
+    speculative_method: str
+    kv_cache_dtype: str
+    prefix_caching: bool
     priority: int
 
 
@@ -145,6 +174,46 @@ def gpu_precision_exclusion(version: VersionSpec, gpu_has_fp4: bool) -> str | No
     if version.quantization == "fp4" and version.fp4_scheme == "nvfp4" and not gpu_has_fp4:
         return FP4_UNSUPPORTED
     return None
+
+
+def prefix_caching_for(workload: WorkloadOption, flags: ServingOptionFlags) -> bool:
+    """On where the workload repeats prefixes and a flag turns it on; also on where no flag turns it off."""
+    support = flags.prefix_caching
+    if support is None:
+        return False
+    if workload.shared_prefix_fraction > 0 and support.enabled is not None:
+        return True
+    return support.disabled is None
+
+
+def serving_option_choices(
+    version: VersionSpec,
+    hardware: HardwareOption,
+    framework: FrameworkOption,
+    workload: WorkloadOption,
+    tensor_parallel: int,
+    batch_size: int,
+) -> tuple[ServingOptions, ...]:
+    """The serving options a cell is queued with (the module docstring says which and why), the plain one first."""
+    flags = framework.serving_options
+    shapes = [(1, False)]
+    if version.moe is not None and tensor_parallel > 1 and flags.expert_parallel is not None:
+        shapes.append((tensor_parallel, False))
+        if flags.data_parallel_attention is not None:
+            shapes.append((tensor_parallel, True))
+    methods = ["none"]
+    if batch_size <= SPECULATION_MAX_CONCURRENCY:
+        methods += [method for method in version.speculative_methods if method in flags.speculative]
+    kv_dtypes = ["auto"]
+    if version.quantization in LOW_PRECISION_KV and hardware.fp8 and flags.kv_cache_fp8 is not None:
+        kv_dtypes.append("fp8")
+    prefix = prefix_caching_for(workload, flags)
+    return tuple(
+        ServingOptions(expert_parallel, attention_dp, method, kv_dtype, prefix)
+        for expert_parallel, attention_dp in shapes
+        for method in methods
+        for kv_dtype in kv_dtypes
+    )
 
 
 def _framework_exclusion(version: VersionSpec, hardware: HardwareOption, framework: FrameworkOption) -> str | None:
@@ -270,7 +339,25 @@ def build_matrix(
                 pair_exclusions: Counter[str] = Counter({reason: per_pair}) if per_pair else Counter()
             else:
                 pair_exclusions = cell_exclusions
-                configs.extend(ConfigEntry(hw.name, fw.name, *cell) for cell in runnable)
+                choices: dict[tuple[str, int, int], tuple[ServingOptions, ...]] = {}
+                for workload_name, batch_size, sequence_length, tp, cell_priority in runnable:
+                    key = (workload_name, tp, batch_size)
+                    if key not in choices:
+                        workload = workloads_by_name[workload_name]
+                        choices[key] = serving_option_choices(version, hw, fw, workload, tp, batch_size)
+                    configs.extend(
+                        ConfigEntry(
+                            hw.name,
+                            fw.name,
+                            workload_name,
+                            batch_size,
+                            sequence_length,
+                            tp,
+                            *astuple(options),
+                            cell_priority,
+                        )
+                        for options in choices[key]
+                    )
             if pair_exclusions:
                 excluded.update(pair_exclusions)
                 excluded_by_pair[pair] = Counter(pair_exclusions)

@@ -31,12 +31,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
-from benchmark_platform.domain import CONFIG_KEY_COLUMNS
+from benchmark_platform.domain import CONFIG_KEY_COLUMNS, SERVING_OPTION_COLUMNS
 
 QUANTIZATIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4", "fp4")
 FORMATS = ("gguf", "gptq", "awq", "safetensors")
 CONFIG_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "skipped")
 RUNNER_LABELS = ("measured", "simulated")
+# Mirror domain.SpeculativeMethod / domain.KvCacheDtype (a test keeps them equal).
+SPECULATIVE_METHODS = ("none", "mtp", "eagle3", "ngram")
+KV_CACHE_DTYPES = ("auto", "fp8")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -166,7 +169,29 @@ class UseCase(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
-class BenchmarkConfig(Base):
+class ServingOptionColumns:
+    """Revision 0013: ``domain.ServingOptions`` as columns of a config, its result and a ranked deployment; the
+    defaults are a plain deployment (what rows before 0013 measured)."""
+
+    expert_parallel: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    data_parallel_attention: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    speculative_method: Mapped[str] = mapped_column(String(20), server_default=text("'none'"))
+    kv_cache_dtype: Mapped[str] = mapped_column(String(20), server_default=text("'auto'"))
+    prefix_caching: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+def _serving_option_checks() -> tuple[CheckConstraint, ...]:
+    return (
+        CheckConstraint("expert_parallel >= 1", name="expert_parallel_positive"),
+        CheckConstraint(_in("speculative_method", SPECULATIVE_METHODS), name="speculative_method_known"),
+        CheckConstraint(_in("kv_cache_dtype", KV_CACHE_DTYPES), name="kv_cache_dtype_known"),
+        CheckConstraint(
+            "NOT data_parallel_attention OR expert_parallel > 1", name="dp_attention_needs_expert_parallel"
+        ),
+    )
+
+
+class BenchmarkConfig(ServingOptionColumns, Base):
     __tablename__ = "benchmark_configs"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -199,6 +224,7 @@ class BenchmarkConfig(Base):
         UniqueConstraint(*CONFIG_KEY_COLUMNS, name="unique_config"),
         CheckConstraint(_in("status", CONFIG_STATUSES), name="status_known"),
         CheckConstraint("tensor_parallel > 0", name="tensor_parallel_positive"),
+        *_serving_option_checks(),
         CheckConstraint("status <> 'skipped' OR skip_reason IS NOT NULL", name="skipped_has_reason"),
         CheckConstraint("batch_size > 0 AND sequence_length > 0", name="dimensions_positive"),
         Index(
@@ -231,7 +257,7 @@ class BenchmarkConfig(Base):
     )
 
 
-class BenchmarkResult(Base):
+class BenchmarkResult(ServingOptionColumns, Base):
     __tablename__ = "benchmark_results"
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -274,6 +300,7 @@ class BenchmarkResult(Base):
     __table_args__ = (
         CheckConstraint(_in("runner", RUNNER_LABELS), name="runner_known"),
         CheckConstraint("tensor_parallel > 0", name="tensor_parallel_positive"),
+        *_serving_option_checks(),
         Index(
             "uq_benchmark_results_config_id", "config_id", unique=True, postgresql_where=text("config_id IS NOT NULL")
         ),
@@ -381,7 +408,7 @@ class UseCaseRankingSummary(Base):
     cost_unit: Mapped[str | None] = mapped_column(String(20))
 
 
-class DeploymentRanking(Base):
+class DeploymentRanking(ServingOptionColumns, Base):
     """Every deployment a use case's ranking considered: ranked ones with rank, score, Pareto flag and per-criterion
     closeness (``criteria``), the others with the reason they were left out (``status``)."""
 
@@ -432,8 +459,10 @@ class DeploymentRanking(Base):
             "framework_id",
             "tensor_parallel",
             "batch_size",
+            *SERVING_OPTION_COLUMNS,
             name="uq_deployment_rankings_deployment",
         ),
+        *_serving_option_checks(),
         CheckConstraint(_in("status", DEPLOYMENT_STATUSES), name="status_known"),
         CheckConstraint("(status = 'ranked') = (rank IS NOT NULL AND score IS NOT NULL)", name="ranked_has_score"),
         CheckConstraint("score >= 0 AND score <= 1", name="score_in_unit_range"),

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark_platform.domain import PLAIN_DEPLOYMENT, ServingOptions
 from benchmark_platform.ranking.topsis import topsis
 
 EXCEEDS_SLA_AT_OTHER_SEQUENCE_LENGTH = "exceeds_sla_at_other_sequence_length"
@@ -130,6 +131,7 @@ class Config:
     gpu_count: int
     hourly_price_usd: float | None  # on its use case's price basis; None: no price there (the ranking leaves it out)
     tensor_parallel: int = 0
+    options: ServingOptions = PLAIN_DEPLOYMENT
     status: str = "pending"
     exempt: bool = False
     serves: tuple[str, ...] = ()
@@ -146,11 +148,11 @@ class Config:
 
     @property
     def deployment(self) -> tuple:
-        return (self.hardware, self.framework, self.tensor_parallel, self.workload, self.sequence_length)
+        return (self.hardware, self.framework, self.tensor_parallel, self.options, self.workload, self.sequence_length)
 
     @property
     def configuration(self) -> tuple:
-        return (self.hardware, self.framework, self.tensor_parallel, self.workload, self.concurrency)
+        return (self.hardware, self.framework, self.tensor_parallel, self.options, self.workload, self.concurrency)
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,7 @@ def plan(
         return True
 
     def skip_reason(key: tuple, members: list[Config]) -> tuple[str, str] | None:
-        hardware, framework, tp, workload, concurrency = key
+        concurrency = key[-1]
         if key in breaking_configurations:
             return EXCEEDS_SLA_AT_OTHER_SEQUENCE_LENGTH, "another prompt length of this configuration breaks the SLA"
         if any(c.status in STARTED_STATUSES for c in members):

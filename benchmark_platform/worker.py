@@ -41,6 +41,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from benchmark_platform import queue, spool
+from benchmark_platform.domain import serving_options
 from benchmark_platform.runners import (
     Measurement,
     RunInterrupted,
@@ -345,6 +346,7 @@ def _spec_from_facts(facts: queue.ConfigFacts, config_row: Any) -> RunSpec:
         batch_size=_config_value(config_row, "batch_size"),
         sequence_length=_config_value(config_row, "sequence_length"),
         tensor_parallel=_config_value(config_row, "tensor_parallel"),
+        options=serving_options(config_row),
     )
 
 

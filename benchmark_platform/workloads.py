@@ -23,7 +23,8 @@ DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
 # document, the earlier turns of a conversation): what an engine's prefix cache (vLLM's automatic prefix caching,
 # SGLang's radix cache) can skip computing. By construction of ``runners.openai.datasets``: "shared-context" puts a
 # common document before short questions, "multiturn-chat" resends the conversation so far (about half of a prompt, on
-# average over its turns); the synthetic datasets are unique random words.
+# average over its turns); the synthetic datasets are unique random words. The matrix turns prefix caching on for a
+# use case whose dataset shares prefixes (``matrix``: set per workload, not crossed).
 SHARED_PREFIX_FRACTION: dict[str, float] = {
     "shared-context": 0.75,
     "multiturn-chat": 0.5,

@@ -32,8 +32,12 @@ def version_id(engine: Engine) -> uuid.UUID:
 
 
 def _keep_workloads(engine: Engine) -> None:
+    """The two workloads' plain deployments (the EAGLE-3 twins of the low concurrencies are the options' concern)."""
     with engine.begin() as connection:
-        connection.execute(text("DELETE FROM benchmark_configs WHERE workload_type <> ALL(:w)"), {"w": list(WORKLOADS)})
+        connection.execute(
+            text("DELETE FROM benchmark_configs WHERE workload_type <> ALL(:w) OR speculative_method <> 'none'"),
+            {"w": list(WORKLOADS)},
+        )
 
 
 def _skipped(engine: Engine) -> list:

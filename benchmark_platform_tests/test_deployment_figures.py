@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from benchmark_platform.cli import main
+from benchmark_platform.domain import CONFIG_DIMENSIONS
 from benchmark_platform.runners import RunSpec, get_runner
 from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform.runners.simulated.runner import measurement_from_replica
@@ -158,7 +159,7 @@ def test_simulate_prints_every_metric_per_node_and_per_gpu_as_result_columns():
     result = CliRunner().invoke(main, [*_with("--concurrency", "64"), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
-    assert set(payload) == {"batch_size", "sequence_length", "tensor_parallel", *METRIC_COLUMNS} | {
+    assert set(payload) == {"batch_size", "sequence_length", *CONFIG_DIMENSIONS[2:], *METRIC_COLUMNS} | {
         "detailed_metrics",
         "runner",
     }

@@ -111,14 +111,58 @@ def test_every_listing_of_a_config_key_takes_it_from_the_domain():
     import dataclasses
 
     from benchmark_platform import matrix, orm, queue
-    from benchmark_platform.domain import CONFIG_DIMENSIONS, CONFIG_KEY_COLUMNS
+    from benchmark_platform.domain import CONFIG_DIMENSIONS, CONFIG_KEY_COLUMNS, SERVING_OPTION_COLUMNS
     from benchmark_platform.ranking import RESULT_FRAME_COLUMNS
+    from benchmark_platform.ranking.rankings import CONFIGURATION_KEY, STORED_DEPLOYMENT_COLUMNS
 
-    assert CONFIG_DIMENSIONS == ("workload_type", "batch_size", "sequence_length", "tensor_parallel")
+    plain_dimensions = ("workload_type", "batch_size", "sequence_length", "tensor_parallel")
+    assert CONFIG_DIMENSIONS == (*plain_dimensions, *SERVING_OPTION_COLUMNS)
+    assert SERVING_OPTION_COLUMNS == (
+        "expert_parallel",
+        "data_parallel_attention",
+        "speculative_method",
+        "kv_cache_dtype",
+        "prefix_caching",
+    )
+    size = len(CONFIG_KEY_COLUMNS)
     [unique] = [c for c in orm.BenchmarkConfig.__table__.constraints if c.name == "unique_config"]
     assert tuple(column.name for column in unique.columns) == CONFIG_KEY_COLUMNS
-    assert tuple(field.name for field in dataclasses.fields(queue.Claim))[:7] == CONFIG_KEY_COLUMNS
-    assert tuple(field.name for field in dataclasses.fields(queue.PlanRow))[3:7] == CONFIG_DIMENSIONS
-    assert tuple(field.name for field in dataclasses.fields(matrix.ConfigEntry))[2:6] == CONFIG_DIMENSIONS
+    assert tuple(field.name for field in dataclasses.fields(queue.Claim))[:size] == CONFIG_KEY_COLUMNS
+    assert tuple(field.name for field in dataclasses.fields(queue.PlanRow))[3 : 3 + size - 3] == CONFIG_DIMENSIONS
+    assert tuple(field.name for field in dataclasses.fields(matrix.ConfigEntry))[2:-1] == CONFIG_DIMENSIONS
     start = RESULT_FRAME_COLUMNS.index("workload_type")
-    assert RESULT_FRAME_COLUMNS[start : start + 4] == CONFIG_DIMENSIONS
+    assert RESULT_FRAME_COLUMNS[start : start + len(CONFIG_DIMENSIONS)] == CONFIG_DIMENSIONS
+    # A ranked deployment is keyed by its options too, stored and in the ranking's frames.
+    assert set(SERVING_OPTION_COLUMNS) <= set(CONFIGURATION_KEY) & set(STORED_DEPLOYMENT_COLUMNS)
+    constraints = orm.DeploymentRanking.__table__.constraints
+    [deployment] = [c for c in constraints if c.name == "uq_deployment_rankings_deployment"]
+    assert set(SERVING_OPTION_COLUMNS) <= {column.name for column in deployment.columns}
+
+
+def test_serving_option_literals_match_the_schema_checks():
+    from typing import get_args
+
+    from benchmark_platform import domain, orm
+
+    assert get_args(domain.SpeculativeMethod) == orm.SPECULATIVE_METHODS
+    assert get_args(domain.KvCacheDtype) == orm.KV_CACHE_DTYPES
+    assert ("none", *get_args(domain.Speculation)) == orm.SPECULATIVE_METHODS
+
+
+def test_deployment_shape_names_only_the_options_that_are_not_the_default():
+    from benchmark_platform.domain import PLAIN_DEPLOYMENT, ServingOptions, deployment_shape
+
+    assert deployment_shape(1, PLAIN_DEPLOYMENT) == "TP 1"
+    options = ServingOptions(8, True, "eagle3", "fp8", True)
+    assert deployment_shape(8, options) == "TP 8, EP 8, DP-attn, EAGLE-3, KV fp8, prefix cache"
+    assert deployment_shape(2, ServingOptions(kv_cache_dtype="fp8"), replicas=4) == "TP 2 x 4 replicas, KV fp8"
+
+
+def test_a_serving_option_flag_with_an_unknown_placeholder_is_refused():
+    from pydantic import ValidationError
+
+    from benchmark_platform.domain import ServingOptionFlags
+
+    assert ServingOptionFlags(expert_parallel="--ep-size {ep}", speculative={"eagle3": "--draft {draft_model}"})
+    with pytest.raises(ValidationError, match=r"unknown placeholders \['eps'\]"):
+        ServingOptionFlags(expert_parallel="--ep-size {eps}")

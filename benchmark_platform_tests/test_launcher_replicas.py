@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmark_platform import catalogs
+from benchmark_platform import catalogs, domain
+from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners import FrameworkFacts, RunInterrupted, RunnerError, get_runner
 from benchmark_platform.runners.launcher import (
     build_launch_command,
@@ -305,3 +306,61 @@ def test_an_external_endpoint_is_one_replica_scaled_to_the_node_and_says_so():
     assert result.throughput_tokens_sec == pytest.approx(2 * measured)
     assert detail["deployment"]["scaled_from_one_replica"] is True and detail["deployment"]["servers"] is None
     assert "one replica measured" in detail["deployment"]["node_figures"]
+
+
+def _catalog_framework(name: str) -> FrameworkFacts:
+    """A bundled framework whose command starts with ``true`` (on every PATH), so its argv can be built here."""
+    facts = domain.framework_facts_from_catalog({spec.name: spec for spec in catalogs.load_frameworks()}[name])
+    return facts.model_copy(update={"launch_command": "true " + facts.launch_command})
+
+
+EAGLE_MODEL = make_spec().model.model_copy(update={"speculative_methods": {"eagle3": "hf://org/llama-eagle3"}})
+MOE_OPTIONS = ServingOptions(
+    expert_parallel=8, data_parallel_attention=True, speculative_method="eagle3", kv_cache_dtype="fp8"
+)
+
+
+def test_vllm_renders_expert_parallel_dp_attention_eagle3_and_an_fp8_kv_cache():
+    """vLLM runs DP attention as TP 1 × eight data-parallel ranks with expert parallelism over them; prefix caching,
+    on by default in V1, is turned off for a config that does not ask for it."""
+    argv = build_launch_command(_catalog_framework("vllm"), EAGLE_MODEL, 8, 8000, 4096, options=MOE_OPTIONS)
+    line = shlex.join(argv[1:])
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "1"
+    assert argv[argv.index("--data-parallel-size") + 1] == "8"
+    assert "--enable-expert-parallel" in argv and "--no-enable-prefix-caching" in argv
+    assert argv[argv.index("--kv-cache-dtype") + 1] == "fp8"
+    config = json.loads(argv[argv.index("--speculative-config") + 1])
+    assert config == {"method": "eagle3", "model": "org/llama-eagle3", "num_speculative_tokens": 3}, line
+    plain = build_launch_command(_catalog_framework("vllm"), EAGLE_MODEL, 8, 8000, 4096)
+    assert plain[plain.index("--tensor-parallel-size") + 1] == "8" and "--enable-expert-parallel" not in plain
+    cached = build_launch_command(
+        _catalog_framework("vllm"), EAGLE_MODEL, 1, 8000, 4096, options=ServingOptions(prefix_caching=True)
+    )
+    assert "--no-enable-prefix-caching" not in cached
+
+
+def test_sglang_renders_ep_size_dp_attention_eagle3_and_an_fp8_kv_cache():
+    """SGLang keeps --tp at the replica's GPUs and adds --dp-size with --enable-dp-attention."""
+    argv = build_launch_command(_catalog_framework("sglang"), EAGLE_MODEL, 8, 8000, 4096, options=MOE_OPTIONS)
+    assert argv[argv.index("--tp") + 1] == "8" and argv[argv.index("--dp-size") + 1] == "8"
+    assert argv[argv.index("--ep-size") + 1] == "8" and "--enable-dp-attention" in argv
+    assert argv[argv.index("--speculative-algorithm") + 1] == "EAGLE3"
+    assert argv[argv.index("--speculative-draft-model-path") + 1] == "org/llama-eagle3"
+    assert argv[argv.index("--kv-cache-dtype") + 1] == "fp8_e4m3"
+    assert "--disable-radix-cache" in argv
+    mtp = build_launch_command(
+        _catalog_framework("sglang"), EAGLE_MODEL, 8, 8000, 4096, options=ServingOptions(speculative_method="mtp")
+    )
+    assert mtp[mtp.index("--speculative-algorithm") + 1] == "NEXTN"
+
+
+def test_an_option_the_framework_has_no_flag_for_is_refused_naming_it():
+    with pytest.raises(RunnerError, match="lmdeploy has no launch flag for expert parallelism, an FP8 KV cache"):
+        build_launch_command(
+            _catalog_framework("lmdeploy"),
+            EAGLE_MODEL,
+            8,
+            8000,
+            4096,
+            options=ServingOptions(expert_parallel=8, kv_cache_dtype="fp8"),
+        )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark_platform import catalogs, matrix, memory
+from benchmark_platform import catalogs, manifests, matrix, memory
+from benchmark_platform.domain import (
+    DataParallelAttentionFlags,
+    MixtureOfExperts,
+    PrefixCachingFlags,
+    ServingOptionFlags,
+)
 from benchmark_platform.matrix import FrameworkOption, HardwareOption, VersionSpec, WorkloadOption
 
 LLAMA_8B = dict(parameters=8_030_261_248, num_layers=32, num_kv_heads=8, head_dim=128, max_position_embeddings=131072)
@@ -245,3 +251,150 @@ def test_the_bundled_catalogs_give_a_full_matrix_with_reasons():
     )
     assert matrix.DOES_NOT_FIT not in built.excluded
     assert len(built.configs) > 40_000
+
+
+# --- serving options ---------------------------------------------------------------------------------------------
+
+MOE_SHAPE = dict(
+    parameters=30_532_122_624,
+    num_layers=48,
+    num_kv_heads=4,
+    head_dim=128,
+    hidden_size=2048,
+    max_position_embeddings=40960,
+    moe=MixtureOfExperts(experts=128, experts_per_token=8, expert_intermediate_size=768),
+)
+MOE_FP8 = VersionSpec(quantization="fp8", quantization_bits=8, format="safetensors", **MOE_SHAPE)
+MOE_FP8_MTP = MOE_FP8.model_copy(update={"speculative_methods": {"mtp": None}})
+DENSE_EAGLE = FP16.model_copy(update={"speculative_methods": {"eagle3": "hf://drafts/eagle3"}})
+H100_FP8 = HardwareOption("h100-x8", "nvidia", 8, 80, 55.0, fp8=True)
+A100 = HardwareOption("a100-x8", "nvidia", 8, 80, 30.0)  # no FP8 tensor cores
+VLLM_OPTIONS = FrameworkOption(
+    "vllm",
+    ALL,
+    FORMATS,
+    frozenset({"nvidia", "amd"}),
+    serving_options=ServingOptionFlags(
+        expert_parallel="--enable-expert-parallel",
+        data_parallel_attention=DataParallelAttentionFlags(attention_tensor_parallel="one"),
+        speculative={"mtp": "--mtp", "eagle3": "--eagle3 {draft_model}"},
+        kv_cache_fp8="--kv-cache-dtype fp8",
+        prefix_caching=PrefixCachingFlags(enabled="", disabled="--no-enable-prefix-caching"),
+    ),
+)
+RAG = WorkloadOption("rag", 2048, 256, sequence_lengths=(2048,), batch_sizes=(1, 16), shared_prefix_fraction=0.75)
+
+
+def _options(built: matrix.ConfigMatrix, **cell) -> set[tuple]:
+    return {
+        (c.expert_parallel, c.data_parallel_attention, c.speculative_method, c.kv_cache_dtype, c.prefix_caching)
+        for c in built.configs
+        if all(getattr(c, name) == value for name, value in cell.items())
+    }
+
+
+def test_moe_replicas_of_several_gpus_get_three_shapes_dense_and_tp1_one():
+    workloads = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(16,))]
+    moe = matrix.build_matrix(MOE_FP8, [A100], [VLLM_OPTIONS], workloads)
+    shapes = {
+        (tp, ep, dp)
+        for tp, ep, dp in ((c.tensor_parallel, c.expert_parallel, c.data_parallel_attention) for c in moe.configs)
+    }
+    assert {(ep, dp) for tp, ep, dp in shapes if tp == 4} == {(1, False), (4, False), (4, True)}
+    assert {(ep, dp) for tp, ep, dp in shapes if tp == 1} == {(1, False)}
+    dense = matrix.build_matrix(FP16, [A100], [VLLM_OPTIONS], workloads)
+    assert {c.expert_parallel for c in dense.configs} == {1}
+    # An engine without expert parallelism queues the plain shape only; nothing is counted as excluded for it.
+    plain = matrix.build_matrix(MOE_FP8, [A100], [VLLM], workloads)
+    assert {c.expert_parallel for c in plain.configs} == {1} and plain.excluded == moe.excluded
+
+
+def test_an_fp8_kv_cache_is_tried_for_low_precision_versions_on_fp8_gpus_only():
+    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(16,))]
+    assert {c.kv_cache_dtype for c in matrix.build_matrix(MOE_FP8, [H100_FP8], [VLLM_OPTIONS], chat).configs} == {
+        "auto",
+        "fp8",
+    }
+    assert {c.kv_cache_dtype for c in matrix.build_matrix(MOE_FP8, [A100], [VLLM_OPTIONS], chat).configs} == {"auto"}
+    assert {c.kv_cache_dtype for c in matrix.build_matrix(FP16, [H100_FP8], [VLLM_OPTIONS], chat).configs} == {"auto"}
+    assert {c.kv_cache_dtype for c in matrix.build_matrix(MOE_FP8, [H100_FP8], [VLLM], chat).configs} == {"auto"}
+
+
+def test_speculation_is_queued_where_the_model_ships_a_draft_the_engine_runs_at_low_concurrency_only():
+    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(1, 8, 16))]
+    built = matrix.build_matrix(DENSE_EAGLE, [L4], [VLLM_OPTIONS], chat)
+    assert {(c.batch_size, c.speculative_method) for c in built.configs} == {
+        (1, "none"),
+        (1, "eagle3"),
+        (8, "none"),
+        (8, "eagle3"),
+        (16, "none"),
+    }
+    mtp = matrix.build_matrix(MOE_FP8_MTP, [A100], [VLLM_OPTIONS], chat)
+    assert {c.speculative_method for c in mtp.configs if c.batch_size == 1} == {"none", "mtp"}
+    # Eight-way shapes × speculation: EP {1, 8} and DP attention cross with it (3 shapes × 2 methods at TP 8).
+    assert len(_options(mtp, tensor_parallel=8, batch_size=1)) == 6
+    assert {c.speculative_method for c in matrix.build_matrix(FP16, [L4], [VLLM_OPTIONS], chat).configs} == {"none"}
+
+
+def test_prefix_caching_follows_the_workload_not_crossed():
+    chat = WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(1,))
+    built = matrix.build_matrix(FP16, [L4], [VLLM_OPTIONS], [chat, RAG])
+    assert {(c.workload_type, c.prefix_caching) for c in built.configs} == {("chatbot", False), ("rag", True)}
+    assert len(built.configs) == 1 + 2  # one config per cell: prefix caching multiplies nothing
+    no_flag = FrameworkOption("no-flag", ALL, FORMATS, frozenset({"nvidia"}))
+    assert {c.prefix_caching for c in matrix.build_matrix(FP16, [L4], [no_flag], [RAG]).configs} == {False}
+    always_on = FrameworkOption(
+        "always-on",
+        ALL,
+        FORMATS,
+        frozenset({"nvidia"}),
+        serving_options=ServingOptionFlags(prefix_caching=PrefixCachingFlags(enabled="")),
+    )
+    assert {c.prefix_caching for c in matrix.build_matrix(FP16, [L4], [always_on], [chat]).configs} == {True}
+
+
+def test_the_bundled_catalogs_queue_options_only_where_the_engine_has_their_flags():
+    """DeepSeek-R1 FP8 on an 8×H200 node: vLLM and SGLang get EP and DP attention, MTP and an FP8 KV cache; TGI and
+    LMDeploy the plain shape; every option appears only with an engine whose catalog entry has its flag."""
+    [manifest] = manifests.load_manifests([manifests.EXAMPLE_MANIFESTS_DIR / "deepseek-r1.yaml"])
+    [version] = [manifests.model_facts(manifest, v) for v in manifest.versions if v.version == "fp8"]
+    hardware = [
+        HardwareOption(
+            h.name,
+            h.specs.vendor,
+            h.gpu_count,
+            h.vram_per_gpu_gb,
+            h.cost_per_hour_usd,
+            fp4=h.specs.fp4_tflops is not None,
+            fp8=h.specs.fp8_tflops is not None,
+        )
+        for h in catalogs.load_hardware()
+        if h.gpu_type.startswith("H200") and h.gpu_count == 8
+    ]
+    flags = {f.name: f.serving_options for f in catalogs.load_frameworks()}
+    frameworks = [
+        FrameworkOption(
+            f.name,
+            frozenset(f.supports_quantizations),
+            frozenset(f.supports_formats),
+            frozenset(f.vendors),
+            f.benchmark_by_default,
+            f.serving_options,
+        )
+        for f in catalogs.load_frameworks()
+    ]
+    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(1, 32))]
+    built = matrix.build_matrix(version, hardware, frameworks, chat)
+    assert built.configs
+    for config in built.configs:
+        support = flags[config.framework]
+        assert config.expert_parallel == 1 or support.expert_parallel is not None
+        assert not config.data_parallel_attention or support.data_parallel_attention is not None
+        assert config.speculative_method == "none" or config.speculative_method in support.speculative
+        assert config.kv_cache_dtype == "auto" or support.kv_cache_fp8 is not None
+    by_framework = {name: _options(built, framework=name, tensor_parallel=8, batch_size=1) for name in flags}
+    assert (8, True, "mtp", "fp8", False) in by_framework["vllm"] and (8, True, "mtp", "fp8", False) in by_framework[
+        "sglang"
+    ]
+    assert {options[:2] for options in by_framework["tgi"]} == {(1, False)}

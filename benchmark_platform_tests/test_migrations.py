@@ -340,3 +340,73 @@ def test_0012_labels_stored_deployments_by_source_and_downgrades_back(engine):
     assert "source" not in columns and not any(name.startswith("simulated_") for name in columns)
     assert {"simulated", "price_basis"} <= columns
     migrations.upgrade(engine)
+
+
+def test_0013_gives_stored_rows_the_plain_options_keys_configs_by_them_and_downgrades_back(engine):
+    """A database at 0012 holding a config, its result and a ranked deployment upgrades to 0013 with the defaults on
+    all three (the plain deployment they measured); the same config with expert parallelism is then a second config
+    and a bad option is refused. Going down refuses, naming the tables, while non-plain rows are stored, and goes
+    back to 0012 once they are deleted, the stored rows intact."""
+    migrations.downgrade(engine, "0012")
+    with engine.begin() as conn:
+        insert_schema_rows(conn, use_case=True)
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+                " batch_size, sequence_length, tensor_parallel, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024,"
+                " 8, 'completed' FROM model_versions v, hardware_configs h, inference_frameworks f"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO benchmark_results (config_id, model_version_id, hardware_config_id, framework_id,"
+                " workload_type, batch_size, sequence_length, tensor_parallel, throughput_tokens_sec, runner)"
+                " SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
+                " sequence_length, tensor_parallel, 1000, 'simulated' FROM benchmark_configs"
+            )
+        )
+        conn.execute(text(USE_CASE_RANKING))
+        conn.execute(
+            text(
+                "INSERT INTO deployment_rankings (use_case, status, rank, score, model_version_id, hardware_config_id,"
+                " framework_id, tensor_parallel, replicas, batch_size, n_sequence_lengths, min_sequence_length,"
+                " max_sequence_length, accuracy_imputed, price_basis, simulated, calculated_at) SELECT 'chatbot',"
+                " 'ranked', 1, 0.5, v.id, h.id, f.id, 8, 1, 1, 1, 1024, 1024, false, 'on_demand', true, now()"
+                " FROM model_versions v, hardware_configs h, inference_frameworks f"
+            )
+        )
+    options = "expert_parallel, data_parallel_attention, speculative_method, kv_cache_dtype, prefix_caching"
+    plain = (1, False, "none", "auto", False)
+    migrations.upgrade(engine, "0013")
+    with engine.connect() as conn:
+        for table in ("benchmark_configs", "benchmark_results", "deployment_rankings"):
+            assert conn.execute(text(f"SELECT {options} FROM {table}")).all() == [plain], table
+    expert_parallel_config = (
+        "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
+        " sequence_length, tensor_parallel, expert_parallel, data_parallel_attention)"
+        " SELECT model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length,"
+        " tensor_parallel, 8, {dp_attention} FROM benchmark_configs"
+    )
+    with engine.begin() as conn:
+        conn.execute(text(expert_parallel_config.format(dp_attention="false")))
+        assert conn.execute(text("SELECT count(*) FROM benchmark_configs")).scalar_one() == 2
+    with pytest.raises(IntegrityError, match="unique_config"), engine.begin() as conn:
+        conn.execute(text(expert_parallel_config.format(dp_attention="false") + " WHERE expert_parallel = 1"))
+    with pytest.raises(IntegrityError, match="speculative_method_known"), engine.begin() as conn:
+        conn.execute(text("UPDATE benchmark_configs SET speculative_method = 'medusa'"))
+    with pytest.raises(IntegrityError, match="dp_attention_needs_expert_parallel"), engine.begin() as conn:
+        conn.execute(text("UPDATE benchmark_results SET data_parallel_attention = true"))
+
+    with pytest.raises(RuntimeError, match="1 in benchmark_configs"):
+        migrations.downgrade(engine, "0012")
+    assert migrations.current_revision(engine) == "0013"
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM benchmark_configs WHERE expert_parallel > 1"))
+    migrations.downgrade(engine, "0012")
+    columns = {column["name"] for column in inspect(engine).get_columns("benchmark_results")}
+    assert "expert_parallel" not in columns and "prefix_caching" not in columns
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT throughput_tokens_sec FROM benchmark_results")).scalars().all() == [1000]
+        assert conn.execute(text("SELECT count(*) FROM deployment_rankings")).scalar_one() == 1
+    migrations.upgrade(engine)
+    assert migrations.current_revision(engine) == migrations.head_revision()

@@ -144,8 +144,8 @@ def test_cli_prints_the_best_configurations_and_why(seeded: Engine) -> None:
     lines = result.output.splitlines()
     assert "use case chatbot: 3 of 4 configurations ranked" in lines[0] and "1 excluded" in lines[0]
     assert "note: accuracy dropped" in result.output
-    assert "1. llama@fp16 on aws-h100-sxm-x1 / vllm, TP1 x 1 replica(s), concurrency 8: rank 1 of 3" in result.output
-    assert "2. qwen@fp16 on azure-a100-x1 / vllm, TP1 x 1 replica(s), concurrency 8: rank 2 of 3" in result.output
+    assert "1. llama@fp16 on aws-h100-sxm-x1 / vllm, TP 1 x 1 replica, concurrency 8: rank 1 of 3" in result.output
+    assert "2. qwen@fp16 on azure-a100-x1 / vllm, TP 1 x 1 replica, concurrency 8: rank 2 of 3" in result.output
     assert "SIMULATED" in result.output and "WARNING: 1 of these 2 results are simulated" in result.output
 
 

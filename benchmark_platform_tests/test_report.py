@@ -3,6 +3,7 @@ headless Chromium, which must draw every chart (a screenshot lands in test-artif
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.cli import main
 from benchmark_platform.demo import print_stored_rankings
+from benchmark_platform.domain import PLAIN_DEPLOYMENT
 from benchmark_platform.orm import BenchmarkResult, DeploymentRanking, HardwareConfig, InferenceFramework
 from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria, UseCaseRanking, rank_use_cases
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
@@ -87,6 +89,7 @@ def measurement(
         "batch_size": batch_size,
         "sequence_length": sequence_length or BUCKETS[workload][0],
         "tensor_parallel": 1,
+        **dataclasses.asdict(PLAIN_DEPLOYMENT),
         "runner": runner,
         **{column: values.get(column, np.nan) for column in METRIC_COLUMNS},
     }

@@ -29,7 +29,7 @@ from pydantic import (
 from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects.postgresql import insert
 
-from benchmark_platform.domain import Quantization, Vendor, WeightFormat
+from benchmark_platform.domain import Quantization, ServingOptionFlags, Vendor, WeightFormat
 from benchmark_platform.orm import HardwareConfig, InferenceFramework, UseCase
 from benchmark_platform.ranking import criteria
 from benchmark_platform.safe_yaml import FiniteFloat, Int32, NoBooleanNumbers, YamlInputError, load_yaml_file
@@ -252,6 +252,7 @@ class FrameworkSpec(_Frozen):
     chat_completions_path: str = Field(pattern=r"^/")
     launch_command: str = Field(min_length=1)
     quantization_flags: dict[Quantization | WeightFormat, str] = Field(default_factory=dict)
+    serving_options: ServingOptionFlags = Field(default_factory=ServingOptionFlags)
     efficiency: Efficiency
 
     @model_validator(mode="after")
@@ -295,6 +296,7 @@ class FrameworkSpec(_Frozen):
                     "supports_ignore_eos",
                     "completions_path",
                     "chat_completions_path",
+                    "serving_options",
                     "efficiency",
                 },
             ),

@@ -13,10 +13,16 @@ import pandas as pd
 from benchmark_platform import database, queue
 from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
+from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import Constraints, Recommendation, criteria, evidence, rank_use_case, recommend
 from benchmark_platform.ranking.predictors import numbers_label
-from benchmark_platform.ranking.rankings import configuration_breakdown, configuration_summary, json_value
+from benchmark_platform.ranking.rankings import (
+    configuration_breakdown,
+    configuration_summary,
+    json_value,
+    with_shapes,
+)
 from benchmark_platform.ranking.store import load_results_frame, load_use_cases, with_predictors
 
 _CONSTRAINT_OPTIONS = {
@@ -32,7 +38,7 @@ _DEPLOYMENT_COLUMNS = {
     "version_key": "version",
     "hardware_name": "hardware",
     "framework_name": "framework",
-    "tensor_parallel": "TP",
+    "shape": "shape",
     "replicas": "replicas",
     "batch_size": "conc/replica",
 }
@@ -115,7 +121,7 @@ def _table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criteri
     headers = _DEPLOYMENT_COLUMNS | {criterion.column: criterion.short_label for criterion in registry.values()}
     headers |= {column: label for column, label in _SERVING_COLUMNS.items() if column not in headers}
     numbers = [numbers_label(source, predictor) for source, predictor in configurations[["source", "predictor"]].values]
-    table = configurations.assign(source=numbers)[list(headers)].rename(columns=headers)
+    table = with_shapes(configurations.assign(source=numbers))[list(headers)].rename(columns=headers)
     formats = {
         "score": "{:.3f}".format,
         **{c.short_label: f"{{:{c.format.replace(',', '')}}}".format for c in registry.values()},
@@ -160,7 +166,8 @@ def _print_text(recommendation: Recommendation) -> None:
     for position, (_, row) in enumerate(recommendation.configurations.iterrows(), start=1):
         click.echo(
             f"{position}. {row['version_key']} on {row['hardware_name']} / {row['framework_name']}, "
-            f"TP{row['tensor_parallel']} x {row['replicas']} replica(s), concurrency {row['batch_size']}: {row['why']}"
+            f"{deployment_shape(row['tensor_parallel'], serving_options(row), row['replicas'])}, "
+            f"concurrency {row['batch_size']}: {row['why']}"
         )
     simulated = int(recommendation.configurations["simulated"].sum())
     if simulated:

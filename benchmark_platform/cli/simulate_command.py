@@ -6,9 +6,10 @@ named with ``--manifest``): the command needs no database, so it answers in well
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 from pydantic import ValidationError
@@ -18,9 +19,14 @@ from benchmark_platform.cli.app import EXIT_FAILURE, fail, main
 from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.domain import (
     HardwareFacts,
+    KvCacheDtype,
     ModelFacts,
+    ServingOptions,
+    SpeculativeMethod,
+    deployment_shape,
     framework_facts_from_catalog,
     hardware_facts_from_catalog,
+    serving_options,
 )
 from benchmark_platform.runners.simulated import roofline
 from benchmark_platform.runners.simulated.runner import measurement_from_replica
@@ -69,6 +75,35 @@ def _framework_problem(framework: catalogs.FrameworkSpec, model: ModelFacts, har
     return None
 
 
+def options_problem(
+    model: ModelFacts, tensor_parallel: int, framework: catalogs.FrameworkSpec, options: ServingOptions
+) -> str | None:
+    """Why the serving options cannot run this deployment (the option to blame first), or None."""
+    if options.expert_parallel > 1 and model.moe is None:
+        return f"--expert-parallel: {model.version_key} is dense; expert parallelism needs an MoE model"
+    if options.expert_parallel not in (1, tensor_parallel):
+        return (
+            f"--expert-parallel: {options.expert_parallel} must be 1 or the replica's {tensor_parallel} GPUs "
+            "(--tensor-parallel): the engines spread the experts over the replica's GPUs"
+        )
+    if options.data_parallel_attention and options.expert_parallel == 1:
+        return "--dp-attention: needs --expert-parallel equal to --tensor-parallel (the engines run it with EP only)"
+    method = options.speculative_method
+    if method in ("mtp", "eagle3") and method not in model.speculative_methods:
+        offered = ", ".join(model.speculative_methods) or "none"
+        return f"--speculative: {model.version_key} ships no {method} draft (its manifest offers: {offered})"
+    support = framework.serving_options
+    unsupported = [
+        (options.expert_parallel > 1 and support.expert_parallel is None, "expert parallelism"),
+        (options.data_parallel_attention and support.data_parallel_attention is None, "data-parallel attention"),
+        (method != "none" and method not in support.speculative, f"{method} speculation"),
+        (options.kv_cache_dtype == "fp8" and support.kv_cache_fp8 is None, "an FP8 KV cache"),
+    ]
+    if missing := [what for lacking, what in unsupported if lacking]:
+        return f"--framework: {framework.name} has no launch flag for {', '.join(missing)}"
+    return None
+
+
 def _print_text(payload: dict[str, Any]) -> None:
     detail = payload["detailed_metrics"]
     deployment, load, cost = detail["deployment"], detail["load"], detail["cost"]
@@ -80,7 +115,8 @@ def _print_text(payload: dict[str, Any]) -> None:
     predictor = detail["predictor"]
     click.echo(
         f"SIMULATED (not a measurement): {config['model_version']} on {config['hardware']} / {config['framework']}, "
-        f"TP{deployment['tensor_parallel']} x {deployment['replicas']} replica(s) on {deployment['gpu_count']} GPU(s), "
+        f"{deployment_shape(deployment['tensor_parallel'], serving_options(payload), deployment['replicas'])} "
+        f"on {deployment['gpu_count']} GPU(s), "
         f"{shape}, {load['input_tokens']} in / {load['output_tokens']} out tokens"
     )
     click.echo(
@@ -145,6 +181,31 @@ def _print_text(payload: dict[str, Any]) -> None:
     "(spec sheets), kernels (measured kernel timings where aiconfigurator-core has them; else the roofline, "
     "and the result says why).",
 )
+@click.option(
+    "--expert-parallel",
+    type=bounded_int(1, 64),
+    default=1,
+    show_default=True,
+    help="MoE only: spread the experts over the replica's GPUs (equal to --tensor-parallel).",
+)
+@click.option("--dp-attention", is_flag=True, help="Data-parallel attention (needs --expert-parallel).")
+@click.option(
+    "--speculative",
+    type=click.Choice(get_args(SpeculativeMethod)),
+    default="none",
+    show_default=True,
+    help="Speculative decoding: mtp and eagle3 need the draft the version's manifest names.",
+)
+@click.option(
+    "--kv-cache-dtype",
+    type=click.Choice(get_args(KvCacheDtype)),
+    default="auto",
+    show_default=True,
+    help="The KV cache's element type.",
+)
+@click.option(
+    "--prefix-caching/--no-prefix-caching", default=False, show_default=True, help="Reuse the KV of shared prefixes."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (keys are result column names).")
 def simulate_command(
     model_version: str,
@@ -158,6 +219,11 @@ def simulate_command(
     extra_manifests: tuple[Path, ...],
     seed: int,
     predictor: str,
+    expert_parallel: int,
+    dp_attention: bool,
+    speculative: str,
+    kv_cache_dtype: str,
+    prefix_caching: bool,
     as_json: bool,
 ) -> None:
     """Predict how one deployment serves a load: every result metric, per node and per GPU. Writes nothing.
@@ -165,7 +231,9 @@ def simulate_command(
     The node runs GPUs / TP replicas; the simulator (continuous batching, chunked prefill, KV-cache admission,
     roofline step costs) simulates one replica, and node figures are replicas x replica. Costs use the node's
     spot price where it has one, else on demand. Exits 2 naming the problem for unknown names, a degree that does
-    not divide the node's GPUs, or a shape that does not fit in memory.
+    not divide the node's GPUs, a shape that does not fit in memory, or serving options that cannot run it
+    (expert parallelism on a dense model or not over the replica's GPUs, DP attention without it, a draft the
+    version lacks, an option the framework has no flag for).
 
     Example: benchmark-platform simulate --model-version llama-3.1-8b@fp16 --hardware gcp-h100-sxm-x1
     --framework vllm --concurrency 64 --input-tokens 1024 --output-tokens 256
@@ -192,6 +260,13 @@ def simulate_command(
     elif node.gpu_count % tensor_parallel:
         fail(f"--tensor-parallel: {tensor_parallel} does not divide {node.name}'s {node.gpu_count} GPUs")
     try:
+        options = ServingOptions(expert_parallel, dp_attention, speculative, kv_cache_dtype, prefix_caching)
+    except ValueError as error:
+        fail(f"--dp-attention: {error}")
+        return
+    if problem := options_problem(model, tensor_parallel, framework_spec, options):
+        fail(problem)
+    try:
         replica = simulate_serving(
             model,
             node,
@@ -203,6 +278,7 @@ def simulate_command(
             request_rate=request_rate,
             seed=seed,
             predictor=predictor,
+            options=options,
         )
     except roofline.DoesNotFitError as error:
         fail(f"--tensor-parallel: does not fit: {error}")
@@ -228,6 +304,7 @@ def simulate_command(
         "batch_size": concurrency,
         "sequence_length": input_tokens,
         "tensor_parallel": tensor_parallel,
+        **dataclasses.asdict(options),
         **measurement.result_columns(),
     }
     payload["detailed_metrics"]["config"] = {

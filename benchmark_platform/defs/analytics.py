@@ -15,10 +15,11 @@ import pandas as pd
 from benchmark_platform.defs.partitions import daily_partitions
 from benchmark_platform.defs.resources import PlatformDatabase
 from benchmark_platform.ranking import criteria, store
+from benchmark_platform.ranking.rankings import with_shapes
 
 GROUP = "analytics"
 TOP_SHOWN = 5
-DEPLOYMENT_COLUMNS = ["rank", "score", "version_key", "hardware_name", "framework_name", "tensor_parallel"]
+DEPLOYMENT_COLUMNS = ["rank", "score", "version_key", "hardware_name", "framework_name", "shape"]  # TP and options
 SHAPE_COLUMNS = ["replicas", "batch_size"]
 
 
@@ -63,7 +64,7 @@ def top_columns(registry: Mapping[str, criteria.Criterion] | None = None) -> lis
 
 
 def top_table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criterion], top: int = TOP_SHOWN) -> str:
-    shown = configurations.head(top)[top_columns(registry)].copy()
+    shown = with_shapes(configurations.head(top))[top_columns(registry)].copy()
     shown["score"] = shown["score"].astype(float).round(3)
     shown["interactivity_tokens_sec"] = shown["interactivity_tokens_sec"].astype(float).round(1)
     for criterion in registry.values():  # each in its registered format; "-" where unmeasured

@@ -20,10 +20,12 @@ from benchmark_platform.domain import (
     FrameworkFacts,
     HardwareFacts,
     ModelFacts,
+    ServingOptionFlags,
     VersionPrecision,
     WorkloadFacts,
 )
 from benchmark_platform.queue.common import VERSION_KEY
+from benchmark_platform.workloads import SHARED_PREFIX_FRACTION
 
 _MODEL_COLUMNS = f"""{VERSION_KEY} AS version_key, m.name AS model_name, m.parameters, v.artifact_uri, v.quantization,
     v.quantization_bits, v.format, v.model_config"""
@@ -103,6 +105,7 @@ def _framework_facts(row: Any) -> FrameworkFacts:
         completions_path=capabilities.get("completions_path", "/v1/completions"),
         chat_completions_path=capabilities.get("chat_completions_path", "/v1/chat/completions"),
         supports_ignore_eos=capabilities.get("supports_ignore_eos", True),
+        serving_options=capabilities.get("serving_options", {}),
         prefill_efficiency=efficiency["prefill"],
         decode_efficiency=efficiency["decode"],
     )
@@ -211,6 +214,7 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
                 vendor=hw.specs["vendor"],
                 gpu_count=hw.gpu_count,
                 fp4=hw.specs.get("fp4_tflops") is not None,
+                fp8=hw.specs.get("fp8_tflops") is not None,
                 vram_per_gpu_gb=hw.vram_per_gpu_gb,
                 cost_per_hour_usd=hw.cost_per_hour_usd,
             )
@@ -223,6 +227,7 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
                 supports_formats=frozenset(fw.capabilities.get("supports_formats", ())),
                 vendors=frozenset(fw.capabilities.get("vendors", ())),
                 benchmark_by_default=fw.capabilities.get("benchmark_by_default", True),
+                serving_options=ServingOptionFlags.model_validate(fw.capabilities.get("serving_options", {})),
             )
             for fw in framework_rows
         ],
@@ -233,6 +238,9 @@ def load_matrix_inputs(connection: Connection, model_version_id: uuid.UUID) -> M
                 typical_output_tokens=use_case.characteristics["typical_output_tokens"],
                 sequence_lengths=tuple(use_case.characteristics.get("sequence_lengths", matrix.SEQUENCE_LENGTHS)),
                 batch_sizes=tuple(use_case.characteristics.get("concurrency", matrix.BATCH_SIZES)),
+                shared_prefix_fraction=SHARED_PREFIX_FRACTION[
+                    use_case.characteristics.get("dataset", "synthetic-fixed")
+                ],
             )
             for use_case in workload_rows
         ],

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from benchmark_platform.domain import CONFIG_KEY_COLUMNS
 from benchmark_platform.queue.common import VERSION_KEY, _transaction
 
 
@@ -23,8 +24,8 @@ def duplicate_configs(bind: Engine | Connection) -> list[Any]:
     the config's dimensions and how often."""
     return _rows(
         bind,
-        "SELECT model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length,"
-        " tensor_parallel, count(*) FROM benchmark_configs GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING count(*) > 1",
+        f"SELECT {', '.join(CONFIG_KEY_COLUMNS)}, count(*) FROM benchmark_configs"
+        f" GROUP BY {', '.join(CONFIG_KEY_COLUMNS)} HAVING count(*) > 1",
     )
 
 

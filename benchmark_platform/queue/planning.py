@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from benchmark_platform.domain import CONFIG_DIMENSIONS
+from benchmark_platform.domain import CONFIG_DIMENSIONS, CONFIG_KEY_COLUMNS
 from benchmark_platform.queue.common import VERSION_KEY
 
 PLAN_LOCK_NAMESPACE = 7_314_015  # pg advisory lock key space of the planner (one lock per model version)
@@ -31,6 +31,11 @@ class PlanRow:
     batch_size: int
     sequence_length: int
     tensor_parallel: int
+    expert_parallel: int
+    data_parallel_attention: bool
+    speculative_method: str
+    kv_cache_dtype: str
+    prefix_caching: bool
     status: str
     pruning_exempt: bool
     prediction: dict[str, Any] | None
@@ -75,9 +80,8 @@ def configs_without_prediction(connection: Connection, model_version_id: uuid.UU
     """Not-yet-run configs the simulator has not predicted yet (rows with the columns ``build_run_spec`` reads)."""
     return connection.execute(
         text(
-            """
-            SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size, sequence_length,
-                   tensor_parallel
+            f"""
+            SELECT id, {", ".join(CONFIG_KEY_COLUMNS)}
             FROM benchmark_configs
             WHERE model_version_id = :v AND prediction IS NULL
             ORDER BY hardware_config_id, framework_id, workload_type

@@ -13,7 +13,21 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from benchmark_platform import matrix
+from benchmark_platform.domain import CONFIG_DIMENSIONS
 from benchmark_platform.queue.facts import load_matrix_inputs
+
+_DIMENSIONS = ", ".join(CONFIG_DIMENSIONS)
+_LOAD_TYPES = {
+    "workload_type": "text",
+    "batch_size": "integer",
+    "sequence_length": "integer",
+    "tensor_parallel": "integer",
+    "expert_parallel": "integer",
+    "data_parallel_attention": "boolean",
+    "speculative_method": "text",
+    "kv_cache_dtype": "text",
+    "prefix_caching": "boolean",
+}
 
 
 @dataclass(frozen=True)
@@ -86,35 +100,36 @@ def populate_matrix(
         )
         connection.execute(
             text(
-                """
-                CREATE TEMPORARY TABLE matrix_load (
-                    hardware_config_id uuid, framework_id uuid, workload_type text,
-                    batch_size integer, sequence_length integer, tensor_parallel integer, priority integer
-                ) ON COMMIT DROP
-                """
+                "CREATE TEMPORARY TABLE matrix_load (hardware_config_id uuid, framework_id uuid,"
+                f" {', '.join(f'{column} {_LOAD_TYPES[column]}' for column in CONFIG_DIMENSIONS)}, priority integer)"
+                " ON COMMIT DROP"
             )
         )
-        copy_sql = (
-            "COPY matrix_load (hardware_config_id, framework_id, workload_type, batch_size, sequence_length,"
-            " tensor_parallel, priority) FROM STDIN"
-        )
+        copy_sql = f"COPY matrix_load (hardware_config_id, framework_id, {_DIMENSIONS}, priority) FROM STDIN"
         hardware_text = {name: str(value) for name, value in hardware_ids.items()}
         framework_text = {name: str(value) for name, value in framework_ids.items()}
         workload_text = {workload.name: _copy_text(workload.name) for workload in inputs.workloads}
         rows = "".join(
-            f"{hardware_text[c.hardware]}\t{framework_text[c.framework]}\t{workload_text[c.workload_type]}\t"
-            f"{c.batch_size}\t{c.sequence_length}\t{c.tensor_parallel}\t{c.priority}\n"
+            "\t".join(
+                (
+                    hardware_text[c.hardware],
+                    framework_text[c.framework],
+                    workload_text[c.workload_type],
+                    *(str(getattr(c, column)) for column in CONFIG_DIMENSIONS[1:]),  # numbers, booleans, option names
+                    str(c.priority),
+                )
+            )
+            + "\n"
             for c in built.configs
         )
         with connection.connection.driver_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
             copy.write(rows)  # one buffer in COPY's text format: no per-row adaptation in Python
         created = connection.execute(
             text(
-                """
-                INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,
-                                               batch_size, sequence_length, tensor_parallel, priority)
-                SELECT :model_version_id, hardware_config_id, framework_id, workload_type, batch_size,
-                       sequence_length, tensor_parallel, priority
+                f"""
+                INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, {_DIMENSIONS},
+                                               priority)
+                SELECT :model_version_id, hardware_config_id, framework_id, {_DIMENSIONS}, priority
                 FROM matrix_load
                 ON CONFLICT ON CONSTRAINT unique_config DO NOTHING
                 """

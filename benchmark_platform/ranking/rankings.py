@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from benchmark_platform.domain import SERVING_OPTION_COLUMNS, deployment_shape, serving_options
 from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.frames import require_columns
 from benchmark_platform.ranking.pareto import pareto_front
@@ -77,7 +78,14 @@ from benchmark_platform.runners import quality
 
 DEFAULT_RANKING_TTL = timedelta(hours=24)
 
-CONFIGURATION_KEY = ("version_key", "hardware_name", "framework_name", "tensor_parallel", "batch_size")
+CONFIGURATION_KEY = (
+    "version_key",
+    "hardware_name",
+    "framework_name",
+    "tensor_parallel",
+    *SERVING_OPTION_COLUMNS,
+    "batch_size",
+)
 # What a configuration carries besides its key and metrics: who it is and what it costs.
 _IDENTITY_COLUMNS = (
     "model_id",
@@ -133,6 +141,12 @@ class DeploymentRow(BaseModel):
     framework_id: uuid.UUID
     framework_name: str
     tensor_parallel: int = Field(ge=1)
+    # The serving options (``domain.ServingOptions``), part of the deployment's identity.
+    expert_parallel: int = Field(ge=1)
+    data_parallel_attention: bool
+    speculative_method: str
+    kv_cache_dtype: str
+    prefix_caching: bool
     replicas: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     n_sequence_lengths: int = Field(ge=1)
@@ -540,6 +554,16 @@ def economic_caps(scores: np.ndarray, economics: np.ndarray, groups: np.ndarray,
     return capped
 
 
+def shape_of(row: Any) -> str:
+    """A deployment's shape as the report and the CLI show it: "TP 8, EP 8, DP-attn, MTP" (defaults left out)."""
+    return deployment_shape(int(row["tensor_parallel"]), serving_options(row))
+
+
+def with_shapes(deployments: pd.DataFrame) -> pd.DataFrame:
+    """``deployments`` with a ``shape`` column (``shape_of`` of each row)."""
+    return deployments.assign(shape=[shape_of(row) for _, row in deployments.iterrows()])
+
+
 def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     """What to deploy: the configuration's identity, price basis and whether its numbers are simulated."""
     return {
@@ -549,6 +573,8 @@ def configuration_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "gpu_count": json_value(row["gpu_count"]),
         "framework_name": row["framework_name"],
         "tensor_parallel": json_value(row["tensor_parallel"]),
+        **{column: json_value(row[column]) for column in SERVING_OPTION_COLUMNS},
+        "shape": shape_of(row),
         "replicas": json_value(row["replicas"]),
         "batch_size": json_value(row["batch_size"]),
         "sequence_lengths": [json_value(row["min_sequence_length"]), json_value(row["max_sequence_length"])],
@@ -723,7 +749,7 @@ def rank_use_case(
     order = ["score", criteria.COST_UNITS[use_case.cost_unit].column, "output_tokens_sec_per_gpu"]
     survivors = survivors.sort_values(
         [*order, *CONFIGURATION_KEY],
-        ascending=[False, True, False, True, True, True, True, True],
+        ascending=[False, True, False, *(True for _ in CONFIGURATION_KEY)],
         kind="stable",
     ).reset_index(drop=True)
     survivors["rank"] = _competition_rank(survivors[order])

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, Float, case, delete, func, insert, select
 
 from benchmark_platform import planner, queue
+from benchmark_platform.domain import CONFIG_DIMENSIONS
 from benchmark_platform.interop import EXPORT_COLUMNS
 from benchmark_platform.orm import (
     BenchmarkResult,
@@ -57,6 +58,9 @@ _FRAME_TYPES = {
     "batch_size": "int64",
     "sequence_length": "int64",
     "tensor_parallel": "int64",
+    "expert_parallel": "int64",
+    "data_parallel_attention": bool,
+    "prefix_caching": bool,
     "gpu_count": "int64",
     "spot_available": bool,
 }
@@ -77,10 +81,7 @@ def _results_query(
             result.id.label("result_id"),
             result.benchmark_date,
             result.created_at,
-            result.workload_type,
-            result.batch_size,
-            result.sequence_length,
-            result.tensor_parallel,
+            *(getattr(result, column) for column in CONFIG_DIMENSIONS),
             result.runner,
             case((source_name.in_(PUBLIC_SOURCES), source_name), else_=result.runner).label("source"),
             result.quality_flags,

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.ranking import criteria, pareto_front
 
 # Beyond this max/min ratio an axis is drawn logarithmic: an L4 and an 8xH100 differ by orders of magnitude.
@@ -63,7 +64,7 @@ def _hover_data(configs: pd.DataFrame) -> list[list[Any]]:
             (f"SIMULATED · {row.predictor}" if getattr(row, "predictor", None) else "SIMULATED estimate")
             if row.simulated
             else "measured",
-            f"TP{int(row.tensor_parallel)} × {int(row.replicas)}",
+            deployment_shape(int(row.tensor_parallel), serving_options(row), int(row.replicas)),
         ]
         for row in configs.itertuples()
     ]

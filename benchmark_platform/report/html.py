@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs
 
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseRanking, criteria
-from benchmark_platform.ranking.rankings import BREAKS_SLA, INCOMPLETE, NO_PRICE
+from benchmark_platform.ranking.rankings import BREAKS_SLA, INCOMPLETE, NO_PRICE, shape_of, with_shapes
 from benchmark_platform.report.charts import best_per, comparison_figure, interactivity_figure, scatter_figure
 
 DEFAULT_TOP = 10
@@ -96,7 +96,7 @@ def table_columns(
         ("version_key", "model version", None),
         ("hardware_name", "hardware", None),
         ("framework_name", "framework", None),
-        ("tensor_parallel", "TP", "d"),
+        ("shape", "shape (TP, options)", None),
         ("replicas", "replicas", "d"),
         ("batch_size", "concurrency / replica", "d"),
         *((c.column, c.short_label, c.format) for c in registry.values()),
@@ -230,7 +230,7 @@ def _simulated_versus_measured(configs: pd.DataFrame) -> str:
     rows = []
     for _, row in both.iterrows():
         deployment = " · ".join(str(row[c]) for c in ("version_key", "hardware_name", "framework_name"))
-        shape = f"TP {row['tensor_parallel']} · concurrency {row['batch_size']}"
+        shape = f"{shape_of(row)} · concurrency {row['batch_size']}"
         cells = f"<td>{_number(row['rank'], 'd')}</td><td>{_text(deployment)} · {shape}</td>"
         cells += _cell("source", row["source"], None)
         for measured, simulated, _, spec in _VERSUS:
@@ -292,7 +292,7 @@ def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: i
     shown = configs.head(top)
     parts.append(f"<h3>Top {len(shown)} configurations</h3>")
     parts.append(_simulated_banner(int(shown["simulated"].sum()), len(shown), "in this table"))
-    parts.append(_table(shown, table_columns(registry)))
+    parts.append(_table(with_shapes(shown), table_columns(registry)))
     parts.append(_simulated_versus_measured(configs))
     parts.append(_comparisons(ranking, model_version, slug))
     parts.append("</section>")

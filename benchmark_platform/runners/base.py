@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from benchmark_platform.domain import FrameworkFacts, HardwareFacts, ModelFacts, WorkloadFacts
+from benchmark_platform.domain import FrameworkFacts, HardwareFacts, ModelFacts, ServingOptions, WorkloadFacts
 
 METRIC_COLUMNS = (
     "ttft_p50_ms",
@@ -68,6 +68,7 @@ class RunSpec(_Frozen):
     batch_size: int = Field(gt=0, description="concurrent requests per replica")
     sequence_length: int = Field(gt=0, description="prompt length in tokens")
     tensor_parallel: int = Field(default=0, ge=0, description="GPUs per replica; 0 = all of the node's GPUs")
+    options: ServingOptions = Field(default_factory=ServingOptions, description="the engine options beyond TP")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -78,6 +79,10 @@ class RunSpec(_Frozen):
             raise ValueError(
                 f"tensor_parallel {self.tensor_parallel} does not divide {self.hardware.name}'s "
                 f"{self.hardware.gpu_count} GPUs"
+            )
+        if self.options.expert_parallel not in (1, self.tensor_parallel):
+            raise ValueError(
+                f"expert_parallel {self.options.expert_parallel} must be 1 or the replica's {self.tensor_parallel} GPUs"
             )
         return self
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from benchmark_platform.domain import Vendor
+from benchmark_platform.domain import PLAIN_DEPLOYMENT, ServingOptions, Vendor
 from benchmark_platform.http_bodies import IDENTITY, read_body
 from benchmark_platform.runners.base import FrameworkFacts, ModelFacts, RunInterrupted, RunnerError
 
@@ -79,6 +79,36 @@ def visible_devices_env(
     return {variable: ",".join(names[index] if names else str(index) for index in devices)}
 
 
+def serving_option_flags(framework: FrameworkFacts, model: ModelFacts, options: ServingOptions) -> str:
+    """The launch flags of the config's serving options (the catalog's ``serving_options``); RunnerError where the
+    framework cannot run one (the matrix does not queue those; a hand-made config can ask)."""
+    support, method = framework.serving_options, options.speculative_method
+    wanted: list[tuple[str, str | None]] = []  # (what, its flag template; None: the framework has none)
+    if options.expert_parallel > 1:
+        wanted.append(("expert parallelism", support.expert_parallel))
+    if options.data_parallel_attention:
+        attention = support.data_parallel_attention
+        wanted.append(("data-parallel attention", attention.flag if attention is not None else None))
+    if method != "none":
+        wanted.append((f"{method} speculation", support.speculative.get(method)))
+    if options.kv_cache_dtype == "fp8":
+        wanted.append(("an FP8 KV cache", support.kv_cache_fp8))
+    caching = support.prefix_caching
+    if caching is not None:
+        state = caching.enabled if options.prefix_caching else caching.disabled
+        wanted.append((f"prefix caching {'on' if options.prefix_caching else 'off'}", state))
+    elif options.prefix_caching:
+        wanted.append(("prefix caching", None))
+    if missing := [what for what, flag in wanted if flag is None]:
+        raise RunnerError(f"{framework.name} has no launch flag for {', '.join(missing)}")
+    draft = model.speculative_methods.get(method) if method != "none" else None  # None: the model's own head
+    return " ".join(
+        flag.format(ep=options.expert_parallel, draft_model=shlex.quote(model_argument(draft or "")))
+        for _, flag in wanted
+        if flag
+    )
+
+
 def build_launch_command(
     framework: FrameworkFacts,
     model: ModelFacts,
@@ -86,11 +116,17 @@ def build_launch_command(
     port: int,
     max_model_len: int,
     data_parallel: int = 1,
+    options: ServingOptions = PLAIN_DEPLOYMENT,
 ) -> list[str]:
-    """The argv of the framework's launch template, filled in (``{tp}`` GPUs per replica, ``{dp}`` replicas); the
-    quantization flag is looked up by format (awq, gptq, gguf) first, then by quantization (fp8, int8...), and is
-    empty when neither is listed."""
+    """The argv of the framework's launch template, filled in (``{tp}`` GPUs per replica, ``{dp}`` replicas), then
+    the serving options' flags; the quantization flag is looked up by format (awq, gptq, gguf) first, then by
+    quantization (fp8, int8...), and is empty when neither is listed. Under data-parallel attention the replica's
+    GPUs are attention ranks: vLLM's are TP 1 × DP ``tp``, SGLang's TP ``tp`` with DP ``tp``."""
     flag = framework.quantization_flags.get(model.format) or framework.quantization_flags.get(model.quantization, "")
+    attention = framework.serving_options.data_parallel_attention
+    if options.data_parallel_attention and attention is not None:
+        data_parallel = tensor_parallel * data_parallel
+        tensor_parallel = 1 if attention.attention_tensor_parallel == "one" else tensor_parallel
     try:
         line = framework.launch_command.format(
             model=shlex.quote(model_argument(model.artifact_uri)),
@@ -100,6 +136,7 @@ def build_launch_command(
             max_model_len=max_model_len,
             quantization_flag=flag,
         )
+        line = f"{line} {serving_option_flags(framework, model, options)}"
     except (KeyError, IndexError) as error:
         raise RunnerError(f"launch command of {framework.name} has an unknown placeholder: {error}") from error
     argv = shlex.split(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark_platform.domain import PLAIN_DEPLOYMENT
 from benchmark_platform.ranking import RESULT_FRAME_COLUMNS, UseCaseCriteria
 from benchmark_platform.ranking.frames import METRIC_COLUMNS
 
@@ -45,6 +47,7 @@ def result_row(
         "batch_size": 8,
         "sequence_length": 512,
         "tensor_parallel": 1,
+        **dataclasses.asdict(PLAIN_DEPLOYMENT),
         "runner": "measured",
         "model_id": uid("model", model),
         "model_name": model,

@@ -244,6 +244,7 @@ class OpenAIRunner:
             spec.model.version_key,
             spec.hardware.name,
             str(spec.tensor_parallel),
+            repr(spec.options),  # other options, other launch flags
         )
         if self._servers is None or self._server_key != key or not self._servers.running:
             self.close()
@@ -278,9 +279,10 @@ class OpenAIRunner:
 
     def _launch(self, spec: RunSpec) -> ServerGroup:
         """Start the deployment's servers and wait until all are healthy: one data-parallel server where the
-        template takes ``{dp}``, else one per replica on its own port and GPUs."""
+        template takes ``{dp}``, else one per replica on its own port and GPUs. An expert-parallel deployment is one
+        server per replica too: one server's data-parallel ranks would spread the experts over the whole node."""
         max_model_len = spec.sequence_length + spec.workload.typical_output_tokens + MAX_MODEL_LEN_MARGIN
-        data_parallel = serves_data_parallel(spec.framework)
+        data_parallel = serves_data_parallel(spec.framework) and spec.options.expert_parallel == 1
         count = 1 if data_parallel else spec.replicas
         servers: list[ServerProcess] = []
         ports: set[int] = set()
@@ -296,6 +298,7 @@ class OpenAIRunner:
                 port,
                 max_model_len,
                 data_parallel=spec.replicas if data_parallel else 1,
+                options=spec.options,
             )
             env = None
             name = spec.framework.name

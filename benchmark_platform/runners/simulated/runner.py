@@ -224,6 +224,7 @@ def simulate(spec: RunSpec, seed: int) -> Measurement:
         # what prefix caching can skip and whose speculative acceptance applies: the use case's dataset
         shared_prefix_fraction=SHARED_PREFIX_FRACTION.get(spec.workload.dataset, 0.0),
         dataset=spec.workload.dataset,
+        options=spec.options,
     )
     measurement = measurement_from_replica(
         replica,
