@@ -35,8 +35,8 @@ the hardware and the framework allow (``serving_option_choices``); what a framew
 - prefix caching is not crossed: it is set per workload, on where the use case's dataset repeats prompt prefixes
   (``workloads.SHARED_PREFIX_FRACTION`` > 0) and the engine has a flag for it; off elsewhere, except on engines no
   flag turns it off (TGI, TensorRT-LLM), whose configs record it on, since that is how they run.
-The memory pre-filter is per TP degree: the options' effect on memory (an FP8 cache, DP attention's replicated
-attention weights) is the simulator's and the runner's to measure.
+The memory pre-filter decides a cell on its plain deployment; an option that needs more memory than the cell offers
+(DP attention copies the attention weights onto every GPU) is not queued for it, and not counted as excluded.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import astuple, dataclass, field
 
 from benchmark_platform import memory
-from benchmark_platform.domain import ModelShape, ServingOptionFlags, ServingOptions
+from benchmark_platform.domain import PLAIN_DEPLOYMENT, ModelShape, ServingOptionFlags, ServingOptions
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 SEQUENCE_LENGTHS = (1024, 2048, 4096, 8192)
@@ -164,9 +164,15 @@ def tensor_parallel_options(gpu_count: int, degrees: Sequence[int] = TENSOR_PARA
     return tuple(degree for degree in sorted(set(degrees)) if gpu_count % degree == 0)
 
 
-def fits_in_memory(version: VersionSpec, hardware: HardwareOption, tensor_parallel: int, context_tokens: int) -> bool:
+def fits_in_memory(
+    version: VersionSpec,
+    hardware: HardwareOption,
+    tensor_parallel: int,
+    context_tokens: int,
+    options: ServingOptions | None = None,
+) -> bool:
     """Weights + the KV cache of one sequence of ``context_tokens`` + the runtime reserve, on each GPU of the group."""
-    return memory.fits(version, hardware.vram_per_gpu_gb, tensor_parallel, context_tokens, sequences=1)
+    return memory.fits(version, hardware.vram_per_gpu_gb, tensor_parallel, context_tokens, sequences=1, options=options)
 
 
 def gpu_precision_exclusion(version: VersionSpec, gpu_has_fp4: bool) -> str | None:
@@ -339,12 +345,17 @@ def build_matrix(
                 pair_exclusions: Counter[str] = Counter({reason: per_pair}) if per_pair else Counter()
             else:
                 pair_exclusions = cell_exclusions
-                choices: dict[tuple[str, int, int], tuple[ServingOptions, ...]] = {}
+                choices: dict[tuple[str, int, int, int], tuple[ServingOptions, ...]] = {}
                 for workload_name, batch_size, sequence_length, tp, cell_priority in runnable:
-                    key = (workload_name, tp, batch_size)
+                    key = (workload_name, tp, batch_size, sequence_length)
                     if key not in choices:
                         workload = workloads_by_name[workload_name]
-                        choices[key] = serving_option_choices(version, hw, fw, workload, tp, batch_size)
+                        context = sequence_length + workload.typical_output_tokens
+                        choices[key] = tuple(
+                            options
+                            for options in serving_option_choices(version, hw, fw, workload, tp, batch_size)
+                            if options == PLAIN_DEPLOYMENT or fits_in_memory(version, hw, tp, context, options)
+                        )
                     configs.extend(
                         ConfigEntry(
                             hw.name,
