@@ -61,12 +61,27 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
 
-# vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
-# 70 GiB, except the A100, get a token budget of 8,192 per step and at most 1,024 running sequences; others 2,048 and
-# 256. SGLang's defaults are of the same order; FrameworkFacts carries none, so every framework gets vLLM's.
+# Each engine's documented scheduler defaults: the token budget of a step (vLLM --max-num-batched-tokens, SGLang
+# --chunked-prefill-size, TensorRT-LLM --max_num_tokens) and the most sequences it runs at once (vLLM --max-num-seqs,
+# SGLang --max-running-requests, TensorRT-LLM --max_batch_size). FrameworkFacts carries none, so they live here.
+# vLLM V1 (`vllm serve`; EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least 70 GiB, except
+# the A100 ("Setting large max_num_batched_tokens for A100 reduces throughput, see PR #17885"), get 8,192 tokens and
+# 1,024 sequences; others 2,048 and 256. TGI, LMDeploy and the emulator take vLLM's (an approximation).
 LARGE_GPU_GIB = 70
 LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
+# SGLang (ServerArgs.__post_init__ / _handle_chunked_prefill_size, 0.4-0.5): --chunked-prefill-size by the GPU's
+# memory: under 35 GiB (A10, L4, 4090) 2,048; under 160 GiB (A100, H100, H200) 8,192; larger (B200, MI300X, MI355X)
+# 16,384. A prefill batch holds at most that many prompt tokens (PrefillAdder spends the chunk budget over the batch).
+# --max-running-requests defaults to what the request pool holds: min(max(KV tokens / context length x 512, 2,048),
+# 4,096) (ModelRunner.init_memory_pool); the floor, 2,048, is taken here: the KV cache binds before it on every row.
+SGLANG_CHUNK_BY_GIB = ((35, 2048), (160, 8192))
+SGLANG_LARGEST_CHUNK = 16384
+SGLANG_MAX_RUNNING_REQUESTS = 2048
+# TensorRT-LLM's trtllm-serve: --max_batch_size and --max_num_tokens default to BuildConfig's, 2,048 requests and
+# 8,192 tokens (tensorrt_llm/commands/serve.py: default=BuildConfig.max_batch_size / max_num_tokens; the docs'
+# trtllm-serve page lists max_num_tokens 8192), on every GPU.
+TRTLLM_LIMITS = (8192, 2048)
 # vLLM's V0 engine (before 0.8) ran at most 256 sequences on every GPU (EngineArgs.max_num_seqs = 256).
 V0_MAX_NUM_SEQS = 256
 # vLLM V0 with --enable-chunked-prefill and no --max-num-batched-tokens: a budget of 512 tokens per step ("512 is the
@@ -127,11 +142,16 @@ class ServingSimulation:
 def scheduler_limits(
     hardware: HardwareFacts, framework: FrameworkFacts, chunked_prefill: bool | None = None
 ) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU;
-    ``chunked_prefill`` is the server's --enable-chunked-prefill (None: the engine's default)."""
-    large = (
-        memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
-    )
+    """(token budget per step, most running sequences) the framework's server starts with on this GPU by default
+    (the constants above cite each engine's source); ``chunked_prefill`` is the server's --enable-chunked-prefill
+    (None: the engine's default)."""
+    vram = memory.vram_bytes(hardware.vram_per_gpu_gb)
+    if framework.name == "sglang":
+        chunk = next((size for gib, size in SGLANG_CHUNK_BY_GIB if vram < gib * 2**30), SGLANG_LARGEST_CHUNK)
+        return chunk, SGLANG_MAX_RUNNING_REQUESTS
+    if framework.name == "tensorrt-llm":
+        return TRTLLM_LIMITS
+    large = vram >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     budget, max_seqs = LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
     if _is_vllm_v0(framework):
         max_seqs = V0_MAX_NUM_SEQS
