@@ -17,9 +17,9 @@ and the KV cache (``memory.kv_capacity_tokens``) has room (``admits_on_prompt``)
 whose prompt + generated tokens are prefilled again when it is readmitted at the head of the queue (recompute; its
 earlier tokens keep their times for TTFT and E2E, its decode numbers continue after the recompute, so the inter-token
 gaps of a preempted request are approximate); TensorRT-LLM reserves the whole prompt and output at admission and
-never preempts. The rest wait. Requests have the load's fixed lengths, or each its own (``lengths``: a benchmark dataset's draw), and
-finish in the order of their own last tokens. Each step costs what ``roofline.StepCosts`` says for that step's mix,
-plus the host's cost per step.
+never preempts. The rest wait. Requests have the load's fixed lengths, or each its own (``lengths``: a benchmark
+dataset's draw), and finish in the order of their own last tokens. Each step costs what ``roofline.StepCosts`` says
+for that step's mix, plus the host's cost per step.
 TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured,
 unless the load is a benchmark's whole run (``whole_run``: every request measured from the clients' first wave).
 
