@@ -184,6 +184,15 @@ def admits_on_prompt(framework: FrameworkFacts) -> bool:
     return framework.name in ("vllm", "sglang")
 
 
+def splits_prompts(framework: FrameworkFacts) -> bool:
+    """Whether the engine splits a prompt over steps when it does not fit the step's remaining token budget (vLLM's
+    and SGLang's chunked prefill), or schedules a prompt only whole: TensorRT-LLM's PyTorch backend leaves chunked
+    context off by default (LLM API ``enable_chunked_prefill=False``), so a context request waits for a step whose
+    ``max_num_tokens`` budget holds its whole prompt. With 5,000-token prompts and 8,192 tokens a step holds one
+    prompt, finished in that step, where splitting spreads most prompts over two steps (and doubles their TTFT)."""
+    return framework.name != "tensorrt-llm"
+
+
 def mixes_prefill_with_decodes(framework: FrameworkFacts, chunked_prefill: bool | None = None) -> bool:
     """Whether prompt chunks ride along with the running decodes in one step (vLLM V1's chunked prefill, vLLM V0 with
     --enable-chunked-prefill, TGI and LMDeploy alike), or run as steps of their own while decodes wait (SGLang unless
@@ -433,6 +442,7 @@ def simulate_serving(
     # was preempted, when it was (last) admitted, and the last decode number of its current decoding episode (-1
     # when not decoding: heap entries of preempted episodes are skipped)
     on_prompt = admits_on_prompt(framework)
+    split_prompts = splits_prompts(framework)
     watermark = ADMISSION_WATERMARK * capacity if on_prompt else 0.0
     prefill_len = list(prompt_of)
     done_steps = [0] * capacity_requests
@@ -517,6 +527,10 @@ def simulate_serving(
             return True  # an empty cache takes any request (every one fits alone)
         return kv_used() + n_decoding * growth + prefill_len[request] <= capacity - watermark
 
+    def unprefilled(request: int) -> int:
+        """The prompt tokens ``request``'s admission would compute (its cached prefix is read, not computed)."""
+        return prefill_len[request] - (cached_of[request] if not done_steps[request] else 0)
+
     def preempt_newest() -> None:
         """Preempt the most recently admitted running request (vLLM's scheduler pops the end of its running list):
         its KV is freed and it goes back to the head of the waiting queue, to prefill its prompt + generated tokens
@@ -575,7 +589,14 @@ def simulate_serving(
                 entry[1] = done + chunk
                 if entry[1] == length:
                     finished.append(entry[0])
-            while waiting and left > 0 and running < max_seqs and fits(waiting[0]):
+            while (
+                waiting
+                and left > 0
+                and running < max_seqs
+                and fits(waiting[0])
+                # an engine that does not split prompts takes one only whole (or alone, when longer than the budget)
+                and (split_prompts or tokens == decodes or unprefilled(waiting[0]) <= left)
+            ):
                 request = waiting.popleft()
                 reserved += tokens_of[request]
                 prefill_reserved += prefill_len[request]
