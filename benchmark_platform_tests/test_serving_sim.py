@@ -61,17 +61,20 @@ def test_latency_does_not_fall_as_concurrency_rises():
 
 
 def test_throughput_rises_then_flattens_when_the_kv_cache_is_full():
-    """1,024 + 1,024 tokens per sequence: the H100's KV cache holds about 200 sequences of Llama 3.1 8B, so beyond
-    that concurrency requests wait (TTFT jumps) and output throughput stops growing."""
+    """1,024 + 1,024 tokens per sequence: the H100's KV cache holds about 200 whole sequences of Llama 3.1 8B, so
+    beyond that concurrency requests wait (TTFT jumps) and output throughput stops growing. vLLM admits on the prompt,
+    so it runs more sequences than that at first (up to the cache's prompts) and preempts when their decodes fill it."""
     runs = {c: serve(concurrency=c, output_tokens=1024) for c in (1, 16, 64, 128, 256, 512, 1024)}
     throughput = [runs[c].output_tokens_per_s for c in sorted(runs)]
     assert all(later > earlier for earlier, later in zip(throughput[:4], throughput[1:4], strict=False))
     kv_bound = runs[256].kv_capacity_tokens // 2048
     assert 150 < kv_bound < 256
-    assert runs[256].max_running_sequences == runs[512].max_running_sequences == kv_bound
+    assert kv_bound < runs[512].max_running_sequences <= runs[512].kv_capacity_tokens // 1024
+    assert runs[128].preemptions == 0 < runs[512].preemptions
     assert runs[128].max_running_sequences == 128
     assert runs[1024].output_tokens_per_s == pytest.approx(runs[512].output_tokens_per_s, rel=0.02)
-    assert runs[512].output_tokens_per_s == pytest.approx(runs[256].output_tokens_per_s, rel=0.05)
+    # flat past the cache (the recompute of preempted requests costs a few percent)
+    assert runs[512].output_tokens_per_s == pytest.approx(runs[256].output_tokens_per_s, rel=0.10)
     assert runs[256].output_tokens_per_s < 1.25 * runs[128].output_tokens_per_s
     assert p50_ms(runs[512].ttft_s) > 20 * p50_ms(runs[128].ttft_s)  # queued for the KV cache
 
