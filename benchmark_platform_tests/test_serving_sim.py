@@ -554,3 +554,20 @@ def test_prompt_admission_runs_more_sequences_than_full_reservation_and_preempts
     assert reserved.assumptions["kv_admission"].startswith("whole sequence")
     assert prompt_run.preemptions > 0 and prompt_run.completed_requests == 300  # recomputed, none lost
     assert (prompt_run.e2e_s >= prompt_run.ttft_s).all()
+
+
+def test_tensorrt_llm_takes_a_prompt_only_whole(monkeypatch):
+    """TensorRT-LLM leaves chunked context off: two 5,000-token prompts arriving together take one step each (8,192
+    tokens hold one whole), so the first finishes after a 5,000-token step; an engine that splits prompts would fill
+    the first step with 8,192 tokens (the second prompt's first chunk), delaying the first prompt's token."""
+    from benchmark_platform.runners.simulated import serving_sim
+
+    monkeypatch.setattr(calibration, "REQUEST_OVERHEAD", {})  # both arrive at once (no API-server spread)
+    trtllm = accuracy.framework_facts("tensorrt-llm")
+    load = {"tensor_parallel": 1, "concurrency": 2, "input_tokens": 5000, "output_tokens": 2}
+    run = load | {"num_requests": 2, "whole_run": True, "staggered_start": False}
+    whole = simulate_serving(LLAMA_8B, H100, trtllm, **run)
+    monkeypatch.setattr(serving_sim, "splits_prompts", lambda framework: True)
+    split = simulate_serving(LLAMA_8B, H100, trtllm, **run)
+    assert whole.ttft_s.min() < 0.8 * split.ttft_s.min()
+    assert whole.ttft_s.max() > 1.6 * whole.ttft_s.min()  # the second prompt waits for the first one's step
