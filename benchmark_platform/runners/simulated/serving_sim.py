@@ -43,8 +43,8 @@ expert parallelism and data-parallel attention act through ``memory`` and the st
 - Prefix caching (``prefix_caching`` with ``shared_prefix_fraction`` f > 0): a request's prompt shares its first f of
   tokens (floor(f × its own prompt length)) with earlier requests of its dataset (``workloads.SHARED_PREFIX_FRACTION``);
   its prefill computes only the rest, attending to (and reading) the cached prefix. The first request finds the cache
-  cold and pays its whole prompt. The KV cache still reserves every request's whole sequence (shared blocks are not
-  deduplicated here: a conservative capacity).
+  cold and pays its whole prompt. The KV cache still holds every request's whole prompt (and, under whole-sequence
+  reservation, its output): shared blocks are not deduplicated here, a conservative capacity.
 
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
