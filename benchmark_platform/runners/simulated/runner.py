@@ -192,6 +192,7 @@ def measurement_from_replica(
                 "requests_per_s": replica.requests_per_s,
                 "memory_per_gpu_gb": replica.memory_per_gpu_gb,
                 "gpu_busy_fraction": replica.gpu_busy_fraction,
+                "preemptions": replica.preemptions,
                 "prefill_bound": replica.prefill_bound,
                 "decode_bound": replica.decode_bound,
                 "kv_capacity_tokens": replica.kv_capacity_tokens,

@@ -10,11 +10,16 @@ Every step the scheduler spends a token budget as vLLM V1's does: each running d
 prompt chunks of partially prefilled and waiting requests (first come, first served) fill the rest of
 ``max_num_batched_tokens``. Engines that do not mix the two (SGLang by default, vLLM's V0 engine) run prompt
 chunks as steps of their own, first, while the decodes wait (vLLM V0 with ``--enable-chunked-prefill`` mixes them
-under its 512-token budget: ``chunked_prefill``). A waiting request is admitted only while fewer than
-``max_num_seqs`` sequences run and the KV cache (``memory.kv_capacity_tokens``) can hold its whole prompt and output;
-the rest wait. Requests have the load's fixed lengths, or each its own (``lengths``: a benchmark dataset's draw), and
-finish in the order of their own last tokens. Each step costs what ``roofline.StepCosts`` says for that step's mix,
-plus the host's cost per step.
+under its 512-token budget: ``chunked_prefill``). The budget and ``max_num_seqs`` are each engine's documented
+defaults (``scheduler_limits``). A waiting request is admitted only while fewer than ``max_num_seqs`` sequences run
+and the KV cache (``memory.kv_capacity_tokens``) has room (``admits_on_prompt``): vLLM and SGLang admit on the prompt
+(less a watermark) and, when decoding fills the cache, preempt the newest running request, whose KV is freed and
+whose prompt + generated tokens are prefilled again when it is readmitted at the head of the queue (recompute; its
+earlier tokens keep their times for TTFT and E2E, its decode numbers continue after the recompute, so the inter-token
+gaps of a preempted request are approximate); TensorRT-LLM reserves the whole prompt and output at admission and
+never preempts. The rest wait. Requests have the load's fixed lengths, or each its own (``lengths``: a benchmark
+dataset's draw), and finish in the order of their own last tokens. Each step costs what ``roofline.StepCosts`` says
+for that step's mix, plus the host's cost per step.
 TTFT, TPOT, ITL and E2E come from each request's own timeline; the first requests (warm-up) are not measured,
 unless the load is a benchmark's whole run (``whole_run``: every request measured from the clients' first wave).
 
@@ -38,8 +43,8 @@ expert parallelism and data-parallel attention act through ``memory`` and the st
 - Prefix caching (``prefix_caching`` with ``shared_prefix_fraction`` f > 0): a request's prompt shares its first f of
   tokens (floor(f × its own prompt length)) with earlier requests of its dataset (``workloads.SHARED_PREFIX_FRACTION``);
   its prefill computes only the rest, attending to (and reading) the cached prefix. The first request finds the cache
-  cold and pays its whole prompt. The KV cache still reserves every request's whole sequence (shared blocks are not
-  deduplicated here: a conservative capacity).
+  cold and pays its whole prompt. The KV cache still holds every request's whole prompt (and, under whole-sequence
+  reservation, its output): shared blocks are not deduplicated here, a conservative capacity.
 
 Speed: steps are simulated one by one only when the batch changes (an admission, a prefill chunk, a completion);
 between such events every step decodes the same sequences, so a whole run of them is costed at once with numpy.
@@ -61,12 +66,31 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
 
-# vLLM V1's defaults for `vllm serve` (EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least
-# 70 GiB, except the A100, get a token budget of 8,192 per step and at most 1,024 running sequences; others 2,048 and
-# 256. SGLang's defaults are of the same order; FrameworkFacts carries none, so every framework gets vLLM's.
+# Each engine's documented scheduler defaults: the token budget of a step (vLLM --max-num-batched-tokens, SGLang
+# --chunked-prefill-size, TensorRT-LLM --max_num_tokens) and the most sequences it runs at once (vLLM --max-num-seqs,
+# SGLang --max-running-requests, TensorRT-LLM --max_batch_size). FrameworkFacts carries none, so they live here.
+# vLLM V1 (`vllm serve`; EngineArgs.get_batch_defaults in vllm/engine/arg_utils.py): GPUs with at least 70 GiB, except
+# the A100 ("Setting large max_num_batched_tokens for A100 reduces throughput, see PR #17885"), get 8,192 tokens and
+# 1,024 sequences; others 2,048 and 256. TGI, LMDeploy and the emulator take vLLM's (an approximation).
 LARGE_GPU_GIB = 70
 LARGE_GPU_LIMITS = (8192, 1024)
 SMALL_GPU_LIMITS = (2048, 256)
+# SGLang (ServerArgs.__post_init__ / _handle_chunked_prefill_size, 0.4-0.5): --chunked-prefill-size by the GPU's
+# memory: under 35 GiB (A10, L4, 4090) 2,048; under 160 GiB (A100, H100, H200) 8,192; larger (B200, MI300X, MI355X)
+# 16,384. A prefill batch holds at most that many prompt tokens (PrefillAdder spends the chunk budget over the batch).
+# --max-running-requests defaults to what the request pool holds: min(max(KV tokens / context length x 512, 2,048),
+# 4,096) (ModelRunner.init_memory_pool); the floor, 2,048, is taken here: the KV cache binds before it on every row.
+SGLANG_CHUNK_BY_GIB = ((35, 2048), (160, 8192))
+SGLANG_LARGEST_CHUNK = 16384
+SGLANG_MAX_RUNNING_REQUESTS = 2048
+# TensorRT-LLM's trtllm-serve: --max_batch_size and --max_num_tokens default to BuildConfig's, 2,048 requests and
+# 8,192 tokens (tensorrt_llm/commands/serve.py: default=BuildConfig.max_batch_size / max_num_tokens; the docs'
+# trtllm-serve page lists max_num_tokens 8192), on every GPU.
+TRTLLM_LIMITS = (8192, 2048)
+# KV admission (``admits_on_prompt``): vLLM's block manager keeps this share of the cache's blocks free when it admits
+# a prompt (V0 BlockSpaceManager watermark=0.01; V1 admits on the blocks of the tokens it schedules), so that running
+# decodes do not preempt at once.
+ADMISSION_WATERMARK = 0.01
 # vLLM's V0 engine (before 0.8) ran at most 256 sequences on every GPU (EngineArgs.max_num_seqs = 256).
 V0_MAX_NUM_SEQS = 256
 # vLLM V0 with --enable-chunked-prefill and no --max-num-batched-tokens: a budget of 512 tokens per step ("512 is the
@@ -122,22 +146,51 @@ class ServingSimulation:
     decode_bound: str
     predictor: dict  # what costed the steps (``step_costs.Predictor.as_dict``)
     assumptions: dict
+    preemptions: int = 0  # running requests preempted (KV freed, recomputed later) over the whole simulation
 
 
 def scheduler_limits(
     hardware: HardwareFacts, framework: FrameworkFacts, chunked_prefill: bool | None = None
 ) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) a vLLM server of the framework's version starts with on this GPU;
-    ``chunked_prefill`` is the server's --enable-chunked-prefill (None: the engine's default)."""
-    large = (
-        memory.vram_bytes(hardware.vram_per_gpu_gb) >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
-    )
+    """(token budget per step, most running sequences) the framework's server starts with on this GPU by default
+    (the constants above cite each engine's source); ``chunked_prefill`` is the server's --enable-chunked-prefill
+    (None: the engine's default)."""
+    vram = memory.vram_bytes(hardware.vram_per_gpu_gb)
+    if framework.name == "sglang":
+        chunk = next((size for gib, size in SGLANG_CHUNK_BY_GIB if vram < gib * 2**30), SGLANG_LARGEST_CHUNK)
+        return chunk, SGLANG_MAX_RUNNING_REQUESTS
+    if framework.name == "tensorrt-llm":
+        return TRTLLM_LIMITS
+    large = vram >= LARGE_GPU_GIB * 2**30 and "a100" not in hardware.gpu_type.lower()
     budget, max_seqs = LARGE_GPU_LIMITS if large else SMALL_GPU_LIMITS
     if _is_vllm_v0(framework):
         max_seqs = V0_MAX_NUM_SEQS
         if chunked_prefill:
             budget = V0_CHUNKED_PREFILL_BUDGET
     return budget, max_seqs
+
+
+def admits_on_prompt(framework: FrameworkFacts) -> bool:
+    """Whether the engine admits a waiting request once its prompt fits in the free KV cache (plus a watermark) and
+    preempts the newest running request when decoding runs the cache out (vLLM V0 and V1, SGLang), or reserves the
+    whole sequence (prompt + all output) at admission and never preempts (TensorRT-LLM's default capacity scheduler,
+    GUARANTEED_NO_EVICT; TGI, LMDeploy and the emulator by approximation).
+
+    Why it matters: at loads whose sequences do not all fit in the cache at their full length, reserving all output
+    runs fewer sequences than the cache could hold at any moment (most are far from their last token), so it
+    underestimates the batch, and with it throughput; admitting on the prompt runs more, at the price of preemptions
+    (vLLM V1 recomputes: a preempted request's KV is freed and its prompt + generated tokens are prefilled again when
+    it is readmitted, ahead of the waiting queue)."""
+    return framework.name in ("vllm", "sglang")
+
+
+def splits_prompts(framework: FrameworkFacts) -> bool:
+    """Whether the engine splits a prompt over steps when it does not fit the step's remaining token budget (vLLM's
+    and SGLang's chunked prefill), or schedules a prompt only whole: TensorRT-LLM's PyTorch backend leaves chunked
+    context off by default (LLM API ``enable_chunked_prefill=False``), so a context request waits for a step whose
+    ``max_num_tokens`` budget holds its whole prompt. With 5,000-token prompts and 8,192 tokens a step holds one
+    prompt, finished in that step, where splitting spreads most prompts over two steps (and doubles their TTFT)."""
+    return framework.name != "tensorrt-llm"
 
 
 def mixes_prefill_with_decodes(framework: FrameworkFacts, chunked_prefill: bool | None = None) -> bool:
@@ -384,6 +437,20 @@ def simulate_serving(
     # the same as Python lists: the event loop reads them one request at a time
     prompt_of, steps_of, tokens_of = request_prompt.tolist(), request_steps.tolist(), request_tokens.tolist()
     cached_of = request_cached.tolist()
+    # prompt admission with preemption (``admits_on_prompt``): what a request's (re)admission prefills (its prompt, or
+    # after a preemption its prompt + the tokens it had generated: recompute), the emitting steps it had done when it
+    # was preempted, when it was (last) admitted, and the last decode number of its current decoding episode (-1
+    # when not decoding: heap entries of preempted episodes are skipped)
+    on_prompt = admits_on_prompt(framework)
+    split_prompts = splits_prompts(framework)
+    watermark = ADMISSION_WATERMARK * capacity if on_prompt else 0.0
+    prefill_len = list(prompt_of)
+    done_steps = [0] * capacity_requests
+    admitted_at = [0] * capacity_requests
+    episode_last = [-1] * capacity_requests
+    admissions = 0
+    preemptions = 0
+    prefill_reserved = 0  # KV tokens held by admitted requests not yet decoding (their whole prefill)
     measured_end = warmup + measured
     mixed = mixes_prefill_with_decodes(framework, chunked_prefill)
 
@@ -426,7 +493,10 @@ def simulate_serving(
     def complete_decodes_through(last_decode: int) -> None:
         nonlocal n_decoding, first_decode_sum, prompt_sum
         while decoding and decoding[0][0] <= last_decode:
-            _, request = heapq.heappop(decoding)
+            last, request = heapq.heappop(decoding)
+            if episode_last[request] != last:
+                continue  # an episode ended by a preemption
+            episode_last[request] = -1
             n_decoding -= 1
             first_decode_sum -= int(first_decode[request]) - prompt_of[request]
             prompt_sum -= prompt_of[request]
@@ -440,13 +510,64 @@ def simulate_serving(
             return sequences * decode - first_decode_sum
         return growth * (sequences * decode - first_decode_sum) + (1.0 - growth) * prompt_sum
 
+    def kv_used() -> float:
+        """KV tokens the running requests hold at decode number ``decode``: under prompt admission their contexts
+        (the decodes' prompt + generated tokens, the prefilling ones' whole prefill); else the whole sequences
+        reserved at admission."""
+        if not on_prompt:
+            return reserved
+        return decode_context(n_decoding) + prefill_reserved
+
+    def fits(request: int) -> bool:
+        """Whether the cache admits ``request`` now: its prefill (prompt admission, keeping the watermark free and
+        room for the running decodes' next token) or its whole sequence (full reservation)."""
+        if not on_prompt:
+            return reserved + tokens_of[request] <= capacity
+        if not (prefilling or n_decoding):
+            return True  # an empty cache takes any request (every one fits alone)
+        return kv_used() + n_decoding * growth + prefill_len[request] <= capacity - watermark
+
+    def unprefilled(request: int) -> int:
+        """The prompt tokens ``request``'s admission would compute (its cached prefix is read, not computed)."""
+        return prefill_len[request] - (cached_of[request] if not done_steps[request] else 0)
+
+    def preempt_newest() -> None:
+        """Preempt the most recently admitted running request (vLLM's scheduler pops the end of its running list):
+        its KV is freed and it goes back to the head of the waiting queue, to prefill its prompt + generated tokens
+        again (recompute)."""
+        nonlocal n_decoding, first_decode_sum, prompt_sum, prefill_reserved, preemptions, reserved
+        candidates = [entry[0] for entry in prefilling] + [r for _, r in decoding if episode_last[r] >= 0]
+        request = max(candidates, key=admitted_at.__getitem__)
+        if episode_last[request] >= 0:
+            done = decode - int(first_decode[request])  # emitting steps done (tokens 0 .. done - 1)
+            episode_last[request] = -1
+            n_decoding -= 1
+            first_decode_sum -= int(first_decode[request]) - prompt_of[request]
+            prompt_sum -= prompt_of[request]
+            done_steps[request] = done
+            prefill_len[request] = prompt_of[request] + round(1 + growth * (done - 1))
+        else:
+            for index, entry in enumerate(prefilling):
+                if entry[0] == request:
+                    del prefilling[index]
+                    break
+            prefill_reserved -= prefill_len[request]
+        reserved -= tokens_of[request]
+        waiting.appendleft(request)
+        preemptions += 1
+
     while done_measured < measured:
         while next_arrival < scheduled and arrival[next_arrival] <= now:
             waiting.append(next_arrival)
             next_arrival += 1
+        if on_prompt:
+            while (prefilling or n_decoding) and kv_used() > capacity:
+                preempt_newest()
+            while decoding and episode_last[decoding[0][1]] != decoding[0][0]:
+                heapq.heappop(decoding)  # drop ended episodes from the top
         running = len(prefilling) + n_decoding
         head = waiting[0] if waiting else min(next_arrival, capacity_requests - 1)  # the next request to admit
-        admissible = running < max_seqs and reserved + tokens_of[head] <= capacity
+        admissible = running < max_seqs and fits(head)
         if prefilling or (waiting and admissible):
             # a step with prompt chunks: first the running decodes (where they ride along), then chunks of admitted,
             # then of newly admitted requests
@@ -459,7 +580,7 @@ def simulate_serving(
                 if left <= 0:
                     break
                 done = entry[1]
-                length = prompt_of[entry[0]]
+                length = prefill_len[entry[0]]
                 chunk = min(length - done, left)
                 pairs += chunk * done + chunk * (chunk + 1) / 2
                 kv_tokens += done + chunk
@@ -468,11 +589,22 @@ def simulate_serving(
                 entry[1] = done + chunk
                 if entry[1] == length:
                     finished.append(entry[0])
-            while waiting and left > 0 and running < max_seqs and reserved + tokens_of[waiting[0]] <= capacity:
+            while (
+                waiting
+                and left > 0
+                and running < max_seqs
+                and fits(waiting[0])
+                # an engine that does not split prompts takes one only whole (or alone, when longer than the budget)
+                and (split_prompts or tokens == decodes or unprefilled(waiting[0]) <= left)
+            ):
                 request = waiting.popleft()
                 reserved += tokens_of[request]
+                prefill_reserved += prefill_len[request]
+                admissions += 1
+                admitted_at[request] = admissions
                 running += 1
-                length, cached = prompt_of[request], cached_of[request]  # the cached prefix is read, not computed
+                # the cached prefix is read, not computed (a recompute after a preemption computes it all)
+                length, cached = prefill_len[request], cached_of[request] if not done_steps[request] else 0
                 chunk = min(length - cached, left)
                 pairs += chunk * cached + chunk * (chunk + 1) / 2
                 kv_tokens += cached + chunk
@@ -482,8 +614,8 @@ def simulate_serving(
                     finished.append(request)
                 else:
                     prefilling.append([request, cached + chunk])
-            peak_reserved = max(peak_reserved, reserved)
-            while prefilling and prefilling[0][1] == prompt_of[prefilling[0][0]]:
+            peak_reserved = max(peak_reserved, round(kv_used()))
+            while prefilling and prefilling[0][1] == prefill_len[prefilling[0][0]]:
                 prefilling.popleft()
             factor = float(jitter[step % JITTER_TABLE_SIZE])
             gpu = float(decode_gpu_seconds(decodes, tokens, pairs, kv_tokens, context)) * factor
@@ -500,12 +632,17 @@ def simulate_serving(
             if mixed:
                 complete_decodes_through(decode)
             for request in finished:
-                first_step[request] = step
-                first_decode[request] = decode if mixed else decode - 1
-                if steps_of[request] == 1:
+                prefill_reserved -= prefill_len[request]
+                done = done_steps[request]  # emitting steps done before a preemption (0: a first admission)
+                if first_step[request] < 0:
+                    first_step[request] = step
+                # this step emits token ``done``; the decode numbers of a resumed request continue from it
+                first_decode[request] = (decode if mixed else decode - 1) - done
+                if steps_of[request] - done == 1:
                     complete(request)
                 else:
-                    heapq.heappush(decoding, (int(first_decode[request]) + steps_of[request] - 1, request))
+                    episode_last[request] = int(first_decode[request]) + steps_of[request] - 1
+                    heapq.heappush(decoding, (episode_last[request], request))
                     n_decoding += 1
                     first_decode_sum += int(first_decode[request]) - prompt_of[request]
                     prompt_sum += prompt_of[request]
@@ -516,6 +653,10 @@ def simulate_serving(
             # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
             multi_step = scheduler_steps > 1
             count = scheduler_steps if multi_step else decoding[0][0] + 1 - decode
+            if on_prompt and not multi_step:
+                # no further than the cache holds: every step adds ``growth`` tokens per sequence
+                room = (capacity - kv_used()) / (growth * n_decoding)
+                count = max(1, min(count, int(room) + 1))
             # contexts grow by ``growth`` tokens (one without speculative decoding) per sequence per step; a decode
             # attends to (and reads) its whole context
             context = decode_context(n_decoding)
@@ -560,7 +701,7 @@ def simulate_serving(
     run_lengths_array = np.asarray(run_lengths, dtype=np.int64)
     # the step whose end brings each step's tokens to the client: under multi-step scheduling the last of its block
     delivery = np.repeat(np.cumsum(run_lengths_array) - 1, run_lengths_array) if scheduler_steps > 1 else None
-    return _summarize(
+    simulation = _summarize(
         model=model,
         framework=framework,
         tensor_parallel=tp,
@@ -603,7 +744,9 @@ def simulate_serving(
         speculation=speculation,
         shared_prefix_fraction=shared_prefix_fraction,
         cached=request_cached,
+        on_prompt=on_prompt,
     )
+    return dataclasses.replace(simulation, preemptions=preemptions)
 
 
 def _speculation(options: ServingOptions, dataset: str | None, model: ModelFacts) -> dict:
@@ -689,6 +832,7 @@ def _summarize(
     speculation: dict,
     shared_prefix_fraction: float,
     cached: np.ndarray,
+    on_prompt: bool,
 ) -> ServingSimulation:
     """Per-request latencies of the measured requests and rates over the measured window. ``outs`` counts the steps
     that emit each request's tokens, ``emitted`` its output tokens (more than its steps under speculative decoding)."""
@@ -827,7 +971,13 @@ def _summarize(
             "max_num_batched_tokens": budget,
             "max_num_seqs": max_seqs,
             "scheduler_steps": scheduler_steps,
-            "kv_admission": "a request is admitted when the KV cache can hold its prompt and all its output",
+            "kv_admission": (
+                f"on the prompt: admitted when its prompt fits in the free KV cache less a {ADMISSION_WATERMARK:.0%} "
+                "watermark; the newest running request is preempted (KV freed, prompt + generated tokens recomputed) "
+                "when decoding runs the cache out"
+                if on_prompt
+                else "whole sequence: admitted when the KV cache can hold its prompt and all its output; no preemption"
+            ),
             "kv_capacity_tokens": capacity,
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
