@@ -162,4 +162,4 @@ def test_marks_follow_what_a_test_uses(request):
     while the marks themselves are declared (``--strict-markers`` refuses any other)."""
     assert not [mark.name for mark in request.node.iter_markers()]
     declared = re.findall(r'^\s+"(\w+):', (ROOT / "pyproject.toml").read_text(), re.M)
-    assert declared == ["database", "dagster", "subprocess", "chromium"]
+    assert declared == ["database", "dagster", "subprocess", "chromium", "slow"]
