@@ -33,16 +33,10 @@ from benchmark_platform.worker import build_run_spec
 Predictor = Callable[[RunSpec], dict[str, Any]]
 
 
-# Requests a prediction simulates (at least two per client): a planning figure, a quarter of a simulated run's 200,
-# since every config of a version is predicted before the planner decides which ones run at all.
-PREDICTION_REQUESTS = 50
-
-
 def simulator_prediction(spec: RunSpec) -> dict[str, Any]:
-    """What the simulated runner predicts for a config (seed 0, ``PREDICTION_REQUESTS``), and how long its real
-    benchmark would take."""
+    """What the simulated runner predicts for a config (seed 0), and how long its real benchmark would take."""
     try:
-        predicted = simulate(spec, 0, num_requests=max(PREDICTION_REQUESTS, 2 * spec.batch_size))
+        predicted = simulate(spec, 0)
     except roofline.DoesNotFitError as error:
         return {"unavailable": f"does not fit: {error}"[:200]}
     metrics = Metrics(predicted.ttft_p90_ms, predicted.tpot_p90_ms, predicted.throughput_tokens_sec)

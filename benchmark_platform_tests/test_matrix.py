@@ -10,6 +10,7 @@ from benchmark_platform.domain import (
     MixtureOfExperts,
     PrefixCachingFlags,
     ServingOptionFlags,
+    serving_options,
 )
 from benchmark_platform.matrix import FrameworkOption, HardwareOption, VersionSpec, WorkloadOption
 
@@ -307,6 +308,23 @@ def test_moe_replicas_of_several_gpus_get_three_shapes_dense_and_tp1_one():
     # An engine without expert parallelism queues the plain shape only; nothing is counted as excluded for it.
     plain = matrix.build_matrix(MOE_FP8, [A100], [VLLM], workloads)
     assert {c.expert_parallel for c in plain.configs} == {1} and plain.excluded == moe.excluded
+
+
+def test_an_option_is_queued_only_where_its_own_memory_fits():
+    """DP attention copies the dense weights onto every GPU: on GPUs just big enough for the plain TP 2 replica the
+    DP-attention shape is left out (not counted as excluded), and every queued config fits with its options."""
+    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(16,))]
+    dropped_somewhere = False
+    for vram in range(12, 40, 2):
+        node = HardwareOption(f"x2-{vram}", "nvidia", 2, vram, 10.0, fp8=True)
+        built = matrix.build_matrix(MOE_FP8, [node], [VLLM_OPTIONS], chat)
+        for config in built.configs:
+            options = serving_options(config)
+            assert memory.fits(MOE_FP8, vram, config.tensor_parallel, 1024 + 256, options=options), config
+        shapes = {(c.tensor_parallel, c.data_parallel_attention) for c in built.configs}
+        dropped_somewhere |= (2, False) in shapes and (2, True) not in shapes
+        assert built.excluded == matrix.build_matrix(MOE_FP8, [node], [VLLM], chat).excluded
+    assert dropped_somewhere
 
 
 def test_an_fp8_kv_cache_is_tried_for_low_precision_versions_on_fp8_gpus_only():

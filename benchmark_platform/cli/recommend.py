@@ -120,7 +120,8 @@ def _table(configurations: pd.DataFrame, registry: Mapping[str, criteria.Criteri
     case's unit), then what serving it means."""
     headers = _DEPLOYMENT_COLUMNS | {criterion.column: criterion.short_label for criterion in registry.values()}
     headers |= {column: label for column, label in _SERVING_COLUMNS.items() if column not in headers}
-    numbers = [numbers_label(source, predictor) for source, predictor in configurations[["source", "predictor"]].values]
+    predictors = configurations["predictor"] if "predictor" in configurations else [None] * len(configurations)
+    numbers = [numbers_label(s, p) for s, p in zip(configurations["source"], predictors, strict=True)]
     table = with_shapes(configurations.assign(source=numbers))[list(headers)].rename(columns=headers)
     formats = {
         "score": "{:.3f}".format,

@@ -210,9 +210,8 @@ def measurement_from_replica(
     )
 
 
-def simulate(spec: RunSpec, seed: int, num_requests: int | None = None) -> Measurement:
-    """A deterministic simulated measurement of ``spec`` (raises ``roofline.DoesNotFitError``); ``num_requests``
-    measured requests (None: the simulator's default, at least 200)."""
+def simulate(spec: RunSpec, seed: int) -> Measurement:
+    """A deterministic simulated measurement of ``spec`` (raises ``roofline.DoesNotFitError``)."""
     output_tokens = spec.workload.typical_output_tokens
     replica = simulate_serving(
         spec.model,
@@ -222,7 +221,6 @@ def simulate(spec: RunSpec, seed: int, num_requests: int | None = None) -> Measu
         input_tokens=spec.sequence_length,
         output_tokens=output_tokens,
         concurrency=spec.batch_size,
-        num_requests=num_requests,
         seed=config_seed(spec, seed),
         # what prefix caching can skip and whose speculative acceptance applies: the use case's dataset
         shared_prefix_fraction=SHARED_PREFIX_FRACTION.get(spec.workload.dataset, 0.0),
