@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -47,9 +46,6 @@ class DemoOptions(BaseModel):
     replicas_per_pool: int = Field(2, ge=1, le=16)
     max_concurrent_steps: int = Field(4, ge=1, le=64)
     simulate_seconds: float = Field(0.0, ge=0)
-    # Versions benchmarked at once: a run predicts its version's whole matrix in one process before its drains start,
-    # so two runs keep two cores busy where one leaves a core idle.
-    concurrent_runs: int = Field(2, ge=1, le=8)
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the UI keeps the full event log
@@ -69,9 +65,7 @@ def _run_benchmarks(instance, request: dg.RunRequest, options: DemoOptions, echo
     engine = database.get_engine()
     with engine.connect() as conn:
         version_id = manifests.resolve_model_version(conn, key)
-    # runs side by side print plain lines: two live progress bars would overwrite each other
-    interactive = False if options.concurrent_runs > 1 else None
-    with watch_queue(engine, version_id, f"benchmarking {key}", echo=echo, interactive=interactive):
+    with watch_queue(engine, version_id, f"benchmarking {key}", echo=echo):
         result = execute_benchmark_run(
             instance,
             key,
@@ -154,19 +148,9 @@ def run_demo(echo: Callable[[str], None] = print, options: DemoOptions | None = 
             f"{', '.join(options.frameworks) or 'every framework'}"
         )
         by_key = {request.partition_key: request for request in requests}
-        with ThreadPoolExecutor(options.concurrent_runs, thread_name_prefix="demo-run") as runs:
-            started = [
-                runs.submit(
-                    _run_benchmarks,
-                    instance,
-                    by_key.get(key) or dg.RunRequest(partition_key=key, run_key=new_version_run_key(key)),
-                    options,
-                    echo,
-                )
-                for key in options.versions
-            ]
-            for run in started:
-                run.result()  # the first failure, after every run has ended
+        for key in options.versions:
+            request = by_key.get(key) or dg.RunRequest(partition_key=key, run_key=new_version_run_key(key))
+            _run_benchmarks(instance, request, options, echo)
 
         today = datetime.now(UTC).date().isoformat()
         echo(f"4/4 daily stats ({today}) and rankings")
