@@ -26,8 +26,11 @@ the hardware and the framework allow (``serving_option_choices``); what a framew
   (EP = TP) and, where the engine has it, with data-parallel attention (which engines run only with EP): three
   shapes. Dense versions and TP 1 replicas (nothing to spread experts over) run EP 1 only;
 - KV cache: ``fp8`` beside ``auto`` for fp8 and fp4 versions on GPUs with FP8 (the catalog's fp8_tflops), where the
-  engine has an FP8 KV cache: those deployments already trade precision for memory, and the KV cache is what caps
-  their batch. 16-bit versions keep ``auto`` (an FP8 cache under a 16-bit model is an accuracy question first);
+  engine has an FP8 KV cache, in the cells where the cache weighs on the answer (``kv_cache_weighs``: the batch's
+  cache at full length is at least the weights a GPU reads per step, or more than a 16-bit cache holds); those
+  deployments already trade precision for memory. Where the batch's cache is small next to the weights, halving it
+  changes a step by a few per cent and cannot move a ranking. 16-bit versions keep ``auto`` (an FP8 cache under a
+  16-bit model is an accuracy question first);
 - speculative decoding: the methods the version's manifest names (``speculative_methods``: DeepSeek's MTP head, an
   EAGLE-3 draft) that the engine runs, beside ``none``, only at concurrency <= ``SPECULATION_MAX_CONCURRENCY``:
   speculation spends spare compute on draft tokens, and above a batch of about eight a replica's decode step is no
@@ -199,6 +202,7 @@ def serving_option_choices(
     workload: WorkloadOption,
     tensor_parallel: int,
     batch_size: int,
+    context_tokens: int,
 ) -> tuple[ServingOptions, ...]:
     """The serving options a cell is queued with (the module docstring says which and why), the plain one first."""
     flags = framework.serving_options
@@ -211,7 +215,12 @@ def serving_option_choices(
     if batch_size <= SPECULATION_MAX_CONCURRENCY:
         methods += [method for method in version.speculative_methods if method in flags.speculative]
     kv_dtypes = ["auto"]
-    if version.quantization in LOW_PRECISION_KV and hardware.fp8 and flags.kv_cache_fp8 is not None:
+    if (
+        version.quantization in LOW_PRECISION_KV
+        and hardware.fp8
+        and flags.kv_cache_fp8 is not None
+        and kv_cache_weighs(version, hardware, tensor_parallel, batch_size, context_tokens)
+    ):
         kv_dtypes.append("fp8")
     prefix = prefix_caching_for(workload, flags)
     return tuple(
@@ -220,6 +229,17 @@ def serving_option_choices(
         for method in methods
         for kv_dtype in kv_dtypes
     )
+
+
+def kv_cache_weighs(
+    version: VersionSpec, hardware: HardwareOption, tensor_parallel: int, batch_size: int, context_tokens: int
+) -> bool:
+    """Whether the KV cache's element size can change a cell's answer: the batch's 16-bit cache at full length is at
+    least the weights one GPU reads per step (attention then reads half a decode step's bytes or more), or it is more
+    than the GPU's cache holds (the cache caps the batch)."""
+    cache = batch_size * context_tokens * memory.kv_bytes_per_token(version, tensor_parallel, context_tokens)
+    weights = memory.weight_bytes_per_gpu(version, tensor_parallel)
+    return cache >= weights or cache > memory.kv_cache_bytes_per_gpu(version, hardware.vram_per_gpu_gb, tensor_parallel)
 
 
 def _framework_exclusion(version: VersionSpec, hardware: HardwareOption, framework: FrameworkOption) -> str | None:
@@ -353,7 +373,7 @@ def build_matrix(
                         context = sequence_length + workload.typical_output_tokens
                         choices[key] = tuple(
                             options
-                            for options in serving_option_choices(version, hw, fw, workload, tp, batch_size)
+                            for options in serving_option_choices(version, hw, fw, workload, tp, batch_size, context)
                             if options == PLAIN_DEPLOYMENT or fits_in_memory(version, hw, tp, context, options)
                         )
                     configs.extend(

@@ -328,7 +328,7 @@ def test_an_option_is_queued_only_where_its_own_memory_fits():
 
 
 def test_an_fp8_kv_cache_is_tried_for_low_precision_versions_on_fp8_gpus_only():
-    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(16,))]
+    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(8192,), batch_sizes=(256,))]
     assert {c.kv_cache_dtype for c in matrix.build_matrix(MOE_FP8, [H100_FP8], [VLLM_OPTIONS], chat).configs} == {
         "auto",
         "fp8",
@@ -336,6 +336,18 @@ def test_an_fp8_kv_cache_is_tried_for_low_precision_versions_on_fp8_gpus_only():
     assert {c.kv_cache_dtype for c in matrix.build_matrix(MOE_FP8, [A100], [VLLM_OPTIONS], chat).configs} == {"auto"}
     assert {c.kv_cache_dtype for c in matrix.build_matrix(FP16, [H100_FP8], [VLLM_OPTIONS], chat).configs} == {"auto"}
     assert {c.kv_cache_dtype for c in matrix.build_matrix(MOE_FP8, [H100_FP8], [VLLM], chat).configs} == {"auto"}
+
+
+def test_an_fp8_kv_cache_is_tried_only_where_the_batch_cache_weighs_next_to_the_weights():
+    """At batch 1 the cache is a sliver of the bytes a step reads: no FP8 twin; a large, long batch gets one on the
+    degrees where its cache outweighs a GPU's weights (or overflows the 16-bit cache)."""
+    sweep = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024, 8192), batch_sizes=(1, 256))]
+    built = matrix.build_matrix(MOE_FP8, [H100_FP8], [VLLM_OPTIONS], sweep)
+    twins = {(c.batch_size, c.sequence_length, c.tensor_parallel) for c in built.configs if c.kv_cache_dtype == "fp8"}
+    assert twins and all(batch == 256 for batch, _, _ in twins)
+    for batch, length, tp in {(c.batch_size, c.sequence_length, c.tensor_parallel) for c in built.configs}:
+        weighs = matrix.kv_cache_weighs(MOE_FP8, H100_FP8, tp, batch, length + 256)
+        assert ((batch, length, tp) in twins) == weighs
 
 
 def test_speculation_is_queued_where_the_model_ships_a_draft_the_engine_runs_at_low_concurrency_only():
@@ -402,7 +414,7 @@ def test_the_bundled_catalogs_queue_options_only_where_the_engine_has_their_flag
         )
         for f in catalogs.load_frameworks()
     ]
-    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(1024,), batch_sizes=(1, 32))]
+    chat = [WorkloadOption("chatbot", 512, 256, sequence_lengths=(8192,), batch_sizes=(1, 256))]
     built = matrix.build_matrix(version, hardware, frameworks, chat)
     assert built.configs
     for config in built.configs:
@@ -412,7 +424,8 @@ def test_the_bundled_catalogs_queue_options_only_where_the_engine_has_their_flag
         assert config.speculative_method == "none" or config.speculative_method in support.speculative
         assert config.kv_cache_dtype == "auto" or support.kv_cache_fp8 is not None
     by_framework = {name: _options(built, framework=name, tensor_parallel=8, batch_size=1) for name in flags}
-    assert (8, True, "mtp", "fp8", False) in by_framework["vllm"] and (8, True, "mtp", "fp8", False) in by_framework[
-        "sglang"
-    ]
+    large = {name: _options(built, framework=name, tensor_parallel=8, batch_size=256) for name in flags}
+    for engine in ("vllm", "sglang"):  # MTP at batch 1; an FP8 cache where 256 long sequences overflow a 16-bit one
+        assert (8, True, "mtp", "auto", False) in by_framework[engine]
+        assert (8, True, "none", "fp8", False) in large[engine]
     assert {options[:2] for options in by_framework["tgi"]} == {(1, False)}
