@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import pytest
 from click.testing import CliRunner
 
 from benchmark_platform.cli import main
-from benchmark_platform.runners.simulated import serving_sim
 
 LOAD = ["--concurrency", "4", "--input-tokens", "1024", "--output-tokens", "64"]
 DEEPSEEK_H200 = ["simulate", "--model-version", "deepseek-r1@fp8", "--hardware", "aws-h200-x8", *LOAD]
@@ -60,11 +58,6 @@ def test_bad_option_combinations_exit_2_naming_the_option(simulator_never_runs, 
     assert message in result.output
 
 
-# NEEDS THE SIMULATOR'S ``options`` KEYWORD (the wt-sim branch): skipped until serving_sim.simulate_serving has it.
-@pytest.mark.skipif(
-    "options" not in inspect.signature(serving_sim.simulate_serving).parameters,
-    reason="serving_sim.simulate_serving does not take options= yet (merge the simulator's branch)",
-)
 def test_an_expert_parallel_dp_attention_mtp_deployment_is_simulated_and_reports_its_options():
     arguments = [*DEEPSEEK_H200, "--framework", "sglang", "--tensor-parallel", "8", "--expert-parallel", "8"]
     result = CliRunner().invoke(main, [*arguments, "--dp-attention", "--speculative", "mtp", "--kv-cache-dtype", "fp8"])
