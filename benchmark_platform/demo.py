@@ -30,10 +30,10 @@ from benchmark_platform.ranking.predictors import numbers_label
 
 # Llama-3.1-8B in fp16 and FP8, Llama-3.1-70B in FP8 and one mixture-of-experts version, served by vLLM on three GPU
 # pools (a one-GPU L4 node, a one-GPU H100 node and an eight-H100 node, the shape where TP 1 x 8 replicas meets TP 8 x
-# 1): a matrix a shared laptop drains in a few minutes (2,530 configs). Every use case keeps its whole concurrency
-# sweep and representative buckets, and every node every tensor-parallel degree. The MoE version is gpt-oss-20b in
-# MXFP4: its 13 GB of weights fit all three pools (the L4 included, where Qwen3-30B-A3B in FP8, 31 GB, does not), and
-# its 3.6B active parameters per token keep each simulated config as cheap as the 8B's.
+# 1): a matrix a shared laptop drains in a few minutes (4,330 configs with the serving options). Every use case keeps
+# its whole concurrency sweep and representative buckets, and every node every tensor-parallel degree. The MoE version
+# is gpt-oss-20b in MXFP4: its 13 GB of weights fit all three pools (the L4 included, where Qwen3-30B-A3B in FP8,
+# 31 GB, does not), and its 3.6B active parameters per token keep each simulated config as cheap as the 8B's.
 DEMO_VERSIONS = ("llama-3.1-8b@fp16", "llama-3.1-8b@fp8", "llama-3.1-70b@fp8", "gpt-oss-20b@mxfp4")
 DEMO_FRAMEWORKS = ("vllm",)
 DEMO_HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x1", "gcp-h100-sxm-x8")
