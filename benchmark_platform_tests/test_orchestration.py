@@ -23,7 +23,7 @@ from benchmark_platform.defs.sensors import new_model_version_sensor, unfinished
 from benchmark_platform_tests.factories import seed_with_model, status_counts, worker_command
 
 VERSION = "qwen2.5-7b@int4-awq"  # no speculative draft: the plain matrix, fewer configs to drain
-HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x8")  # the x8 meets even code completion's 200 ms TTFT SLA
+HARDWARE = ("gcp-l4-x1", "gcp-h100-sxm-x1")  # the H100 meets even code completion's 200 ms TTFT SLA
 
 
 def _sensor(sensor, instance, cursor=None):
@@ -81,7 +81,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
         assert [request.partition_key for request in requests] == [VERSION]
         assert execute_benchmark_run(dagster_instance, VERSION, run_config).success
     statuses = status_counts(engine)
-    assert set(statuses) == {"completed", "skipped"} and statuses["completed"] > 100  # the planner pruned the rest
+    assert set(statuses) == {"completed", "skipped"} and statuses["completed"] > 50  # the planner pruned the rest
     assert configs_created == sum(statuses.values())
     _one_result_per_completed_config(engine)
 
@@ -89,7 +89,7 @@ def test_register_to_rankings_end_to_end(engine, dagster_instance):
     metadata = results_event.asset_materialization.metadata
     assert metadata["completed"].value == statuses["completed"] and metadata["pending"].value == 0
     assert metadata["simulated_results"].value == statuses["completed"]
-    assert "gcp-h100-sxm-x8" in metadata["per_hardware_progress"].value
+    assert "gcp-h100-sxm-x1" in metadata["per_hardware_progress"].value
     assert sum(metadata["skipped_by_reason"].value.values()) == statuses["skipped"]
     assert metadata["gpu_hours_saved_by_pruning"].value > 0
 
