@@ -43,7 +43,7 @@ class DemoOptions(BaseModel):
     versions: Sequence[str] = DEMO_VERSIONS
     hardware: Sequence[str] = DEMO_HARDWARE
     frameworks: Sequence[str] = DEMO_FRAMEWORKS
-    replicas_per_pool: int = Field(2, ge=1, le=16)
+    replicas_per_pool: int = Field(1, ge=1, le=16)  # a worker per pool: three pools already fill two cores
     max_concurrent_steps: int = Field(4, ge=1, le=64)
     simulate_seconds: float = Field(0.0, ge=0)
 
