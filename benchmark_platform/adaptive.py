@@ -12,10 +12,13 @@ as started, and nothing half-written.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,10 @@ from benchmark_platform.runners.simulated.runner import simulate
 from benchmark_platform.worker import build_run_spec
 
 Predictor = Callable[[RunSpec], dict[str, Any]]
+# A process pool pays for itself above a few hundred simulations (about 10 ms each); a planner shares the machine
+# with the drains, so it takes at most this many cores.
+PARALLEL_PREDICTION_MIN_CONFIGS = 300
+MAX_PREDICTION_PROCESSES = 4
 
 
 def simulator_prediction(spec: RunSpec) -> dict[str, Any]:
@@ -53,13 +60,13 @@ def predict_missing(engine: Engine, model_version_id: uuid.UUID, predictor: Pred
     """Store a prediction for every config of the version that has none yet; returns how many were predicted."""
     with engine.connect() as connection:
         rows = queue.configs_without_prediction(connection, model_version_id)
-        specs: dict[tuple, RunSpec] = {}
-        predictions: dict[uuid.UUID, dict[str, Any]] = {}
+        facts: dict[tuple, RunSpec] = {}
+        specs: dict[uuid.UUID, RunSpec] = {}
         for row in rows:
             facts_key = (row.hardware_config_id, row.framework_id, row.workload_type)
-            if facts_key not in specs:
-                specs[facts_key] = build_run_spec(connection, row)
-            spec = specs[facts_key].model_copy(
+            if facts_key not in facts:
+                facts[facts_key] = build_run_spec(connection, row)
+            specs[row.id] = facts[facts_key].model_copy(
                 update={
                     "config_id": row.id,
                     "batch_size": row.batch_size,
@@ -68,9 +75,28 @@ def predict_missing(engine: Engine, model_version_id: uuid.UUID, predictor: Pred
                     "options": serving_options(row),
                 }
             )
-            predictions[row.id] = predictor(spec)
+    predictions = _predict_all(specs, predictor)
     with engine.begin() as connection:
         return queue.store_predictions(connection, predictions)
+
+
+def _predict_all(specs: dict[uuid.UUID, RunSpec], predictor: Predictor) -> dict[uuid.UUID, dict[str, Any]]:
+    """Every spec's prediction. A version's whole matrix is predicted before its drains start, so with many configs
+    the simulator's default predictor runs on every core (forked workers: the work is pure CPU and the specs are
+    built); few configs, another predictor or a platform without fork run here."""
+    workers = min(os.cpu_count() or 1, MAX_PREDICTION_PROCESSES)
+    parallel = (
+        predictor is simulator_prediction
+        and len(specs) >= PARALLEL_PREDICTION_MIN_CONFIGS
+        and workers > 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+    if not parallel:
+        return {key: predictor(spec) for key, spec in specs.items()}
+    keys = list(specs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        chunk = max(1, len(keys) // (4 * workers))
+        return dict(zip(keys, pool.map(predictor, (specs[key] for key in keys), chunksize=chunk), strict=True))
 
 
 def _metrics(values: dict[str, Any] | None) -> Metrics | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +17,7 @@ from benchmark_platform.cli import main
 from benchmark_platform.ranking.store import refresh_rankings
 from benchmark_platform.report import write_report
 from benchmark_platform.worker import WorkerOptions, run_worker
-from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, seed_with_model, status_counts
+from benchmark_platform_tests.factories import DEFAULT_VERSION_KEY, make_spec, seed_with_model, status_counts
 
 POOLS = ("aws-l4-x1", "gcp-l4-x1", "gcp-a100-80gb-x1", "gcp-h100-sxm-x1")
 WORKLOADS = ("chatbot", "summarization")
@@ -246,3 +247,26 @@ def test_a_cli_worker_plans_unless_the_version_is_exhaustive_or_told_not_to(
     counts = status_counts(engine)
     assert ("skipped" in counts) == plans, counts
     assert counts.get("pending", 0) == 0
+
+
+def test_a_large_matrix_is_predicted_on_several_cores_with_the_same_numbers(monkeypatch):
+    """Above the threshold the simulator's predictions run in forked workers and come back equal to serial ones, each
+    under its own config; a predictor a worker could not name (here a lambda) runs in this process."""
+    cells = [(batch, length) for batch in (1, 8) for length in (128, 512)]
+    specs = {uuid.uuid4(): make_spec(batch_size=batch, sequence_length=length) for batch, length in cells}
+    serial = {key: adaptive.simulator_prediction(spec) for key, spec in specs.items()}
+    pools: list[int] = []
+
+    class CountedPool(ProcessPoolExecutor):
+        def __init__(self, workers, **options):
+            pools.append(workers)
+            super().__init__(workers, **options)
+
+    monkeypatch.setattr(adaptive, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(adaptive, "PARALLEL_PREDICTION_MIN_CONFIGS", 2)
+    monkeypatch.setattr(adaptive.os, "cpu_count", lambda: 2)
+    assert adaptive._predict_all(specs, adaptive.simulator_prediction) == serial and pools == [2]
+    assert adaptive._predict_all(specs, lambda spec: {"batch": spec.batch_size}) == {
+        key: {"batch": spec.batch_size} for key, spec in specs.items()
+    }
+    assert pools == [2]
