@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Protocol
 
+from benchmark_platform.domain import PLAIN_DEPLOYMENT
+
 if TYPE_CHECKING:
     from benchmark_platform.domain import LatentAttention, ServingOptions, SlidingWindow
 
@@ -99,13 +101,6 @@ def kv_dtype_bytes(model: ModelShape, kv_cache_dtype: str = "auto") -> int:
     return KV_CACHE_DTYPE_BYTES[kv_cache_dtype]
 
 
-def _options(options: ServingOptions | None) -> tuple[int, bool, str]:
-    """(expert_parallel, data_parallel_attention, kv_cache_dtype) of the options (None: a plain deployment)."""
-    if options is None:
-        return 1, False, "auto"
-    return options.expert_parallel, options.data_parallel_attention, options.kv_cache_dtype
-
-
 def expert_shards(tensor_parallel: int, expert_parallel: int = 1) -> int:
     """Over how many GPUs the routed experts are split: the expert-parallel ranks, else the tensor-parallel group."""
     return expert_parallel if expert_parallel > 1 else tensor_parallel
@@ -124,8 +119,10 @@ def weight_bytes_per_gpu(
 
 def options_weight_bytes_per_gpu(model: ModelShape, tensor_parallel: int, options: ServingOptions | None) -> float:
     """``weight_bytes_per_gpu`` under the serving options' expert parallelism and data-parallel attention."""
-    expert_parallel, dp_attention, _ = _options(options)
-    return weight_bytes_per_gpu(model, tensor_parallel, expert_parallel, data_parallel_attention=dp_attention)
+    options = options or PLAIN_DEPLOYMENT
+    return weight_bytes_per_gpu(
+        model, tensor_parallel, options.expert_parallel, data_parallel_attention=options.data_parallel_attention
+    )
 
 
 def kv_bytes_per_token(
@@ -182,10 +179,10 @@ def replica_kv_bytes_per_token(
     per-GPU bytes under tensor parallelism (every rank holds a slice, or a copy of an MLA latent, of every sequence);
     under data-parallel attention a sequence is cached whole on one of the ``tensor_parallel`` ranks, so a token
     costs its whole KV divided by the ranks that share the load."""
-    _, dp_attention, kv_dtype = _options(options)
-    if dp_attention:
-        return kv_bytes_per_token(model, 1, context_tokens, kv_cache_dtype=kv_dtype) / tensor_parallel
-    return kv_bytes_per_token(model, tensor_parallel, context_tokens, kv_cache_dtype=kv_dtype)
+    options = options or PLAIN_DEPLOYMENT
+    if options.data_parallel_attention:
+        return kv_bytes_per_token(model, 1, context_tokens, kv_cache_dtype=options.kv_cache_dtype) / tensor_parallel
+    return kv_bytes_per_token(model, tensor_parallel, context_tokens, kv_cache_dtype=options.kv_cache_dtype)
 
 
 def kv_capacity_tokens(

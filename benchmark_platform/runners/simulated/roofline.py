@@ -98,19 +98,15 @@ class StepCosts:
 
     def weight_read_seconds(self, tokens):
         """Reading the dense weights and the distinct experts ``tokens`` tokens route to (expected count)."""
-        if not isinstance(tokens, np.ndarray):  # one step: plain floats (numpy's per-call cost would dominate)
-            return self.weights_s + self.expert_weights_s * (1 - (1 - self.expert_route_share) ** float(tokens))
-        touched = 1 - (1 - self.expert_route_share) ** np.asarray(tokens, dtype=float)
-        return self.weights_s + self.expert_weights_s * touched
+        exponent = np.asarray(tokens, dtype=float) if isinstance(tokens, np.ndarray) else float(tokens)
+        return self.weights_s + self.expert_weights_s * (1 - (1 - self.expert_route_share) ** exponent)
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
-        if not any(isinstance(value, np.ndarray) for value in (tokens, pairs, kv_tokens)):
-            # one step, the simulator's commonest call: the same arithmetic on plain floats, several times faster
-            linear = max(self.weight_read_seconds(tokens), self.token_s * tokens)
-            attention = max(self.kv_token_s * kv_tokens, self.pair_s * pairs)
-            return linear + attention + self.allreduce_seconds(tokens)
-        linear = np.maximum(self.weight_read_seconds(tokens), self.token_s * tokens)
-        attention = np.maximum(self.kv_token_s * kv_tokens, self.pair_s * pairs)
+        # One step, the simulator's commonest call, takes plain floats and Python's max: the same arithmetic, where
+        # numpy's per-call cost would dominate; runs of steps take arrays.
+        larger = np.maximum if any(isinstance(value, np.ndarray) for value in (tokens, pairs, kv_tokens)) else max
+        linear = larger(self.weight_read_seconds(tokens), self.token_s * tokens)
+        attention = larger(self.kv_token_s * kv_tokens, self.pair_s * pairs)
         return linear + attention + self.allreduce_seconds(tokens)
 
     def compute_bound(self, tokens, pairs, kv_tokens):
