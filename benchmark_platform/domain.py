@@ -263,6 +263,23 @@ class ModelFacts(ModelShape):
     hidden_size: Int32 = Field(gt=0)
 
 
+def options_problem(model: ModelFacts, tensor_parallel: int, options: ServingOptions) -> tuple[str, str] | None:
+    """The first of ``options`` this model cannot run on a replica of ``tensor_parallel`` GPUs, as (the
+    ``ServingOptions`` field to blame, why), or None. One rule for the run spec, the simulator and ``simulate``."""
+    if options.expert_parallel > 1 and model.moe is None:
+        return "expert_parallel", f"{model.version_key} is dense; expert parallelism needs a mixture-of-experts model"
+    if options.expert_parallel not in (1, tensor_parallel):
+        return "expert_parallel", (
+            f"{options.expert_parallel} must be 1 or the replica's {tensor_parallel} GPUs (its tensor-parallel "
+            "degree): the engines spread the experts over the replica's GPUs"
+        )
+    method = options.speculative_method
+    if method in ("mtp", "eagle3") and method not in model.speculative_methods:
+        offered = ", ".join(model.speculative_methods) or "none"
+        return "speculative_method", f"{model.version_key} ships no {method} draft (its manifest offers: {offered})"
+    return None
+
+
 # --- hardware, framework, workload -----------------------------------------------------------------------------------
 
 

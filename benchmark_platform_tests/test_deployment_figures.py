@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from benchmark_platform.cli import main
-from benchmark_platform.domain import CONFIG_DIMENSIONS
+from benchmark_platform.domain import CONFIG_DIMENSIONS, ServingOptions
 from benchmark_platform.runners import RunSpec, get_runner
 from benchmark_platform.runners.base import METRIC_COLUMNS
 from benchmark_platform.runners.simulated.runner import measurement_from_replica
-from benchmark_platform.runners.simulated.serving_sim import ServingSimulation
+from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform_tests.factories import CHATBOT, H100, VLLM, llama_8b
 
 H100_X8 = H100.model_copy(
@@ -106,6 +106,32 @@ def test_run_spec_defaults_to_the_whole_node_and_rejects_a_degree_that_does_not_
     assert two.replicas == 4
     with pytest.raises(ValidationError, match="tensor_parallel 3 does not divide"):
         RunSpec(**{**spec.model_dump(), "tensor_parallel": 3})
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (ServingOptions(expert_parallel=8), "expert_parallel: llama-3.1-8b@bf16 is dense"),
+        (ServingOptions(speculative_method="mtp"), "speculative_method: llama-3.1-8b@bf16 ships no mtp draft"),
+    ],
+)
+def test_the_run_spec_and_the_simulator_refuse_options_by_one_rule(options, message):
+    """``domain.options_problem`` is the rule for both: a config the run spec refuses never reaches a simulation
+    that would accept it, and the reason reads the same."""
+    shape = dict(model=llama_8b(), hardware=H100_X8, framework=VLLM, workload=CHATBOT, batch_size=1)
+    with pytest.raises(ValidationError, match=message):
+        RunSpec(**shape, sequence_length=128, tensor_parallel=8, options=options)
+    with pytest.raises(ValueError, match=message):
+        simulate_serving(
+            llama_8b(),
+            H100_X8,
+            VLLM,
+            tensor_parallel=8,
+            input_tokens=128,
+            output_tokens=16,
+            concurrency=1,
+            options=options,
+        )
 
 
 def test_a_model_that_fits_one_gpu_gains_no_throughput_per_gpu_from_a_wider_group():

@@ -289,7 +289,7 @@ def test_expert_parallelism_holds_whole_experts_per_gpu_and_pays_a_dispatch_and_
             _facts("llama-3.1-8b@fp16"), _hardware("gcp-h100-sxm-x2"), _framework(), tensor_parallel=2,
             input_tokens=128, output_tokens=16, concurrency=1, options=domain.ServingOptions(expert_parallel=2),
         )  # fmt: skip
-    with pytest.raises(ValueError, match="expert_parallel must equal"):
+    with pytest.raises(ValueError, match="must be 1 or the replica.s"):
         simulate_serving(
             deepseek, h200, _framework(), tensor_parallel=8, input_tokens=128, output_tokens=16, concurrency=1,
             options=domain.ServingOptions(expert_parallel=4),

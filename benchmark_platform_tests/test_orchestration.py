@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from benchmark_platform import catalogs, manifests, queue
 from benchmark_platform.definitions import defs, execute_benchmark_run
-from benchmark_platform.defs.jobs import local_benchmark_run_config, ranking_refresh_job
+from benchmark_platform.defs.jobs import BENCHMARK_RUN_TAGS, local_benchmark_run_config, ranking_refresh_job
 from benchmark_platform.defs.partitions import model_versions_partitions
 from benchmark_platform.defs.sensors import new_model_version_sensor, unfinished_matrix_sensor
 from benchmark_platform_tests.factories import seed_with_model, status_counts, worker_command
@@ -38,6 +38,15 @@ def _tick(instance, cursor=None) -> tuple[dg.SensorResult, str | None]:
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result, result.cursor
+
+
+def _run_in_process(instance, version_key: str, run_config: dict) -> dg.ExecuteInProcessResult:
+    """The benchmark job for one partition in this process: the graph, resources and tags of a launched run without
+    a process per step (``test_register_to_rankings_end_to_end`` covers those)."""
+    in_process = {key: value for key, value in run_config.items() if key != "execution"}
+    return defs.resolve_job_def("benchmark_model_version").execute_in_process(
+        instance=instance, partition_key=version_key, run_config=in_process, tags=BENCHMARK_RUN_TAGS
+    )
 
 
 def _one_result_per_completed_config(engine) -> None:
@@ -198,7 +207,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     assert reaped.returned_to_pending == before["running"]
 
     # Its last run ended (here: none yet ran through Dagster, so run one that the sensor then sees as finished).
-    resumed = execute_benchmark_run(
+    resumed = _run_in_process(
         dagster_instance,
         VERSION,
         local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=2, preload=False),
@@ -218,10 +227,8 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
 def test_unfinished_matrix_sensor_rerequests_after_the_run_ended(engine, dagster_instance):
     seed_with_model(engine, VERSION)
     _tick(dagster_instance)
-    run = execute_benchmark_run(
-        dagster_instance,
-        VERSION,
-        local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=1, preload=False),
+    run = _run_in_process(
+        dagster_instance, VERSION, local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=1)
     )
     assert run.success
     idle, _ = _sensor(unfinished_matrix_sensor, dagster_instance)
@@ -269,7 +276,11 @@ def test_results_materialization_fails_naming_the_configs_that_failed_for_good(e
     run_config = local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=1)
     del run_config["execution"]  # in process: the graph is the same
     result = defs.resolve_job_def("benchmark_model_version").execute_in_process(
-        instance=dagster_instance, partition_key=VERSION, run_config=run_config, raise_on_error=False
+        instance=dagster_instance,
+        partition_key=VERSION,
+        run_config=run_config,
+        raise_on_error=False,
+        tags=BENCHMARK_RUN_TAGS,
     )
     assert not result.success
     [failure] = [event for event in result.all_events if event.is_step_failure]

@@ -27,7 +27,7 @@ def simulator_never_runs(monkeypatch):
     [
         pytest.param(
             [*LLAMA_H100, "--framework", "vllm", "--tensor-parallel", "8", "--expert-parallel", "8"],
-            "--expert-parallel: llama-3.1-8b@fp16 is dense; expert parallelism needs an MoE model",
+            "--expert-parallel: llama-3.1-8b@fp16 is dense; expert parallelism needs a mixture-of-experts model",
             id="ep-on-dense",
         ),
         pytest.param(

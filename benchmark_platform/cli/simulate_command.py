@@ -26,6 +26,7 @@ from benchmark_platform.domain import (
     deployment_shape,
     framework_facts_from_catalog,
     hardware_facts_from_catalog,
+    options_problem,
     serving_options,
 )
 from benchmark_platform.runners.simulated import roofline
@@ -75,23 +76,18 @@ def _framework_problem(framework: catalogs.FrameworkSpec, model: ModelFacts, har
     return None
 
 
-def options_problem(
+# The flag that sets each ``ServingOptions`` field a rule can blame.
+OPTION_FLAGS = {"expert_parallel": "--expert-parallel", "speculative_method": "--speculative"}
+
+
+def _options_problem(
     model: ModelFacts, tensor_parallel: int, framework: catalogs.FrameworkSpec, options: ServingOptions
 ) -> str | None:
     """Why the serving options cannot run this deployment (the option to blame first), or None."""
-    if options.expert_parallel > 1 and model.moe is None:
-        return f"--expert-parallel: {model.version_key} is dense; expert parallelism needs an MoE model"
-    if options.expert_parallel not in (1, tensor_parallel):
-        return (
-            f"--expert-parallel: {options.expert_parallel} must be 1 or the replica's {tensor_parallel} GPUs "
-            "(--tensor-parallel): the engines spread the experts over the replica's GPUs"
-        )
-    if options.data_parallel_attention and options.expert_parallel == 1:
-        return "--dp-attention: needs --expert-parallel equal to --tensor-parallel (the engines run it with EP only)"
+    if problem := options_problem(model, tensor_parallel, options):
+        field, why = problem
+        return f"{OPTION_FLAGS[field]}: {why}"
     method = options.speculative_method
-    if method in ("mtp", "eagle3") and method not in model.speculative_methods:
-        offered = ", ".join(model.speculative_methods) or "none"
-        return f"--speculative: {model.version_key} ships no {method} draft (its manifest offers: {offered})"
     support = framework.serving_options
     unsupported = [
         (options.expert_parallel > 1 and support.expert_parallel is None, "expert parallelism"),
@@ -264,7 +260,7 @@ def simulate_command(
     except ValueError as error:
         fail(f"--dp-attention: {error}")
         return
-    if problem := options_problem(model, tensor_parallel, framework_spec, options):
+    if problem := _options_problem(model, tensor_parallel, framework_spec, options):
         fail(problem)
     try:
         replica = simulate_serving(

@@ -14,7 +14,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from benchmark_platform.domain import FrameworkFacts, HardwareFacts, ModelFacts, ServingOptions, WorkloadFacts
+from benchmark_platform.domain import (
+    FrameworkFacts,
+    HardwareFacts,
+    ModelFacts,
+    ServingOptions,
+    WorkloadFacts,
+    options_problem,
+)
 
 METRIC_COLUMNS = (
     "ttft_p50_ms",
@@ -80,10 +87,8 @@ class RunSpec(_Frozen):
                 f"tensor_parallel {self.tensor_parallel} does not divide {self.hardware.name}'s "
                 f"{self.hardware.gpu_count} GPUs"
             )
-        if self.options.expert_parallel not in (1, self.tensor_parallel):
-            raise ValueError(
-                f"expert_parallel {self.options.expert_parallel} must be 1 or the replica's {self.tensor_parallel} GPUs"
-            )
+        if problem := options_problem(self.model, self.tensor_parallel, self.options):
+            raise ValueError(f"{problem[0]}: {problem[1]}")
         return self
 
     @property
