@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import statistics
 import sys
 from pathlib import Path
 
@@ -571,3 +572,26 @@ def test_tensorrt_llm_takes_a_prompt_only_whole(monkeypatch):
     split = simulate_serving(LLAMA_8B, H100, trtllm, **run)
     assert whole.ttft_s.min() < 0.8 * split.ttft_s.min()
     assert whole.ttft_s.max() > 1.6 * whole.ttft_s.min()  # the second prompt waits for the first one's step
+
+
+_KV_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "kv_cache_check.py"
+_kv_spec = importlib.util.spec_from_file_location("kv_cache_check", _KV_SCRIPT)
+kv_check = importlib.util.module_from_spec(_kv_spec)
+_kv_spec.loader.exec_module(kv_check)
+
+
+def test_the_memory_model_holds_on_the_engines_logged_kv_caches():
+    """The part of the simulator that decides how many sequences run at once, checked on what vLLM and SGLang print
+    at start-up (``benchmarks/data/kv_cache_logs.yaml``, public logs; nothing was fitted on them): weights per GPU
+    and KV pools of dense models within a few per cent (docs/simulator-accuracy.md, "The memory model")."""
+    shapes = kv_check.load_shapes()
+    compared = []
+    for row in kv_check.load_rows():
+        model = kv_check.model_of(row, shapes)
+        if model is not None and model.moe is None:
+            compared.append(kv_check.compare(row, model))
+    kv_errors = [c["kv_err"] for c in compared if c["kv_err"] is not None]
+    weight_errors = [c["w_err"] for c in compared if c["w_err"] is not None]
+    assert len(kv_errors) >= 8 and len(weight_errors) >= 8
+    assert statistics.median(abs(e) for e in kv_errors) <= 0.06, kv_errors
+    assert statistics.median(abs(e) for e in weight_errors) <= 0.01, weight_errors

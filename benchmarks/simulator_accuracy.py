@@ -65,8 +65,10 @@ BAND_GOAL = 0.25
 # What the validation medians may not exceed today (a ratchet: lowered as the model improves, never raised without
 # saying why in docs/simulator-accuracy.md); the goals above are the target.
 # Issue 19's third pass (per-engine request cost, prompt admission with preemption, per-engine scheduler defaults)
-# took the dense medians to 9.3 / 29.1 / 9.4 %.
-VALIDATION_CEILINGS = {"output_throughput": 0.10, "ttft": 0.30, "tpot": 0.10}
+# took the dense medians to 9.3 / 29.1 / 9.4 %. Nineteen rows added after it (GPUStack's Qwen3-32B on H100 and
+# Qwen3-14B on A100, all prompts at once; chosen before they were simulated) took the throughput median to 12.8 %:
+# the throughput ceiling rose from 10 to 13 % with them, nothing else changed (the doc's "Rows added in stop 20").
+VALIDATION_CEILINGS = {"output_throughput": 0.13, "ttft": 0.30, "tpot": 0.10}
 # The same ratchet on the MoE validation rows (validation_serving_moe.yaml), far from the goals: see the doc's MoE
 # section for which rows miss and why.
 # The rows with expert parallelism, DP attention and MTP are simulated since the serving options (issue 21): their TTFT
