@@ -162,3 +162,51 @@ def test_a_simulation_on_the_kernels_names_them_and_differs_from_the_roofline():
     assert kernels.output_tokens_per_s != rooflined.output_tokens_per_s
     # same scheduler, different step costs: the two agree on the order of magnitude
     assert 0.5 < kernels.output_tokens_per_s / rooflined.output_tokens_per_s < 2
+
+
+def test_an_moe_model_pays_the_measured_moe_op_per_layer_and_the_roofline_for_the_rest():
+    """DeepSeek-R1 FP8 at TP 8 on H200 under vLLM: its routed experts cost what aiconfigurator's MoE op measured for
+    that expert shape, split and precision, per MoE layer; the roofline costs the rest. The grouped GEMMs of experts
+    split eight ways run far below the FP8 peak, so a prompt-sized step costs several times the roofline's."""
+    import aiconfigurator_core.sdk.operations as ops
+    from aiconfigurator_core.sdk import common, engine
+
+    deepseek, node = model("deepseek-r1", "fp8"), hardware("H200", 8)
+    costs = step_costs.step_cost_model(deepseek, node, VLLM, tensor_parallel=8, predictor="auto")
+    assert isinstance(costs, kernel_costs.MoeLayerStepCosts)
+    assert costs.predictor.backend == "kernels" and costs.predictor.in_measured_range is True
+    assert "MoE layers" in costs.predictor.data_version and costs.predictor.data_version.startswith("h200_sxm/vllm/")
+    moe = deepseek.moe
+    op = ops.MoE(
+        "moe", 1, deepseek.hidden_size, moe.expert_intermediate_size, moe.experts_per_token, moe.experts, 8, 1,
+        common.MoEQuantMode.fp8_block, kernel_costs.MOE_DISTRIBUTION, 1,
+    )  # fmt: skip
+    _, _, handle = kernel_costs._engine("h200_sxm", "vllm")
+    [(_, theirs_ms, _, _)] = handle.evaluate_ops_json(
+        engine.build_ops_json([op]), is_context=False, batch_size=8192, s=1
+    )
+    experts = float(costs.gpu_seconds(8192, 0, 0)) - float(costs.rest.gpu_seconds(8192, 0, 0))
+    assert experts == pytest.approx((deepseek.num_layers - moe.dense_layers) * theirs_ms / 1e3, rel=1e-6)
+    rooflined = float(roofline.step_costs(deepseek, node, VLLM, tensor_parallel=8).gpu_seconds(8192, 0, 0))
+    assert float(costs.gpu_seconds(8192, 0, 0)) > 2 * rooflined
+    # a dense model on the same GPU and engine stays with the roofline under auto (its validation error is lower)
+    assert step_costs.step_cost_model(LLAMA_8B, node, VLLM, tensor_parallel=1).predictor.backend == "roofline"
+
+
+@pytest.mark.parametrize(
+    ("options", "engine", "reason"),
+    [
+        ({"expert_parallel": 8, "data_parallel_attention": True}, "vllm", "data-parallel attention"),
+        ({}, "tensorrt-llm", "no MoE op for this model"),  # its H100 tables measured gpt-oss-20b's 32 experts only
+    ],
+)
+def test_an_moe_shape_outside_the_moe_tables_falls_back_and_says_why(options, engine, reason):
+    from benchmark_platform.domain import ServingOptions
+
+    gpt_oss = model("gpt-oss-120b", "mxfp4")
+    node = hardware("H100-SXM", 8)
+    costs = step_costs.step_cost_model(
+        gpt_oss, node, framework(engine), tensor_parallel=8 if options else 1, options=ServingOptions(**options)
+    )
+    assert costs.predictor.backend == "roofline" and costs.predictor.requested == "auto"
+    assert reason in costs.predictor.fallback, costs.predictor.fallback

@@ -231,16 +231,6 @@ def test_a_moe_decode_step_costs_its_active_parameters_at_batch_1_and_all_expert
     assert 0.003 < moe_tpot < 0.008  # aiconfigurator's measured kernels: 4.7 ms (issue 21)
 
 
-def test_the_kernels_backend_leaves_moe_to_the_roofline_and_says_why() -> None:
-    from benchmark_platform.runners.simulated.step_costs import step_cost_model
-
-    costs = step_cost_model(
-        _facts("qwen3-30b-a3b@bf16"), _hardware("gcp-h100-sxm-x1"), _framework(), tensor_parallel=1, predictor="kernels"
-    )
-    assert costs.predictor.backend == "roofline"
-    assert "mixture-of-experts" in costs.predictor.fallback
-
-
 def test_simulate_refuses_nvfp4_on_a_gpu_without_fp4_tensor_cores_and_serves_it_on_b200(tmp_path: Path) -> None:
     data = yaml.safe_load((MODELS / "deepseek-r1.yaml").read_text())
     data["name"] = "deepseek-r1-nvfp4"

@@ -24,6 +24,14 @@ The interface gives a step's totals (tokens, query-key pairs, cached tokens), no
 C tokens from the start of its prompt has C (C - 1) / 2 of them, and a decode attends to at least as many tokens as
 that chunk; the rest of the step's tokens and cached tokens are its decodes.
 
+A mixture-of-experts model is costed by both (``MoeLayerStepCosts``): its routed experts by the engine's measured
+MoE op (the fused grouped-GEMM kernels, per MoE layer, at the step's token count, over its tables of expert shapes,
+tensor- and expert-parallel splits and weight precisions, with tokens spread over the experts by its default power
+law), everything else (attention, the dense and shared layers, the collectives) by the roofline. The grouped GEMMs
+run far below the roofline's peak where each expert's slice is thin (DeepSeek-R1's 2,048-wide experts split eight
+ways: 14 % of the H200's FP8 peak at 8,192 tokens), which the roofline cannot know. Data-parallel attention is not
+in its tables; such a replica falls back to the roofline.
+
 The model's intermediate size comes from its facts; where they lack it, from the parameter count: what the layers'
 attention and the embeddings (and an untied lm_head of ``vocab_size`` rows) leave, as a gated MLP of three matrices.
 Without a vocabulary size the lm_head is not costed separately and its weights count as MLP weights, as the roofline
@@ -33,6 +41,7 @@ counts every parameter per token. Which resource bounds a step (``compute_bound`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -77,6 +86,12 @@ BACKENDS = {"vllm": "vllm", "sglang": "sglang", "tensorrt-llm": "trtllm", "trtll
 # memory.py counts it).
 GEMM_QUANT = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8", "int8": "sq", "int4": "int4_wo"}
 KV_QUANT = {"fp8": "fp8", "auto": "bfloat16"}
+# Our weight precisions -> its MoE quant modes: the released FP8 MoE checkpoints (DeepSeek's, Qwen3's) carry 128 x 128
+# block scales; FP4 by scheme (MXFP4, gpt-oss's: 4-bit weights, 16-bit activations, as vLLM runs them on Hopper).
+MOE_QUANT = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8_block", "int4": "int4_wo"}
+MOE_FP4_QUANT = {"mxfp4": "w4a16_mxfp4", "nvfp4": "nvfp4"}
+# How a step's tokens spread over the experts: its estimator's default (a power law, alpha 1.01), not uniform routing.
+MOE_DISTRIBUTION = "power_law_1.01"
 # Grids the engine is asked on: GEMM rows, decode batch x mean context, prompt lengths (the measured axes' points).
 TOKEN_GRID = np.array(sorted({2**i for i in range(16)} | {3 * 2**i for i in range(14)}), dtype=float)
 DECODE_BATCH_GRID = 2.0 ** np.arange(12)
@@ -122,6 +137,26 @@ class KernelStepCosts:
             + _interp(TOKEN_GRID, self.token_s, tokens)
             + _interp(TOKEN_GRID, self.logits_s, sampled)
         )
+
+    def compute_bound(self, tokens, pairs, kv_tokens):
+        return self.roofline.compute_bound(tokens, pairs, kv_tokens)
+
+
+@dataclass(frozen=True, eq=False)
+class MoeLayerStepCosts:
+    """A mixture-of-experts replica's forward pass: the measured MoE op for the routed experts of each MoE layer, the
+    roofline for the rest (``rest``: the whole model's roofline with the routed experts' reads and FLOPs taken out)."""
+
+    tensor_parallel: int
+    predictor: Predictor
+    rest: roofline.StepCosts
+    moe_layers: int
+    moe_layer_s: np.ndarray  # per TOKEN_GRID token count: one MoE layer's routed experts, measured
+    roofline: roofline.StepCosts  # the whole model's: judges which resource bounds a step
+
+    def gpu_seconds(self, tokens, pairs, kv_tokens):
+        experts = self.moe_layers * _interp(TOKEN_GRID, self.moe_layer_s, np.asarray(tokens, dtype=float))
+        return self.rest.gpu_seconds(tokens, pairs, kv_tokens) + experts
 
     def compute_bound(self, tokens, pairs, kv_tokens):
         return self.roofline.compute_bound(tokens, pairs, kv_tokens)
@@ -233,7 +268,9 @@ def kernel_step_costs(
     measurements for this GPU, engine, precision or shape."""
     options = options or ServingOptions()
     if model.moe is not None:
-        raise KernelsUnavailable(f"{model.version_key} is a mixture-of-experts model: MoE kernels are not wired yet")
+        return moe_layer_step_costs(
+            model, hardware, framework, tensor_parallel=tensor_parallel, requested=requested, options=options
+        )
     if options.expert_parallel > 1 or options.data_parallel_attention:
         raise KernelsUnavailable("expert parallelism and data-parallel attention are not in the measured kernels")
     package_version = _package_version()
@@ -257,6 +294,89 @@ def kernel_step_costs(
         prompt_attention_s=prompt_attention_s,
         roofline=roofline.step_costs(model, hardware, framework, tensor_parallel=tensor_parallel, options=options),
     )
+
+
+def moe_layer_step_costs(
+    model: ModelFacts,
+    hardware: HardwareFacts,
+    framework: FrameworkFacts,
+    *,
+    tensor_parallel: int,
+    requested: PredictorChoice = "kernels",
+    options: ServingOptions | None = None,
+) -> MoeLayerStepCosts:
+    """The step costs of an MoE ``model``: its routed experts from the measured MoE op, the rest from the roofline.
+
+    ``KernelsUnavailable`` where the tables have no MoE op for this GPU, engine, expert shape, split or precision,
+    and under data-parallel attention (not in the tables)."""
+    options = options or ServingOptions()
+    if options.data_parallel_attention:
+        raise KernelsUnavailable("data-parallel attention is not in the measured MoE kernels")
+    package_version = _package_version()
+    system, backend = _system(hardware), _backend(framework)
+    moe = model.moe
+    ep = options.expert_parallel
+    # plain tensor parallelism slices every expert over the group; expert parallelism keeps them whole per rank
+    split = (1, ep) if ep > 1 else (tensor_parallel, 1)
+    shape = (model.hidden_size, moe.expert_intermediate_size, moe.experts_per_token, moe.experts, *split)
+    version, moe_layer_s, measured = _moe_table(system, backend, shape, _moe_quant(model))
+    whole = roofline.step_costs(model, hardware, framework, tensor_parallel=tensor_parallel, options=options)
+    routed_active = model.routed_expert_parameters() * moe.experts_per_token / moe.experts
+    return MoeLayerStepCosts(
+        tensor_parallel=tensor_parallel,
+        predictor=Predictor(
+            backend="kernels",
+            version=package_version,
+            data_version=f"{system}/{backend}/{version} (MoE layers; attention, dense layers: roofline)",
+            in_measured_range=measured,
+            requested=requested,
+        ),
+        rest=dataclasses.replace(
+            whole, expert_weights_s=0.0, token_s=whole.token_s * (1 - routed_active / model.active_parameters())
+        ),
+        moe_layers=model.num_layers - moe.dense_layers,
+        moe_layer_s=moe_layer_s,
+        roofline=whole,
+    )
+
+
+def _moe_quant(model: ModelFacts) -> str:
+    if model.quantization == "fp4":
+        quant = MOE_FP4_QUANT.get(model.fp4_scheme or "")
+    else:
+        quant = MOE_QUANT.get(model.quantization)
+    if quant is None:
+        raise KernelsUnavailable(f"aiconfigurator-core has no MoE kernels for {model.quantization} experts")
+    return quant
+
+
+@functools.lru_cache(maxsize=64)
+def _moe_table(system: str, backend: str, shape: tuple[int, ...], quant: str):
+    """(data version, one MoE layer's seconds per TOKEN_GRID count, measured): the MoE op asked once per shape."""
+    import aiconfigurator_core.sdk.operations as ops
+    from aiconfigurator_core.sdk import common, engine
+
+    version, _, handle = _engine(system, backend)
+    hidden, intermediate, topk, experts, moe_tp, moe_ep = shape
+    op = ops.MoE(
+        "moe", 1, hidden, intermediate, topk, experts, moe_tp, moe_ep, common.MoEQuantMode[quant], MOE_DISTRIBUTION, 1
+    )
+    sources: set[str] = set()
+    seconds = []
+    with _quiet():
+        try:
+            for tokens in TOKEN_GRID:
+                [(_, latency, _, source)] = handle.evaluate_ops_json(
+                    engine.build_ops_json([op]), is_context=False, batch_size=int(tokens), s=1
+                )
+                sources.add(source)
+                seconds.append(latency / 1e3)  # its latencies are in ms
+        except Exception as error:  # PerfDataNotAvailableError and kin: the shape lies outside its tables
+            raise KernelsUnavailable(
+                f"aiconfigurator-core's {system}/{backend}/{version} tables have no MoE op for this model: "
+                f"{_reason(error)}"
+            ) from error
+    return version, np.array(seconds), sources <= MEASURED_SOURCES
 
 
 def _package_version() -> str:
@@ -365,9 +485,13 @@ def _tables(system: str, backend: str, shape: LayerShape):
             decode_s = np.array([[ask(decode_ops, False, b, s) for s in CONTEXT_GRID] for b in DECODE_BATCH_GRID])
             prompt_s = np.array([ask(prompt_ops, True, 1, length) for length in PROMPT_GRID])
         except Exception as error:  # PerfDataNotAvailableError and kin: the shape lies outside its tables
-            reason = re.sub(r" at /\S+", "", str(error).splitlines()[0]).removeprefix("perf database error: ")
             raise KernelsUnavailable(
-                f"aiconfigurator-core's {system}/{backend}/{version} tables do not cover this model: {reason[:200]}"
+                f"aiconfigurator-core's {system}/{backend}/{version} tables do not cover this model: {_reason(error)}"
             ) from error
     measured = sources <= MEASURED_SOURCES
     return version, token_s, logits_s, decode_s, prompt_s, measured
+
+
+def _reason(error: Exception) -> str:
+    """Its error's first line without the file paths, short enough for a result's fallback note."""
+    return re.sub(r" at /\S+", "", str(error).splitlines()[0]).removeprefix("perf database error: ")[:200]

@@ -9,9 +9,9 @@ pass take that runs ``tokens`` tokens through the model, computes ``pairs`` quer
 - ``kernels``: NVIDIA's measured kernel timings (``aiconfigurator-core``, ``kernel_costs``) where that package has
   silicon data for the GPU and engine; elsewhere it cannot answer.
 
-``auto`` picks per GPU x engine the backend with the lower validation error (``AUTO_BACKEND``; the table and the
-errors behind it are in docs/simulator-accuracy.md). A backend that cannot answer falls back to the roofline and says
-why in ``Predictor.fallback``: a result never changes predictor silently.
+``auto`` picks per GPU x engine and model kind (dense or mixture of experts) the backend with the lower validation
+error (``AUTO_BACKEND``; the table and the errors behind it are in docs/simulator-accuracy.md). A backend that cannot
+answer falls back to the roofline and says why in ``Predictor.fallback``: a result never changes predictor silently.
 """
 
 from __future__ import annotations
@@ -24,9 +24,23 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 
 PredictorChoice = Literal["auto", "roofline", "kernels"]
 PREDICTOR_CHOICES: tuple[PredictorChoice, ...] = ("auto", "roofline", "kernels")
-# (GPU type, engine) pairs where ``auto`` asks the measured kernels first; every other pair gets the roofline.
-# Chosen by validation error (docs/simulator-accuracy.md, "Which predictor answers").
-AUTO_BACKEND: dict[tuple[str, str], str] = {}
+ModelKind = Literal["dense", "moe"]
+# (GPU type, engine, model kind) where ``auto`` asks the measured kernels first; everything else gets the roofline.
+# Chosen by validation error (docs/simulator-accuracy.md, "Which predictor answers"): for MoE models where the measured
+# MoE op beat the roofline on the validation rows of that GPU and engine; for dense models nowhere.
+AUTO_BACKEND: dict[tuple[str, str, ModelKind], PredictorChoice] = {
+    (gpu, engine, "moe"): "kernels"
+    for gpu, engine in (
+        ("H100-SXM", "vllm"),
+        ("H100-SXM", "sglang"),
+        ("H100-SXM", "tensorrt-llm"),
+        ("H200", "vllm"),
+        ("H200", "sglang"),
+        ("H200", "tensorrt-llm"),
+        ("B200", "vllm"),
+        ("B200", "tensorrt-llm"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,10 @@ class StepCostModel(Protocol):
     def compute_bound(self, tokens, pairs, kv_tokens): ...
 
 
+def model_kind(model: ModelFacts) -> ModelKind:
+    return "dense" if model.moe is None else "moe"
+
+
 class KernelsUnavailable(RuntimeError):
     """The measured-kernel backend cannot answer for this model, GPU and engine (the message says why)."""
 
@@ -75,7 +93,7 @@ def step_cost_model(
     if predictor not in PREDICTOR_CHOICES:
         raise ValueError(f"predictor must be one of {', '.join(PREDICTOR_CHOICES)}, got {predictor!r}")
     wants_kernels = predictor == "kernels" or (
-        predictor == "auto" and AUTO_BACKEND.get((hardware.gpu_type, framework.name)) == "kernels"
+        predictor == "auto" and AUTO_BACKEND.get((hardware.gpu_type, framework.name, model_kind(model))) == "kernels"
     )
     fallback = None
     if wants_kernels:
