@@ -206,30 +206,26 @@ def print_kv(rows: list[dict], shapes: dict[str, dict]) -> list[dict]:
 
 
 def print_summary(compared: list[dict]) -> None:
+    """Median and range of each gap (GiB) and error (relative; with the median |error|) over the rows that have it."""
     print()
-    for key, label in (
-        ("kv_gap", "KV gap GiB (predicted - logged), memory.py as the simulator calls it"),
-        ("same_gap", "KV gap GiB, the row's own total x utilization"),
+    floor = f"logged pool >= {RELATIVE_FLOOR_GIB:g} GiB"
+    for key, label, relative in (
+        ("kv_gap", "KV gap GiB (predicted - logged), memory.py as the simulator calls it", False),
+        ("same_gap", "KV gap GiB, the row's own total x utilization", False),
+        ("kv_err", f"KV GiB, memory.py as the simulator calls it ({floor})", True),
+        ("tok_err", "KV tokens, memory.py as the simulator calls it", True),
+        ("same_err", f"KV GiB, the row's own total x utilization ({floor})", True),
+        ("w_err", "weights per GPU", True),
     ):
-        gaps = [row["_c"][key] for row in compared if row["_c"][key] is not None]
-        if gaps:
-            print(
-                f"{label}: median {statistics.median(gaps):+.2f}, range {min(gaps):+.2f} .. {max(gaps):+.2f} "
-                f"({len(gaps)} rows)"
-            )
-    for key, label in (
-        ("kv_err", f"KV GiB, memory.py as the simulator calls it (logged pool >= {RELATIVE_FLOOR_GIB:g} GiB)"),
-        ("tok_err", "KV tokens, memory.py as the simulator calls it"),
-        ("same_err", f"KV GiB, the row's own total x utilization (logged pool >= {RELATIVE_FLOOR_GIB:g} GiB)"),
-        ("w_err", "weights per GPU"),
-    ):
-        errors = [row["_c"][key] for row in compared if row["_c"][key] is not None]
-        if errors:
-            print(
-                f"{label}: median {statistics.median(errors):+.1%}, median |err| "
-                f"{statistics.median(abs(e) for e in errors):.1%}, range {min(errors):+.1%} .. {max(errors):+.1%} "
-                f"({len(errors)} rows)"
-            )
+        values = [row["_c"][key] for row in compared if row["_c"][key] is not None]
+        if not values:
+            continue
+        spec = "+.1%" if relative else "+.2f"
+        absolute = f", median |err| {statistics.median(abs(v) for v in values):.1%}" if relative else ""
+        print(
+            f"{label}: median {statistics.median(values):{spec}}{absolute}, range {min(values):{spec}} .. "
+            f"{max(values):{spec}} ({len(values)} rows)"
+        )
 
 
 def print_overhead(rows: list[dict], shapes: dict[str, dict]) -> None:

@@ -147,43 +147,16 @@ SHAREGPT_MAX_SEQUENCE = 2048
 # Requests drawn for a row that does not say how many its run sent (vllm bench serve's default --num-prompts).
 DEFAULT_NUM_PROMPTS = 1000
 LLAMA_8B_FP16, GPT_OSS_20B = ("llama-3.1-8b", "fp16"), ("gpt-oss-20b", "mxfp4")
+# (model, load) per line of the speed measurement; the last is an MoE model, which auto gives the measured MoE op on
+# H100 where the kernels extra is installed.
 SPEED_LOADS = (
-    (
-        "8B H100, concurrency 1, 1,024 in / 1,024 out",
-        LLAMA_8B_FP16,
-        dict(concurrency=1, input_tokens=1024, output_tokens=1024),
-    ),
-    (
-        "8B H100, concurrency 1, 1,024 in / 4,096 out",
-        LLAMA_8B_FP16,
-        dict(concurrency=1, input_tokens=1024, output_tokens=4096),
-    ),
-    (
-        "8B H100, concurrency 64, 1,024 in / 1,024 out",
-        LLAMA_8B_FP16,
-        dict(concurrency=64, input_tokens=1024, output_tokens=1024),
-    ),
-    (
-        "8B H100, concurrency 256, 1,024 in / 1,024 out",
-        LLAMA_8B_FP16,
-        dict(concurrency=256, input_tokens=1024, output_tokens=1024),
-    ),
-    (
-        "8B H100, concurrency 256, 128 in / 128 out",
-        LLAMA_8B_FP16,
-        dict(concurrency=256, input_tokens=128, output_tokens=128),
-    ),
-    (
-        "8B H100, Poisson 10 req/s, 1,024 in / 1,024 out",
-        LLAMA_8B_FP16,
-        dict(request_rate=10.0, input_tokens=1024, output_tokens=1024),
-    ),
-    # an MoE model, which auto gives the measured MoE op on H100 where the kernels extra is installed
-    (
-        "gpt-oss-20b H100, concurrency 64, 1,024 in / 1,024 out",
-        GPT_OSS_20B,
-        dict(concurrency=64, input_tokens=1024, output_tokens=1024),
-    ),
+    (LLAMA_8B_FP16, dict(concurrency=1, input_tokens=1024, output_tokens=1024)),
+    (LLAMA_8B_FP16, dict(concurrency=1, input_tokens=1024, output_tokens=4096)),
+    (LLAMA_8B_FP16, dict(concurrency=64, input_tokens=1024, output_tokens=1024)),
+    (LLAMA_8B_FP16, dict(concurrency=256, input_tokens=1024, output_tokens=1024)),
+    (LLAMA_8B_FP16, dict(concurrency=256, input_tokens=128, output_tokens=128)),
+    (LLAMA_8B_FP16, dict(request_rate=10.0, input_tokens=1024, output_tokens=1024)),
+    (GPT_OSS_20B, dict(concurrency=64, input_tokens=1024, output_tokens=1024)),
 )
 
 
@@ -828,8 +801,12 @@ def print_speed(repeat: int = 5, predictor: str = "auto") -> None:
     machine does not inflate it; the simulator is single-threaded, so this is its time on one core)."""
     hardware, framework = hardware_facts("H100-SXM", 1), framework_facts("vllm")
     print(f"\nSimulator speed, predictor {predictor} (best of {repeat}, CPU time on one core):")
-    for label, (name, version), load in SPEED_LOADS:
+    for (name, version), load in SPEED_LOADS:
         model = model_facts(name, version)
+        shape = (
+            f"concurrency {load['concurrency']}" if "concurrency" in load else f"Poisson {load['request_rate']:g} req/s"
+        )
+        label = f"{name} H100, {shape}, {load['input_tokens']:,} in / {load['output_tokens']:,} out"
         simulate_serving(model, hardware, framework, tensor_parallel=1, predictor=predictor, **load)  # tables built
         best = math.inf
         for _ in range(repeat):

@@ -268,25 +268,17 @@ def kernel_step_costs(
     measurements for this GPU, engine, precision or shape."""
     options = options or ServingOptions()
     if model.moe is not None:
-        return moe_layer_step_costs(
-            model, hardware, framework, tensor_parallel=tensor_parallel, requested=requested, options=options
-        )
+        return _moe_layer_step_costs(model, hardware, framework, tensor_parallel, requested, options)
     if options.expert_parallel > 1 or options.data_parallel_attention:
         raise KernelsUnavailable("expert parallelism and data-parallel attention are not in the measured kernels")
-    package_version = _package_version()
+    _package_version()  # ImportError without it, before anything else is asked
     system, backend = _system(hardware), _backend(framework)
     shape = layer_shape(model, tensor_parallel, options.kv_cache_dtype)
     tables = _tables(system, backend, shape)
     version, token_s, logits_s, decode_attention_s, prompt_attention_s, measured = tables
     return KernelStepCosts(
         tensor_parallel=tensor_parallel,
-        predictor=Predictor(
-            backend="kernels",
-            version=package_version,
-            data_version=f"{system}/{backend}/{version}",
-            in_measured_range=measured,
-            requested=requested,
-        ),
+        predictor=_predictor(f"{system}/{backend}/{version}", measured, requested),
         token_s=token_s,
         logits_s=logits_s,
         decode_attention_s=decode_attention_s,
@@ -296,23 +288,21 @@ def kernel_step_costs(
     )
 
 
-def moe_layer_step_costs(
+def _moe_layer_step_costs(
     model: ModelFacts,
     hardware: HardwareFacts,
     framework: FrameworkFacts,
-    *,
     tensor_parallel: int,
-    requested: PredictorChoice = "kernels",
-    options: ServingOptions | None = None,
+    requested: PredictorChoice,
+    options: ServingOptions,
 ) -> MoeLayerStepCosts:
     """The step costs of an MoE ``model``: its routed experts from the measured MoE op, the rest from the roofline.
 
     ``KernelsUnavailable`` where the tables have no MoE op for this GPU, engine, expert shape, split or precision,
     and under data-parallel attention (not in the tables)."""
-    options = options or ServingOptions()
     if options.data_parallel_attention:
         raise KernelsUnavailable("data-parallel attention is not in the measured MoE kernels")
-    package_version = _package_version()
+    _package_version()  # ImportError without it, before anything else is asked
     system, backend = _system(hardware), _backend(framework)
     moe = model.moe
     ep = options.expert_parallel
@@ -324,12 +314,8 @@ def moe_layer_step_costs(
     routed_active = model.routed_expert_parameters() * moe.experts_per_token / moe.experts
     return MoeLayerStepCosts(
         tensor_parallel=tensor_parallel,
-        predictor=Predictor(
-            backend="kernels",
-            version=package_version,
-            data_version=f"{system}/{backend}/{version} (MoE layers; attention, dense layers: roofline)",
-            in_measured_range=measured,
-            requested=requested,
+        predictor=_predictor(
+            f"{system}/{backend}/{version} (MoE layers; attention, dense layers: roofline)", measured, requested
         ),
         rest=dataclasses.replace(
             whole, expert_weights_s=0.0, token_s=whole.token_s * (1 - routed_active / model.active_parameters())
@@ -377,6 +363,16 @@ def _moe_table(system: str, backend: str, shape: tuple[int, ...], quant: str):
                 f"{_reason(error)}"
             ) from error
     return version, np.array(seconds), sources <= MEASURED_SOURCES
+
+
+def _predictor(data_version: str, measured: bool, requested: PredictorChoice) -> Predictor:
+    return Predictor(
+        backend="kernels",
+        version=_package_version(),
+        data_version=data_version,
+        in_measured_range=measured,
+        requested=requested,
+    )
 
 
 def _package_version() -> str:
