@@ -116,7 +116,7 @@ def test_a_shape_outside_its_tables_falls_back_naming_the_shape():
 
 
 @pytest.mark.parametrize(
-    ("gpu_type", "gpu_count", "model_version", "engine", "reason"),
+    ("gpu_type", "gpu_count", "model_version", "engine_name", "reason"),
     [
         ("MI300X", 8, "fp16", "vllm", "no measurements of amd GPUs (MI300X)"),
         ("L4", 1, "fp16", "vllm", "only speed-of-light figures for the L4"),
@@ -126,12 +126,12 @@ def test_a_shape_outside_its_tables_falls_back_naming_the_shape():
     ],
 )
 def test_where_it_has_no_measurements_the_roofline_answers_and_says_why(
-    gpu_type, gpu_count, model_version, engine, reason
+    gpu_type, gpu_count, model_version, engine_name, reason
 ):
     costs = step_costs.step_cost_model(
         model("llama-3.1-8b", model_version),
         hardware(gpu_type, gpu_count),
-        framework(engine),
+        framework(engine_name),
         tensor_parallel=1,
         predictor="kernels",
     )
@@ -194,19 +194,19 @@ def test_an_moe_model_pays_the_measured_moe_op_per_layer_and_the_roofline_for_th
 
 
 @pytest.mark.parametrize(
-    ("options", "engine", "reason"),
+    ("options", "engine_name", "reason"),
     [
         ({"expert_parallel": 8, "data_parallel_attention": True}, "vllm", "data-parallel attention"),
         ({}, "tensorrt-llm", "no MoE op for this model"),  # its H100 tables measured gpt-oss-20b's 32 experts only
     ],
 )
-def test_an_moe_shape_outside_the_moe_tables_falls_back_and_says_why(options, engine, reason):
+def test_an_moe_shape_outside_the_moe_tables_falls_back_and_says_why(options, engine_name, reason):
     from benchmark_platform.domain import ServingOptions
 
     gpt_oss = model("gpt-oss-120b", "mxfp4")
     node = hardware("H100-SXM", 8)
     costs = step_costs.step_cost_model(
-        gpt_oss, node, framework(engine), tensor_parallel=8 if options else 1, options=ServingOptions(**options)
+        gpt_oss, node, framework(engine_name), tensor_parallel=8 if options else 1, options=ServingOptions(**options)
     )
     assert costs.predictor.backend == "roofline" and costs.predictor.requested == "auto"
     assert reason in costs.predictor.fallback, costs.predictor.fallback

@@ -115,13 +115,13 @@ def test_a_load_the_server_keeps_up_with_is_not_stopped(slow_url):
 
 
 def test_sla_search_finds_the_highest_concurrency_meeting_the_goal(queueing_url):
-    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 40}, search_max=16)
+    profile = ProfileSettings(kind="sla-search", goals={"ttft_p90_ms": 60}, search_max=16)
     best = measure_profile(load(queueing_url, num_requests=16, output_tokens=4), profile)[0]
     search = best.detailed_metrics["sla_search"]
     # 1, 2, 4 meet it; 8 queues; bisection tries 6 then 5: a fifth user already waits for a slot.
     assert search["best"] == 4 and search["first_miss"] == 5
     assert search["trials"] == len(search["log"]) == 6
-    assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 40
+    assert best.detailed_metrics["goals_met"] and best.ttft_p90_ms <= 60
 
 
 def test_a_trial_whose_requests_fail_is_a_missed_goal_not_an_aborted_search(queueing_url):

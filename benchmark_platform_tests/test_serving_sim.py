@@ -518,11 +518,11 @@ def test_each_engine_starts_with_its_own_documented_scheduler_limits():
     assert scheduler_limits(a100, trtllm) == scheduler_limits(l4, trtllm) == (8192, 2048)
 
 
-@pytest.mark.parametrize(("engine", "fitted_ms"), [("sglang", 6.5), ("tensorrt-llm", 53.0)])
-def test_sglang_and_tensorrt_llm_pay_their_fitted_server_cost_per_request(monkeypatch, engine, fitted_ms):
+@pytest.mark.parametrize(("engine_name", "fitted_ms"), [("sglang", 6.5), ("tensorrt-llm", 53.0)])
+def test_sglang_and_tensorrt_llm_pay_their_fitted_server_cost_per_request(monkeypatch, engine_name, fitted_ms):
     """SGLang's and TensorRT-LLM's API servers cost each request a fitted constant (calibration.REQUEST_OVERHEAD),
     seen in TTFT at concurrency 1 where nothing queues; without it they paid nothing."""
-    framework = accuracy.framework_facts(engine)
+    framework = accuracy.framework_facts(engine_name)
     load = {"tensor_parallel": 1, "concurrency": 1, "input_tokens": 512, "output_tokens": 64}
     with_cost = simulate_serving(LLAMA_8B, H100, framework, **load)
     monkeypatch.setattr(calibration, "REQUEST_OVERHEAD", {})
