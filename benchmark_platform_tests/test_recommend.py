@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from benchmark_platform.cli import main
 from benchmark_platform.ranking import Constraints, rank_use_case, recommend
 from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, numbers_label, predictor_label, predictor_labels
+from benchmark_platform.runners.simulated.kernel_costs import MOE_LAYERS_ONLY
 from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
 KERNELS = {"backend": "kernels", "version": "0.12.0", "data_version": "h100_sxm/vllm/0.12.0", "in_measured_range": True,
@@ -115,6 +116,8 @@ def test_predictor_labels_are_short_and_join_what_a_deployments_buckets_used() -
         predictor_label(KERNELS | {"in_measured_range": False})
         == "kernels (aiconfigurator 0.12.0), outside measured range"
     )
+    moe = KERNELS | {"data_version": f"h200_sxm/vllm/0.24.0 {MOE_LAYERS_ONLY}"}
+    assert predictor_label(moe) == "MoE kernels (aiconfigurator 0.12.0) + roofline"
     configurations = results_frame(ROWS[0], ROWS[2])
     key = configurations.loc[1, list(DEPLOYMENT_KEY)].to_dict()
     predictors = pd.DataFrame([key | {"predictor": KERNELS}, key | {"predictor": roofline}])

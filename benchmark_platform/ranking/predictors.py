@@ -10,17 +10,22 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark_platform.runners.simulated.kernel_costs import MOE_LAYERS_ONLY
+
 # A deployment as the results name it: the key a configuration's simulated results share.
 DEPLOYMENT_KEY = ("model_version_id", "hardware_config_id", "framework_id", "tensor_parallel", "batch_size")
 
 
 def predictor_label(predictor: Mapping[str, Any]) -> str:
-    """``detailed_metrics.predictor`` as a short phrase: "roofline v3", "kernels (aiconfigurator 0.12.0)", plus
+    """``detailed_metrics.predictor`` as a short phrase: "roofline v3", "kernels (aiconfigurator 0.12.0)" (or "MoE
+    kernels (aiconfigurator 0.12.0) + roofline" where the tables costed an MoE model's expert layers only), plus
     "fallback from kernels" when the requested backend could not answer and "outside measured range" when the
     kernel tables were extrapolated."""
     backend, version = predictor.get("backend", "unknown"), predictor.get("version")
     if backend == "kernels":
         text = f"kernels (aiconfigurator {version})"  # its version is the aiconfigurator-core package's
+        if str(predictor.get("data_version", "")).endswith(MOE_LAYERS_ONLY):
+            text = f"MoE {text} + roofline"
     else:
         text = f"{backend} v{version}" if version else str(backend)
     if predictor.get("fallback"):

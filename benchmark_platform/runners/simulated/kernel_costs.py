@@ -90,6 +90,8 @@ KV_QUANT = {"fp8": "fp8", "auto": "bfloat16"}
 # block scales; FP4 by scheme (MXFP4, gpt-oss's: 4-bit weights, 16-bit activations, as vLLM runs them on Hopper).
 MOE_QUANT = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8_block", "int4": "int4_wo"}
 MOE_FP4_QUANT = {"mxfp4": "w4a16_mxfp4", "nvfp4": "nvfp4"}
+# What a hybrid result's data version adds to say which part the tables measured (``ranking.predictors`` reads it).
+MOE_LAYERS_ONLY = "(MoE layers; attention, dense layers: roofline)"
 # How a step's tokens spread over the experts: its estimator's default (a power law, alpha 1.01), not uniform routing.
 MOE_DISTRIBUTION = "power_law_1.01"
 # Grids the engine is asked on: GEMM rows, decode batch x mean context, prompt lengths (the measured axes' points).
@@ -314,9 +316,7 @@ def _moe_layer_step_costs(
     routed_active = model.routed_expert_parameters() * moe.experts_per_token / moe.experts
     return MoeLayerStepCosts(
         tensor_parallel=tensor_parallel,
-        predictor=_predictor(
-            f"{system}/{backend}/{version} (MoE layers; attention, dense layers: roofline)", measured, requested
-        ),
+        predictor=_predictor(f"{system}/{backend}/{version} {MOE_LAYERS_ONLY}", measured, requested),
         rest=dataclasses.replace(
             whole, expert_weights_s=0.0, token_s=whole.token_s * (1 - routed_active / model.active_parameters())
         ),
