@@ -16,7 +16,7 @@ pytest.importorskip("aiconfigurator_core", reason="the measured kernels need the
 
 from benchmark_platform import catalogs, manifests  # noqa: E402
 from benchmark_platform.domain import framework_facts_from_catalog, hardware_facts_from_catalog  # noqa: E402
-from benchmark_platform.runners.simulated import kernel_costs, roofline, step_costs  # noqa: E402
+from benchmark_platform.runners.simulated import calibration, kernel_costs, roofline, step_costs  # noqa: E402
 from benchmark_platform.runners.simulated.serving_sim import simulate_serving  # noqa: E402
 
 
@@ -160,6 +160,9 @@ def test_a_simulation_on_the_kernels_names_them_and_differs_from_the_roofline():
     rooflined = simulate_serving(LLAMA_8B, H100, VLLM, predictor="roofline", **load)
     assert kernels.predictor["backend"] == "kernels"
     assert kernels.output_tokens_per_s != rooflined.output_tokens_per_s
+    # each backend's own fitted host time per step: the measured kernels' timings already hold their launches
+    assert kernels.assumptions["step_overhead_ms"] == pytest.approx(calibration.STEP_OVERHEAD_KERNELS.value * 1e3)
+    assert rooflined.assumptions["step_overhead_ms"] == pytest.approx(calibration.STEP_OVERHEAD.value * 1e3)
     # same scheduler, different step costs: the two agree on the order of magnitude
     assert 0.5 < kernels.output_tokens_per_s / rooflined.output_tokens_per_s < 2
 

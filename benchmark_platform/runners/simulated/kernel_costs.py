@@ -53,7 +53,7 @@ import numpy as np
 
 from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
-from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.step_costs import KernelsUnavailable, Predictor, PredictorChoice
 
 # Our GPU types (catalogs/hardware.yaml) -> aiconfigurator systems with measured ("SILICON") data.
@@ -120,6 +120,7 @@ class KernelStepCosts:
     prompt_pairs: np.ndarray  # query-key pairs of one prompt of each PROMPT_GRID length
     prompt_attention_s: np.ndarray  # context attention of that prompt, all layers
     roofline: roofline.StepCosts  # judges which resource bounds a step
+    step_overhead_s: float = calibration.STEP_OVERHEAD_KERNELS.value
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
         # not broadcast: a decode run's token count stays one number, looked up once for all its steps
@@ -155,6 +156,10 @@ class MoeLayerStepCosts:
     moe_layers: int
     moe_layer_s: np.ndarray  # per TOKEN_GRID token count: one MoE layer's routed experts, measured
     roofline: roofline.StepCosts  # the whole model's: judges which resource bounds a step
+
+    @property
+    def step_overhead_s(self) -> float:
+        return self.rest.step_overhead_s  # the roofline's: it costs all but the expert GEMMs
 
     def gpu_seconds(self, tokens, pairs, kv_tokens):
         experts = self.moe_layers * _interp(TOKEN_GRID, self.moe_layer_s, np.asarray(tokens, dtype=float))

@@ -95,6 +95,7 @@ class StepCosts:
     predictor: Predictor
     expert_weights_s: float = 0.0
     expert_route_share: float = 0.0  # k / E: the share of the experts one token goes through
+    step_overhead_s: float = STEP_OVERHEAD_SECONDS
 
     def weight_read_seconds(self, tokens):
         """Reading the dense weights and the distinct experts ``tokens`` tokens route to (expected count)."""

@@ -360,7 +360,7 @@ def simulate_serving(
     # one slice
     longest_run = max(int(steps.max()), scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
-    overhead = roofline.STEP_OVERHEAD_SECONDS
+    overhead = costs.step_overhead_s
     # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
     # request this long after the client sent it, and the client's latencies include it
     request_overhead = calibration.request_overhead_seconds(framework)
@@ -975,7 +975,7 @@ def _summarize(
             "kv_capacity_tokens": capacity,
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
-            "step_overhead_ms": roofline.STEP_OVERHEAD_SECONDS * 1e3,
+            "step_overhead_ms": overhead * 1e3,
             "sequence_step_overhead_us": sequence_overhead * 1e6,
             "request_overhead_ms": request_overhead * 1e3,
             "eager_prefill_overhead_ms": eager_prefill * 1e3,
