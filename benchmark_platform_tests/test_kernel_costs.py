@@ -213,3 +213,30 @@ def test_an_moe_shape_outside_the_moe_tables_falls_back_and_says_why(options, en
     )
     assert costs.predictor.backend == "roofline" and costs.predictor.requested == "auto"
     assert reason in costs.predictor.fallback, costs.predictor.fallback
+
+
+def test_under_expert_parallelism_the_moe_op_holds_whole_experts_per_rank():
+    """Qwen3-30B-A3B at TP 8 on H100 under vLLM: with EP 8 the op is asked for whole experts on eight ranks (its
+    (tp 1, ep 8) split), without it for every expert sliced eight ways; the dispatch and combine stay in the roofline's
+    part. The two splits cost the expert layers differently, and neither is free."""
+    import aiconfigurator_core.sdk.operations as ops
+    from aiconfigurator_core.sdk import common, engine
+
+    from benchmark_platform.domain import ServingOptions
+
+    qwen, node = model("qwen3-30b-a3b", "bf16"), hardware("H100-SXM", 8)
+    sliced = step_costs.step_cost_model(qwen, node, VLLM, tensor_parallel=8)
+    whole = step_costs.step_cost_model(qwen, node, VLLM, tensor_parallel=8, options=ServingOptions(expert_parallel=8))
+    assert isinstance(whole, kernel_costs.MoeLayerStepCosts) and isinstance(sliced, kernel_costs.MoeLayerStepCosts)
+    moe = qwen.moe
+    _, _, handle = kernel_costs._engine("h100_sxm", "vllm")
+    for costs, split in ((sliced, (8, 1)), (whole, (1, 8))):
+        op = ops.MoE(
+            "moe", 1, qwen.hidden_size, moe.expert_intermediate_size, moe.experts_per_token, moe.experts, *split,
+            common.MoEQuantMode.bfloat16, kernel_costs.MOE_DISTRIBUTION, 1,
+        )  # fmt: skip
+        [(_, ms, _, _)] = handle.evaluate_ops_json(engine.build_ops_json([op]), is_context=False, batch_size=2048, s=1)
+        experts = float(costs.gpu_seconds(2048, 0, 0)) - float(costs.rest.gpu_seconds(2048, 0, 0))
+        assert experts >= (qwen.num_layers - moe.dense_layers) * ms / 1e3 * (1 - 1e-9)  # at least the measured row
+    # expert parallelism's dispatch and combine are the roofline part's collectives, not the op's
+    assert whole.rest.allreduce_token_s != sliced.rest.allreduce_token_s

@@ -210,7 +210,7 @@ def test_killed_worker_is_recovered_by_reaper_and_rematerialization(engine, dags
     resumed = _run_in_process(
         dagster_instance,
         VERSION,
-        local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=2, preload=False),
+        local_benchmark_run_config(hardware=["gcp-l4-x1"], replicas_per_pool=2),
     )
     assert resumed.success
     after = status_counts(engine)

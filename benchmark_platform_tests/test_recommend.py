@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from benchmark_platform.cli import main
 from benchmark_platform.ranking import Constraints, rank_use_case, recommend
 from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, numbers_label, predictor_label, predictor_labels
-from benchmark_platform.runners.simulated.kernel_costs import MOE_LAYERS_ONLY
+from benchmark_platform.runners.simulated.step_costs import MOE_LAYERS_ONLY
 from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
 KERNELS = {"backend": "kernels", "version": "0.12.0", "data_version": "h100_sxm/vllm/0.12.0", "in_measured_range": True,

@@ -55,7 +55,6 @@ SAME_ARCHITECTURE = {
 # Ids simulator_accuracy resolves as mixture-of-experts models (its MoE path).
 MOE_MODELS = {*accuracy.MOE_FACTS_OF_MODEL, "openai/gpt-oss-120b", "openai/gpt-oss-20b", "Qwen/Qwen3-30B-A3B"}
 # GPU names in the data file that the catalog spells otherwise.
-GPU_CATALOG_NAMES = {**accuracy.GPU_ALIASES}
 
 
 def load_rows(path: Path = DATA_FILE) -> list[dict]:
@@ -100,7 +99,7 @@ def architecture(row: dict, model: ModelFacts | None, shapes: dict[str, dict]) -
 
 def catalog_vram(row: dict) -> float | None:
     """The catalog's nominal VRAM (GiB) of the row's GPU, as the simulator reads it; None when not in the catalog."""
-    gpu = GPU_CATALOG_NAMES.get(row.get("gpu_type"), row.get("gpu_type"))
+    gpu = accuracy.GPU_ALIASES.get(row.get("gpu_type"), row.get("gpu_type"))
     chip = catalogs.load_gpus().get(gpu) if gpu else None
     return None if chip is None else float(chip.vram_gb)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark_platform.runners.simulated.kernel_costs import MOE_LAYERS_ONLY
+from benchmark_platform.runners.simulated.step_costs import MOE_LAYERS_ONLY
 
 # A deployment as the results name it: the key a configuration's simulated results share.
 DEPLOYMENT_KEY = ("model_version_id", "hardware_config_id", "framework_id", "tensor_parallel", "batch_size")

@@ -79,7 +79,7 @@ class RunSpec(_Frozen):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _shape_divides_node(self) -> RunSpec:
+    def _deployment_is_valid(self) -> RunSpec:
         if self.tensor_parallel == 0:
             object.__setattr__(self, "tensor_parallel", self.hardware.gpu_count)
         if self.hardware.gpu_count % self.tensor_parallel:

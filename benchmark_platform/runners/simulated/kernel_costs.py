@@ -29,8 +29,9 @@ MoE op (the fused grouped-GEMM kernels, per MoE layer, at the step's token count
 tensor- and expert-parallel splits and weight precisions, with tokens spread over the experts by its default power
 law), everything else (attention, the dense and shared layers, the collectives) by the roofline. The grouped GEMMs
 run far below the roofline's peak where each expert's slice is thin (DeepSeek-R1's 2,048-wide experts split eight
-ways: 14 % of the H200's FP8 peak at 8,192 tokens), which the roofline cannot know. Data-parallel attention is not
-in its tables; such a replica falls back to the roofline.
+ways: 14 % of the H200's FP8 peak at 8,192 tokens), which the roofline cannot know. A replica with data-parallel
+attention falls back to the roofline: the op has an attention-DP mode, but which token count it takes per rank was not
+checked against its tables, so it is not asked.
 
 The model's intermediate size comes from its facts; where they lack it, from the parameter count: what the layers'
 attention and the embeddings (and an untied lm_head of ``vocab_size`` rows) leave, as a gated MLP of three matrices.
@@ -54,7 +55,12 @@ import numpy as np
 from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import calibration, roofline
-from benchmark_platform.runners.simulated.step_costs import KernelsUnavailable, Predictor, PredictorChoice
+from benchmark_platform.runners.simulated.step_costs import (
+    MOE_LAYERS_ONLY,
+    KernelsUnavailable,
+    Predictor,
+    PredictorChoice,
+)
 
 # Our GPU types (catalogs/hardware.yaml) -> aiconfigurator systems with measured ("SILICON") data.
 SYSTEMS = {
@@ -87,12 +93,13 @@ BACKENDS = {"vllm": "vllm", "sglang": "sglang", "tensorrt-llm": "trtllm", "trtll
 GEMM_QUANT = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8", "int8": "sq", "int4": "int4_wo"}
 KV_QUANT = {"fp8": "fp8", "auto": "bfloat16"}
 # Our weight precisions -> its MoE quant modes: the released FP8 MoE checkpoints (DeepSeek's, Qwen3's) carry 128 x 128
-# block scales; FP4 by scheme (MXFP4, gpt-oss's: 4-bit weights, 16-bit activations, as vLLM runs them on Hopper).
+# block scales; FP4 by scheme. MXFP4 (gpt-oss's) is asked as 4-bit weights with 16-bit activations on every GPU, as
+# vLLM runs it on Hopper and as vLLM's B200 tables hold it; SGLang and TensorRT-LLM on Blackwell can run MXFP4 x MXFP8
+# (about twice as fast at 4,096 tokens in SGLang's B200 tables), which this mapping does not ask for.
 MOE_QUANT = {"fp16": "bfloat16", "bf16": "bfloat16", "fp8": "fp8_block", "int4": "int4_wo"}
 MOE_FP4_QUANT = {"mxfp4": "w4a16_mxfp4", "nvfp4": "nvfp4"}
-# What a hybrid result's data version adds to say which part the tables measured (``ranking.predictors`` reads it).
-MOE_LAYERS_ONLY = "(MoE layers; attention, dense layers: roofline)"
-# How a step's tokens spread over the experts: its estimator's default (a power law, alpha 1.01), not uniform routing.
+# How a step's tokens spread over the experts: a power law of alpha 1.01, its DeepSeek estimators' default (its
+# generic MoE model uses 1.2: up to 13 % apart per layer at 16 tokens, 6 % or less from 64), not uniform routing.
 MOE_DISTRIBUTION = "power_law_1.01"
 # Grids the engine is asked on: GEMM rows, decode batch x mean context, prompt lengths (the measured axes' points).
 TOKEN_GRID = np.array(sorted({2**i for i in range(16)} | {3 * 2**i for i in range(14)}), dtype=float)
@@ -268,8 +275,9 @@ def kernel_step_costs(
     tensor_parallel: int,
     requested: PredictorChoice = "kernels",
     options: ServingOptions | None = None,
-) -> KernelStepCosts:
-    """The measured-kernel step costs of ``model`` on ``tensor_parallel`` GPUs of ``hardware`` under ``framework``.
+) -> KernelStepCosts | MoeLayerStepCosts:
+    """The measured-kernel step costs of ``model`` on ``tensor_parallel`` GPUs of ``hardware`` under ``framework``
+    (an MoE model's: its expert layers measured, the rest the roofline's).
 
     Raises ``ImportError`` without ``aiconfigurator-core``, ``KernelsUnavailable`` (saying why) where it has no
     measurements for this GPU, engine, precision or shape."""
@@ -308,7 +316,7 @@ def _moe_layer_step_costs(
     ``KernelsUnavailable`` where the tables have no MoE op for this GPU, engine, expert shape, split or precision,
     and under data-parallel attention (not in the tables)."""
     if options.data_parallel_attention:
-        raise KernelsUnavailable("data-parallel attention is not in the measured MoE kernels")
+        raise KernelsUnavailable("data-parallel attention is left to the roofline (its MoE op's DP mode is not asked)")
     _package_version()  # ImportError without it, before anything else is asked
     system, backend = _system(hardware), _backend(framework)
     moe = model.moe
@@ -352,13 +360,14 @@ def _moe_table(system: str, backend: str, shape: tuple[int, ...], quant: str):
     op = ops.MoE(
         "moe", 1, hidden, intermediate, topk, experts, moe_tp, moe_ep, common.MoEQuantMode[quant], MOE_DISTRIBUTION, 1
     )
+    ops_json = engine.build_ops_json([op])
     sources: set[str] = set()
     seconds = []
     with _quiet():
         try:
             for tokens in TOKEN_GRID:
                 [(_, latency, _, source)] = handle.evaluate_ops_json(
-                    engine.build_ops_json([op]), is_context=False, batch_size=int(tokens), s=1
+                    ops_json, is_context=False, batch_size=int(tokens), s=1
                 )
                 sources.add(source)
                 seconds.append(latency / 1e3)  # its latencies are in ms
@@ -367,7 +376,8 @@ def _moe_table(system: str, backend: str, shape: tuple[int, ...], quant: str):
                 f"aiconfigurator-core's {system}/{backend}/{version} tables have no MoE op for this model: "
                 f"{_reason(error)}"
             ) from error
-    return version, np.array(seconds), sources <= MEASURED_SOURCES
+    # the measured rows dip by up to 7 % between neighbouring token counts; a step of more tokens never costs less
+    return version, np.maximum.accumulate(seconds), sources <= MEASURED_SOURCES
 
 
 def _predictor(data_version: str, measured: bool, requested: PredictorChoice) -> Predictor:

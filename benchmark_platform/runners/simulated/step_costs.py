@@ -25,6 +25,9 @@ from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, Model
 PredictorChoice = Literal["auto", "roofline", "kernels"]
 PREDICTOR_CHOICES: tuple[PredictorChoice, ...] = ("auto", "roofline", "kernels")
 ModelKind = Literal["dense", "moe"]
+# What a result's data version ends with where the measured tables costed only an MoE model's expert layers and the
+# roofline the rest (``kernel_costs.MoeLayerStepCosts``; ``ranking.predictors`` labels such results apart).
+MOE_LAYERS_ONLY = "(MoE layers; attention, dense layers: roofline)"
 # (GPU type, engine, model kind) where ``auto`` asks the measured kernels first; everything else gets the roofline.
 # Chosen by validation error (docs/simulator-accuracy.md, "Which predictor answers"): where the mean of the kernels'
 # per-metric median errors over the validation rows of that GPU, engine and model kind was below the roofline's. Only
@@ -90,7 +93,8 @@ def step_cost_model(
     options: ServingOptions | None = None,
 ) -> StepCostModel:
     """The step-cost model that answers for this replica under the serving ``options``: the requested backend, or the
-    roofline with the reason (the measured kernels cannot represent expert parallelism or data-parallel attention)."""
+    roofline with the reason (``KernelsUnavailable``: a GPU, engine, precision or shape without measurements, or
+    options the measured kernels leave to the roofline)."""
     from benchmark_platform.runners.simulated import roofline
 
     if predictor not in PREDICTOR_CHOICES:
