@@ -94,6 +94,16 @@ SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {
         "vLLM V1's host work per sequence per step (output throughput of a 0.5B at concurrency 32, where the GPU "
         "part of a step is small)",
     ),
+    # Chosen by the third pass's rule turned to batch size: the first all-at-once row (the largest batches) of the
+    # source with the most SGLang calibration rows (datacrunch's H200 runs); before it SGLang paid nothing per
+    # sequence and its offline rows ran 15-35 % fast.
+    "sglang": FittedConstant(
+        37e-6,
+        "s per running sequence per step",
+        ("dc-sglang-70b-h200x4-offline-rand1k-1k",),
+        "SGLang's host work per running sequence per step (output throughput of a TP-4 70B with 1,000 prompts of "
+        "1,024 tokens sent at once)",
+    ),
 }
 # Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above. PCIe: eight L40S reach
 # each other through the hosts' PCIe switches and root complexes, so NCCL's all-reduce is slower to start and moves a
