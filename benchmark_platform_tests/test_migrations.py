@@ -264,6 +264,27 @@ def test_0010_records_price_basis_and_cost_unit_and_downgrades_back(engine):
         assert conn.execute(text("SELECT reserved_cost_per_hour_usd FROM hardware_configs")).scalar_one() is None
 
 
+def insert_a_completed_config_and_its_result(conn, *, tensor_parallel: int) -> None:
+    """A completed chatbot config of the stored version, hardware and framework, and its simulated result, at a
+    schema with ``tensor_parallel`` (0002 on)."""
+    conn.execute(
+        text(
+            "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
+            " batch_size, sequence_length, tensor_parallel, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024,"
+            " :tensor_parallel, 'completed' FROM model_versions v, hardware_configs h, inference_frameworks f"
+        ),
+        {"tensor_parallel": tensor_parallel},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO benchmark_results (config_id, model_version_id, hardware_config_id, framework_id,"
+            " workload_type, batch_size, sequence_length, tensor_parallel, throughput_tokens_sec, runner)"
+            " SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
+            " sequence_length, tensor_parallel, 1000, 'simulated' FROM benchmark_configs"
+        )
+    )
+
+
 def test_0011_moe_admits_fp4_versions_keeps_older_results_and_downgrades_back(engine):
     """A database at 0010 holding a version with a result upgrades to 0011 with the result intact and then takes
     an fp4 version; going down refuses, naming it, while it is stored (the older check cannot hold it), and goes back
@@ -275,21 +296,7 @@ def test_0011_moe_admits_fp4_versions_keeps_older_results_and_downgrades_back(en
     migrations.downgrade(engine, "0010")
     with engine.begin() as conn:
         insert_schema_rows(conn)
-        conn.execute(
-            text(
-                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
-                " batch_size, sequence_length, tensor_parallel, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024,"
-                " 1, 'completed' FROM model_versions v, hardware_configs h, inference_frameworks f"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO benchmark_results (config_id, model_version_id, hardware_config_id, framework_id,"
-                " workload_type, batch_size, sequence_length, tensor_parallel, throughput_tokens_sec, runner)"
-                " SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
-                " sequence_length, tensor_parallel, 1000, 'simulated' FROM benchmark_configs"
-            )
-        )
+        insert_a_completed_config_and_its_result(conn, tensor_parallel=1)
     with pytest.raises(IntegrityError, match="quantization_known"), engine.begin() as conn:
         conn.execute(text(fp4_version))
 
@@ -350,21 +357,7 @@ def test_0013_gives_stored_rows_the_plain_options_keys_configs_by_them_and_downg
     migrations.downgrade(engine, "0012")
     with engine.begin() as conn:
         insert_schema_rows(conn, use_case=True)
-        conn.execute(
-            text(
-                "INSERT INTO benchmark_configs (model_version_id, hardware_config_id, framework_id, workload_type,"
-                " batch_size, sequence_length, tensor_parallel, status) SELECT v.id, h.id, f.id, 'chatbot', 1, 1024,"
-                " 8, 'completed' FROM model_versions v, hardware_configs h, inference_frameworks f"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO benchmark_results (config_id, model_version_id, hardware_config_id, framework_id,"
-                " workload_type, batch_size, sequence_length, tensor_parallel, throughput_tokens_sec, runner)"
-                " SELECT id, model_version_id, hardware_config_id, framework_id, workload_type, batch_size,"
-                " sequence_length, tensor_parallel, 1000, 'simulated' FROM benchmark_configs"
-            )
-        )
+        insert_a_completed_config_and_its_result(conn, tensor_parallel=8)
         conn.execute(text(USE_CASE_RANKING))
         conn.execute(
             text(
