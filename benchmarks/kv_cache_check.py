@@ -54,7 +54,6 @@ SAME_ARCHITECTURE = {
 }
 # Ids simulator_accuracy resolves as mixture-of-experts models (its MoE path).
 MOE_MODELS = {*accuracy.MOE_FACTS_OF_MODEL, "openai/gpt-oss-120b", "openai/gpt-oss-20b", "Qwen/Qwen3-30B-A3B"}
-# GPU names in the data file that the catalog spells otherwise.
 
 
 def load_rows(path: Path = DATA_FILE) -> list[dict]:
@@ -62,8 +61,7 @@ def load_rows(path: Path = DATA_FILE) -> list[dict]:
 
 
 def load_shapes(path: Path = SHAPES_FILE) -> dict[str, dict]:
-    shapes = yaml.safe_load(path.read_text(encoding="utf-8")).get("model_shapes") or {}
-    return shapes | {alias: shape for shape in list(shapes.values()) for alias in shape.get("aliases", [])}
+    return accuracy.model_shapes(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 def model_of(row: dict, shapes: dict[str, dict]) -> ModelFacts | None:

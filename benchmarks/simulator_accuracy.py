@@ -576,14 +576,20 @@ def load_rows(paths: tuple[Path, ...] = DATA_FILES, inputs_path: Path = INPUTS_F
     rows = []
     for path in paths:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        shapes = document.get("model_shapes") or {}
-        shapes |= {alias: shape for shape in list(shapes.values()) for alias in shape.get("aliases", [])}
+        shapes = model_shapes(document)
         for row in document["rows"]:
             row = row | inputs.get(row["id"], {})
             if row["model"] in shapes and "model_shape" not in row:
                 row["model_shape"] = _model_shape(row, shapes[row["model"]])
             rows.append(row | {"file": path.name})
     return rows
+
+
+def model_shapes(document: dict) -> dict[str, dict]:
+    """A data file's ``model_shapes`` by model id, each entry also under its ``aliases`` (checkpoints of the same
+    architecture)."""
+    shapes = document.get("model_shapes") or {}
+    return shapes | {alias: shape for shape in list(shapes.values()) for alias in shape.get("aliases", [])}
 
 
 def inferencex_rows(paths: tuple[Path, ...]) -> list[dict]:
