@@ -286,14 +286,14 @@ def kernel_step_costs(
         return _moe_layer_step_costs(model, hardware, framework, tensor_parallel, requested, options)
     if options.expert_parallel > 1 or options.data_parallel_attention:
         raise KernelsUnavailable("expert parallelism and data-parallel attention are not in the measured kernels")
-    _package_version()  # ImportError without it, before anything else is asked
+    package_version = _package_version()  # ImportError without it, before anything else is asked
     system, backend = _system(hardware), _backend(framework)
     shape = layer_shape(model, tensor_parallel, options.kv_cache_dtype)
     tables = _tables(system, backend, shape)
     version, token_s, logits_s, decode_attention_s, prompt_attention_s, measured = tables
     return KernelStepCosts(
         tensor_parallel=tensor_parallel,
-        predictor=_predictor(f"{system}/{backend}/{version}", measured, requested),
+        predictor=_predictor(package_version, f"{system}/{backend}/{version}", measured, requested),
         token_s=token_s,
         logits_s=logits_s,
         decode_attention_s=decode_attention_s,
@@ -317,7 +317,7 @@ def _moe_layer_step_costs(
     and under data-parallel attention (not in the tables)."""
     if options.data_parallel_attention:
         raise KernelsUnavailable("data-parallel attention is left to the roofline (its MoE op's DP mode is not asked)")
-    _package_version()  # ImportError without it, before anything else is asked
+    package_version = _package_version()  # ImportError without it, before anything else is asked
     system, backend = _system(hardware), _backend(framework)
     moe = model.moe
     ep = options.expert_parallel
@@ -329,7 +329,7 @@ def _moe_layer_step_costs(
     routed_active = model.routed_expert_parameters() * moe.experts_per_token / moe.experts
     return MoeLayerStepCosts(
         tensor_parallel=tensor_parallel,
-        predictor=_predictor(f"{system}/{backend}/{version} {MOE_LAYERS_ONLY}", measured, requested),
+        predictor=_predictor(package_version, f"{system}/{backend}/{version} {MOE_LAYERS_ONLY}", measured, requested),
         rest=dataclasses.replace(
             whole, expert_weights_s=0.0, token_s=whole.token_s * (1 - routed_active / model.active_parameters())
         ),
@@ -380,10 +380,10 @@ def _moe_table(system: str, backend: str, shape: tuple[int, ...], quant: str):
     return version, np.maximum.accumulate(seconds), sources <= MEASURED_SOURCES
 
 
-def _predictor(data_version: str, measured: bool, requested: PredictorChoice) -> Predictor:
+def _predictor(package_version: str, data_version: str, measured: bool, requested: PredictorChoice) -> Predictor:
     return Predictor(
         backend="kernels",
-        version=_package_version(),
+        version=package_version,
         data_version=data_version,
         in_measured_range=measured,
         requested=requested,
