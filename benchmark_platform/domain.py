@@ -280,6 +280,13 @@ def options_problem(model: ModelFacts, tensor_parallel: int, options: ServingOpt
     return None
 
 
+def require_runnable_options(model: ModelFacts, tensor_parallel: int, options: ServingOptions) -> None:
+    """``ValueError`` naming the field and why, where ``options_problem`` finds one."""
+    if problem := options_problem(model, tensor_parallel, options):
+        field, why = problem
+        raise ValueError(f"{field}: {why}")
+
+
 # --- hardware, framework, workload -----------------------------------------------------------------------------------
 
 

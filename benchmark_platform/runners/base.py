@@ -20,7 +20,7 @@ from benchmark_platform.domain import (
     ModelFacts,
     ServingOptions,
     WorkloadFacts,
-    options_problem,
+    require_runnable_options,
 )
 
 METRIC_COLUMNS = (
@@ -87,8 +87,7 @@ class RunSpec(_Frozen):
                 f"tensor_parallel {self.tensor_parallel} does not divide {self.hardware.name}'s "
                 f"{self.hardware.gpu_count} GPUs"
             )
-        if problem := options_problem(self.model, self.tensor_parallel, self.options):
-            raise ValueError(f"{problem[0]}: {problem[1]}")
+        require_runnable_options(self.model, self.tensor_parallel, self.options)
         return self
 
     @property

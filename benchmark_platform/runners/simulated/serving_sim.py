@@ -61,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark_platform import memory, workloads
-from benchmark_platform.domain import ServingOptions, options_problem
+from benchmark_platform.domain import ServingOptions, require_runnable_options
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.step_costs import PredictorChoice, step_cost_model
@@ -222,8 +222,7 @@ def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
 
 
 def _validate_options(model: ModelFacts, tensor_parallel: int, options: ServingOptions, shared_prefix: float) -> None:
-    if problem := options_problem(model, tensor_parallel, options):
-        raise ValueError(f"{problem[0]}: {problem[1]}")
+    require_runnable_options(model, tensor_parallel, options)
     if not 0.0 <= shared_prefix < 1.0:
         raise ValueError(f"shared_prefix_fraction must lie in [0, 1), got {shared_prefix!r}")
 
