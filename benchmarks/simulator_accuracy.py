@@ -816,7 +816,6 @@ def print_speed(repeat: int = 5, predictor: str = "auto") -> None:
             f"concurrency {load['concurrency']}" if "concurrency" in load else f"Poisson {load['request_rate']:g} req/s"
         )
         label = f"{name} H100, {shape}, {load['input_tokens']:,} in / {load['output_tokens']:,} out"
-        simulate_serving(model, hardware, framework, tensor_parallel=1, predictor=predictor, **load)  # tables built
         best = math.inf
         for _ in range(repeat):
             started = time.process_time()
