@@ -192,6 +192,7 @@ def test_shapes_and_window_are_consistent():
         ({"concurrency": 1, "output_tokens": -5}, "output_tokens"),
         ({"concurrency": 1, "num_requests": 0}, "num_requests"),
         ({"concurrency": 1, "scheduler_steps": 0}, "scheduler_steps"),
+        ({"concurrency": 1, "scheduler_recv_interval": 0}, "scheduler_recv_interval"),
     ],
 )
 def test_bad_arguments_name_the_argument(arguments, named):
@@ -245,6 +246,33 @@ def test_multi_step_scheduling_delays_admission_to_the_block_end_and_streams_in_
     assert multi.output_tokens_per_s == pytest.approx(single.output_tokens_per_s, rel=0.05)
     with pytest.raises(ValueError, match="scheduler_steps"):
         simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, scheduler_steps=10, **load)  # V1: no multi-step
+
+
+def test_sglang_polling_every_nth_decode_step_delays_admission_while_a_batch_decodes():
+    """SGLang's --scheduler-recv-interval N: while a batch decodes, its scheduler takes new requests only every N-th
+    decode step, so an arrival waits about half of N steps more for its prefill (TTFT grows with N); after a prompt
+    step, or on an idle server, it is seen at once (one request at a time pays nothing); decode steps cost the same."""
+    sglang = accuracy.framework_facts("sglang")
+    load = {"input_tokens": 1024, "output_tokens": 256, "concurrency": 8}
+    polled = {
+        n: simulate_serving(LLAMA_8B, H100, sglang, tensor_parallel=1, scheduler_recv_interval=n, **load)
+        for n in (1, 10, 30)
+    }
+    assert polled[10].assumptions["scheduler_recv_interval"] == 10
+    step_ms = p50_ms(polled[1].tpot_s)
+    waited = {n: p50_ms(polled[n].ttft_s) - p50_ms(polled[1].ttft_s) for n in (10, 30)}
+    assert waited[10] == pytest.approx(5 * step_ms, rel=0.6)
+    assert waited[30] == pytest.approx(15 * step_ms, rel=0.6) and waited[30] > 2 * waited[10]
+    assert p50_ms(polled[10].tpot_s) == pytest.approx(step_ms, rel=0.15)
+    alone = {
+        n: simulate_serving(
+            LLAMA_8B, H100, sglang, tensor_parallel=1, scheduler_recv_interval=n, **load | {"concurrency": 1}
+        )
+        for n in (1, 10)
+    }
+    assert p50_ms(alone[10].ttft_s) == pytest.approx(p50_ms(alone[1].ttft_s), rel=0.02)
+    with pytest.raises(ValueError, match="scheduler_recv_interval"):
+        simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, scheduler_recv_interval=10, **load)
 
 
 def test_engines_that_run_prefill_alone_stall_the_running_decodes(monkeypatch):

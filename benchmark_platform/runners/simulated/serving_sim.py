@@ -28,6 +28,11 @@ Multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps N``, a V0 option gone 
 waits for the block's end before its prompt is prefilled (one step of its own), sequences that finish inside a block
 keep their slot (and are computed) until its end, and each block's tokens reach the client together at its end.
 
+SGLang's ``--scheduler-recv-interval N`` (``scheduler_recv_interval``; default 1) makes its scheduler poll for new
+requests only once its counter reaches N: each decode step (or idle pass) adds 1, any step with prompt tokens adds
+1,000 (SGLang's ``SchedulerRecvSkipper`` weights), so while a batch decodes a request that arrives meanwhile waits for
+the next N-th decode step before it can be admitted; after a prompt step, or when idle, it is seen at once.
+
 Serving options (``domain.ServingOptions``) change what a step costs and what the cache holds: the KV-cache dtype,
 expert parallelism and data-parallel attention act through ``memory`` and the step-cost backend
 (``roofline.step_costs``); speculative decoding and prefix caching act here:
@@ -239,6 +244,7 @@ def _validate(
     scheduler_steps: int,
     chunked_prefill: bool | None,
     whole_run: bool,
+    scheduler_recv_interval: int,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -265,6 +271,12 @@ def _validate(
         raise ValueError("whole_run needs the run's num_requests")
     if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
         raise ValueError(f"chunked_prefill must be True, False or None, got {chunked_prefill!r}")
+    positive_int("scheduler_recv_interval", scheduler_recv_interval)
+    if scheduler_recv_interval > 1 and (framework.name != "sglang" or scheduler_steps > 1):
+        raise ValueError(
+            f"scheduler_recv_interval > 1 is SGLang's --scheduler-recv-interval, modelled for SGLang without "
+            f"multi-step scheduling: not for {framework.name} {framework.version}, scheduler_steps {scheduler_steps}"
+        )
     if scheduler_steps > 1 and mixes_prefill_with_decodes(framework, chunked_prefill):
         raise ValueError(
             f"scheduler_steps > 1 (multi-step scheduling) is modelled only for engines that run prefill steps alone "
@@ -284,6 +296,7 @@ def simulate_serving(
     request_rate: float | None = None,
     num_requests: int | None = None,
     scheduler_steps: int = 1,
+    scheduler_recv_interval: int = 1,
     staggered_start: bool = True,
     seed: int = 0,
     predictor: PredictorChoice = "auto",
@@ -297,8 +310,10 @@ def simulate_serving(
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
     ``scheduler_steps`` is the server's multi-step scheduling setting (vLLM 0.6's ``--num-scheduler-steps``; 1, the
-    default everywhere, schedules every step). ``staggered_start`` (closed loop): the clients start one by one over
-    one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency test).
+    default everywhere, schedules every step); ``scheduler_recv_interval`` is SGLang's ``--scheduler-recv-interval``
+    (1, its default, polls for new requests every step). ``staggered_start`` (closed loop): the clients start one by
+    one over one unloaded request latency; False sends their first requests together (an offline batch, vLLM's latency
+    test).
     ``predictor`` picks the step-cost backend (``step_costs``); the one that answered is in ``assumptions``.
     ``options`` are the engine's serving options (None: ``ServingOptions()``, a plain tensor-parallel deployment);
     ``shared_prefix_fraction`` is the share of each prompt earlier requests already sent (what prefix caching can
@@ -329,6 +344,7 @@ def simulate_serving(
         scheduler_steps,
         chunked_prefill,
         whole_run,
+        scheduler_recv_interval,
     )
     options = options or ServingOptions()
     _validate_options(model, tensor_parallel, options, shared_prefix_fraction)
@@ -471,6 +487,11 @@ def simulate_serving(
     step = 0
     decode = 0  # the number of the next decode step
     now = 0.0
+    # SGLang's receive counter (``scheduler_recv_interval``): decode steps since its scheduler last polled for new
+    # requests; arrivals join ``waiting`` only when it may poll (after a prompt step or an idle pass, or at 0 after
+    # a run of decode steps)
+    since_recv = 0
+    may_receive = True
 
     def complete(request: int) -> None:
         nonlocal reserved, done_measured, issued, scheduled
@@ -550,7 +571,7 @@ def simulate_serving(
         preemptions += 1
 
     while done_measured < measured:
-        while next_arrival < scheduled and arrival[next_arrival] <= now:
+        while may_receive and next_arrival < scheduled and arrival[next_arrival] <= now:
             waiting.append(next_arrival)
             next_arrival += 1
         if on_prompt:
@@ -641,6 +662,7 @@ def simulate_serving(
                     prompt_sum += prompt_of[request]
             step += 1
             decode += 1 if mixed else 0
+            since_recv, may_receive = 0, True
         elif n_decoding:
             # a run of decode-only steps up to the next completion (or, open loop, the next admissible arrival);
             # under multi-step scheduling a whole block, whatever finishes or arrives meanwhile
@@ -660,7 +682,9 @@ def simulate_serving(
             duration *= jitter[start : start + count]
             run_end = now + float(duration.sum())
             if not multi_step and next_arrival < scheduled and admissible and arrival[next_arrival] < run_end:
-                count = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
+                # up to the step the arrival lands in, or (polling every N-th decode step) the next poll after it
+                arrived = int(np.searchsorted(now + np.cumsum(duration), arrival[next_arrival])) + 1
+                count = min(count, arrived + (-(since_recv + arrived) % scheduler_recv_interval))
                 duration = duration[:count]
                 run_end = now + float(duration.sum())
             middle = context + growth * n_decoding * (count // 2)
@@ -674,10 +698,14 @@ def simulate_serving(
                 decode_runs.append((step, count))
             step += count
             decode += count
+            since_recv = (since_recv + count) % scheduler_recv_interval
+            may_receive = since_recv == 0
             complete_decodes_through(decode - 1)
         else:
-            # idle until the next arrival (open loop, or a closed loop's clients still starting)
-            gap = float(arrival[next_arrival]) - now
+            # idle until the next arrival (open loop, or a closed loop's clients still starting; one that arrived
+            # while the scheduler was not polling is seen at once, idle passes being quick)
+            gap = max(0.0, float(arrival[next_arrival]) - now)
+            since_recv, may_receive = 0, True
             now += gap
             durations.append((gap,))
             run_lengths.append(1)
@@ -719,6 +747,7 @@ def simulate_serving(
         run_lengths=run_lengths_array,
         delivery=delivery,
         scheduler_steps=scheduler_steps,
+        scheduler_recv_interval=scheduler_recv_interval,
         run_running=np.asarray(run_running, dtype=np.int64),
         bound_time=bound_time,
         capacity=capacity,
@@ -809,6 +838,7 @@ def _summarize(
     run_lengths: np.ndarray,
     delivery: np.ndarray | None,
     scheduler_steps: int,
+    scheduler_recv_interval: int,
     run_running: np.ndarray,
     bound_time: dict[str, float],
     capacity: int,
@@ -964,6 +994,7 @@ def _summarize(
             "max_num_batched_tokens": budget,
             "max_num_seqs": max_seqs,
             "scheduler_steps": scheduler_steps,
+            "scheduler_recv_interval": scheduler_recv_interval,
             "kv_admission": (
                 f"on the prompt: admitted when its prompt fits in the free KV cache less a {ADMISSION_WATERMARK:.0%} "
                 "watermark; the newest running request is preempted (KV freed, prompt + generated tokens recomputed) "
