@@ -68,8 +68,12 @@ BAND_GOAL = 0.25
 # took the dense medians to 9.3 / 29.1 / 9.4 %. Nineteen rows added after it (GPUStack's Qwen3-32B on H100 and
 # Qwen3-14B on A100, all prompts at once; chosen before they were simulated) took the throughput median to 12.8 %:
 # the throughput ceiling rose from 10 to 13 % with them, nothing else changed (the doc's "Rows added in stop 20").
-# SGLang's per-sequence host cost (fitted on a calibration row) then took them to 12.2 / 28.4 / 8.2 %.
-VALIDATION_CEILINGS = {"output_throughput": 0.13, "ttft": 0.29, "tpot": 0.09}
+# SGLang's per-sequence host cost (fitted on a calibration row) then took them to 12.2 / 28.4 / 8.2 %. Twenty rows
+# of a new source added after it (dstack's Llama 3.1 405B on 8 x MI300X with an early ROCm build of vLLM 0.6.3, every
+# run of its three result files, chosen before any was simulated) took them to 19.2 / 63.8 / 29.7 %: the simulator is
+# 2-20 times off on them (the doc's "Twenty rows of an early ROCm build"); the ceilings rose with them, nothing else
+# changed.
+VALIDATION_CEILINGS = {"output_throughput": 0.20, "ttft": 0.65, "tpot": 0.30}
 # The same ratchet on the MoE validation rows (validation_serving_moe.yaml), far from the goals: see the doc's MoE
 # section for which rows miss and why.
 # The rows with expert parallelism, DP attention and MTP are simulated since the serving options (issue 21): their TTFT
@@ -699,6 +703,8 @@ GROUPINGS = {
     "engine": lambda c: c.row["framework"],
     "GPU x engine": lambda c: f"{GPU_ALIASES.get(c.row['gpu_type'], c.row['gpu_type'])} x {c.row['framework']}",
     "concurrency band": lambda c: c.band,
+    # the source document (a row id's prefix): one source's many rows can carry a median
+    "source": lambda c: c.row["id"].split("-", 1)[0],
 }
 
 
