@@ -275,6 +275,27 @@ def test_sglang_polling_every_nth_decode_step_delays_admission_while_a_batch_dec
         simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, scheduler_recv_interval=10, **load)
 
 
+def test_the_accuracy_script_runs_vllm_v0_with_chunked_prefill_where_it_turned_it_on_by_itself():
+    """vLLM 0.5.4 to 0.7 (V0) enable chunked prefill for a model whose context exceeds 32K tokens unless the server
+    says otherwise, limits --max-model-len or runs multi-step scheduling; V1 and older V0 releases keep their own
+    default (None)."""
+    v0 = VLLM.model_copy(update={"version": "0.6.3.dev116+g151ef4ef"})
+    long_context = LLAMA_8B.model_copy(update={"max_position_embeddings": 131072})
+    row = {"engine_flags": "vllm serve meta-llama/Llama-3.1-8B-Instruct"}
+    assert accuracy.chunked_prefill_flag(row, long_context, v0) is True
+    assert accuracy.chunked_prefill_flag(row, long_context, VLLM.model_copy(update={"version": "0.5.3"})) is None
+    assert accuracy.chunked_prefill_flag(row, long_context, VLLM) is None  # V1
+    assert accuracy.chunked_prefill_flag(row | {"num_scheduler_steps": 10}, long_context, v0) is None
+    limited = {"engine_flags": row["engine_flags"] + " --max-model-len 8192"}
+    assert accuracy.chunked_prefill_flag(limited, long_context, v0) is None
+    assert (
+        accuracy.chunked_prefill_flag(row, long_context.model_copy(update={"max_position_embeddings": 8192}), v0)
+        is None
+    )
+    stated = {"engine_flags": row["engine_flags"] + " --no-enable-chunked-prefill"}
+    assert accuracy.chunked_prefill_flag(stated, long_context, v0) is False
+
+
 def test_engines_that_run_prefill_alone_stall_the_running_decodes(monkeypatch):
     """vLLM V1 lets prompt chunks ride along with decodes; its V0 engine (like SGLang by default) runs them as steps
     of their own, so every arrival stalls the running streams for a whole prefill (without CUDA graphs). The engines'
