@@ -203,19 +203,27 @@ def test_bad_arguments_name_the_argument(arguments, named):
 
 def test_accuracy_on_validation_rows_holds_its_ceiling():
     """benchmarks/simulator_accuracy.py on the held-out rows (role validation, which fitted nothing): the medians of the
-    dense and the MoE rows stay within the ceilings docs/simulator-accuracy.md quotes (the issue's goals, 15 / 25 /
-    10 %, are not met yet on TTFT and TPOT, nor on MoE throughput: the doc names the rows that miss and why), and the
-    calibration rows keep the accuracy they were fitted to."""
+    dense rows, of the MoE rows and of each source held apart (``SOURCE_CEILINGS``: one source far off would carry
+    the dense medians) stay within the ceilings docs/simulator-accuracy.md quotes (the issue's goals, 15 / 25 / 10 %,
+    are not met on every metric: the doc names the rows that miss and why), and the calibration rows keep the accuracy
+    they were fitted to."""
     comparisons, _ = accuracy.run_accuracy()
-    for ceilings, moe, rows in (
-        (accuracy.VALIDATION_CEILINGS, False, 20),
-        (accuracy.MOE_VALIDATION_CEILINGS, True, 10),
-    ):
-        validation = [c for c in comparisons if c.role == "validation" and accuracy.is_moe(c.row) == moe]
-        assert len(validation) >= rows
-        medians = accuracy.median_absolute_errors(validation)
+    validation = [c for c in comparisons if c.role == "validation"]
+    apart = set(accuracy.SOURCE_CEILINGS)
+    dense = [c for c in validation if not accuracy.is_moe(c.row) and accuracy.source_of(c.row) not in apart]
+    held = [
+        ("dense", accuracy.VALIDATION_CEILINGS, dense, 20),
+        ("MoE", accuracy.MOE_VALIDATION_CEILINGS, [c for c in validation if accuracy.is_moe(c.row)], 10),
+        *(
+            (source, ceilings, [c for c in validation if accuracy.source_of(c.row) == source], 10)
+            for source, ceilings in accuracy.SOURCE_CEILINGS.items()
+        ),
+    ]
+    for name, ceilings, rows, at_least in held:
+        assert len(rows) >= at_least, name
+        medians = accuracy.median_absolute_errors(rows)
         for metric, ceiling in ceilings.items():
-            assert medians[metric] <= ceiling, (moe, metric, medians[metric])
+            assert medians[metric] <= ceiling, (name, metric, medians[metric])
     calibration = accuracy.median_absolute_errors([c for c in comparisons if c.role == "calibration"])
     assert calibration["output_throughput"] <= 0.15 and calibration["tpot"] <= 0.10, calibration
     assert calibration["ttft"] <= 0.25, calibration
@@ -250,8 +258,8 @@ def test_multi_step_scheduling_delays_admission_to_the_block_end_and_streams_in_
 
 def test_sglang_polling_every_nth_decode_step_delays_admission_while_a_batch_decodes():
     """SGLang's --scheduler-recv-interval N: while a batch decodes, its scheduler takes new requests only every N-th
-    decode step, so an arrival waits about half of N steps more for its prefill (TTFT grows with N); after a prompt
-    step, or on an idle server, it is seen at once (one request at a time pays nothing); decode steps cost the same."""
+    decode step, so an arrival waits up to N steps more for its prefill (TTFT grows with N); after a prompt step, or
+    on an idle server, it is seen at once (one request at a time pays nothing); decode steps cost the same."""
     sglang = accuracy.framework_facts("sglang")
     load = {"input_tokens": 1024, "output_tokens": 256, "concurrency": 8}
     polled = {
@@ -260,9 +268,8 @@ def test_sglang_polling_every_nth_decode_step_delays_admission_while_a_batch_dec
     }
     assert polled[10].assumptions["scheduler_recv_interval"] == 10
     step_ms = p50_ms(polled[1].tpot_s)
-    waited = {n: p50_ms(polled[n].ttft_s) - p50_ms(polled[1].ttft_s) for n in (10, 30)}
-    assert waited[10] == pytest.approx(5 * step_ms, rel=0.6)
-    assert waited[30] == pytest.approx(15 * step_ms, rel=0.6) and waited[30] > 2 * waited[10]
+    waited = {n: (p50_ms(polled[n].ttft_s) - p50_ms(polled[1].ttft_s)) / step_ms for n in (10, 30)}  # in steps
+    assert 1 < waited[10] < 10 and 5 < waited[30] < 30 and waited[30] > 2 * waited[10], waited
     assert p50_ms(polled[10].tpot_s) == pytest.approx(step_ms, rel=0.15)
     alone = {
         n: simulate_serving(
@@ -270,9 +277,11 @@ def test_sglang_polling_every_nth_decode_step_delays_admission_while_a_batch_dec
         )
         for n in (1, 10)
     }
-    assert p50_ms(alone[10].ttft_s) == pytest.approx(p50_ms(alone[1].ttft_s), rel=0.02)
+    assert p50_ms(alone[10].ttft_s) == p50_ms(alone[1].ttft_s)
     with pytest.raises(ValueError, match="scheduler_recv_interval"):
         simulate_serving(LLAMA_8B, H100, VLLM, tensor_parallel=1, scheduler_recv_interval=10, **load)
+    with pytest.raises(ValueError, match="above 1,000"):
+        simulate_serving(LLAMA_8B, H100, sglang, tensor_parallel=1, scheduler_recv_interval=1001, **load)
 
 
 def test_the_accuracy_script_runs_vllm_v0_with_chunked_prefill_where_it_turned_it_on_by_itself():
@@ -608,17 +617,14 @@ def test_prompt_admission_runs_more_sequences_than_full_reservation_and_preempts
 
 def test_tensorrt_llm_takes_a_prompt_only_whole(monkeypatch):
     """TensorRT-LLM leaves chunked context off: two 5,000-token prompts arriving together take one step each (8,192
-    tokens hold one whole), so the first finishes after a 5,000-token step; an engine that splits prompts would fill
-    the first step with 8,192 tokens (the second prompt's first chunk), delaying the first prompt's token."""
-    from benchmark_platform.runners.simulated import serving_sim
-
+    tokens hold one whole), so the first finishes after a 5,000-token step; with --enable_chunked_prefill it splits
+    them, filling the first step with 8,192 tokens (the second prompt's first chunk) and delaying the first token."""
     monkeypatch.setattr(calibration, "REQUEST_OVERHEAD", {})  # both arrive at once (no API-server spread)
     trtllm = accuracy.framework_facts("tensorrt-llm")
     load = {"tensor_parallel": 1, "concurrency": 2, "input_tokens": 5000, "output_tokens": 2}
     run = load | {"num_requests": 2, "whole_run": True, "staggered_start": False}
     whole = simulate_serving(LLAMA_8B, H100, trtllm, **run)
-    monkeypatch.setattr(serving_sim, "splits_prompts", lambda framework: True)
-    split = simulate_serving(LLAMA_8B, H100, trtllm, **run)
+    split = simulate_serving(LLAMA_8B, H100, trtllm, chunked_prefill=True, **run)
     assert whole.ttft_s.min() < 0.8 * split.ttft_s.min()
     assert whole.ttft_s.max() > 1.6 * whole.ttft_s.min()  # the second prompt waits for the first one's step
 

@@ -110,6 +110,9 @@ EAGER_PREFILL_SECONDS_PER_LAYER = calibration.EAGER_PREFILL_PER_LAYER.value
 # log-normal factor of this sigma on each request's share. Identical delays would keep fixed-length closed-loop clients
 # in lockstep, which real clients drift out of.
 REQUEST_OVERHEAD_SIGMA = 0.2
+# What a step with prompt tokens adds to SGLang's receive counter (``SchedulerRecvSkipper``'s default weight; a decode
+# step or an idle pass adds 1): with --scheduler-recv-interval up to this, the scheduler polls after every such step.
+PROMPT_STEP_RECV_WEIGHT = 1000
 # Seeded log-normal jitter on every step's duration (kernel timing, scheduling noise): 2 % sigma. A small table is
 # drawn per simulation and step k takes entry k mod its size: a million steps then cost no million random draws.
 STEP_JITTER_SIGMA = 0.02
@@ -189,13 +192,14 @@ def admits_on_prompt(framework: FrameworkFacts) -> bool:
     return framework.name in ("vllm", "sglang")
 
 
-def splits_prompts(framework: FrameworkFacts) -> bool:
+def splits_prompts(framework: FrameworkFacts, chunked_prefill: bool | None = None) -> bool:
     """Whether the engine splits a prompt over steps when it does not fit the step's remaining token budget (vLLM's
     and SGLang's chunked prefill), or schedules a prompt only whole: TensorRT-LLM's PyTorch backend leaves chunked
-    context off by default (LLM API ``enable_chunked_prefill=False``), so a context request waits for a step whose
-    ``max_num_tokens`` budget holds its whole prompt. With 5,000-token prompts and 8,192 tokens a step holds one
-    prompt, finished in that step, where splitting spreads most prompts over two steps (and doubles their TTFT)."""
-    return framework.name != "tensorrt-llm"
+    context off by default (LLM API ``enable_chunked_prefill=False``; ``chunked_prefill`` is the server's
+    ``--enable_chunked_prefill`` where it says), so a context request waits for a step whose ``max_num_tokens`` budget
+    holds its whole prompt. With 5,000-token prompts and 8,192 tokens a step holds one prompt, finished in that step,
+    where splitting spreads most prompts over two steps (and doubles their TTFT)."""
+    return framework.name != "tensorrt-llm" or bool(chunked_prefill)
 
 
 def mixes_prefill_with_decodes(framework: FrameworkFacts, chunked_prefill: bool | None = None) -> bool:
@@ -272,10 +276,17 @@ def _validate(
     if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
         raise ValueError(f"chunked_prefill must be True, False or None, got {chunked_prefill!r}")
     positive_int("scheduler_recv_interval", scheduler_recv_interval)
-    if scheduler_recv_interval > 1 and (framework.name != "sglang" or scheduler_steps > 1):
+    if scheduler_recv_interval > 1 and framework.name != "sglang":
         raise ValueError(
-            f"scheduler_recv_interval > 1 is SGLang's --scheduler-recv-interval, modelled for SGLang without "
-            f"multi-step scheduling: not for {framework.name} {framework.version}, scheduler_steps {scheduler_steps}"
+            f"scheduler_recv_interval > 1 is SGLang's --scheduler-recv-interval, not an option of {framework.name}"
+        )
+    if scheduler_recv_interval > 1 and scheduler_steps > 1:
+        raise ValueError("scheduler_recv_interval > 1 and scheduler_steps > 1 are not modelled together")
+    if scheduler_recv_interval > PROMPT_STEP_RECV_WEIGHT:
+        raise ValueError(
+            f"scheduler_recv_interval above {PROMPT_STEP_RECV_WEIGHT:,} is not modelled (a step with prompt tokens "
+            f"adds {PROMPT_STEP_RECV_WEIGHT:,} to SGLang's counter, so the simulator polls after every such step), "
+            f"got {scheduler_recv_interval}"
         )
     if scheduler_steps > 1 and mixes_prefill_with_decodes(framework, chunked_prefill):
         raise ValueError(
@@ -451,7 +462,7 @@ def simulate_serving(
     # was preempted, when it was (last) admitted, and the last decode number of its current decoding episode (-1
     # when not decoding: heap entries of preempted episodes are skipped)
     on_prompt = admits_on_prompt(framework)
-    split_prompts = splits_prompts(framework)
+    split_prompts = splits_prompts(framework, chunked_prefill)
     watermark = ADMISSION_WATERMARK * capacity if on_prompt else 0.0
     prefill_len = list(prompt_of)
     done_steps = [0] * capacity_requests
