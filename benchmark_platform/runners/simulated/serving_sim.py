@@ -215,18 +215,13 @@ def mixes_prefill_with_decodes(framework: FrameworkFacts, chunked_prefill: bool 
 
 
 def _is_vllm_v0(framework: FrameworkFacts) -> bool:
-    return framework.name == "vllm" and _version(framework) < (0, 8)
-
-
-def _version(framework: FrameworkFacts) -> tuple[int, int]:
-    major, minor = (int(part) if part.isdigit() else 0 for part in (framework.version.split(".") + ["0"])[:2])
-    return major, minor
+    return calibration.engine_generation(framework) == "vllm-v0"
 
 
 def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
     """Whether the framework launches the kernels of steps with prompt tokens one by one (no CUDA graph)."""
     if framework.name == "vllm":
-        return _version(framework) < (0, 8)
+        return _is_vllm_v0(framework)
     return framework.name != "emulator"
 
 
