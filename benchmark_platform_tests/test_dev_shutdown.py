@@ -52,12 +52,20 @@ def command_line(process: psutil.Process) -> str:
         return ""
 
 
+def still_running(process: psutil.Process) -> bool:
+    """Running and not a zombie; one that exits between the two questions is gone (psutil then raises)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def wait_until_gone(processes: list[psutil.Process], seconds: float) -> list[psutil.Process]:
     deadline = time.monotonic() + seconds
     alive = processes
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in alive if still_running(p)]
     return alive
 
 
