@@ -16,8 +16,11 @@ import psutil
 import pytest
 
 from benchmark_platform import settings
+from benchmark_platform.supervisor import GRACE_SECONDS, KILL_AFTER_SECONDS
 
-STOP_WITHIN_SECONDS = 15
+# The supervisor's worst case (grace, SIGTERM, SIGKILL), then the embedded server's stop and the interpreter's exit.
+# Unloaded that is about 4 s in all; on a loaded two-core CI runner a stop once took 15.1 s, so the rest gets 20 s.
+STOP_WITHIN_SECONDS = GRACE_SECONDS + 2 * KILL_AFTER_SECONDS + 20
 
 
 def platform_environment(home: Path) -> dict[str, str]:
@@ -111,7 +114,8 @@ def test_dev_started_as_a_background_job_stops_everything_it_started(tmp_path: P
         alive = wait_until_gone(everything, STOP_WITHIN_SECONDS)
         assert not alive, [(p.pid, command_line(p)) for p in alive]
         assert dev.wait(timeout=1) == 0
-        assert time.monotonic() - started < STOP_WITHIN_SECONDS
+        took = time.monotonic() - started
+        assert took < STOP_WITHIN_SECONDS, f"stopping took {took:.1f} s"
     finally:
         for process in [*seen.values(), psutil.Process(dev.pid) if dev.poll() is None else None]:
             if process is not None and process.is_running():
