@@ -8,7 +8,8 @@ from typing import get_args
 
 import pytest
 
-from benchmark_platform.domain import Quantization
+from benchmark_platform import manifests
+from benchmark_platform.domain import Quantization, ServingOptions
 from benchmark_platform.runners import (
     ModelFacts,
     RunInterrupted,
@@ -89,6 +90,30 @@ def test_prefill_grows_quadratically_with_long_prompts():
     short = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 1024, tensor_parallel=1)[0]
     long = roofline.prefill_pass_seconds(llama_8b(), H100, VLLM, 8192, 32768, tensor_parallel=1)[0]
     assert long > 1.5 * short
+
+
+def test_attention_costs_the_heads_widths_at_the_caches_precision():
+    """Qwen3-32B's 64 heads of 128 (8,192) outnumber its 5,120 hidden size; DeepSeek's latent attention computes a
+    prompt with 192-wide keys and 128-wide values over 128 heads; and FP8 weights over a 16-bit cache attend at the
+    16-bit peak, while the weights' own matrix multiplies keep the FP8 peak."""
+    qwen3_32b = llama_8b(num_layers=64, hidden_size=5120, num_attention_heads=64, num_kv_heads=8, head_dim=128)
+    assert roofline.attention_flops_per_pair(qwen3_32b) == 4 * 64 * 128
+    assert roofline.attention_flops_per_pair(llama_8b(num_attention_heads=32)) == 4 * 4096
+    assert roofline.attention_flops_per_pair(llama_8b()) == 4 * 4096  # no head count: the hidden size stands in
+    deepseek = manifests.model_facts(
+        manifest := manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "deepseek-r1.yaml"), manifest.versions[0]
+    )
+    assert roofline.attention_flops_per_pair(deepseek) == 2 * 128 * (192 + 128)
+
+    fp8 = llama_8b("fp8", 8, num_attention_heads=32)
+    auto = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1)
+    fp8_cache = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1, options=ServingOptions(kv_cache_dtype="fp8"))
+    bf16 = roofline.step_costs(llama_8b(num_attention_heads=32), H100, VLLM, tensor_parallel=1)
+    assert auto.pair_s == pytest.approx(bf16.pair_s)  # a 16-bit cache: attention at the 16-bit peak
+    assert fp8_cache.pair_s == pytest.approx(bf16.pair_s / 2, rel=1e-3)  # FP8 weights and cache: the FP8 peak
+    assert auto.token_s == pytest.approx(bf16.token_s / 2, rel=1e-3)  # the weights' GEMMs at the FP8 peak either way
+    # so a long FP8 prompt over a 16-bit cache takes longer than it would with attention at the FP8 peak
+    assert auto.gpu_seconds(32768, 32768**2 / 2, 32768) > 1.3 * fp8_cache.gpu_seconds(32768, 32768**2 / 2, 0)
 
 
 def test_config_that_does_not_fit_fails_cleanly():

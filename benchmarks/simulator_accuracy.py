@@ -693,6 +693,7 @@ def _model_shape(row: dict, shape: dict) -> dict:
         "format": "safetensors",
         "num_layers": int(shape["num_layers"]),
         "hidden_size": int(shape["hidden_size"]),
+        "num_attention_heads": int(shape["num_attention_heads"]),
         "num_kv_heads": int(shape["num_kv_heads"]),
         "head_dim": int(shape["head_dim"]),
         "max_position_embeddings": shape.get("max_position_embeddings"),

@@ -1,8 +1,9 @@
 """Roofline cost of one forward pass (a serving step) of LLM serving: pure arithmetic from spec-sheet figures, no I/O.
 
 A step runs some tokens through the model: decode tokens (one per running sequence) and prefill chunks. Its GPU time
-is the larger of the compute time (about 2 × parameters FLOPs per token plus attention's 4 × layers × hidden FLOPs
-per query-key pair, at the effective peak of the precision the kernels run in) and the memory time (every weight
+is the larger of the compute time (about 2 × parameters FLOPs per token at the effective peak of the precision the
+weights' matrix multiplies run in, plus attention's FLOPs per query-key pair from the heads' widths, at the peak of the
+precision attention runs in) and the memory time (every weight
 plus the KV cache the step attends to, read once at the effective memory bandwidth), plus two all-reduces per layer
 under tensor parallelism. The host adds a fixed cost per step that the GPU does not overlap.
 
@@ -33,7 +34,9 @@ from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
-ROOFLINE_VERSION = "4"  # 4: serving options (KV-cache dtype, expert parallelism, DP attention); 3: MoE, FP4 peaks
+# 5: attention FLOPs from the heads' widths, at attention's own precision; 4: serving options (KV-cache dtype, expert
+# parallelism, DP attention); 3: MoE, FP4 peaks
+ROOFLINE_VERSION = "5"
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
@@ -63,6 +66,33 @@ def compute_peak_flops(hardware: HardwareFacts, quantization: str) -> float:
     if quantization == "fp32":
         return fp16 / 2  # TF32 tensor cores run at half the FP16 rate
     return fp16
+
+
+def attention_flops_per_pair(model: ModelFacts) -> float:
+    """FLOPs of one query-key pair in one layer: the score (query · key) and the weighted value, 2 FLOPs per
+    multiply-add over every query head's width. The heads' widths, not the hidden size: Qwen3-32B runs 64 heads of 128
+    (8,192) on a 5,120 hidden size, gpt-oss 64 of 64 on 2,880. Multi-head latent attention as the engines run a
+    prompt (decompressed to per-head keys of ``head_dim``, the no-RoPE part plus the RoPE part, and values of the
+    no-RoPE width: DeepSeek-V3's 192 and 128); decode in the absorbed form (keys and values in the 512-wide latent,
+    about 3.4 times the FLOPs a pair) is not modelled apart."""
+    heads = model.num_attention_heads
+    if heads is None:  # a shape without its head count: the hidden size stands for the heads' widths
+        return 4.0 * model.hidden_size
+    if model.latent_attention is not None:
+        value_width = model.head_dim - model.latent_attention.qk_rope_head_dim
+        return 2.0 * heads * (model.head_dim + value_width)
+    return 4.0 * heads * model.head_dim
+
+
+def attention_peak_flops(hardware: HardwareFacts, quantization: str, kv_cache_dtype: str) -> float:
+    """Peak FLOP/s of the attention kernels: they multiply queries with cached keys and values, so they run in the
+    cache's precision, not the weights': FP8 only where both the weights and the cache are FP8 or narrower (FP8
+    FlashAttention, TensorRT-LLM's FP8 context attention), else 16 bits. FP8 or FP4 weights over a 16-bit cache (the
+    engines' "auto") attend at the 16-bit peak."""
+    low_precision_weights = quantization in ("fp8", "fp4", "int8", "int4")
+    if kv_cache_dtype == "fp8" and low_precision_weights:
+        return compute_peak_flops(hardware, "fp8")
+    return compute_peak_flops(hardware, "fp32" if quantization == "fp32" else "fp16")
 
 
 @dataclass(frozen=True)
@@ -178,7 +208,9 @@ def step_costs(
     ep = options.expert_parallel
     prefill_share, decode_share = calibration.efficiency_shares(hardware)
     bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency * decode_share
-    flops = compute_peak_flops(hardware, model.quantization) * framework.prefill_efficiency * prefill_share
+    efficiency = framework.prefill_efficiency * prefill_share
+    flops = compute_peak_flops(hardware, model.quantization) * efficiency
+    attention_flops = attention_peak_flops(hardware, model.quantization, options.kv_cache_dtype) * efficiency
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
     link *= calibration.allreduce_bandwidth_share(hardware)
     hidden_bytes = model.hidden_size * ACTIVATION_BYTES[model.quantization]
@@ -195,8 +227,7 @@ def step_costs(
         expert_route_share=model.moe.experts_per_token / model.moe.experts if model.moe else 0.0,
         kv_token_s=replica_kv_bytes_per_token(model, tp, None, options) / bandwidth,
         token_s=2 * model.active_parameters() / tp / flops,
-        # QK and AV: 2 FLOPs per multiply-add over hidden_size dims each, per layer
-        pair_s=4 * model.num_layers * model.hidden_size / tp / flops,
+        pair_s=model.num_layers * attention_flops_per_pair(model) / tp / attention_flops,
         allreduce_s=(allreduces + alltoalls) * calibration.allreduce_latency_seconds(hardware),
         allreduce_token_s=(allreduces * allreduce_bytes_per_token + alltoalls * alltoall_bytes_per_token) / link,
         predictor=Predictor(
