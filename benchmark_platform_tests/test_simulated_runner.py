@@ -104,6 +104,17 @@ def test_attention_costs_the_heads_widths_at_the_caches_precision():
         manifest := manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "deepseek-r1.yaml"), manifest.versions[0]
     )
     assert roofline.attention_flops_per_pair(deepseek) == 2 * 128 * (192 + 128)
+    gpt_oss = manifests.model_facts(
+        manifest := manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "gpt-oss-20b.yaml"), manifest.versions[0]
+    )
+    window = gpt_oss.sliding_window
+    windowed = roofline.step_costs(gpt_oss, H100, VLLM, tensor_parallel=1)
+    full = roofline.step_costs(gpt_oss.model_copy(update={"sliding_window": None}), H100, VLLM, tensor_parallel=1)
+    assert windowed.pair_s == pytest.approx(full.pair_s * (gpt_oss.num_layers - window.layers) / gpt_oss.num_layers)
+    assert windowed.window_token_s == pytest.approx(full.pair_s * window.layers / gpt_oss.num_layers * window.window)
+    # a 16K-token prompt: the windowed layers attend to 128 tokens each, not to the whole prefix
+    prompt = (16384, 16384**2 / 2, 16384)
+    assert windowed.gpu_seconds(*prompt) < full.gpu_seconds(*prompt) - 0.45 * full.pair_s * prompt[1]
 
     fp8 = llama_8b("fp8", 8, num_attention_heads=32)
     auto = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1)

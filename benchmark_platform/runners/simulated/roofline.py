@@ -34,8 +34,8 @@ from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
-# 5: attention FLOPs from the heads' widths, at attention's own precision; 4: serving options (KV-cache dtype, expert
-# parallelism, DP attention); 3: MoE, FP4 peaks
+# 5: attention FLOPs from the heads' widths, at attention's own precision, sliding-window layers by their window;
+# 4: serving options (KV-cache dtype, expert parallelism, DP attention); 3: MoE, FP4 peaks
 ROOFLINE_VERSION = "5"
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
@@ -103,12 +103,16 @@ class StepCosts:
     attends to, or do its query-key FLOPs), then the all-reduces. So for ``tokens`` through the model, ``pairs``
     query-key pairs and ``kv_tokens`` cached tokens read or written:
 
-    ``gpu = max(weights_s, token_s × tokens) + max(kv_token_s × kv_tokens, pair_s × pairs) + allreduce(tokens)``
+    ``gpu = max(weights_s, token_s × tokens) + max(kv_token_s × kv_tokens, pair_s × pairs + window_token_s × tokens)
+    + allreduce(tokens)``
 
-    with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. A mixture of
-    experts reads its dense weights and only the experts the step's tokens route to: ``expert_weights_s`` (all routed
-    experts) times the expected share touched by ``tokens`` tokens choosing top-k of E uniformly, 1 − (1 − k/E)^tokens;
-    ``token_s`` counts the active parameters. Every method takes plain numbers or numpy arrays.
+    with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. ``pair_s`` costs a
+    pair on the full-attention layers, ``window_token_s`` the sliding-window layers' pairs of one token, each attending
+    to its whole window (the long-sequence limit, as the KV reads count those layers: nothing per cached token beyond
+    the window). A mixture of experts reads its dense weights and only the experts the step's tokens route to:
+    ``expert_weights_s`` (all routed experts) times the expected share touched by ``tokens`` tokens choosing top-k of E
+    uniformly, 1 − (1 − k/E)^tokens; ``token_s`` counts the active parameters. Every method takes plain numbers or
+    numpy arrays.
 
     The communication term ``allreduce_s + allreduce_token_s × tokens`` holds every collective of a step: the
     all-reduces of tensor parallelism and, under expert parallelism, the dispatch and combine all-to-alls of each MoE
@@ -125,6 +129,7 @@ class StepCosts:
     predictor: Predictor
     expert_weights_s: float = 0.0
     expert_route_share: float = 0.0  # k / E: the share of the experts one token goes through
+    window_token_s: float = 0.0  # sliding-window layers' attention FLOPs per token (its window of pairs)
     step_overhead_s: float = STEP_OVERHEAD_SECONDS
 
     def weight_read_seconds(self, tokens):
@@ -137,13 +142,13 @@ class StepCosts:
         # numpy's per-call cost would dominate; runs of steps take arrays.
         larger = np.maximum if any(isinstance(value, np.ndarray) for value in (tokens, pairs, kv_tokens)) else max
         linear = larger(self.weight_read_seconds(tokens), self.token_s * tokens)
-        attention = larger(self.kv_token_s * kv_tokens, self.pair_s * pairs)
+        attention = larger(self.kv_token_s * kv_tokens, self.pair_s * pairs + self.window_token_s * tokens)
         return linear + attention + self.allreduce_seconds(tokens)
 
     def compute_bound(self, tokens, pairs, kv_tokens):
         """Whether the step's FLOPs take longer than its memory reads (over both kinds of kernels)."""
         reads = self.weight_read_seconds(tokens) + self.kv_token_s * kv_tokens
-        return self.token_s * tokens + self.pair_s * pairs >= reads
+        return self.token_s * tokens + self.pair_s * pairs + self.window_token_s * tokens >= reads
 
     def allreduce_seconds(self, tokens):
         if self.tensor_parallel > 1:
@@ -220,6 +225,8 @@ def step_costs(
     alltoall_bytes_per_token = remote_ranks_per_token(model, ep) * hidden_bytes / ep
     allreduces, alltoalls = collectives_per_step(model, options)
     dense_slices = 1 if options.data_parallel_attention else tp
+    window = model.sliding_window
+    window_layers, window_tokens = (window.layers, window.window) if window is not None else (0, 0)
     return StepCosts(
         tensor_parallel=tp,
         weights_s=dense_weight_bytes(model) / dense_slices / bandwidth,
@@ -227,7 +234,8 @@ def step_costs(
         expert_route_share=model.moe.experts_per_token / model.moe.experts if model.moe else 0.0,
         kv_token_s=replica_kv_bytes_per_token(model, tp, None, options) / bandwidth,
         token_s=2 * model.active_parameters() / tp / flops,
-        pair_s=model.num_layers * attention_flops_per_pair(model) / tp / attention_flops,
+        pair_s=(model.num_layers - window_layers) * attention_flops_per_pair(model) / tp / attention_flops,
+        window_token_s=window_layers * window_tokens * attention_flops_per_pair(model) / tp / attention_flops,
         allreduce_s=(allreduces + alltoalls) * calibration.allreduce_latency_seconds(hardware),
         allreduce_token_s=(allreduces * allreduce_bytes_per_token + alltoalls * alltoall_bytes_per_token) / link,
         predictor=Predictor(
