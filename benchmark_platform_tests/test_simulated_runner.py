@@ -8,7 +8,7 @@ from typing import get_args
 
 import pytest
 
-from benchmark_platform import manifests
+from benchmark_platform import manifests, memory
 from benchmark_platform.domain import Quantization, ServingOptions
 from benchmark_platform.runners import (
     ModelFacts,
@@ -17,7 +17,7 @@ from benchmark_platform.runners import (
     RunSpec,
     get_runner,
 )
-from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.runner import QUANTIZATION_ACCURACY_PENALTY
 from benchmark_platform_tests.factories import CHATBOT, H100, VLLM, llama_8b, make_spec
 
@@ -125,6 +125,38 @@ def test_attention_costs_the_heads_widths_at_the_caches_precision():
     assert auto.token_s == pytest.approx(bf16.token_s / 2, rel=1e-3)  # the weights' GEMMs at the FP8 peak either way
     # so a long FP8 prompt over a 16-bit cache takes longer than it would with attention at the FP8 peak
     assert auto.gpu_seconds(32768, 32768**2 / 2, 32768) > 1.3 * fp8_cache.gpu_seconds(32768, 32768**2 / 2, 0)
+
+
+def test_each_link_class_pays_its_own_allreduce_latency_and_amd_decodes_at_the_framework_bandwidth():
+    """Infinity Fabric's all-reduce latency (fitted on an MI355X row) stands where a CDNA 4 decode share used to scale
+    every byte a decode step reads: at TP 8 a step pays 2 x layers all-reduces at the link's latency, NVLink's on
+    NVIDIA, PCIe's on a PCIe-only node, and the bytes move at the framework's decode efficiency of the spec bandwidth
+    on AMD as on NVIDIA."""
+    amd = H100.model_copy(
+        update={
+            "name": "mi355x-x8",
+            "gpu_type": "MI355X",
+            "vendor": "amd",
+            "gpu_count": 8,
+            "vram_per_gpu_gb": 288,
+            "memory_bandwidth_gbps": 8000,
+            "interconnect": "infinity-fabric",
+        }
+    )
+    nvidia = H100.model_copy(update={"gpu_count": 8, "interconnect": "nvlink4"})
+    pcie = H100.model_copy(update={"gpu_count": 8, "interconnect": "pcie4"})
+    model = LLAMA_70B
+    per_step = {
+        name: roofline.step_costs(model, hardware, VLLM, tensor_parallel=8).allreduce_s
+        for name, hardware in (("amd", amd), ("nvidia", nvidia), ("pcie", pcie))
+    }
+    allreduces = 2 * model.num_layers
+    assert per_step["amd"] == pytest.approx(allreduces * calibration.ALLREDUCE_LATENCY["infinity-fabric"].value)
+    assert per_step["nvidia"] == pytest.approx(allreduces * calibration.ALLREDUCE_LATENCY_NVLINK.value)
+    assert per_step["pcie"] == pytest.approx(allreduces * calibration.ALLREDUCE_LATENCY["pcie"].value)
+    costs = roofline.step_costs(model, amd, VLLM, tensor_parallel=8)
+    weight_bytes = costs.weights_s * 8000e9 * VLLM.decode_efficiency
+    assert weight_bytes == pytest.approx(memory.dense_weight_bytes(model) / 8)
 
 
 def test_config_that_does_not_fit_fails_cleanly():

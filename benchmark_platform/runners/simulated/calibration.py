@@ -107,7 +107,9 @@ SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {
 }
 # Latency of one all-reduce by link class (``link_class``); NVLink's is the constant above. PCIe: eight L40S reach
 # each other through the hosts' PCIe switches and root complexes, so NCCL's all-reduce is slower to start and moves a
-# small share of the catalog's per-GPU link figure.
+# small share of the catalog's per-GPU link figure. Infinity Fabric: RCCL's (or vLLM's custom) all-reduce across AMD
+# GPUs; it replaced a CDNA 4 decode-efficiency share fitted on the same row, which scaled every byte a decode step
+# reads where the row's TPOT is mostly a fixed cost per collective (160 all-reduces a step at TP 8).
 ALLREDUCE_LATENCY: dict[str, FittedConstant] = {
     "nvlink": ALLREDUCE_LATENCY_NVLINK,
     "pcie": FittedConstant(
@@ -116,6 +118,13 @@ ALLREDUCE_LATENCY: dict[str, FittedConstant] = {
         ("crusoe-vllm-70b-l40sx8-rps1",),
         "latency of one all-reduce over PCIe (TPOT of a TP-8 70B decode at 1 req/s; refitted from 60 us with the "
         "row's chunked prefill modelled, where mixed steps carry the decodes)",
+    ),
+    "infinity-fabric": FittedConstant(
+        47e-6,
+        "s per all-reduce",
+        ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
+        "latency of one all-reduce over AMD's Infinity Fabric (TPOT of a TP-8 70B FP8 decode at concurrency 4 on "
+        "eight MI355X, vLLM 0.15 on ROCm)",
     ),
 }
 # Share of the catalog's interconnect bandwidth an all-reduce's bytes move at, by link class (1 where not fitted).
@@ -129,25 +138,18 @@ ALLREDUCE_BANDWIDTH_SHARE: dict[str, FittedConstant] = {
     ),
 }
 
-# Share of the framework's efficiencies (prefill: of peak FLOPs; decode: of peak bandwidth) a GPU family's kernels
-# reach, where the family's own calibration rows say they fall short of NVIDIA's (``gpu_family``; 1 elsewhere).
-# CDNA 4 with vLLM 0.15 on ROCm under TP 8: the one calibration row implies prompts at 8 % and decodes at 30 % of what
-# the framework's efficiencies give NVIDIA GPUs; the factors fold in RCCL's all-reduce and the kernels' maturity, which
-# one row cannot tell apart (docs/simulator-accuracy.md).
+# Share of the framework's prefill efficiency (of peak FLOPs) a GPU family's kernels reach, where the family's own
+# calibration rows say they fall short of NVIDIA's (``gpu_family``; 1 elsewhere). CDNA 4 with vLLM 0.15 on ROCm under
+# TP 8: the one calibration row's TTFT implies prompts at 8.5 % of what the framework's efficiency gives NVIDIA GPUs;
+# it folds in whatever delays a prompt there (kernels, the per-request path in front of the engine), which one row
+# cannot tell apart (docs/simulator-accuracy.md).
 PREFILL_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
     "cdna4": FittedConstant(
-        0.08,
+        0.085,
         "share of the framework's prefill efficiency",
         ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
-        "prompt processing on MI355X (TTFT of a TP-8 70B FP8, 4k in, concurrency 4)",
-    ),
-}
-DECODE_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
-    "cdna4": FittedConstant(
-        0.30,
-        "share of the framework's decode efficiency",
-        ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
-        "decode steps on MI355X (TPOT of the same row)",
+        "prompt processing on MI355X (TTFT of a TP-8 70B FP8, 4k in, concurrency 4; refitted from 0.08 when the "
+        "decode share gave way to Infinity Fabric's all-reduce latency)",
     ),
 }
 
@@ -158,7 +160,6 @@ FITTED: dict[str, FittedConstant] = {
     **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
     **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
     **{f"PREFILL_EFFICIENCY_SHARE[{family}]": constant for family, constant in PREFILL_EFFICIENCY_SHARE.items()},
-    **{f"DECODE_EFFICIENCY_SHARE[{family}]": constant for family, constant in DECODE_EFFICIENCY_SHARE.items()},
     **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
     **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
 }
@@ -193,11 +194,10 @@ def gpu_family(hardware: HardwareFacts) -> str:
     return hardware.gpu_type
 
 
-def efficiency_shares(hardware: HardwareFacts) -> tuple[float, float]:
-    """(prefill, decode) shares of the framework's efficiencies this GPU's family reaches."""
-    family = gpu_family(hardware)
-    prefill, decode = PREFILL_EFFICIENCY_SHARE.get(family), DECODE_EFFICIENCY_SHARE.get(family)
-    return (prefill.value if prefill else 1.0), (decode.value if decode else 1.0)
+def prefill_efficiency_share(hardware: HardwareFacts) -> float:
+    """The share of the framework's prefill efficiency this GPU's family reaches."""
+    constant = PREFILL_EFFICIENCY_SHARE.get(gpu_family(hardware))
+    return constant.value if constant else 1.0
 
 
 def request_overhead_seconds(framework: FrameworkFacts) -> float:

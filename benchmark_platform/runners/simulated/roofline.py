@@ -211,9 +211,8 @@ def step_costs(
     options = options or ServingOptions()
     tp = tensor_parallel
     ep = options.expert_parallel
-    prefill_share, decode_share = calibration.efficiency_shares(hardware)
-    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency * decode_share
-    efficiency = framework.prefill_efficiency * prefill_share
+    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
+    efficiency = framework.prefill_efficiency * calibration.prefill_efficiency_share(hardware)
     flops = compute_peak_flops(hardware, model.quantization) * efficiency
     attention_flops = attention_peak_flops(hardware, model.quantization, options.kv_cache_dtype) * efficiency
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
