@@ -218,6 +218,19 @@ class Architecture(_Strict):
             raise ValueError(f"sliding_window.layers ({value.layers}) exceeds num_layers ({layers})")
         return value
 
+    @field_validator("latent_attention")
+    @classmethod
+    def _keys_wider_than_their_rope_part(cls, value: LatentAttention | None, info: ValidationInfo):
+        """A latent-attention head's keys (``head_dim``) are its no-RoPE part plus its RoPE part, and its values as wide
+        as the no-RoPE part (DeepSeek-V3: 128 + 64 = 192 and 128): the RoPE part alone leaves nothing."""
+        head_dim = info.data.get("head_dim")
+        if value is not None and head_dim is not None and head_dim <= value.qk_rope_head_dim:
+            raise ValueError(
+                f"head_dim ({head_dim}) must exceed latent_attention.qk_rope_head_dim ({value.qk_rope_head_dim}): "
+                "a latent-attention key is its no-RoPE part plus its RoPE part"
+            )
+        return value
+
     def routed_expert_parameters(self) -> int:
         """Parameters of all routed experts (gate, up and down projections of each); 0 for a dense model."""
         if self.moe is None or self.hidden_size is None:

@@ -81,7 +81,22 @@ def _bad_moe_manifests() -> list:
     ]
 
 
-@pytest.mark.parametrize(("data", "field", "message"), _bad_moe_manifests())
+def _deepseek_with_rope(width: int) -> dict:
+    data = yaml.safe_load((MODELS / "deepseek-r1.yaml").read_text())
+    facts = data["architecture_facts"]
+    latent = {**facts["latent_attention"], "qk_rope_head_dim": width}
+    return {**data, "architecture_facts": {**facts, "latent_attention": latent}}
+
+
+BAD_LATENT_ATTENTION = pytest.param(
+    _deepseek_with_rope(192),
+    "architecture_facts.latent_attention",
+    "head_dim (192) must exceed latent_attention.qk_rope_head_dim (192)",
+    id="rope-as-wide-as-the-key",
+)
+
+
+@pytest.mark.parametrize(("data", "field", "message"), [*_bad_moe_manifests(), BAD_LATENT_ATTENTION])
 def test_bad_moe_facts_name_the_field_and_its_line(tmp_path: Path, data: dict, field: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -94,19 +94,45 @@ def test_prefill_grows_quadratically_with_long_prompts():
 
 def test_attention_costs_the_heads_widths_at_the_caches_precision():
     """Qwen3-32B's 64 heads of 128 (8,192) outnumber its 5,120 hidden size; DeepSeek's latent attention computes a
-    prompt with 192-wide keys and 128-wide values over 128 heads; and FP8 weights over a 16-bit cache attend at the
-    16-bit peak, while the weights' own matrix multiplies keep the FP8 peak."""
+    prompt with 192-wide keys and 128-wide values over 128 heads; FP8 weights over a 16-bit cache attend at the 16-bit
+    peak while the weights' own matrix multiplies keep the FP8 peak; and gpt-oss's sliding-window layers attend to
+    their window, not the whole prefix."""
+
+    def pair_s(model, **options) -> float:
+        return roofline.step_costs(model, H100, VLLM, tensor_parallel=1, options=ServingOptions(**options)).pair_s
+
+    def example(name: str):
+        manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{name}.yaml")
+        return manifests.model_facts(manifest, manifest.versions[0])
+
     qwen3_32b = llama_8b(num_layers=64, hidden_size=5120, num_attention_heads=64, num_kv_heads=8, head_dim=128)
     assert roofline.attention_flops_per_pair(qwen3_32b) == 4 * 64 * 128
+    # in the step costs too: against the same shape without its head count (the hidden size stands in)
+    assert pair_s(qwen3_32b) / pair_s(qwen3_32b.model_copy(update={"num_attention_heads": None})) == pytest.approx(
+        8192 / 5120
+    )
     assert roofline.attention_flops_per_pair(llama_8b(num_attention_heads=32)) == 4 * 4096
-    assert roofline.attention_flops_per_pair(llama_8b()) == 4 * 4096  # no head count: the hidden size stands in
-    deepseek = manifests.model_facts(
-        manifest := manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "deepseek-r1.yaml"), manifest.versions[0]
-    )
+    deepseek = example("deepseek-r1")
     assert roofline.attention_flops_per_pair(deepseek) == 2 * 128 * (192 + 128)
-    gpt_oss = manifests.model_facts(
-        manifest := manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / "gpt-oss-20b.yaml"), manifest.versions[0]
-    )
+    headless = deepseek.model_copy(update={"num_attention_heads": None})
+    assert pair_s(deepseek) / pair_s(headless) == pytest.approx(2 * 128 * 320 / (4 * 7168))
+
+    fp8, bf16 = llama_8b("fp8", 8, num_attention_heads=32), llama_8b(num_attention_heads=32)
+    auto = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1)
+    assert auto.pair_s == pytest.approx(pair_s(bf16))  # FP8 weights, 16-bit cache: attention at the 16-bit peak
+    assert auto.token_s == pytest.approx(roofline.step_costs(bf16, H100, VLLM, tensor_parallel=1).token_s / 2, rel=1e-3)
+    assert pair_s(fp8, kv_cache_dtype="fp8") == pytest.approx(pair_s(bf16) / 2, rel=1e-3)  # FP8 both: the FP8 peak
+    assert pair_s(bf16, kv_cache_dtype="fp8") == pytest.approx(pair_s(bf16))  # 16-bit queries stay 16-bit
+    # latent attention decompresses its prompt's keys and values to 16 bits, whatever the cache holds
+    assert pair_s(deepseek, kv_cache_dtype="fp8") == pytest.approx(pair_s(deepseek))
+    # a long FP8 prompt over a 16-bit cache takes longer than over an FP8 one (the same work otherwise)
+    prompt = (32768, 32768**2 / 2, 32768)
+    fp8_cache = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1, options=ServingOptions(kv_cache_dtype="fp8"))
+    assert auto.pair_s * prompt[1] > 1.9 * fp8_cache.pair_s * prompt[1]
+    assert auto.gpu_seconds(*prompt) > fp8_cache.gpu_seconds(*prompt)
+
+    gpt_oss = example("gpt-oss-20b")
+    assert pair_s(gpt_oss, kv_cache_dtype="fp8") == pytest.approx(pair_s(gpt_oss))  # its attention weights are 16-bit
     window = gpt_oss.sliding_window
     windowed = roofline.step_costs(gpt_oss, H100, VLLM, tensor_parallel=1)
     full = roofline.step_costs(gpt_oss.model_copy(update={"sliding_window": None}), H100, VLLM, tensor_parallel=1)
@@ -115,16 +141,6 @@ def test_attention_costs_the_heads_widths_at_the_caches_precision():
     # a 16K-token prompt: the windowed layers attend to 128 tokens each, not to the whole prefix
     prompt = (16384, 16384**2 / 2, 16384)
     assert windowed.gpu_seconds(*prompt) < full.gpu_seconds(*prompt) - 0.45 * full.pair_s * prompt[1]
-
-    fp8 = llama_8b("fp8", 8, num_attention_heads=32)
-    auto = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1)
-    fp8_cache = roofline.step_costs(fp8, H100, VLLM, tensor_parallel=1, options=ServingOptions(kv_cache_dtype="fp8"))
-    bf16 = roofline.step_costs(llama_8b(num_attention_heads=32), H100, VLLM, tensor_parallel=1)
-    assert auto.pair_s == pytest.approx(bf16.pair_s)  # a 16-bit cache: attention at the 16-bit peak
-    assert fp8_cache.pair_s == pytest.approx(bf16.pair_s / 2, rel=1e-3)  # FP8 weights and cache: the FP8 peak
-    assert auto.token_s == pytest.approx(bf16.token_s / 2, rel=1e-3)  # the weights' GEMMs at the FP8 peak either way
-    # so a long FP8 prompt over a 16-bit cache takes longer than it would with attention at the FP8 peak
-    assert auto.gpu_seconds(32768, 32768**2 / 2, 32768) > 1.3 * fp8_cache.gpu_seconds(32768, 32768**2 / 2, 0)
 
 
 def test_each_link_class_pays_its_own_allreduce_latency_and_amd_decodes_at_the_framework_bandwidth():

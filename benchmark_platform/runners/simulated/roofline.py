@@ -84,15 +84,23 @@ def attention_flops_per_pair(model: ModelFacts) -> float:
     return 4.0 * heads * model.head_dim
 
 
-def attention_peak_flops(hardware: HardwareFacts, quantization: str, kv_cache_dtype: str) -> float:
+def attention_peak_flops(hardware: HardwareFacts, model: ModelFacts, kv_cache_dtype: str) -> float:
     """Peak FLOP/s of the attention kernels: they multiply queries with cached keys and values, so they run in the
-    cache's precision, not the weights': FP8 only where both the weights and the cache are FP8 or narrower (FP8
-    FlashAttention, TensorRT-LLM's FP8 context attention), else 16 bits. FP8 or FP4 weights over a 16-bit cache (the
-    engines' "auto") attend at the 16-bit peak."""
-    low_precision_weights = quantization in ("fp8", "fp4", "int8", "int4")
-    if kv_cache_dtype == "fp8" and low_precision_weights:
+    cache's precision, not the experts': FP8 only where the cache is FP8 and so are the weights attention projects
+    its queries with (an FP8 checkpoint's, or an FP4 one's whose non-expert weights are FP8: FP8 FlashAttention,
+    TensorRT-LLM's FP8 context attention), else 16 bits. FP8 or FP4 weights over a 16-bit cache (the engines' "auto")
+    attend at the 16-bit peak, and so does gpt-oss, whose attention weights stay 16-bit. Latent attention computes a
+    prompt on keys and values decompressed from the latent to 16 bits, whatever the cache holds."""
+    attention_weight_bits = model.dense_weight_bits or model.quantization_bits
+    fp8_attention = (
+        kv_cache_dtype == "fp8"
+        and model.quantization in ("fp8", "fp4")
+        and attention_weight_bits <= 8
+        and model.latent_attention is None
+    )
+    if fp8_attention:
         return compute_peak_flops(hardware, "fp8")
-    return compute_peak_flops(hardware, "fp32" if quantization == "fp32" else "fp16")
+    return compute_peak_flops(hardware, "fp32" if model.quantization == "fp32" else "fp16")
 
 
 @dataclass(frozen=True)
@@ -108,8 +116,9 @@ class StepCosts:
 
     with ``allreduce(tokens) = allreduce_s + allreduce_token_s × tokens`` under tensor parallelism. ``pair_s`` costs a
     pair on the full-attention layers, ``window_token_s`` the sliding-window layers' pairs of one token, each attending
-    to its whole window (the long-sequence limit, as the KV reads count those layers: nothing per cached token beyond
-    the window). A mixture of experts reads its dense weights and only the experts the step's tokens route to:
+    to its whole window (exact once a context is longer than the window). Those layers' KV reads are not counted:
+    at most a window per sequence, which the step's totals (tokens, not sequences) cannot tell from a prompt chunk's.
+    A mixture of experts reads its dense weights and only the experts the step's tokens route to:
     ``expert_weights_s`` (all routed experts) times the expected share touched by ``tokens`` tokens choosing top-k of E
     uniformly, 1 − (1 − k/E)^tokens; ``token_s`` counts the active parameters. Every method takes plain numbers or
     numpy arrays.
@@ -214,7 +223,7 @@ def step_costs(
     bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
     efficiency = framework.prefill_efficiency * calibration.prefill_efficiency_share(hardware)
     flops = compute_peak_flops(hardware, model.quantization) * efficiency
-    attention_flops = attention_peak_flops(hardware, model.quantization, options.kv_cache_dtype) * efficiency
+    attention_flops = attention_peak_flops(hardware, model, options.kv_cache_dtype) * efficiency
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
     link *= calibration.allreduce_bandwidth_share(hardware)
     hidden_bytes = model.hidden_size * ACTIVATION_BYTES[model.quantization]
