@@ -235,6 +235,7 @@ def step_costs(
     dense_slices = 1 if options.data_parallel_attention else tp
     window = model.sliding_window
     window_layers, window_tokens = (window.layers, window.window) if window is not None else (0, 0)
+    pair_layer_s = attention_flops_per_pair(model) / tp / attention_flops  # one query-key pair in one layer
     return StepCosts(
         tensor_parallel=tp,
         weights_s=dense_weight_bytes(model) / dense_slices / bandwidth,
@@ -242,8 +243,8 @@ def step_costs(
         expert_route_share=model.moe.experts_per_token / model.moe.experts if model.moe else 0.0,
         kv_token_s=replica_kv_bytes_per_token(model, tp, None, options) / bandwidth,
         token_s=2 * model.active_parameters() / tp / flops,
-        pair_s=(model.num_layers - window_layers) * attention_flops_per_pair(model) / tp / attention_flops,
-        window_token_s=window_layers * window_tokens * attention_flops_per_pair(model) / tp / attention_flops,
+        pair_s=(model.num_layers - window_layers) * pair_layer_s,
+        window_token_s=window_layers * window_tokens * pair_layer_s,
         allreduce_s=(allreduces + alltoalls) * calibration.allreduce_latency_seconds(hardware),
         allreduce_token_s=(allreduces * allreduce_bytes_per_token + alltoalls * alltoall_bytes_per_token) / link,
         predictor=Predictor(
