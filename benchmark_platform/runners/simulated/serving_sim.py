@@ -244,6 +244,7 @@ def _validate(
     chunked_prefill: bool | None,
     whole_run: bool,
     scheduler_recv_interval: int,
+    max_num_seqs: int | None,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -271,6 +272,8 @@ def _validate(
     if chunked_prefill is not None and not isinstance(chunked_prefill, bool):
         raise ValueError(f"chunked_prefill must be True, False or None, got {chunked_prefill!r}")
     positive_int("scheduler_recv_interval", scheduler_recv_interval)
+    if max_num_seqs is not None:
+        positive_int("max_num_seqs", max_num_seqs)
     if scheduler_recv_interval > 1 and framework.name != "sglang":
         raise ValueError(
             f"scheduler_recv_interval > 1 is SGLang's --scheduler-recv-interval, not an option of {framework.name}"
@@ -312,6 +315,7 @@ def simulate_serving(
     chunked_prefill: bool | None = None,
     whole_run: bool = False,
     lengths: tuple[np.ndarray, np.ndarray] | None = None,
+    max_num_seqs: int | None = None,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -334,6 +338,9 @@ def simulate_serving(
     ``lengths`` (input, output): per-request lengths, request i taking entry i modulo their size (a benchmark's
     dataset, drawn as the source drew it); by default every request has ``input_tokens`` and ``output_tokens``, which
     should then be the lengths' means (the closed loop's ramp and the open loop's run length use them).
+    ``max_num_seqs`` is the server's cap on running sequences where the deployment sets one (vLLM's --max-num-seqs,
+    SGLang's --max-running-requests, TensorRT-LLM's max_batch_size); None: the engine's default
+    (``scheduler_limits``).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -351,6 +358,7 @@ def simulate_serving(
         chunked_prefill,
         whole_run,
         scheduler_recv_interval,
+        max_num_seqs,
     )
     options = options or ServingOptions()
     _validate_options(model, tensor_parallel, options, shared_prefix_fraction)
@@ -368,6 +376,7 @@ def simulate_serving(
         )
     costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor, options=options)
     budget, max_seqs = scheduler_limits(hardware, framework, chunked_prefill)
+    max_seqs = max_num_seqs or max_seqs
     rng = np.random.default_rng(seed)
     speculation = _speculation(options, dataset, model)
     # a request's steps that emit its tokens (its prefill and its decode steps): with speculative decoding a decode
