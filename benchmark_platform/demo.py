@@ -26,7 +26,7 @@ from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.instance import prepare_dagster_home
 from benchmark_platform.progress import watch_queue
 from benchmark_platform.ranking import criteria, store
-from benchmark_platform.ranking.predictors import numbers_label
+from benchmark_platform.ranking.predictors import held_out_block, numbers_label
 
 # Llama-3.1-8B in fp16 and FP8, Llama-3.1-70B in FP8 and one mixture-of-experts version, served by vLLM on three GPU
 # pools (a one-GPU L4 node, a one-GPU H100 node and an eight-H100 node, the shape where TP 1 x 8 replicas meets TP 8 x
@@ -121,6 +121,9 @@ def print_stored_rankings(echo: Callable[[str], None]) -> None:
             )
         if ranking.configurations.empty:
             echo("    no configuration meets the SLA")
+    shown = [ranking.configurations.drop_duplicates("version_key") for ranking in rankings.values()]
+    for line in held_out_block(phrases for frame in shown for phrases in frame["held_out"]):
+        echo(f"  {line}")
 
 
 def run_demo(echo: Callable[[str], None] = print, options: DemoOptions | None = None) -> None:

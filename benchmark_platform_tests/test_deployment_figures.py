@@ -57,7 +57,7 @@ def _replica(output_per_s: float = 1000.0, busy: float = 0.5) -> ServingSimulati
 
 def test_node_figures_are_replicas_times_one_replica_and_per_gpu_divides_by_the_gpus():
     at_tp2 = measurement_from_replica(
-        _replica(), H100_X8, tensor_parallel=2, concurrency=32, input_tokens=1024, output_tokens=256
+        _replica(), llama_8b(), H100_X8, VLLM, tensor_parallel=2, concurrency=32, input_tokens=1024, output_tokens=256
     )
     assert at_tp2.throughput_tokens_sec == pytest.approx(4 * 1000.0)  # four replicas of two GPUs
     assert at_tp2.output_tokens_sec_per_gpu == pytest.approx(4 * 1000.0 / 8)
@@ -78,7 +78,7 @@ def test_node_figures_are_replicas_times_one_replica_and_per_gpu_divides_by_the_
 
     on_demand = H100_X8.model_copy(update={"spot_cost_per_hour_usd": None})
     priced = measurement_from_replica(
-        _replica(), on_demand, tensor_parallel=8, concurrency=32, input_tokens=1024, output_tokens=256
+        _replica(), llama_8b(), on_demand, VLLM, tensor_parallel=8, concurrency=32, input_tokens=1024, output_tokens=256
     )
     assert priced.detailed_metrics["cost"]["price_basis"] == "on_demand"
     assert priced.cost_per_million_output_tokens == pytest.approx(88.0 / (1000.0 * 3600) * 1e6)

@@ -16,8 +16,12 @@ from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, numbers_label,
 from benchmark_platform.runners.simulated.step_costs import MOE_LAYERS_ONLY
 from benchmark_platform_tests.factories import chatbot, insert_results, insert_use_case, result_row, results_frame
 
+HELD_OUT = {
+    metric: {"median_abs_error": size, "median_error": -size, "rows": 5, "scope": "A100-80GB x vllm-v1, dense, kernels"}
+    for metric, size in (("output_throughput", 0.08), ("ttft", 0.31), ("tpot", 0.06))
+}
 KERNELS = {"backend": "kernels", "version": "0.12.0", "data_version": "h100_sxm/vllm/0.12.0", "in_measured_range": True,
-           "requested": "auto", "fallback": None}  # fmt: skip
+           "requested": "auto", "fallback": None, "held_out_error": HELD_OUT}  # fmt: skip
 ROWS = [
     result_row(
         model="llama",
@@ -159,11 +163,24 @@ def test_cli_names_the_predictor_behind_each_simulated_deployment(seeded: Engine
     [llama] = [line for line in result.output.splitlines() if line.lstrip().startswith("1 ")]
     assert "measured" in llama and "kernels" not in llama
 
+    # and, once under the warning, how far that predictor was off on the validation rows nearest the deployment
+    stated = (
+        "kernels (aiconfigurator 0.12.0): median |error| throughput 8 % (mostly low), TTFT 31 % (mostly low), TPOT 6 % "
+        "(mostly low) on 5 / 5 / 5 validation rows of A100-80GB x vllm-v1, dense, kernels"
+    )
+    lines = result.output.splitlines()
+    heading = lines.index(
+        "Held-out error of the predictors above (simulated vs published on validation rows, which fitted no constant; "
+        "docs/simulator-accuracy.md):"
+    )
+    assert lines[heading - 1].startswith("WARNING: 1 of these 2 results are simulated")
+    assert lines[heading + 1] == f"  {stated}" and lines[heading + 2].startswith("note: ")
+
     payload = json.loads(CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--json"]).output)
-    assert [(row["version_key"], row["predictor"]) for row in payload["results"]] == [
-        ("llama@fp16", None),
-        ("qwen@fp16", "kernels (aiconfigurator 0.12.0)"),
-        ("llama@fp16", None),
+    assert [(row["version_key"], row["predictor"], row["held_out_error"]) for row in payload["results"]] == [
+        ("llama@fp16", None, []),
+        ("qwen@fp16", "kernels (aiconfigurator 0.12.0)", [stated]),
+        ("llama@fp16", None, []),
     ]
 
 

@@ -387,8 +387,11 @@ def test_report_command_prints_a_json_summary_and_rejects_unknown_names(engine: 
 
 
 def test_the_report_names_the_predictor_of_each_simulated_row_and_series(engine: Engine, tmp_path: Path) -> None:
+    held_out = {"output_throughput": {"median_abs_error": 0.12, "median_error": 0.1, "rows": 9, "scope": "H100-SXM x "
+                "vllm-v1, dense, roofline"}, "ttft": None, "tpot": None}  # fmt: skip
     roofline = {"backend": "roofline", "version": "3", "data_version": "spec sheets", "in_measured_range": None,
                 "requested": "kernels", "fallback": "no kernel tables for this GPU"}  # fmt: skip
+    roofline["held_out_error"] = held_out
     rows = measurement_grid(("chatbot",))
     for row in rows:
         if row["runner"] == "simulated":
@@ -400,6 +403,9 @@ def test_the_report_names_the_predictor_of_each_simulated_row_and_series(engine:
     label = "roofline v3, fallback from kernels"
     assert f'<span class="tag-simulated">SIMULATED</span> · {label}</td>' in page  # every simulated table row
     assert f"simulated ({label})" in page  # the simulated series of the latency charts
+    # under the table, once: what the validation rows say of that predictor
+    stated = f"<li>{label}: median |error| throughput 12 % (mostly high) on 9 validation rows of H100-SXM x vllm-v1"
+    assert page.count(stated) == 1 and "fewer than 3 validation rows for TTFT, TPOT</li>" in page
     measured_rows = re.findall(r'<tr class="measured">.*?</tr>', page)
     assert measured_rows and not any("roofline" in row for row in measured_rows)
 

@@ -11,6 +11,7 @@ shape from the file's ``model_shapes``. Then it times the simulator on a few loa
 
     python benchmarks/simulator_accuracy.py [--data PATH ...] [--predictor auto|roofline|kernels] [--no-speed]
     python benchmarks/simulator_accuracy.py --against PATH ...   # imported InferenceX rows, every predictor
+    python benchmarks/simulator_accuracy.py --write-held-out   # the validation errors stated beside every result
 
 ``--against`` scores every predictor on public measurements instead: InferenceX's dump (zip or folder) or API JSON,
 read and mapped as ``import-results --format inferencex`` reads them (no database). Each row is a validation row,
@@ -39,7 +40,7 @@ import yaml
 from benchmark_platform import catalogs, manifests
 from benchmark_platform.domain import MixtureOfExperts, ServingOptions, hardware_facts_from_chip
 from benchmark_platform.runners.base import FrameworkFacts, HardwareFacts, ModelFacts
-from benchmark_platform.runners.simulated import calibration
+from benchmark_platform.runners.simulated import calibration, held_out
 from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.simulated.step_costs import PREDICTOR_CHOICES
 
@@ -105,16 +106,24 @@ MOE_VALIDATION_CEILINGS = {"output_throughput": 0.30, "ttft": 0.27, "tpot": 0.06
 ROW_LIMIT = 0.60
 # Why each validation row past ROW_LIMIT misses, by row-id pattern (fnmatch): the short form of what
 # docs/simulator-accuracy.md tells in full ("Where the validation rows miss, and why" for dense rows, the MoE section's
-# "Where they miss, and why"). The verdict prints it beside the row; test_serving_sim fails when a row passes the
-# limit without one, or when a pattern no longer matches a row past it (a miss that healed leaves no stale excuse).
+# "Where they miss, and why"), under --predictor auto (what the platform answers with; other predictors' verdicts may
+# name rows without one). The verdict prints it beside the row; test_serving_sim fails when a row passes the limit
+# without one, or when a pattern matches a row within it (a miss that healed leaves no stale excuse, and a pattern
+# cannot cover a row that has not missed yet).
+SLOW_32B = "GPUStack's Qwen3-32B on one H100 ran slower than its own measured kernels"
+CDNA4_SHARE = "CDNA 4's prefill share, fitted on one prompt, folds in the request latency"
 MISS_REASONS = {
     "dstack-*": "a 2024 ROCm build of vLLM 0.6.3 ran far below the spec sheet; CDNA 3 has no calibration row",
-    "gpustack-*-qwen3-32b*-h100-*-all": "GPUStack's Qwen3-32B on one H100 ran slower than its own measured kernels",
+    "gpustack-sglang-qwen3-32b-h100-sharegpt-all": SLOW_32B,
+    "gpustack-trtllm-qwen3-32b-fp8-h100-sharegpt-all": SLOW_32B,
+    "gpustack-vllm-qwen3-32b-h100-rand4000-200-all": SLOW_32B,
+    "gpustack-trtllm-qwen3-32b-fp8-h100-rand4000-200-all": SLOW_32B,
+    "gpustack-trtllm-qwen3-32b-fp8-h100-rand2000-100-all": SLOW_32B,
     "gpustack-sglang-qwen3-14b-fp8-h100-rand4000-200-all": "SGLang's FP8 run was only 24 % faster than its bf16 run",
     "gpustack-trtllm-qwen3-8b-h100-sharegpt-c4": "TensorRT-LLM's request cost is NIM's frontend, not GPUStack's",
     "wmx-vllm-qwen2.5-0.5b-l4-256-128-c16": "closed-loop clients of fixed lengths in lockstep on a 4-vCPU VM",
-    "llmd-vllm-70b-fp8-mi355xx8-*-c16": "CDNA 4's prefill share, fitted on one prompt, folds in the request latency",
-    "llmd-vllm-70b-fp8-mi355xx8-*-c32": "CDNA 4's prefill share, fitted on one prompt, folds in the request latency",
+    "llmd-vllm-70b-fp8-mi355xx8-1k-256-c16": CDNA4_SHARE,
+    "llmd-vllm-70b-fp8-mi355xx8-4k-4k-c32": CDNA4_SHARE,
     "nim-trtllm-70b-fp8-h100x2-5000-500-c50": "a closed loop of fixed lengths keeps the alignment it starts with",
     "crusoe-vllm-70b-fp8-l40sx4-rps5": "overloaded open loop: the measured TTFT is a queue grown over the whole run",
     "gpustack-sglang-gptoss*": "engine maturity: SGLang's gpt-oss runs reached a third to a seventh of vLLM's",
@@ -258,6 +267,7 @@ class Comparison:
     predictor: dict
     published: dict[str, float | None]
     simulated: dict[str, float]
+    held_out_key: dict[str, str]  # what answered the row, grouped as a result's held-out error is (held_out.row_key)
 
     def error(self, metric: str) -> float | None:
         published = self.published[metric]
@@ -554,6 +564,7 @@ def compare(row: dict, seed: int = 0, predictor: str = "auto") -> Comparison | N
             "tpot": None if sent_at_once else published_latency(row, "tpot"),
         },
         simulated=simulated,
+        held_out_key=held_out.row_key(run.predictor["backend"], model, hardware, framework),
     )
 
 
@@ -608,8 +619,17 @@ def chunked_prefill_flag(row: dict, model: ModelFacts, framework: FrameworkFacts
 def max_num_seqs_flag(row: dict) -> int | None:
     """The server's cap on running sequences as the row's ``engine_flags`` state it (vLLM's --max-num-seqs, SGLang's
     --max-running-requests); None: the engine's default."""
-    stated = re.search(r"--max[-_](?:num[-_]seqs|running[-_]requests)[= ](\d+)", str(row.get("engine_flags") or ""))
-    return int(stated.group(1)) if stated else None
+    stated = re.findall(
+        r"--max[-_](?:num[-_]seqs|running[-_]requests)(?:\s+|=)(\S+)", str(row.get("engine_flags") or "")
+    )
+    if not stated:
+        return None
+    value = stated[-1]  # the last one given wins, as with the engines' argument parsers
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(
+            f"row {row.get('id')}: engine_flags cap running sequences at {value!r}, not a positive integer"
+        )
+    return int(value)
 
 
 def published_output_throughput(row: dict) -> float | None:
@@ -809,7 +829,8 @@ def goal_misses(comparisons: list[Comparison]) -> list[str]:
 
 
 def rows_past_the_limit(comparisons: list[Comparison]) -> list[Comparison]:
-    """The rows with concurrency up to 256 off by more than ROW_LIMIT on some metric."""
+    """The rows off by more than ROW_LIMIT on some metric, but for those of a stated concurrency above 256 (rate rows
+    and all-at-once rows state none and count)."""
     return [
         c
         for c in comparisons
@@ -907,6 +928,25 @@ def run_accuracy(
     return comparisons, skipped
 
 
+HELD_OUT_HEADER = """\
+# Generated by `python benchmarks/simulator_accuracy.py --write-held-out`: do not edit by hand (a test fails when this
+# file no longer matches the simulator). Every validation row of benchmarks/data/ (it fitted no constant), simulated
+# with --predictor auto: what answered it (backend, model kind, engine generation, GPU family) and its error,
+# simulated / published - 1, per metric it publishes. runners/simulated/held_out.py states these beside every
+# simulated result.
+"""
+
+
+def held_out_document(comparisons: list[Comparison]) -> str:
+    """The validation rows' errors as ``held_out.HELD_OUT_FILE`` holds them (to 0.1 %)."""
+    rows = []
+    for c in comparisons:
+        errors = {m: round(e, 3) for m in held_out.METRICS if (e := c.error(m)) is not None}
+        if c.role == "validation" and errors:
+            rows.append({"id": c.row["id"], **c.held_out_key, "errors": errors})
+    return HELD_OUT_HEADER + yaml.safe_dump({"rows": rows}, sort_keys=False, width=120, default_flow_style=None)
+
+
 def print_speed(repeat: int = 5, predictor: str = "auto") -> None:
     """Best-of-``repeat`` CPU time of one simulation per load (process CPU time, so that other work on a shared
     machine does not inflate it; the simulator is single-threaded, so this is its time on one core)."""
@@ -934,7 +974,19 @@ def main() -> None:
     parser.add_argument(
         "--against", type=Path, nargs="+", help="InferenceX API JSON, dump folder or zip: score every predictor on it"
     )
+    parser.add_argument(
+        "--write-held-out",
+        action="store_true",
+        help=f"write the validation rows' errors under --predictor auto to {held_out.HELD_OUT_FILE.name}",
+    )
     arguments = parser.parse_args()
+    if arguments.write_held_out:
+        if arguments.predictor != "auto" or arguments.against or list(arguments.data) != list(DATA_FILES):
+            parser.error("--write-held-out takes the bundled data files under --predictor auto, nothing else")
+        comparisons, _ = run_accuracy()
+        held_out.HELD_OUT_FILE.write_text(held_out_document(comparisons))
+        print(f"wrote {held_out.HELD_OUT_FILE}")
+        return
     if arguments.against:
         rows = inferencex_rows(tuple(arguments.against))
         for predictor in PREDICTOR_CHOICES:

@@ -16,7 +16,7 @@ from benchmark_platform.cli.params import bounded_int, finite
 from benchmark_platform.domain import deployment_shape, serving_options
 from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import Constraints, Recommendation, criteria, evidence, rank_use_case, recommend
-from benchmark_platform.ranking.predictors import numbers_label
+from benchmark_platform.ranking.predictors import held_out_block, numbers_label
 from benchmark_platform.ranking.rankings import (
     configuration_breakdown,
     configuration_summary,
@@ -88,6 +88,7 @@ def _payload(recommendation: Recommendation) -> dict[str, Any]:
                 "pareto": bool(row["pareto"]),
                 "simulated": bool(row["simulated"]),
                 "predictor": row["predictor"],
+                "held_out_error": list(row["held_out"]),
                 "model_name": row["model_name"],
                 **configuration_summary(row),
                 "criteria": configuration_breakdown(row, ranking.weights, ranking.use_case.registry),
@@ -176,6 +177,8 @@ def _print_text(recommendation: Recommendation) -> None:
             f"\nWARNING: {simulated} of these {len(recommendation.configurations)} results are simulated "
             "(runner=simulated: simulator estimates, not measurements; 'numbers' names the predictor)."
         )
+        for line in held_out_block(recommendation.configurations["held_out"]):
+            click.echo(line)
 
 
 def _nothing_found(recommendation: Recommendation) -> str:

@@ -30,6 +30,7 @@ from benchmark_platform.domain import (
     serving_options,
 )
 from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.held_out import held_out_text
 from benchmark_platform.runners.simulated.runner import measurement_from_replica
 from benchmark_platform.runners.simulated.serving_sim import simulate_serving
 from benchmark_platform.runners.simulated.step_costs import PREDICTOR_CHOICES
@@ -119,6 +120,7 @@ def _print_text(payload: dict[str, Any]) -> None:
         f"  predicted by: {predictor['backend']} {predictor['version']} ({predictor['data_version']})"
         + (f"; {predictor['fallback']}" if predictor["fallback"] else "")
     )
+    click.echo(f"  held-out error: {held_out_text(predictor['held_out_error'])}")
     rows = [
         ("TTFT p50 / p90 / p99", f"{payload['ttft_p50_ms']:.1f} / {payload['ttft_p90_ms']:.1f} / "
          f"{payload['ttft_p99_ms']:.1f} ms"),
@@ -262,11 +264,12 @@ def simulate_command(
         return
     if problem := _options_problem(model, tensor_parallel, framework_spec, options):
         fail(problem)
+    engine = framework_facts_from_catalog(framework_spec)
     try:
         replica = simulate_serving(
             model,
             node,
-            framework_facts_from_catalog(framework_spec),
+            engine,
             tensor_parallel=tensor_parallel,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -285,7 +288,9 @@ def simulate_command(
     try:
         measurement = measurement_from_replica(
             replica,
+            model,
             node,
+            engine,
             tensor_parallel=tensor_parallel,
             concurrency=concurrency,
             input_tokens=input_tokens,

@@ -5,11 +5,12 @@ them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
 
+from benchmark_platform.runners.simulated.held_out import held_out_text
 from benchmark_platform.runners.simulated.step_costs import MOE_LAYERS_ONLY
 
 # A deployment as the results name it: the key a configuration's simulated results share.
@@ -47,6 +48,36 @@ def predictor_labels(configurations: pd.DataFrame, predictors: pd.DataFrame) -> 
     lookup = dict(zip(joined.index, joined.to_numpy(), strict=True))
     keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
     return pd.Series([lookup.get(key) for key in keys], index=configurations.index, dtype=object)
+
+
+def held_out_phrases(configurations: pd.DataFrame, predictors: pd.DataFrame) -> pd.Series:
+    """Per configuration, what the validation rows say of each predictor behind its simulated results: a tuple of
+    "label: median |error| ... on validation rows of ..." phrases (``held_out.held_out_text``); empty where nothing
+    of it was simulated or its results predate ``predictor.held_out_error``."""
+    empty = pd.Series([()] * len(configurations), index=configurations.index, dtype=object)
+    if predictors.empty or configurations.empty:
+        return empty
+    phrases: dict[tuple, set[str]] = {}
+    for row in predictors.itertuples(index=False):
+        predictor = row.predictor
+        if predictor.get("held_out_error"):
+            key = tuple(getattr(row, column) for column in DEPLOYMENT_KEY)
+            text = f"{predictor_label(predictor)}: {held_out_text(predictor['held_out_error'])}"
+            phrases.setdefault(key, set()).add(text)
+    keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
+    return pd.Series([tuple(sorted(phrases.get(key, ()))) for key in keys], index=configurations.index, dtype=object)
+
+
+def held_out_block(phrase_lists: Iterable[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    """The distinct held-out phrases of the configurations shown, as lines under one heading (none: no lines)."""
+    distinct = sorted({phrase for phrases in phrase_lists for phrase in phrases})
+    if not distinct:
+        return []
+    heading = (
+        "Held-out error of the predictors above (simulated vs published on validation rows, which fitted no constant; "
+        "docs/simulator-accuracy.md):"
+    )
+    return [heading, *(f"{indent}{phrase}" for phrase in distinct)]
 
 
 def numbers_label(source: str, predictor: str | None) -> str:

@@ -34,7 +34,7 @@ from benchmark_platform.public_results import PUBLIC_SOURCES
 from benchmark_platform.ranking import criteria
 from benchmark_platform.ranking.daily_stats import DAILY_STATS_COLUMNS, daily_model_stats
 from benchmark_platform.ranking.frames import METRIC_COLUMNS, RESULT_FRAME_COLUMNS, require_columns
-from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, predictor_labels
+from benchmark_platform.ranking.predictors import DEPLOYMENT_KEY, held_out_phrases, predictor_labels
 from benchmark_platform.ranking.rankings import (
     DEFAULT_RANKING_TTL,
     DEPLOYMENT_COLUMNS,
@@ -168,12 +168,16 @@ def load_predictors(engine: Engine, workload_type: str, model_version_ids: Itera
 
 
 def with_predictors(engine: Engine, ranking: UseCaseRanking) -> UseCaseRanking:
-    """``ranking`` with a ``predictor`` column (a short label, None where nothing is simulated) on its ranked and
-    unranked deployments, so that what shows a simulated number can name the model that made it."""
+    """``ranking`` with a ``predictor`` column (a short label, None where nothing is simulated) and a ``held_out``
+    column (what the validation rows say of those predictors, ``predictors.held_out_phrases``) on its ranked and
+    unranked deployments, so that what shows a simulated number can name the model that made it and its error."""
     frames = (ranking.configurations, ranking.unranked)
     versions = pd.concat([frame["model_version_id"] for frame in frames]).unique()
     loaded = load_predictors(engine, ranking.use_case.subcategory, versions)
-    configurations, unranked = (frame.assign(predictor=predictor_labels(frame, loaded)) for frame in frames)
+    configurations, unranked = (
+        frame.assign(predictor=predictor_labels(frame, loaded), held_out=held_out_phrases(frame, loaded))
+        for frame in frames
+    )
     return replace(ranking, configurations=configurations, unranked=unranked)
 
 

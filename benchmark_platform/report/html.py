@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 
 from benchmark_platform.progress import ProgressReporter
 from benchmark_platform.ranking import UseCaseRanking, criteria
+from benchmark_platform.ranking.predictors import held_out_block
 from benchmark_platform.ranking.rankings import BREAKS_SLA, INCOMPLETE, NO_PRICE, shape_of, with_shapes
 from benchmark_platform.report.charts import best_per, comparison_figure, interactivity_figure, scatter_figure
 
@@ -247,6 +248,16 @@ def _simulated_versus_measured(configs: pd.DataFrame) -> str:
     )
 
 
+def _held_out_note(shown: pd.DataFrame) -> str:
+    """What the validation rows say of the predictors behind the table's simulated numbers (``held_out_block``)."""
+    lines = held_out_block(shown["held_out"]) if "held_out" in shown else []
+    if not lines:
+        return ""
+    heading, *phrases = lines
+    items = "".join(f"<li>{_text(phrase.strip())}</li>" for phrase in phrases)
+    return f'<div class="held-out"><p>{_text(heading)}</p><ul>{items}</ul></div>'
+
+
 def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: int, slug: str) -> str:
     configs = ranking.configurations
     parts = [f'<section class="use-case" id="{slug}">', _use_case_header(ranking)]
@@ -293,6 +304,7 @@ def _use_case_section(ranking: UseCaseRanking, model_version: str | None, top: i
     parts.append(f"<h3>Top {len(shown)} configurations</h3>")
     parts.append(_simulated_banner(int(shown["simulated"].sum()), len(shown), "in this table"))
     parts.append(_table(with_shapes(shown), table_columns(registry)))
+    parts.append(_held_out_note(shown))
     parts.append(_simulated_versus_measured(configs))
     parts.append(_comparisons(ranking, model_version, slug))
     parts.append("</section>")
@@ -329,7 +341,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
        padding: 16px 24px; color: #222; }
 h1 { margin-bottom: 4px; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 4px; margin-top: 40px; }
 h2 small, h3 small { color: #777; font-weight: normal; font-size: 0.7em; }
-.facts, .scope { color: #444; } .notes { color: #8a5300; }
+.facts, .scope, .held-out { color: #444; } .notes { color: #8a5300; }
 .banner-simulated { background: #fff3cd; border: 2px solid #e0a800; color: #5c4300; padding: 10px 14px;
                     border-radius: 6px; margin: 12px 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px; }

@@ -7,7 +7,9 @@ It lets the whole pipeline (queue, results, ranking) run without GPUs. The simul
 tensor-parallel group of ``spec.tensor_parallel`` GPUs at ``spec.batch_size`` concurrent requests); this module
 turns that into the config's result: per node = replicas x replica figures, per GPU = per node / gpu_count, cost at
 the node's price, energy = board power x busy share. Its numbers are estimates from spec sheets and are never
-presented as measurements; docs/simulator-accuracy.md compares them with published results.
+presented as measurements; docs/simulator-accuracy.md compares them with published results, and every result
+states beside its predictor how far that predictor was off on the held-out rows nearest it
+(``detailed_metrics.predictor.held_out_error``, ``held_out``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ from collections.abc import Callable
 import numpy as np
 
 import benchmark_platform
-from benchmark_platform.runners.base import HardwareFacts, Measurement, RunInterrupted, RunnerError, RunSpec
+from benchmark_platform.runners.base import (
+    FrameworkFacts,
+    HardwareFacts,
+    Measurement,
+    ModelFacts,
+    RunInterrupted,
+    RunnerError,
+    RunSpec,
+)
 from benchmark_platform.runners.serving_metrics import deployment_figures, simulated_node_power_watts
 from benchmark_platform.runners.simulated import roofline
+from benchmark_platform.runners.simulated.held_out import held_out_error
 from benchmark_platform.runners.simulated.serving_sim import ServingSimulation, simulate_serving
 from benchmark_platform.runners.stats import summarize
 from benchmark_platform.workloads import SHARED_PREFIX_FRACTION
@@ -117,7 +128,9 @@ def simulated_accuracy(spec: RunSpec) -> float | None:
 
 def measurement_from_replica(
     replica: ServingSimulation,
+    model: ModelFacts,
     hardware: HardwareFacts,
+    framework: FrameworkFacts,
     *,
     tensor_parallel: int,
     concurrency: int | None,
@@ -160,7 +173,8 @@ def measurement_from_replica(
         **figures,
         detailed_metrics={
             "runner_name": "simulated",
-            "predictor": replica.predictor,
+            "predictor": replica.predictor
+            | {"held_out_error": held_out_error(replica.predictor, model, hardware, framework)},
             "tool_versions": {"benchmark_platform": benchmark_platform.__version__},
             "seed": seed,
             "deployment": {
@@ -229,7 +243,9 @@ def simulate(spec: RunSpec, seed: int) -> Measurement:
     )
     measurement = measurement_from_replica(
         replica,
+        spec.model,
         spec.hardware,
+        spec.framework,
         tensor_parallel=spec.tensor_parallel,
         concurrency=spec.batch_size,
         input_tokens=spec.sequence_length,
