@@ -26,6 +26,7 @@ def _row(n: int, *, ttft: float, backend="roofline", kind="dense", engine="vllm-
         backend=backend,
         model_kind=kind,
         engine=engine,
+        vendor="amd" if family.startswith("cdna") else "nvidia",
         gpu_family=family,
         errors={"ttft": ttft, "output_throughput": 0.1},
     )
@@ -47,16 +48,19 @@ def test_a_result_takes_its_own_gpu_and_engine_where_enough_rows_publish_the_met
     assert held_out_error(ROOFLINE, llama_8b(), H100, V1, rows)["tpot"] is None  # no row publishes it
 
 
-def test_the_scope_widens_to_the_engine_then_the_backend_then_the_model_kind():
+def test_the_scope_widens_to_the_vendor_the_engine_the_backend_then_the_model_kind():
     few_here = (_row(0, ttft=-0.5), _row(1, ttft=-0.5))
     elsewhere = tuple(_row(n, ttft=0.2, family="A100-80GB") for n in range(2))
+    amd = tuple(_row(n, ttft=2.5, family="cdna3") for n in range(5))
     other_engine = tuple(_row(n, ttft=0.8, engine="sglang") for n in range(3))
     kernels = tuple(_row(n, ttft=-0.7, backend="kernels", engine="sglang") for n in range(4))
 
     def scope(rows):
         return held_out_error(ROOFLINE, llama_8b(), H100, V1, rows)["ttft"]["scope"]
 
-    assert scope(few_here + elsewhere) == "vllm-v1 on any GPU, dense, roofline"
+    # another vendor's rows of the same engine answer only when the vendor's own are too few
+    assert scope(few_here + elsewhere + amd) == "vllm-v1 on any NVIDIA GPU, dense, roofline"
+    assert scope(few_here + amd) == "vllm-v1 on any GPU, dense, roofline"
     assert scope(few_here + other_engine) == "any GPU and engine, dense, roofline"
     assert scope(few_here + kernels) == "any GPU, engine and predictor, dense"
     # rows of the other model kind never answer, however many

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pandas as pd
 import pytest
@@ -169,10 +170,7 @@ def test_cli_names_the_predictor_behind_each_simulated_deployment(seeded: Engine
         "(mostly low) on 5 / 5 / 5 validation rows of A100-80GB x vllm-v1, dense, kernels"
     )
     lines = result.output.splitlines()
-    heading = lines.index(
-        "Held-out error of the predictors above (simulated vs published on validation rows, which fitted no constant; "
-        "docs/simulator-accuracy.md):"
-    )
+    [heading] = [n for n, line in enumerate(lines) if line.startswith("Held-out error of the predictors above (")]
     assert lines[heading - 1].startswith("WARNING: 1 of these 2 results are simulated")
     assert lines[heading + 1] == f"  {stated}" and lines[heading + 2].startswith("note: ")
 
@@ -182,6 +180,21 @@ def test_cli_names_the_predictor_behind_each_simulated_deployment(seeded: Engine
         ("qwen@fp16", "kernels (aiconfigurator 0.12.0)", [stated]),
         ("llama@fp16", None, []),
     ]
+
+
+def test_a_measured_deployment_states_no_held_out_error_of_the_simulated_results_kept_beside_it(engine: Engine) -> None:
+    """A measured result takes the place of the simulated one of its deployment, which stays beside it: the answer's
+    numbers are measured, so no predictor's held-out error is stated for them."""
+    insert_use_case(engine, "chatbot", sla={"ttft_p90_ms": 500, "tpot_p90_ms": 50})
+    measured = ROWS[0]
+    beside = measured | {"runner": "simulated", "ttft_p90_ms": 55.0, "detailed_metrics": {"predictor": KERNELS}}
+    insert_results(engine, [measured, beside | {"result_id": uuid.uuid4()}])
+
+    result = CliRunner().invoke(main, ["recommend", "--use-case", "chatbot"])
+    assert result.exit_code == 0, result.output
+    assert "measured" in result.output and "Held-out error" not in result.output
+    [only] = json.loads(CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--json"]).output)["results"]
+    assert only["simulated"] is False and only["held_out_error"] == []
 
 
 def test_cli_json_carries_criteria_and_the_simulated_flag(seeded: Engine) -> None:

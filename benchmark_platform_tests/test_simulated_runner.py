@@ -195,7 +195,7 @@ def test_simulated_measurement_is_deterministic_ordered_and_labelled():
     assert first.detailed_metrics["replica"]["decode_bound"] == "memory"
     # beside its predictor, what the validation rows nearest it say (make_spec: vLLM 0.6.3, V0, on one H100)
     held_out = first.detailed_metrics["predictor"]["held_out_error"]
-    assert held_out["ttft"]["scope"].startswith("vllm-v0 on any GPU, dense, roofline") and held_out["ttft"]["rows"] >= 3
+    assert held_out["ttft"]["scope"] == "vllm-v0 on any NVIDIA GPU, dense, roofline" and held_out["ttft"]["rows"] >= 3
     other_seed = runner.run(make_spec(seed=2))
     assert other_seed.ttft_p50_ms != first.ttft_p50_ms
     assert other_seed.ttft_p50_ms == pytest.approx(first.ttft_p50_ms, rel=0.1)  # small noise only

@@ -51,9 +51,10 @@ def predictor_labels(configurations: pd.DataFrame, predictors: pd.DataFrame) -> 
 
 
 def held_out_phrases(configurations: pd.DataFrame, predictors: pd.DataFrame) -> pd.Series:
-    """Per configuration, what the validation rows say of each predictor behind its simulated results: a tuple of
-    "label: median |error| ... on validation rows of ..." phrases (``held_out.held_out_text``); empty where nothing
-    of it was simulated or its results predate ``predictor.held_out_error``."""
+    """Per configuration, what the validation rows say of each predictor behind its simulated numbers: a tuple of
+    "label: median |error| ... on validation rows of ..." phrases (``held_out.held_out_text``); empty where its
+    numbers are not simulated (a measured deployment may keep simulated results beside its own) or its results
+    predate ``predictor.held_out_error``."""
     empty = pd.Series([()] * len(configurations), index=configurations.index, dtype=object)
     if predictors.empty or configurations.empty:
         return empty
@@ -65,7 +66,12 @@ def held_out_phrases(configurations: pd.DataFrame, predictors: pd.DataFrame) -> 
             text = f"{predictor_label(predictor)}: {held_out_text(predictor['held_out_error'])}"
             phrases.setdefault(key, set()).add(text)
     keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
-    return pd.Series([tuple(sorted(phrases.get(key, ()))) for key in keys], index=configurations.index, dtype=object)
+    simulated = configurations["simulated"] if "simulated" in configurations else [True] * len(configurations)
+    return pd.Series(
+        [tuple(sorted(phrases.get(key, ()))) if shown else () for key, shown in zip(keys, simulated, strict=True)],
+        index=configurations.index,
+        dtype=object,
+    )
 
 
 def held_out_block(phrase_lists: Iterable[tuple[str, ...]], indent: str = "  ") -> list[str]:
@@ -75,7 +81,7 @@ def held_out_block(phrase_lists: Iterable[tuple[str, ...]], indent: str = "  ") 
         return []
     heading = (
         "Held-out error of the predictors above (simulated vs published on validation rows, which fitted no constant; "
-        "docs/simulator-accuracy.md):"
+        "docs/simulator-accuracy.md says where they chose the predictor):"
     )
     return [heading, *(f"{indent}{phrase}" for phrase in distinct)]
 

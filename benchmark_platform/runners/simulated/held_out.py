@@ -6,8 +6,10 @@ when it no longer matches the simulator) holds each validation row of ``benchmar
 constant) with what answered it under ``--predictor auto`` and its error per published metric. A simulated result
 takes, per metric, the rows of its own model kind (dense or MoE) and predictor backend on its GPU family and engine
 generation (``calibration.gpu_family``, ``calibration.engine_generation``) where at least ``MIN_ROWS`` publish the
-metric, else on its engine generation, else the backend's rows, else the model kind's: their median |error|, median
-signed error, count and that scope. Pure: no Dagster, no SQL.
+metric, else on its engine generation and GPU vendor, else on its engine generation, else the backend's rows, else the
+model kind's: their median |error|, median signed error, count and that scope. Where ``auto`` chose the measured
+kernels for a GPU, engine and model kind, it chose them by these same rows' errors (``step_costs.AUTO_BACKEND``), so
+those groups' figures lean in the kernels' favour. Pure: no Dagster, no SQL.
 """
 
 from __future__ import annotations
@@ -27,11 +29,18 @@ from benchmark_platform.safe_yaml import YamlInputError, load_yaml_file
 
 HELD_OUT_FILE = Path(__file__).with_name("held_out_errors.yaml")
 METRICS = ("output_throughput", "ttft", "tpot")
+VENDOR_NAMES = {"nvidia": "NVIDIA", "amd": "AMD"}
 METRIC_LABELS = {"output_throughput": "throughput", "ttft": "TTFT", "tpot": "TPOT"}
 # Fewer rows than this say too little about a group: the scope widens instead.
 MIN_ROWS = 3
 # Narrowest first; every scope keeps the model kind, the last drops the predictor backend too.
-SCOPES: tuple[tuple[str, ...], ...] = (("backend", "gpu_family", "engine"), ("backend", "engine"), ("backend",), ())
+SCOPES: tuple[tuple[str, ...], ...] = (
+    ("backend", "gpu_family", "engine"),
+    ("backend", "vendor", "engine"),
+    ("backend", "engine"),
+    ("backend",),
+    (),
+)
 
 
 class HeldOutRow(BaseModel):
@@ -43,6 +52,7 @@ class HeldOutRow(BaseModel):
     backend: Literal["roofline", "kernels"]
     model_kind: ModelKind
     engine: str  # engine generation: vllm-v0, vllm-v1, sglang, tensorrt-llm, ...
+    vendor: str  # nvidia, amd
     gpu_family: str
     errors: dict[Literal["output_throughput", "ttft", "tpot"], float] = Field(min_length=1)
 
@@ -76,6 +86,7 @@ def row_key(backend: str, model: ModelFacts, hardware: HardwareFacts, framework:
         "backend": backend,
         "model_kind": model_kind(model),
         "engine": engine_generation(framework),
+        "vendor": hardware.vendor,
         "gpu_family": gpu_family(hardware),
     }
 
@@ -83,6 +94,7 @@ def row_key(backend: str, model: ModelFacts, hardware: HardwareFacts, framework:
 def _scope_text(key: Mapping[str, str], fields: tuple[str, ...]) -> str:
     where = {
         ("backend", "gpu_family", "engine"): f"{key['gpu_family']} x {key['engine']}",
+        ("backend", "vendor", "engine"): f"{key['engine']} on any {VENDOR_NAMES.get(key['vendor'], key['vendor'])} GPU",
         ("backend", "engine"): f"{key['engine']} on any GPU",
         ("backend",): "any GPU and engine",
         (): "any GPU, engine and predictor",
