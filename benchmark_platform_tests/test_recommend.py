@@ -184,7 +184,7 @@ def test_cli_names_the_predictor_behind_each_simulated_deployment(seeded: Engine
 
 def test_a_measured_deployment_states_no_held_out_error_of_the_simulated_results_kept_beside_it(engine: Engine) -> None:
     """A measured result takes the place of the simulated one of its deployment, which stays beside it: the answer's
-    numbers are measured, so no predictor's held-out error is stated for them."""
+    numbers are measured, so neither a predictor nor its held-out error is stated for them."""
     insert_use_case(engine, "chatbot", sla={"ttft_p90_ms": 500, "tpot_p90_ms": 50})
     measured = ROWS[0]
     beside = measured | {"runner": "simulated", "ttft_p90_ms": 55.0, "detailed_metrics": {"predictor": KERNELS}}
@@ -194,7 +194,7 @@ def test_a_measured_deployment_states_no_held_out_error_of_the_simulated_results
     assert result.exit_code == 0, result.output
     assert "measured" in result.output and "Held-out error" not in result.output
     [only] = json.loads(CliRunner().invoke(main, ["recommend", "--use-case", "chatbot", "--json"]).output)["results"]
-    assert only["simulated"] is False and only["held_out_error"] == []
+    assert only["simulated"] is False and only["predictor"] is None and only["held_out_error"] == []
 
 
 def test_cli_json_carries_criteria_and_the_simulated_flag(seeded: Engine) -> None:

@@ -37,9 +37,9 @@ def predictor_label(predictor: Mapping[str, Any]) -> str:
 
 
 def predictor_labels(configurations: pd.DataFrame, predictors: pd.DataFrame) -> pd.Series:
-    """Per configuration, the labels of the predictors behind its simulated results (``predictors``: DEPLOYMENT_KEY
-    and a ``predictor`` dict per row), " + "-joined when its buckets had different ones; None where nothing of it
-    was simulated."""
+    """Per configuration, the labels of the predictors behind its simulated numbers (``predictors``: DEPLOYMENT_KEY
+    and a ``predictor`` dict per row), " + "-joined when its buckets had different ones; None where its numbers are
+    not simulated (a measured deployment may keep simulated results beside its own)."""
     empty = pd.Series([None] * len(configurations), index=configurations.index, dtype=object)
     if predictors.empty or configurations.empty:
         return empty
@@ -47,7 +47,17 @@ def predictor_labels(configurations: pd.DataFrame, predictors: pd.DataFrame) -> 
     joined = labelled.groupby(list(DEPLOYMENT_KEY))["label"].agg(lambda labels: " + ".join(sorted(set(labels))))
     lookup = dict(zip(joined.index, joined.to_numpy(), strict=True))
     keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
-    return pd.Series([lookup.get(key) for key in keys], index=configurations.index, dtype=object)
+    shown = _simulated(configurations)
+    return pd.Series(
+        [lookup.get(key) if simulated else None for key, simulated in zip(keys, shown, strict=True)],
+        index=configurations.index,
+        dtype=object,
+    )
+
+
+def _simulated(configurations: pd.DataFrame) -> pd.Series | list[bool]:
+    """Whose numbers are simulated (every configuration, where the frame does not say)."""
+    return configurations["simulated"] if "simulated" in configurations else [True] * len(configurations)
 
 
 def held_out_phrases(configurations: pd.DataFrame, predictors: pd.DataFrame) -> pd.Series:
@@ -66,9 +76,11 @@ def held_out_phrases(configurations: pd.DataFrame, predictors: pd.DataFrame) -> 
             text = f"{predictor_label(predictor)}: {held_out_text(predictor['held_out_error'])}"
             phrases.setdefault(key, set()).add(text)
     keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
-    simulated = configurations["simulated"] if "simulated" in configurations else [True] * len(configurations)
     return pd.Series(
-        [tuple(sorted(phrases.get(key, ()))) if shown else () for key, shown in zip(keys, simulated, strict=True)],
+        [
+            tuple(sorted(phrases.get(key, ()))) if simulated else ()
+            for key, simulated in zip(keys, _simulated(configurations), strict=True)
+        ],
         index=configurations.index,
         dtype=object,
     )
