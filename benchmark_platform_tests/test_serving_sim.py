@@ -7,8 +7,10 @@ check the simulator as the platform runs it.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import fnmatch
 import importlib.util
+import pickle
 import statistics
 import sys
 from pathlib import Path
@@ -205,10 +207,20 @@ def test_bad_arguments_name_the_argument(arguments, named):
 
 
 @pytest.fixture(scope="module")
-def accuracy_comparisons():
-    """Every published row simulated once for the tests that judge them (about ten seconds)."""
-    comparisons, _ = accuracy.run_accuracy()
-    return comparisons
+def accuracy_comparisons(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    """Every published row simulated once per test session for the tests that judge them (about fifteen seconds of
+    CPU): under xdist the first worker to ask simulates and keeps them beside the session's temporary directories, the
+    others wait on the lock and read them, instead of each spending the same CPU on a two-core runner."""
+    if worker_id == "master":
+        return accuracy.run_accuracy()[0]
+    shared = tmp_path_factory.getbasetemp().parent / "accuracy_comparisons.pickle"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared.exists():
+            return pickle.loads(shared.read_bytes())  # written by this session's own worker, below
+        comparisons = accuracy.run_accuracy()[0]
+        shared.write_bytes(pickle.dumps(comparisons))
+        return comparisons
 
 
 def test_accuracy_on_validation_rows_holds_its_ceiling(accuracy_comparisons):
