@@ -5,7 +5,7 @@ them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -40,50 +40,40 @@ def predictor_labels(configurations: pd.DataFrame, predictors: pd.DataFrame) -> 
     """Per configuration, the labels of the predictors behind its simulated numbers (``predictors``: DEPLOYMENT_KEY
     and a ``predictor`` dict per row), " + "-joined when its buckets had different ones; None where its numbers are
     not simulated (a measured deployment may keep simulated results beside its own)."""
-    empty = pd.Series([None] * len(configurations), index=configurations.index, dtype=object)
-    if predictors.empty or configurations.empty:
-        return empty
-    labelled = predictors.assign(label=[predictor_label(predictor) for predictor in predictors["predictor"]])
-    joined = labelled.groupby(list(DEPLOYMENT_KEY))["label"].agg(lambda labels: " + ".join(sorted(set(labels))))
-    lookup = dict(zip(joined.index, joined.to_numpy(), strict=True))
-    keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
-    shown = _simulated(configurations)
-    return pd.Series(
-        [lookup.get(key) if simulated else None for key, simulated in zip(keys, shown, strict=True)],
-        index=configurations.index,
-        dtype=object,
-    )
-
-
-def _simulated(configurations: pd.DataFrame) -> pd.Series | list[bool]:
-    """Whose numbers are simulated (every configuration, where the frame does not say)."""
-    return configurations["simulated"] if "simulated" in configurations else [True] * len(configurations)
+    labels = _per_configuration(configurations, predictors, predictor_label)
+    return pd.Series([" + ".join(texts) or None for texts in labels], index=configurations.index, dtype=object)
 
 
 def held_out_phrases(configurations: pd.DataFrame, predictors: pd.DataFrame) -> pd.Series:
     """Per configuration, what the validation rows say of each predictor behind its simulated numbers: a tuple of
     "label: median |error| ... on validation rows of ..." phrases (``held_out.held_out_text``); empty where its
-    numbers are not simulated (a measured deployment may keep simulated results beside its own) or its results
-    predate ``predictor.held_out_error``."""
-    empty = pd.Series([()] * len(configurations), index=configurations.index, dtype=object)
-    if predictors.empty or configurations.empty:
-        return empty
-    phrases: dict[tuple, set[str]] = {}
+    numbers are not simulated or its results predate ``predictor.held_out_error``."""
+
+    def phrase(predictor: Mapping[str, Any]) -> str | None:
+        held_out = predictor.get("held_out_error")
+        return f"{predictor_label(predictor)}: {held_out_text(held_out)}" if held_out else None
+
+    phrases = _per_configuration(configurations, predictors, phrase)
+    return pd.Series(phrases, index=configurations.index, dtype=object)
+
+
+def _per_configuration(
+    configurations: pd.DataFrame,
+    predictors: pd.DataFrame,
+    text_of: Callable[[Mapping[str, Any]], str | None],
+) -> list[tuple[str, ...]]:
+    """Per configuration, the distinct texts (sorted) of the predictors behind its deployment's simulated results
+    (``text_of`` a predictor dict; None leaves it out); none where the configuration's numbers are not simulated (every
+    configuration counts as simulated where the frame does not say)."""
+    if configurations.empty:
+        return []
+    texts: dict[tuple, set[str]] = {}
     for row in predictors.itertuples(index=False):
-        predictor = row.predictor
-        if predictor.get("held_out_error"):
-            key = tuple(getattr(row, column) for column in DEPLOYMENT_KEY)
-            text = f"{predictor_label(predictor)}: {held_out_text(predictor['held_out_error'])}"
-            phrases.setdefault(key, set()).add(text)
+        if (text := text_of(row.predictor)) is not None:
+            texts.setdefault(tuple(getattr(row, column) for column in DEPLOYMENT_KEY), set()).add(text)
     keys = configurations[list(DEPLOYMENT_KEY)].itertuples(index=False, name=None)
-    return pd.Series(
-        [
-            tuple(sorted(phrases.get(key, ()))) if simulated else ()
-            for key, simulated in zip(keys, _simulated(configurations), strict=True)
-        ],
-        index=configurations.index,
-        dtype=object,
-    )
+    simulated = configurations["simulated"] if "simulated" in configurations else [True] * len(configurations)
+    return [tuple(sorted(texts.get(key, ()))) if shown else () for key, shown in zip(keys, simulated, strict=True)]
 
 
 def held_out_block(phrase_lists: Iterable[tuple[str, ...]], indent: str = "  ") -> list[str]:

@@ -33,14 +33,14 @@ VENDOR_NAMES = {"nvidia": "NVIDIA", "amd": "AMD"}
 METRIC_LABELS = {"output_throughput": "throughput", "ttft": "TTFT", "tpot": "TPOT"}
 # Fewer rows than this say too little about a group: the scope widens instead.
 MIN_ROWS = 3
-# Narrowest first; every scope keeps the model kind, the last drops the predictor backend too.
-SCOPES: tuple[tuple[str, ...], ...] = (
-    ("backend", "gpu_family", "engine"),
-    ("backend", "vendor", "engine"),
-    ("backend", "engine"),
-    ("backend",),
-    (),
-)
+# Narrowest first, each with how it reads; every scope keeps the model kind, the last drops the predictor backend too.
+SCOPES: dict[tuple[str, ...], str] = {
+    ("backend", "gpu_family", "engine"): "{gpu_family} x {engine}, {model_kind}, {backend}",
+    ("backend", "vendor", "engine"): "{engine} on any {vendor_name} GPU, {model_kind}, {backend}",
+    ("backend", "engine"): "{engine} on any GPU, {model_kind}, {backend}",
+    ("backend",): "any GPU and engine, {model_kind}, {backend}",
+    (): "any GPU, engine and predictor, {model_kind}",
+}
 
 
 class HeldOutRow(BaseModel):
@@ -91,17 +91,6 @@ def row_key(backend: str, model: ModelFacts, hardware: HardwareFacts, framework:
     }
 
 
-def _scope_text(key: Mapping[str, str], fields: tuple[str, ...]) -> str:
-    where = {
-        ("backend", "gpu_family", "engine"): f"{key['gpu_family']} x {key['engine']}",
-        ("backend", "vendor", "engine"): f"{key['engine']} on any {VENDOR_NAMES.get(key['vendor'], key['vendor'])} GPU",
-        ("backend", "engine"): f"{key['engine']} on any GPU",
-        ("backend",): "any GPU and engine",
-        (): "any GPU, engine and predictor",
-    }[fields]
-    return f"{where}, {key['model_kind']}" + (f", {key['backend']}" if "backend" in fields else "")
-
-
 def held_out_error(
     predictor: Mapping[str, object],
     model: ModelFacts,
@@ -118,7 +107,7 @@ def held_out_error(
     found: dict[str, dict[str, object] | None] = {}
     for metric in METRICS:
         found[metric] = None
-        for fields in SCOPES:
+        for fields, scope in SCOPES.items():
             errors = [
                 r.errors[metric] for r in own if metric in r.errors and all(getattr(r, f) == key[f] for f in fields)
             ]
@@ -127,7 +116,7 @@ def held_out_error(
                     "median_abs_error": round(statistics.median(abs(e) for e in errors), 3),
                     "median_error": round(statistics.median(errors), 3),
                     "rows": len(errors),
-                    "scope": _scope_text(key, fields),
+                    "scope": scope.format(**key, vendor_name=VENDOR_NAMES.get(key["vendor"], key["vendor"])),
                 }
                 break
     return found
