@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
-from pathlib import Path
 
 from benchmark_platform.runners.simulated import calibration
+from benchmark_platform_tests.factories import benchmark_script
 
-_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "simulator_accuracy.py"
-_spec = importlib.util.spec_from_file_location("simulator_accuracy", _SCRIPT)
-accuracy = importlib.util.module_from_spec(_spec)
-sys.modules["simulator_accuracy"] = accuracy
-_spec.loader.exec_module(accuracy)
+accuracy = benchmark_script("simulator_accuracy")
 
 ROWS = accuracy.load_rows()
 

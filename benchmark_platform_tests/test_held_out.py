@@ -48,7 +48,7 @@ def test_a_result_takes_its_own_gpu_and_engine_where_enough_rows_publish_the_met
     assert held_out_error(ROOFLINE, llama_8b(), H100, V1, rows)["tpot"] is None  # no row publishes it
 
 
-def test_the_scope_widens_to_the_vendor_the_engine_the_backend_then_the_model_kind():
+def test_the_scope_widens_within_the_vendor_before_it_crosses_it():
     few_here = (_row(0, ttft=-0.5), _row(1, ttft=-0.5))
     elsewhere = tuple(_row(n, ttft=0.2, family="A100-80GB") for n in range(2))
     amd = tuple(_row(n, ttft=2.5, family="cdna3") for n in range(5))
@@ -58,11 +58,22 @@ def test_the_scope_widens_to_the_vendor_the_engine_the_backend_then_the_model_ki
     def scope(rows):
         return held_out_error(ROOFLINE, llama_8b(), H100, V1, rows)["ttft"]["scope"]
 
-    # another vendor's rows of the same engine answer only when the vendor's own are too few
+    amd_other_engine = tuple(_row(n, ttft=2.5, engine="sglang", family="cdna3") for n in range(5))
+    # another vendor's rows answer only when the vendor's own are too few
     assert scope(few_here + elsewhere + amd) == "vllm-v1 on any NVIDIA GPU, dense, roofline"
     assert scope(few_here + amd) == "vllm-v1 on any GPU, dense, roofline"
-    assert scope(few_here + other_engine) == "any GPU and engine, dense, roofline"
-    assert scope(few_here + kernels) == "any GPU, engine and predictor, dense"
+    assert scope(few_here + other_engine + amd_other_engine) == "any NVIDIA GPU and engine, dense, roofline"
+    assert scope(few_here + kernels + amd_other_engine) == "any NVIDIA GPU, engine and predictor, dense"
+    assert (
+        held_out_error(ROOFLINE, llama_8b(), H100, V1, few_here + kernels + amd_other_engine)["ttft"]["median_error"]
+        == -0.7
+    )  # the NVIDIA rows of the other predictor, not the AMD rows of this one
+    assert scope(few_here + amd_other_engine) == "any GPU and engine, dense, roofline"
+    # the vendor's rows of another engine answer before another vendor's rows of the same engine
+    nvidia_other_engine = tuple(_row(n, ttft=0.8, engine="sglang") for n in range(10))
+    assert scope(few_here + amd + nvidia_other_engine) == "any NVIDIA GPU and engine, dense, roofline"
+    amd_kernels = tuple(_row(n, ttft=-0.7, backend="kernels", engine="sglang", family="cdna3") for n in range(4))
+    assert scope(few_here + amd_kernels) == "any GPU, engine and predictor, dense"
     # rows of the other model kind never answer, however many
     assert held_out_error(ROOFLINE, MOE, H100, V1, few_here + other_engine + kernels)["ttft"] is None
 

@@ -8,9 +8,7 @@ The bundled manifests have no DeepSeek-R1 and the domain knows no FP4 quantizati
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from benchmark_platform import catalogs, manifests, queue
 from benchmark_platform import public_results as public
 from benchmark_platform.cli import main
 from benchmark_platform.cli.public_import import DUMP_TABLES
-from benchmark_platform_tests.factories import seed_with_model
+from benchmark_platform_tests.factories import benchmark_script, seed_with_model
 
 DATA = Path(__file__).parent / "data"
 INFERENCEX = DATA / "inferencex"
@@ -291,11 +289,7 @@ def test_simulator_accuracy_scores_the_rows_it_can_represent(tmp_path):
     """``simulator_accuracy.py --against``: the sample's rows are all DeepSeek-R1 (no architecture facts until issue
     21) or disaggregated / speculative, so all are listed as not simulated; one row re-labelled as InferenceX's
     llama70b on 8 x H200 (a constructed input, its metrics the B200 row's) is simulated and scored."""
-    script = Path(__file__).parents[1] / "benchmarks" / "simulator_accuracy.py"
-    spec = importlib.util.spec_from_file_location("simulator_accuracy_against", script)
-    accuracy = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = accuracy  # its dataclasses resolve their annotations through it
-    spec.loader.exec_module(accuracy)
+    accuracy = benchmark_script("simulator_accuracy")
     rows = _rows()
     dense = rows[2] | {"model": "llama70b", "precision": "fp8", "hardware": "h200", "decode_tp": 8, "decode_ep": 1}
     path = tmp_path / "rows.json"

@@ -9,11 +9,8 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import fnmatch
-import importlib.util
 import pickle
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,12 +21,9 @@ from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.held_out import HeldOutFile, held_out_rows
 from benchmark_platform.runners.simulated.serving_sim import simulate_serving
+from benchmark_platform_tests.factories import benchmark_script
 
-_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "simulator_accuracy.py"
-_spec = importlib.util.spec_from_file_location("simulator_accuracy", _SCRIPT)
-accuracy = importlib.util.module_from_spec(_spec)
-sys.modules["simulator_accuracy"] = accuracy
-_spec.loader.exec_module(accuracy)
+accuracy = benchmark_script("simulator_accuracy")
 
 H100 = accuracy.hardware_facts("H100-SXM", 1)
 H100_X8 = accuracy.hardware_facts("H100-SXM", 8)
@@ -655,6 +649,34 @@ def test_a_stated_cap_on_running_sequences_replaces_the_engines_default():
             accuracy.max_num_seqs_flag({"id": "r", "engine_flags": f"vllm serve m --max-num-seqs={bad}"})
 
 
+def test_a_stated_token_budget_replaces_the_engines_default():
+    """A deployment's --max-num-batched-tokens (SGLang's --chunked-prefill-size, TensorRT-LLM's --max_num_tokens)
+    bounds the tokens of a step: a 4,000-token prompt in 512-token chunks takes eight steps, each reading the weights
+    and paying the host's step cost, where vLLM's 8,192 on an H100 takes it in one; the result records the budget. The
+    accuracy script reads it from a row's stated flags."""
+    load = {"tensor_parallel": 1, "input_tokens": 4000, "output_tokens": 64, "concurrency": 1}
+    default = simulate_serving(LLAMA_8B, H100, VLLM, **load)
+    small = simulate_serving(LLAMA_8B, H100, VLLM, max_num_batched_tokens=512, max_num_seqs=256, **load)
+    assert default.assumptions["max_num_batched_tokens"] == 8192
+    assert small.assumptions["max_num_batched_tokens"] == 512
+    assert statistics.median(small.ttft_s) > 1.03 * statistics.median(default.ttft_s)
+    with pytest.raises(ValueError, match="max_num_batched_tokens"):
+        simulate_serving(LLAMA_8B, H100, VLLM, max_num_batched_tokens=0, **load)
+    # vLLM refuses a budget below its running-sequence cap (1,024 on an H100 by default)
+    with pytest.raises(ValueError, match=r"max_num_batched_tokens \(512\) is smaller than max_num_seqs \(1024\)"):
+        simulate_serving(LLAMA_8B, H100, VLLM, max_num_batched_tokens=512, **load)
+    flag = accuracy.max_num_batched_tokens_flag
+    assert flag({"engine_flags": "vllm serve m --async-scheduling --max-num-batched-tokens 4096"}) == 4096
+    assert flag({"engine_flags": "python -m sglang.launch_server --chunked-prefill-size=16384"}) == 16384
+    assert flag({"engine_flags": "trtllm-serve m --max_num_tokens 32768 --max_batch_size 64"}) == 32768
+    assert flag({"engine_flags": "vllm serve m --max-num-seqs 32"}) is None
+    with pytest.raises(ValueError, match="row r: engine_flags set the step's budget at '8k'"):
+        flag({"id": "r", "engine_flags": "vllm serve m --max-num-batched-tokens 8k"})
+    # a row whose flags cannot be read is listed as not simulated, with the reason, instead of stopping the run
+    unreadable = {"id": "r", "engine_flags": "python -m sglang.launch_server --chunked-prefill-size -1"}
+    assert "engine_flags set the step's budget at '-1'" in accuracy.why_not_simulated(unreadable)
+
+
 @pytest.mark.parametrize(("engine_name", "fitted_ms"), [("sglang", 6.5), ("tensorrt-llm", 53.0)])
 def test_sglang_and_tensorrt_llm_pay_their_fitted_server_cost_per_request(monkeypatch, engine_name, fitted_ms):
     """SGLang's and TensorRT-LLM's API servers cost each request a fitted constant (calibration.REQUEST_OVERHEAD),
@@ -708,10 +730,7 @@ def test_tensorrt_llm_takes_a_prompt_only_whole(monkeypatch):
     assert whole.ttft_s.max() > 1.6 * whole.ttft_s.min()  # the second prompt waits for the first one's step
 
 
-_KV_SCRIPT = Path(__file__).parents[1] / "benchmarks" / "kv_cache_check.py"
-_kv_spec = importlib.util.spec_from_file_location("kv_cache_check", _KV_SCRIPT)
-kv_check = importlib.util.module_from_spec(_kv_spec)
-_kv_spec.loader.exec_module(kv_check)
+kv_check = benchmark_script("kv_cache_check")
 
 
 def test_the_memory_model_holds_on_the_engines_logged_kv_caches():

@@ -1,7 +1,8 @@
 """Shared builders for the tests, so that no test module imports another, split by concern: ``database`` (the
 test database filled, counts, raw-SQL rows for migration tests), ``results`` (results frames and use cases, no
 database), ``facts`` (runner facts and specs), ``processes`` (system programs, the worker and the emulator in their
-own processes) and ``k8s`` (a step Job as dagster-k8s renders it). Every name is importable from here; the
+own processes), ``scripts`` (the scripts under benchmarks/ as shared modules) and ``k8s`` (a step Job as dagster-k8s
+renders it). Every name is importable from here; the
 Kubernetes builders are imported on first use, so a test that needs none of them never loads kubernetes."""
 
 from benchmark_platform_tests.factories.database import (
@@ -31,6 +32,7 @@ from benchmark_platform_tests.factories.results import (
     results_frame,
     uid,
 )
+from benchmark_platform_tests.factories.scripts import benchmark_script
 
 _K8S_NAMES = ("CODE_LOCATION_IMAGE", "KUBERNETES_VERSIONS", "render_step_job")
 
@@ -52,6 +54,7 @@ __all__ = [
     "REQUIRE_SYSTEM_PROGRAMS_ENV",
     "VLLM",
     "VLLM_SERVE_RESULT",
+    "benchmark_script",
     "chatbot",
     "emulator_process",
     "framework_id",

@@ -6,8 +6,10 @@ when it no longer matches the simulator) holds each validation row of ``benchmar
 constant) with what answered it under ``--predictor auto`` and its error per published metric. A simulated result
 takes, per metric, the rows of its own model kind (dense or MoE) and predictor backend on its GPU family and engine
 generation (``calibration.gpu_family``, ``calibration.engine_generation``) where at least ``MIN_ROWS`` publish the
-metric, else on its engine generation and GPU vendor, else on its engine generation, else the backend's rows, else the
-model kind's: their median |error|, median signed error, count and that scope. Where ``auto`` chose the measured
+metric, else on its engine generation and GPU vendor, else the backend's rows of its GPU vendor, else every row of its
+vendor, else on its engine generation (any vendor), else the backend's rows, else the model kind's: their median
+|error|, median signed error, count and that scope. Another vendor's rows answer only where the vendor's own are too
+few: a ROCm build's errors say little of a CUDA deployment. Where ``auto`` chose the measured
 kernels for a GPU, engine and model kind, it chose them by these same rows' errors (``step_costs.AUTO_BACKEND``), so
 those groups' figures lean in the kernels' favour. Pure: no Dagster, no SQL.
 """
@@ -37,6 +39,8 @@ MIN_ROWS = 3
 SCOPES: dict[tuple[str, ...], str] = {
     ("backend", "gpu_family", "engine"): "{gpu_family} x {engine}, {model_kind}, {backend}",
     ("backend", "vendor", "engine"): "{engine} on any {vendor_name} GPU, {model_kind}, {backend}",
+    ("backend", "vendor"): "any {vendor_name} GPU and engine, {model_kind}, {backend}",
+    ("vendor",): "any {vendor_name} GPU, engine and predictor, {model_kind}",
     ("backend", "engine"): "{engine} on any GPU, {model_kind}, {backend}",
     ("backend",): "any GPU and engine, {model_kind}, {backend}",
     (): "any GPU, engine and predictor, {model_kind}",

@@ -245,6 +245,7 @@ def _validate(
     whole_run: bool,
     scheduler_recv_interval: int,
     max_num_seqs: int | None,
+    max_num_batched_tokens: int | None,
 ) -> None:
     def positive_int(name: str, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -274,6 +275,8 @@ def _validate(
     positive_int("scheduler_recv_interval", scheduler_recv_interval)
     if max_num_seqs is not None:
         positive_int("max_num_seqs", max_num_seqs)
+    if max_num_batched_tokens is not None:
+        positive_int("max_num_batched_tokens", max_num_batched_tokens)
     if scheduler_recv_interval > 1 and framework.name != "sglang":
         raise ValueError(
             f"scheduler_recv_interval > 1 is SGLang's --scheduler-recv-interval, not an option of {framework.name}"
@@ -316,6 +319,7 @@ def simulate_serving(
     whole_run: bool = False,
     lengths: tuple[np.ndarray, np.ndarray] | None = None,
     max_num_seqs: int | None = None,
+    max_num_batched_tokens: int | None = None,
 ) -> ServingSimulation:
     """Simulate one replica serving requests of ``input_tokens`` prompt and ``output_tokens`` output tokens.
 
@@ -339,8 +343,9 @@ def simulate_serving(
     dataset, drawn as the source drew it); by default every request has ``input_tokens`` and ``output_tokens``, which
     should then be the lengths' means (the closed loop's ramp and the open loop's run length use them).
     ``max_num_seqs`` is the server's cap on running sequences where the deployment sets one (vLLM's --max-num-seqs,
-    SGLang's --max-running-requests, TensorRT-LLM's max_batch_size); None: the engine's default
-    (``scheduler_limits``).
+    SGLang's --max-running-requests, TensorRT-LLM's max_batch_size); ``max_num_batched_tokens`` the token budget of a
+    step where it sets one (vLLM's --max-num-batched-tokens, SGLang's --chunked-prefill-size, TensorRT-LLM's
+    max_num_tokens); None: the engine's default (``scheduler_limits``).
 
     Raises ``roofline.DoesNotFitError`` when the weights plus one sequence of input + output tokens do not fit per
     GPU, ``ValueError`` for bad arguments.
@@ -359,6 +364,7 @@ def simulate_serving(
         whole_run,
         scheduler_recv_interval,
         max_num_seqs,
+        max_num_batched_tokens,
     )
     options = options or ServingOptions()
     _validate_options(model, tensor_parallel, options, shared_prefix_fraction)
@@ -376,7 +382,13 @@ def simulate_serving(
         )
     costs = step_cost_model(model, hardware, framework, tensor_parallel=tp, predictor=predictor, options=options)
     budget, max_seqs = scheduler_limits(hardware, framework, chunked_prefill)
-    max_seqs = max_num_seqs or max_seqs
+    budget, max_seqs = max_num_batched_tokens or budget, max_num_seqs or max_seqs
+    if framework.name == "vllm" and budget < max_seqs:
+        # vLLM's SchedulerConfig refuses to start so (every running sequence must fit a step's budget)
+        raise ValueError(
+            f"max_num_batched_tokens ({budget}) is smaller than max_num_seqs ({max_seqs}): vLLM refuses to start so; "
+            "state a smaller max_num_seqs too"
+        )
     rng = np.random.default_rng(seed)
     speculation = _speculation(options, dataset, model)
     # a request's steps that emit its tokens (its prefill and its decode steps): with speculative decoding a decode

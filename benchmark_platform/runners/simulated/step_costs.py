@@ -43,6 +43,7 @@ AUTO_BACKEND: dict[tuple[str, str, ModelKind], PredictorChoice] = {
         ("H200", "sglang", "moe"),
         ("H200", "tensorrt-llm", "moe"),
         ("B200", "vllm", "moe"),
+        ("B200", "sglang", "moe"),
         ("B200", "tensorrt-llm", "moe"),
     )
 }
