@@ -213,7 +213,10 @@ def test_a_killed_worker_is_recovered_by_the_next_worker_without_a_reaper(engine
     orphaned = _count(engine, "status = 'running' AND claimed_by = 'victim'")
     assert orphaned > 0
     heir = _start_worker(*arguments, "--worker-id", "heir")  # nobody runs reap-stale
-    code, output = _finish(heir)
+    # up to three minutes: the heir simulates each of the 250-odd configs it takes over, and a loaded two-core runner
+    # once left it unfinished after 60 s (its progress line read 5 configs a second; the whole test usually takes
+    # 25-55 s)
+    code, output = _finish(heir, timeout=180)
     assert code == 0 and "queue drained" in output, output
     assert len(_assert_every_config_completed_once_by_one_holder_at_a_time(engine)) == report.created
     assert _count(engine, "preemption_count = 1 AND retry_count = 0") == orphaned  # counted, not as failures
