@@ -286,9 +286,10 @@ def test_the_report_marks_the_source_and_shows_simulated_versus_measured(engine,
 
 
 def test_simulator_accuracy_scores_the_rows_it_can_represent(tmp_path):
-    """``simulator_accuracy.py --against``: the sample's rows are all DeepSeek-R1 (no architecture facts until issue
-    21) or disaggregated / speculative, so all are listed as not simulated; one row re-labelled as InferenceX's
-    llama70b on 8 x H200 (a constructed input, its metrics the B200 row's) is simulated and scored."""
+    """``simulator_accuracy.py --against``: the sample's aggregated DeepSeek-R1 rows are simulated as the MoE model
+    they are (scored with the MoE rows) and its disaggregated ones listed as not simulated, with the reason; one row
+    re-labelled as InferenceX's llama70b on 8 x H200 (a constructed input, its metrics the B200 row's) is simulated
+    and scored as a dense row."""
     accuracy = benchmark_script("simulator_accuracy")
     rows = _rows()
     dense = rows[2] | {"model": "llama70b", "precision": "fp8", "hardware": "h200", "decode_tp": 8, "decode_ep": 1}
@@ -296,9 +297,13 @@ def test_simulator_accuracy_scores_the_rows_it_can_represent(tmp_path):
     path.write_text(json.dumps([*rows, dense]))
     imported = accuracy.inferencex_rows((path,))
     comparisons, skipped = accuracy.run_accuracy(predictor="roofline", rows=imported)
-    assert len(skipped) == len(rows)
-    assert "no architecture facts for deepseek-r1" in [reason for _, reason in skipped]
-    (scored,) = comparisons
+    disaggregated = [row for row in rows if row["disagg"]]
+    assert disaggregated and len(skipped) == len(disaggregated)
+    assert all("disaggregated prefill" in reason for _, reason in skipped)
+    moe = [c for c in comparisons if accuracy.is_moe(c.row)]
+    assert len(moe) == len(rows) - len(disaggregated) and {c.row["model"] for c in moe} == {"deepseek-r1"}
+    assert all(c.error("output_throughput") is not None for c in moe)
+    (scored,) = [c for c in comparisons if not accuracy.is_moe(c.row)]
     assert scored.row["gpu_type"] == "H200" and scored.row["tensor_parallel"] == 8 and scored.role == "validation"
     assert scored.input_tokens == round(1024 * 0.9)
     assert scored.published["output_throughput"] == pytest.approx(rows[2]["metrics"]["output_tput_per_gpu"] * 8)

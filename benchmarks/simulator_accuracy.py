@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import math
 import re
 import statistics
@@ -220,6 +221,7 @@ MANIFEST_OF_MODEL = {
     "deepseek-ai/DeepSeek-V3": "deepseek-r1",
     "deepseek-ai/DeepSeek-V3.1": "deepseek-r1",
     "llama-3.3-70b": "llama-3.1-70b",  # InferenceX's llama70b, as catalogs/external_names.yaml names it
+    "deepseek-r1": "deepseek-r1",  # InferenceX's dsr1, likewise
 }
 # Hugging Face ids of MoE rows without a manifest -> their entry in MOE_FACTS_FILE.
 MOE_FACTS_OF_MODEL = {
@@ -423,7 +425,17 @@ def moe_model_of(row: dict) -> ModelFacts | None:
 
 
 def is_moe(row: dict) -> bool:
-    return row["file"] == "validation_serving_moe.yaml"
+    """A row of the MoE file, or an imported row (``--against``) whose model is a mixture of experts."""
+    if row["file"] == "validation_serving_moe.yaml" or row["model"] in MOE_FACTS_OF_MODEL:
+        return True
+    manifest_name = MANIFEST_OF_MODEL.get(row["model"])
+    return manifest_name is not None and _manifest_is_moe(manifest_name)
+
+
+@functools.cache
+def _manifest_is_moe(manifest_name: str) -> bool:
+    manifest = manifests.load_manifest(manifests.EXAMPLE_MANIFESTS_DIR / f"{manifest_name}.yaml")
+    return manifests.model_facts(manifest, manifest.versions[0]).moe is not None
 
 
 def model_of(row: dict) -> ModelFacts | None:
