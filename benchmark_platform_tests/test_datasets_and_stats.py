@@ -198,7 +198,9 @@ def _profiled(url: str, **profile) -> dict:
 
 
 def test_server_metrics_sampled_from_the_emulator_and_flags_raised():
-    with running_emulator(EmulatorSettings(tpot_ms=20, preempt_above_running=2)) as url:
+    # 60 ms a token: each profile runs for about 2.5 s, so the sampler (a reading every 0.5 s) sees requests running;
+    # at 20 ms a loaded CI runner once finished the run between two readings (running max 0)
+    with running_emulator(EmulatorSettings(tpot_ms=60, preempt_above_running=2)) as url:
         unique = _profiled(url)
         shared_spec = DatasetSpec(
             input_tokens=LengthDistribution.parse("64"),
