@@ -35,7 +35,8 @@ VENDOR_NAMES = {"nvidia": "NVIDIA", "amd": "AMD"}
 METRIC_LABELS = {"output_throughput": "throughput", "ttft": "TTFT", "tpot": "TPOT"}
 # Fewer rows than this say too little about a group: the scope widens instead.
 MIN_ROWS = 3
-# Narrowest first, each with how it reads; every scope keeps the model kind, the last drops the predictor backend too.
+# Narrowest first, each with how it reads; every scope keeps the model kind, the vendor-wide one and the last drop the
+# predictor backend too.
 SCOPES: dict[tuple[str, ...], str] = {
     ("backend", "gpu_family", "engine"): "{gpu_family} x {engine}, {model_kind}, {backend}",
     ("backend", "vendor", "engine"): "{engine} on any {vendor_name} GPU, {model_kind}, {backend}",
