@@ -231,12 +231,15 @@ class Architecture(_Strict):
             )
         return value
 
+    def moe_layers(self) -> int:
+        """Layers whose FFN is routed experts (all but the dense-FFN layers); 0 for a dense model."""
+        return 0 if self.moe is None else self.num_layers - self.moe.dense_layers
+
     def routed_expert_parameters(self) -> int:
         """Parameters of all routed experts (gate, up and down projections of each); 0 for a dense model."""
         if self.moe is None or self.hidden_size is None:
             return 0
-        moe_layers = self.num_layers - self.moe.dense_layers
-        return moe_layers * self.moe.experts * 3 * self.hidden_size * self.moe.expert_intermediate_size
+        return self.moe_layers() * self.moe.experts * 3 * self.hidden_size * self.moe.expert_intermediate_size
 
 
 class VersionPrecision(_Strict):

@@ -138,8 +138,7 @@ class ModelManifest(_Frozen):
         if facts.moe is None or parameters is None:
             return facts
         per_expert = 3 * facts.hidden_size * facts.moe.expert_intermediate_size
-        moe_layers = facts.num_layers - facts.moe.dense_layers
-        experts = facts.routed_expert_parameters() + moe_layers * facts.moe.shared_experts * per_expert
+        experts = facts.routed_expert_parameters() + facts.moe_layers() * facts.moe.shared_experts * per_expert
         if experts >= parameters:
             raise ValueError(
                 f"its experts alone hold {experts:,} parameters, not fewer than the model's {parameters:,}: check "

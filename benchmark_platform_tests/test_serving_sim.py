@@ -447,6 +447,34 @@ def test_every_result_names_its_serving_options():
     assert run.predictor["backend"] == "roofline"
 
 
+def test_prompt_steps_launched_from_python_pay_for_each_moe_layers_extra_kernels():
+    """SGLang launches a prompt step's kernels one by one: every layer costs host time, and an MoE layer (router,
+    top-k, alignment to experts, grouped GEMMs) costs more than a dense one, counted on the MoE layers only (a model's
+    dense-FFN layers pay the dense cost). vLLM V1 captures CUDA graphs for those steps and pays none of it. The first
+    token waits for it."""
+    sglang = accuracy.framework_facts("sglang")
+    moe = accuracy.model_facts("gpt-oss-20b", "mxfp4")
+    half_dense = moe.model_copy(update={"moe": moe.moe.model_copy(update={"dense_layers": moe.num_layers // 2})})
+    per_layer_ms = calibration.EAGER_PREFILL_PER_LAYER.value * 1e3
+    per_moe_layer_ms = calibration.EAGER_PREFILL_PER_MOE_LAYER.value * 1e3
+    alone = {"input_tokens": 512, "output_tokens": 16, "concurrency": 1}
+
+    def run(model, framework):
+        return simulate_serving(model, H100, framework, tensor_parallel=1, **alone)
+
+    assert run(LLAMA_8B, sglang).assumptions["eager_prefill_overhead_ms"] == pytest.approx(32 * per_layer_ms)
+    sglang_moe = run(moe, sglang)
+    assert moe.num_layers < 32 and sglang_moe.assumptions["eager_prefill_overhead_ms"] == pytest.approx(
+        moe.num_layers * (per_layer_ms + per_moe_layer_ms)
+    )
+    assert run(half_dense, sglang).assumptions["eager_prefill_overhead_ms"] == pytest.approx(
+        moe.num_layers * per_layer_ms + (moe.num_layers - moe.num_layers // 2) * per_moe_layer_ms
+    )
+    assert run(moe, VLLM).assumptions["eager_prefill_overhead_ms"] == 0.0
+    overheads_ms = sglang_moe.assumptions["request_overhead_ms"] + sglang_moe.assumptions["eager_prefill_overhead_ms"]
+    assert p50_ms(sglang_moe.ttft_s) > overheads_ms
+
+
 def test_vllm_v0_with_chunked_prefill_mixes_prompt_chunks_into_512_token_steps():
     """vLLM V0 with --enable-chunked-prefill (and no --max-num-batched-tokens) budgets 512 tokens a step, decodes first:
     a 1,024-token prompt takes at least two steps (TTFT grows at concurrency 1), and under load the running decodes no

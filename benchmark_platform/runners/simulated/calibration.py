@@ -47,6 +47,19 @@ EAGER_PREFILL_PER_LAYER = FittedConstant(
     ("sgl060-sglang-70b-h100x4-rps4",),
     "kernel launches from Python in engines that run prompt steps without CUDA graphs (SGLang, vLLM V0, TGI, LMDeploy)",
 )
+# An MoE layer launches more than a dense MLP's few kernels (router GEMM, top-k, the tokens' alignment to experts, two
+# grouped expert GEMMs and their weighted sum, a shared expert where the model has one): in the same engines its
+# prompt steps pay this on top, per MoE layer. Chosen by the third pass's rule turned to MoE rows: the
+# lowest-concurrency TTFT row of SGLang serving an MoE model, from the source with the most such rows (the SGLang
+# cookbook), the first in file order; TensorRT-LLM, which also launches prompt steps eagerly, pays it alike.
+EAGER_PREFILL_PER_MOE_LAYER = FittedConstant(
+    0.2e-3,
+    "s per MoE layer of a step with prompt tokens",
+    ("sglcb-sglang-gptoss120b-b200x8-tp8-sharegpt-c1",),
+    "the extra kernels an MoE layer launches from Python in prompt steps without CUDA graphs (median TTFT of "
+    "gpt-oss-120b, 36 MoE layers, at one user on eight B200s with SGLang 0.5.6: 31.8 ms published, 24.2 simulated "
+    "before)",
+)
 
 # Per engine generation (``engine_generation``): the API server's work per request, seen in TTFT and E2E
 # (tokenisation, chat template, scheduling, detokenisation, SSE framing), and host work per running sequence per step
@@ -157,6 +170,7 @@ FITTED: dict[str, FittedConstant] = {
     "STEP_OVERHEAD": STEP_OVERHEAD,
     "STEP_OVERHEAD_KERNELS": STEP_OVERHEAD_KERNELS,
     "EAGER_PREFILL_PER_LAYER": EAGER_PREFILL_PER_LAYER,
+    "EAGER_PREFILL_PER_MOE_LAYER": EAGER_PREFILL_PER_MOE_LAYER,
     **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
     **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
     **{f"PREFILL_EFFICIENCY_SHARE[{family}]": constant for family, constant in PREFILL_EFFICIENCY_SHARE.items()},

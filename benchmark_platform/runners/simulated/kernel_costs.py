@@ -333,7 +333,7 @@ def _moe_layer_step_costs(
         rest=dataclasses.replace(
             whole, expert_weights_s=0.0, token_s=whole.token_s * (1 - routed_active / model.active_parameters())
         ),
-        moe_layers=model.num_layers - moe.dense_layers,
+        moe_layers=model.moe_layers(),
         moe_layer_s=moe_layer_s,
         roofline=whole,
     )

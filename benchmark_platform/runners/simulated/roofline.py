@@ -176,7 +176,7 @@ def collectives_per_step(model: ModelFacts, options: ServingOptions) -> tuple[in
     layers = model.num_layers
     if options.expert_parallel == 1 or model.moe is None:
         return 2 * layers, 0
-    moe_layers = layers - model.moe.dense_layers
+    moe_layers = model.moe_layers()
     if options.data_parallel_attention:
         return 0, 2 * moe_layers
     return layers + model.moe.dense_layers, 2 * moe_layers

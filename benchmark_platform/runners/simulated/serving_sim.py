@@ -106,6 +106,9 @@ V0_CHUNKED_PREFILL_BUDGET = 512
 # launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
 # graphs for mixed prefill/decode steps, so it pays only the step overhead.
 EAGER_PREFILL_SECONDS_PER_LAYER = calibration.EAGER_PREFILL_PER_LAYER.value
+# What each MoE layer launches beyond a dense layer's kernels in those steps (router, top-k, alignment to experts,
+# grouped GEMMs, their sum): a fitted constant too (``calibration.EAGER_PREFILL_PER_MOE_LAYER``).
+EAGER_PREFILL_SECONDS_PER_MOE_LAYER = calibration.EAGER_PREFILL_PER_MOE_LAYER.value
 # The API server's work per request varies with the prompt and the moment (tokenisation, scheduling): a seeded
 # log-normal factor of this sigma on each request's share. Identical delays would keep fixed-length closed-loop clients
 # in lockstep, which real clients drift out of.
@@ -407,7 +410,11 @@ def simulate_serving(
     # request this long after the client sent it, and the client's latencies include it
     request_overhead = calibration.request_overhead_seconds(framework)
     sequence_overhead = calibration.sequence_step_overhead_seconds(framework)
-    eager_prefill = EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers if prefill_runs_eagerly(framework) else 0.0
+    eager_prefill = (
+        EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers + EAGER_PREFILL_SECONDS_PER_MOE_LAYER * model.moe_layers()
+        if prefill_runs_eagerly(framework)
+        else 0.0
+    )
     prompt, out = input_tokens, int(_emitting_steps(np.array([output_tokens]), growth)[0])
 
     def decode_gpu_seconds(sequences, tokens, pairs, kv_tokens, decode_context):
