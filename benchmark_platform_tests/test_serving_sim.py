@@ -705,6 +705,16 @@ def test_a_stated_token_budget_replaces_the_engines_default():
     assert "engine_flags set the step's budget at '-1'" in accuracy.why_not_simulated(unreadable)
 
 
+def test_rows_served_with_pipeline_parallelism_are_listed_as_not_simulated():
+    """The simulator runs one tensor-parallel group; a row that splits the model's layers over pipeline stages (the
+    ninth pass's TP 4 x PP 2 runs over two nodes) is recorded, as the rule takes every run of a qualifying document,
+    and listed as not simulated with the reason, not scored as if it were TP 4 alone."""
+    staged = [row for row in accuracy.load_rows() if row.get("pipeline_parallel", 1) > 1]
+    assert len(staged) >= 12
+    assert {accuracy.why_not_simulated(row) for row in staged} == {"pipeline parallelism (2 stages) is not modelled"}
+    assert accuracy.why_not_simulated(dict(staged[0], pipeline_parallel=1)) is None
+
+
 @pytest.mark.parametrize(("engine_name", "fitted_ms"), [("sglang", 6.5), ("tensorrt-llm", 53.0)])
 def test_sglang_and_tensorrt_llm_pay_their_fitted_server_cost_per_request(monkeypatch, engine_name, fitted_ms):
     """SGLang's and TensorRT-LLM's API servers cost each request a fitted constant (calibration.REQUEST_OVERHEAD),

@@ -500,6 +500,8 @@ def why_not_simulated(row: dict) -> str | None:
         )
     if row.get("disagg"):
         return "disaggregated prefill/decode is not modelled"
+    if (stages := row.get("pipeline_parallel", 1)) > 1:
+        return f"pipeline parallelism ({stages} stages) is not modelled"
     if simulation_lengths(row) is None:
         return "input/output lengths unknown"
     if model_of(row) is None:
