@@ -47,26 +47,31 @@ def one_trial(load: LoadSettings, rate: float | None = None, should_stop=None) -
     return measure_profile(load, ProfileSettings(kind=kind, rate=rate, concurrency=load.concurrency), should_stop)[0]
 
 
-def timing_errors(measured: Measurement) -> list[str]:
+def timing_errors(measured: Measurement, concurrency: int) -> list[str]:
     """How the measured timings miss the injected ones (empty when they match): TTFT within +5 ms, every gap within
-    1 ms, so an end-to-end latency of one TTFT and 15 gaps within 8 ms."""
+    1 ms, so an end-to-end latency of one TTFT and 15 gaps within 8 ms, and the closed loop's rate within 20 % of
+    ``concurrency`` requests every such end-to-end latency."""
     detail = measured.detailed_metrics
     e2e_expected = TTFT_MS + 15 * TPOT_MS
+    rate_expected = concurrency / (e2e_expected / 1e3)
     checks = {
         f"ttft p50 {measured.ttft_p50_ms:.2f}": TTFT_MS <= measured.ttft_p50_ms < TTFT_MS + 5,
         f"tpot p50 {measured.tpot_p50_ms:.2f}": abs(measured.tpot_p50_ms - TPOT_MS) < 1.0,
         f"itl mean {detail['itl_ms']['mean']:.2f}": abs(detail["itl_ms"]["mean"] - TPOT_MS) < 1.0,
         f"e2e p50 {detail['e2e_ms']['p50']:.2f}": abs(detail["e2e_ms"]["p50"] - e2e_expected) < 8,
+        f"rps {measured.rps_sustained:.1f} for {rate_expected:.1f}": abs(measured.rps_sustained / rate_expected - 1)
+        <= 0.2,
     }
     return [name for name, ok in checks.items() if not ok]
 
 
-def timed_measurement(url: str, attempts: int = 3, **load) -> Measurement:
+def timed_measurement(url: str, concurrency: int, num_requests: int, attempts: int = 3) -> Measurement:
     """Measure, again if a timing is off: on a shared 2-core machine another process can starve the emulator or the
-    client for a few milliseconds. A real bias in the load generator fails every attempt."""
+    client for a few milliseconds (a CI run once measured 40 req/s for 50 with every latency right: a starved
+    client sending late). A real bias in the load generator fails every attempt."""
     for _ in range(attempts):
-        measured = one_trial(settings(url, **load))
-        if not timing_errors(measured):
+        measured = one_trial(settings(url, concurrency=concurrency, num_requests=num_requests))
+        if not timing_errors(measured, concurrency):
             break
     return measured
 
@@ -75,12 +80,9 @@ def timed_measurement(url: str, attempts: int = 3, **load) -> Measurement:
 def test_injected_ttft_and_tpot_are_recovered(timed_url, concurrency, requests):
     measured = timed_measurement(timed_url, concurrency=concurrency, num_requests=requests)
     assert measured.runner == "measured"
-    assert timing_errors(measured) == []
+    assert timing_errors(measured, concurrency) == []  # closed loop: concurrency requests every e2e, among them
     detail = measured.detailed_metrics
     assert detail["output_tokens_total"] == requests * 16 and detail["completed_requests"] == requests
-    e2e_expected = TTFT_MS + 15 * TPOT_MS
-    # closed loop: concurrency requests every e2e
-    assert measured.rps_sustained == pytest.approx(concurrency / (e2e_expected / 1e3), rel=0.2)
     assert measured.throughput_tokens_sec == pytest.approx(measured.rps_sustained * 16, rel=1e-9)
     assert measured.gpu_utilization_pct is None or 0 <= measured.gpu_utilization_pct <= 100
 
