@@ -45,7 +45,8 @@ EAGER_PREFILL_PER_LAYER = FittedConstant(
     0.25e-3,
     "s per layer of a step with prompt tokens",
     ("sgl060-sglang-70b-h100x4-rps4",),
-    "kernel launches from Python in engines that run prompt steps without CUDA graphs (SGLang, vLLM V0, TGI, LMDeploy)",
+    "kernel launches from Python in engines that run prompt steps without CUDA graphs (SGLang, TensorRT-LLM, vLLM V0, "
+    "TGI, LMDeploy)",
 )
 # An MoE layer launches more than a dense MLP's few kernels (router GEMM, top-k, the tokens' alignment to experts, two
 # grouped expert GEMMs and their weighted sum, a shared expert where the model has one): in the same engines its

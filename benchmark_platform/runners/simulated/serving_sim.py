@@ -102,9 +102,9 @@ V0_MAX_NUM_SEQS = 256
 # default max_num_batched_tokens for chunked prefill", vLLM's performance docs through 0.6; SchedulerConfig).
 V0_CHUNKED_PREFILL_BUDGET = 512
 # Host time per layer of a step that carries prompt tokens, for engines that run such steps without CUDA graphs
-# (SGLang's "extend" batches, vLLM before its V1 engine (0.8), TGI, LMDeploy): every kernel of every layer is
-# launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1 captures piecewise CUDA
-# graphs for mixed prefill/decode steps, so it pays only the step overhead.
+# (SGLang's "extend" batches, TensorRT-LLM's context steps, vLLM before its V1 engine (0.8), TGI, LMDeploy): every
+# kernel of every layer is launched from Python. A fitted constant (``calibration.EAGER_PREFILL_PER_LAYER``). vLLM V1
+# captures piecewise CUDA graphs for mixed prefill/decode steps, so it pays only the step overhead.
 EAGER_PREFILL_SECONDS_PER_LAYER = calibration.EAGER_PREFILL_PER_LAYER.value
 # What each MoE layer launches beyond a dense layer's kernels in those steps (router, top-k, alignment to experts,
 # grouped GEMMs, their sum): a fitted constant too (``calibration.EAGER_PREFILL_PER_MOE_LAYER``).
