@@ -78,9 +78,12 @@ BAND_GOAL = 0.25
 # Fabric's all-reduce latency in place of the CDNA 4 decode share (refitted on that share's calibration row) to
 # 10.9 / 28.4 / 6.2 %: the throughput and TPOT ceilings are now below the goals. One row of a new source (the sixth
 # pass, taken by its rule before it was simulated: Qwen3-32B on one H100 NVL, +56 %) took the throughput median to
-# 11.2 %, and the throughput ceiling rose from 11 to 12 % with it, nothing else changed. These ceilings hold the dense
-# rows of every source not in SOURCE_CEILINGS.
-VALIDATION_CEILINGS = {"output_throughput": 0.12, "ttft": 0.29, "tpot": 0.07}
+# 11.2 %, and the throughput ceiling rose from 11 to 12 % with it, nothing else changed. Six rows of the twelfth pass
+# (kvcached's SGLang runs of Llama 3.2 3B on one A100 at 8-32 req/s, taken by its rule before they were simulated:
+# TTFT +13 to +60 % at 8 and 16 req/s) took the medians to 10.6 / 30.04 / 6.2 %: the TTFT ceiling rose from 29 to 31 %
+# with them and for no other reason, the throughput ceiling fell from 12 to 11 %. These ceilings hold the dense rows
+# of every source not in SOURCE_CEILINGS.
+VALIDATION_CEILINGS = {"output_throughput": 0.11, "ttft": 0.31, "tpot": 0.07}
 # Sources whose rows the ratchet holds apart, by ``source_of``: one source's many rows far off would otherwise carry
 # the dense medians (each would be a high percentile of the other rows), and a regression elsewhere could pass unseen.
 # dstack's twenty runs of Llama 3.1 405B on 8 x MI300X with a 2024 ROCm build of vLLM 0.6.3 (every run of its three
@@ -142,6 +145,8 @@ MISS_REASONS = {
     "gpustack-vllm-dsr1-*-random4000-200": "grouped-GEMM experts split thin by TP 8 run far below the roofline's peak",
     "gpustack-sglang-dsr1-*-dpattn-mtp-*": "the measured run collapsed under MTP with DP attention, its source says",
     "tt-qwen3-30b-a3b-a100-128-1024-c1": "unstated GPU and precision: 27 ms is below reading bf16 weights on an A100",
+    "kvc-sglang-llama32-3b-a100x1-rr32-kvcached": "kvcached's patched KV allocator: at 32 req/s it served 9 req/s "
+    "where the same page's unpatched SGLang served 27",
     # the seventh pass's rows (docs/simulator-accuracy.md, "Fifty-five MoE rows of the seventh pass")
     "gpustack7-sglang-gptoss20b-a100-sharegpt": "engine maturity: SGLang 0.5.4's gpt-oss-20b on an A100 ran at 1/17 of "
     "vLLM's",
