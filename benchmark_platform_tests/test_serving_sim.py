@@ -20,7 +20,7 @@ from benchmark_platform import memory, workloads
 from benchmark_platform.domain import ServingOptions
 from benchmark_platform.runners.simulated import calibration, roofline
 from benchmark_platform.runners.simulated.held_out import HeldOutFile, held_out_rows
-from benchmark_platform.runners.simulated.serving_sim import simulate_serving
+from benchmark_platform.runners.simulated.serving_sim import eager_prefill_seconds, simulate_serving
 from benchmark_platform_tests.factories import benchmark_script
 
 accuracy = benchmark_script("simulator_accuracy")
@@ -473,6 +473,34 @@ def test_prompt_steps_launched_from_python_pay_for_each_moe_layers_extra_kernels
     assert run(moe, VLLM).assumptions["eager_prefill_overhead_ms"] == 0.0
     overheads_ms = sglang_moe.assumptions["request_overhead_ms"] + sglang_moe.assumptions["eager_prefill_overhead_ms"]
     assert p50_ms(sglang_moe.ttft_s) > overheads_ms
+
+
+def test_sglang_prompt_steps_pay_more_for_each_latent_attention_layer_and_tensorrt_llm_does_not():
+    """SGLang's extend path runs a latent-attention layer (DeepSeek's MLA) with more work than a standard one: its
+    fitted figure is paid on every layer of such a model, on top of the dense and MoE launch costs. TensorRT-LLM (one
+    fused op) and vLLM V1 (CUDA graphs) pay no such figure, and neither does a model with standard attention."""
+    deepseek = accuracy.model_facts("deepseek-r1", "fp8")
+    gpt_oss = accuracy.model_facts("gpt-oss-20b", "mxfp4")
+    sglang, trtllm = accuracy.framework_facts("sglang"), accuracy.framework_facts("tensorrt-llm")
+    per_layer = calibration.EAGER_PREFILL_PER_LAYER.value
+    per_moe_layer = calibration.EAGER_PREFILL_PER_MOE_LAYER.value
+    per_latent_layer = calibration.LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER["sglang"].value
+    launches = deepseek.num_layers * per_layer + deepseek.moe_layers() * per_moe_layer
+    assert deepseek.latent_attention is not None and gpt_oss.latent_attention is None
+    assert eager_prefill_seconds(deepseek, sglang) == pytest.approx(launches + deepseek.num_layers * per_latent_layer)
+    assert eager_prefill_seconds(deepseek, trtllm) == pytest.approx(launches)
+    assert eager_prefill_seconds(deepseek, VLLM) == 0.0
+    assert eager_prefill_seconds(gpt_oss, sglang) == pytest.approx(
+        gpt_oss.num_layers * per_layer + gpt_oss.moe_layers() * per_moe_layer
+    )
+    b200_x8 = accuracy.hardware_facts("B200", 8)
+    alone = {"input_tokens": 512, "output_tokens": 16, "concurrency": 1}
+    on_sglang = simulate_serving(deepseek, b200_x8, sglang, tensor_parallel=8, **alone)
+    on_trtllm = simulate_serving(deepseek, b200_x8, trtllm, tensor_parallel=8, **alone)
+    latent_ms = deepseek.num_layers * per_latent_layer * 1e3
+    assert on_sglang.assumptions["eager_prefill_overhead_ms"] == pytest.approx(launches * 1e3 + latent_ms)
+    assert on_trtllm.assumptions["eager_prefill_overhead_ms"] == pytest.approx(launches * 1e3)
+    assert p50_ms(on_sglang.ttft_s) > latent_ms + on_sglang.assumptions["request_overhead_ms"]
 
 
 def test_vllm_v0_with_chunked_prefill_mixes_prompt_chunks_into_512_token_steps():

@@ -61,6 +61,24 @@ EAGER_PREFILL_PER_MOE_LAYER = FittedConstant(
     "gpt-oss-120b, 36 MoE layers, at one user on eight B200s with SGLang 0.5.6: 31.8 ms published, 24.2 simulated "
     "before)",
 )
+# A latent-attention layer (DeepSeek-V2/V3/R1's MLA) in SGLang's prompt steps, per layer on top of the two above.
+# SGLang's extend path runs more of it from Python than a standard attention layer (its choice between the MHA and
+# the absorbed form, the keys' and values' decompression, RoPE on the split heads, the input quantization of each
+# FP8 block-scaled projection); how much of it is host and how much GPU time one row cannot tell. Chosen by the same
+# rule turned to latent-attention rows: the lowest-concurrency TTFT row of SGLang serving such a model, from the source
+# with the most such rows (the SGLang cookbook), the first in file order. TensorRT-LLM runs the layer as one fused op:
+# InferenceX's two TensorRT-LLM DeepSeek-R1 rows are already +22 / +4 % on TTFT without it (+94 / +85 % with it), so
+# it pays none.
+LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER: dict[str, FittedConstant] = {
+    "sglang": FittedConstant(
+        1.3e-3,
+        "s per latent-attention layer of a step with prompt tokens",
+        ("sglcb-sglang-dsr1-fp8-b200x8-tp8-rand1k1k-c1",),
+        "SGLang's extra prompt-step work per latent-attention layer (median TTFT of DeepSeek-R1-0528 FP8, 61 layers, "
+        "at one user on eight B200s with SGLang 0.5.6.post1, 610-token prompts: 140.8 ms published, 59.6 simulated "
+        "before)",
+    ),
+}
 
 # Per engine generation (``engine_generation``): the API server's work per request, seen in TTFT and E2E
 # (tokenisation, chat template, scheduling, detokenisation, SSE framing), and host work per running sequence per step
@@ -175,6 +193,10 @@ FITTED: dict[str, FittedConstant] = {
     **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
     **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
     **{f"PREFILL_EFFICIENCY_SHARE[{family}]": constant for family, constant in PREFILL_EFFICIENCY_SHARE.items()},
+    **{
+        f"LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER[{engine}]": constant
+        for engine, constant in LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.items()
+    },
     **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
     **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
 }
@@ -217,6 +239,12 @@ def prefill_efficiency_share(hardware: HardwareFacts) -> float:
 
 def request_overhead_seconds(framework: FrameworkFacts) -> float:
     constant = REQUEST_OVERHEAD.get(engine_generation(framework))
+    return constant.value if constant else 0.0
+
+
+def latent_attention_eager_prefill_seconds(framework: FrameworkFacts) -> float:
+    """Prompt-step seconds per latent-attention layer beyond the eager launch costs every engine generation pays."""
+    constant = LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.get(engine_generation(framework))
     return constant.value if constant else 0.0
 
 

@@ -228,6 +228,19 @@ def prefill_runs_eagerly(framework: FrameworkFacts) -> bool:
     return framework.name != "emulator"
 
 
+def eager_prefill_seconds(model: ModelFacts, framework: FrameworkFacts) -> float:
+    """Host seconds a step with prompt tokens adds in an engine that launches it eagerly: every layer's kernels, an MoE
+    layer's extra ones, and the engine's own extra work per latent-attention layer where it has a fitted figure."""
+    if not prefill_runs_eagerly(framework):
+        return 0.0
+    latent_layers = model.num_layers if model.latent_attention is not None else 0
+    return (
+        EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers
+        + EAGER_PREFILL_SECONDS_PER_MOE_LAYER * model.moe_layers()
+        + calibration.latent_attention_eager_prefill_seconds(framework) * latent_layers
+    )
+
+
 def _validate_options(model: ModelFacts, tensor_parallel: int, options: ServingOptions, shared_prefix: float) -> None:
     require_runnable_options(model, tensor_parallel, options)
     if not 0.0 <= shared_prefix < 1.0:
@@ -410,11 +423,7 @@ def simulate_serving(
     # request this long after the client sent it, and the client's latencies include it
     request_overhead = calibration.request_overhead_seconds(framework)
     sequence_overhead = calibration.sequence_step_overhead_seconds(framework)
-    eager_prefill = (
-        EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers + EAGER_PREFILL_SECONDS_PER_MOE_LAYER * model.moe_layers()
-        if prefill_runs_eagerly(framework)
-        else 0.0
-    )
+    eager_prefill = eager_prefill_seconds(model, framework)
     prompt, out = input_tokens, int(_emitting_steps(np.array([output_tokens]), growth)[0])
 
     def decode_gpu_seconds(sequences, tokens, pairs, kv_tokens, decode_context):
