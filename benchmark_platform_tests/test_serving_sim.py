@@ -743,11 +743,18 @@ def test_rows_served_with_pipeline_parallelism_are_listed_as_not_simulated():
     assert accuracy.why_not_simulated(dict(staged[0], pipeline_parallel=1)) is None
 
 
-@pytest.mark.parametrize(("engine_name", "fitted_ms"), [("sglang", 6.5), ("tensorrt-llm", 53.0)])
-def test_sglang_and_tensorrt_llm_pay_their_fitted_server_cost_per_request(monkeypatch, engine_name, fitted_ms):
-    """SGLang's and TensorRT-LLM's API servers cost each request a fitted constant (calibration.REQUEST_OVERHEAD),
-    seen in TTFT at concurrency 1 where nothing queues; without it they paid nothing."""
+@pytest.mark.parametrize(
+    ("engine_name", "version", "fitted_ms"),
+    [("sglang", None, 6.5), ("tensorrt-llm", None, 31.0), ("tensorrt-llm", "nim-1.8.0", 53.0)],
+    ids=["sglang", "trtllm-serve", "nim"],
+)
+def test_each_serving_frontend_pays_its_fitted_cost_per_request(monkeypatch, engine_name, version, fitted_ms):
+    """SGLang's API server, trtllm-serve (the catalog's TensorRT-LLM) and NVIDIA NIM's frontend in front of
+    TensorRT-LLM each cost a request their own fitted constant (calibration.REQUEST_OVERHEAD), seen in TTFT at
+    concurrency 1 where nothing queues; without it they paid nothing. A NIM row is told apart by its version."""
     framework = accuracy.framework_facts(engine_name)
+    if version is not None:
+        framework = framework.model_copy(update={"version": version})
     load = {"tensor_parallel": 1, "concurrency": 1, "input_tokens": 512, "output_tokens": 64}
     with_cost = simulate_serving(LLAMA_8B, H100, framework, **load)
     monkeypatch.setattr(calibration, "REQUEST_OVERHEAD", {})
