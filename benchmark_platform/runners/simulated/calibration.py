@@ -67,8 +67,8 @@ EAGER_PREFILL_PER_MOE_LAYER = FittedConstant(
 # FP8 block-scaled projection); how much of it is host and how much GPU time one row cannot tell. Chosen by the same
 # rule turned to latent-attention rows: the lowest-concurrency TTFT row of SGLang serving such a model, from the source
 # with the most such rows (the SGLang cookbook), the first in file order. TensorRT-LLM runs the layer as one fused op:
-# InferenceX's two TensorRT-LLM DeepSeek-R1 rows are already +22 / +4 % on TTFT without it (+94 / +85 % with it), so
-# it pays none.
+# InferenceX's two TensorRT-LLM DeepSeek-R1 rows were already +22 / +4 % on TTFT without it (+94 / +85 % with it; both
+# at NIM's request cost, before trtllm-serve had its own), so it pays none.
 LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER: dict[str, FittedConstant] = {
     "sglang": FittedConstant(
         1.3e-3,
