@@ -503,6 +503,29 @@ def test_sglang_prompt_steps_pay_more_for_each_latent_attention_layer_and_tensor
     assert p50_ms(on_sglang.ttft_s) > latent_ms + on_sglang.assumptions["request_overhead_ms"]
 
 
+def test_sglang_on_cdna3_pays_its_latent_attention_step_cost_on_every_step_and_nothing_else_does(monkeypatch):
+    """SGLang's latent-attention layers on CDNA 3 (MI300X) cost every step a fitted figure per layer: a decode at one
+    user takes that much longer per token. Standard attention on the same GPUs and engine, the same model on CDNA 4
+    or under vLLM pay none."""
+    deepseek = accuracy.model_facts("deepseek-r1", "fp8")
+    llama = accuracy.model_facts("llama-3.1-70b", "fp8")
+    sglang, vllm = accuracy.framework_facts("sglang"), VLLM
+    mi300x, mi355x = accuracy.hardware_facts("MI300X", 8), accuracy.hardware_facts("MI355X", 8)
+    per_layer_ms = calibration.LATENT_ATTENTION_STEP_PER_LAYER["sglang", "cdna3"].value * 1e3
+    alone = {"tensor_parallel": 8, "input_tokens": 512, "output_tokens": 64, "concurrency": 1}
+
+    def run(model, hardware, framework):
+        return simulate_serving(model, hardware, framework, **alone)
+
+    on_cdna3 = run(deepseek, mi300x, sglang)
+    assert on_cdna3.assumptions["latent_attention_step_ms"] == pytest.approx(deepseek.num_layers * per_layer_ms)
+    others = [run(deepseek, mi355x, sglang), run(deepseek, mi300x, vllm), run(llama, mi300x, sglang)]
+    assert [other.assumptions["latent_attention_step_ms"] for other in others] == [0.0, 0.0, 0.0]
+    monkeypatch.setattr(calibration, "LATENT_ATTENTION_STEP_PER_LAYER", {})
+    without = run(deepseek, mi300x, sglang)
+    assert p50_ms(on_cdna3.tpot_s) - p50_ms(without.tpot_s) > 0.8 * deepseek.num_layers * per_layer_ms
+
+
 def test_vllm_v0_with_chunked_prefill_mixes_prompt_chunks_into_512_token_steps():
     """vLLM V0 with --enable-chunked-prefill (and no --max-num-batched-tokens) budgets 512 tokens a step, decodes first:
     a 1,024-token prompt takes at least two steps (TTFT grows at concurrency 1), and under load the running decodes no

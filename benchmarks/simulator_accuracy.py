@@ -120,8 +120,10 @@ SOURCE_CEILINGS = {"dstackai/benchmarks": {"output_throughput": 3.12, "ttft": 0.
 # InferenceX's TensorRT-LLM row at 16 users by the rule that chose every request cost, moved that row to calibration
 # (a row within 6 / 22 / 4 %); the MoE medians of the 81 rows left are the same before and after the constant
 # (25.8 / 22.1 / 18.8 %), so the throughput and TTFT ceilings rose from 25 to 26 % and 22 to 23 % with the row's move
-# and for no other reason.
-MOE_VALIDATION_CEILINGS = {"output_throughput": 0.26, "ttft": 0.23, "tpot": 0.19}
+# and for no other reason. SGLang's latent-attention step cost on CDNA 3 (calibration.LATENT_ATTENTION_STEP_PER_LAYER,
+# fitted on the cookbook's DeepSeek-V3.1 row at one user on MI300X, by the rule, which left the validation rows: 80 /
+# 40 / 40 with a figure) took them from 25.0 / 21.7 / 18.5 % to 19.9 / 19.8 / 13.8 %: the ceilings fell with it.
+MOE_VALIDATION_CEILINGS = {"output_throughput": 0.20, "ttft": 0.20, "tpot": 0.14}
 ROW_LIMIT = 0.60
 # Why each validation row past ROW_LIMIT misses, by row-id pattern (fnmatch): the short form of what
 # docs/simulator-accuracy.md tells in full ("Where the validation rows miss, and why" for dense rows, the MoE section's
@@ -174,16 +176,12 @@ MISS_REASONS = {
     "at the 25 us fitted on H100s and the step overhead alone take 2.5 ms",
     "sglcb-sglang-llama4*-mi300xx8-tp8-rand1k1k-c1": "one of ten requests waited about 40 s for its first token (p99 "
     "TTFT 38-48 s, median under 70 ms): a warm-up inside the measured run",
+    "sglcb-sglang-dsv3-fp8-mi300xx8-tp8-ep8-dpattn-sharegpt-c100": "DeepSeek-V3 with DP attention and EP 8 on MI300X "
+    "served 38 % of the output throughput of the cookbook's TP-8 DeepSeek-V3.1 at 100 users (ShareGPT, not random 1K)",
     **dict.fromkeys(
-        ["sglcb-sglang-dsv3-fp8-mi300xx8-tp8-ep8-dpattn-sharegpt-c100"]
-        + [f"sglcb-sglang-dsv31-fp8-mi300xx8-tp8-rand1k8k-c{users}" for users in (1, 16, 64)]
-        + [
-            f"sglcb-sglang-dsv31-fp8-mi300xx8-tp8-rand{lengths}-c{users}"
-            for lengths in ("1k1k", "8k1k")
-            for users in (1, 16)
-        ],
-        "SGLang 0.5.7's DeepSeek on MI300X decoded at 24 ms a token at one user (8.7 simulated); CDNA 3 has no "
-        "calibration row",
+        [f"sglcb-sglang-dsv31-fp8-mi300xx8-tp8-rand8k1k-c{users}" for users in (1, 16)],
+        "SGLang 0.5.7's first token for 8K-token DeepSeek prompts on MI300X came 3 to 6 times later than simulated "
+        "(481 ms at one user)",
     ),
 }
 # Concurrency bands; a rate-based row falls in the band of the mean number of sequences its simulation runs.

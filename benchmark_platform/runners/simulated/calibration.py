@@ -79,6 +79,22 @@ LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER: dict[str, FittedConstant] = {
         "before)",
     ),
 }
+# A latent-attention layer in every step of SGLang on CDNA 3 (MI300X, MI325X), per engine generation and GPU family:
+# the SGLang cookbook's DeepSeek-V3 / V3.1 on eight MI300X (SGLang 0.5.7 on ROCm) decode 2.8 times slower than
+# simulated at one user (24 ms a token against 8.7), where Llama 4 on the same GPUs and engine (standard attention)
+# decodes as simulated and DeepSeek-R1 under SGLang 0.5.9 on CDNA 4 (InferenceX) within 4 %: the latent-attention
+# decode path of that build on that family. Chosen by the rule turned to it: the lowest-concurrency TPOT row of SGLang
+# serving a latent-attention model on CDNA 3, from the source with the most such rows (the cookbook), first in file
+# order. Whether it is kernel time or launch time one row cannot tell; the simulator adds it to every step.
+LATENT_ATTENTION_STEP_PER_LAYER: dict[tuple[str, str], FittedConstant] = {
+    ("sglang", "cdna3"): FittedConstant(
+        0.25e-3,
+        "s per latent-attention layer of every step",
+        ("sglcb-sglang-dsv31-fp8-mi300xx8-tp8-rand1k1k-c1",),
+        "SGLang 0.5.7's latent-attention layer on MI300X beyond the roofline, per step (median TPOT of DeepSeek-V3.1 "
+        "FP8, 61 layers, at one user on eight MI300X, 610-token prompts: 23.9 ms published, 8.7 simulated before)",
+    ),
+}
 
 # Per engine generation (``engine_generation``): the API server's work per request, seen in TTFT and E2E
 # (tokenisation, chat template, scheduling, detokenisation, SSE framing), and host work per running sequence per step
@@ -210,6 +226,10 @@ FITTED: dict[str, FittedConstant] = {
         f"LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER[{engine}]": constant
         for engine, constant in LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.items()
     },
+    **{
+        f"LATENT_ATTENTION_STEP_PER_LAYER[{engine}, {family}]": constant
+        for (engine, family), constant in LATENT_ATTENTION_STEP_PER_LAYER.items()
+    },
     **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
     **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
 }
@@ -266,6 +286,12 @@ def request_overhead_seconds(framework: FrameworkFacts) -> float:
 def latent_attention_eager_prefill_seconds(framework: FrameworkFacts) -> float:
     """Prompt-step seconds per latent-attention layer beyond the eager launch costs every engine generation pays."""
     constant = LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.get(engine_generation(framework))
+    return constant.value if constant else 0.0
+
+
+def latent_attention_step_seconds(hardware: HardwareFacts, framework: FrameworkFacts) -> float:
+    """Seconds every step adds per latent-attention layer on this GPU family and engine generation (none unfitted)."""
+    constant = LATENT_ATTENTION_STEP_PER_LAYER.get((engine_generation(framework), gpu_family(hardware)))
     return constant.value if constant else 0.0
 
 

@@ -418,7 +418,11 @@ def simulate_serving(
     # one slice
     longest_run = max(int(steps.max()), scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
-    overhead = costs.step_overhead_s
+    # every step's host work, and where fitted what a latent-attention layer adds to every step on the GPU family
+    latent_attention_step = calibration.latent_attention_step_seconds(hardware, framework) * (
+        model.num_layers if model.latent_attention is not None else 0
+    )
+    overhead = costs.step_overhead_s + latent_attention_step
     # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
     # request this long after the client sent it, and the client's latencies include it
     request_overhead = calibration.request_overhead_seconds(framework)
@@ -787,6 +791,7 @@ def simulate_serving(
         allreduce_latency_s=calibration.allreduce_latency_seconds(hardware),
         prefill_share=calibration.prefill_efficiency_share(hardware),
         eager_prefill=eager_prefill,
+        latent_attention_step=latent_attention_step,
         eager_steps=np.asarray(eager_steps, dtype=np.int64),
         run_lengths=run_lengths_array,
         delivery=delivery,
@@ -879,6 +884,7 @@ def _summarize(
     allreduce_latency_s: float,
     prefill_share: float,
     eager_prefill: float,
+    latent_attention_step: float,
     eager_steps: np.ndarray,
     run_lengths: np.ndarray,
     delivery: np.ndarray | None,
@@ -1050,7 +1056,8 @@ def _summarize(
             "kv_capacity_tokens": capacity,
             "gpu_memory_utilization": memory.USABLE_VRAM_FRACTION,
             "runtime_reserve_gb": memory.RUNTIME_RESERVE_GB,
-            "step_overhead_ms": overhead * 1e3,
+            "step_overhead_ms": overhead * 1e3,  # the latent-attention layers' part below included
+            "latent_attention_step_ms": latent_attention_step * 1e3,
             "sequence_step_overhead_us": sequence_overhead * 1e6,
             "request_overhead_ms": request_overhead * 1e3,
             "eager_prefill_overhead_ms": eager_prefill * 1e3,
