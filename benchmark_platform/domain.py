@@ -235,6 +235,10 @@ class Architecture(_Strict):
         """Layers whose FFN is routed experts (all but the dense-FFN layers); 0 for a dense model."""
         return 0 if self.moe is None else self.num_layers - self.moe.dense_layers
 
+    def latent_attention_layers(self) -> int:
+        """Layers with multi-head latent attention (every layer of a model that has it); 0 for standard attention."""
+        return 0 if self.latent_attention is None else self.num_layers
+
     def routed_expert_parameters(self) -> int:
         """Parameters of all routed experts (gate, up and down projections of each); 0 for a dense model."""
         if self.moe is None or self.hidden_size is None:

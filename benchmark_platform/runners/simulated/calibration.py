@@ -240,6 +240,12 @@ FITTED: dict[str, FittedConstant] = {
 NIM_VERSION_PREFIX = "nim-"
 
 
+def _fitted(table: dict, key, default: float) -> float:
+    """The fitted value for ``key`` in one of the keyed tables above, or ``default`` where nothing was fitted for it."""
+    constant = table.get(key)
+    return constant.value if constant else default
+
+
 def engine_generation(framework: FrameworkFacts) -> str:
     """The engine and, where its scheduler or its server changed, its generation: vLLM's V0 engine (before 0.8) and V1
     differ, and TensorRT-LLM behind NVIDIA NIM's frontend ("nim") differs from trtllm-serve."""
@@ -274,35 +280,29 @@ def gpu_family(hardware: HardwareFacts) -> str:
 
 def prefill_efficiency_share(hardware: HardwareFacts) -> float:
     """The share of the framework's prefill efficiency this GPU's family reaches."""
-    constant = PREFILL_EFFICIENCY_SHARE.get(gpu_family(hardware))
-    return constant.value if constant else 1.0
+    return _fitted(PREFILL_EFFICIENCY_SHARE, gpu_family(hardware), default=1.0)
 
 
 def request_overhead_seconds(framework: FrameworkFacts) -> float:
-    constant = REQUEST_OVERHEAD.get(engine_generation(framework))
-    return constant.value if constant else 0.0
+    return _fitted(REQUEST_OVERHEAD, engine_generation(framework), default=0.0)
 
 
 def latent_attention_eager_prefill_seconds(framework: FrameworkFacts) -> float:
     """Prompt-step seconds per latent-attention layer beyond the eager launch costs every engine generation pays."""
-    constant = LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.get(engine_generation(framework))
-    return constant.value if constant else 0.0
+    return _fitted(LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER, engine_generation(framework), default=0.0)
 
 
 def latent_attention_step_seconds(hardware: HardwareFacts, framework: FrameworkFacts) -> float:
     """Seconds every step adds per latent-attention layer on this GPU family and engine generation (none unfitted)."""
-    constant = LATENT_ATTENTION_STEP_PER_LAYER.get((engine_generation(framework), gpu_family(hardware)))
-    return constant.value if constant else 0.0
+    return _fitted(LATENT_ATTENTION_STEP_PER_LAYER, (engine_generation(framework), gpu_family(hardware)), default=0.0)
 
 
 def sequence_step_overhead_seconds(framework: FrameworkFacts) -> float:
-    constant = SEQUENCE_STEP_OVERHEAD.get(engine_generation(framework))
-    return constant.value if constant else 0.0
+    return _fitted(SEQUENCE_STEP_OVERHEAD, engine_generation(framework), default=0.0)
 
 
 def allreduce_bandwidth_share(hardware: HardwareFacts) -> float:
-    constant = ALLREDUCE_BANDWIDTH_SHARE.get(link_class(hardware))
-    return constant.value if constant else 1.0
+    return _fitted(ALLREDUCE_BANDWIDTH_SHARE, link_class(hardware), default=1.0)
 
 
 def allreduce_latency_seconds(hardware: HardwareFacts) -> float:

@@ -233,11 +233,10 @@ def eager_prefill_seconds(model: ModelFacts, framework: FrameworkFacts) -> float
     layer's extra ones, and the engine's own extra work per latent-attention layer where it has a fitted figure."""
     if not prefill_runs_eagerly(framework):
         return 0.0
-    latent_layers = model.num_layers if model.latent_attention is not None else 0
     return (
         EAGER_PREFILL_SECONDS_PER_LAYER * model.num_layers
         + EAGER_PREFILL_SECONDS_PER_MOE_LAYER * model.moe_layers()
-        + calibration.latent_attention_eager_prefill_seconds(framework) * latent_layers
+        + calibration.latent_attention_eager_prefill_seconds(framework) * model.latent_attention_layers()
     )
 
 
@@ -419,8 +418,8 @@ def simulate_serving(
     longest_run = max(int(steps.max()), scheduler_steps)
     jitter = np.resize(rng.lognormal(0.0, STEP_JITTER_SIGMA, JITTER_TABLE_SIZE), JITTER_TABLE_SIZE + longest_run)
     # every step's host work, and where fitted what a latent-attention layer adds to every step on the GPU family
-    latent_attention_step = calibration.latent_attention_step_seconds(hardware, framework) * (
-        model.num_layers if model.latent_attention is not None else 0
+    latent_attention_step = (
+        calibration.latent_attention_step_seconds(hardware, framework) * model.latent_attention_layers()
     )
     overhead = costs.step_overhead_s + latent_attention_step
     # the API server's work per request (tokenise, template, schedule; detokenise and stream): the engine sees a
