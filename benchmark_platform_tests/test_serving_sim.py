@@ -526,6 +526,41 @@ def test_sglang_on_cdna3_pays_its_latent_attention_step_cost_on_every_step_and_n
     assert p50_ms(on_cdna3.tpot_s) - p50_ms(without.tpot_s) > 0.8 * deepseek.num_layers * per_layer_ms
 
 
+def test_efficiency_shares_apply_to_their_engine_generation_on_their_gpu_family_only(monkeypatch):
+    """The prefill and decode shares are fitted per engine generation and GPU family: vLLM V0 on CDNA 3 (a 2024 ROCm
+    build) prefills and decodes slower than the framework's efficiencies give, vLLM V1 on the same GPUs does not, and
+    CDNA 4's prefill share (fitted on vLLM V1) leaves SGLang on CDNA 4 alone. Each result states the efficiencies it
+    ran at, and the slower steps show in what it measures."""
+    llama = accuracy.model_facts("llama-3.1-70b", "fp16")
+    v0 = VLLM.model_copy(update={"version": "0.6.3"})
+    sglang = accuracy.framework_facts("sglang")
+    mi300x, mi355x = accuracy.hardware_facts("MI300X", 8), accuracy.hardware_facts("MI355X", 8)
+    prompt = {"tensor_parallel": 8, "input_tokens": 8192, "output_tokens": 64, "concurrency": 1}
+
+    def run(hardware, framework):
+        return simulate_serving(llama, hardware, framework, **prompt)
+
+    prefill_share = calibration.PREFILL_EFFICIENCY_SHARE["vllm-v0", "cdna3"].value
+    decode_share = calibration.DECODE_EFFICIENCY_SHARE["vllm-v0", "cdna3"].value
+    on_v0 = run(mi300x, v0)
+    assert on_v0.assumptions["prefill_efficiency"] == pytest.approx(v0.prefill_efficiency * prefill_share)
+    assert on_v0.assumptions["decode_efficiency"] == pytest.approx(v0.decode_efficiency * decode_share)
+    on_v1 = run(mi300x, VLLM)
+    assert on_v1.assumptions["prefill_efficiency"] == VLLM.prefill_efficiency
+    assert on_v1.assumptions["decode_efficiency"] == VLLM.decode_efficiency
+    cdna4_share = calibration.PREFILL_EFFICIENCY_SHARE["vllm-v1", "cdna4"].value
+    assert run(mi355x, VLLM).assumptions["prefill_efficiency"] == pytest.approx(VLLM.prefill_efficiency * cdna4_share)
+    assert run(mi355x, sglang).assumptions["prefill_efficiency"] == sglang.prefill_efficiency
+    # without the shares the same V0 run prefills an 8K prompt (compute-bound) about 1 / share as fast, and each decode
+    # step reads the weights sooner by what the decode share adds
+    read_s = roofline.step_costs(llama, mi300x, v0, tensor_parallel=8).weights_s
+    monkeypatch.setattr(calibration, "PREFILL_EFFICIENCY_SHARE", {})
+    monkeypatch.setattr(calibration, "DECODE_EFFICIENCY_SHARE", {})
+    unfitted = run(mi300x, v0)
+    assert p50_ms(on_v0.ttft_s) > 0.5 / prefill_share * p50_ms(unfitted.ttft_s)
+    assert p50_ms(on_v0.tpot_s) - p50_ms(unfitted.tpot_s) > 0.8 * read_s * (1 - decode_share) * 1e3
+
+
 def test_vllm_v0_with_chunked_prefill_mixes_prompt_chunks_into_512_token_steps():
     """vLLM V0 with --enable-chunked-prefill (and no --max-num-batched-tokens) budgets 512 tokens a step, decodes first:
     a 1,024-token prompt takes at least two steps (TTFT grows at concurrency 1), and under load the running decodes no

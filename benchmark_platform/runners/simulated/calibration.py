@@ -199,18 +199,41 @@ ALLREDUCE_BANDWIDTH_SHARE: dict[str, FittedConstant] = {
     ),
 }
 
-# Share of the framework's prefill efficiency (of peak FLOPs) a GPU family's kernels reach, where the family's own
-# calibration rows say they fall short of NVIDIA's (``gpu_family``; 1 elsewhere). CDNA 4 with vLLM 0.15 on ROCm under
-# TP 8: the one calibration row's TTFT implies prompts at 8.5 % of what the framework's efficiency gives NVIDIA GPUs;
-# it folds in whatever delays a prompt there (kernels, the per-request path in front of the engine), which one row
-# cannot tell apart (docs/simulator-accuracy.md).
-PREFILL_EFFICIENCY_SHARE: dict[str, FittedConstant] = {
-    "cdna4": FittedConstant(
+# Share of the framework's prefill (or decode) efficiency a GPU family's kernels reach under one engine generation,
+# where that pair's calibration rows say they fall short of what the framework's efficiencies give NVIDIA GPUs
+# (``engine_generation`` x ``gpu_family``; 1 elsewhere: SGLang on CDNA 4 and vLLM V1 on CDNA 3 pay none).
+# CDNA 4 with vLLM 0.15 on ROCm under TP 8: the one calibration row's TTFT implies prompts at 8.5 % of it; it folds in
+# whatever delays a prompt there (kernels, the per-request path in front of the engine), which one row cannot tell
+# apart (docs/simulator-accuracy.md).
+# CDNA 3 with vLLM V0: dstack's 2024 build (vLLM 0.6.3 from source on ROCm 6.1) ran Llama 3.1 405B on eight MI300X
+# far below the spec sheet. Chosen by the third pass's rule turned to the pair: its lowest-concurrency rows from the
+# source with the most of them (dstack, the only one), first in file order: for decode the 80-token prompt alone
+# (TPOT), for prefill the first prompt long enough to be compute-bound, 10,000 tokens alone (TTFT). The shares change
+# no answer for the catalog's vLLM (V1); they let the source's eighteen other runs check the scheduler (load, chunked
+# prefill) rather than the build's kernels.
+PREFILL_EFFICIENCY_SHARE: dict[tuple[str, str], FittedConstant] = {
+    ("vllm-v1", "cdna4"): FittedConstant(
         0.085,
         "share of the framework's prefill efficiency",
         ("llmd-vllm-70b-fp8-mi355xx8-4k-4k-c4",),
         "prompt processing on MI355X (TTFT of a TP-8 70B FP8, 4k in, concurrency 4; refitted from 0.08 when the "
         "decode share gave way to Infinity Fabric's all-reduce latency)",
+    ),
+    ("vllm-v0", "cdna3"): FittedConstant(
+        0.13,
+        "share of the framework's prefill efficiency",
+        ("dstack-vllm-405b-mi300x-sonnet10k-n1",),
+        "prompt processing of vLLM 0.6.3 on ROCm 6.1 on MI300X (TTFT of Llama 3.1 405B bf16 at TP 8, one 10,000-token "
+        "prompt alone, 512-token chunks: 12.3 s published, 2.5 s simulated before, 12.4 s after)",
+    ),
+}
+DECODE_EFFICIENCY_SHARE: dict[tuple[str, str], FittedConstant] = {
+    ("vllm-v0", "cdna3"): FittedConstant(
+        0.66,
+        "share of the framework's decode efficiency",
+        ("dstack-vllm-405b-mi300x-sonnet80-n1",),
+        "decode steps of vLLM 0.6.3 on ROCm 6.1 on MI300X (TPOT of Llama 3.1 405B bf16 at TP 8, one 80-token prompt "
+        "alone: 50.2 ms published, 37.7 simulated before, 50.0 after)",
     ),
 }
 
@@ -221,7 +244,14 @@ FITTED: dict[str, FittedConstant] = {
     "EAGER_PREFILL_PER_MOE_LAYER": EAGER_PREFILL_PER_MOE_LAYER,
     **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
     **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
-    **{f"PREFILL_EFFICIENCY_SHARE[{family}]": constant for family, constant in PREFILL_EFFICIENCY_SHARE.items()},
+    **{
+        f"PREFILL_EFFICIENCY_SHARE[{engine}, {family}]": constant
+        for (engine, family), constant in PREFILL_EFFICIENCY_SHARE.items()
+    },
+    **{
+        f"DECODE_EFFICIENCY_SHARE[{engine}, {family}]": constant
+        for (engine, family), constant in DECODE_EFFICIENCY_SHARE.items()
+    },
     **{
         f"LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER[{engine}]": constant
         for engine, constant in LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.items()
@@ -278,9 +308,14 @@ def gpu_family(hardware: HardwareFacts) -> str:
     return hardware.gpu_type
 
 
-def prefill_efficiency_share(hardware: HardwareFacts) -> float:
-    """The share of the framework's prefill efficiency this GPU's family reaches."""
-    return _fitted(PREFILL_EFFICIENCY_SHARE, gpu_family(hardware), default=1.0)
+def prefill_efficiency_share(hardware: HardwareFacts, framework: FrameworkFacts) -> float:
+    """The share of the framework's prefill efficiency this engine generation reaches on this GPU's family."""
+    return _fitted(PREFILL_EFFICIENCY_SHARE, (engine_generation(framework), gpu_family(hardware)), default=1.0)
+
+
+def decode_efficiency_share(hardware: HardwareFacts, framework: FrameworkFacts) -> float:
+    """The share of the framework's decode efficiency this engine generation reaches on this GPU's family."""
+    return _fitted(DECODE_EFFICIENCY_SHARE, (engine_generation(framework), gpu_family(hardware)), default=1.0)
 
 
 def request_overhead_seconds(framework: FrameworkFacts) -> float:
