@@ -529,36 +529,48 @@ def test_sglang_on_cdna3_pays_its_latent_attention_step_cost_on_every_step_and_n
 def test_efficiency_shares_apply_to_their_engine_generation_on_their_gpu_family_only(monkeypatch):
     """The prefill and decode shares are fitted per engine generation and GPU family: vLLM V0 on CDNA 3 (a 2024 ROCm
     build) prefills and decodes slower than the framework's efficiencies give, vLLM V1 on the same GPUs does not, and
-    CDNA 4's prefill share (fitted on vLLM V1) leaves SGLang on CDNA 4 alone. Each result states the efficiencies it
-    ran at, and the slower steps show in what it measures."""
+    CDNA 4's prefill share (fitted on vLLM V1) leaves SGLang on CDNA 4 alone. What a run states is what it ran at:
+    without the tables the V0 run is faster by the shares and the others do not move. A vLLM version that names no
+    release is today's engine, not V0."""
     llama = accuracy.model_facts("llama-3.1-70b", "fp16")
     v0 = VLLM.model_copy(update={"version": "0.6.3"})
     sglang = accuracy.framework_facts("sglang")
     mi300x, mi355x = accuracy.hardware_facts("MI300X", 8), accuracy.hardware_facts("MI355X", 8)
-    prompt = {"tensor_parallel": 8, "input_tokens": 8192, "output_tokens": 64, "concurrency": 1}
+    load = {"tensor_parallel": 8, "input_tokens": 8192, "output_tokens": 64, "concurrency": 1}
+    pairs = {"v0 on cdna3": (mi300x, v0), "v1 on cdna3": (mi300x, VLLM), "sglang on cdna4": (mi355x, sglang)}
 
-    def run(hardware, framework):
-        return simulate_serving(llama, hardware, framework, **prompt)
+    def runs():
+        return {
+            name: simulate_serving(llama, hardware, framework, **load) for name, (hardware, framework) in pairs.items()
+        }
 
     prefill_share = calibration.PREFILL_EFFICIENCY_SHARE["vllm-v0", "cdna3"].value
     decode_share = calibration.DECODE_EFFICIENCY_SHARE["vllm-v0", "cdna3"].value
-    on_v0 = run(mi300x, v0)
-    assert on_v0.assumptions["prefill_efficiency"] == pytest.approx(v0.prefill_efficiency * prefill_share)
-    assert on_v0.assumptions["decode_efficiency"] == pytest.approx(v0.decode_efficiency * decode_share)
-    on_v1 = run(mi300x, VLLM)
-    assert on_v1.assumptions["prefill_efficiency"] == VLLM.prefill_efficiency
-    assert on_v1.assumptions["decode_efficiency"] == VLLM.decode_efficiency
+    fitted = runs()
+    assert fitted["v0 on cdna3"].assumptions["prefill_efficiency"] == pytest.approx(
+        v0.prefill_efficiency * prefill_share
+    )
+    assert fitted["v0 on cdna3"].assumptions["decode_efficiency"] == pytest.approx(v0.decode_efficiency * decode_share)
+    assert fitted["v1 on cdna3"].assumptions["prefill_efficiency"] == VLLM.prefill_efficiency
+    assert fitted["sglang on cdna4"].assumptions["prefill_efficiency"] == sglang.prefill_efficiency
     cdna4_share = calibration.PREFILL_EFFICIENCY_SHARE["vllm-v1", "cdna4"].value
-    assert run(mi355x, VLLM).assumptions["prefill_efficiency"] == pytest.approx(VLLM.prefill_efficiency * cdna4_share)
-    assert run(mi355x, sglang).assumptions["prefill_efficiency"] == sglang.prefill_efficiency
-    # without the shares the same V0 run prefills an 8K prompt (compute-bound) about 1 / share as fast, and each decode
-    # step reads the weights sooner by what the decode share adds
+    on_mi355x = simulate_serving(llama, mi355x, VLLM, **load)
+    assert on_mi355x.assumptions["prefill_efficiency"] == pytest.approx(VLLM.prefill_efficiency * cdna4_share)
+    # without the shares the V0 run prefills an 8K prompt (compute-bound) about 1 / share as fast, and each decode step
+    # reads the weights sooner by what the decode share adds; the pairs without a share run exactly as before
     read_s = roofline.step_costs(llama, mi300x, v0, tensor_parallel=8).weights_s
     monkeypatch.setattr(calibration, "PREFILL_EFFICIENCY_SHARE", {})
     monkeypatch.setattr(calibration, "DECODE_EFFICIENCY_SHARE", {})
-    unfitted = run(mi300x, v0)
-    assert p50_ms(on_v0.ttft_s) > 0.5 / prefill_share * p50_ms(unfitted.ttft_s)
-    assert p50_ms(on_v0.tpot_s) - p50_ms(unfitted.tpot_s) > 0.8 * read_s * (1 - decode_share) * 1e3
+    unfitted = runs()
+    v0_fitted, v0_unfitted = fitted["v0 on cdna3"], unfitted["v0 on cdna3"]
+    assert p50_ms(v0_fitted.ttft_s) > 0.5 / prefill_share * p50_ms(v0_unfitted.ttft_s)
+    assert p50_ms(v0_fitted.tpot_s) - p50_ms(v0_unfitted.tpot_s) > 0.8 * read_s * (1 - decode_share) * 1e3
+    for name in ("v1 on cdna3", "sglang on cdna4"):
+        np.testing.assert_array_equal(fitted[name].ttft_s, unfitted[name].ttft_s)
+        np.testing.assert_array_equal(fitted[name].tpot_s, unfitted[name].tpot_s)
+    for unreleased in ("latest", "nightly", "main"):
+        assert calibration.engine_generation(VLLM.model_copy(update={"version": unreleased})) == "vllm-v1"
+    assert calibration.engine_generation(VLLM.model_copy(update={"version": "v0.6.3"})) == "vllm-v0"
 
 
 def test_vllm_v0_with_chunked_prefill_mixes_prompt_chunks_into_512_token_steps():

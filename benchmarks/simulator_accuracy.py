@@ -91,7 +91,7 @@ VALIDATION_CEILINGS = {"output_throughput": 0.11, "ttft": 0.29, "tpot": 0.07}
 # result files, chosen before any was simulated; the doc's "Twenty rows of an early ROCm build"): the simulator was
 # 1.4 to 17 times too fast on them (311 / 79 / 56 %) until vLLM V0's prefill and decode shares on CDNA 3
 # (calibration.PREFILL_EFFICIENCY_SHARE and DECODE_EFFICIENCY_SHARE, fitted on two of them, which left the
-# validation rows) took the eighteen left from 335 / 79 / 62 % to 31 / 20 / 10 %.
+# validation rows) took the eighteen left from 344 / 79 / 60 % to 31 / 20 / 10 %.
 SOURCE_CEILINGS = {"dstackai/benchmarks": {"output_throughput": 0.32, "ttft": 0.21, "tpot": 0.11}}
 # The same ratchet on the MoE validation rows (validation_serving_moe.yaml), far from the goals: see the doc's MoE
 # section for which rows miss and why.

@@ -8,6 +8,7 @@ says what it stands for; docs/simulator-accuracy.md lists them with the figures 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from benchmark_platform.domain import FrameworkFacts, HardwareFacts
@@ -282,8 +283,10 @@ def engine_generation(framework: FrameworkFacts) -> str:
     if framework.name == "tensorrt-llm" and framework.version.startswith(NIM_VERSION_PREFIX):
         return "nim"
     if framework.name == "vllm":
-        major, minor = (int(p) if p.isdigit() else 0 for p in (framework.version.split(".") + ["0"])[:2])
-        return "vllm-v0" if (major, minor) < (0, 8) else "vllm-v1"
+        # a version that names no release ("latest", "nightly", a commit) is taken as today's engine, V1: V0's fitted
+        # figures (its shares on CDNA 3 above all) describe 2024 builds and must not reach it by a parsing accident
+        release = re.match(r"v?(\d+)\.(\d+)", framework.version)
+        return "vllm-v0" if release and (int(release[1]), int(release[2])) < (0, 8) else "vllm-v1"
     return framework.name
 
 
@@ -308,14 +311,14 @@ def gpu_family(hardware: HardwareFacts) -> str:
     return hardware.gpu_type
 
 
-def prefill_efficiency_share(hardware: HardwareFacts, framework: FrameworkFacts) -> float:
-    """The share of the framework's prefill efficiency this engine generation reaches on this GPU's family."""
-    return _fitted(PREFILL_EFFICIENCY_SHARE, (engine_generation(framework), gpu_family(hardware)), default=1.0)
-
-
-def decode_efficiency_share(hardware: HardwareFacts, framework: FrameworkFacts) -> float:
-    """The share of the framework's decode efficiency this engine generation reaches on this GPU's family."""
-    return _fitted(DECODE_EFFICIENCY_SHARE, (engine_generation(framework), gpu_family(hardware)), default=1.0)
+def efficiencies(hardware: HardwareFacts, framework: FrameworkFacts) -> tuple[float, float]:
+    """The prefill (of peak FLOPs) and decode (of peak bandwidth) efficiencies a step runs at: the framework's own,
+    times the shares this engine generation was fitted to reach on this GPU's family (1 where none was fitted)."""
+    pair = (engine_generation(framework), gpu_family(hardware))
+    return (
+        framework.prefill_efficiency * _fitted(PREFILL_EFFICIENCY_SHARE, pair, default=1.0),
+        framework.decode_efficiency * _fitted(DECODE_EFFICIENCY_SHARE, pair, default=1.0),
+    )
 
 
 def request_overhead_seconds(framework: FrameworkFacts) -> float:

@@ -220,9 +220,8 @@ def step_costs(
     options = options or ServingOptions()
     tp = tensor_parallel
     ep = options.expert_parallel
-    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * framework.decode_efficiency
-    bandwidth *= calibration.decode_efficiency_share(hardware, framework)
-    efficiency = framework.prefill_efficiency * calibration.prefill_efficiency_share(hardware, framework)
+    efficiency, decode_efficiency = calibration.efficiencies(hardware, framework)
+    bandwidth = hardware.memory_bandwidth_gbps * 1e9 * decode_efficiency
     flops = compute_peak_flops(hardware, model.quantization) * efficiency
     attention_flops = attention_peak_flops(hardware, model, options.kv_cache_dtype) * efficiency
     link = (hardware.interconnect_bandwidth_gbps or DEFAULT_INTERCONNECT_GBPS) * 1e9
