@@ -238,31 +238,25 @@ DECODE_EFFICIENCY_SHARE: dict[tuple[str, str], FittedConstant] = {
     ),
 }
 
+
+def _by_key(name: str, table: dict) -> dict[str, FittedConstant]:
+    """A keyed table's constants named as ``FITTED`` lists them: NAME[key], a pair's parts joined by a comma."""
+    return {f"{name}[{', '.join(key) if isinstance(key, tuple) else key}]": value for key, value in table.items()}
+
+
 FITTED: dict[str, FittedConstant] = {
     "STEP_OVERHEAD": STEP_OVERHEAD,
     "STEP_OVERHEAD_KERNELS": STEP_OVERHEAD_KERNELS,
     "EAGER_PREFILL_PER_LAYER": EAGER_PREFILL_PER_LAYER,
     "EAGER_PREFILL_PER_MOE_LAYER": EAGER_PREFILL_PER_MOE_LAYER,
-    **{f"ALLREDUCE_LATENCY[{link}]": constant for link, constant in ALLREDUCE_LATENCY.items()},
-    **{f"ALLREDUCE_BANDWIDTH_SHARE[{link}]": constant for link, constant in ALLREDUCE_BANDWIDTH_SHARE.items()},
-    **{
-        f"PREFILL_EFFICIENCY_SHARE[{engine}, {family}]": constant
-        for (engine, family), constant in PREFILL_EFFICIENCY_SHARE.items()
-    },
-    **{
-        f"DECODE_EFFICIENCY_SHARE[{engine}, {family}]": constant
-        for (engine, family), constant in DECODE_EFFICIENCY_SHARE.items()
-    },
-    **{
-        f"LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER[{engine}]": constant
-        for engine, constant in LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER.items()
-    },
-    **{
-        f"LATENT_ATTENTION_STEP_PER_LAYER[{engine}, {family}]": constant
-        for (engine, family), constant in LATENT_ATTENTION_STEP_PER_LAYER.items()
-    },
-    **{f"REQUEST_OVERHEAD[{engine}]": constant for engine, constant in REQUEST_OVERHEAD.items()},
-    **{f"SEQUENCE_STEP_OVERHEAD[{engine}]": constant for engine, constant in SEQUENCE_STEP_OVERHEAD.items()},
+    **_by_key("ALLREDUCE_LATENCY", ALLREDUCE_LATENCY),
+    **_by_key("ALLREDUCE_BANDWIDTH_SHARE", ALLREDUCE_BANDWIDTH_SHARE),
+    **_by_key("PREFILL_EFFICIENCY_SHARE", PREFILL_EFFICIENCY_SHARE),
+    **_by_key("DECODE_EFFICIENCY_SHARE", DECODE_EFFICIENCY_SHARE),
+    **_by_key("LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER", LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER),
+    **_by_key("LATENT_ATTENTION_STEP_PER_LAYER", LATENT_ATTENTION_STEP_PER_LAYER),
+    **_by_key("REQUEST_OVERHEAD", REQUEST_OVERHEAD),
+    **_by_key("SEQUENCE_STEP_OVERHEAD", SEQUENCE_STEP_OVERHEAD),
 }
 
 
