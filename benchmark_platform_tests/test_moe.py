@@ -265,9 +265,12 @@ def test_simulate_refuses_nvfp4_on_a_gpu_without_fp4_tensor_cores_and_serves_it_
 # --- serving options: expert parallelism, data-parallel attention --------------------------------------------------
 
 
-def test_expert_parallelism_holds_whole_experts_per_gpu_and_pays_a_dispatch_and_combine_per_moe_layer() -> None:
-    """EP 8 on eight H200s: each GPU holds 1/8 of the experts (whole ones) and a TP slice of the dense weights; every
-    MoE layer adds two all-to-alls (latency per transfer plus bytes per token), in place of its FFN all-reduce."""
+def test_expert_parallelism_holds_whole_experts_per_gpu_and_moves_tokens_only_under_dp_attention() -> None:
+    """EP 8 on eight H200s: each GPU holds 1/8 of the experts (whole ones) and a TP slice of the dense weights. With
+    tensor-parallel attention every GPU already holds every token, so the MoE layer's output is all-reduced as a
+    TP-sliced FFN's is (the engines take their all-to-all kernels only with DP attention): the same collectives as
+    plain TP. Under DP attention every MoE layer pays two all-to-alls (latency per transfer plus bytes per token) and
+    no all-reduce is left."""
     deepseek = _facts("deepseek-r1@fp8")
     h200 = _hardware("gcp-h200-x8")
     ep = domain.ServingOptions(expert_parallel=8)
@@ -280,12 +283,16 @@ def test_expert_parallelism_holds_whole_experts_per_gpu_and_pays_a_dispatch_and_
     plain = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8)
     with_ep = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8, options=ep)
     moe_layers = deepseek.num_layers - deepseek.moe.dense_layers
-    assert roofline.collectives_per_step(deepseek, ep) == (deepseek.num_layers + 3, 2 * moe_layers)
+    assert roofline.collectives_per_step(deepseek, ep) == (2 * deepseek.num_layers, 0)
     assert roofline.collectives_per_step(deepseek, domain.ServingOptions()) == (2 * deepseek.num_layers, 0)
+    assert (with_ep.allreduce_s, with_ep.allreduce_token_s) == (plain.allreduce_s, plain.allreduce_token_s)
+    dpa = domain.ServingOptions(expert_parallel=8, data_parallel_attention=True)
+    assert roofline.collectives_per_step(deepseek, dpa) == (0, 2 * moe_layers)
     # the dispatch bytes: a token's hidden state to each remote rank among those its top-8 experts sit on
     assert 0 < roofline.remote_ranks_per_token(deepseek, 8) < 7
-    assert with_ep.allreduce_token_s != plain.allreduce_token_s
-    assert float(with_ep.allreduce_seconds(4096)) > float(with_ep.allreduce_seconds(1)) > 0
+    with_dpa = roofline.step_costs(deepseek, h200, _framework(), tensor_parallel=8, options=dpa)
+    assert with_dpa.allreduce_token_s != plain.allreduce_token_s
+    assert float(with_dpa.allreduce_seconds(4096)) > float(with_dpa.allreduce_seconds(1)) > 0
     # the experts a step touches are counted per rank: the same share, of the rank's own experts
     assert with_ep.expert_weights_s == pytest.approx(plain.expert_weights_s)
     # EP on a dense model, or EP over other than the replica's GPUs, is refused

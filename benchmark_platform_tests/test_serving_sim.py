@@ -503,27 +503,38 @@ def test_sglang_prompt_steps_pay_more_for_each_latent_attention_layer_and_tensor
     assert p50_ms(on_sglang.ttft_s) > latent_ms + on_sglang.assumptions["request_overhead_ms"]
 
 
-def test_sglang_on_cdna3_pays_its_latent_attention_step_cost_on_every_step_and_nothing_else_does(monkeypatch):
-    """SGLang's latent-attention layers on CDNA 3 (MI300X) cost every step a fitted figure per layer: a decode at one
-    user takes that much longer per token. Standard attention on the same GPUs and engine, the same model on CDNA 4
-    or under vLLM pay none."""
+def test_sglang_pays_its_latent_attention_step_cost_on_the_gpus_it_was_fitted_on_and_nothing_else_does(monkeypatch):
+    """SGLang's latent-attention layers on CDNA 3 (MI300X) and on B200 cost every step a figure fitted per GPU family:
+    a decode at one user takes that much longer per token. Standard attention on the same GPUs and engine, the same
+    model on CDNA 4 or on H200, or under vLLM pay none."""
     deepseek = accuracy.model_facts("deepseek-r1", "fp8")
     llama = accuracy.model_facts("llama-3.1-70b", "fp8")
     sglang, vllm = accuracy.framework_facts("sglang"), VLLM
-    mi300x, mi355x = accuracy.hardware_facts("MI300X", 8), accuracy.hardware_facts("MI355X", 8)
-    per_layer_ms = calibration.LATENT_ATTENTION_STEP_PER_LAYER["sglang", "cdna3"].value * 1e3
-    alone = {"tensor_parallel": 8, "input_tokens": 512, "output_tokens": 64, "concurrency": 1}
+    gpus = {name: accuracy.hardware_facts(name, 8) for name in ("MI300X", "MI355X", "B200", "H200")}
+    alone = {"tensor_parallel": 8, "input_tokens": 512, "output_tokens": 64, "concurrency": 1, "predictor": "roofline"}
 
-    def run(model, hardware, framework):
-        return simulate_serving(model, hardware, framework, **alone)
+    def run(model, gpu, framework):
+        return simulate_serving(model, gpus[gpu], framework, **alone)
 
-    on_cdna3 = run(deepseek, mi300x, sglang)
-    assert on_cdna3.assumptions["latent_attention_step_ms"] == pytest.approx(deepseek.num_layers * per_layer_ms)
-    others = [run(deepseek, mi355x, sglang), run(deepseek, mi300x, vllm), run(llama, mi300x, sglang)]
-    assert [other.assumptions["latent_attention_step_ms"] for other in others] == [0.0, 0.0, 0.0]
+    fitted = {"MI300X": ("sglang", "cdna3"), "B200": ("sglang", "B200")}
+    paying = {gpu: run(deepseek, gpu, sglang) for gpu in fitted}
+    for gpu, key in fitted.items():
+        per_layer_ms = calibration.LATENT_ATTENTION_STEP_PER_LAYER[key].value * 1e3
+        assert paying[gpu].assumptions["latent_attention_step_ms"] == pytest.approx(deepseek.num_layers * per_layer_ms)
+    others = [
+        run(deepseek, "MI355X", sglang),
+        run(deepseek, "H200", sglang),
+        run(deepseek, "MI300X", vllm),
+        run(deepseek, "B200", vllm),
+        run(llama, "MI300X", sglang),
+        run(llama, "B200", sglang),
+    ]
+    assert [other.assumptions["latent_attention_step_ms"] for other in others] == [0.0] * len(others)
     monkeypatch.setattr(calibration, "LATENT_ATTENTION_STEP_PER_LAYER", {})
-    without = run(deepseek, mi300x, sglang)
-    assert p50_ms(on_cdna3.tpot_s) - p50_ms(without.tpot_s) > 0.8 * deepseek.num_layers * per_layer_ms
+    for gpu in fitted:
+        without = run(deepseek, gpu, sglang)
+        added_ms = paying[gpu].assumptions["latent_attention_step_ms"]
+        assert p50_ms(paying[gpu].tpot_s) - p50_ms(without.tpot_s) > 0.8 * added_ms
 
 
 def test_efficiency_shares_apply_to_their_engine_generation_on_their_gpu_family_only(monkeypatch):
@@ -815,7 +826,7 @@ def test_rows_served_with_pipeline_parallelism_are_listed_as_not_simulated():
 
 @pytest.mark.parametrize(
     ("engine_name", "version", "fitted_ms"),
-    [("sglang", None, 6.5), ("tensorrt-llm", None, 31.0), ("tensorrt-llm", "nim-1.8.0", 53.0)],
+    [("sglang", None, 6.5), ("tensorrt-llm", None, 29.0), ("tensorrt-llm", "nim-1.8.0", 53.0)],
     ids=["sglang", "trtllm-serve", "nim"],
 )
 def test_each_serving_frontend_pays_its_fitted_cost_per_request(monkeypatch, engine_name, version, fitted_ms):

@@ -87,6 +87,12 @@ LATENT_ATTENTION_EAGER_PREFILL_PER_LAYER: dict[str, FittedConstant] = {
 # decode path of that build on that family. Chosen by the rule turned to it: the lowest-concurrency TPOT row of SGLang
 # serving a latent-attention model on CDNA 3, from the source with the most such rows (the cookbook), first in file
 # order. Whether it is kernel time or launch time one row cannot tell; the simulator adds it to every step.
+# B200 by the same rule: the cookbook's DeepSeek-R1-0528 on eight B200 (SGLang 0.5.6.post1) decodes 21 % slower than
+# simulated at one user (9.15 ms a token against 7.27), where Qwen3-235B on the same GPUs and engine (standard
+# attention) decodes within 16 % and its throughput within 20 %. The rule's row is the one that already fitted
+# SGLang's latent-attention prompt cost (its TTFT, 140.8 ms published, is 141.8 with this step cost: 1.3 ms a layer
+# stays the nearest figure on that constant's grid). InferenceX's three SGLang 0.5.9 rows of DeepSeek-R1 FP4 on four
+# B200 disagree: they decode slower than simulated without it (+2 to +15 %) and pay it too (+23 to +31 %).
 LATENT_ATTENTION_STEP_PER_LAYER: dict[tuple[str, str], FittedConstant] = {
     ("sglang", "cdna3"): FittedConstant(
         0.25e-3,
@@ -94,6 +100,14 @@ LATENT_ATTENTION_STEP_PER_LAYER: dict[tuple[str, str], FittedConstant] = {
         ("sglcb-sglang-dsv31-fp8-mi300xx8-tp8-rand1k1k-c1",),
         "SGLang 0.5.7's latent-attention layer on MI300X beyond the roofline, per step (median TPOT of DeepSeek-V3.1 "
         "FP8, 61 layers, at one user on eight MI300X, 610-token prompts: 23.9 ms published, 8.7 simulated before)",
+    ),
+    ("sglang", "B200"): FittedConstant(
+        0.031e-3,
+        "s per latent-attention layer of every step",
+        ("sglcb-sglang-dsr1-fp8-b200x8-tp8-rand1k1k-c1",),
+        "SGLang 0.5.6's latent-attention layer on B200 beyond the measured MoE op and the roofline, per step (median "
+        "TPOT of DeepSeek-R1-0528 FP8, 61 layers, at one user on eight B200, 610-token prompts: 9.15 ms published, "
+        "7.27 simulated before, 9.16 after)",
     ),
 }
 
@@ -131,7 +145,8 @@ REQUEST_OVERHEAD: dict[str, FittedConstant] = {
     # launches, is TensorRT-LLM's own. One figure for both overshot trtllm-serve by 33 ms on GPUStack's row (+74 %).
     # trtllm-serve's was chosen by the same rule: the lowest-concurrency TTFT row from the source with the most
     # trtllm-serve TTFT rows (InferenceX, 2 against GPUStack's 1). The closed loop jumps between 31 and 32 ms (from
-    # there arrivals meet each other's whole-prompt steps); 31 ms is the grid value closest to the published TTFT.
+    # there arrivals meet each other's whole-prompt steps); 31 ms was the grid value closest to the published TTFT
+    # until the row's expert parallelism stopped paying all-to-alls (roofline.collectives_per_step): 29 ms is now.
     "nim": FittedConstant(
         53e-3,
         "s per request",
@@ -140,12 +155,13 @@ REQUEST_OVERHEAD: dict[str, FittedConstant] = {
         "5,000-token prompts, NIM 1.8.0: 407 ms published, 352 ms of it the simulated prefill)",
     ),
     "tensorrt-llm": FittedConstant(
-        31e-3,
+        29e-3,
         "s per request",
         ("ix-trt-dsr1-fp4-b200-tp4ep4-mtp-1k1k-c16",),
         "trtllm-serve's OpenAI server per request (median TTFT of DeepSeek-R1 FP4 on four B200 at concurrency 16, "
         "InferenceX, TensorRT-LLM 1.1.0rc2.post2: 109.0 ms published, 132.8 simulated with NIM's 53 ms, 104.0 with "
-        "31 ms)",
+        "31 ms; refitted when expert parallelism without DP attention stopped paying all-to-alls: 110.2 at 31 ms, "
+        "109.2 at 29 ms)",
     ),
 }
 SEQUENCE_STEP_OVERHEAD: dict[str, FittedConstant] = {

@@ -34,9 +34,10 @@ from benchmark_platform.runners.simulated import calibration
 from benchmark_platform.runners.simulated.step_costs import Predictor, PredictorChoice
 
 # Revision of this roofline model: bumped when its formulas or constants change (results name it as their predictor).
+# 6: expert parallelism without DP attention all-reduces as tensor parallelism does (no all-to-all);
 # 5: attention FLOPs from the heads' widths, at attention's own precision, sliding-window layers by their window;
 # 4: serving options (KV-cache dtype, expert parallelism, DP attention); 3: MoE, FP4 peaks
-ROOFLINE_VERSION = "5"
+ROOFLINE_VERSION = "6"
 
 # Tokens one prefill forward pass takes in the static-batch ``estimate`` (vLLM's max_num_batched_tokens on large
 # GPUs); the continuous-batching simulator takes its token budget from ``serving_sim``.
@@ -124,8 +125,8 @@ class StepCosts:
     numpy arrays.
 
     The communication term ``allreduce_s + allreduce_token_s × tokens`` holds every collective of a step: the
-    all-reduces of tensor parallelism and, under expert parallelism, the dispatch and combine all-to-alls of each MoE
-    layer (``step_costs`` counts them per serving option).
+    all-reduces of tensor parallelism and, under data-parallel attention, the dispatch and combine all-to-alls of each
+    MoE layer (``step_costs`` counts them per serving option).
     """
 
     tensor_parallel: int
@@ -168,24 +169,23 @@ class StepCosts:
 def collectives_per_step(model: ModelFacts, options: ServingOptions) -> tuple[int, int]:
     """(all-reduces, all-to-all transfers) one forward pass runs, before the tensor-parallel degree is known to be > 1.
 
-    Plain tensor parallelism: two all-reduces per layer (after attention and after the FFN). Expert parallelism (MoE
-    only): each MoE layer's FFN becomes a dispatch of every token's hidden state to the ranks holding its experts and
-    a combine of their outputs (two all-to-all transfers), while attention keeps its all-reduce, and so do the
-    leading dense-FFN layers. Data-parallel attention: each rank runs attention (and the dense FFN layers) on its own
-    sequences with whole weights, so no all-reduce is left; only the MoE layers' all-to-alls."""
-    layers = model.num_layers
-    if options.expert_parallel == 1 or model.moe is None:
-        return 2 * layers, 0
-    moe_layers = model.moe_layers()
-    if options.data_parallel_attention:
-        return 0, 2 * moe_layers
-    return layers + model.moe.dense_layers, 2 * moe_layers
+    Tensor parallelism, with or without expert parallelism: two all-reduces per layer (after attention and after the
+    FFN). Expert parallelism alone moves no token: attention is tensor-parallel, so every rank already holds every
+    token's hidden state, runs its own experts on the tokens routed there and the MoE layer's output is all-reduced as
+    a TP-sliced FFN's is (vLLM takes its all-to-all kernels only with DP > 1, ``use_all2all_kernels``; SGLang's and
+    TensorRT-LLM's all-to-all only with DP attention). Data-parallel attention: each rank runs attention (and the
+    dense FFN layers) on its own sequences with whole weights, so no all-reduce is left; each MoE layer dispatches
+    the tokens' hidden states to the ranks holding their experts and combines their outputs (two all-to-alls)."""
+    if options.expert_parallel == 1 or model.moe is None or not options.data_parallel_attention:
+        return 2 * model.num_layers, 0
+    return 0, 2 * model.moe_layers()
 
 
 def remote_ranks_per_token(model: ModelFacts, expert_parallel: int) -> float:
-    """Other ranks one token's hidden state is sent to under expert parallelism: its top-k experts land on
-    ep · (1 − (1 − 1/ep)^k) distinct ranks on average (uniform routing), (ep − 1) / ep of them remote. DeepEP and the
-    engines' all-to-all kernels send a token once per destination rank, not once per expert."""
+    """Other ranks one token's hidden state is sent to by an MoE layer's dispatch (expert parallelism under
+    data-parallel attention): its top-k experts land on ep · (1 − (1 − 1/ep)^k) distinct ranks on average (uniform
+    routing), (ep − 1) / ep of them remote. DeepEP and the engines' all-to-all kernels send a token once per
+    destination rank, not once per expert."""
     if model.moe is None or expert_parallel == 1:
         return 0.0
     ep, k = expert_parallel, model.moe.experts_per_token
@@ -208,12 +208,13 @@ def step_costs(
     - KV-cache dtype: the attention reads move ``memory.kv_dtype_bytes`` per element.
     - Expert parallelism: the routed experts are whole on ``expert_parallel`` ranks (``memory.expert_shards``); a step
       reads on each rank its dense slice plus the distinct experts its tokens route to there (the same expected share
-      1 − (1 − k/E)^tokens of that rank's experts), and pays the MoE layers' dispatch and combine
-      (``collectives_per_step``; bytes: ``remote_ranks_per_token`` hidden states per token, split over the ranks,
-      at the link's all-reduce bandwidth; latency: the link's fitted all-reduce latency per transfer).
+      1 − (1 − k/E)^tokens of that rank's experts); its collectives stay tensor parallelism's all-reduces
+      (``collectives_per_step``).
     - Data-parallel attention: every rank reads the whole dense weights, and the replica's sequences (their KV reads)
       split evenly over the ranks (``memory.replica_kv_bytes_per_token``), which is what saves MLA models from reading
-      the latent cache of every sequence on every rank.
+      the latent cache of every sequence on every rank; each MoE layer pays a dispatch and a combine (bytes:
+      ``remote_ranks_per_token`` hidden states per token, split over the ranks, at the link's all-reduce bandwidth;
+      latency: the link's fitted all-reduce latency per transfer).
 
     ``requested`` and ``fallback`` are recorded in the predictor: which backend the caller asked for, and why the
     roofline answers instead when that was another (``step_costs.step_cost_model``)."""
