@@ -83,8 +83,11 @@ BAND_GOAL = 0.25
 # TTFT +13 to +60 % at 8 and 16 req/s) took the medians to 10.6 / 30.04 / 6.2 %: the TTFT ceiling rose from 29 to 31 %
 # with them and for no other reason, the throughput ceiling fell from 12 to 11 %. trtllm-serve's own request cost,
 # apart from NIM's frontend (calibration.REQUEST_OVERHEAD), took the TTFT median to 28.4 %: the TTFT ceiling fell from
-# 31 to 29 %. These ceilings hold the dense rows of every source not in SOURCE_CEILINGS.
-VALIDATION_CEILINGS = {"output_throughput": 0.11, "ttft": 0.29, "tpot": 0.07}
+# 31 to 29 %. The fifteenth pass's two rows (Qwen2.5-3B on one MI300X with vLLM 0.27 at concurrency 4, bf16 and FP8;
+# taken by its rule before they were simulated: TTFT +127 / -33 %) took the TTFT median to 30.0 %: the TTFT ceiling rose
+# from 29 to 31 % with them and for no other reason. These ceilings hold the dense rows of every source not in
+# SOURCE_CEILINGS.
+VALIDATION_CEILINGS = {"output_throughput": 0.11, "ttft": 0.31, "tpot": 0.07}
 # Sources whose rows the ratchet holds apart, by ``source_of``: one source's many rows far off would otherwise carry
 # the dense medians (each would be a high percentile of the other rows), and a regression elsewhere could pass unseen.
 # dstack's twenty runs of Llama 3.1 405B on 8 x MI300X with a 2024 ROCm build of vLLM 0.6.3 (every run of its three
@@ -165,6 +168,8 @@ MISS_REASONS = {
     "gpustack-vllm-dsr1-*-random4000-200": "grouped-GEMM experts split thin by TP 8 run far below the roofline's peak",
     "gpustack-sglang-dsr1-*-dpattn-mtp-*": "the measured run collapsed under MTP with DP attention, its source says",
     "tt-qwen3-30b-a3b-a100-128-1024-c1": "unstated GPU and precision: 27 ms is below reading bf16 weights on an A100",
+    "p15-ibl-mi300x-qwen25-3b-bf16-c4": "vLLM V1's request cost, 21 ms fitted on a 4-vCPU VM's L4 sweep, is most of "
+    "this run's whole first token (24.6 ms on a 20-vCPU host)",
     "kvc-sglang-llama32-3b-a100x1-rr32-kvcached": "kvcached's patched KV allocator: at 32 req/s it served 9 req/s "
     "where the same page's unpatched SGLang served 27",
     # the seventh pass's rows (docs/simulator-accuracy.md, "Fifty-five MoE rows of the seventh pass")
