@@ -220,9 +220,9 @@ def accuracy_comparisons(tmp_path_factory: pytest.TempPathFactory, worker_id: st
 def test_accuracy_on_validation_rows_holds_its_ceiling(accuracy_comparisons):
     """benchmarks/simulator_accuracy.py on the held-out rows (role validation, which fitted nothing): the medians of the
     dense rows, of the MoE rows and of each source held apart (``SOURCE_CEILINGS``: one source far off would carry
-    the dense medians) stay within the ceilings docs/simulator-accuracy.md quotes (the issue's goals, 15 / 25 / 10 %,
-    are not met on every metric: the doc names the rows that miss and why), and the calibration rows keep the accuracy
-    they were fitted to."""
+    the dense medians) stay within the ceilings docs/simulator-accuracy.md quotes (each group alone is not within the
+    issue's goals on every metric; all rows together are, next test but one), and the calibration rows keep the
+    accuracy they were fitted to."""
     comparisons = accuracy_comparisons
     validation = [c for c in comparisons if c.role == "validation"]
     apart = set(accuracy.SOURCE_CEILINGS)
@@ -261,6 +261,27 @@ def test_every_validation_row_past_the_limit_says_why(accuracy_comparisons):
     # the verdict prints each miss with its reason
     lines = accuracy.goal_misses(past)
     assert all(any(c.row["id"] in line and accuracy.miss_reason(c.row["id"]) in line for line in lines) for c in past)
+
+
+def test_the_medians_over_all_validation_rows_meet_the_goals_and_every_band_that_misses_says_why(accuracy_comparisons):
+    """Issue 19's goal, over all its validation rows (dense and MoE, every source): median |error| at most 15 / 25 /
+    10 % on throughput / TTFT / TPOT. A concurrency band past 25 % on a metric passes only with its stated reason
+    (``BAND_MISS_REASONS``, the short form of the doc's), and a reason cannot outlive its miss."""
+    validation = [c for c in accuracy_comparisons if c.role == "validation"]
+    medians = accuracy.median_absolute_errors(validation)
+    assert {m: v for m, v in medians.items() if v > accuracy.GOALS[m]} == {}, medians
+    missed = accuracy.bands_past_the_goal(validation)
+    assert {(band, metric) for band, metric, _ in missed} == set(accuracy.BAND_MISS_REASONS)
+    assert all(value > accuracy.BAND_GOAL for _, _, value in missed)
+    # the all-models verdict prints each band miss with its reason, and one without a reason is flagged
+    explained = [
+        line for line in accuracy.goal_misses(validation, accuracy.BAND_MISS_REASONS) if line.startswith("band")
+    ]
+    assert len(explained) == len(missed) and all(
+        reason in " ".join(explained) for reason in accuracy.BAND_MISS_REASONS.values()
+    )
+    unexplained = [line for line in accuracy.goal_misses(validation, {}) if line.startswith("band")]
+    assert len(unexplained) == len(missed) and all(line.endswith("NO REASON GIVEN") for line in unexplained)
 
 
 def test_the_held_out_errors_stated_beside_results_match_the_simulator(accuracy_comparisons):
