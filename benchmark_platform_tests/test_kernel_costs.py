@@ -99,6 +99,37 @@ def test_step_cost_model_answers_with_the_kernels_on_h100_vllm():
     assert predictor.version == kernel_costs.metadata.version("aiconfigurator-core")
 
 
+@pytest.mark.parametrize(
+    ("gpu_type", "engine_name", "backend"),
+    [
+        ("H100-SXM", "sglang", "kernels"),
+        ("A100-80GB", "sglang", "kernels"),
+        ("A100-80GB", "tensorrt-llm", "kernels"),
+        ("H100-SXM", "vllm", "roofline"),
+        ("H100-SXM", "tensorrt-llm", "roofline"),
+        ("A100-80GB", "vllm", "roofline"),
+        ("H200", "sglang", "roofline"),
+    ],
+)
+def test_auto_answers_a_dense_model_with_the_backend_its_validation_rows_chose(gpu_type, engine_name, backend):
+    """The dense GPU x engine pairs whose validation rows the measured kernels predicted better (the doc's "Which
+    predictor answers") get them under auto, without a fallback; the others keep the roofline."""
+    costs = step_costs.step_cost_model(LLAMA_8B, hardware(gpu_type, 8), framework(engine_name), tensor_parallel=1)
+    assert (costs.predictor.backend, costs.predictor.requested, costs.predictor.fallback) == (backend, "auto", None)
+
+
+def test_where_auto_would_take_the_kernels_but_they_cannot_answer_the_roofline_says_why():
+    """FP8 weights on an A100 (no FP8 tensor cores in its measured system): auto wanted the kernels for SGLang there,
+    gets the roofline, and the package's reason is cut at a word, never mid-word."""
+    costs = step_costs.step_cost_model(
+        model("llama-3.1-8b", "fp8"), hardware("A100-80GB", 8), framework("sglang"), tensor_parallel=1
+    )
+    assert costs.predictor.backend == "roofline" and costs.predictor.requested == "auto"
+    fallback = costs.predictor.fallback
+    assert "a100_sxm/sglang" in fallback and "fp8" in fallback and fallback.endswith(" ...; roofline used"), fallback
+    assert len(fallback) < kernel_costs.REASON_LENGTH + 120
+
+
 def test_tensor_parallel_splits_the_weights_but_not_the_all_reduces():
     llama_70b, node = model("llama-3.1-70b", "fp16"), hardware("H100-SXM", 8)
     tp4, tp8 = (

@@ -503,6 +503,13 @@ def _tables(system: str, backend: str, shape: LayerShape):
     return version, token_s, logits_s, decode_s, prompt_s, measured
 
 
+REASON_LENGTH = 200  # characters of the package's error a fallback note keeps
+
+
 def _reason(error: Exception) -> str:
-    """Its error's first line without the file paths, short enough for a result's fallback note."""
-    return re.sub(r" at /\S+", "", str(error).splitlines()[0]).removeprefix("perf database error: ")[:200]
+    """Its error's first line without the file paths, short enough for a result's fallback note (cut at a word, and
+    marked so, where it is longer)."""
+    line = re.sub(r" at /\S+", "", str(error).splitlines()[0]).removeprefix("perf database error: ")
+    if len(line) <= REASON_LENGTH:
+        return line
+    return line[: line.rfind(" ", 0, REASON_LENGTH)].rstrip(" ,;:(") + " ..."
