@@ -73,6 +73,8 @@ SYSTEMS = {
     "L40S": "l40s",
     "RTX-PRO-6000": "rtx_pro_6000_server",
 }
+# Characters of the package's error that a result's fallback note keeps.
+REASON_LENGTH = 200
 # Systems whose GPUs talk over PCIe only: vLLM runs NCCL's all-reduce there beyond two GPUs (its custom all-reduce
 # needs NVLink), so the NCCL table answers.
 PCIE_SYSTEMS = {"l40s", "rtx_pro_6000_server"}
@@ -503,13 +505,11 @@ def _tables(system: str, backend: str, shape: LayerShape):
     return version, token_s, logits_s, decode_s, prompt_s, measured
 
 
-REASON_LENGTH = 200  # characters of the package's error a fallback note keeps
-
-
 def _reason(error: Exception) -> str:
     """Its error's first line without the file paths, short enough for a result's fallback note (cut at a word, and
     marked so, where it is longer)."""
     line = re.sub(r" at /\S+", "", str(error).splitlines()[0]).removeprefix("perf database error: ")
     if len(line) <= REASON_LENGTH:
         return line
-    return line[: line.rfind(" ", 0, REASON_LENGTH)].rstrip(" ,;:(") + " ..."
+    word_end = line.rfind(" ", 0, REASON_LENGTH)
+    return line[: word_end if word_end > 0 else REASON_LENGTH].rstrip(" ,;:(") + " ..."
